@@ -1,0 +1,174 @@
+import ArgumentParser
+import FerryCore
+import FerryServer
+import Foundation
+import Hummingbird
+import Logging
+import NIOPosix
+
+@main
+struct FerryServerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ferry-server",
+        abstract: "The Ferry NAS server: HTTP API, chunk store and metadata.",
+        subcommands: [Serve.self, User.self, Check.self, GC.self],
+        defaultSubcommand: Serve.self)
+}
+
+/// `--data DIR`, shared by every command so admin commands work beside a running server.
+struct DataOption: ParsableArguments {
+    @Option(name: .long, help: "The data directory (default: ./ferry-data, or the config file's).")
+    var data: String?
+
+    @Option(name: .long, help: "A JSON configuration file.")
+    var config: String?
+
+    func resolve() throws -> ServerConfiguration {
+        var configuration = ServerConfiguration()
+        if let config {
+            do { configuration = try ServerConfiguration.load(path: config) } catch {
+                throw ValidationError("cannot read config '\(config)': \(error)")
+            }
+        }
+        if let data { configuration.dataDirectory = data }
+        return configuration
+    }
+
+    /// The metadata and blob stores, without the HTTP parts.
+    func openStores() throws -> (SQLiteMetadataStore, FileBlobStore, ServerConfiguration) {
+        let configuration = try resolve()
+        let dir = try DataDirectory(path: configuration.dataDirectory)
+        let pool = try ServerDatabase.open(path: dir.databasePath)
+        let blobs = try FileBlobStore(dataDirectory: dir.path, threadPool: .singleton)
+        return (SQLiteMetadataStore(pool: pool), blobs, configuration)
+    }
+}
+
+func makeLogger(_ label: String) -> Logger {
+    LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+    var logger = Logger(label: label)
+    logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+    return logger
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the server in the foreground.")
+
+    @OptionGroup var options: DataOption
+    @Option(help: "Address to listen on (default 127.0.0.1).") var host: String?
+    @Option(help: "Port to listen on (default 8720).") var port: Int?
+
+    func run() async throws {
+        var configuration = try options.resolve()
+        if let host { configuration.host = host }
+        if let port { configuration.port = port }
+        let logger = makeLogger("ferry-server")
+        let services = try await FerryServerApp.makeServices(configuration, logger: logger)
+        logger.info("data directory ready", metadata: ["data": "\(configuration.dataDirectory)"])
+        try await FerryServerApp.buildApplication(services).runService()
+    }
+}
+
+struct User: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Manage user accounts (works while the server runs).", subcommands: [Add.self, List.self, Passwd.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a user; prints a generated password unless --password-stdin.")
+        @OptionGroup var options: DataOption
+        @Argument(help: "The user name (1–64 bytes).") var name: String
+        @Flag(help: "Make the user an administrator.") var admin = false
+        @Flag(help: "Read the password from standard input instead of generating one.") var passwordStdin = false
+
+        func run() async throws {
+            guard (1...64).contains(name.utf8.count), !name.contains(where: { $0.isWhitespace || $0 == "/" }) else {
+                throw ValidationError("user name must be 1 to 64 bytes without spaces or '/'")
+            }
+            let (store, _, configuration) = try options.openStores()
+            let (password, generated) = try readOrGeneratePassword(fromStdin: passwordStdin)
+            let hash = try PasswordHasher(iterations: configuration.auth.pbkdf2Iterations).hash(password)
+            do {
+                _ = try await store.createUser(username: name, passwordHash: hash, isAdmin: admin)
+            } catch MetadataError.duplicateUser {
+                throw ValidationError("a user named '\(name)' already exists; use 'ferry-server user passwd \(name)' to change the password")
+            }
+            if generated { print("created user '\(name)' with password: \(password)\n(shown once; store it now)") } else { print("created user '\(name)'") }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List users.")
+        @OptionGroup var options: DataOption
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let (store, _, _) = try options.openStores()
+            let users = try await store.users()
+            if json {
+                struct Row: Encodable { let id: Int64; let username: String; let is_admin: Bool; let created_at: Date }
+                let data = try JSONCoding.encoder.encode(users.map { Row(id: $0.id, username: $0.username, is_admin: $0.isAdmin, created_at: $0.createdAt) })
+                print(String(decoding: data, as: UTF8.self))
+            } else {
+                for u in users { print("\(u.id)\t\(u.username)\(u.isAdmin ? "\tadmin" : "")") }
+            }
+        }
+    }
+
+    struct Passwd: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Set a user's password and end their sessions.")
+        @OptionGroup var options: DataOption
+        @Argument(help: "The user name.") var name: String
+        @Flag(help: "Read the password from standard input instead of generating one.") var passwordStdin = false
+
+        func run() async throws {
+            let (store, _, configuration) = try options.openStores()
+            guard let user = try await store.user(named: name) else { throw ValidationError("no user named '\(name)'") }
+            let (password, generated) = try readOrGeneratePassword(fromStdin: passwordStdin)
+            try await store.setPassword(userId: user.id, passwordHash: try PasswordHasher(iterations: configuration.auth.pbkdf2Iterations).hash(password))
+            try await store.recordSecurityEvent(.init(kind: .passwordChanged, userId: user.id, username: name, detail: "admin command"))
+            print(generated ? "new password for '\(name)': \(password)\n(shown once; their sessions were ended)" : "password changed; '\(name)' sessions were ended")
+        }
+    }
+}
+
+/// A password from stdin (first line) or 24 random URL-safe characters.
+func readOrGeneratePassword(fromStdin: Bool) throws -> (String, Bool) {
+    if fromStdin {
+        guard let line = readLine(strippingNewline: true), line.count >= 8, line.utf8.count <= 1024 else {
+            throw ValidationError("give a password of at least 8 characters on standard input")
+        }
+        return (line, false)
+    }
+    let alphabet = Array("abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
+    var rng = SystemRandomNumberGenerator()
+    return (String((0..<24).map { _ in alphabet[Int(rng.next(upperBound: UInt(alphabet.count)))] }), true)
+}
+
+struct Check: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Verify every referenced chunk exists and re-hashes correctly.")
+    @OptionGroup var options: DataOption
+
+    func run() async throws {
+        let (store, blobs, _) = try options.openStores()
+        let report = try await Maintenance.check(store: store, blobs: blobs)
+        print("checked \(report.checked) chunks: \(report.missing.count) missing, \(report.corrupt.count) corrupt, \(report.wrongSize.count) wrong size")
+        for h in report.missing { print("missing \(h)") }
+        for h in report.corrupt { print("corrupt \(h)") }
+        for h in report.wrongSize { print("wrong-size \(h)") }
+        if !report.isClean { throw ExitCode(1) }
+    }
+}
+
+struct GC: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gc", abstract: "Delete chunks that no version references (keeping recent uploads).")
+    @OptionGroup var options: DataOption
+    @Option(help: "Keep unreferenced chunks uploaded within this many hours (default: the config's, 24).") var graceHours: Double?
+
+    func run() async throws {
+        let (store, blobs, configuration) = try options.openStores()
+        let grace = graceHours.map { $0 * 3600 } ?? configuration.storage.gcGraceSeconds
+        let report = try await Maintenance.collectGarbage(store: store, blobs: blobs, grace: grace)
+        print("removed \(report.removedChunks) chunks (\(report.removedBytes) bytes); kept \(report.keptInGrace) recent unreferenced chunks")
+    }
+}

@@ -1,0 +1,170 @@
+/// FastCDC parameters. They are part of the wire protocol: two peers must cut the same
+/// content at the same places, so changing them is a protocol version change.
+public struct ChunkerParameters: Sendable, Equatable {
+    /// No cut before this many bytes into a chunk (cut-point skipping).
+    public let minSize: Int
+    /// The target size; normalised chunking makes cuts harder before it and easier after.
+    public let avgSize: Int
+    /// A chunk is cut here whatever the content.
+    public let maxSize: Int
+
+    /// Protocol v1: 256 KiB / 1 MiB / 4 MiB, normalisation level 2 (see docs/protocol.md).
+    public static let v1 = ChunkerParameters(minSize: 256 * 1024, avgSize: 1024 * 1024, maxSize: 4 * 1024 * 1024)
+
+    public init(minSize: Int, avgSize: Int, maxSize: Int) {
+        precondition(0 < minSize && minSize <= avgSize && avgSize <= maxSize, "chunker sizes must satisfy 0 < min ≤ avg ≤ max")
+        precondition(avgSize & (avgSize - 1) == 0, "chunker average size must be a power of two")
+        self.minSize = minSize
+        self.avgSize = avgSize
+        self.maxSize = maxSize
+        let bits = avgSize.trailingZeroBitCount
+        // Gear hashing shifts left, so the high bits carry the most recent 64 bytes: test those.
+        self.maskSmall = ~UInt64(0) << UInt64(64 - (bits + 2))
+        self.maskLarge = ~UInt64(0) << UInt64(64 - max(bits - 2, 1))
+    }
+
+    let maskSmall: UInt64
+    let maskLarge: UInt64
+}
+
+/// A chunk of content: its SHA-256 and length.
+public struct ChunkRef: Hashable, Sendable, Codable {
+    public var sha256: ContentHash
+    public var size: Int64
+
+    public init(sha256: ContentHash, size: Int64) {
+        self.sha256 = sha256
+        self.size = size
+    }
+}
+
+/// What the chunker learned from a whole stream: size, whole-file SHA-256 and chunk list.
+public struct ContentManifest: Hashable, Sendable, Codable {
+    public var size: Int64
+    public var sha256: ContentHash
+    public var chunks: [ChunkRef]
+
+    public init(size: Int64, sha256: ContentHash, chunks: [ChunkRef]) {
+        self.size = size
+        self.sha256 = sha256
+        self.chunks = chunks
+    }
+}
+
+/// A consecutive run of input bytes handed to a chunker's sink. Pieces tile the input in
+/// order; the piece that ends a chunk carries that chunk's reference.
+public struct ChunkPiece {
+    public let bytes: UnsafeRawBufferPointer
+    public let completes: ChunkRef?
+}
+
+/// Streams bytes through FastCDC (gear hash, cut-point skipping, normalised chunking) and
+/// SHA-256, producing the chunk list and the whole-content hash in one pass with memory
+/// bounded by the caller's buffer.
+public struct ContentChunker: Sendable {
+    public let parameters: ChunkerParameters
+    private var fileHasher = StreamingHasher()
+    private var chunkHasher = StreamingHasher()
+    private var chunkLength = 0
+    private var gear: UInt64 = 0
+    private var chunks: [ChunkRef] = []
+
+    public init(parameters: ChunkerParameters = .v1) {
+        self.parameters = parameters
+    }
+
+    /// Feeds the next bytes; `sink` sees them again as pieces cut at chunk boundaries.
+    public mutating func update(_ bytes: UnsafeRawBufferPointer, _ sink: (ChunkPiece) throws -> Void) rethrows {
+        fileHasher.update(bytes)
+        var start = 0
+        while start < bytes.count {
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[start...])
+            if let cut = findCut(in: rest) {
+                let piece = UnsafeRawBufferPointer(rebasing: rest[..<cut])
+                chunkHasher.update(piece)
+                let ref = ChunkRef(sha256: chunkHasher.finalize(), size: chunkHasher.count)
+                chunks.append(ref)
+                chunkHasher = StreamingHasher()
+                chunkLength = 0
+                gear = 0
+                try sink(ChunkPiece(bytes: piece, completes: ref))
+                start += cut
+            } else {
+                chunkHasher.update(rest)
+                chunkLength += rest.count
+                try sink(ChunkPiece(bytes: rest, completes: nil))
+                start = bytes.count
+            }
+        }
+    }
+
+    /// Feeds bytes held in an array.
+    public mutating func update(_ bytes: [UInt8], _ sink: (ChunkPiece) throws -> Void) rethrows {
+        try bytes.withUnsafeBytes { try update($0, sink) }
+    }
+
+    /// Ends the stream: cuts the last chunk (if any bytes remain) and returns the manifest.
+    public mutating func finish(_ sink: (ChunkPiece) throws -> Void) rethrows -> ContentManifest {
+        if chunkLength > 0 {
+            let ref = ChunkRef(sha256: chunkHasher.finalize(), size: chunkHasher.count)
+            chunks.append(ref)
+            chunkHasher = StreamingHasher()
+            chunkLength = 0
+            gear = 0
+            try sink(ChunkPiece(bytes: UnsafeRawBufferPointer(start: nil, count: 0), completes: ref))
+        }
+        return ContentManifest(size: fileHasher.count, sha256: fileHasher.finalize(), chunks: chunks)
+    }
+
+    /// Feeds bytes when only the manifest is wanted.
+    public mutating func update(_ bytes: UnsafeRawBufferPointer) { update(bytes) { _ in } }
+
+    /// Feeds bytes held in an array when only the manifest is wanted.
+    public mutating func update(_ bytes: [UInt8]) { update(bytes) { _ in } }
+
+    /// Ends the stream when only the manifest is wanted.
+    public mutating func finish() -> ContentManifest { finish { _ in } }
+
+    /// Returns how many bytes of `data` belong to the current chunk if it ends inside `data`,
+    /// advancing the rolling hash either way. Byte `i` of `data` sits at `chunkLength + i`.
+    private mutating func findCut(in data: UnsafeRawBufferPointer) -> Int? {
+        let p = parameters
+        let n = data.count
+        let base = chunkLength
+        // Cut-point skipping: nothing before minSize can be a boundary, so do not roll there.
+        var i = min(max(p.minSize - base, 0), n)
+        var hash = gear
+        defer { gear = hash }
+        return GearTable.values.withUnsafeBufferPointer { table -> Int? in
+            // Normalised chunking: a harder mask before avgSize, an easier one after it.
+            let smallEnd = min(n, max(p.avgSize - base, 0))
+            while i < smallEnd {
+                hash = (hash &<< 1) &+ table[Int(data[i])]
+                i += 1
+                if hash & p.maskSmall == 0 { return i }
+            }
+            let largeEnd = min(n, p.maxSize - base)
+            while i < largeEnd {
+                hash = (hash &<< 1) &+ table[Int(data[i])]
+                i += 1
+                if hash & p.maskLarge == 0 { return i }
+            }
+            return base + i >= p.maxSize ? i : nil
+        }
+    }
+}
+
+/// The gear table: 256 pseudo-random 64-bit values from SplitMix64 seeded with a fixed
+/// constant. Part of protocol v1.
+enum GearTable {
+    static let values: [UInt64] = {
+        var state: UInt64 = 0x4665_7272_7956_3031  // "FerryV01"
+        return (0..<256).map { _ in
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }()
+}

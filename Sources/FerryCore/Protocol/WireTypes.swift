@@ -1,0 +1,398 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#endif
+import Foundation
+
+/// The kinds of entry a library holds.
+public enum EntryKind: String, Codable, Sendable, CaseIterable {
+    case file, directory, symlink
+}
+
+/// One version of one path in a library, as the server records it. Deletes are versions
+/// too (`deleted == true`): tombstones that propagate.
+public struct FileVersion: Codable, Sendable, Hashable {
+    /// The library's sequence number at which this version was committed.
+    public var version: Int64
+    public var path: FerryPath
+    public var kind: EntryKind
+    public var deleted: Bool
+    public var size: Int64
+    /// Whole-content SHA-256 for files; nil for directories, symlinks and tombstones.
+    public var sha256: ContentHash?
+    /// Modification time in integer nanoseconds since the Unix epoch.
+    public var mtimeNs: Int64
+    /// Permission bits (e.g. 0o644).
+    public var mode: Int32
+    /// Content chunks, in order (files only).
+    public var chunks: [ChunkRef]
+    /// Link target (symlinks only).
+    public var target: String?
+    /// The device that committed it; nil for web/script uploads with a user token.
+    public var deviceId: String?
+    /// When the server committed it.
+    public var committedAt: Date
+
+    public init(
+        version: Int64, path: FerryPath, kind: EntryKind, deleted: Bool, size: Int64, sha256: ContentHash?,
+        mtimeNs: Int64, mode: Int32, chunks: [ChunkRef], target: String?, deviceId: String?, committedAt: Date
+    ) {
+        self.version = version
+        self.path = path
+        self.kind = kind
+        self.deleted = deleted
+        self.size = size
+        self.sha256 = sha256
+        self.mtimeNs = mtimeNs
+        self.mode = mode
+        self.chunks = chunks
+        self.target = target
+        self.deviceId = deviceId
+        self.committedAt = committedAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case version, path, kind, deleted, size, sha256, mode, chunks, target
+        case mtimeNs = "mtime_ns", deviceId = "device_id", committedAt = "committed_at"
+    }
+}
+
+/// One operation of a commit batch.
+public struct CommitOperation: Codable, Sendable, Hashable {
+    public enum Op: String, Codable, Sendable { case put, delete }
+
+    public var op: Op
+    public var path: FerryPath
+    /// The version this change was based on; nil when the client believes the path is new.
+    public var base: Int64?
+    // Put only:
+    public var kind: EntryKind?
+    public var size: Int64?
+    public var sha256: ContentHash?
+    public var mtimeNs: Int64?
+    public var mode: Int32?
+    public var chunks: [ChunkRef]?
+    public var target: String?
+
+    public init(
+        op: Op, path: FerryPath, base: Int64?, kind: EntryKind? = nil, size: Int64? = nil, sha256: ContentHash? = nil,
+        mtimeNs: Int64? = nil, mode: Int32? = nil, chunks: [ChunkRef]? = nil, target: String? = nil
+    ) {
+        self.op = op
+        self.path = path
+        self.base = base
+        self.kind = kind
+        self.size = size
+        self.sha256 = sha256
+        self.mtimeNs = mtimeNs
+        self.mode = mode
+        self.chunks = chunks
+        self.target = target
+    }
+
+    /// A put of file content described by a manifest.
+    public static func putFile(_ path: FerryPath, base: Int64?, manifest: ContentManifest, mtimeNs: Int64, mode: Int32) -> Self {
+        .init(op: .put, path: path, base: base, kind: .file, size: manifest.size, sha256: manifest.sha256,
+              mtimeNs: mtimeNs, mode: mode, chunks: manifest.chunks)
+    }
+
+    /// A delete of `path`, based on the version the client last saw.
+    public static func delete(_ path: FerryPath, base: Int64?) -> Self {
+        .init(op: .delete, path: path, base: base)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case op, path, base, kind, size, sha256, mode, chunks, target
+        case mtimeNs = "mtime_ns"
+    }
+}
+
+/// `POST /libraries/{lib}/commit` body.
+public struct CommitRequest: Codable, Sendable {
+    public var operations: [CommitOperation]
+    public init(operations: [CommitOperation]) { self.operations = operations }
+}
+
+/// The outcome of one commit operation. Each item is atomic on its own.
+public struct CommitResult: Codable, Sendable, Hashable {
+    public enum Status: String, Codable, Sendable {
+        /// Applied; `version` is the new version.
+        case ok
+        /// The base did not match; `current` is the server's current version (nil: path never existed).
+        case conflict
+        /// Chunks this user has not uploaded; upload them and retry.
+        case missingChunks = "missing_chunks"
+        /// Refused for a reason retrying will not fix; see `error`.
+        case rejected
+    }
+
+    public var status: Status
+    public var version: FileVersion?
+    public var current: FileVersion?
+    public var missing: [ContentHash]?
+    public var error: ErrorBody?
+
+    public init(status: Status, version: FileVersion? = nil, current: FileVersion? = nil, missing: [ContentHash]? = nil, error: ErrorBody? = nil) {
+        self.status = status
+        self.version = version
+        self.current = current
+        self.missing = missing
+        self.error = error
+    }
+}
+
+/// `POST /libraries/{lib}/commit` answer: one result per operation, in order.
+public struct CommitResponse: Codable, Sendable {
+    public var results: [CommitResult]
+    /// The library's latest sequence number after the batch.
+    public var head: Int64
+    public init(results: [CommitResult], head: Int64) {
+        self.results = results
+        self.head = head
+    }
+}
+
+/// `GET /libraries/{lib}/changes` answer. `changes` holds the current version of every
+/// path whose version is greater than `since`, in sequence order; with `has_more` false
+/// the client has everything up to `cursor`.
+public struct ChangesResponse: Codable, Sendable {
+    public var changes: [FileVersion]
+    /// Pass as `since` next time.
+    public var cursor: Int64
+    public var hasMore: Bool
+    public var head: Int64
+
+    public init(changes: [FileVersion], cursor: Int64, hasMore: Bool, head: Int64) {
+        self.changes = changes
+        self.cursor = cursor
+        self.hasMore = hasMore
+        self.head = head
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case changes, cursor, head
+        case hasMore = "has_more"
+    }
+}
+
+/// `GET /libraries/{lib}/history` answer, newest first.
+public struct HistoryResponse: Codable, Sendable {
+    public var versions: [FileVersion]
+    /// Pass as `before` for the next page; nil when there is none.
+    public var nextBefore: Int64?
+
+    public init(versions: [FileVersion], nextBefore: Int64?) {
+        self.versions = versions
+        self.nextBefore = nextBefore
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case versions
+        case nextBefore = "next_before"
+    }
+}
+
+/// `POST /libraries/{lib}/restore` body.
+public struct RestoreRequest: Codable, Sendable {
+    public var path: FerryPath
+    public var version: Int64
+    /// If given, the restore is refused as a conflict unless the path's current version is this.
+    public var base: Int64?
+
+    public init(path: FerryPath, version: Int64, base: Int64? = nil) {
+        self.path = path
+        self.version = version
+        self.base = base
+    }
+}
+
+/// A single version answer (`PUT .../files`, restore).
+public struct VersionResponse: Codable, Sendable {
+    public var version: FileVersion
+    public init(version: FileVersion) { self.version = version }
+}
+
+/// The error body of every non-2xx answer: `{"error": {"code", "message"}}`.
+public struct ErrorBody: Codable, Sendable, Hashable, Error {
+    public var code: String
+    public var message: String
+    public init(code: String, message: String) {
+        self.code = code
+        self.message = message
+    }
+}
+
+public struct ErrorEnvelope: Codable, Sendable {
+    public var error: ErrorBody
+    public init(error: ErrorBody) { self.error = error }
+}
+
+/// `POST /auth/login` body.
+public struct LoginRequest: Codable, Sendable {
+    public var username: String
+    public var password: String
+    public init(username: String, password: String) {
+        self.username = username
+        self.password = password
+    }
+}
+
+/// `POST /auth/refresh` and `POST /auth/logout` body.
+public struct RefreshRequest: Codable, Sendable {
+    public var refreshToken: String
+    public init(refreshToken: String) { self.refreshToken = refreshToken }
+    enum CodingKeys: String, CodingKey { case refreshToken = "refresh_token" }
+}
+
+/// Tokens from login and refresh.
+public struct TokenResponse: Codable, Sendable {
+    public var accessToken: String
+    public var refreshToken: String
+    /// Seconds until the access token expires.
+    public var expiresIn: Int
+    public var tokenType: String
+
+    public init(accessToken: String, refreshToken: String, expiresIn: Int, tokenType: String = "Bearer") {
+        self.accessToken = accessToken
+        self.refreshToken = refreshToken
+        self.expiresIn = expiresIn
+        self.tokenType = tokenType
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case accessToken = "access_token", refreshToken = "refresh_token", expiresIn = "expires_in", tokenType = "token_type"
+    }
+}
+
+/// `GET /auth/me` answer.
+public struct MeResponse: Codable, Sendable {
+    public var id: Int64
+    public var username: String
+    public var isAdmin: Bool
+    /// Set when the request used a device token.
+    public var deviceId: String?
+
+    public init(id: Int64, username: String, isAdmin: Bool, deviceId: String?) {
+        self.id = id
+        self.username = username
+        self.isAdmin = isAdmin
+        self.deviceId = deviceId
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, username
+        case isAdmin = "is_admin", deviceId = "device_id"
+    }
+}
+
+/// A registered device.
+public struct DeviceInfo: Codable, Sendable, Hashable {
+    public var id: String
+    public var name: String
+    public var createdAt: Date
+    public var lastSeenAt: Date?
+    public var revokedAt: Date?
+
+    public init(id: String, name: String, createdAt: Date, lastSeenAt: Date?, revokedAt: Date?) {
+        self.id = id
+        self.name = name
+        self.createdAt = createdAt
+        self.lastSeenAt = lastSeenAt
+        self.revokedAt = revokedAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, name
+        case createdAt = "created_at", lastSeenAt = "last_seen_at", revokedAt = "revoked_at"
+    }
+}
+
+/// `POST /devices` body.
+public struct RegisterDeviceRequest: Codable, Sendable {
+    public var name: String
+    public init(name: String) { self.name = name }
+}
+
+/// `POST /devices` answer: the device and its token, shown this once.
+public struct RegisterDeviceResponse: Codable, Sendable {
+    public var device: DeviceInfo
+    public var token: String
+    public init(device: DeviceInfo, token: String) {
+        self.device = device
+        self.token = token
+    }
+}
+
+public struct DeviceListResponse: Codable, Sendable {
+    public var devices: [DeviceInfo]
+    public init(devices: [DeviceInfo]) { self.devices = devices }
+}
+
+/// A library: a named tree owned by one user.
+public struct LibraryInfo: Codable, Sendable, Hashable {
+    public var id: String
+    public var name: String
+    /// The latest sequence number committed.
+    public var head: Int64
+    public var createdAt: Date
+
+    public init(id: String, name: String, head: Int64, createdAt: Date) {
+        self.id = id
+        self.name = name
+        self.head = head
+        self.createdAt = createdAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, head
+        case createdAt = "created_at"
+    }
+}
+
+/// `POST /libraries` body.
+public struct CreateLibraryRequest: Codable, Sendable {
+    public var name: String
+    public init(name: String) { self.name = name }
+}
+
+public struct LibraryListResponse: Codable, Sendable {
+    public var libraries: [LibraryInfo]
+    public init(libraries: [LibraryInfo]) { self.libraries = libraries }
+}
+
+/// `POST /chunks/missing` body and answer.
+public struct MissingChunksRequest: Codable, Sendable {
+    public var chunks: [ContentHash]
+    public init(chunks: [ContentHash]) { self.chunks = chunks }
+}
+
+public struct MissingChunksResponse: Codable, Sendable {
+    /// The subset this user must upload, in request order.
+    public var missing: [ContentHash]
+    public init(missing: [ContentHash]) { self.missing = missing }
+}
+
+/// `PUT /chunks/{sha256}` answer.
+public struct ChunkUploadResponse: Codable, Sendable {
+    public var sha256: ContentHash
+    public var size: Int64
+    public init(sha256: ContentHash, size: Int64) {
+        self.sha256 = sha256
+        self.size = size
+    }
+}
+
+/// Protocol constants shared by both sides.
+public enum FerryProtocol {
+    /// The wire protocol version; the chunker parameters belong to it.
+    public static let version = 1
+    /// The most operations one commit may carry.
+    public static let maxCommitOperations = 1000
+    /// The most hashes one `chunks/missing` request may ask about.
+    public static let maxMissingQuery = 10_000
+    /// The largest chunk the server accepts (the chunker's forced cut).
+    public static let maxChunkSize = ChunkerParameters.v1.maxSize
+    /// The most items a change-feed page returns.
+    public static let maxChangesLimit = 5000
+    /// The longest long-poll wait, in seconds.
+    public static let maxWaitSeconds = 300
+}

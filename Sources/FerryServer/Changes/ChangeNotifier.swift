@@ -1,0 +1,76 @@
+import Foundation
+import Synchronization
+
+/// Wakes long-polling change-feed requests when a library's head moves. No polling: a
+/// waiter sleeps on a continuation that the committing request resumes.
+public final class ChangeNotifier: Sendable {
+    private struct Waiter {
+        var after: Int64
+        var continuation: CheckedContinuation<Void, Never>
+    }
+
+    private struct State {
+        var heads: [String: Int64] = [:]
+        var waiters: [String: [UInt64: Waiter]] = [:]
+        var nextId: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    /// Records that `library` now has changes up to `head` and wakes its waiters behind it.
+    public func notify(library: String, head: Int64) {
+        let ready: [CheckedContinuation<Void, Never>] = state.withLock { s in
+            s.heads[library] = max(s.heads[library] ?? 0, head)
+            guard var list = s.waiters[library] else { return [] }
+            var out: [CheckedContinuation<Void, Never>] = []
+            for (id, w) in list where w.after < head {
+                out.append(w.continuation)
+                list.removeValue(forKey: id)
+            }
+            s.waiters[library] = list.isEmpty ? nil : list
+            return out
+        }
+        for c in ready { c.resume() }
+    }
+
+    /// Returns when `library` has a change after `after`, after `timeout`, or on cancellation,
+    /// whichever comes first. The caller re-reads the feed either way.
+    public func wait(library: String, after: Int64, timeout: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.waitForNotification(library: library, after: after) }
+            group.addTask { try? await Task.sleep(for: timeout) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Number of requests currently waiting (for tests and metrics).
+    public var waiterCount: Int { state.withLock { $0.waiters.values.reduce(0) { $0 + $1.count } } }
+
+    private func waitForNotification(library: String, after: Int64) async {
+        let id = state.withLock { s in
+            s.nextId += 1
+            return s.nextId
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let resumeNow = state.withLock { s -> Bool in
+                    if Task.isCancelled { return true }
+                    if let head = s.heads[library], head > after { return true }
+                    s.waiters[library, default: [:]][id] = Waiter(after: after, continuation: continuation)
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = state.withLock { s -> Waiter? in
+                let w = s.waiters[library]?.removeValue(forKey: id)
+                if s.waiters[library]?.isEmpty == true { s.waiters[library] = nil }
+                return w
+            }
+            waiter?.continuation.resume()
+        }
+    }
+}

@@ -1,0 +1,103 @@
+import Foundation
+
+/// The server's settings: the JSON file given to `ferry-server serve --config`, overridden
+/// by command-line flags. Every key is optional; missing keys keep their defaults.
+public struct ServerConfiguration: Codable, Sendable, Equatable {
+    public var dataDirectory: String = "./ferry-data"
+    public var host: String = "127.0.0.1"
+    public var port: Int = 8720
+    public var storage = Storage()
+    public var auth = Auth()
+    public var http = HTTP()
+
+    public struct Storage: Codable, Sendable, Equatable {
+        /// Uploads are refused with 507 when free space would fall below this many bytes.
+        public var reserveBytes: Int64 = 1 << 30
+        /// `gc` keeps unreferenced chunks uploaded more recently than this (in-flight uploads).
+        public var gcGraceSeconds: Double = 24 * 3600
+        public init() {}
+    }
+
+    public struct Auth: Codable, Sendable, Equatable {
+        public var pbkdf2Iterations: Int = PasswordHasher.recommendedIterations
+        public var accessTokenSeconds: Double = 3600
+        public var refreshTokenSeconds: Double = 24 * 3600
+        public var sessionDays: Double = 30
+        public var loginFailureLimit: Int = 5
+        public var loginFailureWindowSeconds: Double = 300
+        public init() {}
+    }
+
+    public struct HTTP: Codable, Sendable, Equatable {
+        /// A connection with no traffic for this long is closed.
+        public var idleTimeoutSeconds: Int64 = 60
+        /// The largest JSON request body (commit batches are the biggest).
+        public var maxJSONBodyBytes: Int = 32 << 20
+        public init() {}
+    }
+
+    public init() {}
+
+    /// Reads a configuration file; unknown keys are an error so typos do not pass silently.
+    public static func load(path: String) throws -> ServerConfiguration {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        return try JSONDecoder().decode(ServerConfiguration.self, from: data)
+    }
+}
+
+extension ServerConfiguration {
+    enum CodingKeys: String, CodingKey { case dataDirectory, host, port, storage, auth, http, webhooks }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        dataDirectory = try c.decodeIfPresent(String.self, forKey: .dataDirectory) ?? dataDirectory
+        host = try c.decodeIfPresent(String.self, forKey: .host) ?? host
+        port = try c.decodeIfPresent(Int.self, forKey: .port) ?? port
+        storage = try c.decodeIfPresent(Storage.self, forKey: .storage) ?? storage
+        auth = try c.decodeIfPresent(Auth.self, forKey: .auth) ?? auth
+        http = try c.decodeIfPresent(HTTP.self, forKey: .http) ?? http
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(dataDirectory, forKey: .dataDirectory)
+        try c.encode(host, forKey: .host)
+        try c.encode(port, forKey: .port)
+        try c.encode(storage, forKey: .storage)
+        try c.encode(auth, forKey: .auth)
+        try c.encode(http, forKey: .http)
+    }
+}
+
+extension ServerConfiguration.Storage {
+    enum CodingKeys: String, CodingKey { case reserveBytes, gcGraceSeconds }
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        reserveBytes = try c.decodeIfPresent(Int64.self, forKey: .reserveBytes) ?? reserveBytes
+        gcGraceSeconds = try c.decodeIfPresent(Double.self, forKey: .gcGraceSeconds) ?? gcGraceSeconds
+    }
+}
+
+extension ServerConfiguration.Auth {
+    enum CodingKeys: String, CodingKey {
+        case pbkdf2Iterations, accessTokenSeconds, refreshTokenSeconds, sessionDays, loginFailureLimit, loginFailureWindowSeconds
+    }
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        pbkdf2Iterations = try c.decodeIfPresent(Int.self, forKey: .pbkdf2Iterations) ?? pbkdf2Iterations
+        accessTokenSeconds = try c.decodeIfPresent(Double.self, forKey: .accessTokenSeconds) ?? accessTokenSeconds
+        refreshTokenSeconds = try c.decodeIfPresent(Double.self, forKey: .refreshTokenSeconds) ?? refreshTokenSeconds
+        sessionDays = try c.decodeIfPresent(Double.self, forKey: .sessionDays) ?? sessionDays
+        loginFailureLimit = try c.decodeIfPresent(Int.self, forKey: .loginFailureLimit) ?? loginFailureLimit
+        loginFailureWindowSeconds = try c.decodeIfPresent(Double.self, forKey: .loginFailureWindowSeconds) ?? loginFailureWindowSeconds
+    }
+}
+
+extension ServerConfiguration.HTTP {
+    enum CodingKeys: String, CodingKey { case idleTimeoutSeconds, maxJSONBodyBytes }
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        idleTimeoutSeconds = try c.decodeIfPresent(Int64.self, forKey: .idleTimeoutSeconds) ?? idleTimeoutSeconds
+        maxJSONBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxJSONBodyBytes) ?? maxJSONBodyBytes
+    }
+}

@@ -1,0 +1,101 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Crypto
+import FerryCore
+import Foundation
+import GRDB
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOPosix
+
+/// Assembles the server in one place so tests build the same app with other settings.
+public enum FerryServerApp {
+    /// Opens the data directory (creating it, the database and the signing key on first
+    /// start), settles anything a crash left behind, and wires the services.
+    public static func makeServices(_ configuration: ServerConfiguration, logger: Logger) async throws -> ServerServices {
+        let data = try DataDirectory(path: configuration.dataDirectory)
+        let pool = try ServerDatabase.open(path: data.databasePath)
+        let store = SQLiteMetadataStore(pool: pool, sessionLifetime: configuration.auth.sessionDays * 86400)
+        let threadPool = NIOThreadPool.singleton
+        let blobs = try FileBlobStore(dataDirectory: data.path, threadPool: threadPool)
+        try await Maintenance.recover(store: store, blobs: blobs, logger: logger)
+        let tokens = await TokenService(
+            signingKey: try data.signingKey(), accessTokenLifetime: configuration.auth.accessTokenSeconds,
+            refreshTokenLifetime: configuration.auth.refreshTokenSeconds)
+        return ServerServices(
+            configuration: configuration, store: store, blobs: blobs, tokens: tokens,
+            passwords: PasswordHasher(iterations: configuration.auth.pbkdf2Iterations),
+            limiter: LoginRateLimiter(maxFailures: configuration.auth.loginFailureLimit, window: configuration.auth.loginFailureWindowSeconds),
+            notifier: ChangeNotifier(), metrics: ServerMetrics(), threadPool: threadPool, logger: logger)
+    }
+
+    /// The router with every `/api/v1` route.
+    public static func buildRouter(_ services: ServerServices) -> Router<FerryRequestContext> {
+        let router = Router(context: FerryRequestContext.self)
+        router.add(middleware: ErrorAndMetricsMiddleware(services: services))
+        let api = router.group("api/v1")
+        OperationRoutes(services: services).add(to: api)
+        AuthRoutes(services: services).addPublic(to: api)
+        let authed = router.group("api/v1").add(middleware: AuthMiddleware(services: services))
+        AuthRoutes(services: services).addAuthenticated(to: authed)
+        DeviceAndLibraryRoutes(services: services).add(to: authed)
+        ChunkRoutes(services: services).add(to: authed)
+        FileRoutes(services: services).add(to: authed)
+        return router
+    }
+
+    /// The HTTP application: idle connections are closed (SPEC §6), JSON bodies are bounded
+    /// per route, and uploads stream.
+    public static func buildApplication(
+        _ services: ServerServices, onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        let configuration = services.configuration
+        return Application(
+            router: buildRouter(services),
+            server: .http1(configuration: .init(idleTimeout: .seconds(configuration.http.idleTimeoutSeconds))),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "ferry-server"),
+            onServerRunning: onServerRunning,
+            logger: services.logger)
+    }
+}
+
+/// The data directory's layout: `ferry.sqlite`, `blobs/`, `tmp/`, `signing.key` (0600).
+public struct DataDirectory: Sendable {
+    public let path: String
+    public var databasePath: String { path + "/ferry.sqlite" }
+    public var signingKeyPath: String { path + "/signing.key" }
+
+    public init(path: String) throws {
+        self.path = path
+        if mkdir(path, 0o700) != 0 && errno != EEXIST {
+            throw DataDirectoryError("cannot create data directory '\(path)': \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Reads the JWT signing key, creating 32 random bytes with mode 0600 on first start.
+    public func signingKey() throws -> [UInt8] {
+        if let existing = FileManager.default.contents(atPath: signingKeyPath) {
+            guard existing.count >= 32 else { throw DataDirectoryError("'\(signingKeyPath)' is damaged (shorter than 32 bytes)") }
+            return [UInt8](existing)
+        }
+        let key = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
+        let fd = open(signingKeyPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            if errno == EEXIST { return try signingKey() }  // another process won the race
+            throw DataDirectoryError("cannot create '\(signingKeyPath)': \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        try key.withUnsafeBytes { try Posix.writeAll(fd, $0) }
+        guard fsync(fd) == 0 else { throw DataDirectoryError("cannot sync '\(signingKeyPath)'") }
+        try Posix.syncDirectory(path)
+        return key
+    }
+}
+
+public struct DataDirectoryError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}

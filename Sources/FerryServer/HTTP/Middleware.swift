@@ -1,0 +1,67 @@
+import FerryCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import CoreMetrics
+
+/// Turns every error into the JSON envelope of SPEC §3 and counts requests and bytes.
+struct ErrorAndMetricsMiddleware: RouterMiddleware {
+    typealias Context = FerryRequestContext
+    let services: ServerServices
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var request = request
+        let metrics = services.metrics
+        request.body = RequestBody(asyncSequence: request.body.map { buffer in
+            metrics.bytesIn.increment(by: buffer.readableBytes)
+            return buffer
+        })
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch {
+            if let api = APIError.from(error) {
+                response = api.response()
+            } else {
+                context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))", "path": "\(request.uri.path)"])
+                response = APIError(.internalServerError, "internal", "the server failed to handle this request; it has been logged").response()
+            }
+        }
+        metrics.countRequest(method: request.method.rawValue, status: response.status.code)
+        response.body = response.body.map { buffer in
+            metrics.bytesOut.increment(by: buffer.readableBytes)
+            return buffer
+        }
+        return response
+    }
+}
+
+/// Accepts a device token (`fdt_…`) or a user access token (JWT whose session is still
+/// live) and puts the identity in the context; anything else is 401.
+struct AuthMiddleware: RouterMiddleware {
+    typealias Context = FerryRequestContext
+    let services: ServerServices
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let header = request.headers[.authorization], header.count > 7, header.prefix(7).lowercased() == "bearer " else {
+            throw APIError.unauthorized("sign in first: send 'Authorization: Bearer <token>'")
+        }
+        let token = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        var context = context
+        if token.hasPrefix(TokenService.devicePrefix) {
+            guard let identity = try await services.store.identity(deviceTokenHash: TokenService.storedHash(token)) else {
+                throw APIError.unauthorized("this device token is unknown or revoked; run 'ferry login' again")
+            }
+            context.identity = identity
+        } else {
+            guard let identity = await services.tokens.verifyAccessToken(token), let session = identity.sessionId,
+                  try await services.store.isSessionActive(id: session, userId: identity.userId)
+            else { throw APIError.unauthorized("the access token is invalid, expired or revoked; refresh it or log in again") }
+            context.identity = identity
+        }
+        context.logger[metadataKey: "user"] = "\(context.identity!.userId)"
+        return try await next(request, context)
+    }
+}

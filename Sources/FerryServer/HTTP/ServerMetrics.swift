@@ -1,0 +1,55 @@
+import Foundation
+import CoreMetrics
+import Metrics
+import Prometheus
+import Synchronization
+
+/// The server's metrics, each app instance with its own Prometheus registry (no global
+/// bootstrap, so tests can run several servers in one process).
+public final class ServerMetrics: Sendable {
+    public let registry = PrometheusCollectorRegistry()
+    let factory: PrometheusMetricsFactory
+    let bytesIn: Metrics.Counter
+    let bytesOut: Metrics.Counter
+    let chunkUploads: Metrics.Counter
+    let chunkDedupHits: Metrics.Counter
+    let chunkBytesStored: Metrics.Counter
+    let commitLatency: Metrics.Timer
+    let commitOperations: Metrics.Counter
+    private let requestCounters = Mutex<[String: Metrics.Counter]>([:])
+
+    public init() {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.durationHistogramBuckets["ferry_commit_duration_seconds"] = [
+            .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(50), .milliseconds(100),
+            .milliseconds(500), .seconds(1), .seconds(5),
+        ]
+        self.factory = factory
+        bytesIn = Metrics.Counter(label: "ferry_http_request_bytes_total", dimensions: [], factory: factory)
+        bytesOut = Metrics.Counter(label: "ferry_http_response_bytes_total", dimensions: [], factory: factory)
+        chunkUploads = Metrics.Counter(label: "ferry_chunk_uploads_total", dimensions: [], factory: factory)
+        chunkDedupHits = Metrics.Counter(label: "ferry_chunk_dedup_hits_total", dimensions: [], factory: factory)
+        chunkBytesStored = Metrics.Counter(label: "ferry_chunk_bytes_stored_total", dimensions: [], factory: factory)
+        commitLatency = Metrics.Timer(label: "ferry_commit_duration_seconds", dimensions: [], factory: factory)
+        commitOperations = Metrics.Counter(label: "ferry_commit_operations_total", dimensions: [], factory: factory)
+    }
+
+    /// Counts one answered request by method and status.
+    func countRequest(method: String, status: Int) {
+        let key = "\(method) \(status)"
+        let counter = requestCounters.withLock { table in
+            if let c = table[key] { return c }
+            let c = Metrics.Counter(label: "ferry_http_requests_total", dimensions: [("method", method), ("status", String(status))], factory: factory)
+            table[key] = c
+            return c
+        }
+        counter.increment()
+    }
+
+    /// The Prometheus text exposition.
+    public func render() -> String {
+        var out: [UInt8] = []
+        registry.emit(into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+}

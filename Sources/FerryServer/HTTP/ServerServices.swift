@@ -1,0 +1,36 @@
+import FerryCore
+import Foundation
+import Hummingbird
+import Logging
+import NIOPosix
+
+/// The parts every route uses, assembled once by `FerryServerApp`.
+public struct ServerServices: Sendable {
+    public let configuration: ServerConfiguration
+    public let store: any MetadataStore
+    public let blobs: any BlobStore
+    public let tokens: TokenService
+    public let passwords: PasswordHasher
+    public let limiter: LoginRateLimiter
+    public let notifier: ChangeNotifier
+    public let metrics: ServerMetrics
+    /// Blocking work (KDF, file I/O) runs here, never on an event loop.
+    public let threadPool: NIOThreadPool
+    public let logger: Logger
+
+    /// Refuses an upload of `incoming` bytes that would leave less than the reserve free.
+    func ensureSpace(for incoming: Int64) throws {
+        let free = try blobs.freeBytes()
+        if free - incoming < configuration.storage.reserveBytes { throw APIError.outOfSpace }
+    }
+
+    /// The caller's library, or 404 (also for other users' libraries: their existence is not revealed).
+    func library(_ context: FerryRequestContext) async throws -> LibraryInfo {
+        let user = try context.user()
+        let id = try context.parameters.require("lib")
+        guard let library = try await store.library(userId: user.userId, id: id) else {
+            throw APIError.notFound("library '\(id)' not found")
+        }
+        return library
+    }
+}

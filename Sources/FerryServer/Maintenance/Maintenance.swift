@@ -1,0 +1,52 @@
+import FerryCore
+import Foundation
+import Logging
+
+/// What `ferry-server check` found.
+public struct CheckReport: Sendable, Equatable {
+    public var checked = 0
+    public var missing: [ContentHash] = []
+    public var corrupt: [ContentHash] = []
+    public var wrongSize: [ContentHash] = []
+    public var isClean: Bool { missing.isEmpty && corrupt.isEmpty && wrongSize.isEmpty }
+}
+
+/// Offline-safe upkeep shared by `serve` (recovery on start) and the admin commands.
+public enum Maintenance {
+    /// Settles what a crash may have left: staged uploads are removed (no row references
+    /// them) and blobs in the gc trash go back into place if their row survived.
+    public static func recover(store: any MetadataStore, blobs: any BlobStore, logger: Logger) async throws {
+        let staged = try blobs.sweepStaging(olderThan: 0)
+        var known: Set<ContentHash> = []
+        for hash in try blobs.trashContents() where try await store.chunkExists(hash) { known.insert(hash) }
+        let purged = try blobs.emptyTrash { known.contains($0) }
+        if staged + purged > 0 || !known.isEmpty {
+            logger.notice("recovered after an unclean stop", metadata: ["staged_removed": "\(staged)", "trash_purged": "\(purged)", "trash_restored": "\(known.count)"])
+        }
+    }
+
+    /// Verifies that every chunk a version references exists and re-hashes to its name.
+    public static func check(store: any MetadataStore, blobs: any BlobStore, progress: (Int, Int) -> Void = { _, _ in }) async throws -> CheckReport {
+        let referenced = try await store.referencedChunks()
+        var report = CheckReport()
+        for (hash, size) in referenced.sorted(by: { $0.key < $1.key }) {
+            do {
+                let (actualSize, intact) = try await blobs.verify(hash)
+                if !intact { report.corrupt.append(hash) } else if actualSize != size { report.wrongSize.append(hash) }
+            } catch BlobError.notFound {
+                report.missing.append(hash)
+            }
+            report.checked += 1
+            progress(report.checked, referenced.count)
+        }
+        return report
+    }
+
+    /// Deletes chunks no version references, keeping those uploaded within `grace` seconds
+    /// (an upload whose commit has not arrived yet).
+    public static func collectGarbage(store: any MetadataStore, blobs: any BlobStore, grace: TimeInterval) async throws -> GarbageReport {
+        let report = try await store.collectGarbage(grace: grace) { try blobs.moveToTrash($0) }
+        _ = try blobs.emptyTrash { _ in false }
+        return report
+    }
+}

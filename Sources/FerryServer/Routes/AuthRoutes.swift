@@ -1,0 +1,107 @@
+import FerryCore
+import Foundation
+import Hummingbird
+import Logging
+import NIOPosix
+
+/// `/auth`: login, refresh with rotation and reuse detection, logout, me.
+struct AuthRoutes {
+    let services: ServerServices
+
+    func addPublic(to group: RouterGroup<FerryRequestContext>) {
+        group.post("auth/login", use: login)
+        group.post("auth/refresh", use: refresh)
+    }
+
+    func addAuthenticated(to group: RouterGroup<FerryRequestContext>) {
+        group.post("auth/logout", use: logout)
+        group.get("auth/me", use: me)
+    }
+
+    @Sendable func login(_ request: Request, context: FerryRequestContext) async throws -> Response {
+        let body = try await request.decodeJSON(LoginRequest.self, limit: 16 * 1024)
+        guard !body.username.isEmpty, body.username.utf8.count <= 64, !body.password.isEmpty, body.password.utf8.count <= 1024 else {
+            throw APIError.badRequest("username (1–64 bytes) and password (1–1024 bytes) are required")
+        }
+        let address = context.remoteAddress ?? "unknown"
+        let keys = ["user:" + body.username, "addr:" + address]
+        if let wait = services.limiter.retryAfter(keys: keys) {
+            try await services.store.recordSecurityEvent(.init(kind: .rateLimited, username: body.username, address: address))
+            throw APIError(.tooManyRequests, "rate_limited", "too many failed logins; try again in \(wait) seconds", retryAfter: wait)
+        }
+        let user = try await services.store.user(named: body.username)
+        let stored = user?.passwordHash ?? PasswordHasher.decoy
+        let hasher = services.passwords
+        // Unknown users cost the same KDF time as known ones: no user enumeration by timing.
+        let valid = try await services.threadPool.runIfActive { hasher.verify(body.password, against: stored) }
+        guard let user, valid else {
+            services.limiter.recordFailure(keys: keys)
+            try await services.store.recordSecurityEvent(.init(kind: .loginFailed, userId: user?.id, username: body.username, address: address))
+            throw APIError.unauthorized("wrong user name or password")
+        }
+        services.limiter.reset(key: "user:" + body.username)
+        let refresh = TokenService.randomToken(prefix: TokenService.refreshPrefix)
+        let now = Date()
+        let session = try await services.store.createSession(
+            userId: user.id, refreshTokenHash: TokenService.storedHash(refresh),
+            refreshExpiresAt: now.addingTimeInterval(services.tokens.refreshTokenLifetime),
+            sessionExpiresAt: now.addingTimeInterval(services.configuration.auth.sessionDays * 86400))
+        try await services.store.recordSecurityEvent(.init(kind: .loginSucceeded, userId: user.id, username: user.username, address: address))
+        return try await tokens(user: user, session: session, refresh: refresh, context: context, request: request)
+    }
+
+    @Sendable func refresh(_ request: Request, context: FerryRequestContext) async throws -> Response {
+        let body = try await request.decodeJSON(RefreshRequest.self, limit: 16 * 1024)
+        let replacement = TokenService.randomToken(prefix: TokenService.refreshPrefix)
+        let outcome = try await services.store.rotateRefreshToken(
+            presented: TokenService.storedHash(body.refreshToken), replacement: TokenService.storedHash(replacement),
+            replacementExpiresAt: Date().addingTimeInterval(services.tokens.refreshTokenLifetime))
+        switch outcome {
+        case .invalid:
+            throw APIError.unauthorized("the refresh token is invalid, expired or revoked; log in again")
+        case .reused(let userId, let session):
+            try await services.store.recordSecurityEvent(.init(kind: .refreshTokenReused, userId: userId, address: context.remoteAddress, detail: "session \(session) revoked"))
+            context.logger.warning("refresh token reused; session revoked", metadata: ["user": "\(userId)"])
+            throw APIError.unauthorized("this refresh token was already used, so the session has been ended for safety; log in again")
+        case .rotated(let userId, let session):
+            guard let user = try await services.store.user(id: userId) else { throw APIError.unauthorized("the user no longer exists") }
+            return try await tokens(user: user, session: session, refresh: replacement, context: context, request: request)
+        }
+    }
+
+    @Sendable func logout(_ request: Request, context: FerryRequestContext) async throws -> Response {
+        let user = try context.user()
+        guard let session = user.sessionId else {
+            throw APIError.badRequest("a device token does not log out; revoke the device with DELETE /devices/{id}")
+        }
+        try await services.store.revokeSession(id: session, userId: user.userId, reason: "logout")
+        try await services.store.recordSecurityEvent(.init(kind: .logout, userId: user.userId, username: user.username, address: context.remoteAddress))
+        return Response(status: .noContent)
+    }
+
+    @Sendable func me(_ request: Request, context: FerryRequestContext) async throws -> MeResponse {
+        let user = try context.user()
+        return MeResponse(id: user.userId, username: user.username, isAdmin: user.isAdmin, deviceId: user.deviceId)
+    }
+
+    private func tokens(user: StoredUser, session: String, refresh: String, context: FerryRequestContext, request: Request) async throws -> Response {
+        let access = try await services.tokens.accessToken(for: user, sessionId: session)
+        let body = TokenResponse(accessToken: access, refreshToken: refresh, expiresIn: Int(services.tokens.accessTokenLifetime))
+        var response = try body.response(from: request, context: context)
+        response.headers[.cacheControl] = "no-store"
+        return response
+    }
+}
+
+extension MeResponse: ResponseEncodable {}
+extension TokenResponse: ResponseEncodable {}
+extension DeviceListResponse: ResponseEncodable {}
+extension RegisterDeviceResponse: ResponseEncodable {}
+extension LibraryInfo: ResponseEncodable {}
+extension LibraryListResponse: ResponseEncodable {}
+extension MissingChunksResponse: ResponseEncodable {}
+extension ChunkUploadResponse: ResponseEncodable {}
+extension CommitResponse: ResponseEncodable {}
+extension ChangesResponse: ResponseEncodable {}
+extension HistoryResponse: ResponseEncodable {}
+extension VersionResponse: ResponseEncodable {}

@@ -1,0 +1,92 @@
+import FerryCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import CoreMetrics
+
+/// `/chunks`: which chunks must this user upload, upload one, read one.
+struct ChunkRoutes {
+    let services: ServerServices
+
+    func add(to group: RouterGroup<FerryRequestContext>) {
+        group.post("chunks/missing", use: missing)
+        group.put("chunks/{sha256}", use: upload)
+        group.get("chunks/{sha256}", use: download)
+    }
+
+    @Sendable func missing(_ request: Request, context: FerryRequestContext) async throws -> MissingChunksResponse {
+        let user = try context.user()
+        let body = try await request.decodeJSON(MissingChunksRequest.self, limit: services.configuration.http.maxJSONBodyBytes)
+        guard body.chunks.count <= FerryProtocol.maxMissingQuery else {
+            throw APIError.tooLarge("ask about at most \(FerryProtocol.maxMissingQuery) chunks per request")
+        }
+        return MissingChunksResponse(missing: try await services.store.missingChunks(userId: user.userId, among: body.chunks))
+    }
+
+    @Sendable func upload(_ request: Request, context: FerryRequestContext) async throws -> EditedResponse<ChunkUploadResponse> {
+        let user = try context.user()
+        let hash = try Self.hash(context)
+        let limit = Int64(FerryProtocol.maxChunkSize)
+        let declared = request.headers[.contentLength].flatMap(Int64.init)
+        if let declared, declared > limit { throw APIError.tooLarge("a chunk is at most \(limit) bytes; this one declares \(declared)") }
+        try services.ensureSpace(for: declared ?? limit)
+        let stored = try await Self.store(request.body, expecting: hash, for: user.userId, services: services)
+        return EditedResponse(status: .created, response: ChunkUploadResponse(sha256: hash, size: stored.size))
+    }
+
+    @Sendable func download(_ request: Request, context: FerryRequestContext) async throws -> Response {
+        let user = try context.user()
+        let hash = try Self.hash(context)
+        guard let size = try await services.store.chunkSize(userId: user.userId, hash: hash) else {
+            throw APIError.notFound("chunk \(hash) not found")
+        }
+        let blobs = services.blobs
+        return Response(
+            status: .ok,
+            headers: [.contentType: "application/octet-stream", .eTag: "\"\(hash.hex)\""],
+            body: ResponseBody(contentLength: Int(size)) { writer in
+                try await writer.write(blobs.read(hash, offset: 0, length: size))
+                try await writer.finish(nil)
+            })
+    }
+
+    static func hash(_ context: FerryRequestContext) throws -> ContentHash {
+        let raw = try context.parameters.require("sha256")
+        guard let hash = ContentHash(hex: raw) else { throw APIError.badRequest("'\(raw)' is not a SHA-256 (64 hex characters)", code: "invalid_hash") }
+        return hash
+    }
+
+    /// Streams bytes into staging, verifies them, then publishes the blob and records the
+    /// user's ownership under one write lock. On any failure nothing is left visible.
+    static func store(
+        _ body: some AsyncSequence<ByteBuffer, any Error>, expecting hash: ContentHash?, for userId: Int64, services: ServerServices
+    ) async throws -> StagedBlob {
+        let writer = try await services.blobs.makeWriter()
+        let staged: StagedBlob
+        do {
+            for try await buffer in body { try await writer.write(buffer) }
+            staged = try await writer.finish(expected: hash)
+        } catch {
+            await writer.abort()
+            throw error
+        }
+        try await record(staged, for: userId, services: services)
+        return staged
+    }
+
+    /// Publishes a staged blob and records ownership; discards the staged file on failure.
+    static func record(_ staged: StagedBlob, for userId: Int64, services: ServerServices) async throws {
+        let blobs = services.blobs
+        do {
+            let isNew = try await services.store.recordChunk(userId: userId, hash: staged.hash, size: staged.size) {
+                try blobs.publish(staged)
+            }
+            services.metrics.chunkUploads.increment()
+            if isNew { services.metrics.chunkBytesStored.increment(by: Int(staged.size)) } else { services.metrics.chunkDedupHits.increment() }
+        } catch {
+            blobs.discard(staged)
+            throw error
+        }
+    }
+}

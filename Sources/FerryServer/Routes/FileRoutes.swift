@@ -1,0 +1,213 @@
+import FerryCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import CoreMetrics
+import Metrics
+
+/// `/libraries/{lib}/…`: commit, files, changes, history, restore.
+struct FileRoutes {
+    let services: ServerServices
+
+    func add(to group: RouterGroup<FerryRequestContext>) {
+        group.post("libraries/{lib}/commit", use: commit)
+        group.get("libraries/{lib}/files", use: download)
+        group.put("libraries/{lib}/files", use: upload)
+        group.get("libraries/{lib}/changes", use: changes)
+        group.get("libraries/{lib}/history", use: history)
+        group.post("libraries/{lib}/restore", use: restore)
+    }
+
+    @Sendable func commit(_ request: Request, context: FerryRequestContext) async throws -> CommitResponse {
+        let user = try context.user()
+        let library = try await services.library(context)
+        let body = try await request.decodeJSON(CommitRequest.self, limit: services.configuration.http.maxJSONBodyBytes)
+        guard (1...FerryProtocol.maxCommitOperations).contains(body.operations.count) else {
+            throw APIError.badRequest("a commit carries 1 to \(FerryProtocol.maxCommitOperations) operations")
+        }
+        let started = DispatchTime.now()
+        let response = try await services.store.commit(userId: user.userId, libraryId: library.id, deviceId: user.deviceId, operations: body.operations)
+        services.metrics.commitLatency.recordInterval(since: started)
+        services.metrics.commitOperations.increment(by: body.operations.count)
+        if response.head != library.head { services.notifier.notify(library: library.id, head: response.head) }
+        return response
+    }
+
+    @Sendable func download(_ request: Request, context: FerryRequestContext) async throws -> Response {
+        let library = try await services.library(context)
+        let path = try Self.path(request)
+        let version: FileVersion?
+        if let seq = try request.intQuery("version", in: 1...Int64.max) {
+            version = try await services.store.version(libraryId: library.id, path: path, seq: seq)
+        } else {
+            version = try await services.store.current(libraryId: library.id, path: path)
+        }
+        guard let version, !version.deleted else { throw APIError.notFound("'\(path)' not found") }
+        guard version.kind == .file, let sha = version.sha256 else {
+            throw APIError.badRequest("'\(path)' is a \(version.kind.rawValue), not a file", code: "not_a_file")
+        }
+        let etag = "\"\(sha.hex)\""
+        var headers: HTTPFields = [.eTag: etag, .acceptRanges: "bytes", .contentType: "application/octet-stream"]
+        if let match = request.headers[.ifNoneMatch], match.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == etag || $0 == "*" }) {
+            return Response(status: .notModified, headers: headers)
+        }
+        var range = 0..<version.size
+        var status = HTTPResponse.Status.ok
+        if let header = request.headers[.range] {
+            switch ByteRange.parse(header, size: version.size) {
+            case .whole: break
+            case .range(let r):
+                range = r
+                status = .partialContent
+                headers[.contentRange] = "bytes \(r.lowerBound)-\(r.upperBound - 1)/\(version.size)"
+            case .unsatisfiable:
+                return APIError(.rangeNotSatisfiable, "range_not_satisfiable", "the range is outside the file's \(version.size) bytes")
+                    .response().withHeader(.contentRange, "bytes */\(version.size)")
+            }
+        }
+        let blobs = services.blobs
+        let chunks = version.chunks
+        let sent = range
+        return Response(status: status, headers: headers, body: ResponseBody(contentLength: Int(sent.count)) { writer in
+            var offset: Int64 = 0
+            for chunk in chunks {
+                let start = max(sent.lowerBound, offset), end = min(sent.upperBound, offset + chunk.size)
+                if start < end {
+                    try await writer.write(blobs.read(chunk.sha256, offset: start - offset, length: end - start))
+                }
+                offset += chunk.size
+                if offset >= sent.upperBound { break }
+            }
+            try await writer.finish(nil)
+        })
+    }
+
+    /// A plain streamed upload: the server chunks the body, so `curl -T` works for any size.
+    /// Memory stays bounded by one chunk.
+    @Sendable func upload(_ request: Request, context: FerryRequestContext) async throws -> EditedResponse<VersionResponse> {
+        let user = try context.user()
+        let library = try await services.library(context)
+        let path = try Self.path(request)
+        let base = try request.intQuery("base", in: 1...Int64.max)
+        let mtime = try request.intQuery("mtime_ns", in: Int64.min...Int64.max)
+        let mode = try request.intQuery("mode", in: 0...0o7777).map { Int32($0) }
+        try services.ensureSpace(for: request.headers[.contentLength].flatMap(Int64.init) ?? 0)
+
+        var chunker = ContentChunker()
+        var pending = ByteBuffer()
+        var completed: [ByteBuffer] = []
+        for try await buffer in request.body {
+            buffer.withUnsafeReadableBytes { bytes in
+                chunker.update(bytes) { piece in
+                    pending.writeBytes(piece.bytes)
+                    if piece.completes != nil {
+                        completed.append(pending)
+                        pending = ByteBuffer()
+                    }
+                }
+            }
+            for chunk in completed { try await storeChunk(chunk, userId: user.userId) }
+            completed.removeAll()
+        }
+        let manifest = chunker.finish { _ in completed.append(pending) }
+        for chunk in completed { try await storeChunk(chunk, userId: user.userId) }
+
+        let put = { (base: Int64?) in
+            CommitOperation.putFile(path, base: base, manifest: manifest, mtimeNs: mtime ?? CommitBatch.nanoseconds(Date()), mode: mode ?? 0o644)
+        }
+        // Without a base the upload replaces whatever is current (the old content stays in history).
+        var attempts = 0
+        while true {
+            attempts += 1
+            var effectiveBase = base
+            if effectiveBase == nil { effectiveBase = try await services.store.current(libraryId: library.id, path: path)?.version }
+            let response = try await services.store.commit(userId: user.userId, libraryId: library.id, deviceId: user.deviceId, operations: [put(effectiveBase)])
+            let result = response.results[0]
+            services.notifier.notify(library: library.id, head: response.head)
+            switch result.status {
+            case .ok: return EditedResponse(status: .created, response: VersionResponse(version: result.version!))
+            case .conflict where base == nil && attempts < 5: continue
+            case .conflict: throw MetadataError.conflict(current: result.current)
+            case .missingChunks: throw APIError(.internalServerError, "internal", "uploaded chunks vanished before the commit; retry")
+            case .rejected: throw APIError.badRequest(result.error?.message ?? "upload refused", code: result.error?.code ?? "invalid_request")
+            }
+        }
+    }
+
+    private func storeChunk(_ chunk: ByteBuffer, userId: Int64) async throws {
+        struct One: AsyncSequence, Sendable {
+            let buffer: ByteBuffer
+            struct AsyncIterator: AsyncIteratorProtocol {
+                var buffer: ByteBuffer?
+                mutating func next() async throws -> ByteBuffer? { defer { buffer = nil }; return buffer }
+            }
+            func makeAsyncIterator() -> AsyncIterator { AsyncIterator(buffer: buffer) }
+        }
+        _ = try await ChunkRoutes.store(One(buffer: chunk), expecting: nil, for: userId, services: services)
+    }
+
+    @Sendable func changes(_ request: Request, context: FerryRequestContext) async throws -> ChangesResponse {
+        let library = try await services.library(context)
+        let since = try request.intQuery("since", in: 0...Int64.max, default: 0)!
+        let limit = Int(try request.intQuery("limit", in: 1...Int64(FerryProtocol.maxChangesLimit), default: 1000)!)
+        let wait = try request.intQuery("wait", in: 0...Int64(FerryProtocol.maxWaitSeconds), default: 0)!
+        let first = try await services.store.changes(libraryId: library.id, since: since, limit: limit)
+        guard first.changes.isEmpty, wait > 0 else { return first }
+        await services.notifier.wait(library: library.id, after: max(since, first.head), timeout: .seconds(wait))
+        return try await services.store.changes(libraryId: library.id, since: since, limit: limit)
+    }
+
+    @Sendable func history(_ request: Request, context: FerryRequestContext) async throws -> HistoryResponse {
+        let library = try await services.library(context)
+        let path = try Self.path(request)
+        let limit = Int(try request.intQuery("limit", in: 1...1000, default: 100)!)
+        let before = try request.intQuery("before", in: 1...Int64.max)
+        return try await services.store.history(libraryId: library.id, path: path, before: before, limit: limit)
+    }
+
+    @Sendable func restore(_ request: Request, context: FerryRequestContext) async throws -> EditedResponse<VersionResponse> {
+        let user = try context.user()
+        let library = try await services.library(context)
+        let body = try await request.decodeJSON(RestoreRequest.self, limit: 64 * 1024)
+        let version = try await services.store.restore(userId: user.userId, libraryId: library.id, deviceId: user.deviceId, request: body)
+        services.notifier.notify(library: library.id, head: version.version)
+        return EditedResponse(status: .created, response: VersionResponse(version: version))
+    }
+
+    static func path(_ request: Request) throws -> FerryPath {
+        guard let raw = request.query("path") else { throw APIError.badRequest("query parameter 'path' is required", code: "invalid_path") }
+        return try FerryPath(raw)
+    }
+}
+
+/// A single `Range: bytes=…` request; multiple ranges are answered with the whole body.
+enum ByteRange: Equatable {
+    case whole
+    case range(Range<Int64>)
+    case unsatisfiable
+
+    static func parse(_ header: String, size: Int64) -> ByteRange {
+        guard header.hasPrefix("bytes="), !header.contains(",") else { return .whole }
+        let spec = header.dropFirst(6).trimmingCharacters(in: .whitespaces)
+        let parts = spec.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2 else { return .whole }
+        if parts[0].isEmpty {
+            guard let n = Int64(parts[1]), n > 0 else { return .unsatisfiable }
+            return size == 0 ? .unsatisfiable : .range(max(0, size - n)..<size)
+        }
+        guard let start = Int64(parts[0]), start >= 0 else { return .whole }
+        guard start < size else { return .unsatisfiable }
+        if parts[1].isEmpty { return .range(start..<size) }
+        guard let end = Int64(parts[1]), end >= start else { return .whole }
+        return .range(start..<(min(end, size - 1) + 1))
+    }
+}
+
+extension Response {
+    func withHeader(_ name: HTTPField.Name, _ value: String) -> Response {
+        var copy = self
+        copy.headers[name] = value
+        return copy
+    }
+}

@@ -1,0 +1,44 @@
+import FerryCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// `/health` and `/metrics`: unauthenticated, aggregate only (no user data).
+struct OperationRoutes {
+    let services: ServerServices
+
+    struct Health: ResponseEncodable {
+        struct Disk: Codable {
+            var freeBytes: Int64
+            var reserveBytes: Int64
+            var ok: Bool
+            enum CodingKeys: String, CodingKey { case ok, freeBytes = "free_bytes", reserveBytes = "reserve_bytes" }
+        }
+        var status: String
+        var database: String
+        var disk: Disk
+    }
+
+    func add(to group: RouterGroup<FerryRequestContext>) {
+        group.get("health", use: health)
+        group.get("metrics", use: metrics)
+    }
+
+    @Sendable func health(_ request: Request, context: FerryRequestContext) async throws -> EditedResponse<Health> {
+        var database = "ok"
+        do { _ = try await services.store.user(id: 0) } catch { database = "error: \(error)" }
+        let free = (try? services.blobs.freeBytes()) ?? -1
+        let reserve = services.configuration.storage.reserveBytes
+        let diskOK = free >= reserve
+        let healthy = database == "ok" && diskOK
+        return EditedResponse(
+            status: healthy ? .ok : .serviceUnavailable,
+            response: Health(status: healthy ? "ok" : "degraded", database: database, disk: .init(freeBytes: free, reserveBytes: reserve, ok: diskOK)))
+    }
+
+    @Sendable func metrics(_ request: Request, context: FerryRequestContext) async throws -> Response {
+        Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                 body: .init(byteBuffer: ByteBuffer(string: services.metrics.render())))
+    }
+}

@@ -1,0 +1,76 @@
+import FerryCore
+import NIOCore
+
+/// Content-addressed chunk storage. Writing happens in two steps so the metadata store can
+/// make a blob visible and reference it under one lock: `stage` streams bytes to a private
+/// temporary place while hashing; `publish` moves a verified blob into place durably.
+public protocol BlobStore: Sendable {
+    /// Starts a staged write. Nothing is visible until `publish`.
+    func makeWriter() async throws -> any BlobWriter
+    /// Makes a staged blob visible under its hash, durably (file and directory synced).
+    /// Blocking and short; called while the metadata store holds its write lock. Returns
+    /// false when the blob was already stored (deduplicated).
+    func publish(_ staged: StagedBlob) throws -> Bool
+    /// Removes a staged blob that will not be published.
+    func discard(_ staged: StagedBlob)
+    /// Reads `length` bytes of a blob starting at `offset`, in pieces.
+    func read(_ hash: ContentHash, offset: Int64, length: Int64) -> BlobReadSequence
+    /// Whether a blob is present.
+    func exists(_ hash: ContentHash) throws -> Bool
+    /// Re-hashes a blob; returns its size and whether it matches its name.
+    func verify(_ hash: ContentHash) async throws -> (size: Int64, intact: Bool)
+    /// Moves a blob out of place into the trash (garbage collection). Blocking; called under
+    /// the metadata write lock, so a crash before that transaction commits can put it back.
+    func moveToTrash(_ hash: ContentHash) throws
+    /// Settles the trash: blobs the metadata still knows (`isKnown`) go back into place, the
+    /// rest are deleted. Returns how many were deleted.
+    func emptyTrash(isKnown: (ContentHash) throws -> Bool) throws -> Int
+    /// The blobs waiting in the trash.
+    func trashContents() throws -> [ContentHash]
+    /// Removes staged files older than `age` seconds left by a crash.
+    func sweepStaging(olderThan age: Int64) throws -> Int
+    /// Bytes free for new blobs on the underlying storage.
+    func freeBytes() throws -> Int64
+}
+
+/// Streams the bytes of one blob into staging while hashing them.
+public protocol BlobWriter: Sendable {
+    /// Appends bytes; throws `BlobError.tooLarge` past the writer's limit.
+    func write(_ buffer: ByteBuffer) async throws
+    /// Ends the write: checks the hash against `expected` (if given), syncs the file, and
+    /// returns the staged blob. On a mismatch the staged file is removed and
+    /// `BlobError.hashMismatch` thrown.
+    func finish(expected: ContentHash?) async throws -> StagedBlob
+    /// Abandons the write and removes the staged file.
+    func abort() async
+}
+
+/// A fully written, hashed and synced blob waiting in staging.
+public struct StagedBlob: Sendable {
+    public let hash: ContentHash
+    public let size: Int64
+    /// Where the bytes wait (backend-specific).
+    public let stagingPath: String
+}
+
+/// Blob store failures that map to API errors.
+public enum BlobError: Error, Equatable, Sendable {
+    case hashMismatch(expected: ContentHash, actual: ContentHash)
+    case tooLarge(limit: Int64)
+    case outOfSpace
+    case notFound(ContentHash)
+    case io(String)
+}
+
+/// An async sequence of the pieces of one blob read.
+public struct BlobReadSequence: AsyncSequence, Sendable {
+    public typealias Element = ByteBuffer
+    let next: @Sendable () async throws -> ByteBuffer?
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let next: @Sendable () async throws -> ByteBuffer?
+        public mutating func next() async throws -> ByteBuffer? { try await next() }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(next: next) }
+}

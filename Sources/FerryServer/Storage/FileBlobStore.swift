@@ -1,0 +1,370 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Crypto
+import Foundation
+import FerryCore
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// Blobs as files under `blobs/ab/cd/<sha256>`, staged in `tmp/`. All file I/O runs on a
+/// dedicated thread pool, never on an event loop.
+public final class FileBlobStore: BlobStore {
+    public let blobsDirectory: String
+    public let stagingDirectory: String
+    let pool: NIOThreadPool
+    let maxBlobSize: Int64
+
+    /// Creates `blobs/` and `tmp/` under `dataDirectory` if needed.
+    public init(dataDirectory: String, threadPool: NIOThreadPool, maxBlobSize: Int64 = Int64(FerryProtocol.maxChunkSize)) throws {
+        self.blobsDirectory = dataDirectory + "/blobs"
+        self.stagingDirectory = dataDirectory + "/tmp"
+        self.pool = threadPool
+        self.maxBlobSize = maxBlobSize
+        try Posix.makeDirectory(blobsDirectory, durable: true)
+        try Posix.makeDirectory(stagingDirectory, durable: true)
+    }
+
+    /// Where a blob lives: two levels of fan-out keep directories small.
+    public func path(of hash: ContentHash) -> String {
+        let hex = hash.hex
+        return "\(blobsDirectory)/\(hex.prefix(2))/\(hex.dropFirst(2).prefix(2))/\(hex)"
+    }
+
+    public func makeWriter() async throws -> any BlobWriter {
+        let name = "\(stagingDirectory)/upload-\(Posix.randomToken())"
+        let fd = try await pool.runIfActive {
+            let fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw Posix.blobError("open staging file", errno) }
+            return fd
+        }
+        return FileBlobWriter(fd: fd, path: name, pool: pool, limit: maxBlobSize)
+    }
+
+    public func publish(_ staged: StagedBlob) throws -> Bool {
+        let final = path(of: staged.hash)
+        let shard = String(final[..<final.lastIndex(of: "/")!])
+        let outer = String(shard[..<shard.lastIndex(of: "/")!])
+        try Posix.makeDirectory(outer, durable: true)
+        try Posix.makeDirectory(shard, durable: true)
+        if access(final, F_OK) == 0 {
+            // Same name, same content: the blob is already durable; keep the old file.
+            unlink(staged.stagingPath)
+            return false
+        }
+        guard rename(staged.stagingPath, final) == 0 else { throw Posix.blobError("rename blob into place", errno) }
+        try Posix.syncDirectory(shard)
+        return true
+    }
+
+    public func discard(_ staged: StagedBlob) {
+        unlink(staged.stagingPath)
+    }
+
+    public func read(_ hash: ContentHash, offset: Int64, length: Int64) -> BlobReadSequence {
+        let reader = FileBlobReader(path: path(of: hash), hash: hash, offset: offset, length: length, pool: pool)
+        return BlobReadSequence { try await reader.next() }
+    }
+
+    public func exists(_ hash: ContentHash) throws -> Bool {
+        access(path(of: hash), F_OK) == 0
+    }
+
+    public func verify(_ hash: ContentHash) async throws -> (size: Int64, intact: Bool) {
+        let path = path(of: hash)
+        return try await pool.runIfActive {
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else {
+                if errno == ENOENT { throw BlobError.notFound(hash) }
+                throw Posix.blobError("open blob", errno)
+            }
+            defer { close(fd) }
+            var hasher = StreamingHasher()
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
+            defer { buffer.deallocate() }
+            while true {
+                let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw Posix.blobError("read blob", errno)
+                }
+                if n == 0 { break }
+                hasher.update(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
+            }
+            return (hasher.count, hasher.finalize() == hash)
+        }
+    }
+
+    /// Trash lives in the staging directory as `gc-<sha256>`.
+    func trashPath(_ hash: ContentHash) -> String { "\(stagingDirectory)/gc-\(hash.hex)" }
+
+    public func moveToTrash(_ hash: ContentHash) throws {
+        if rename(path(of: hash), trashPath(hash)) != 0 && errno != ENOENT { throw Posix.blobError("move blob to trash", errno) }
+    }
+
+    public func trashContents() throws -> [ContentHash] {
+        try Posix.listDirectory(stagingDirectory).compactMap { name in
+            name.hasPrefix("gc-") ? ContentHash(hex: name.dropFirst(3)) : nil
+        }
+    }
+
+    public func emptyTrash(isKnown: (ContentHash) throws -> Bool) throws -> Int {
+        var deleted = 0
+        for hash in try trashContents() {
+            if try isKnown(hash) {
+                let final = path(of: hash)
+                let shard = String(final[..<final.lastIndex(of: "/")!])
+                try Posix.makeDirectory(String(shard[..<shard.lastIndex(of: "/")!]), durable: true)
+                try Posix.makeDirectory(shard, durable: true)
+                guard rename(trashPath(hash), final) == 0 else { throw Posix.blobError("restore blob from trash", errno) }
+                try Posix.syncDirectory(shard)
+            } else if unlink(trashPath(hash)) == 0 {
+                deleted += 1
+            }
+        }
+        return deleted
+    }
+
+    public func sweepStaging(olderThan age: Int64) throws -> Int {
+        var removed = 0
+        let cutoff = Int64(time(nil)) - age
+        for name in try Posix.listDirectory(stagingDirectory) where name.hasPrefix("upload-") {
+            let full = "\(stagingDirectory)/\(name)"
+            let modified = (try? FileManager.default.attributesOfItem(atPath: full)[.modificationDate] as? Date) ?? nil
+            if let modified, Int64(modified.timeIntervalSince1970) <= cutoff, unlink(full) == 0 {
+                removed += 1
+            }
+        }
+        return removed
+    }
+
+    public func freeBytes() throws -> Int64 {
+        try Posix.freeBytes(at: blobsDirectory)
+    }
+}
+
+/// One staged write. Calls are sequential (the caller awaits each), the lock only makes
+/// that provable to the compiler.
+final class FileBlobWriter: BlobWriter {
+    private struct State {
+        var fd: Int32
+        var hasher = StreamingHasher()
+        var size: Int64 = 0
+        var pending: ByteBuffer?
+        var finished = false
+    }
+
+    private let state: Mutex<State>
+    let path: String
+    let pool: NIOThreadPool
+    let limit: Int64
+    /// Writes go to disk in pieces of at least this size: fewer thread hops.
+    static let coalesce = 512 * 1024
+
+    init(fd: Int32, path: String, pool: NIOThreadPool, limit: Int64) {
+        self.state = Mutex(State(fd: fd))
+        self.path = path
+        self.pool = pool
+        self.limit = limit
+    }
+
+    deinit {
+        state.withLock { s in
+            if !s.finished {
+                close(s.fd)
+                unlink(path)
+            }
+        }
+    }
+
+    func write(_ buffer: ByteBuffer) async throws {
+        let toFlush: ByteBuffer? = try state.withLock { s in
+            s.size += Int64(buffer.readableBytes)
+            if s.size > limit { throw BlobError.tooLarge(limit: limit) }
+            buffer.withUnsafeReadableBytes { s.hasher.update($0) }
+            if s.pending == nil {
+                s.pending = buffer
+            } else {
+                var pending = s.pending!
+                s.pending = nil
+                pending.writeImmutableBuffer(buffer)
+                s.pending = pending
+            }
+            guard s.pending!.readableBytes >= Self.coalesce else { return nil }
+            defer { s.pending = nil }
+            return s.pending
+        }
+        if let toFlush { try await flush(toFlush) }
+    }
+
+    private func flush(_ buffer: ByteBuffer) async throws {
+        let fd = state.withLock { $0.fd }
+        try await pool.runIfActive {
+            try buffer.withUnsafeReadableBytes { try Posix.writeAll(fd, $0) }
+        }
+    }
+
+    func finish(expected: ContentHash?) async throws -> StagedBlob {
+        let (pending, hasher, size, fd) = state.withLock { s in
+            defer { s.pending = nil }
+            return (s.pending, s.hasher, s.size, s.fd)
+        }
+        let actual = hasher.finalize()
+        if let expected, expected != actual {
+            await abort()
+            throw BlobError.hashMismatch(expected: expected, actual: actual)
+        }
+        do {
+            try await pool.runIfActive {
+                if let pending { try pending.withUnsafeReadableBytes { try Posix.writeAll(fd, $0) } }
+                guard fsync(fd) == 0 else { throw Posix.blobError("sync staged blob", errno) }
+                close(fd)
+            }
+        } catch {
+            await abort()
+            throw error
+        }
+        state.withLock { $0.finished = true }
+        return StagedBlob(hash: actual, size: size, stagingPath: path)
+    }
+
+    func abort() async {
+        state.withLock { s in
+            guard !s.finished else { return }
+            s.finished = true
+            close(s.fd)
+            unlink(path)
+        }
+    }
+}
+
+/// Reads one blob in pieces on the thread pool.
+final class FileBlobReader: Sendable {
+    private struct State {
+        var fd: Int32 = -1
+        var position: Int64
+        var remaining: Int64
+    }
+
+    private let state: Mutex<State>
+    let path: String
+    let hash: ContentHash
+    let pool: NIOThreadPool
+    static let pieceSize = 256 * 1024
+
+    init(path: String, hash: ContentHash, offset: Int64, length: Int64, pool: NIOThreadPool) {
+        self.path = path
+        self.hash = hash
+        self.pool = pool
+        self.state = Mutex(State(position: offset, remaining: length))
+    }
+
+    deinit {
+        state.withLock { if $0.fd >= 0 { close($0.fd) } }
+    }
+
+    func next() async throws -> ByteBuffer? {
+        let (fd, position, remaining) = state.withLock { ($0.fd, $0.position, $0.remaining) }
+        guard remaining > 0 else {
+            state.withLock { s in
+                if s.fd >= 0 { close(s.fd); s.fd = -1 }
+            }
+            return nil
+        }
+        let want = Int(min(remaining, Int64(Self.pieceSize)))
+        let (newFD, buffer) = try await pool.runIfActive { [path, hash] () throws -> (Int32, ByteBuffer) in
+            var fd = fd
+            if fd < 0 {
+                fd = open(path, O_RDONLY | O_CLOEXEC)
+                guard fd >= 0 else {
+                    if errno == ENOENT { throw BlobError.notFound(hash) }
+                    throw Posix.blobError("open blob", errno)
+                }
+            }
+            var buffer = ByteBufferAllocator().buffer(capacity: want)
+            let n = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: want) { ptr in
+                while true {
+                    let n = pread(fd, ptr.baseAddress, want, off_t(position))
+                    if n < 0 && errno == EINTR { continue }
+                    guard n >= 0 else { throw Posix.blobError("read blob", errno) }
+                    return n
+                }
+            }
+            guard n > 0 else { throw BlobError.io("blob \(hash.hex) is shorter than its recorded size") }
+            return (fd, buffer)
+        }
+        state.withLock { s in
+            s.fd = newFD
+            s.position += Int64(buffer.readableBytes)
+            s.remaining -= Int64(buffer.readableBytes)
+        }
+        return buffer
+    }
+}
+
+/// Small POSIX helpers with durable semantics.
+enum Posix {
+    static func blobError(_ what: String, _ code: Int32) -> BlobError {
+        if code == ENOSPC || code == EDQUOT { return .outOfSpace }
+        return .io("\(what): \(String(cString: strerror(code)))")
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw blobError("write", errno)
+            }
+            offset += n
+        }
+    }
+
+    /// fsyncs a directory so a rename or create inside it survives a power cut.
+    static func syncDirectory(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw blobError("open directory \(path)", errno) }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw blobError("sync directory \(path)", errno) }
+    }
+
+    /// Creates a directory if missing; with `durable`, syncs its parent after creating it.
+    static func makeDirectory(_ path: String, durable: Bool) throws {
+        if mkdir(path, 0o700) == 0 {
+            if durable, let slash = path.lastIndex(of: "/") {
+                try syncDirectory(slash == path.startIndex ? "/" : String(path[..<slash]))
+            }
+        } else if errno != EEXIST {
+            throw blobError("create directory \(path)", errno)
+        }
+    }
+
+    static func listDirectory(_ path: String) throws -> [String] {
+        guard let dir = opendir(path) else { throw blobError("open directory \(path)", errno) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    static func freeBytes(at path: String) throws -> Int64 {
+        var s = statvfs()
+        guard statvfs(path, &s) == 0 else { throw blobError("statvfs \(path)", errno) }
+        return Int64(s.f_bavail) * Int64(s.f_frsize)
+    }
+
+    /// 128 random bits as hex, for unguessable temporary names.
+    static func randomToken() -> String {
+        var g = SystemRandomNumberGenerator()
+        return String(g.next() as UInt64, radix: 16) + String(g.next() as UInt64, radix: 16)
+    }
+}

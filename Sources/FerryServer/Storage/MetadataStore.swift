@@ -1,0 +1,139 @@
+import FerryCore
+import Foundation
+
+/// Who is making a request, once authenticated.
+public struct Identity: Sendable, Equatable {
+    public var userId: Int64
+    public var username: String
+    public var isAdmin: Bool
+    /// Set for device tokens.
+    public var deviceId: String?
+    /// Set for user access tokens: the login session the token belongs to.
+    public var sessionId: String?
+}
+
+/// A stored user.
+public struct StoredUser: Sendable, Equatable {
+    public var id: Int64
+    public var username: String
+    public var passwordHash: String
+    public var isAdmin: Bool
+    public var createdAt: Date
+}
+
+/// What presenting a refresh token led to.
+public enum RefreshOutcome: Sendable, Equatable {
+    /// Accepted and replaced by the new token.
+    case rotated(userId: Int64, sessionId: String)
+    /// Already used: a stolen copy may be in play, so the whole session was revoked.
+    case reused(userId: Int64, sessionId: String)
+    /// Unknown, expired or belonging to a revoked session.
+    case invalid
+}
+
+/// What garbage collection did.
+public struct GarbageReport: Sendable, Equatable {
+    public var removedChunks: Int
+    public var removedBytes: Int64
+    public var keptInGrace: Int
+}
+
+/// Failures of the metadata store that map to API errors.
+public enum MetadataError: Error, Equatable, Sendable {
+    case duplicateUser(String)
+    case duplicateLibrary(String)
+    case notFound(String)
+    case conflict(current: FileVersion?)
+    case invalid(String)
+}
+
+/// Everything the server remembers apart from blob bytes. Intent-named so a PostgreSQL
+/// backend can follow; every method that touches user data takes the user id and filters by it.
+public protocol MetadataStore: Sendable {
+    // Users
+    func createUser(username: String, passwordHash: String, isAdmin: Bool) async throws -> StoredUser
+    func user(named username: String) async throws -> StoredUser?
+    func user(id: Int64) async throws -> StoredUser?
+    func users() async throws -> [StoredUser]
+    /// Replaces a password hash and ends every session of that user.
+    func setPassword(userId: Int64, passwordHash: String) async throws
+
+    // Sessions and refresh tokens
+    func createSession(userId: Int64, refreshTokenHash: [UInt8], refreshExpiresAt: Date, sessionExpiresAt: Date) async throws -> String
+    func rotateRefreshToken(presented: [UInt8], replacement: [UInt8], replacementExpiresAt: Date) async throws -> RefreshOutcome
+    func revokeSession(id: String, userId: Int64, reason: String) async throws
+    func isSessionActive(id: String, userId: Int64) async throws -> Bool
+    func sessionForRefreshToken(_ hash: [UInt8]) async throws -> (sessionId: String, userId: Int64)?
+
+    // Devices
+    func createDevice(userId: Int64, name: String, tokenHash: [UInt8]) async throws -> DeviceInfo
+    func devices(userId: Int64) async throws -> [DeviceInfo]
+    func revokeDevice(userId: Int64, deviceId: String) async throws -> Bool
+    func identity(deviceTokenHash: [UInt8]) async throws -> Identity?
+
+    // Libraries
+    func createLibrary(userId: Int64, name: String) async throws -> LibraryInfo
+    func libraries(userId: Int64) async throws -> [LibraryInfo]
+    func library(userId: Int64, id: String) async throws -> LibraryInfo?
+
+    // Chunks
+    func missingChunks(userId: Int64, among hashes: [ContentHash]) async throws -> [ContentHash]
+    /// Records that `userId` uploaded a chunk; `makeVisible` publishes the blob under the
+    /// same write lock, before the rows that reference it commit. Returns whether the blob was new.
+    func recordChunk(userId: Int64, hash: ContentHash, size: Int64, makeVisible: @escaping @Sendable () throws -> Bool) async throws -> Bool
+    /// The chunk's size if this user may read it.
+    func chunkSize(userId: Int64, hash: ContentHash) async throws -> Int64?
+
+    // Files
+    func commit(userId: Int64, libraryId: String, deviceId: String?, operations: [CommitOperation]) async throws -> CommitResponse
+    func changes(libraryId: String, since: Int64, limit: Int) async throws -> ChangesResponse
+    func current(libraryId: String, path: FerryPath) async throws -> FileVersion?
+    func version(libraryId: String, path: FerryPath, seq: Int64) async throws -> FileVersion?
+    func history(libraryId: String, path: FerryPath, before: Int64?, limit: Int) async throws -> HistoryResponse
+    func restore(userId: Int64, libraryId: String, deviceId: String?, request: RestoreRequest) async throws -> FileVersion
+
+    // Security log
+    func recordSecurityEvent(_ event: SecurityEvent) async throws
+    func securityEvents(userId: Int64?, limit: Int) async throws -> [SecurityEvent]
+
+    // Maintenance
+    /// Every chunk some version references, with its recorded size.
+    func referencedChunks() async throws -> [ContentHash: Int64]
+    /// Removes chunks no version references whose last upload is older than `grace`;
+    /// `remove` takes the blob out of place under the same write lock.
+    func collectGarbage(grace: TimeInterval, remove: @escaping @Sendable (ContentHash) throws -> Void) async throws -> GarbageReport
+    /// Whether a chunk row exists (used to settle the blob trash after a crash).
+    func chunkExists(_ hash: ContentHash) async throws -> Bool
+}
+
+/// One line of the security log.
+public struct SecurityEvent: Sendable, Equatable, Codable {
+    public enum Kind: String, Sendable, Codable {
+        case loginSucceeded = "login.succeeded"
+        case loginFailed = "login.failed"
+        case logout
+        case passwordChanged = "password.changed"
+        case rateLimited = "rate_limited"
+        case deviceRegistered = "device.registered"
+        case deviceRevoked = "device.revoked"
+        case refreshTokenReused = "refresh_token.reused"
+    }
+
+    public var at: Date
+    public var kind: Kind
+    public var userId: Int64?
+    public var username: String?
+    public var deviceId: String?
+    public var address: String?
+    public var detail: String?
+
+    public init(at: Date = Date(), kind: Kind, userId: Int64? = nil, username: String? = nil, deviceId: String? = nil, address: String? = nil, detail: String? = nil) {
+        self.at = at
+        self.kind = kind
+        self.userId = userId
+        self.username = username
+        self.deviceId = deviceId
+        self.address = address
+        self.detail = detail
+    }
+}

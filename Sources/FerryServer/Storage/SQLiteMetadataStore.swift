@@ -1,0 +1,372 @@
+import FerryCore
+import Foundation
+import GRDB
+
+/// The metadata store on one SQLite database (WAL, `synchronous=FULL`).
+public final class SQLiteMetadataStore: MetadataStore {
+    public let pool: DatabasePool
+    /// Absolute lifetime of a login session, however often its refresh token rotates.
+    let sessionLifetime: TimeInterval
+
+    public init(pool: DatabasePool, sessionLifetime: TimeInterval = 30 * 24 * 3600) {
+        self.pool = pool
+        self.sessionLifetime = sessionLifetime
+    }
+
+    // MARK: Users
+
+    public func createUser(username: String, passwordHash: String, isAdmin: Bool) async throws -> StoredUser {
+        let now = Date()
+        do {
+            return try await pool.write { db in
+                try db.execute(
+                    sql: "INSERT INTO user (username, password_hash, is_admin, created_at, password_changed_at) VALUES (?, ?, ?, ?, ?)",
+                    arguments: [username, passwordHash, isAdmin, now, now])
+                return StoredUser(id: db.lastInsertedRowID, username: username, passwordHash: passwordHash, isAdmin: isAdmin, createdAt: now)
+            }
+        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+            throw MetadataError.duplicateUser(username)
+        }
+    }
+
+    public func user(named username: String) async throws -> StoredUser? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM user WHERE username = ?", arguments: [username]).map(Self.user)
+        }
+    }
+
+    public func user(id: Int64) async throws -> StoredUser? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM user WHERE id = ?", arguments: [id]).map(Self.user)
+        }
+    }
+
+    public func users() async throws -> [StoredUser] {
+        try await pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM user ORDER BY username").map(Self.user) }
+    }
+
+    public func setPassword(userId: Int64, passwordHash: String) async throws {
+        let now = Date()
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE user SET password_hash = ?, password_changed_at = ? WHERE id = ?", arguments: [passwordHash, now, userId])
+            guard db.changesCount == 1 else { throw MetadataError.notFound("user") }
+            try db.execute(
+                sql: "UPDATE session SET revoked_at = ?, revoke_reason = 'password changed' WHERE user_id = ? AND revoked_at IS NULL",
+                arguments: [now, userId])
+        }
+    }
+
+    static func user(_ row: Row) -> StoredUser {
+        StoredUser(id: row["id"], username: row["username"], passwordHash: row["password_hash"], isAdmin: row["is_admin"], createdAt: row["created_at"])
+    }
+
+    // MARK: Sessions
+
+    public func createSession(userId: Int64, refreshTokenHash: [UInt8], refreshExpiresAt: Date, sessionExpiresAt: Date) async throws -> String {
+        let id = UUID().uuidString.lowercased()
+        let now = Date()
+        try await pool.write { db in
+            try db.execute(sql: "INSERT INTO session (id, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)", arguments: [id, userId, now, sessionExpiresAt])
+            try db.execute(
+                sql: "INSERT INTO refresh_token (token_hash, session_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+                arguments: [Data(refreshTokenHash), id, now, min(refreshExpiresAt, sessionExpiresAt)])
+        }
+        return id
+    }
+
+    public func rotateRefreshToken(presented: [UInt8], replacement: [UInt8], replacementExpiresAt: Date) async throws -> RefreshOutcome {
+        let now = Date()
+        return try await pool.write { db in
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT r.session_id, r.expires_at, r.used_at, s.user_id, s.revoked_at, s.expires_at AS session_expires_at
+                FROM refresh_token r JOIN session s ON s.id = r.session_id WHERE r.token_hash = ?
+                """, arguments: [Data(presented)]) else { return .invalid }
+            let sessionId: String = row["session_id"]
+            let userId: Int64 = row["user_id"]
+            if (row["revoked_at"] as Date?) != nil { return .invalid }
+            if (row["used_at"] as Date?) != nil {
+                try db.execute(
+                    sql: "UPDATE session SET revoked_at = ?, revoke_reason = 'refresh token reused' WHERE id = ?",
+                    arguments: [now, sessionId])
+                return .reused(userId: userId, sessionId: sessionId)
+            }
+            let expires: Date = row["expires_at"]
+            let sessionExpires: Date = row["session_expires_at"]
+            guard expires > now, sessionExpires > now else { return .invalid }
+            try db.execute(sql: "UPDATE refresh_token SET used_at = ? WHERE token_hash = ?", arguments: [now, Data(presented)])
+            try db.execute(
+                sql: "INSERT INTO refresh_token (token_hash, session_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+                arguments: [Data(replacement), sessionId, now, min(replacementExpiresAt, sessionExpires)])
+            return .rotated(userId: userId, sessionId: sessionId)
+        }
+    }
+
+    public func revokeSession(id: String, userId: Int64, reason: String) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "UPDATE session SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
+                arguments: [Date(), reason, id, userId])
+        }
+    }
+
+    public func isSessionActive(id: String, userId: Int64) async throws -> Bool {
+        try await pool.read { db in
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM session WHERE id = ? AND user_id = ? AND revoked_at IS NULL AND expires_at > ?",
+                              arguments: [id, userId, Date()]) ?? false
+        }
+    }
+
+    public func sessionForRefreshToken(_ hash: [UInt8]) async throws -> (sessionId: String, userId: Int64)? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT r.session_id, s.user_id FROM refresh_token r JOIN session s ON s.id = r.session_id WHERE r.token_hash = ?",
+                             arguments: [Data(hash)]).map { ($0["session_id"], $0["user_id"]) }
+        }
+    }
+
+    // MARK: Devices
+
+    public func createDevice(userId: Int64, name: String, tokenHash: [UInt8]) async throws -> DeviceInfo {
+        let id = UUID().uuidString.lowercased()
+        let now = Date()
+        try await pool.write { db in
+            try db.execute(sql: "INSERT INTO device (id, user_id, name, token_hash, created_at) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [id, userId, name, Data(tokenHash), now])
+        }
+        return DeviceInfo(id: id, name: name, createdAt: now, lastSeenAt: nil, revokedAt: nil)
+    }
+
+    public func devices(userId: Int64) async throws -> [DeviceInfo] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM device WHERE user_id = ? ORDER BY created_at, id", arguments: [userId]).map {
+                DeviceInfo(id: $0["id"], name: $0["name"], createdAt: $0["created_at"], lastSeenAt: $0["last_seen_at"], revokedAt: $0["revoked_at"])
+            }
+        }
+    }
+
+    public func revokeDevice(userId: Int64, deviceId: String) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE device SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
+                           arguments: [Date(), deviceId, userId])
+            return db.changesCount == 1
+        }
+    }
+
+    public func identity(deviceTokenHash: [UInt8]) async throws -> Identity? {
+        let found = try await pool.read { db in
+            try Row.fetchOne(db, sql: """
+                SELECT d.id, d.user_id, d.last_seen_at, u.username, u.is_admin FROM device d JOIN user u ON u.id = d.user_id
+                WHERE d.token_hash = ? AND d.revoked_at IS NULL
+                """, arguments: [Data(deviceTokenHash)])
+        }
+        guard let found else { return nil }
+        let identity = Identity(userId: found["user_id"], username: found["username"], isAdmin: found["is_admin"], deviceId: found["id"], sessionId: nil)
+        // Remember when a device was last seen, at most once a minute (a write per request would serialise reads).
+        let lastSeen: Date? = found["last_seen_at"]
+        if lastSeen.map({ Date().timeIntervalSince($0) > 60 }) ?? true {
+            try await pool.write { db in
+                try db.execute(sql: "UPDATE device SET last_seen_at = ? WHERE id = ?", arguments: [Date(), identity.deviceId])
+            }
+        }
+        return identity
+    }
+
+    // MARK: Libraries
+
+    public func createLibrary(userId: Int64, name: String) async throws -> LibraryInfo {
+        let id = UUID().uuidString.lowercased()
+        let now = Date()
+        do {
+            try await pool.write { db in
+                try db.execute(sql: "INSERT INTO library (id, user_id, name, created_at) VALUES (?, ?, ?, ?)", arguments: [id, userId, name, now])
+            }
+        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+            throw MetadataError.duplicateLibrary(name)
+        }
+        return LibraryInfo(id: id, name: name, head: 0, createdAt: now)
+    }
+
+    public func libraries(userId: Int64) async throws -> [LibraryInfo] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM library WHERE user_id = ? ORDER BY name", arguments: [userId]).map(Self.library)
+        }
+    }
+
+    public func library(userId: Int64, id: String) async throws -> LibraryInfo? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM library WHERE id = ? AND user_id = ?", arguments: [id, userId]).map(Self.library)
+        }
+    }
+
+    static func library(_ row: Row) -> LibraryInfo {
+        LibraryInfo(id: row["id"], name: row["name"], head: row["head"], createdAt: row["created_at"])
+    }
+
+    // MARK: Chunks
+
+    public func missingChunks(userId: Int64, among hashes: [ContentHash]) async throws -> [ContentHash] {
+        try await pool.read { db in
+            let stmt = try db.cachedStatement(sql: "SELECT 1 FROM user_chunk WHERE user_id = ? AND sha256 = ?")
+            var seen = Set<ContentHash>()
+            return try hashes.filter { hash in
+                guard seen.insert(hash).inserted else { return false }
+                return try Bool.fetchOne(stmt, arguments: [userId, Data(hash.bytes)]) == nil
+            }
+        }
+    }
+
+    public func recordChunk(userId: Int64, hash: ContentHash, size: Int64, makeVisible: @escaping @Sendable () throws -> Bool) async throws -> Bool {
+        let now = Date()
+        return try await pool.write { db in
+            let isNew = try makeVisible()
+            try db.execute(sql: """
+                INSERT INTO chunk (sha256, size, created_at, touched_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT (sha256) DO UPDATE SET touched_at = excluded.touched_at
+                """, arguments: [Data(hash.bytes), size, now, now])
+            try db.execute(sql: "INSERT OR IGNORE INTO user_chunk (user_id, sha256) VALUES (?, ?)", arguments: [userId, Data(hash.bytes)])
+            return isNew
+        }
+    }
+
+    public func chunkSize(userId: Int64, hash: ContentHash) async throws -> Int64? {
+        try await pool.read { db in
+            try Int64.fetchOne(db, sql: "SELECT c.size FROM user_chunk u JOIN chunk c ON c.sha256 = u.sha256 WHERE u.user_id = ? AND u.sha256 = ?",
+                               arguments: [userId, Data(hash.bytes)])
+        }
+    }
+
+    // MARK: Files
+
+    public func commit(userId: Int64, libraryId: String, deviceId: String?, operations: [CommitOperation]) async throws -> CommitResponse {
+        try await pool.write { db in
+            var batch = try CommitBatch(db: db, userId: userId, libraryId: libraryId, deviceId: deviceId)
+            let results = try operations.map { try batch.apply($0) }
+            try batch.finish()
+            return CommitResponse(results: results, head: batch.head)
+        }
+    }
+
+    public func changes(libraryId: String, since: Int64, limit: Int) async throws -> ChangesResponse {
+        try await pool.read { db in
+            let head = try Int64.fetchOne(db, sql: "SELECT head FROM library WHERE id = ?", arguments: [libraryId]) ?? 0
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT v.* FROM entry e JOIN version v ON v.library_id = e.library_id AND v.seq = e.seq
+                WHERE e.library_id = ? AND e.seq > ? ORDER BY e.seq LIMIT ?
+                """, arguments: [libraryId, since, limit + 1])
+            let hasMore = rows.count > limit
+            let changes = try rows.prefix(limit).map(VersionRow.decode)
+            return ChangesResponse(changes: changes, cursor: changes.last?.version ?? since, hasMore: hasMore, head: head)
+        }
+    }
+
+    public func current(libraryId: String, path: FerryPath) async throws -> FileVersion? {
+        try await pool.read { db in try CommitBatch.current(db, libraryId: libraryId, path: path) }
+    }
+
+    public func version(libraryId: String, path: FerryPath, seq: Int64) async throws -> FileVersion? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM version WHERE library_id = ? AND seq = ? AND path = ?",
+                             arguments: [libraryId, seq, path.string]).map(VersionRow.decode)
+        }
+    }
+
+    public func history(libraryId: String, path: FerryPath, before: Int64?, limit: Int) async throws -> HistoryResponse {
+        try await pool.read { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT * FROM version WHERE library_id = ? AND path = ? AND seq < ? ORDER BY seq DESC LIMIT ?
+                """, arguments: [libraryId, path.string, before ?? Int64.max, limit + 1])
+            let versions = try rows.prefix(limit).map(VersionRow.decode)
+            return HistoryResponse(versions: versions, nextBefore: rows.count > limit ? versions.last?.version : nil)
+        }
+    }
+
+    public func restore(userId: Int64, libraryId: String, deviceId: String?, request: RestoreRequest) async throws -> FileVersion {
+        try await pool.write { db in
+            guard let source = try Row.fetchOne(db, sql: "SELECT * FROM version WHERE library_id = ? AND seq = ? AND path = ?",
+                                                arguments: [libraryId, request.version, request.path.string]).map(VersionRow.decode)
+            else { throw MetadataError.notFound("version \(request.version) of '\(request.path)'") }
+            guard !source.deleted else { throw MetadataError.invalid("version \(request.version) of '\(request.path)' is a deletion; restore an earlier version") }
+            var batch = try CommitBatch(db: db, userId: userId, libraryId: libraryId, deviceId: deviceId)
+            let current = try CommitBatch.current(db, libraryId: libraryId, path: request.path)
+            let op = CommitOperation(
+                op: .put, path: source.path, base: request.base ?? current?.version, kind: source.kind, size: source.size,
+                sha256: source.sha256, mtimeNs: source.mtimeNs, mode: source.mode, chunks: source.chunks, target: source.target)
+            let result = try batch.apply(op)
+            switch result.status {
+            case .ok:
+                try batch.finish()
+                return result.version!
+            case .conflict: throw MetadataError.conflict(current: result.current)
+            case .missingChunks: throw MetadataError.invalid("the content of version \(request.version) is no longer stored")
+            case .rejected: throw MetadataError.invalid(result.error?.message ?? "restore refused")
+            }
+        }
+    }
+
+    // MARK: Security log
+
+    public func recordSecurityEvent(_ e: SecurityEvent) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "INSERT INTO security_event (at, kind, user_id, username, device_id, address, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                arguments: [e.at, e.kind.rawValue, e.userId, e.username, e.deviceId, e.address, e.detail])
+        }
+    }
+
+    public func securityEvents(userId: Int64?, limit: Int) async throws -> [SecurityEvent] {
+        try await pool.read { db in
+            let rows = if let userId {
+                try Row.fetchAll(db, sql: "SELECT * FROM security_event WHERE user_id = ? ORDER BY id DESC LIMIT ?", arguments: [userId, limit])
+            } else {
+                try Row.fetchAll(db, sql: "SELECT * FROM security_event ORDER BY id DESC LIMIT ?", arguments: [limit])
+            }
+            return rows.compactMap { row in
+                SecurityEvent.Kind(rawValue: row["kind"]).map {
+                    SecurityEvent(at: row["at"], kind: $0, userId: row["user_id"], username: row["username"], deviceId: row["device_id"], address: row["address"], detail: row["detail"])
+                }
+            }
+        }
+    }
+
+    // MARK: Maintenance
+
+    public func referencedChunks() async throws -> [ContentHash: Int64] {
+        try await pool.read { db in try Self.referenced(db) }
+    }
+
+    static func referenced(_ db: Database) throws -> [ContentHash: Int64] {
+        var out: [ContentHash: Int64] = [:]
+        let cursor = try Data.fetchCursor(db, sql: "SELECT chunks FROM version WHERE deleted = 0 AND kind = 'file'")
+        while let packed = try cursor.next() {
+            for ref in try ChunkList.decode(packed) { out[ref.sha256] = ref.size }
+        }
+        return out
+    }
+
+    public func chunkExists(_ hash: ContentHash) async throws -> Bool {
+        try await pool.read { db in try Bool.fetchOne(db, sql: "SELECT 1 FROM chunk WHERE sha256 = ?", arguments: [Data(hash.bytes)]) ?? false }
+    }
+
+    public func collectGarbage(grace: TimeInterval, remove: @escaping @Sendable (ContentHash) throws -> Void) async throws -> GarbageReport {
+        let cutoff = Date().addingTimeInterval(-grace)
+        return try await pool.write { db in
+            let referenced = try Self.referenced(db)
+            var report = GarbageReport(removedChunks: 0, removedBytes: 0, keptInGrace: 0)
+            let rows = try Row.fetchAll(db, sql: "SELECT sha256, size, touched_at FROM chunk")
+            for row in rows {
+                guard let hash = ContentHash(bytes: [UInt8](row["sha256"] as Data)), referenced[hash] == nil else { continue }
+                let touched: Date = row["touched_at"]
+                if touched > cutoff {
+                    report.keptInGrace += 1
+                    continue
+                }
+                // Rows go first inside the transaction; the blob goes while the write lock
+                // still holds, so no upload can re-reference it in between.
+                try db.execute(sql: "DELETE FROM chunk WHERE sha256 = ?", arguments: [Data(hash.bytes)])
+                try remove(hash)
+                report.removedChunks += 1
+                report.removedBytes += row["size"] as Int64
+            }
+            return report
+        }
+    }
+}

@@ -1,0 +1,154 @@
+import Foundation
+import GRDB
+
+/// Opens the server's SQLite database: WAL, `synchronous=FULL` (verified after the pool
+/// opens, SPEC §6), foreign keys, a busy timeout so concurrent writers wait, and the
+/// schema migrations.
+public enum ServerDatabase {
+    /// Opens (creating if needed) `ferry.sqlite` at `path` and migrates it to the latest schema.
+    public static func open(path: String, busyTimeout: TimeInterval = 10) throws -> DatabasePool {
+        var config = Configuration()
+        config.busyMode = .timeout(busyTimeout)
+        config.foreignKeysEnabled = true
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        let pool = try DatabasePool(path: path, configuration: config)
+        // GRDB's WAL set-up runs after `prepareDatabase` and lowers the writer to NORMAL,
+        // which can lose the last commits on power loss. The pool keeps one writer for
+        // its lifetime, so raising it once here holds; the check below proves it.
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        try verifyDurability(pool)
+        try migrator.migrate(pool)
+        return pool
+    }
+
+    /// Refuses to run on a pool that lost WAL or `synchronous=FULL`: a pool may hand out
+    /// connections that were configured differently, so read the settings back.
+    static func verifyDurability(_ pool: DatabasePool) throws {
+        let (mode, writerSync) = try pool.write { db in
+            (try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "", try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1)
+        }
+        let readerSync = try pool.read { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
+        guard mode.lowercased() == "wal", writerSync == 2, readerSync == 2 else {
+            throw DatabaseDurabilityError(journalMode: mode, synchronous: min(writerSync, readerSync))
+        }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1-core") { db in
+            try db.execute(sql: """
+                CREATE TABLE user (
+                    id INTEGER PRIMARY KEY,
+                    username TEXT NOT NULL UNIQUE CHECK (length(username) BETWEEN 1 AND 64),
+                    password_hash TEXT NOT NULL,
+                    is_admin BOOLEAN NOT NULL DEFAULT 0,
+                    created_at DATETIME NOT NULL,
+                    password_changed_at DATETIME NOT NULL
+                );
+                CREATE TABLE device (
+                    id TEXT PRIMARY KEY,
+                    user_id INTEGER NOT NULL REFERENCES user(id) ON DELETE CASCADE,
+                    name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 100),
+                    token_hash BLOB NOT NULL UNIQUE CHECK (length(token_hash) = 32),
+                    created_at DATETIME NOT NULL,
+                    last_seen_at DATETIME,
+                    revoked_at DATETIME
+                );
+                CREATE INDEX device_user ON device(user_id);
+                -- One login: a family of refresh tokens that rotate. Revoking it ends both
+                -- the refresh tokens and the access tokens that name it.
+                CREATE TABLE session (
+                    id TEXT PRIMARY KEY,
+                    user_id INTEGER NOT NULL REFERENCES user(id) ON DELETE CASCADE,
+                    created_at DATETIME NOT NULL,
+                    expires_at DATETIME NOT NULL,
+                    revoked_at DATETIME,
+                    revoke_reason TEXT
+                );
+                CREATE INDEX session_user ON session(user_id);
+                CREATE TABLE refresh_token (
+                    token_hash BLOB PRIMARY KEY CHECK (length(token_hash) = 32),
+                    session_id TEXT NOT NULL REFERENCES session(id) ON DELETE CASCADE,
+                    created_at DATETIME NOT NULL,
+                    expires_at DATETIME NOT NULL,
+                    used_at DATETIME
+                ) WITHOUT ROWID;
+                CREATE INDEX refresh_token_session ON refresh_token(session_id);
+                CREATE TABLE library (
+                    id TEXT PRIMARY KEY,
+                    user_id INTEGER NOT NULL REFERENCES user(id) ON DELETE CASCADE,
+                    name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 255),
+                    head INTEGER NOT NULL DEFAULT 0 CHECK (head >= 0),
+                    created_at DATETIME NOT NULL,
+                    UNIQUE (user_id, name)
+                );
+                -- Every put and delete, forever (until retention): history and trash.
+                CREATE TABLE version (
+                    library_id TEXT NOT NULL REFERENCES library(id) ON DELETE CASCADE,
+                    seq INTEGER NOT NULL CHECK (seq > 0),
+                    path TEXT NOT NULL,
+                    kind TEXT NOT NULL CHECK (kind IN ('file', 'directory', 'symlink')),
+                    deleted BOOLEAN NOT NULL,
+                    size INTEGER NOT NULL CHECK (size >= 0),
+                    sha256 BLOB CHECK (sha256 IS NULL OR length(sha256) = 32),
+                    mtime_ns INTEGER NOT NULL,
+                    mode INTEGER NOT NULL,
+                    chunks BLOB NOT NULL,
+                    target TEXT,
+                    device_id TEXT,
+                    committed_at DATETIME NOT NULL,
+                    PRIMARY KEY (library_id, seq)
+                );
+                CREATE INDEX version_path ON version(library_id, path, seq);
+                -- The current version of each path (tombstones included: they propagate).
+                CREATE TABLE entry (
+                    library_id TEXT NOT NULL REFERENCES library(id) ON DELETE CASCADE,
+                    path TEXT NOT NULL,
+                    seq INTEGER NOT NULL,
+                    deleted BOOLEAN NOT NULL,
+                    PRIMARY KEY (library_id, path),
+                    FOREIGN KEY (library_id, seq) REFERENCES version(library_id, seq)
+                ) WITHOUT ROWID;
+                CREATE UNIQUE INDEX entry_seq ON entry(library_id, seq);
+                -- Stored once, whoever uploaded it.
+                CREATE TABLE chunk (
+                    sha256 BLOB PRIMARY KEY CHECK (length(sha256) = 32),
+                    size INTEGER NOT NULL CHECK (size >= 0),
+                    created_at DATETIME NOT NULL,
+                    touched_at DATETIME NOT NULL
+                ) WITHOUT ROWID;
+                -- Which users have proven they hold a chunk (uploaded it): only those may
+                -- reference or read it (SPEC §3).
+                CREATE TABLE user_chunk (
+                    user_id INTEGER NOT NULL REFERENCES user(id) ON DELETE CASCADE,
+                    sha256 BLOB NOT NULL REFERENCES chunk(sha256) ON DELETE CASCADE,
+                    PRIMARY KEY (user_id, sha256)
+                ) WITHOUT ROWID;
+                CREATE INDEX user_chunk_sha ON user_chunk(sha256);
+                CREATE TABLE security_event (
+                    id INTEGER PRIMARY KEY,
+                    at DATETIME NOT NULL,
+                    kind TEXT NOT NULL,
+                    user_id INTEGER,
+                    username TEXT,
+                    device_id TEXT,
+                    address TEXT,
+                    detail TEXT
+                );
+                CREATE INDEX security_event_user ON security_event(user_id, at);
+                """)
+        }
+        return m
+    }
+}
+
+/// The database came up without the durability settings SPEC §6 requires.
+public struct DatabaseDurabilityError: Error, CustomStringConvertible {
+    public let journalMode: String
+    public let synchronous: Int
+    public var description: String {
+        "database durability check failed: journal_mode=\(journalMode), synchronous=\(synchronous) (need wal and 2=FULL)"
+    }
+}
