@@ -264,7 +264,7 @@ public struct TokenResponse: Codable, Sendable {
 }
 
 /// `GET /auth/me` answer.
-public struct MeResponse: Codable, Sendable {
+public struct MeResponse: Codable, Sendable, Equatable {
     public var id: Int64
     public var username: String
     public var isAdmin: Bool

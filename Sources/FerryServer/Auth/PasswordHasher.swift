@@ -31,10 +31,9 @@ public struct PasswordHasher: Sendable {
         return ConstantTime.equal(Array(derived), Array(expected))
     }
 
-    /// A hash of a random password, used to spend the same time on unknown users.
-    public static let decoy: String = {
-        (try? PasswordHasher(iterations: recommendedIterations).hash(UUID().uuidString)) ?? "pbkdf2-sha256$1$AA==$AA=="
-    }()
+    /// A hash of a random password at this hasher's cost: verifying against it for unknown
+    /// users spends the same time as for known ones, so timing does not reveal who exists.
+    public func makeDecoy() throws -> String { try hash(UUID().uuidString) }
 
     static func derive(_ password: String, salt: Data, iterations: Int) throws -> Data {
         let key = try KDF.Insecure.PBKDF2.deriveKey(

@@ -25,9 +25,11 @@ public enum FerryServerApp {
         let tokens = await TokenService(
             signingKey: try data.signingKey(), accessTokenLifetime: configuration.auth.accessTokenSeconds,
             refreshTokenLifetime: configuration.auth.refreshTokenSeconds)
+        let passwords = PasswordHasher(iterations: configuration.auth.pbkdf2Iterations)
+        let decoy = try await threadPool.runIfActive { try passwords.makeDecoy() }
         return ServerServices(
             configuration: configuration, store: store, blobs: blobs, tokens: tokens,
-            passwords: PasswordHasher(iterations: configuration.auth.pbkdf2Iterations),
+            passwords: passwords, decoyPasswordHash: decoy,
             limiter: LoginRateLimiter(maxFailures: configuration.auth.loginFailureLimit, window: configuration.auth.loginFailureWindowSeconds),
             notifier: ChangeNotifier(), metrics: ServerMetrics(), threadPool: threadPool, logger: logger)
     }

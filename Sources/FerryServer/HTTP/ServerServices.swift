@@ -11,6 +11,8 @@ public struct ServerServices: Sendable {
     public let blobs: any BlobStore
     public let tokens: TokenService
     public let passwords: PasswordHasher
+    /// Verified against when a login names an unknown user (see `PasswordHasher.makeDecoy`).
+    public let decoyPasswordHash: String
     public let limiter: LoginRateLimiter
     public let notifier: ChangeNotifier
     public let metrics: ServerMetrics

@@ -30,7 +30,7 @@ struct AuthRoutes {
             throw APIError(.tooManyRequests, "rate_limited", "too many failed logins; try again in \(wait) seconds", retryAfter: wait)
         }
         let user = try await services.store.user(named: body.username)
-        let stored = user?.passwordHash ?? PasswordHasher.decoy
+        let stored = user?.passwordHash ?? services.decoyPasswordHash
         let hasher = services.passwords
         // Unknown users cost the same KDF time as known ones: no user enumeration by timing.
         let valid = try await services.threadPool.runIfActive { hasher.verify(body.password, against: stored) }

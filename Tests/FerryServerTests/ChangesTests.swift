@@ -1,0 +1,89 @@
+import FerryCore
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
+import Testing
+
+@testable import FerryServer
+
+@Suite("Change feed")
+struct ChangesTests {
+    @Test func feedIsOrderedPagedAndCompacted() async throws {
+        let server = try await TestServer.make()
+        defer { server.removeData() }
+        try await server.run { api in
+            let token = try await api.newUser("alice")
+            let lib = try await api.createLibrary("docs", token: token).id
+            let dirs = (0..<5).map { CommitOperation(op: .put, path: try! FerryPath("d\($0)"), base: nil, kind: .directory) }
+            _ = try await api.commit(lib, dirs, token: token)
+            // d1 changes twice more: the feed shows it once, at its latest version.
+            _ = try await api.commit(lib, [CommitOperation(op: .put, path: try FerryPath("d1"), base: 2, kind: .directory, mode: 0o700)], token: token)
+            _ = try await api.commit(lib, [.delete(try FerryPath("d1"), base: 6)], token: token)
+
+            let all = try await api.changes(lib, token: token)
+            #expect(all.changes.map(\.path.string) == ["d0", "d2", "d3", "d4", "d1"])
+            #expect(all.changes.map(\.version) == [1, 3, 4, 5, 7])
+            #expect(all.changes.last?.deleted == true)
+            #expect(all.hasMore == false)
+            #expect(all.cursor == 7)
+            #expect(all.head == 7)
+
+            var cursor: Int64 = 0
+            var seen: [String] = []
+            var pages = 0
+            while true {
+                let page = try await api.changes(lib, since: cursor, limit: 2, token: token)
+                seen += page.changes.map(\.path.string)
+                cursor = page.cursor
+                pages += 1
+                if !page.hasMore { break }
+            }
+            #expect(seen == ["d0", "d2", "d3", "d4", "d1"])
+            #expect(pages == 3)
+
+            let none = try await api.changes(lib, since: 7, token: token)
+            #expect(none.changes.isEmpty)
+            #expect(none.cursor == 7)
+            for bad in ["since=-1", "limit=0", "limit=5001", "wait=301", "since=abc"] {
+                #expect(try await api.call(.get, "/libraries/\(lib)/changes?\(bad)", token: token).status == .badRequest)
+            }
+        }
+    }
+
+    @Test func longPollAnswersWhenAChangeCommits() async throws {
+        let server = try await TestServer.make()
+        defer { server.removeData() }
+        // In-process router: requests run concurrently (the live test client has one connection).
+        try await server.run(.router) { api in
+            let token = try await api.newUser("alice")
+            let lib = try await api.createLibrary("docs", token: token).id
+            // The waiter asks for up to two minutes; it must come back with the change, not an empty page.
+            async let waited = api.changes(lib, since: 0, wait: 120, token: token)
+            // Commit once the request is parked on the notifier (an event, not a sleep).
+            let deadline = ContinuousClock.now + .seconds(30)
+            while server.services.notifier.waiterCount == 0 && ContinuousClock.now < deadline { await Task.yield() }
+            #expect(server.services.notifier.waiterCount == 1)
+            _ = try await api.commit(lib, [CommitOperation(op: .put, path: try FerryPath("new"), base: nil, kind: .directory)], token: token)
+            let result = try await waited
+            #expect(result.changes.map(\.path.string) == ["new"])
+            #expect(server.services.notifier.waiterCount == 0)
+        }
+    }
+
+    @Test func notifierWakesOnlyWaitersBehindTheHead() async {
+        let notifier = ChangeNotifier()
+        async let behind: Void = notifier.wait(library: "a", after: 4, timeout: .seconds(600))
+        while notifier.waiterCount < 1 { await Task.yield() }
+        notifier.notify(library: "b", head: 10)  // another library: no effect
+        #expect(notifier.waiterCount == 1)
+        notifier.notify(library: "a", head: 5)
+        await behind
+        #expect(notifier.waiterCount == 0)
+        // Already ahead: returns at once.
+        await notifier.wait(library: "a", after: 3, timeout: .seconds(600))
+        // A timeout ends the wait with nothing to report.
+        await notifier.wait(library: "a", after: 99, timeout: .milliseconds(10))
+        #expect(notifier.waiterCount == 0)
+    }
+}

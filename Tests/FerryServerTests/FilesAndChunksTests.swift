@@ -1,0 +1,178 @@
+import FerryCore
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
+import Testing
+
+@testable import FerryServer
+
+@Suite("Files and chunks")
+struct FilesAndChunksTests {
+    @Test func plainUploadIsChunkedByTheServerAndStreamsBack() async throws {
+        let server = try await TestServer.make()
+        defer { server.removeData() }
+        let data = randomBytes(6 << 20, seed: 7)
+        try await server.run { api in
+            let token = try await api.newUser("alice")
+            let lib = try await api.createLibrary("docs", token: token).id
+            let path = "photos/été 2024/big.bin"
+            let put = try await api.call(.put, "/libraries/\(lib)/files?path=\(q(path))&mtime_ns=42&mode=420", token: token, body: ByteBuffer(bytes: data))
+            #expect(put.status == .created)
+            let v = try api.decode(VersionResponse.self, put).version
+            #expect(v.size == Int64(data.count))
+            #expect(v.sha256 == ContentHash.of(data))
+            #expect(v.chunks.count >= 2)
+            #expect(v.mtimeNs == 42)
+            #expect(v.path.string == path)
+
+            let get = try await api.call(.get, "/libraries/\(lib)/files?path=\(q(path))", token: token)
+            #expect(get.status == .ok)
+            #expect(Array(get.body.readableBytesView) == data)
+            let etag = try #require(get.headers[.eTag])
+            #expect(etag == "\"\(ContentHash.of(data).hex)\"")
+            #expect(get.headers[.acceptRanges] == "bytes")
+
+            let notModified = try await api.call(.get, "/libraries/\(lib)/files?path=\(q(path))", token: token, headers: [.ifNoneMatch: etag])
+            #expect(notModified.status == .notModified)
+
+            // A range that spans a chunk boundary.
+            let boundary = Int(v.chunks[0].size)
+            let range = try await api.call(.get, "/libraries/\(lib)/files?path=\(q(path))", token: token, headers: [.range: "bytes=\(boundary - 10)-\(boundary + 9)"])
+            #expect(range.status == .partialContent)
+            #expect(Array(range.body.readableBytesView) == Array(data[(boundary - 10)...(boundary + 9)]))
+            #expect(range.headers[.contentRange] == "bytes \(boundary - 10)-\(boundary + 9)/\(data.count)")
+            let suffix = try await api.call(.get, "/libraries/\(lib)/files?path=\(q(path))", token: token, headers: [.range: "bytes=-5"])
+            #expect(Array(suffix.body.readableBytesView) == Array(data.suffix(5)))
+            let outside = try await api.call(.get, "/libraries/\(lib)/files?path=\(q(path))", token: token, headers: [.range: "bytes=\(data.count)-"])
+            #expect(outside.status == .rangeNotSatisfiable)
+            #expect(outside.headers[.contentRange] == "bytes */\(data.count)")
+
+            // Overwrite without a base replaces the file; the old version stays readable.
+            let second = try await api.call(.put, "/libraries/\(lib)/files?path=\(q(path))", token: token, body: ByteBuffer(string: "small now"))
+            #expect(second.status == .created)
+            let old = try await api.call(.get, "/libraries/\(lib)/files?path=\(q(path))&version=\(v.version)", token: token)
+            #expect(Array(old.body.readableBytesView) == data)
+            // With a stale base it is a conflict.
+            let stale = try await api.call(.put, "/libraries/\(lib)/files?path=\(q(path))&base=\(v.version)", token: token, body: ByteBuffer(string: "x"))
+            #expect(stale.status == .conflict)
+            // An empty upload is an empty file.
+            let empty = try await api.call(.put, "/libraries/\(lib)/files?path=empty", token: token)
+            #expect(try api.decode(VersionResponse.self, empty).version.sha256 == .empty)
+            #expect(try await api.call(.get, "/libraries/\(lib)/files?path=empty", token: token).body.readableBytes == 0)
+        }
+    }
+
+    @Test func readsOfDirectoriesDeletedAndUnknownPaths() async throws {
+        let server = try await TestServer.make()
+        defer { server.removeData() }
+        try await server.run { api in
+            let token = try await api.newUser("alice")
+            let lib = try await api.createLibrary("docs", token: token).id
+            _ = try await api.commit(lib, [CommitOperation(op: .put, path: try FerryPath("d"), base: nil, kind: .directory)], token: token)
+            #expect(try await api.call(.get, "/libraries/\(lib)/files?path=d", token: token).status == .badRequest)
+            #expect(try await api.call(.get, "/libraries/\(lib)/files?path=nothing", token: token).status == .notFound)
+            #expect(try await api.call(.get, "/libraries/\(lib)/files", token: token).status == .badRequest)
+            let nfd = try await api.call(.get, "/libraries/\(lib)/files?path=%2Fetc%2Fpasswd", token: token)
+            #expect(nfd.status == .badRequest)
+            #expect(api.errorCode(nfd) == "invalid_path")
+        }
+    }
+
+    @Test func nfdPathsAreStoredAsNFC() async throws {
+        let server = try await TestServer.make()
+        defer { server.removeData() }
+        try await server.run { api in
+            let token = try await api.newUser("alice")
+            let lib = try await api.createLibrary("docs", token: token).id
+            let put = try await api.call(.put, "/libraries/\(lib)/files?path=\(q("cafe\u{301}.txt"))", token: token, body: ByteBuffer(string: "x"))
+            #expect(try api.decode(VersionResponse.self, put).version.path.string == "caf\u{e9}.txt")
+            #expect(try await api.call(.get, "/libraries/\(lib)/files?path=\(q("caf\u{e9}.txt"))", token: token).status == .ok)
+        }
+    }
+
+    @Test func chunkUploadVerifiesTheHashAndLeavesNothingOnMismatch() async throws {
+        let server = try await TestServer.make()
+        defer { server.removeData() }
+        try await server.run { api in
+            let token = try await api.newUser("alice")
+            let good = Array("chunk body".utf8), hash = ContentHash.of(good)
+            let wrong = try await api.call(.put, "/chunks/\(hash.hex)", token: token, body: ByteBuffer(string: "other body"))
+            #expect(wrong.status == .unprocessableContent)
+            #expect(api.errorCode(wrong) == "hash_mismatch")
+            #expect(server.blobFiles().isEmpty)
+            #expect(try server.stagedFiles().isEmpty)
+            let stillMissing = try await api.call(.post, "/chunks/missing", token: token, json: MissingChunksRequest(chunks: [hash]))
+            #expect(try api.decode(MissingChunksResponse.self, stillMissing).missing == [hash])
+
+            #expect(try await api.call(.put, "/chunks/\(hash.hex)", token: token, body: ByteBuffer(bytes: good)).status == .created)
+            // Idempotent.
+            #expect(try await api.call(.put, "/chunks/\(hash.hex)", token: token, body: ByteBuffer(bytes: good)).status == .created)
+            #expect(server.blobFiles().count == 1)
+            let back = try await api.call(.get, "/chunks/\(hash.hex)", token: token)
+            #expect(Array(back.body.readableBytesView) == good)
+            let gone = try await api.call(.post, "/chunks/missing", token: token, json: MissingChunksRequest(chunks: [hash, hash]))
+            #expect(try api.decode(MissingChunksResponse.self, gone).missing.isEmpty)
+
+            #expect(try await api.call(.put, "/chunks/not-a-hash", token: token, body: ByteBuffer(bytes: good)).status == .badRequest)
+            #expect(try await api.call(.get, "/chunks/\(ContentHash.of([1]).hex)", token: token).status == .notFound)
+            let tooMany = MissingChunksRequest(chunks: Array(repeating: hash, count: FerryProtocol.maxMissingQuery + 1))
+            #expect(try await api.call(.post, "/chunks/missing", token: token, json: tooMany).status == .contentTooLarge)
+        }
+    }
+
+    @Test func oversizedChunkIs413AndLeavesNothing() async throws {
+        let server = try await TestServer.make()
+        defer { server.removeData() }
+        try await server.run { api in
+            let token = try await api.newUser("alice")
+            let big = [UInt8](repeating: 1, count: FerryProtocol.maxChunkSize + 1)
+            let r = try await api.call(.put, "/chunks/\(ContentHash.of(big).hex)", token: token, body: ByteBuffer(bytes: big))
+            #expect(r.status == .contentTooLarge)
+            #expect(server.blobFiles().isEmpty)
+            #expect(try server.stagedFiles().isEmpty)
+        }
+    }
+
+    @Test func uploadsAreRefusedWith507BelowTheReserve() async throws {
+        let server = try await TestServer.make { $0.storage.reserveBytes = Int64.max / 2 }
+        defer { server.removeData() }
+        try await server.run { api in
+            let token = try await api.newUser("alice")
+            let lib = try await api.createLibrary("docs", token: token).id
+            let body = Array("data".utf8)
+            let chunk = try await api.call(.put, "/chunks/\(ContentHash.of(body).hex)", token: token, body: ByteBuffer(bytes: body))
+            #expect(chunk.status.code == 507)
+            #expect(api.errorCode(chunk) == "insufficient_storage")
+            let file = try await api.call(.put, "/libraries/\(lib)/files?path=a", token: token, body: ByteBuffer(bytes: body))
+            #expect(file.status.code == 507)
+            #expect(server.blobFiles().isEmpty)
+            #expect(try await api.changes(lib, token: token).head == 0)
+            let health = try await api.call(.get, "/health")
+            #expect(health.status == .serviceUnavailable)
+        }
+    }
+
+    @Test func healthAndMetrics() async throws {
+        let server = try await TestServer.make()
+        defer { server.removeData() }
+        try await server.run { api in
+            let health = try await api.call(.get, "/health")
+            #expect(health.status == .ok)
+            #expect(String(buffer: health.body).contains(#""database":"ok""#))
+            let token = try await api.newUser("alice")
+            let body = Array("metric me".utf8)
+            _ = try await api.call(.put, "/chunks/\(ContentHash.of(body).hex)", token: token, body: ByteBuffer(bytes: body))
+            _ = try await api.call(.put, "/chunks/\(ContentHash.of(body).hex)", token: token, body: ByteBuffer(bytes: body))
+            let lib = try await api.createLibrary("docs", token: token).id
+            _ = try await api.commit(lib, [CommitOperation(op: .put, path: try FerryPath("d"), base: nil, kind: .directory)], token: token)
+            let text = String(buffer: try await api.call(.get, "/metrics").body)
+            #expect(text.contains("ferry_chunk_uploads_total 2"))
+            #expect(text.contains("ferry_chunk_dedup_hits_total 1"))
+            #expect(text.contains("ferry_commit_operations_total 1"))
+            #expect(text.contains("ferry_commit_duration_seconds_count 1"))
+            #expect(text.contains(#"ferry_http_requests_total{method="PUT",status="201"} 2"#))
+            #expect(text.contains("ferry_http_request_bytes_total"))
+        }
+    }
+}

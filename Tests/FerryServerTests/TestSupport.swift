@@ -1,0 +1,162 @@
+import FerryCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import Testing
+
+@testable import FerryServer
+
+/// A server on a fresh temporary data directory, with test-speed password hashing.
+struct TestServer {
+    let services: ServerServices
+    let dataDirectory: String
+
+    static func make(dataDirectory: String? = nil, _ configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> TestServer {
+        let dir = dataDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("ferry-test-\(UUID().uuidString)").path
+        var configuration = ServerConfiguration()
+        configuration.dataDirectory = dir
+        configuration.port = 0
+        configuration.storage.reserveBytes = 0
+        configuration.auth.pbkdf2Iterations = 1000
+        configure(&configuration)
+        var logger = Logger(label: "ferry-test")
+        logger.logLevel = .critical
+        return TestServer(services: try await FerryServerApp.makeServices(configuration, logger: logger), dataDirectory: dir)
+    }
+
+    /// Runs `body` against the real router in-process (`.router`) or a live loopback server (`.live`).
+    func run<T: Sendable>(_ setup: TestingSetup = .router, _ body: @Sendable (API) async throws -> T) async throws -> T {
+        let app = FerryServerApp.buildApplication(services)
+        return try await app.test(setup) { client in try await body(API(client: client, server: self)) }
+    }
+
+    /// Creates a user directly in the store.
+    @discardableResult
+    func addUser(_ name: String, password: String = "password-\(UUID().uuidString.prefix(6))", admin: Bool = false) async throws -> (StoredUser, String) {
+        let hash = try services.passwords.hash(password)
+        return (try await services.store.createUser(username: name, passwordHash: hash, isAdmin: admin), password)
+    }
+
+    func removeData() { try? FileManager.default.removeItem(atPath: dataDirectory) }
+
+    /// Files left in the staging directory (`tmp/`).
+    func stagedFiles() throws -> [String] { try FileManager.default.contentsOfDirectory(atPath: dataDirectory + "/tmp") }
+
+    /// Every blob file under `blobs/`.
+    func blobFiles() -> [String] {
+        let root = dataDirectory + "/blobs"
+        return (FileManager.default.enumerator(atPath: root)?.allObjects as? [String] ?? []).filter { $0.split(separator: "/").count == 3 }
+    }
+}
+
+/// A thin JSON client over the test framework's client.
+struct API: Sendable {
+    let client: any TestClientProtocol
+    let server: TestServer
+
+    func call(
+        _ method: HTTPRequest.Method, _ uri: String, token: String? = nil, body: ByteBuffer? = nil, headers: HTTPFields = [:]
+    ) async throws -> TestResponse {
+        var headers = headers
+        if let token { headers[.authorization] = "Bearer \(token)" }
+        return try await client.execute(uri: "/api/v1" + uri, method: method, headers: headers, body: body)
+    }
+
+    func call(_ method: HTTPRequest.Method, _ uri: String, token: String? = nil, json: some Encodable) async throws -> TestResponse {
+        let data = try JSONCoding.encoder.encode(json)
+        return try await call(method, uri, token: token, body: ByteBuffer(bytes: data), headers: [.contentType: "application/json"])
+    }
+
+    func decode<T: Decodable>(_ type: T.Type, _ response: TestResponse) throws -> T {
+        try JSONCoding.decoder.decode(T.self, from: Data(response.body.readableBytesView))
+    }
+
+    func errorCode(_ response: TestResponse) -> String? {
+        (try? decode(ErrorEnvelope.self, response))?.error.code
+    }
+
+    func login(_ username: String, _ password: String) async throws -> TokenResponse {
+        let r = try await call(.post, "/auth/login", json: LoginRequest(username: username, password: password))
+        #expect(r.status == .ok, "login failed: \(String(buffer: r.body))")
+        return try decode(TokenResponse.self, r)
+    }
+
+    /// A new user, logged in: returns an access token.
+    func newUser(_ name: String) async throws -> String {
+        let (_, password) = try await server.addUser(name)
+        return try await login(name, password).accessToken
+    }
+
+    func createLibrary(_ name: String, token: String) async throws -> LibraryInfo {
+        let r = try await call(.post, "/libraries", token: token, json: CreateLibraryRequest(name: name))
+        #expect(r.status == .created)
+        return try decode(LibraryInfo.self, r)
+    }
+
+    func registerDevice(_ name: String, token: String) async throws -> RegisterDeviceResponse {
+        let r = try await call(.post, "/devices", token: token, json: RegisterDeviceRequest(name: name))
+        #expect(r.status == .created)
+        return try decode(RegisterDeviceResponse.self, r)
+    }
+
+    /// Chunks `data`, uploads every chunk, and returns the manifest.
+    func uploadContent(_ data: [UInt8], token: String) async throws -> ContentManifest {
+        var chunker = ContentChunker()
+        var pieces: [[UInt8]] = []
+        var current: [UInt8] = []
+        chunker.update(data) { piece in
+            current.append(contentsOf: piece.bytes)
+            if piece.completes != nil { pieces.append(current); current = [] }
+        }
+        let manifest = chunker.finish { piece in if piece.completes != nil { pieces.append(current) } }
+        for (ref, bytes) in zip(manifest.chunks, pieces) {
+            let r = try await call(.put, "/chunks/\(ref.sha256.hex)", token: token, body: ByteBuffer(bytes: bytes))
+            #expect(r.status == .created)
+        }
+        return manifest
+    }
+
+    func commit(_ library: String, _ ops: [CommitOperation], token: String) async throws -> CommitResponse {
+        let r = try await call(.post, "/libraries/\(library)/commit", token: token, json: CommitRequest(operations: ops))
+        #expect(r.status == .ok, "commit failed: \(String(buffer: r.body))")
+        return try decode(CommitResponse.self, r)
+    }
+
+    /// Uploads and commits a file; returns the single result.
+    @discardableResult
+    func putFile(_ library: String, _ path: String, _ data: [UInt8], base: Int64?, token: String) async throws -> CommitResult {
+        let manifest = try await uploadContent(data, token: token)
+        let op = CommitOperation.putFile(try FerryPath(path), base: base, manifest: manifest, mtimeNs: 1_700_000_000_123_456_789, mode: 0o644)
+        return try await commit(library, [op], token: token).results[0]
+    }
+
+    func changes(_ library: String, since: Int64 = 0, limit: Int = 1000, wait: Int = 0, token: String) async throws -> ChangesResponse {
+        let r = try await call(.get, "/libraries/\(library)/changes?since=\(since)&limit=\(limit)&wait=\(wait)", token: token)
+        #expect(r.status == .ok)
+        return try decode(ChangesResponse.self, r)
+    }
+}
+
+/// Deterministic pseudo-random bytes (SplitMix64).
+func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
+    var state = seed
+    var out = [UInt8]()
+    out.reserveCapacity(count + 8)
+    while out.count < count {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        withUnsafeBytes(of: z) { out.append(contentsOf: $0) }
+    }
+    return Array(out.prefix(count))
+}
+
+/// Percent-encodes a path for a query string.
+func q(_ path: String) -> String {
+    path.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(.init(charactersIn: "-._~/"))) ?? path
+}
