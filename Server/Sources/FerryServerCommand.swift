@@ -5,6 +5,9 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOPosix
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @main
 struct FerryServerCommand: AsyncParsableCommand {
@@ -24,6 +27,8 @@ struct DataOption: ParsableArguments {
     var config: String?
 
     func resolve() throws -> ServerConfiguration {
+        // Database, blobs and keys are readable by the server's user only.
+        umask(0o077)
         var configuration = ServerConfiguration()
         if let config {
             do { configuration = try ServerConfiguration.load(path: config) } catch {
