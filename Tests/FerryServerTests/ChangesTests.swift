@@ -10,11 +10,7 @@ import Testing
 @Suite("Change feed")
 struct ChangesTests {
     @Test func feedIsOrderedPagedAndCompacted() async throws {
-        let server = try await TestServer.make()
-        defer { server.removeData() }
-        try await server.run { api in
-            let token = try await api.newUser("alice")
-            let lib = try await api.createLibrary("docs", token: token).id
+        try await withLibrary { api, token, lib in
             let dirs = (0..<5).map { CommitOperation(op: .put, path: try! FerryPath("d\($0)"), base: nil, kind: .directory) }
             _ = try await api.commit(lib, dirs, token: token)
             // d1 changes twice more: the feed shows it once, at its latest version.

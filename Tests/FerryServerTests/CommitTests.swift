@@ -10,11 +10,7 @@ import Testing
 @Suite("Commit, history and restore")
 struct CommitTests {
     @Test func createUpdateDeleteWithBaseVersions() async throws {
-        let server = try await TestServer.make()
-        defer { server.removeData() }
-        try await server.run { api in
-            let token = try await api.newUser("alice")
-            let lib = try await api.createLibrary("docs", token: token).id
+        try await withLibrary { api, token, lib in
             let v1 = try await api.putFile(lib, "notes/a.txt", Array("one".utf8), base: nil, token: token)
             #expect(v1.status == .ok)
             #expect(v1.version?.version == 1)
@@ -58,11 +54,7 @@ struct CommitTests {
     }
 
     @Test func restoreMakesAnOldVersionCurrentAsANewVersion() async throws {
-        let server = try await TestServer.make()
-        defer { server.removeData() }
-        try await server.run { api in
-            let token = try await api.newUser("alice")
-            let lib = try await api.createLibrary("docs", token: token).id
+        try await withLibrary { api, token, lib in
             try await api.putFile(lib, "a.txt", Array("original".utf8), base: nil, token: token)
             try await api.putFile(lib, "a.txt", Array("edited".utf8), base: 1, token: token)
             _ = try await api.commit(lib, [.delete(try FerryPath("a.txt"), base: 2)], token: token)
@@ -87,11 +79,7 @@ struct CommitTests {
     }
 
     @Test func missingChunksAreNamedAndNothingIsCommitted() async throws {
-        let server = try await TestServer.make()
-        defer { server.removeData() }
-        try await server.run { api in
-            let token = try await api.newUser("alice")
-            let lib = try await api.createLibrary("docs", token: token).id
+        try await withLibrary { api, token, lib in
             let data = Array("never uploaded".utf8)
             var chunker = ContentChunker()
             chunker.update(data)
@@ -127,11 +115,7 @@ struct CommitTests {
     }
 
     @Test func treeShapeRules() async throws {
-        let server = try await TestServer.make()
-        defer { server.removeData() }
-        try await server.run { api in
-            let token = try await api.newUser("alice")
-            let lib = try await api.createLibrary("docs", token: token).id
+        try await withLibrary { api, token, lib in
             let dir = CommitOperation(op: .put, path: try FerryPath("d"), base: nil, kind: .directory, mtimeNs: 1)
             let link = CommitOperation(op: .put, path: try FerryPath("d/link"), base: nil, kind: .symlink, mtimeNs: 1, target: "../elsewhere")
             let r = try await api.commit(lib, [dir, link], token: token)
@@ -169,11 +153,7 @@ struct CommitTests {
         (#"{"op":"delete","path":"a","base":0}"#, "base"),
     ])
     func malformedOperationsAreRejectedOneByOne(op: String, mentions: String) async throws {
-        let server = try await TestServer.make()
-        defer { server.removeData() }
-        try await server.run { api in
-            let token = try await api.newUser("alice")
-            let lib = try await api.createLibrary("docs", token: token).id
+        try await withLibrary { api, token, lib in
             let body = #"{"operations":[\#(op),{"op":"put","path":"ok","base":null,"kind":"directory"}]}"#
             let r = try await api.call(.post, "/libraries/\(lib)/commit", token: token, body: ByteBuffer(string: body))
             #expect(r.status == .ok)
@@ -186,11 +166,7 @@ struct CommitTests {
     }
 
     @Test func malformedBatchesAreRefusedWhole() async throws {
-        let server = try await TestServer.make()
-        defer { server.removeData() }
-        try await server.run { api in
-            let token = try await api.newUser("alice")
-            let lib = try await api.createLibrary("docs", token: token).id
+        try await withLibrary { api, token, lib in
             let badPath = try await api.call(.post, "/libraries/\(lib)/commit", token: token, body: ByteBuffer(string: #"{"operations":[{"op":"delete","path":"../etc","base":null}]}"#))
             #expect(badPath.status == .badRequest)
             #expect(try api.decode(ErrorEnvelope.self, badPath).error.message.contains("'..'"))

@@ -64,11 +64,7 @@ struct FilesAndChunksTests {
     }
 
     @Test func readsOfDirectoriesDeletedAndUnknownPaths() async throws {
-        let server = try await TestServer.make()
-        defer { server.removeData() }
-        try await server.run { api in
-            let token = try await api.newUser("alice")
-            let lib = try await api.createLibrary("docs", token: token).id
+        try await withLibrary { api, token, lib in
             _ = try await api.commit(lib, [CommitOperation(op: .put, path: try FerryPath("d"), base: nil, kind: .directory)], token: token)
             #expect(try await api.call(.get, "/libraries/\(lib)/files?path=d", token: token).status == .badRequest)
             #expect(try await api.call(.get, "/libraries/\(lib)/files?path=nothing", token: token).status == .notFound)
@@ -80,11 +76,7 @@ struct FilesAndChunksTests {
     }
 
     @Test func nfdPathsAreStoredAsNFC() async throws {
-        let server = try await TestServer.make()
-        defer { server.removeData() }
-        try await server.run { api in
-            let token = try await api.newUser("alice")
-            let lib = try await api.createLibrary("docs", token: token).id
+        try await withLibrary { api, token, lib in
             let put = try await api.call(.put, "/libraries/\(lib)/files?path=\(q("cafe\u{301}.txt"))", token: token, body: ByteBuffer(string: "x"))
             #expect(try api.decode(VersionResponse.self, put).version.path.string == "caf\u{e9}.txt")
             #expect(try await api.call(.get, "/libraries/\(lib)/files?path=\(q("caf\u{e9}.txt"))", token: token).status == .ok)

@@ -58,14 +58,14 @@ struct StorageTests {
     }
 
     @Test func checkFindsMissingAndCorruptBlobs() async throws {
-        let server = try await TestServer.make()
-        defer { server.removeData() }
-        try await server.run { api in
-            let token = try await api.newUser("alice")
-            let lib = try await api.createLibrary("docs", token: token).id
+        try await withLibrary { api, token, lib in
             try await api.putFile(lib, "a", Array("aaaa".utf8), base: nil, token: token)
             try await api.putFile(lib, "b", Array("bbbb".utf8), base: nil, token: token)
+            try await checkAfterDamage(api.server)
         }
+    }
+
+    private func checkAfterDamage(_ server: TestServer) async throws {
         let store = server.services.store, blobs = server.services.blobs as! FileBlobStore
         #expect(try await Maintenance.check(store: store, blobs: blobs) == CheckReport(checked: 2))
         let a = ContentHash.of(Array("aaaa".utf8)), b = ContentHash.of(Array("bbbb".utf8))

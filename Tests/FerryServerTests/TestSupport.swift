@@ -52,6 +52,18 @@ struct TestServer {
     }
 }
 
+/// Runs `body` on a fresh in-process server with user "alice" logged in and her library
+/// "docs" created; removes the data directory afterwards.
+func withLibrary(_ body: @Sendable (API, _ token: String, _ library: String) async throws -> Void) async throws {
+    let server = try await TestServer.make()
+    defer { server.removeData() }
+    try await server.run { api in
+        let token = try await api.newUser("alice")
+        let lib = try await api.createLibrary("docs", token: token).id
+        try await body(api, token, lib)
+    }
+}
+
 /// A thin JSON client over the test framework's client.
 struct API: Sendable {
     let client: any TestClientProtocol
