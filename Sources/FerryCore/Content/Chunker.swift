@@ -63,19 +63,28 @@ public struct ChunkPiece {
 /// bounded by the caller's buffer.
 public struct ContentChunker: Sendable {
     public let parameters: ChunkerParameters
+    /// False when the caller hashes the whole content itself (e.g. on another core).
+    let hashesWholeContent: Bool
     private var fileHasher = StreamingHasher()
+    private var consumed: Int64 = 0
     private var chunkHasher = StreamingHasher()
     private var chunkLength = 0
     private var gear: UInt64 = 0
     private var chunks: [ChunkRef] = []
 
     public init(parameters: ChunkerParameters = .v1) {
+        self.init(parameters: parameters, hashesWholeContent: true)
+    }
+
+    init(parameters: ChunkerParameters, hashesWholeContent: Bool) {
         self.parameters = parameters
+        self.hashesWholeContent = hashesWholeContent
     }
 
     /// Feeds the next bytes; `sink` sees them again as pieces cut at chunk boundaries.
     public mutating func update(_ bytes: UnsafeRawBufferPointer, _ sink: (ChunkPiece) throws -> Void) rethrows {
-        fileHasher.update(bytes)
+        if hashesWholeContent { fileHasher.update(bytes) }
+        consumed += Int64(bytes.count)
         var start = 0
         while start < bytes.count {
             let rest = UnsafeRawBufferPointer(rebasing: bytes[start...])
@@ -113,7 +122,7 @@ public struct ContentChunker: Sendable {
             gear = 0
             try sink(ChunkPiece(bytes: UnsafeRawBufferPointer(start: nil, count: 0), completes: ref))
         }
-        return ContentManifest(size: fileHasher.count, sha256: fileHasher.finalize(), chunks: chunks)
+        return ContentManifest(size: consumed, sha256: fileHasher.finalize(), chunks: chunks)
     }
 
     /// Feeds bytes when only the manifest is wanted.

@@ -1,3 +1,5 @@
+import Dispatch
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -18,8 +20,11 @@ public struct SystemCallError: Error, Sendable, CustomStringConvertible, Equatab
 }
 
 extension ContentChunker {
-    /// Chunks and hashes a whole file in one sequential read with one reusable buffer.
-    /// Blocking: call it from a thread pool, never an event loop.
+    /// Chunks and hashes a whole file in one sequential read with bounded memory (three
+    /// buffers of `bufferSize`). Every byte needs two SHA-256 passes (its chunk's and the
+    /// whole file's), so the whole-file hash runs on a second core while this one chunks,
+    /// and the next block is read meanwhile. Blocking: call it from a thread pool, never an
+    /// event loop.
     public static func manifest(
         ofFileAt path: String,
         parameters: ChunkerParameters = .v1,
@@ -28,18 +33,63 @@ extension ContentChunker {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SystemCallError("open", errno: errno) }
         defer { close(fd) }
-        var chunker = ContentChunker(parameters: parameters)
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferSize, alignment: 64)
-        defer { buffer.deallocate() }
-        while true {
-            let n = read(fd, buffer.baseAddress, bufferSize)
+        // Each task owns one of these for the length of a block; the locks are never contended.
+        let fileHasher = Mutex(StreamingHasher())
+        let chunker = Mutex(ContentChunker(parameters: parameters, hashesWholeContent: false))
+        let reader = Mutex(ReadAhead(buffer: [UInt8](repeating: 0, count: bufferSize)))
+
+        var block = [UInt8](repeating: 0, count: bufferSize)
+        var filled = try block.withUnsafeMutableBytes { try readFully(fd, into: $0) }
+        while filled > 0 {
+            process(block, count: filled, fd: fd, fileHasher: fileHasher, chunker: chunker, reader: reader)
+            filled = try reader.withLock { next in
+                if let error = next.error { throw error }
+                swap(&next.buffer, &block)
+                return next.filled
+            }
+        }
+        let chunks = chunker.withLock { $0.finish() }
+        return ContentManifest(size: chunks.size, sha256: fileHasher.withLock { $0.finalize() }, chunks: chunks.chunks)
+    }
+
+    /// The next block, read while the current one is hashed.
+    private struct ReadAhead {
+        var buffer: [UInt8]
+        var filled = 0
+        var error: (any Error)?
+    }
+
+    /// Hashes the whole-file SHA-256 of `block`, chunks it, and reads the next block, as
+    /// three concurrent tasks. `block` shares storage with the caller's array and is
+    /// released before the caller reuses that array.
+    private static func process(
+        _ block: [UInt8], count: Int, fd: Int32,
+        fileHasher: borrowing Mutex<StreamingHasher>, chunker: borrowing Mutex<ContentChunker>, reader: borrowing Mutex<ReadAhead>
+    ) {
+        DispatchQueue.concurrentPerform(iterations: 3) { task in
+            switch task {
+            case 0: block.withUnsafeBytes { bytes in fileHasher.withLock { $0.update(UnsafeRawBufferPointer(rebasing: bytes[..<count])) } }
+            case 1: block.withUnsafeBytes { bytes in chunker.withLock { $0.update(UnsafeRawBufferPointer(rebasing: bytes[..<count])) } }
+            default:
+                reader.withLock { next in
+                    do { next.filled = try next.buffer.withUnsafeMutableBytes { try readFully(fd, into: $0) } } catch { next.error = error }
+                }
+            }
+        }
+    }
+
+    /// Reads until `buffer` is full or the file ends; returns the bytes read.
+    private static func readFully(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        var total = 0
+        while total < buffer.count {
+            let n = read(fd, buffer.baseAddress! + total, buffer.count - total)
             if n < 0 {
                 if errno == EINTR { continue }
                 throw SystemCallError("read", errno: errno)
             }
             if n == 0 { break }
-            chunker.update(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
+            total += n
         }
-        return chunker.finish()
+        return total
     }
 }
