@@ -1,0 +1,40 @@
+import Foundation
+import Testing
+
+@testable import FerryCore
+
+@Suite("Wire types")
+struct WireTypesTests {
+    @Test func snakeCaseKeysAndRoundTrips() throws {
+        let path = try FerryPath("a/b.txt")
+        let v = FileVersion(version: 7, path: path, kind: .file, deleted: false, size: 3, sha256: ContentHash.of([1, 2, 3]),
+                            mtimeNs: 1_700_000_000_000_000_001, mode: 0o644, chunks: [ChunkRef(sha256: ContentHash.of([1, 2, 3]), size: 3)],
+                            target: nil, deviceId: "dev", committedAt: Date(timeIntervalSince1970: 1_700_000_000))
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        let json = String(decoding: try encoder.encode(v), as: UTF8.self)
+        for key in ["\"mtime_ns\":1700000000000000001", "\"device_id\":\"dev\"", "\"committed_at\"", "\"version\":7"] {
+            #expect(json.contains(key), "\(key) missing from \(json)")
+        }
+        #expect(try decoder.decode(FileVersion.self, from: Data(json.utf8)) == v)
+
+        let changes = ChangesResponse(changes: [v], cursor: 7, hasMore: true, head: 9)
+        let cj = String(decoding: try encoder.encode(changes), as: UTF8.self)
+        #expect(cj.contains("\"has_more\":true"))
+
+        let op = CommitOperation.delete(path, base: 7)
+        let oj = String(decoding: try JSONEncoder().encode(op), as: UTF8.self)
+        #expect(oj.contains("\"op\":\"delete\""))
+        #expect(try JSONDecoder().decode(CommitOperation.self, from: Data(oj.utf8)) == op)
+        let put = try JSONDecoder().decode(CommitOperation.self, from: Data(#"{"op":"put","path":"x","base":null,"kind":"directory","mtime_ns":5}"#.utf8))
+        #expect(put.mtimeNs == 5)
+        #expect(put.base == nil)
+    }
+
+    @Test func commitResultStatusesUseTheirWireNames() throws {
+        let r = CommitResult(status: .missingChunks, missing: [.empty])
+        #expect(String(decoding: try JSONEncoder().encode(r), as: UTF8.self).contains("\"missing_chunks\""))
+    }
+}
