@@ -1,0 +1,9 @@
+import ArgumentParser
+
+@main
+struct FerryBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ferry-bench",
+        abstract: "Benchmarks Ferry against reference tools on the same machine, in one run.",
+        subcommands: [CoreBenchmark.self])
+}
