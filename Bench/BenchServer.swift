@@ -16,7 +16,6 @@ struct BenchServer {
     let library: String
     let client: HTTPClient
     let services: ServerServices
-    private let group: ServiceGroup
 
     /// Starts the server on a fresh data directory and runs `body` against it.
     static func with<T: Sendable>(dataDirectory: String, _ body: (BenchServer) async throws -> T) async throws -> T {
@@ -28,35 +27,19 @@ struct BenchServer {
         var logger = Logger(label: "ferry-bench")
         logger.logLevel = .error
         let services = try await FerryServerApp.makeServices(configuration, logger: logger)
-        let port = Mutex<Int?>(nil)
-        let (portStream, portReady) = AsyncStream<Int>.makeStream()
-        let app = FerryServerApp.buildApplication(services) { channel in
-            let p = channel.localAddress?.port ?? 0
-            port.withLock { $0 = p }
-            portReady.yield(p)
-            portReady.finish()
-        }
-        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
-        return try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            var it = portStream.makeAsyncIterator()
-            guard let p = await it.next() else { throw BenchError("the server did not start") }
+        return try await FerryServerApp.withRunningServer(services) { port in
             let client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
             do {
                 let password = "bench-password"
                 _ = try await services.store.createUser(username: "bench", passwordHash: try services.passwords.hash(password), isAdmin: false)
-                let base = "http://127.0.0.1:\(p)/api/v1"
+                let base = "http://127.0.0.1:\(port)/api/v1"
                 let login: TokenResponse = try await Self.json(client, .POST, base + "/auth/login", LoginRequest(username: "bench", password: password))
                 let lib: LibraryInfo = try await Self.json(client, .POST, base + "/libraries", CreateLibraryRequest(name: "bench"), token: login.accessToken)
-                let server = BenchServer(baseURL: base, token: login.accessToken, library: lib.id, client: client, services: services, group: group)
-                let result = try await body(server)
+                let result = try await body(BenchServer(baseURL: base, token: login.accessToken, library: lib.id, client: client, services: services))
                 try await client.shutdown()
-                await group.triggerGracefulShutdown()
-                try await tasks.waitForAll()
                 return result
             } catch {
                 try? await client.shutdown()
-                await group.triggerGracefulShutdown()
                 throw error
             }
         }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// FastCDC parameters. They are part of the wire protocol: two peers must cut the same
 /// content at the same places, so changing them is a protocol version change.
 public struct ChunkerParameters: Sendable, Equatable {
@@ -176,4 +178,27 @@ enum GearTable {
             return z ^ (z >> 31)
         }
     }()
+}
+
+/// A chunk list packed for storage: 32 bytes of SHA-256 and an 8-byte big-endian size per
+/// chunk. Used by the server's database and the client's index.
+public enum PackedChunkList {
+    public static func encode(_ chunks: [ChunkRef]) -> Data {
+        var out = Data(capacity: chunks.count * 40)
+        for c in chunks {
+            out.append(contentsOf: c.sha256.bytes)
+            withUnsafeBytes(of: UInt64(c.size).bigEndian) { out.append(contentsOf: $0) }
+        }
+        return out
+    }
+
+    /// The chunks, or nil when `data` is not a whole number of 40-byte records.
+    public static func decode(_ data: Data) -> [ChunkRef]? {
+        guard data.count % 40 == 0 else { return nil }
+        let bytes = [UInt8](data)
+        return stride(from: 0, to: bytes.count, by: 40).compactMap { i in
+            let size = bytes[(i + 32)..<(i + 40)].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            return ContentHash(bytes: Array(bytes[i..<(i + 32)])).map { ChunkRef(sha256: $0, size: Int64(size)) }
+        }
+    }
 }

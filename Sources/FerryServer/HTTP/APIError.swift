@@ -80,22 +80,7 @@ public struct APIError: Error, Sendable {
     }
 }
 
-/// The server's JSON dialect: snake_case keys come from the types' CodingKeys, dates are
-/// ISO 8601, slashes are not escaped.
-public enum JSONCoding {
-    public static let encoder: JSONEncoder = {
-        let e = JSONEncoder()
-        e.dateEncodingStrategy = .iso8601
-        e.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
-        return e
-    }()
-
-    public static let decoder: JSONDecoder = {
-        let d = JSONDecoder()
-        d.dateDecodingStrategy = .iso8601
-        return d
-    }()
-
+extension JSONCoding {
     /// One sentence naming where the JSON went wrong.
     static func describe(_ error: DecodingError) -> String {
         func path(_ ctx: DecodingError.Context) -> String {

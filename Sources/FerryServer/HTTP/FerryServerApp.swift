@@ -10,6 +10,7 @@ import HummingbirdCore
 import Logging
 import NIOCore
 import NIOPosix
+import ServiceLifecycle
 
 /// Assembles the server in one place so tests build the same app with other settings.
 public enum FerryServerApp {
@@ -61,6 +62,35 @@ public enum FerryServerApp {
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "ferry-server"),
             onServerRunning: onServerRunning,
             logger: services.logger)
+    }
+}
+
+extension FerryServerApp {
+    /// Runs the server (port taken from its configuration; 0 picks a free one) while `body`
+    /// runs with the bound port, then shuts it down gracefully. For benchmarks and tests
+    /// that need the real HTTP server in-process.
+    public static func withRunningServer<T: Sendable>(_ services: ServerServices, _ body: (Int) async throws -> T) async throws -> T {
+        let (ports, portReady) = AsyncStream<Int>.makeStream()
+        let app = buildApplication(services) { channel in
+            portReady.yield(channel.localAddress?.port ?? 0)
+            portReady.finish()
+        }
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: services.logger))
+        return try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            var iterator = ports.makeAsyncIterator()
+            do {
+                guard let port = await iterator.next() else { throw DataDirectoryError("the server did not start") }
+                let result = try await body(port)
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+                return result
+            } catch {
+                await group.triggerGracefulShutdown()
+                try? await tasks.waitForAll()
+                throw error
+            }
+        }
     }
 }
 

@@ -214,22 +214,12 @@ enum VersionRow {
 
 /// A chunk list packed as 40-byte records (32-byte SHA-256, 8-byte big-endian size):
 /// a 1 GiB file's list is ~40 KB instead of ~100 KB of JSON.
+/// The server's use of the packed chunk list: a corrupt one is a database error.
 enum ChunkList {
-    static func encode(_ chunks: [ChunkRef]) -> Data {
-        var out = Data(capacity: chunks.count * 40)
-        for c in chunks {
-            out.append(contentsOf: c.sha256.bytes)
-            withUnsafeBytes(of: UInt64(c.size).bigEndian) { out.append(contentsOf: $0) }
-        }
-        return out
-    }
+    static func encode(_ chunks: [ChunkRef]) -> Data { PackedChunkList.encode(chunks) }
 
     static func decode(_ data: Data) throws -> [ChunkRef] {
-        guard data.count % 40 == 0 else { throw MetadataError.invalid("corrupt chunk list in database") }
-        let bytes = [UInt8](data)
-        return stride(from: 0, to: bytes.count, by: 40).map { i in
-            let size = bytes[(i + 32)..<(i + 40)].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-            return ChunkRef(sha256: ContentHash(bytes: Array(bytes[i..<(i + 32)]))!, size: Int64(size))
-        }
+        guard let chunks = PackedChunkList.decode(data) else { throw MetadataError.invalid("corrupt chunk list in database") }
+        return chunks
     }
 }
