@@ -70,7 +70,7 @@ struct Serve: AsyncParsableCommand {
         let logger = makeLogger("ferry-server")
         let services = try await FerryServerApp.makeServices(configuration, logger: logger)
         logger.info("data directory ready", metadata: ["data": "\(configuration.dataDirectory)"])
-        try await FerryServerApp.buildApplication(services).runService()
+        try await FerryServerApp.serve(services)
     }
 }
 

@@ -82,4 +82,19 @@ struct ChangesTests {
         await notifier.wait(library: "a", after: 99, timeout: .milliseconds(10))
         #expect(notifier.waiterCount == 0)
     }
+
+    @Test func shutdownReleasesEveryLongPollAtOnce() async {
+        let notifier = ChangeNotifier()
+        let start = ContinuousClock.now
+        async let first: Void = notifier.wait(library: "a", after: 0, timeout: .seconds(300))
+        async let second: Void = notifier.wait(library: "b", after: 5, timeout: .seconds(300))
+        while notifier.waiterCount < 2 { await Task.yield() }
+        notifier.shutdown()
+        _ = await (first, second)
+        #expect(notifier.waiterCount == 0)
+        #expect(ContinuousClock.now - start < .seconds(60))
+        // Later waits do not block either.
+        await notifier.wait(library: "c", after: 0, timeout: .seconds(300))
+        #expect(ContinuousClock.now - start < .seconds(60))
+    }
 }

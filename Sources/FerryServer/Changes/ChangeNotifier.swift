@@ -13,6 +13,7 @@ public final class ChangeNotifier: Sendable {
         var heads: [String: Int64] = [:]
         var waiters: [String: [UInt64: Waiter]] = [:]
         var nextId: UInt64 = 0
+        var closed = false
     }
 
     private let state = Mutex(State())
@@ -46,6 +47,18 @@ public final class ChangeNotifier: Sendable {
         }
     }
 
+    /// Wakes every waiter and makes later waits return at once: the server is shutting down
+    /// and must not hold long-polls open until their timeout.
+    public func shutdown() {
+        let all: [CheckedContinuation<Void, Never>] = state.withLock { s in
+            s.closed = true
+            let out = s.waiters.values.flatMap { $0.values.map(\.continuation) }
+            s.waiters = [:]
+            return out
+        }
+        for c in all { c.resume() }
+    }
+
     /// Number of requests currently waiting (for tests and metrics).
     public var waiterCount: Int { state.withLock { $0.waiters.values.reduce(0) { $0 + $1.count } } }
 
@@ -57,7 +70,7 @@ public final class ChangeNotifier: Sendable {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let resumeNow = state.withLock { s -> Bool in
-                    if Task.isCancelled { return true }
+                    if Task.isCancelled || s.closed { return true }
                     if let head = s.heads[library], head > after { return true }
                     s.waiters[library, default: [:]][id] = Waiter(after: after, continuation: continuation)
                     return false

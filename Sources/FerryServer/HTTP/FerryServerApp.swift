@@ -11,6 +11,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import UnixSignals
 
 /// Assembles the server in one place so tests build the same app with other settings.
 public enum FerryServerApp {
@@ -65,7 +66,26 @@ public enum FerryServerApp {
     }
 }
 
+/// On graceful shutdown, answers every waiting long-poll at once so the HTTP server can
+/// drain instead of waiting up to `wait` seconds for each.
+struct LongPollCloser: Service {
+    let notifier: ChangeNotifier
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        notifier.shutdown()
+    }
+}
+
 extension FerryServerApp {
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
+    public static func serve(_ services: ServerServices) async throws {
+        let group = ServiceGroup(configuration: .init(
+            services: [buildApplication(services), LongPollCloser(notifier: services.notifier)],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: services.logger))
+        try await group.run()
+    }
+
     /// Runs the server (port taken from its configuration; 0 picks a free one) while `body`
     /// runs with the bound port, then shuts it down gracefully. For benchmarks and tests
     /// that need the real HTTP server in-process.
@@ -75,7 +95,8 @@ extension FerryServerApp {
             portReady.yield(channel.localAddress?.port ?? 0)
             portReady.finish()
         }
-        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: services.logger))
+        let group = ServiceGroup(configuration: .init(services: [app, LongPollCloser(notifier: services.notifier)],
+                                                      gracefulShutdownSignals: [], logger: services.logger))
         return try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             var iterator = ports.makeAsyncIterator()
