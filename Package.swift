@@ -12,8 +12,11 @@ let package = Package(
     products: [
         .executable(name: "ferry-server", targets: ["ferry-server"]),
         .executable(name: "ferry-bench", targets: ["ferry-bench"]),
+        .executable(name: "ferryd", targets: ["ferryd"]),
+        .executable(name: "ferry", targets: ["ferry"]),
         .library(name: "FerryCore", targets: ["FerryCore"]),
         .library(name: "FerryServer", targets: ["FerryServer"]),
+        .library(name: "FerryClient", targets: ["FerryClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -66,9 +69,45 @@ let package = Package(
             path: "Server/Sources",
             swiftSettings: strict
         ),
+        // The workstation side: config, local index, scanner, planner, transfers, watcher, daemon.
+        .target(
+            name: "FerryClient",
+            dependencies: [
+                "FerryCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "ferryd",
+            dependencies: [
+                "FerryClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Daemon/ferryd",
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "ferry",
+            dependencies: [
+                "FerryClient",
+                "FerryCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Daemon/ferry",
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "ferry-bench",
             dependencies: [
+                "FerryClient",
                 "FerryCore",
                 "FerryServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -86,6 +125,21 @@ let package = Package(
         .testTarget(
             name: "FerryCoreTests",
             dependencies: ["FerryCore"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "FerryClientTests",
+            dependencies: [
+                "FerryClient",
+                "FerryCore",
+                "FerryServer",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

@@ -1,0 +1,399 @@
+import ArgumentParser
+import FerryClient
+import FerryCore
+import Foundation
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `ferry`: the user's command line. Exit codes: 0 ok, 1 error, 2 usage (SPEC §1).
+@main
+struct FerryCLI: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ferry",
+        abstract: "Sync folders with a Ferry server.",
+        subcommands: [Login.self, Folder.self, Sync.self, Status.self, History.self, Restore.self, Conflicts.self, Device.self])
+
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let error as CLIError {
+            FileHandle.standardError.write(Data("ferry: \(error.message)\n".utf8))
+            Foundation.exit(1)
+        } catch let error as ExitCode {
+            Foundation.exit(error.rawValue)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success || code == .failure && error is CleanExit {
+                exit(withError: error)
+            }
+            if code == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(2)
+            }
+            FileHandle.standardError.write(Data("ferry: \(CLIError.describe(error))\n".utf8))
+            Foundation.exit(1)
+        }
+    }
+}
+
+/// A failure already phrased for the user.
+struct CLIError: Error {
+    let message: String
+    init(_ message: String) { self.message = message }
+
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case let e as CLIError: e.message
+        case let e as APIFailure where e.isAuthentication: "the server refused the credentials (\(e.message)); run 'ferry login' again"
+        case let e as APIFailure: e.message
+        case let e as ClientError: e.description
+        case let e as SystemCallError: e.description
+        case let e as PathError: e.description
+        default: "\(error)"
+        }
+    }
+}
+
+/// Options every command that reads the configuration takes.
+struct CommonOptions: ParsableArguments {
+    @Option(help: "Configuration file (default: $XDG_CONFIG_HOME/ferry/config.json).") var config: String?
+
+    var locations: ClientLocations { ClientLocations.standard(configFile: config) }
+
+    func load() throws -> ClientConfig {
+        do { return try ClientConfig.load(from: locations.configFile) } catch let e as ClientError { throw CLIError(e.description) }
+    }
+
+    /// Runs `body` with an API client for the configured server and device token.
+    func withAPI<T>(_ config: ClientConfig, _ body: (ServerAPI) async throws -> T) async throws -> T {
+        let api = ServerAPI.open(serverURL: config.serverURL, token: config.deviceToken)
+        do {
+            let result = try await body(api)
+            await api.close()
+            return result
+        } catch {
+            await api.close()
+            throw error
+        }
+    }
+}
+
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    encoder.dateEncodingStrategy = .iso8601
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+func quietLogger() -> Logger {
+    var logger = Logger(label: "ferry")
+    logger.logLevel = .warning
+    return logger
+}
+
+// MARK: login
+
+struct Login: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Register this device with a server and store its token.")
+
+    @Argument(help: "The server, e.g. http://127.0.0.1:8720") var url: String
+    @Option(help: "Your user name on the server.") var user: String
+    @Option(help: "A name for this device (default: the host name).") var deviceName: String?
+    @Flag(help: "Read the password from standard input instead of prompting.") var passwordStdin = false
+    @OptionGroup var options: CommonOptions
+
+    func validate() throws {
+        guard let u = URL(string: url), let scheme = u.scheme, ["http", "https"].contains(scheme), u.host != nil else {
+            throw ValidationError("'\(url)' is not an http(s) URL such as http://127.0.0.1:8720")
+        }
+    }
+
+    func run() async throws {
+        let password: String
+        if passwordStdin {
+            password = readLine(strippingNewline: true) ?? ""
+        } else {
+            guard let p = getpass("Password for \(user): ") else { throw CLIError("could not read a password from the terminal; use --password-stdin") }
+            password = String(cString: p)
+        }
+        guard !password.isEmpty else { throw CLIError("the password is empty") }
+        let name = deviceName ?? ProcessInfo.processInfo.hostName
+        let device: RegisterDeviceResponse
+        do {
+            let enrolled = try await ServerAPI.enroll(serverURL: url, username: user, password: password, deviceName: name)
+            device = enrolled.device
+            await enrolled.api.close()
+        } catch let e as APIFailure {
+            throw CLIError(e.status == 401 ? "wrong user name or password" : e.message)
+        }
+        let locations = options.locations
+        var config = ClientConfig(serverURL: url, username: user, deviceId: device.device.id, deviceName: device.device.name, deviceToken: device.token)
+        if let old = try? ClientConfig.load(from: locations.configFile), old.serverURL == url, old.username == user {
+            config.folders = old.folders
+        }
+        try config.save(to: locations.configFile)
+        print("Logged in as \(user); this device is '\(device.device.name)' (\(device.device.id)). Token stored in \(locations.configFile).")
+    }
+}
+
+// MARK: folders
+
+struct Folder: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Choose the folders this device syncs.", subcommands: [Add.self, List.self, Remove.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Sync a local folder with a library (created if needed).")
+        @Argument(help: "The local folder.") var directory: String
+        @Option(help: "Library name (default: the folder's name).") var library: String?
+        @OptionGroup var options: CommonOptions
+
+        func run() async throws {
+            var config = try options.load()
+            let path = URL(fileURLWithPath: directory).standardizedFileURL.resolvingSymlinksInPath().path
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw CLIError("\(path) is not a directory")
+            }
+            if let clash = config.folders.first(where: { path == $0.path || path.hasPrefix($0.path + "/") || $0.path.hasPrefix(path + "/") }) {
+                throw CLIError("\(path) overlaps \(clash.path), which is already synced; folders cannot nest")
+            }
+            let name = library ?? (path as NSString).lastPathComponent
+            let info = try await options.withAPI(config) { try await $0.library(named: name) }
+            try FileManager.default.createDirectory(atPath: path + "/" + LocalScanner.markerName, withIntermediateDirectories: true)
+            config.folders.append(FolderConfig(path: path, libraryId: info.id, libraryName: info.name))
+            try config.save(to: options.locations.configFile)
+            print("Syncing \(path) with library '\(info.name)'. Restart ferryd (or run 'ferry sync') to start.")
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List synced folders.")
+        @Flag(help: "Print JSON.") var json = false
+        @OptionGroup var options: CommonOptions
+
+        func run() async throws {
+            let config = try options.load()
+            if json { return try printJSON(config.folders) }
+            if config.folders.isEmpty { print("No folders; add one with 'ferry folder add DIR'.") }
+            for f in config.folders { print("\(f.path)\t\(f.libraryName)") }
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop syncing a folder (its files stay, on disk and on the server).")
+        @Argument(help: "The local folder.") var directory: String
+        @OptionGroup var options: CommonOptions
+
+        func run() async throws {
+            var config = try options.load()
+            let path = URL(fileURLWithPath: directory).standardizedFileURL.resolvingSymlinksInPath().path
+            guard let i = config.folders.firstIndex(where: { $0.path == path }) else { throw CLIError("\(path) is not a synced folder") }
+            config.folders.remove(at: i)
+            try config.save(to: options.locations.configFile)
+            if let index = try? LocalIndex(path: options.locations.stateDirectory + "/index.sqlite") { try index.forget(folder: path) }
+            print("No longer syncing \(path); its files are untouched.")
+        }
+    }
+}
+
+// MARK: sync and status
+
+struct Sync: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run one full sync of every folder, then exit (0 only when all are in sync).")
+    @Flag(help: "Print the result as JSON.") var json = false
+    @OptionGroup var options: CommonOptions
+
+    func run() async throws {
+        let config = try options.load()
+        guard !config.folders.isEmpty else { throw CLIError("no folders to sync; add one with 'ferry folder add DIR'") }
+        let index = try LocalIndex(path: options.locations.stateDirectory + "/index.sqlite")
+        let tty = isatty(STDOUT_FILENO) == 1 && !json
+        var results: [String: PassReport] = [:]
+        var failures: [String: String] = [:]
+        try await options.withAPI(config) { api in
+            for folder in config.folders {
+                if tty { FileHandle.standardOutput.write(Data("syncing \(folder.path) …".utf8)) }
+                do {
+                    let sync = try FolderSync(folder: folder, index: index, api: api, deviceName: config.deviceName,
+                                              parallelism: config.uploadParallelism, logger: quietLogger())
+                    let report = try await sync.syncUntilSettled()
+                    results[folder.path] = report
+                    if tty {
+                        print("\r\(folder.path): ↑\(report.uploadedFiles) ↓\(report.downloadedFiles) deleted \(report.deletedLocal + report.deletedRemote), conflicts \(report.conflicts)")
+                    }
+                } catch let e as APIFailure where e.isAuthentication {
+                    throw CLIError("the server refused this device's token (revoked?); run 'ferry login' again")
+                } catch {
+                    failures[folder.path] = CLIError.describe(error)
+                    if tty { print("\r\(folder.path): \(CLIError.describe(error))") }
+                }
+            }
+        }
+        if json {
+            struct Output: Encodable { let folders: [String: PassReport]; let errors: [String: String] }
+            try printJSON(Output(folders: results, errors: failures))
+        }
+        let unsettled = results.filter { $0.value.deferred > 0 || !$0.value.problems.isEmpty }
+        if !json {
+            for (path, report) in unsettled.sorted(by: { $0.key < $1.key }) {
+                for (file, why) in report.problems.sorted(by: { $0.key < $1.key }) {
+                    FileHandle.standardError.write(Data("\(path)/\(file): \(why)\n".utf8))
+                }
+            }
+        }
+        if let (path, message) = failures.sorted(by: { $0.key < $1.key }).first { throw CLIError("\(path): \(message)") }
+        if !unsettled.isEmpty { throw CLIError("\(unsettled.count) folder(s) are not fully in sync; see the messages above") }
+    }
+}
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show what the running ferryd is doing.")
+    @Flag(help: "Print JSON.") var json = false
+    @OptionGroup var options: CommonOptions
+
+    func run() async throws {
+        let socket = options.locations.socketPath
+        let data: Data
+        do { data = try ControlSocket.request(path: socket, ControlRequest(command: "status")) } catch {
+            throw CLIError("ferryd is not running (no answer on \(socket)); start it with 'systemctl --user start ferryd' or 'ferryd'")
+        }
+        if json { return print(String(decoding: data, as: UTF8.self)) }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        let status = try decoder.decode(DaemonStatus.self, from: data)
+        print("ferryd: device '\(status.device)' → \(status.server)")
+        for f in status.folders {
+            var line = "\(f.path) [\(f.library)]: \(f.state.rawValue)"
+            if let at = f.lastSyncAt { line += ", last sync \(at.formatted(date: .omitted, time: .standard))" }
+            if f.conflicts > 0 { line += ", \(f.conflicts) conflict(s)" }
+            print(line)
+            if let e = f.lastError { print("  error: \(e)") }
+            for (path, why) in f.problems.sorted(by: { $0.key < $1.key }).prefix(20) { print("  \(path): \(why)") }
+        }
+    }
+}
+
+// MARK: history and restore
+
+/// A path given on the command line, resolved inside a synced folder.
+struct SyncedPath {
+    let folder: FolderConfig
+    let path: FerryPath
+
+    init(_ argument: String, config: ClientConfig) throws {
+        let absolute = URL(fileURLWithPath: argument).standardizedFileURL.path
+        guard let (folder, relative) = config.folder(containing: absolute) ?? config.folder(containing: URL(fileURLWithPath: argument).resolvingSymlinksInPath().path),
+              !relative.isEmpty else {
+            throw CLIError("\(absolute) is not inside a synced folder (see 'ferry folder list')")
+        }
+        self.folder = folder
+        self.path = try FerryPath(relative)
+    }
+}
+
+struct History: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the versions of a synced file, newest first.")
+    @Argument(help: "A file inside a synced folder.") var path: String
+    @Flag(help: "Print JSON.") var json = false
+    @OptionGroup var options: CommonOptions
+
+    func run() async throws {
+        let config = try options.load()
+        let target = try SyncedPath(path, config: config)
+        let history = try await options.withAPI(config) { try await $0.history(library: target.folder.libraryId, path: target.path) }
+        if json { return try printJSON(history.versions) }
+        if history.versions.isEmpty { print("No versions of \(target.path) on the server.") }
+        for v in history.versions {
+            let what = v.deleted ? "deleted" : v.kind == .file ? "\(v.size) bytes  \(v.sha256?.hex.prefix(12) ?? "")" : v.kind.rawValue
+            print("\(v.version)\t\(v.committedAt.formatted(date: .numeric, time: .standard))\t\(what)\t\(v.deviceId ?? "web")")
+        }
+    }
+}
+
+struct Restore: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Make an old version of a file current again (the daemon then downloads it).")
+    @Argument(help: "A file inside a synced folder.") var path: String
+    @Option(help: "The version to restore (default: the one before the current).") var version: Int64?
+    @OptionGroup var options: CommonOptions
+
+    func run() async throws {
+        let config = try options.load()
+        let target = try SyncedPath(path, config: config)
+        let restored = try await options.withAPI(config) { api -> FileVersion in
+            let history = try await api.history(library: target.folder.libraryId, path: target.path, limit: 1000)
+            guard let current = history.versions.first else { throw CLIError("\(target.path) has no history on the server") }
+            let wanted: Int64
+            if let version { wanted = version } else {
+                guard let previous = history.versions.dropFirst().first(where: { !$0.deleted }) else {
+                    throw CLIError("\(target.path) has no earlier version to restore")
+                }
+                wanted = previous.version
+            }
+            return try await api.restore(library: target.folder.libraryId, path: target.path, version: wanted, base: current.version)
+        }
+        print("Restored \(target.path) as version \(restored.version); run 'ferry sync' or let ferryd bring it to disk.")
+    }
+}
+
+struct Conflicts: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List conflict copies in the synced folders.")
+    @Flag(help: "Print JSON.") var json = false
+    @OptionGroup var options: CommonOptions
+
+    func run() async throws {
+        let config = try options.load()
+        let index = try LocalIndex(path: options.locations.stateDirectory + "/index.sqlite")
+        var copies: [String] = []
+        for folder in config.folders {
+            for path in try index.entries(folder: folder.path).keys where ConflictName.isConflictCopy(path) {
+                copies.append(folder.path + "/" + path)
+            }
+        }
+        copies.sort()
+        if json { return try printJSON(copies) }
+        if copies.isEmpty { print("No conflict copies.") }
+        copies.forEach { print($0) }
+    }
+}
+
+// MARK: devices
+
+struct Device: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "See and revoke this account's devices.", subcommands: [List.self, Revoke.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List devices.")
+        @Flag(help: "Print JSON.") var json = false
+        @OptionGroup var options: CommonOptions
+
+        func run() async throws {
+            let config = try options.load()
+            let devices = try await options.withAPI(config) { try await $0.devices() }
+            if json { return try printJSON(devices) }
+            for d in devices {
+                let state = d.revokedAt != nil ? "revoked" : d.id == config.deviceId ? "this device" : "active"
+                print("\(d.id)\t\(d.name)\t\(state)")
+            }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a device: its token stops working at once.")
+        @Argument(help: "The device id (see 'ferry device list').") var id: String
+        @OptionGroup var options: CommonOptions
+
+        func run() async throws {
+            let config = try options.load()
+            try await options.withAPI(config) { try await $0.revokeDevice(id) }
+            print("Revoked device \(id).")
+        }
+    }
+}

@@ -1,0 +1,176 @@
+import FerryCore
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One local folder mapped to one library.
+public struct FolderConfig: Codable, Sendable, Hashable {
+    /// Absolute path of the folder's root.
+    public var path: String
+    public var libraryId: String
+    public var libraryName: String
+
+    public init(path: String, libraryId: String, libraryName: String) {
+        self.path = path
+        self.libraryId = libraryId
+        self.libraryName = libraryName
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case path
+        case libraryId = "library_id", libraryName = "library_name"
+    }
+}
+
+/// `config.json`: the server, this device's token and the folders. Mode 0600 (it holds the token).
+public struct ClientConfig: Codable, Sendable {
+    public var serverURL: String
+    public var username: String
+    public var deviceId: String
+    public var deviceName: String
+    public var deviceToken: String
+    public var folders: [FolderConfig]
+    /// Chunk uploads in flight at once.
+    public var uploadParallelism: Int
+    /// Full rescan of every folder, as a safety net behind the watcher.
+    public var rescanIntervalSeconds: Int
+    /// Quiet time after the last change to a path before it is uploaded.
+    public var settleMilliseconds: Int
+
+    public init(serverURL: String, username: String, deviceId: String, deviceName: String, deviceToken: String, folders: [FolderConfig] = []) {
+        self.serverURL = serverURL
+        self.username = username
+        self.deviceId = deviceId
+        self.deviceName = deviceName
+        self.deviceToken = deviceToken
+        self.folders = folders
+        self.uploadParallelism = 4
+        self.rescanIntervalSeconds = 3600
+        self.settleMilliseconds = 300
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case folders, username
+        case serverURL = "server_url", deviceId = "device_id", deviceName = "device_name", deviceToken = "device_token"
+        case uploadParallelism = "upload_parallelism", rescanIntervalSeconds = "rescan_interval_seconds"
+        case settleMilliseconds = "settle_milliseconds"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        serverURL = try c.decode(String.self, forKey: .serverURL)
+        username = try c.decode(String.self, forKey: .username)
+        deviceId = try c.decode(String.self, forKey: .deviceId)
+        deviceName = try c.decode(String.self, forKey: .deviceName)
+        deviceToken = try c.decode(String.self, forKey: .deviceToken)
+        folders = try c.decodeIfPresent([FolderConfig].self, forKey: .folders) ?? []
+        uploadParallelism = min(max(try c.decodeIfPresent(Int.self, forKey: .uploadParallelism) ?? 4, 1), 32)
+        rescanIntervalSeconds = max(try c.decodeIfPresent(Int.self, forKey: .rescanIntervalSeconds) ?? 3600, 10)
+        settleMilliseconds = min(max(try c.decodeIfPresent(Int.self, forKey: .settleMilliseconds) ?? 300, 0), 60_000)
+    }
+
+    /// Reads the config, with one actionable sentence when it is missing or broken.
+    public static func load(from path: String) throws -> ClientConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ClientError.notConfigured("no configuration at \(path); run 'ferry login URL --user NAME' first")
+        }
+        do { return try JSONDecoder().decode(ClientConfig.self, from: data) } catch {
+            throw ClientError.notConfigured("\(path) is not a valid Ferry configuration (\(error)); fix it or run 'ferry login' again")
+        }
+    }
+
+    /// Writes the config atomically with mode 0600: temp file, fsync, rename, fsync directory.
+    public func save(to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try AtomicFile.write(try encoder.encode(self), to: path, mode: 0o600)
+    }
+
+    /// The folder that contains `path` (absolute), with `path` relative to it.
+    public func folder(containing path: String) -> (FolderConfig, String)? {
+        let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+        for folder in folders {
+            if absolute == folder.path { return (folder, "") }
+            if absolute.hasPrefix(folder.path + "/") { return (folder, String(absolute.dropFirst(folder.path.count + 1))) }
+        }
+        return nil
+    }
+}
+
+/// Where the client keeps its files (SPEC §1), from XDG variables with the usual fallbacks.
+public struct ClientLocations: Sendable {
+    public var configFile: String
+    public var stateDirectory: String
+    public var socketPath: String
+
+    public init(configFile: String, stateDirectory: String, socketPath: String) {
+        self.configFile = configFile
+        self.stateDirectory = stateDirectory
+        self.socketPath = socketPath
+    }
+
+    public static func standard(configFile: String? = nil, environment: [String: String] = ProcessInfo.processInfo.environment) -> ClientLocations {
+        let home = environment["HOME"] ?? NSHomeDirectory()
+        let configHome = environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? home + "/.config"
+        let stateHome = environment["XDG_STATE_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? home + "/.local/state"
+        let state = stateHome + "/ferry"
+        let socket = environment["XDG_RUNTIME_DIR"].flatMap { $0.isEmpty ? nil : $0 + "/ferry/ferryd.sock" } ?? state + "/ferryd.sock"
+        return ClientLocations(configFile: configFile ?? configHome + "/ferry/config.json", stateDirectory: state, socketPath: socket)
+    }
+}
+
+/// Client failures that carry one sentence for the user.
+public enum ClientError: Error, CustomStringConvertible, Equatable {
+    case notConfigured(String)
+    case invalidInput(String)
+    case folderUnavailable(String)
+    case io(String)
+
+    public var description: String {
+        switch self {
+        case .notConfigured(let m), .invalidInput(let m), .folderUnavailable(let m), .io(let m): m
+        }
+    }
+}
+
+/// Whole-file replacement that never leaves a torn file: write a temp file beside the
+/// target, fsync it, rename it over the target, fsync the directory.
+public enum AtomicFile {
+    public static func write(_ data: Data, to path: String, mode: mode_t) throws {
+        let directory = (path as NSString).deletingLastPathComponent
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let temp = directory + "/.ferry-partial-\(UUID().uuidString)"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw SystemCallError("open \(temp)", errno: errno) }
+        var ok = false
+        defer { if !ok { unlink(temp) } }
+        do {
+            try data.withUnsafeBytes { raw in
+                var offset = 0
+                while offset < raw.count {
+                    let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                    if n < 0 { if errno == EINTR { continue }; throw SystemCallError("write \(temp)", errno: errno) }
+                    offset += n
+                }
+            }
+            guard fchmod(fd, mode) == 0, fsync(fd) == 0 else { throw SystemCallError("fsync \(temp)", errno: errno) }
+        } catch {
+            close(fd)
+            throw error
+        }
+        close(fd)
+        guard rename(temp, path) == 0 else { throw SystemCallError("rename \(temp)", errno: errno) }
+        ok = true
+        fsyncDirectory(directory)
+    }
+
+    /// Makes a rename or create in `directory` durable. Best effort: some file systems refuse.
+    public static func fsyncDirectory(_ directory: String) {
+        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        _ = fsync(fd)
+        close(fd)
+    }
+}

@@ -1,0 +1,223 @@
+import AsyncHTTPClient
+import FerryCore
+import Foundation
+import Logging
+import Synchronization
+
+/// Exponential backoff with full jitter: 1 s, 2 s, 4 s … capped at `cap`, each wait drawn
+/// uniformly below the current ceiling so a fleet of daemons does not retry in step.
+public struct Backoff: Sendable {
+    public var base: Duration
+    public var cap: Duration
+    public private(set) var failures = 0
+
+    public init(base: Duration = .seconds(1), cap: Duration = .seconds(300)) {
+        self.base = base
+        self.cap = cap
+    }
+
+    public mutating func next() -> Duration {
+        failures += 1
+        let ceiling = min(cap, base * (1 << min(failures - 1, 20)))
+        let ms = Int64(ceiling.components.seconds) * 1000 + ceiling.components.attoseconds / 1_000_000_000_000_000
+        return .milliseconds(Int64.random(in: (ms / 2)...max(ms / 2, ms)))
+    }
+
+    public mutating func reset() { failures = 0 }
+}
+
+/// `ferryd`: one loop per folder that runs a pass whenever the watcher, the server's change
+/// feed or the periodic rescan says something may have changed; backs off while the server
+/// is unreachable; serves its status on the control socket.
+public final class FerryDaemon: Sendable {
+    public let config: ClientConfig
+    public let locations: ClientLocations
+    public let board: StatusBoard
+    let logger: Logger
+
+    public init(config: ClientConfig, locations: ClientLocations, logger: Logger) {
+        self.config = config
+        self.locations = locations
+        self.logger = logger
+        self.board = StatusBoard(server: config.serverURL, device: config.deviceName, folders: config.folders)
+    }
+
+    /// Runs until the task is cancelled.
+    public func run() async throws {
+        let index = try LocalIndex(path: locations.stateDirectory + "/index.sqlite")
+        let client = ServerAPI.makeClient()
+        let api = ServerAPI(serverURL: config.serverURL, token: config.deviceToken, client: client)
+        let board = self.board
+        let socket = try ControlSocket(path: locations.socketPath) { request in
+            switch request.command {
+            case "status", "ping":
+                let encoder = JSONEncoder()
+                encoder.dateEncodingStrategy = .iso8601
+                encoder.outputFormatting = [.sortedKeys]
+                return (try? encoder.encode(board.snapshot)) ?? Data("{}".utf8)
+            default:
+                return Data(#"{"error":"unknown command"}"#.utf8)
+            }
+        }
+        logger.info("ferryd started", metadata: ["folders": "\(config.folders.count)", "socket": "\(socket.path)"])
+        defer { socket.stop() }
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for folder in config.folders {
+                    let sync = try FolderSync(folder: folder, index: index, api: api, deviceName: config.deviceName,
+                                              parallelism: config.uploadParallelism, logger: logger)
+                    group.addTask { await self.runFolder(sync) }
+                }
+                try await group.waitForAll()
+            }
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+        try? await client.shutdown()
+    }
+
+    /// The loop of one folder. Returns only when cancelled or when the device token is refused.
+    func runFolder(_ sync: FolderSync) async {
+        let board = self.board
+        let path = sync.folder.path
+        let (triggers, trigger) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let signals = FolderSignals()
+        let settle = Duration.milliseconds(config.settleMilliseconds)
+        trigger.yield()
+
+        struct TokenRefused: Error {}
+        try? await withThrowingTaskGroup(of: Void.self) { group in
+            // Local changes: inotify, restarted whenever the root comes back.
+            group.addTask { [logger] in
+                while !Task.isCancelled {
+                    do {
+                        try sync.checkRoot()
+                        let rules = IgnoreRules(userPatterns: (try? String(contentsOfFile: path + "/.ferryignore", encoding: .utf8)) ?? "")
+                        let watcher = try InotifyWatcher(root: path) { p, isDirectory in
+                            p == LocalScanner.markerName || p.hasPrefix(LocalScanner.markerName + "/") || rules.isIgnored(p, isDirectory: isDirectory)
+                        }
+                        defer { watcher.stop() }
+                        var limitLogged = false
+                        for await batch in watcher.events {
+                            for event in batch {
+                                if case .watchLimitReached(let dir) = event, !limitLogged {
+                                    limitLogged = true
+                                    logger.warning("""
+                                        inotify watch limit reached at \(path)/\(dir): raise fs.inotify.max_user_watches \
+                                        (e.g. sysctl fs.inotify.max_user_watches=524288); until then this folder is rescanned every minute
+                                        """)
+                                    signals.fallbackRescan.store(true, ordering: .relaxed)
+                                }
+                                if event == .rootGone { watcher.stop() }
+                            }
+                            signals.lastLocalEvent.withLock { $0 = .now }
+                            trigger.yield()
+                        }
+                    } catch {
+                        logger.debug("watcher unavailable", metadata: ["folder": "\(path)", "error": "\(error)"])
+                    }
+                    try? await Task.sleep(for: .seconds(5))
+                }
+            }
+            // Remote changes: long-poll the change feed.
+            group.addTask { [logger] in
+                var backoff = Backoff()
+                while !Task.isCancelled {
+                    do {
+                        if try await sync.pullChanges(wait: 60) { trigger.yield() }
+                        backoff.reset()
+                    } catch let failure as APIFailure where failure.isAuthentication {
+                        throw TokenRefused()
+                    } catch {
+                        if Task.isCancelled { return }
+                        try? await Task.sleep(for: backoff.next())
+                    }
+                }
+            }
+            // The safety net: a full rescan every so often (every minute where inotify ran out of watches).
+            group.addTask { [config] in
+                var waited = 0
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(10))
+                    waited += 10
+                    if waited >= config.rescanIntervalSeconds || (signals.fallbackRescan.load(ordering: .relaxed) && waited >= 60) {
+                        waited = 0
+                        trigger.yield()
+                    }
+                }
+            }
+            // The passes.
+            group.addTask { [logger, board] in
+                var backoff = Backoff()
+                for await _ in triggers {
+                    // Wait until local writes have been quiet for the settle time.
+                    while let last = signals.lastLocalEvent.withLock({ $0 }), ContinuousClock.now - last < settle {
+                        try? await Task.sleep(for: settle - (ContinuousClock.now - last))
+                    }
+                    if Task.isCancelled { return }
+                    board.update(path) { $0.state = .syncing }
+                    do {
+                        let report = try await sync.syncUntilSettled()
+                        backoff.reset()
+                        board.update(path) { s in
+                            s.state = .idle
+                            s.lastError = nil
+                            s.lastSyncAt = Date()
+                            s.lastPass = report
+                            s.problems = report.problems
+                            s.conflicts += report.conflicts
+                        }
+                        if report.didWork {
+                            logger.info("synced", metadata: [
+                                "folder": "\(path)", "up": "\(report.uploadedFiles)", "down": "\(report.downloadedFiles)",
+                                "deleted": "\(report.deletedLocal + report.deletedRemote)", "conflicts": "\(report.conflicts)",
+                            ])
+                        }
+                    } catch let failure as APIFailure where failure.isAuthentication {
+                        board.update(path) { s in
+                            s.state = .error
+                            s.lastError = "the server refused this device's token (revoked?); run 'ferry login' again"
+                        }
+                        logger.error("device token refused; this folder stops syncing until 'ferry login' is run again", metadata: ["folder": "\(path)"])
+                        throw TokenRefused()
+                    } catch let failure as ClientError {
+                        board.update(path) { s in
+                            s.state = .error
+                            s.lastError = failure.description
+                        }
+                        logger.error("\(failure.description)")
+                        let wait = backoff.next()
+                        Task { try? await Task.sleep(for: wait); trigger.yield() }
+                    } catch {
+                        board.update(path) { s in
+                            s.state = .offline
+                            s.lastError = FolderSync.describe(error)
+                        }
+                        let wait = backoff.next()
+                        logger.warning("sync failed; retrying", metadata: ["folder": "\(path)", "error": "\(error)", "in": "\(wait)"])
+                        Task { try? await Task.sleep(for: wait); trigger.yield() }
+                    }
+                }
+            }
+            // Any child that throws (the token was refused) ends the folder's loop.
+            do {
+                while try await group.next() != nil {}
+            } catch {
+                board.update(path) { s in
+                    s.state = .error
+                    s.lastError = "the server refused this device's token (revoked?); run 'ferry login' again"
+                }
+                group.cancelAll()
+            }
+        }
+    }
+}
+
+/// State shared by the tasks of one folder's loop.
+final class FolderSignals: Sendable {
+    /// When the watcher last reported a local change (for the settle wait).
+    let lastLocalEvent = Mutex<ContinuousClock.Instant?>(nil)
+    /// Set when inotify ran out of watches: rescan every minute instead of hourly.
+    let fallbackRescan = Atomic<Bool>(false)
+}

@@ -1,0 +1,61 @@
+import FerryCore
+import Foundation
+import Synchronization
+
+/// One folder as `ferry status` shows it.
+public struct FolderStatus: Codable, Sendable, Equatable {
+    public enum State: String, Codable, Sendable { case idle, scanning, syncing, error, offline }
+    public var path: String
+    public var library: String
+    public var state: State
+    public var lastError: String?
+    public var lastSyncAt: Date?
+    public var conflicts: Int
+    /// Per path: why it is not in sync.
+    public var problems: [String: String]
+    public var lastPass: PassReport?
+
+    public init(path: String, library: String) {
+        self.path = path
+        self.library = library
+        self.state = .idle
+        self.conflicts = 0
+        self.problems = [:]
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case path, library, state, conflicts, problems
+        case lastError = "last_error", lastSyncAt = "last_sync_at", lastPass = "last_pass"
+    }
+}
+
+/// The daemon as a whole.
+public struct DaemonStatus: Codable, Sendable, Equatable {
+    public var server: String
+    public var device: String
+    public var startedAt: Date
+    public var folders: [FolderStatus]
+
+    enum CodingKeys: String, CodingKey {
+        case server, device, folders
+        case startedAt = "started_at"
+    }
+}
+
+/// The daemon's live status, readable synchronously from the control-socket thread.
+public final class StatusBoard: Sendable {
+    private let state: Mutex<DaemonStatus>
+
+    public init(server: String, device: String, folders: [FolderConfig]) {
+        state = Mutex(DaemonStatus(server: server, device: device, startedAt: Date(),
+                                   folders: folders.map { FolderStatus(path: $0.path, library: $0.libraryName) }))
+    }
+
+    public var snapshot: DaemonStatus { state.withLock { $0 } }
+
+    public func update(_ folder: String, _ change: (inout FolderStatus) -> Void) {
+        state.withLock { status in
+            if let i = status.folders.firstIndex(where: { $0.path == folder }) { change(&status.folders[i]) }
+        }
+    }
+}

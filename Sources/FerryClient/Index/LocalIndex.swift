@@ -1,0 +1,213 @@
+import FerryCore
+import Foundation
+import GRDB
+
+/// What the daemon last saw of a path when it was in sync with a server version: the local
+/// file's identity (inode, size, mtime) and content, and that version.
+public struct IndexEntry: Sendable, Equatable {
+    public var path: String
+    public var kind: EntryKind
+    public var size: Int64
+    public var mtimeNs: Int64
+    public var inode: UInt64
+    public var mode: Int32
+    public var sha256: ContentHash?
+    public var chunks: [ChunkRef]
+    public var target: String?
+    /// The server version this entry was in sync with.
+    public var version: Int64
+
+    public init(path: String, kind: EntryKind, size: Int64, mtimeNs: Int64, inode: UInt64, mode: Int32,
+                sha256: ContentHash?, chunks: [ChunkRef], target: String?, version: Int64) {
+        self.path = path
+        self.kind = kind
+        self.size = size
+        self.mtimeNs = mtimeNs
+        self.inode = inode
+        self.mode = mode
+        self.sha256 = sha256
+        self.chunks = chunks
+        self.target = target
+        self.version = version
+    }
+}
+
+/// A hashed local file waiting to be committed: written before its chunks are uploaded so a
+/// restart after `kill -9` reuses the manifest (no re-hash) and the server's missing-chunk
+/// answer skips every chunk already sent.
+public struct JournalEntry: Sendable, Equatable {
+    public var path: String
+    public var inode: UInt64
+    public var size: Int64
+    public var mtimeNs: Int64
+    public var sha256: ContentHash
+    public var chunks: [ChunkRef]
+}
+
+/// The client's durable state (SPEC §1: `$XDG_STATE_HOME/ferry/index.sqlite`): per folder the
+/// synced entries, the server's current tree as last read from the change feed, the feed
+/// cursor, and the pending-upload journal. WAL with synchronous=FULL: a change is
+/// acknowledged only after it is on disk.
+public final class LocalIndex: Sendable {
+    let pool: DatabasePool
+
+    public init(path: String) throws {
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
+                                                withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        pool = try DatabasePool(path: path, configuration: configuration)
+        try Self.migrator.migrate(pool)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1-index") { db in
+            try db.execute(sql: """
+                CREATE TABLE folder_state (folder TEXT PRIMARY KEY, library TEXT NOT NULL, cursor INTEGER NOT NULL DEFAULT 0);
+                CREATE TABLE entry (
+                    folder TEXT NOT NULL, path TEXT NOT NULL, kind TEXT NOT NULL, size INTEGER NOT NULL,
+                    mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, mode INTEGER NOT NULL, sha256 BLOB,
+                    chunks BLOB NOT NULL, target TEXT, version INTEGER NOT NULL, PRIMARY KEY (folder, path)) WITHOUT ROWID;
+                CREATE TABLE remote (folder TEXT NOT NULL, path TEXT NOT NULL, version INTEGER NOT NULL, body BLOB NOT NULL,
+                    PRIMARY KEY (folder, path)) WITHOUT ROWID;
+                CREATE TABLE journal (
+                    folder TEXT NOT NULL, path TEXT NOT NULL, inode INTEGER NOT NULL, size INTEGER NOT NULL,
+                    mtime_ns INTEGER NOT NULL, sha256 BLOB NOT NULL, chunks BLOB NOT NULL, created_at REAL NOT NULL,
+                    PRIMARY KEY (folder, path)) WITHOUT ROWID;
+                """)
+        }
+        return m
+    }
+
+    // MARK: folders
+
+    public func cursor(folder: String) throws -> Int64 {
+        try pool.read { db in try Int64.fetchOne(db, sql: "SELECT cursor FROM folder_state WHERE folder = ?", arguments: [folder]) ?? 0 }
+    }
+
+    /// Binds `folder` to `library`; a folder re-bound to another library starts over.
+    public func attach(folder: String, library: String) throws {
+        try pool.write { db in
+            let current = try String.fetchOne(db, sql: "SELECT library FROM folder_state WHERE folder = ?", arguments: [folder])
+            if current != library {
+                try Self.clear(db, folder: folder)
+                try db.execute(sql: "INSERT INTO folder_state (folder, library, cursor) VALUES (?, ?, 0)", arguments: [folder, library])
+            }
+        }
+    }
+
+    public func forget(folder: String) throws {
+        try pool.write { db in try Self.clear(db, folder: folder) }
+    }
+
+    static func clear(_ db: Database, folder: String) throws {
+        for table in ["folder_state", "entry", "remote", "journal"] {
+            try db.execute(sql: "DELETE FROM \(table) WHERE folder = ?", arguments: [folder])
+        }
+    }
+
+    // MARK: entries
+
+    public func entries(folder: String) throws -> [String: IndexEntry] {
+        try pool.read { db in
+            var out: [String: IndexEntry] = [:]
+            let rows = try Row.fetchCursor(db, sql: "SELECT * FROM entry WHERE folder = ?", arguments: [folder])
+            while let row = try rows.next() {
+                let e = IndexEntry(
+                    path: row["path"], kind: EntryKind(rawValue: row["kind"]) ?? .file, size: row["size"], mtimeNs: row["mtime_ns"],
+                    inode: UInt64(bitPattern: row["inode"] as Int64), mode: row["mode"],
+                    sha256: (row["sha256"] as Data?).flatMap { ContentHash(bytes: [UInt8]($0)) },
+                    chunks: PackedChunkList.decode(row["chunks"]) ?? [], target: row["target"], version: row["version"])
+                out[e.path] = e
+            }
+            return out
+        }
+    }
+
+    public func remote(folder: String) throws -> [String: FileVersion] {
+        try pool.read { db in
+            var out: [String: FileVersion] = [:]
+            let rows = try Row.fetchCursor(db, sql: "SELECT body FROM remote WHERE folder = ?", arguments: [folder])
+            while let row = try rows.next() {
+                let v = try JSONCoding.decoder.decode(FileVersion.self, from: row["body"] as Data)
+                out[v.path.string] = v
+            }
+            return out
+        }
+    }
+
+    public func journal(folder: String) throws -> [String: JournalEntry] {
+        try pool.read { db in
+            var out: [String: JournalEntry] = [:]
+            let rows = try Row.fetchCursor(db, sql: "SELECT * FROM journal WHERE folder = ?", arguments: [folder])
+            while let row = try rows.next() {
+                guard let sha = ContentHash(bytes: [UInt8](row["sha256"] as Data)) else { continue }
+                let e = JournalEntry(path: row["path"], inode: UInt64(bitPattern: row["inode"] as Int64), size: row["size"],
+                                     mtimeNs: row["mtime_ns"], sha256: sha, chunks: PackedChunkList.decode(row["chunks"]) ?? [])
+                out[e.path] = e
+            }
+            return out
+        }
+    }
+
+    /// Records hashed files before their upload starts.
+    public func recordPending(folder: String, _ entries: [JournalEntry]) throws {
+        guard !entries.isEmpty else { return }
+        try pool.write { db in
+            let statement = try db.cachedStatement(sql: """
+                INSERT OR REPLACE INTO journal (folder, path, inode, size, mtime_ns, sha256, chunks, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+            let now = Date().timeIntervalSince1970
+            for e in entries {
+                try statement.execute(arguments: [folder, e.path, Int64(bitPattern: e.inode), e.size, e.mtimeNs,
+                                                  Data(e.sha256.bytes), PackedChunkList.encode(e.chunks), now])
+            }
+        }
+    }
+
+    /// Applies what one step of a pass settled, in one transaction: synced entries written
+    /// or removed, server versions mirrored, journal rows cleared, the cursor advanced.
+    public func apply(folder: String, _ update: IndexUpdate) throws {
+        try pool.write { db in
+            let put = try db.cachedStatement(sql: """
+                INSERT OR REPLACE INTO entry (folder, path, kind, size, mtime_ns, inode, mode, sha256, chunks, target, version)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+            for e in update.synced {
+                try put.execute(arguments: [folder, e.path, e.kind.rawValue, e.size, e.mtimeNs, Int64(bitPattern: e.inode), e.mode,
+                                            e.sha256.map { Data($0.bytes) }, PackedChunkList.encode(e.chunks), e.target, e.version])
+            }
+            for path in update.unsynced {
+                try db.execute(sql: "DELETE FROM entry WHERE folder = ? AND path = ?", arguments: [folder, path])
+            }
+            let mirror = try db.cachedStatement(sql: "INSERT OR REPLACE INTO remote (folder, path, version, body) VALUES (?, ?, ?, ?)")
+            let older = try db.cachedStatement(sql: "SELECT version FROM remote WHERE folder = ? AND path = ?")
+            for v in update.remote {
+                // The feed and commit answers can arrive in either order: keep the newest.
+                if let known = try Int64.fetchOne(older, arguments: [folder, v.path.string]), known >= v.version { continue }
+                try mirror.execute(arguments: [folder, v.path.string, v.version, try JSONCoding.encoder.encode(v)])
+            }
+            for path in update.journalDone {
+                try db.execute(sql: "DELETE FROM journal WHERE folder = ? AND path = ?", arguments: [folder, path])
+            }
+            if let cursor = update.cursor {
+                try db.execute(sql: "UPDATE folder_state SET cursor = MAX(cursor, ?) WHERE folder = ?", arguments: [cursor, folder])
+            }
+        }
+    }
+}
+
+/// One transaction's worth of index changes.
+public struct IndexUpdate: Sendable {
+    public var synced: [IndexEntry] = []
+    public var unsynced: [String] = []
+    public var remote: [FileVersion] = []
+    public var journalDone: [String] = []
+    public var cursor: Int64?
+
+    public init() {}
+    public var isEmpty: Bool { synced.isEmpty && unsynced.isEmpty && remote.isEmpty && journalDone.isEmpty && cursor == nil }
+}

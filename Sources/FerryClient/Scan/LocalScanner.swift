@@ -1,0 +1,133 @@
+import FerryCore
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One local entry as `lstat` sees it. Symlinks are links (never followed).
+public struct LocalFile: Sendable, Equatable {
+    public var path: String
+    public var kind: EntryKind
+    public var size: Int64
+    public var mtimeNs: Int64
+    public var inode: UInt64
+    /// Permission bits (`st_mode & 0o7777`).
+    public var mode: Int32
+    public var target: String?
+
+    /// Same identity as when last seen: the cheap test that decides whether to re-hash.
+    public func sameStat(size: Int64, mtimeNs: Int64, inode: UInt64) -> Bool {
+        self.size == size && self.mtimeNs == mtimeNs && self.inode == inode
+    }
+}
+
+/// A local entry with its content identity: hashed files carry their manifest.
+public struct LocalState: Sendable, Equatable {
+    public var file: LocalFile
+    public var sha256: ContentHash?
+    public var chunks: [ChunkRef]
+
+    public var path: String { file.path }
+    public var kind: EntryKind { file.kind }
+}
+
+/// What a walk of a folder found.
+public struct ScanResult: Sendable {
+    public var entries: [String: LocalFile] = [:]
+    /// Per path: why it cannot be synced (unreadable, a name the protocol refuses…).
+    public var problems: [String: String] = [:]
+    /// Directories that could not be listed: their synced contents must not look deleted.
+    public var unreadableDirectories: Set<String> = []
+}
+
+/// The full walk of a folder: `opendir`/`readdir`/`lstat`, no symlink followed, ignored
+/// paths skipped (ignored directories are not entered).
+public enum LocalScanner {
+    /// The folder's marker and state directory (SPEC §6), never synced.
+    public static let markerName = ".ferry"
+
+    public static func scan(root: String, rules: IgnoreRules) -> ScanResult {
+        var result = ScanResult()
+        var pending: [String] = [""]
+        while let relative = pending.popLast() {
+            let absolute = relative.isEmpty ? root : root + "/" + relative
+            guard let dir = opendir(absolute) else {
+                if !relative.isEmpty {
+                    result.unreadableDirectories.insert(relative)
+                    result.problems[relative] = "cannot list this directory: \(String(cString: strerror(errno)))"
+                }
+                continue
+            }
+            defer { closedir(dir) }
+            while let item = readdir(dir) {
+                let name = withUnsafeBytes(of: item.pointee.d_name) { raw -> String? in
+                    let bytes = raw.bindMemory(to: UInt8.self)
+                    let length = bytes.firstIndex(of: 0) ?? bytes.count
+                    return String(validating: bytes[..<length], as: UTF8.self)
+                }
+                guard let name else {
+                    result.problems[relative.isEmpty ? "?" : relative + "/?"] = "a name in this directory is not valid UTF-8; rename it to sync it"
+                    continue
+                }
+                if name == "." || name == ".." { continue }
+                if relative.isEmpty && name == markerName { continue }
+                let path = relative.isEmpty ? name : relative + "/" + name
+                guard let file = stat(root: root, path: path) else {
+                    if errno != ENOENT { result.problems[path] = "cannot read: \(String(cString: strerror(errno)))" }
+                    continue
+                }
+                if rules.isIgnored(path, isDirectory: file.kind == .directory) { continue }
+                do {
+                    let checked = try FerryPath(path)
+                    guard checked.string == path else {
+                        result.problems[path] = "the name is not in Unicode NFC form; rename it to sync it"
+                        continue
+                    }
+                } catch {
+                    result.problems[path] = "the server refuses this name: \(error)"
+                    continue
+                }
+                result.entries[path] = file
+                if file.kind == .directory { pending.append(path) }
+            }
+        }
+        return result
+    }
+
+    /// `lstat` of `root/path` as a `LocalFile`, or nil (errno set) when it is gone or unreadable.
+    public static func stat(root: String, path: String) -> LocalFile? {
+        let absolute = path.isEmpty ? root : root + "/" + path
+        var st = Glibc.stat()
+        guard lstat(absolute, &st) == 0 else { return nil }
+        let type = st.st_mode & S_IFMT
+        let kind: EntryKind
+        var target: String?
+        switch type {
+        case S_IFREG: kind = .file
+        case S_IFDIR: kind = .directory
+        case S_IFLNK:
+            kind = .symlink
+            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let n = readlink(absolute, &buffer, buffer.count - 1)
+            guard n >= 0 else { return nil }
+            target = String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        default:
+            errno = EINVAL  // sockets, FIFOs, devices: not synced
+            return nil
+        }
+        let mtime = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
+        return LocalFile(path: path, kind: kind, size: kind == .file ? Int64(st.st_size) : 0, mtimeNs: mtime,
+                         inode: UInt64(st.st_ino), mode: Int32(st.st_mode & 0o7777), target: target)
+    }
+
+    /// Hashes a file and checks it did not change while being read (same size, mtime and
+    /// inode after as before): a file being written is never committed torn.
+    public static func hash(root: String, file: LocalFile) throws -> LocalState? {
+        let manifest = try ContentChunker.manifest(ofFileAt: root + "/" + file.path)
+        guard let after = stat(root: root, path: file.path), after.sameStat(size: file.size, mtimeNs: file.mtimeNs, inode: file.inode),
+              manifest.size == file.size
+        else { return nil }
+        return LocalState(file: file, sha256: manifest.sha256, chunks: manifest.chunks)
+    }
+}

@@ -1,0 +1,589 @@
+import FerryCore
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What one pass over a folder did and what it left undone.
+public struct PassReport: Sendable, Codable, Equatable {
+    public var planned = 0
+    public var uploadedFiles = 0
+    /// Chunk bytes sent to the server (chunks it already had are not sent).
+    public var uploadedBytes: Int64 = 0
+    public var downloadedFiles = 0
+    /// Chunk bytes fetched from the server.
+    public var downloadedBytes: Int64 = 0
+    /// Chunk bytes copied from other local files instead of downloaded.
+    public var reusedLocalBytes: Int64 = 0
+    public var deletedRemote = 0
+    public var deletedLocal = 0
+    public var conflicts = 0
+    /// Actions that did not complete this pass (retried by the next one).
+    public var deferred = 0
+    /// Per path: why it is not in sync.
+    public var problems: [String: String] = [:]
+
+    public init() {}
+
+    /// Something changed on either side.
+    public var didWork: Bool { uploadedFiles + downloadedFiles + deletedRemote + deletedLocal + conflicts > 0 }
+
+    enum CodingKeys: String, CodingKey {
+        case planned, conflicts, deferred, problems
+        case uploadedFiles = "uploaded_files", uploadedBytes = "uploaded_bytes", downloadedFiles = "downloaded_files"
+        case downloadedBytes = "downloaded_bytes", reusedLocalBytes = "reused_local_bytes"
+        case deletedRemote = "deleted_remote", deletedLocal = "deleted_local"
+    }
+}
+
+/// Syncs one folder with its library: pull the change feed, scan, hash what changed, plan
+/// (the pure `Planner`), then apply the plan on disk and on the server.
+public final class FolderSync: Sendable {
+    public let folder: FolderConfig
+    let index: LocalIndex
+    let api: ServerAPI
+    let deviceName: String
+    let parallelism: Int
+    let logger: Logger
+
+    public init(folder: FolderConfig, index: LocalIndex, api: ServerAPI, deviceName: String, parallelism: Int = 4, logger: Logger) throws {
+        self.folder = folder
+        self.index = index
+        self.api = api
+        self.deviceName = deviceName
+        self.parallelism = max(1, parallelism)
+        self.logger = logger
+        try index.attach(folder: folder.path, library: folder.libraryId)
+    }
+
+    var root: String { folder.path }
+
+    // MARK: the pass
+
+    /// The folder's root and its `.ferry/` marker must both be there; otherwise nothing is
+    /// done at all (an unmounted disk must not look like a folder whose files were deleted).
+    public func checkRoot() throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ClientError.folderUnavailable("folder \(root) is missing (renamed, deleted or on a disk that is not mounted); nothing was synced or deleted")
+        }
+        guard FileManager.default.fileExists(atPath: root + "/" + LocalScanner.markerName, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ClientError.folderUnavailable("folder \(root) has lost its .ferry marker (is this the right disk?); nothing was synced or deleted — restore it or run 'ferry folder add' again")
+        }
+    }
+
+    /// Reads the change feed from the stored cursor to the head into the index's mirror.
+    /// Returns whether anything new arrived.
+    @discardableResult
+    public func pullChanges(wait: Int = 0) async throws -> Bool {
+        var since = try index.cursor(folder: root)
+        var any = false
+        var first = true
+        while true {
+            let page = try await api.changes(library: folder.libraryId, since: since, limit: 1000, wait: first ? wait : 0)
+            first = false
+            var update = IndexUpdate()
+            update.remote = page.changes
+            update.cursor = page.cursor
+            try index.apply(folder: root, update)
+            any = any || !page.changes.isEmpty
+            since = page.cursor
+            if !page.hasMore { return any }
+        }
+    }
+
+    /// Everything the planner needs, gathered without changing anything.
+    public struct Inputs: Sendable {
+        public var index: [String: IndexEntry]
+        public var local: [String: LocalState]
+        public var remote: [String: FileVersion]
+        public var problems: [String: String]
+    }
+
+    public func gatherInputs() async throws -> Inputs {
+        try checkRoot()
+        let rules = IgnoreRules(userPatterns: (try? String(contentsOfFile: root + "/.ferryignore", encoding: .utf8)) ?? "")
+        let root = self.root
+        let scan = try await NIOThreadPool.singleton.runIfActive { LocalScanner.scan(root: root, rules: rules) }
+        var entries = try index.entries(folder: root)
+        var remote = try index.remote(folder: root)
+        let journal = try index.journal(folder: root)
+        var problems = scan.problems
+        var local: [String: LocalState] = [:]
+        var skip = Set<String>()
+        for (path, file) in scan.entries {
+            guard file.kind == .file else {
+                local[path] = LocalState(file: file, sha256: nil, chunks: [])
+                continue
+            }
+            if let e = entries[path], e.kind == .file, let sha = e.sha256, file.sameStat(size: e.size, mtimeNs: e.mtimeNs, inode: e.inode) {
+                local[path] = LocalState(file: file, sha256: sha, chunks: e.chunks)
+            } else if let j = journal[path], file.sameStat(size: j.size, mtimeNs: j.mtimeNs, inode: j.inode) {
+                local[path] = LocalState(file: file, sha256: j.sha256, chunks: j.chunks)
+            } else {
+                do {
+                    if let state = try await NIOThreadPool.singleton.runIfActive({ try LocalScanner.hash(root: root, file: file) }) {
+                        local[path] = state
+                    } else {
+                        problems[path] = "the file is changing; it will be synced once it settles"
+                        skip.insert(path)
+                    }
+                } catch {
+                    problems[path] = "cannot read: \(error)"
+                    skip.insert(path)
+                }
+            }
+        }
+        // A path that could not be read, or sits in a directory that could not be listed,
+        // is left out of the plan entirely: absence must never read as deletion.
+        for path in problems.keys { skip.insert(path) }
+        let blocked = scan.unreadableDirectories
+        func isSkipped(_ path: String) -> Bool {
+            if skip.contains(path) { return true }
+            return blocked.contains { path.hasPrefix($0 + "/") }
+        }
+        entries = entries.filter { !isSkipped($0.key) }
+        remote = remote.filter { !isSkipped($0.key) }
+        local = local.filter { !isSkipped($0.key) }
+        return Inputs(index: entries, local: local, remote: remote, problems: problems)
+    }
+
+    /// One pass: pull, scan, plan, apply. Errors that concern single paths are reported in
+    /// `problems`; errors that stop the whole folder are thrown.
+    public func pass() async throws -> PassReport {
+        try await pullChanges()
+        let inputs = try await gatherInputs()
+        let actions = Planner.plan(index: inputs.index, local: inputs.local, remote: inputs.remote)
+        var report = PassReport()
+        report.planned = actions.count
+        report.problems = inputs.problems
+        guard !actions.isEmpty else { return report }
+        logger.debug("pass planned", metadata: ["folder": "\(root)", "actions": "\(actions.count)"])
+        try await applyLocal(actions, index: inputs.index, report: &report)
+        try await applyRemote(actions, report: &report)
+        return report
+    }
+
+    /// Passes until one plans nothing (or `limit` passes): what `ferry sync` runs.
+    public func syncUntilSettled(limit: Int = 6) async throws -> PassReport {
+        var total = PassReport()
+        for _ in 0..<limit {
+            let report = try await pass()
+            total.merge(report)
+            total.problems = report.problems
+            if report.planned == 0 { return total }
+        }
+        let last = try await pass()
+        total.merge(last)
+        total.problems = last.problems
+        return total
+    }
+
+    // MARK: local side: conflicts, downloads, deletes
+
+    func applyLocal(_ actions: [PlannedAction], index entries: [String: IndexEntry], report: inout PassReport) async throws {
+        var update = IndexUpdate()
+        let sources = LocalChunkSources(root: root, entries: entries)
+        for action in actions {
+            do {
+                switch action {
+                case .conflict(let local, let remote):
+                    let copy = ConflictName.make(for: local.path, device: deviceName, at: Date())
+                    guard rename(root + "/" + local.path, root + "/" + copy) == 0 else { throw SystemCallError("rename \(local.path)", errno: errno) }
+                    AtomicFile.fsyncDirectory(parentDirectory(of: root + "/" + local.path))
+                    report.conflicts += 1
+                    logger.notice("conflict: kept the local version as a copy", metadata: ["path": "\(local.path)", "copy": "\(copy)"])
+                    if try await materialize(remote, expected: nil, sources: sources, report: &report, update: &update) {
+                        report.downloadedFiles += 1
+                    }
+                case .download(let remote):
+                    if try await materialize(remote, expected: entries[remote.path.string], sources: sources, report: &report, update: &update) {
+                        report.downloadedFiles += 1
+                    } else {
+                        report.deferred += 1
+                    }
+                case .adopt(let local, let remote):
+                    update.synced.append(entry(local, version: remote.version))
+                    update.journalDone.append(local.path)
+                case .forget(let path):
+                    update.unsynced.append(path)
+                    update.journalDone.append(path)
+                default:
+                    continue
+                }
+            } catch {
+                report.problems[action.path] = Self.describe(error)
+                report.deferred += 1
+            }
+        }
+        // Deletes last and deepest first, so a directory is empty when its turn comes.
+        let deletes = actions.compactMap { if case .deleteLocal(let e) = $0 { e } else { nil } }.sorted { $0.path > $1.path }
+        for e in deletes {
+            switch removeLocal(e) {
+            case .removed:
+                report.deletedLocal += 1
+                update.unsynced.append(e.path)
+            case .keptChanged:
+                report.deferred += 1
+            case .keptNotEmpty:
+                // Unsynced or ignored files remain inside: keep the directory and forget it,
+                // so the next pass offers it again rather than losing what is in it.
+                update.unsynced.append(e.path)
+            case .failed(let message):
+                report.problems[e.path] = message
+                report.deferred += 1
+            }
+        }
+        try index.apply(folder: root, update)
+    }
+
+    enum RemovalOutcome { case removed, keptChanged, keptNotEmpty, failed(String) }
+
+    /// Removes a local entry only if it is still exactly what the index last saw.
+    func removeLocal(_ e: IndexEntry) -> RemovalOutcome {
+        let absolute = root + "/" + e.path
+        guard let now = LocalScanner.stat(root: root, path: e.path) else { return .removed }
+        guard now.kind == e.kind else { return .keptChanged }
+        switch e.kind {
+        case .directory:
+            if rmdir(absolute) == 0 { break }
+            return errno == ENOTEMPTY || errno == EEXIST ? .keptNotEmpty : .failed("cannot remove directory: \(String(cString: strerror(errno)))")
+        case .file, .symlink:
+            guard e.kind == .symlink ? now.target == e.target : now.sameStat(size: e.size, mtimeNs: e.mtimeNs, inode: e.inode) else {
+                return .keptChanged
+            }
+            guard unlink(absolute) == 0 else { return .failed("cannot remove: \(String(cString: strerror(errno)))") }
+        }
+        AtomicFile.fsyncDirectory(parentDirectory(of: absolute))
+        return .removed
+    }
+
+    /// Brings one server version onto disk. Returns false when the local entry changed since
+    /// the index saw it (the next pass turns that into an upload or a conflict).
+    func materialize(_ v: FileVersion, expected: IndexEntry?, sources: LocalChunkSources, report: inout PassReport, update: inout IndexUpdate) async throws -> Bool {
+        let path = v.path.string
+        let absolute = root + "/" + path
+        let directory = parentDirectory(of: absolute)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let current = LocalScanner.stat(root: root, path: path)
+
+        if v.kind == .directory {
+            if let current {
+                guard current.kind == .directory else { return false }
+            } else {
+                guard mkdir(absolute, mode_t(v.mode & 0o7777 == 0 ? 0o755 : v.mode & 0o7777)) == 0 || errno == EEXIST else {
+                    throw SystemCallError("mkdir \(path)", errno: errno)
+                }
+            }
+            guard let made = LocalScanner.stat(root: root, path: path) else { return false }
+            update.synced.append(IndexEntry(path: path, kind: .directory, size: 0, mtimeNs: made.mtimeNs, inode: made.inode,
+                                            mode: made.mode, sha256: nil, chunks: [], target: nil, version: v.version))
+            return true
+        }
+
+        let temp = directory + "/.ferry-partial-\(UUID().uuidString)"
+        var keep = false
+        defer { if !keep { unlink(temp) } }
+        if v.kind == .symlink {
+            guard symlink(v.target ?? "", temp) == 0 else { throw SystemCallError("symlink \(path)", errno: errno) }
+        } else {
+            let fetched = try await writeContent(of: v, to: temp, sources: sources)
+            report.downloadedBytes += fetched.remote
+            report.reusedLocalBytes += fetched.local
+        }
+        // The last check before replacing: the target is still what the index last saw
+        // (or still absent). A file edited meanwhile is never overwritten.
+        let now = LocalScanner.stat(root: root, path: path)
+        switch (expected, now) {
+        case (nil, nil): break
+        case (let e?, let n?) where e.kind == n.kind && (e.kind == .symlink ? e.target == n.target : n.sameStat(size: e.size, mtimeNs: e.mtimeNs, inode: e.inode)):
+            break
+        case (let e?, nil) where e.kind != .directory: break  // deleted locally meanwhile: modify beats delete
+        default:
+            return false
+        }
+        if let now, now.kind == .directory {
+            return false  // a directory in the way: the planner sees the kind change next pass
+        }
+        guard rename(temp, absolute) == 0 else { throw SystemCallError("rename into \(path)", errno: errno) }
+        keep = true
+        AtomicFile.fsyncDirectory(directory)
+        guard let placed = LocalScanner.stat(root: root, path: path) else { return false }
+        update.synced.append(IndexEntry(path: path, kind: v.kind, size: placed.size, mtimeNs: placed.mtimeNs, inode: placed.inode,
+                                        mode: placed.mode, sha256: v.sha256, chunks: v.chunks, target: v.target, version: v.version))
+        return true
+    }
+
+    /// Writes a version's content to `temp`, chunk by chunk, from local copies where the
+    /// index knows one (verified by hash) and from the server otherwise; checks the whole
+    /// file's SHA-256, sets mode and mtime, fsyncs. Returns bytes fetched and reused.
+    func writeContent(of v: FileVersion, to temp: String, sources: LocalChunkSources) async throws -> (remote: Int64, local: Int64) {
+        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw SystemCallError("create \(temp)", errno: errno) }
+        defer { close(fd) }
+        var hasher = StreamingHasher()
+        var fetched: Int64 = 0, reused: Int64 = 0
+        for chunk in v.chunks {
+            var bytes: ByteBuffer
+            if let local = sources.read(chunk) {
+                bytes = local
+                reused += chunk.size
+            } else {
+                bytes = try await api.chunk(chunk.sha256)
+                guard bytes.readableBytes == Int(chunk.size), ContentHash.of(bytes.readableBytesView) == chunk.sha256 else {
+                    throw ClientError.io("chunk \(chunk.sha256) of \(v.path) arrived damaged; will retry")
+                }
+                fetched += chunk.size
+            }
+            try bytes.withUnsafeReadableBytes { raw in
+                hasher.update(raw)
+                var offset = 0
+                while offset < raw.count {
+                    let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        if errno == ENOSPC || errno == EDQUOT {
+                            throw ClientError.io("the local disk is full; free space to download \(v.path) (nothing was replaced)")
+                        }
+                        throw SystemCallError("write \(temp)", errno: errno)
+                    }
+                    offset += n
+                }
+            }
+            bytes.moveReaderIndex(to: bytes.writerIndex)
+        }
+        guard hasher.count == v.size, hasher.finalize() == (v.sha256 ?? .empty) else {
+            throw ClientError.io("\(v.path) did not match its SHA-256 after download; nothing was replaced")
+        }
+        _ = fchmod(fd, mode_t(v.mode & 0o7777))
+        var times = [timespec(tv_sec: 0, tv_nsec: Int(utimeOmit)),
+                     timespec(tv_sec: Int(v.mtimeNs / 1_000_000_000), tv_nsec: Int(v.mtimeNs % 1_000_000_000))]
+        if v.mtimeNs < 0 { times[1] = timespec(tv_sec: 0, tv_nsec: Int(utimeOmit)) }
+        _ = futimens(fd, &times)
+        guard fsync(fd) == 0 else {
+            if errno == ENOSPC || errno == EDQUOT { throw ClientError.io("the local disk is full; free space to download \(v.path) (nothing was replaced)") }
+            throw SystemCallError("fsync \(temp)", errno: errno)
+        }
+        return (fetched, reused)
+    }
+
+    // MARK: server side: uploads and deletes
+
+    func applyRemote(_ actions: [PlannedAction], report: inout PassReport) async throws {
+        var puts: [(LocalState, Int64?)] = []
+        var deletes: [(String, Int64)] = []
+        for action in actions {
+            switch action {
+            case .upload(let l, let base): puts.append((l, base))
+            case .deleteRemote(let path, let base): deletes.append((path, base))
+            default: continue
+            }
+        }
+        guard !puts.isEmpty || !deletes.isEmpty else { return }
+
+        let files = puts.filter { $0.0.kind == .file }.map(\.0)
+        try index.recordPending(folder: root, files.map {
+            JournalEntry(path: $0.path, inode: $0.file.inode, size: $0.file.size, mtimeNs: $0.file.mtimeNs, sha256: $0.sha256 ?? .empty, chunks: $0.chunks)
+        })
+        var torn = Set<String>()
+        report.uploadedBytes += try await uploadMissingChunks(of: files, torn: &torn)
+        for path in torn { report.problems[path] = "the file changed while it was uploaded; it will be synced once it settles" }
+
+        // Directories shallow-first, then files and links, then deletes deepest-first.
+        var operations: [(CommitOperation, LocalState?)] = []
+        let ordered = puts.filter { !torn.contains($0.0.path) }.sorted { a, b in
+            (a.0.kind == .directory ? 0 : 1, a.0.path) < (b.0.kind == .directory ? 0 : 1, b.0.path)
+        }
+        for (l, base) in ordered {
+            guard let path = try? FerryPath(l.path) else { continue }
+            operations.append((CommitOperation(op: .put, path: path, base: base, kind: l.kind, size: l.kind == .file ? l.file.size : nil,
+                                               sha256: l.sha256, mtimeNs: l.file.mtimeNs, mode: l.file.mode,
+                                               chunks: l.kind == .file ? l.chunks : nil, target: l.file.target), l))
+        }
+        for (path, base) in deletes.sorted(by: { $0.0 > $1.0 }) {
+            guard let p = try? FerryPath(path) else { continue }
+            operations.append((.delete(p, base: base), nil))
+        }
+
+        var start = 0
+        var retried = Set<String>()
+        while start < operations.count {
+            let batch = Array(operations[start..<min(start + FerryProtocol.maxCommitOperations, operations.count)])
+            start += batch.count
+            let response = try await api.commit(library: folder.libraryId, batch.map(\.0))
+            var update = IndexUpdate()
+            var again: [(CommitOperation, LocalState?)] = []
+            for ((op, local), result) in zip(batch, response.results) {
+                let path = op.path.string
+                switch result.status {
+                case .ok:
+                    guard let version = result.version else { continue }
+                    update.remote.append(version)
+                    update.journalDone.append(path)
+                    if let local {
+                        update.synced.append(entry(local, version: version.version))
+                        if local.kind == .file { report.uploadedFiles += 1 }
+                    } else {
+                        update.unsynced.append(path)
+                        report.deletedRemote += 1
+                    }
+                case .conflict:
+                    // Someone else changed it first: the next pass sees their version and decides.
+                    if let current = result.current { update.remote.append(current) }
+                    report.deferred += 1
+                case .missingChunks:
+                    if let local, !retried.contains(path) {
+                        retried.insert(path)
+                        var tornAgain = Set<String>()
+                        report.uploadedBytes += try await uploadMissingChunks(of: [local], torn: &tornAgain)
+                        if tornAgain.isEmpty { again.append((op, local)) } else { report.deferred += 1 }
+                    } else {
+                        report.problems[path] = "the server still misses chunks of this file after re-upload"
+                        report.deferred += 1
+                    }
+                case .rejected:
+                    report.problems[path] = "the server refused it: \(result.error?.message ?? "no reason given")"
+                    report.deferred += 1
+                }
+            }
+            try index.apply(folder: root, update)
+            operations.append(contentsOf: again)
+        }
+    }
+
+    /// Asks the server which chunks it lacks and uploads those, `parallelism` at a time,
+    /// reading each from its file and checking it still hashes as planned. Files whose
+    /// bytes changed go to `torn`. Returns bytes sent.
+    func uploadMissingChunks(of files: [LocalState], torn: inout Set<String>) async throws -> Int64 {
+        var location: [ContentHash: (String, Int64, Int64)] = [:]
+        for f in files {
+            var offset: Int64 = 0
+            for c in f.chunks {
+                if location[c.sha256] == nil { location[c.sha256] = (f.path, offset, c.size) }
+                offset += c.size
+            }
+        }
+        guard !location.isEmpty else { return 0 }
+        let missing = try await api.missingChunks(Array(location.keys))
+        let root = self.root
+        let api = self.api
+        var sent: Int64 = 0
+        var tornPaths = Set<String>()
+        try await withThrowingTaskGroup(of: (String?, Int64).self) { group in
+            var next = 0
+            func launch() {
+                guard next < missing.count else { return }
+                let hash = missing[next]
+                next += 1
+                guard let (path, offset, size) = location[hash] else { return }
+                group.addTask {
+                    let bytes = try await NIOThreadPool.singleton.runIfActive { try Self.readRange(root + "/" + path, offset: offset, size: size) }
+                    guard let bytes, ContentHash.of(bytes.readableBytesView) == hash else { return (path, 0) }
+                    try await api.putChunk(hash, bytes)
+                    return (nil, size)
+                }
+            }
+            for _ in 0..<parallelism { launch() }
+            while let (tornPath, bytes) = try await group.next() {
+                if let tornPath { tornPaths.insert(tornPath) }
+                sent += bytes
+                launch()
+            }
+        }
+        torn.formUnion(tornPaths)
+        return sent
+    }
+
+    static func readRange(_ path: String, offset: Int64, size: Int64) throws -> ByteBuffer? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { return nil }
+            throw SystemCallError("open \(path)", errno: errno)
+        }
+        defer { close(fd) }
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(Int(size))
+        let read = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Int(size)) { raw -> Int in
+            var done = 0
+            while done < Int(size) {
+                let n = pread(fd, raw.baseAddress! + done, Int(size) - done, off_t(offset) + off_t(done))
+                if n < 0 { if errno == EINTR { continue }; throw SystemCallError("read \(path)", errno: errno) }
+                if n == 0 { break }
+                done += n
+            }
+            return done
+        }
+        return read == Int(size) ? buffer : nil
+    }
+
+    // MARK: helpers
+
+    func entry(_ l: LocalState, version: Int64) -> IndexEntry {
+        IndexEntry(path: l.path, kind: l.kind, size: l.file.size, mtimeNs: l.file.mtimeNs, inode: l.file.inode, mode: l.file.mode,
+                   sha256: l.sha256, chunks: l.chunks, target: l.file.target, version: version)
+    }
+
+    func parentDirectory(of absolute: String) -> String { (absolute as NSString).deletingLastPathComponent }
+
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case let e as ClientError: e.description
+        case let e as APIFailure: e.description
+        case let e as SystemCallError: e.description
+        default: "\(error)"
+        }
+    }
+}
+
+extension PassReport {
+    mutating func merge(_ other: PassReport) {
+        planned += other.planned
+        uploadedFiles += other.uploadedFiles
+        uploadedBytes += other.uploadedBytes
+        downloadedFiles += other.downloadedFiles
+        downloadedBytes += other.downloadedBytes
+        reusedLocalBytes += other.reusedLocalBytes
+        deletedRemote += other.deletedRemote
+        deletedLocal += other.deletedLocal
+        conflicts += other.conflicts
+        deferred = other.deferred
+    }
+}
+
+/// `UTIME_OMIT` from <sys/stat.h>, which Glibc's module does not export.
+private let utimeOmit = (1 << 30) - 2
+
+/// Chunks already on local disk: where the index says a synced file holds each one. A read
+/// is trusted only if the file is unchanged since indexed and the bytes hash right.
+struct LocalChunkSources: Sendable {
+    let root: String
+    private let locations: [ContentHash: [(IndexEntry, Int64)]]
+
+    init(root: String, entries: [String: IndexEntry]) {
+        self.root = root
+        var map: [ContentHash: [(IndexEntry, Int64)]] = [:]
+        for e in entries.values where e.kind == .file {
+            var offset: Int64 = 0
+            for c in e.chunks {
+                map[c.sha256, default: []].append((e, offset))
+                offset += c.size
+            }
+        }
+        locations = map
+    }
+
+    func read(_ chunk: ChunkRef) -> ByteBuffer? {
+        for (e, offset) in locations[chunk.sha256] ?? [] {
+            guard let now = LocalScanner.stat(root: root, path: e.path), now.sameStat(size: e.size, mtimeNs: e.mtimeNs, inode: e.inode),
+                  let bytes = try? FolderSync.readRange(root + "/" + e.path, offset: offset, size: chunk.size),
+                  ContentHash.of(bytes.readableBytesView) == chunk.sha256
+            else { continue }
+            return bytes
+        }
+        return nil
+    }
+}

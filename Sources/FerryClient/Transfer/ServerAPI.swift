@@ -1,0 +1,214 @@
+import AsyncHTTPClient
+import FerryCore
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// A refusal from the server: its status and the `{"error": {code, message}}` body.
+public struct APIFailure: Error, CustomStringConvertible, Sendable, Equatable {
+    public var status: Int
+    public var code: String
+    public var message: String
+    public var retryAfter: Int?
+
+    public init(status: Int, code: String, message: String, retryAfter: Int? = nil) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retryAfter = retryAfter
+    }
+
+    public var description: String { "server answered \(status) \(code): \(message)" }
+
+    /// The token was revoked or is wrong: retrying cannot help.
+    public var isAuthentication: Bool { status == 401 }
+    /// Worth retrying later with backoff.
+    public var isTransient: Bool { status >= 500 || status == 429 || status == 408 }
+}
+
+/// The HTTP API as the client uses it, over async-http-client. Every call is scoped to the
+/// token's user; paths are validated `FerryPath`s before they are sent.
+public struct ServerAPI: Sendable {
+    public let baseURL: String
+    public let token: String
+    public let client: HTTPClient
+
+    /// `serverURL` is e.g. `http://127.0.0.1:8720`; `/api/v1` is appended.
+    public init(serverURL: String, token: String, client: HTTPClient) {
+        var base = serverURL
+        while base.hasSuffix("/") { base.removeLast() }
+        if !base.hasSuffix("/api/v1") { base += "/api/v1" }
+        self.baseURL = base
+        self.token = token
+        self.client = client
+    }
+
+    /// One shared client per process: connection pooling, bounded timeouts.
+    public static func makeClient() -> HTTPClient {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .seconds(10), read: .seconds(330))
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 16)
+        configuration.decompression = .disabled
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    /// An API with its own HTTP client; call `close()` when done.
+    public static func open(serverURL: String, token: String) -> ServerAPI {
+        ServerAPI(serverURL: serverURL, token: token, client: makeClient())
+    }
+
+    /// The same server and client with another token.
+    public func with(token: String) -> ServerAPI { ServerAPI(serverURL: baseURL, token: token, client: client) }
+
+    /// Shuts the HTTP client down.
+    public func close() async { try? await client.shutdown() }
+
+    // MARK: auth and devices
+
+    public func login(username: String, password: String) async throws -> TokenResponse {
+        try await json(.POST, "/auth/login", LoginRequest(username: username, password: password), authenticated: false)
+    }
+
+    /// Logs in as a user and registers a device; returns the API authenticated as that
+    /// device (the user's password and access token are not kept).
+    public static func enroll(serverURL: String, username: String, password: String, deviceName: String) async throws -> (api: ServerAPI, device: RegisterDeviceResponse) {
+        let anonymous = ServerAPI.open(serverURL: serverURL, token: "")
+        do {
+            let tokens = try await anonymous.login(username: username, password: password)
+            let device = try await anonymous.with(token: tokens.accessToken).registerDevice(name: deviceName)
+            return (anonymous.with(token: device.token), device)
+        } catch {
+            await anonymous.close()
+            throw error
+        }
+    }
+
+    /// The library with this name, created if the user has none yet.
+    public func library(named name: String) async throws -> LibraryInfo {
+        if let existing = try await libraries().first(where: { $0.name == name }) { return existing }
+        return try await createLibrary(name: name)
+    }
+
+    public func registerDevice(name: String) async throws -> RegisterDeviceResponse {
+        try await json(.POST, "/devices", RegisterDeviceRequest(name: name))
+    }
+
+    public func devices() async throws -> [DeviceInfo] {
+        let r: DeviceListResponse = try await json(.GET, "/devices", Optional<Int>.none)
+        return r.devices
+    }
+
+    public func revokeDevice(_ id: String) async throws {
+        try await send(.DELETE, "/devices/\(Self.escape(id))")
+    }
+
+    public func me() async throws -> MeResponse { try await json(.GET, "/auth/me", Optional<Int>.none) }
+
+    // MARK: libraries
+
+    public func libraries() async throws -> [LibraryInfo] {
+        let r: LibraryListResponse = try await json(.GET, "/libraries", Optional<Int>.none)
+        return r.libraries
+    }
+
+    public func createLibrary(name: String) async throws -> LibraryInfo {
+        try await json(.POST, "/libraries", CreateLibraryRequest(name: name))
+    }
+
+    // MARK: chunks
+
+    public func missingChunks(_ hashes: [ContentHash]) async throws -> [ContentHash] {
+        var missing: [ContentHash] = []
+        var start = 0
+        while start < hashes.count {
+            let end = min(start + FerryProtocol.maxMissingQuery, hashes.count)
+            let r: MissingChunksResponse = try await json(.POST, "/chunks/missing", MissingChunksRequest(chunks: Array(hashes[start..<end])))
+            missing += r.missing
+            start = end
+        }
+        return missing
+    }
+
+    public func putChunk(_ hash: ContentHash, _ bytes: ByteBuffer) async throws {
+        var request = request(.PUT, "/chunks/\(hash.hex)")
+        request.headers.add(name: "Content-Type", value: "application/octet-stream")
+        request.body = .bytes(bytes)
+        let response = try await client.execute(request, timeout: .seconds(300))
+        try await Self.check(response)
+        _ = try await response.body.collect(upTo: 1 << 20)
+    }
+
+    public func chunk(_ hash: ContentHash) async throws -> ByteBuffer {
+        let response = try await client.execute(request(.GET, "/chunks/\(hash.hex)"), timeout: .seconds(300))
+        try await Self.check(response)
+        return try await response.body.collect(upTo: FerryProtocol.maxChunkSize + 1)
+    }
+
+    // MARK: files
+
+    public func commit(library: String, _ operations: [CommitOperation]) async throws -> CommitResponse {
+        try await json(.POST, "/libraries/\(Self.escape(library))/commit", CommitRequest(operations: operations))
+    }
+
+    public func changes(library: String, since: Int64, limit: Int = 1000, wait: Int = 0) async throws -> ChangesResponse {
+        try await json(.GET, "/libraries/\(Self.escape(library))/changes?since=\(since)&limit=\(limit)&wait=\(wait)", Optional<Int>.none,
+                       timeout: .seconds(Int64(wait) + 60))
+    }
+
+    public func history(library: String, path: FerryPath, before: Int64? = nil, limit: Int = 100) async throws -> HistoryResponse {
+        var query = "path=\(Self.escape(path.string))&limit=\(limit)"
+        if let before { query += "&before=\(before)" }
+        return try await json(.GET, "/libraries/\(Self.escape(library))/history?\(query)", Optional<Int>.none)
+    }
+
+    public func restore(library: String, path: FerryPath, version: Int64, base: Int64?) async throws -> FileVersion {
+        let r: VersionResponse = try await json(.POST, "/libraries/\(Self.escape(library))/restore", RestoreRequest(path: path, version: version, base: base))
+        return r.version
+    }
+
+    // MARK: plumbing
+
+    static func escape(_ s: String) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return s.addingPercentEncoding(withAllowedCharacters: allowed) ?? s
+    }
+
+    func request(_ method: HTTPMethod, _ path: String, authenticated: Bool = true) -> HTTPClientRequest {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = method
+        if authenticated { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        return request
+    }
+
+    func json<Body: Encodable, Answer: Decodable>(
+        _ method: HTTPMethod, _ path: String, _ body: Body?, authenticated: Bool = true, timeout: TimeAmount = .seconds(120)
+    ) async throws -> Answer {
+        var request = request(method, path, authenticated: authenticated)
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: try JSONCoding.encoder.encode(body)))
+        }
+        let response = try await client.execute(request, timeout: timeout)
+        try await Self.check(response)
+        let bytes = try await response.body.collect(upTo: 256 << 20)
+        return try JSONCoding.decoder.decode(Answer.self, from: Data(bytes.readableBytesView))
+    }
+
+    func send(_ method: HTTPMethod, _ path: String) async throws {
+        let response = try await client.execute(request(method, path), timeout: .seconds(60))
+        try await Self.check(response)
+        _ = try await response.body.collect(upTo: 1 << 20)
+    }
+
+    /// Turns a non-2xx answer into an `APIFailure` with the server's message.
+    static func check(_ response: HTTPClientResponse) async throws {
+        guard !(200..<300).contains(response.status.code) else { return }
+        let bytes = (try? await response.body.collect(upTo: 64 * 1024)) ?? ByteBuffer()
+        let envelope = try? JSONCoding.decoder.decode(ErrorEnvelope.self, from: Data(bytes.readableBytesView))
+        throw APIFailure(
+            status: Int(response.status.code), code: envelope?.error.code ?? "http_\(response.status.code)",
+            message: envelope?.error.message ?? response.status.reasonPhrase,
+            retryAfter: response.headers.first(name: "Retry-After").flatMap(Int.init))
+    }
+}
