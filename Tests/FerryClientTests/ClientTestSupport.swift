@@ -1,0 +1,154 @@
+@testable import FerryClient
+import FerryCore
+import FerryServer
+import Foundation
+import Logging
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The real server on an ephemeral loopback port, on a fresh data directory.
+struct Cloud {
+    let url: String
+    let services: ServerServices
+
+    static func with<T: Sendable>(_ body: (Cloud) async throws -> T) async throws -> T {
+        var configuration = ServerConfiguration()
+        configuration.dataDirectory = scratchDirectory("server")
+        configuration.port = 0
+        configuration.storage.reserveBytes = 0
+        configuration.auth.pbkdf2Iterations = 1000
+        var logger = Logger(label: "ferry-test-server")
+        logger.logLevel = .critical
+        let services = try await FerryServerApp.makeServices(configuration, logger: logger)
+        return try await FerryServerApp.withRunningServer(services) { port in
+            try await body(Cloud(url: "http://127.0.0.1:\(port)", services: services))
+        }
+    }
+
+    /// A user with a known password.
+    func user(_ name: String) async throws -> (name: String, password: String) {
+        let password = "pw-\(UUID().uuidString.prefix(8))"
+        _ = try await services.store.createUser(username: name, passwordHash: try services.passwords.hash(password), isAdmin: false)
+        return (name, password)
+    }
+}
+
+func scratchDirectory(_ label: String) -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-\(label)-\(UUID().uuidString)").path
+    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+/// One client device: its own folder, index and device token, syncing one library.
+final class Device: Sendable {
+    let name: String
+    let root: String
+    let stateDirectory: String
+    let api: ServerAPI
+    let config: ClientConfig
+    let index: LocalIndex
+    let sync: FolderSync
+
+    static func make(_ cloud: Cloud, user: (name: String, password: String), name: String, library: String = "docs") async throws -> Device {
+        let (api, registered) = try await ServerAPI.enroll(serverURL: cloud.url, username: user.name, password: user.password, deviceName: name)
+        let info = try await api.library(named: library)
+        let root = scratchDirectory("folder-\(name)")
+        try FileManager.default.createDirectory(atPath: root + "/.ferry", withIntermediateDirectories: true)
+        let state = scratchDirectory("state-\(name)")
+        let folder = FolderConfig(path: root, libraryId: info.id, libraryName: info.name)
+        var config = ClientConfig(serverURL: cloud.url, username: user.name, deviceId: registered.device.id, deviceName: name,
+                                  deviceToken: registered.token, folders: [folder])
+        config.settleMilliseconds = 50
+        let index = try LocalIndex(path: state + "/index.sqlite")
+        var logger = Logger(label: "ferry-test-\(name)")
+        logger.logLevel = .critical
+        let sync = try FolderSync(folder: folder, index: index, api: api, deviceName: name, logger: logger)
+        return Device(name: name, root: root, stateDirectory: state, api: api, config: config, index: index, sync: sync)
+    }
+
+    init(name: String, root: String, stateDirectory: String, api: ServerAPI, config: ClientConfig, index: LocalIndex, sync: FolderSync) {
+        self.name = name
+        self.root = root
+        self.stateDirectory = stateDirectory
+        self.api = api
+        self.config = config
+        self.index = index
+        self.sync = sync
+    }
+
+    /// Syncs until a pass plans nothing.
+    @discardableResult
+    func sync() async throws -> PassReport { try await sync.syncUntilSettled() }
+
+    func write(_ path: String, _ text: String) throws { try write(path, Data(text.utf8)) }
+
+    func write(_ path: String, _ data: Data) throws {
+        let url = URL(fileURLWithPath: root + "/" + path)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try data.write(to: url)
+    }
+
+    func read(_ path: String) -> String? {
+        FileManager.default.contents(atPath: root + "/" + path).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    func exists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: root + "/" + path) }
+
+    func remove(_ path: String) throws { try FileManager.default.removeItem(atPath: root + "/" + path) }
+
+    func move(_ from: String, _ to: String) throws {
+        let target = URL(fileURLWithPath: root + "/" + to)
+        try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try FileManager.default.moveItem(atPath: root + "/" + from, toPath: target.path)
+    }
+
+    func mkdir(_ path: String) throws { try FileManager.default.createDirectory(atPath: root + "/" + path, withIntermediateDirectories: true) }
+
+    /// Every entry under the root except `.ferry`: files by content hash, links by target.
+    func tree() -> [String: String] {
+        var out: [String: String] = [:]
+        let scan = LocalScanner.scan(root: root, rules: IgnoreRules(userPatterns: "", includeDefaults: false))
+        for (path, f) in scan.entries {
+            switch f.kind {
+            case .directory: out[path] = "dir"
+            case .symlink: out[path] = "link:" + (f.target ?? "")
+            case .file:
+                out[path] = (try? ContentChunker.manifest(ofFileAt: root + "/" + path).sha256.hex) ?? "unreadable"
+                if f.mode & 0o100 != 0 { out[path]! += "+x" }
+            }
+        }
+        return out
+    }
+
+    func close() async { await api.close() }
+}
+
+/// Polls `condition` every 20 ms until it holds or `timeout` passes.
+func eventually(timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return try await condition()
+}
+
+/// Random bytes from a seeded generator, so tests are reproducible.
+func seededBytes(_ count: Int, seed: UInt64) -> Data {
+    var state = seed
+    var data = Data(count: count)
+    data.withUnsafeMutableBytes { raw in
+        let words = raw.bindMemory(to: UInt64.self)
+        for i in 0..<words.count {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            words[i] = z ^ (z >> 31)
+        }
+    }
+    return data
+}

@@ -1,0 +1,71 @@
+@testable import FerryClient
+import FerryCore
+import Foundation
+import Logging
+import Testing
+
+/// Real daemons (in this process) on temp folders against the real server on loopback.
+@Suite("ferryd", .serialized)
+struct DaemonTests {
+    static func locations(_ device: Device) -> ClientLocations {
+        ClientLocations(configFile: device.stateDirectory + "/config.json", stateDirectory: device.stateDirectory + "/daemon",
+                        socketPath: device.stateDirectory + "/ferryd.sock")
+    }
+
+    static func daemon(_ device: Device) -> FerryDaemon {
+        var logger = Logger(label: "ferryd-test-\(device.name)")
+        logger.logLevel = .critical
+        return FerryDaemon(config: device.config, locations: locations(device), logger: logger)
+    }
+
+    @Test func aRunningDaemonPropagatesANewFileToAnother() async throws {
+        try await Cloud.with { cloud in
+            let user = try await cloud.user("jo")
+            let a = try await Device.make(cloud, user: user, name: "a")
+            let b = try await Device.make(cloud, user: user, name: "b")
+            defer { Task { await a.close(); await b.close() } }
+            let da = Self.daemon(a), db = Self.daemon(b)
+            let runA = Task { try await da.run() }
+            let runB = Task { try await db.run() }
+            defer { runA.cancel(); runB.cancel() }
+            #expect(await eventually { da.board.snapshot.folders[0].lastSyncAt != nil && db.board.snapshot.folders[0].lastSyncAt != nil })
+
+            try a.write("new/hello.txt", "hello from a")
+            #expect(await eventually { b.read("new/hello.txt") == "hello from a" })
+            try b.write("reply.txt", "and back")
+            #expect(await eventually { a.read("reply.txt") == "and back" })
+            try a.remove("new/hello.txt")
+            #expect(await eventually { !b.exists("new/hello.txt") })
+
+            // `ferry status` reads the same board over the control socket.
+            let answer = try ControlSocket.request(path: Self.locations(a).socketPath, ControlRequest(command: "status"))
+            let decoder = JSONDecoder()
+            decoder.dateDecodingStrategy = .iso8601
+            let status = try decoder.decode(DaemonStatus.self, from: answer)
+            #expect(status.device == "a")
+            #expect(status.folders.map(\.path) == [a.root])
+        }
+    }
+
+    @Test func aSecondDaemonOnTheSameSocketIsRefused() async throws {
+        let dir = scratchDirectory("socket")
+        let first = try ControlSocket(path: dir + "/s.sock") { _ in Data("{}".utf8) }
+        defer { first.stop() }
+        #expect(throws: ClientError.self) { _ = try ControlSocket(path: dir + "/s.sock") { _ in Data() } }
+        #expect(try ControlSocket.request(path: dir + "/s.sock", ControlRequest(command: "status")) == Data("{}".utf8))
+    }
+
+    @Test func backoffGrowsWithJitterAndIsCapped() {
+        var backoff = Backoff(base: .seconds(1), cap: .seconds(60))
+        var last = Duration.zero
+        for attempt in 1...12 {
+            let wait = backoff.next()
+            let ceiling = min(Duration.seconds(60), .seconds(1) * (1 << (attempt - 1)))
+            #expect(wait <= ceiling && wait >= ceiling / 2)
+            last = wait
+        }
+        #expect(last >= .seconds(30))
+        backoff.reset()
+        #expect(backoff.next() <= .seconds(1))
+    }
+}
