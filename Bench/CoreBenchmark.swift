@@ -16,18 +16,12 @@ import Glibc
 struct CoreBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "core", abstract: "Chunk+hash, chunk upload and commit throughput.")
 
-    @Flag(help: "Small sizes (finishes in well under a minute).") var quick = false
-    @Option(help: "Directory under which a scratch directory for test files and server data is made (default: the system temporary directory).") var dataRoot: String?
-    @Option(help: "Also write the results as JSON to this file.") var json: String?
-    @Flag(help: "Keep the generated files.") var keep = false
+    @OptionGroup var options: BenchOptions
 
     func run() async throws {
-        // Work in a fresh directory of our own, so removing it afterwards never touches
-        // anything the caller keeps under --data-root.
-        let parent = dataRoot ?? FileManager.default.temporaryDirectory.path
-        let root = parent + "/ferry-bench-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        defer { if !keep { try? FileManager.default.removeItem(atPath: root) } }
+        let root = try options.makeScratch()
+        defer { options.removeScratch(root) }
+        let quick = options.quick
         let fileSize = quick ? 64 << 20 : 1 << 30
         let smallFiles = quick ? 1000 : 10_000
         let sizeLabel = quick ? "64 MiB" : "1 GiB"
@@ -83,13 +77,7 @@ struct CoreBenchmark: AsyncParsableCommand {
         rows.append(BenchRow(name: "commit \(smallFiles) small files, batches of 1000", value: commitsPerSecond, unit: "files/s",
                              goal: "≥ 5,000 files/s"))
 
-        let report = BenchReport(benchmark: "core", mode: quick ? "quick" : "full", machine: BenchReport.machine(), rows: rows)
-        print(report.markdown)
-        if let json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            try encoder.encode(report).write(to: URL(fileURLWithPath: json))
-        }
+        try BenchReport(benchmark: "core", mode: quick ? "quick" : "full", machine: BenchReport.machine(), rows: rows).emit(json: options.json)
     }
 }
 

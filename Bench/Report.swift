@@ -1,3 +1,4 @@
+import ArgumentParser
 import FerryCore
 import Foundation
 #if canImport(Glibc)
@@ -51,6 +52,15 @@ struct BenchReport: Encodable {
         v >= 100 ? String(format: "%.0f", v) : String(format: "%.2f", v)
     }
 
+    /// Prints the Markdown table and writes the JSON file if one was asked for.
+    func emit(json: String?) throws {
+        print(markdown)
+        guard let json else { return }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try encoder.encode(self).write(to: URL(fileURLWithPath: json))
+    }
+
     static func machine() -> [String: String] {
         var m: [String: String] = ["cores": String(ProcessInfo.processInfo.activeProcessorCount),
                                    "memory_gib": String(ProcessInfo.processInfo.physicalMemory >> 30)]
@@ -73,12 +83,22 @@ func run(_ executable: String, _ arguments: [String]) throws -> (out: String, er
         try? FileManager.default.removeItem(atPath: outPath)
         try? FileManager.default.removeItem(atPath: errPath)
     }
+    let pid = try spawn(executable, arguments, stdout: outPath, stderr: errPath)
+    let exit = try wait(for: pid)
+    let out = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
+    let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+    return (out, err, exit)
+}
+
+/// Starts a program with stdin from /dev/null, output to the given files, an empty signal
+/// mask and default signal handling, and `environment` added to this process's.
+func spawn(_ executable: String, _ arguments: [String], stdout: String, stderr: String, environment: [String: String] = [:]) throws -> pid_t {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-    posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
     var attributes = posix_spawnattr_t()
     posix_spawnattr_init(&attributes)
     defer { posix_spawnattr_destroy(&attributes) }
@@ -89,19 +109,28 @@ func run(_ executable: String, _ arguments: [String]) throws -> (out: String, er
     posix_spawnattr_setsigdefault(&attributes, &all)
     posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 
+    var env = ProcessInfo.processInfo.environment
+    env.merge(environment) { _, new in new }
     let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
-    defer { argv.forEach { free($0) } }
+    let envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer {
+        argv.forEach { free($0) }
+        envp.forEach { free($0) }
+    }
     var pid = pid_t()
-    let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+    let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
     guard spawned == 0 else { throw SystemCallError("posix_spawn \(executable)", errno: spawned) }
+    return pid
+}
+
+/// Waits for a child and returns its exit status (128 + signal when killed).
+@discardableResult
+func wait(for pid: pid_t) throws -> Int32 {
     var status: Int32 = 0
     while waitpid(pid, &status, 0) < 0 {
         guard errno == EINTR else { throw SystemCallError("waitpid", errno: errno) }
     }
-    let exit = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-    let out = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
-    let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
-    return (out, err, exit)
+    return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
 }
 
 /// Finds a program on PATH.
@@ -116,4 +145,24 @@ func seconds(_ body: () async throws -> Void) async rethrows -> Double {
     try await body()
     let d = ContinuousClock.now - start
     return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+}
+
+/// Options every benchmark takes.
+struct BenchOptions: ParsableArguments {
+    @Flag(help: "Small sizes (finishes in well under a minute).") var quick = false
+    @Option(help: "Directory under which a scratch directory for test files and server data is made (default: the system temporary directory).") var dataRoot: String?
+    @Option(help: "Also write the results as JSON to this file.") var json: String?
+    @Flag(help: "Keep the generated files.") var keep = false
+
+    /// A fresh directory of the benchmark's own, so removing it afterwards never touches
+    /// anything the caller keeps under --data-root.
+    func makeScratch() throws -> String {
+        let root = (dataRoot ?? FileManager.default.temporaryDirectory.path) + "/ferry-bench-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        return root
+    }
+
+    func removeScratch(_ root: String) {
+        if !keep { try? FileManager.default.removeItem(atPath: root) }
+    }
 }
