@@ -1,0 +1,127 @@
+@testable import FerryClient
+import FerryCore
+import Foundation
+import NIOPosix
+import Testing
+
+/// The real `ferry` binary against the real server on loopback.
+@Suite("ferry CLI", .serialized)
+struct CLITests {
+    struct Run {
+        let status: Int32
+        let out: String
+        let err: String
+    }
+
+    /// A home directory with its own XDG config, state and runtime directories.
+    struct Home {
+        let path = scratchDirectory("home")
+        var environment: [String: String] {
+            ["HOME": path, "XDG_CONFIG_HOME": path + "/config", "XDG_STATE_HOME": path + "/state", "XDG_RUNTIME_DIR": path + "/run",
+             "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
+        }
+
+        func ferry(_ arguments: String..., stdin: String? = nil) async throws -> Run {
+            let binary = CLITests.binary("ferry")
+            let env = environment
+            return try await NIOThreadPool.singleton.runIfActive {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: binary)
+                process.arguments = arguments
+                process.environment = env
+                let out = Pipe(), err = Pipe(), input = Pipe()
+                process.standardOutput = out
+                process.standardError = err
+                process.standardInput = input
+                try process.run()
+                if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+                try input.fileHandleForWriting.close()
+                let o = out.fileHandleForReading.readDataToEndOfFile()
+                let e = err.fileHandleForReading.readDataToEndOfFile()
+                process.waitUntilExit()
+                return Run(status: process.terminationStatus, out: String(decoding: o, as: UTF8.self), err: String(decoding: e, as: UTF8.self))
+            }
+        }
+    }
+
+    /// A product built next to the test bundle.
+    static func binary(_ name: String) -> String {
+        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var dir = URL(fileURLWithPath: me).deletingLastPathComponent()
+        while !FileManager.default.isExecutableFile(atPath: dir.appendingPathComponent(name).path), dir.path != "/" {
+            dir.deleteLastPathComponent()
+        }
+        return dir.appendingPathComponent(name).path
+    }
+
+    @Test func loginFolderSyncHistoryAndDevices() async throws {
+        try await Cloud.with { cloud in
+            let user = try await cloud.user("kim")
+            let home = Home()
+            let login = try await home.ferry("login", cloud.url, "--user", user.name, "--device-name", "cli-box", "--password-stdin", stdin: user.password + "\n")
+            #expect(login.status == 0, "\(login.err)")
+            let configPath = home.path + "/config/ferry/config.json"
+            let mode = try FileManager.default.attributesOfItem(atPath: configPath)[.posixPermissions] as? Int
+            #expect(mode == 0o600)
+
+            let folder = scratchDirectory("cli-folder")
+            let add = try await home.ferry("folder", "add", folder, "--library", "work")
+            #expect(add.status == 0, "\(add.err)")
+            #expect(FileManager.default.fileExists(atPath: folder + "/.ferry"))
+            let list = try await home.ferry("folder", "list", "--json")
+            #expect(list.out.contains(folder))
+
+            try Data("quarterly numbers".utf8).write(to: URL(fileURLWithPath: folder + "/q3.txt"))
+            let sync = try await home.ferry("sync")
+            #expect(sync.status == 0, "\(sync.err)")
+            try Data("revised numbers".utf8).write(to: URL(fileURLWithPath: folder + "/q3.txt"))
+            #expect(try await home.ferry("sync").status == 0)
+
+            let history = try await home.ferry("history", folder + "/q3.txt", "--json")
+            #expect(history.status == 0, "\(history.err)")
+            let versions = try JSONCoding.decoder.decode([FileVersion].self, from: Data(history.out.utf8))
+            #expect(versions.count == 2)
+
+            // Restore the first version, then sync brings it back to disk.
+            let restore = try await home.ferry("restore", folder + "/q3.txt")
+            #expect(restore.status == 0, "\(restore.err)")
+            #expect(try await home.ferry("sync").status == 0)
+            #expect(FileManager.default.contents(atPath: folder + "/q3.txt") == Data("quarterly numbers".utf8))
+
+            let devices = try await home.ferry("device", "list")
+            #expect(devices.out.contains("cli-box"))
+
+            // No daemon: status says so and fails.
+            let status = try await home.ferry("status")
+            #expect(status.status == 1)
+            #expect(status.err.contains("not running"))
+
+            // Usage errors exit 2; other errors 1 with one sentence.
+            #expect(try await home.ferry("sync", "--no-such-flag").status == 2)
+            let outside = try await home.ferry("history", "/etc/hostname")
+            #expect(outside.status == 1 && outside.err.contains("not inside a synced folder"))
+
+            // A revoked device gets told to log in again.
+            let config = try ClientConfig.load(from: configPath)
+            let revoke = try await home.ferry("device", "revoke", config.deviceId)
+            #expect(revoke.status == 0)
+            let refused = try await home.ferry("sync")
+            #expect(refused.status == 1)
+            #expect(refused.err.contains("ferry login"))
+        }
+    }
+
+    @Test func wrongPasswordAndBadURLAreClearErrors() async throws {
+        try await Cloud.with { cloud in
+            let user = try await cloud.user("lee")
+            let home = Home()
+            let wrong = try await home.ferry("login", cloud.url, "--user", user.name, "--password-stdin", stdin: "not-it\n")
+            #expect(wrong.status == 1)
+            #expect(wrong.err.contains("wrong user name or password"))
+            let bad = try await home.ferry("login", "not a url", "--user", user.name, "--password-stdin", stdin: "x\n")
+            #expect(bad.status == 2)
+            let unconfigured = try await home.ferry("sync")
+            #expect(unconfigured.status == 1 && unconfigured.err.contains("ferry login"))
+        }
+    }
+}
