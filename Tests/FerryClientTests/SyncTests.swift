@@ -248,4 +248,27 @@ struct SyncTests {
             #expect(report.deletedRemote == 0)
         }
     }
+
+    @Test func aFileThatChangesAfterHashingIsNeverCommittedTorn() async throws {
+        try await Cloud.with { cloud in
+            let user = try await cloud.user("max")
+            let a = try await Device.make(cloud, user: user, name: "a")
+            defer { Task { await a.close() } }
+            try a.write("log.bin", seededBytes(3 << 20, seed: 11))
+            let inputs = try await a.sync.gatherInputs()
+            let planned = try #require(inputs.local["log.bin"])
+            // Rewritten between the hash and the upload (same size, other bytes).
+            try a.write("log.bin", seededBytes(3 << 20, seed: 12))
+            var report = PassReport()
+            try await a.sync.applyRemote([.upload(planned, base: nil)], report: &report)
+            #expect(report.uploadedFiles == 0)
+            #expect(report.problems["log.bin"]?.contains("changed") == true)
+            let history = try await a.api.history(library: a.config.folders[0].libraryId, path: try FerryPath("log.bin"))
+            #expect(history.versions.isEmpty)
+            // The next pass hashes the new content and commits that.
+            try await a.sync()
+            let after = try await a.api.history(library: a.config.folders[0].libraryId, path: try FerryPath("log.bin"))
+            #expect(after.versions.first?.sha256 == ContentHash.of(seededBytes(3 << 20, seed: 12)))
+        }
+    }
 }

@@ -70,8 +70,10 @@ public final class LocalIndex: Sendable {
                     folder TEXT NOT NULL, path TEXT NOT NULL, kind TEXT NOT NULL, size INTEGER NOT NULL,
                     mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, mode INTEGER NOT NULL, sha256 BLOB,
                     chunks BLOB NOT NULL, target TEXT, version INTEGER NOT NULL, PRIMARY KEY (folder, path)) WITHOUT ROWID;
-                CREATE TABLE remote (folder TEXT NOT NULL, path TEXT NOT NULL, version INTEGER NOT NULL, body BLOB NOT NULL,
-                    PRIMARY KEY (folder, path)) WITHOUT ROWID;
+                CREATE TABLE remote (
+                    folder TEXT NOT NULL, path TEXT NOT NULL, version INTEGER NOT NULL, kind TEXT NOT NULL, deleted INTEGER NOT NULL,
+                    size INTEGER NOT NULL, sha256 BLOB, mtime_ns INTEGER NOT NULL, mode INTEGER NOT NULL, chunks BLOB NOT NULL,
+                    target TEXT, device_id TEXT, committed_at REAL NOT NULL, PRIMARY KEY (folder, path)) WITHOUT ROWID;
                 CREATE TABLE journal (
                     folder TEXT NOT NULL, path TEXT NOT NULL, inode INTEGER NOT NULL, size INTEGER NOT NULL,
                     mtime_ns INTEGER NOT NULL, sha256 BLOB NOT NULL, chunks BLOB NOT NULL, created_at REAL NOT NULL,
@@ -113,26 +115,37 @@ public final class LocalIndex: Sendable {
     public func entries(folder: String) throws -> [String: IndexEntry] {
         try pool.read { db in
             var out: [String: IndexEntry] = [:]
-            let rows = try Row.fetchCursor(db, sql: "SELECT * FROM entry WHERE folder = ?", arguments: [folder])
+            let rows = try Row.fetchCursor(db, sql: """
+                SELECT path, kind, size, mtime_ns, inode, mode, sha256, chunks, target, version FROM entry WHERE folder = ?
+                """, arguments: [folder])
             while let row = try rows.next() {
                 let e = IndexEntry(
-                    path: row["path"], kind: EntryKind(rawValue: row["kind"]) ?? .file, size: row["size"], mtimeNs: row["mtime_ns"],
-                    inode: UInt64(bitPattern: row["inode"] as Int64), mode: row["mode"],
-                    sha256: (row["sha256"] as Data?).flatMap { ContentHash(bytes: [UInt8]($0)) },
-                    chunks: PackedChunkList.decode(row["chunks"]) ?? [], target: row["target"], version: row["version"])
+                    path: row[0], kind: EntryKind(rawValue: row[1]) ?? .file, size: row[2], mtimeNs: row[3],
+                    inode: UInt64(bitPattern: row[4] as Int64), mode: row[5],
+                    sha256: (row[6] as Data?).flatMap { ContentHash(bytes: [UInt8]($0)) },
+                    chunks: PackedChunkList.decode(row[7]) ?? [], target: row[8], version: row[9])
                 out[e.path] = e
             }
             return out
         }
     }
 
+    /// The server's current tree as last read from the feed (tombstones included).
     public func remote(folder: String) throws -> [String: FileVersion] {
         try pool.read { db in
             var out: [String: FileVersion] = [:]
-            let rows = try Row.fetchCursor(db, sql: "SELECT body FROM remote WHERE folder = ?", arguments: [folder])
+            let rows = try Row.fetchCursor(db, sql: """
+                SELECT path, version, kind, deleted, size, sha256, mtime_ns, mode, chunks, target, device_id, committed_at
+                FROM remote WHERE folder = ?
+                """, arguments: [folder])
             while let row = try rows.next() {
-                let v = try JSONCoding.decoder.decode(FileVersion.self, from: row["body"] as Data)
-                out[v.path.string] = v
+                let raw: String = row[0]
+                guard let path = try? FerryPath(raw) else { continue }
+                out[raw] = FileVersion(
+                    version: row[1], path: path, kind: EntryKind(rawValue: row[2]) ?? .file, deleted: row[3], size: row[4],
+                    sha256: (row[5] as Data?).flatMap { ContentHash(bytes: [UInt8]($0)) }, mtimeNs: row[6], mode: row[7],
+                    chunks: PackedChunkList.decode(row[8]) ?? [], target: row[9], deviceId: row[10],
+                    committedAt: Date(timeIntervalSince1970: row[11]))
             }
             return out
         }
@@ -183,12 +196,18 @@ public final class LocalIndex: Sendable {
             for path in update.unsynced {
                 try db.execute(sql: "DELETE FROM entry WHERE folder = ? AND path = ?", arguments: [folder, path])
             }
-            let mirror = try db.cachedStatement(sql: "INSERT OR REPLACE INTO remote (folder, path, version, body) VALUES (?, ?, ?, ?)")
+            let mirror = try db.cachedStatement(sql: """
+                INSERT OR REPLACE INTO remote (folder, path, version, kind, deleted, size, sha256, mtime_ns, mode, chunks, target, device_id, committed_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
             let older = try db.cachedStatement(sql: "SELECT version FROM remote WHERE folder = ? AND path = ?")
             for v in update.remote {
                 // The feed and commit answers can arrive in either order: keep the newest.
                 if let known = try Int64.fetchOne(older, arguments: [folder, v.path.string]), known >= v.version { continue }
-                try mirror.execute(arguments: [folder, v.path.string, v.version, try JSONCoding.encoder.encode(v)])
+                try mirror.execute(arguments: [
+                    folder, v.path.string, v.version, v.kind.rawValue, v.deleted, v.size, v.sha256.map { Data($0.bytes) }, v.mtimeNs, v.mode,
+                    PackedChunkList.encode(v.chunks), v.target, v.deviceId, v.committedAt.timeIntervalSince1970,
+                ])
             }
             for path in update.journalDone {
                 try db.execute(sql: "DELETE FROM journal WHERE folder = ? AND path = ?", arguments: [folder, path])

@@ -456,8 +456,8 @@ public final class FolderSync: Sendable {
     }
 
     /// Asks the server which chunks it lacks and uploads those, `parallelism` at a time,
-    /// reading each from its file and checking it still hashes as planned. Files whose
-    /// bytes changed go to `torn`. Returns bytes sent.
+    /// reading each from its file. Files whose bytes no longer hash as planned (the server
+    /// refuses them) go to `torn`. Returns bytes sent.
     func uploadMissingChunks(of files: [LocalState], torn: inout Set<String>) async throws -> Int64 {
         var location: [ContentHash: (String, Int64, Int64)] = [:]
         for f in files {
@@ -482,8 +482,10 @@ public final class FolderSync: Sendable {
                 guard let (path, offset, size) = location[hash] else { return }
                 group.addTask {
                     let bytes = try await NIOThreadPool.singleton.runIfActive { try Self.readRange(root + "/" + path, offset: offset, size: size) }
-                    guard let bytes, ContentHash.of(bytes.readableBytesView) == hash else { return (path, 0) }
-                    try await api.putChunk(hash, bytes)
+                    guard let bytes else { return (path, 0) }
+                    // The server hashes every chunk it receives: bytes that changed since
+                    // this file was hashed are refused with 422 and nothing is stored.
+                    do { try await api.putChunk(hash, bytes) } catch let failure as APIFailure where failure.status == 422 { return (path, 0) }
                     return (nil, size)
                 }
             }
