@@ -40,10 +40,13 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Linux calls Glibc's Swift module leaves out (syncfs).
+        .target(name: "CFerrySystem"),
         // The NAS server: HTTP routes, auth, metadata and blob stores, change feed.
         .target(
             name: "FerryServer",
             dependencies: [
+                "CFerrySystem",
                 "FerryCore",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),

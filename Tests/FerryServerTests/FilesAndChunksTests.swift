@@ -113,6 +113,80 @@ struct FilesAndChunksTests {
         }
     }
 
+    static func batchBody(_ frames: [(ContentHash, [UInt8])]) -> ByteBuffer {
+        var body = ByteBuffer()
+        for (hash, bytes) in frames {
+            body.writeBytes(ChunkBatchFormat.header(hash, size: bytes.count))
+            body.writeBytes(bytes)
+        }
+        return body
+    }
+
+    @Test func chunkBatchStoresGoodFramesAndRejectsMismatchedOnes() async throws {
+        let server = try await TestServer.make()
+        defer { server.removeData() }
+        try await server.run { api in
+            let alice = try await api.newUser("alice")
+            let bob = try await api.newUser("bob")
+            let chunks = (0..<50).map { randomBytes(100 + $0 * 37, seed: UInt64($0)) }
+            let liar = Array("claims another hash".utf8)
+            var frames = chunks.map { (ContentHash.of($0), $0) }
+            frames.append((ContentHash.of([9, 9, 9]), liar))
+            let r = try await api.call(.post, "/chunks/batch", token: alice, body: Self.batchBody(frames))
+            #expect(r.status == .ok)
+            let answer = try api.decode(ChunkBatchResponse.self, r)
+            #expect(answer.stored.map(\.sha256) == chunks.map { ContentHash.of($0) })
+            #expect(answer.rejected == [ContentHash.of([9, 9, 9])])
+            #expect(server.blobFiles().count == 50)
+            #expect(try server.stagedFiles().isEmpty)
+            let missing = try await api.call(.post, "/chunks/missing", token: alice, json: MissingChunksRequest(chunks: frames.map(\.0)))
+            #expect(try api.decode(MissingChunksResponse.self, missing).missing == [ContentHash.of([9, 9, 9])])
+            let back = try await api.call(.get, "/chunks/\(ContentHash.of(chunks[7]).hex)", token: alice)
+            #expect(Array(back.body.readableBytesView) == chunks[7])
+            // Per-user presence: bob still has to send them, and can.
+            let bobMissing = try await api.call(.post, "/chunks/missing", token: bob, json: MissingChunksRequest(chunks: [ContentHash.of(chunks[0])]))
+            #expect(try api.decode(MissingChunksResponse.self, bobMissing).missing.count == 1)
+            let again = try await api.call(.post, "/chunks/batch", token: bob, body: Self.batchBody([(ContentHash.of(chunks[0]), chunks[0])]))
+            #expect(again.status == .ok)
+            #expect(server.blobFiles().count == 50)
+        }
+    }
+
+    @Test(arguments: ["truncated header", "truncated content", "oversized frame", "empty"])
+    func malformedChunkBatchesAreRefusedAndLeaveNothing(_ kind: String) async throws {
+        let server = try await TestServer.make()
+        defer { server.removeData() }
+        try await server.run { api in
+            let token = try await api.newUser("alice")
+            let bytes = Array("some chunk".utf8)
+            var body = Self.batchBody([(ContentHash.of(bytes), bytes)])
+            switch kind {
+            case "truncated header": body = body.getSlice(at: 0, length: 20)!
+            case "truncated content": body = body.getSlice(at: 0, length: body.readableBytes - 3)!
+            case "oversized frame":
+                body = ByteBuffer(bytes: ChunkBatchFormat.header(ContentHash.of(bytes), size: FerryProtocol.maxChunkSize + 1))
+            default: body = ByteBuffer()
+            }
+            let r = try await api.call(.post, "/chunks/batch", token: token, body: body)
+            #expect(r.status == .badRequest)
+            #expect(api.errorCode(r) == "invalid_batch")
+            #expect(server.blobFiles().isEmpty)
+            #expect(try server.stagedFiles().isEmpty)
+        }
+    }
+
+    @Test func oversizedChunkBatchIs413() async throws {
+        let server = try await TestServer.make()
+        defer { server.removeData() }
+        try await server.run { api in
+            let token = try await api.newUser("alice")
+            let body = ByteBuffer(bytes: [UInt8](repeating: 0, count: ChunkBatchFormat.maxContentBytes + ChunkBatchFormat.maxChunks * 40 + 1))
+            let r = try await api.call(.post, "/chunks/batch", token: token, body: body)
+            #expect(r.status == .contentTooLarge)
+            #expect(server.blobFiles().isEmpty)
+        }
+    }
+
     @Test func oversizedChunkIs413AndLeavesNothing() async throws {
         let server = try await TestServer.make()
         defer { server.removeData() }

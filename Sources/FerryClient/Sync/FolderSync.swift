@@ -469,29 +469,67 @@ public final class FolderSync: Sendable {
         }
         guard !location.isEmpty else { return 0 }
         let missing = try await api.missingChunks(Array(location.keys))
+        // Small chunks travel in batches (one request and one server-side sync for many
+        // files); large ones one by one. Either way at most `parallelism` requests in flight.
+        enum Job: Sendable {
+            case single(ContentHash, path: String, offset: Int64, size: Int64)
+            case batch([(ContentHash, path: String, offset: Int64, size: Int64)])
+        }
+        var jobs: [Job] = []
+        var pending: [(ContentHash, path: String, offset: Int64, size: Int64)] = []
+        var pendingBytes: Int64 = 0
+        for hash in missing {
+            guard let (path, offset, size) = location[hash] else { continue }
+            if size >= Int64(ChunkBatchFormat.batchThreshold) {
+                jobs.append(.single(hash, path: path, offset: offset, size: size))
+                continue
+            }
+            if pending.count == ChunkBatchFormat.maxChunks || pendingBytes + size > Int64(ChunkBatchFormat.maxContentBytes / 2) {
+                jobs.append(.batch(pending))
+                pending = []
+                pendingBytes = 0
+            }
+            pending.append((hash, path, offset, size))
+            pendingBytes += size
+        }
+        if !pending.isEmpty { jobs.append(.batch(pending)) }
+
         let root = self.root
         let api = self.api
         var sent: Int64 = 0
         var tornPaths = Set<String>()
-        try await withThrowingTaskGroup(of: (String?, Int64).self) { group in
+        try await withThrowingTaskGroup(of: ([String], Int64).self) { group in
             var next = 0
             func launch() {
-                guard next < missing.count else { return }
-                let hash = missing[next]
+                guard next < jobs.count else { return }
+                let job = jobs[next]
                 next += 1
-                guard let (path, offset, size) = location[hash] else { return }
                 group.addTask {
-                    let bytes = try await NIOThreadPool.singleton.runIfActive { try Self.readRange(root + "/" + path, offset: offset, size: size) }
-                    guard let bytes else { return (path, 0) }
-                    // The server hashes every chunk it receives: bytes that changed since
-                    // this file was hashed are refused with 422 and nothing is stored.
-                    do { try await api.putChunk(hash, bytes) } catch let failure as APIFailure where failure.status == 422 { return (path, 0) }
-                    return (nil, size)
+                    switch job {
+                    case .single(let hash, let path, let offset, let size):
+                        let bytes = try await NIOThreadPool.singleton.runIfActive { try Self.readRange(root + "/" + path, offset: offset, size: size) }
+                        guard let bytes else { return ([path], 0) }
+                        // The server hashes every chunk it receives: bytes that changed since
+                        // this file was hashed are refused with 422 and nothing is stored.
+                        do { try await api.putChunk(hash, bytes) } catch let failure as APIFailure where failure.status == 422 { return ([path], 0) }
+                        return ([], size)
+                    case .batch(let items):
+                        let read = try await NIOThreadPool.singleton.runIfActive {
+                            items.map { item in (item, try? Self.readRange(root + "/" + item.path, offset: item.offset, size: item.size)) }
+                        }
+                        var torn = read.compactMap { $0.1 == nil ? $0.0.path : nil }
+                        let present = read.compactMap { entry in entry.1.map { (hash: entry.0.0, bytes: $0) } }
+                        guard !present.isEmpty else { return (torn, 0) }
+                        let answer = try await api.putChunks(present)
+                        let rejected = Set(answer.rejected)
+                        torn += items.filter { rejected.contains($0.0) }.map(\.path)
+                        return (torn, answer.stored.reduce(0) { $0 + $1.size })
+                    }
                 }
             }
             for _ in 0..<parallelism { launch() }
-            while let (tornPath, bytes) = try await group.next() {
-                if let tornPath { tornPaths.insert(tornPath) }
+            while let (torn, bytes) = try await group.next() {
+                tornPaths.formUnion(torn)
                 sent += bytes
                 launch()
             }

@@ -138,6 +138,23 @@ public struct ServerAPI: Sendable {
         _ = try await response.body.collect(upTo: 1 << 20)
     }
 
+    /// Uploads many small chunks in one request (`ChunkBatchFormat`).
+    public func putChunks(_ chunks: [(hash: ContentHash, bytes: ByteBuffer)]) async throws -> ChunkBatchResponse {
+        var body = ByteBuffer()
+        body.reserveCapacity(chunks.reduce(0) { $0 + ChunkBatchFormat.headerSize + $1.bytes.readableBytes })
+        for (hash, bytes) in chunks {
+            body.writeBytes(ChunkBatchFormat.header(hash, size: bytes.readableBytes))
+            body.writeImmutableBuffer(bytes)
+        }
+        var request = request(.POST, "/chunks/batch")
+        request.headers.add(name: "Content-Type", value: "application/octet-stream")
+        request.body = .bytes(body)
+        let response = try await client.execute(request, timeout: .seconds(300))
+        try await Self.check(response)
+        let bytes = try await response.body.collect(upTo: 4 << 20)
+        return try JSONCoding.decoder.decode(ChunkBatchResponse.self, from: Data(bytes.readableBytesView))
+    }
+
     public func chunk(_ hash: ContentHash) async throws -> ByteBuffer {
         let response = try await client.execute(request(.GET, "/chunks/\(hash.hex)"), timeout: .seconds(300))
         try await Self.check(response)

@@ -396,3 +396,58 @@ public enum FerryProtocol {
     /// The longest long-poll wait, in seconds.
     public static let maxWaitSeconds = 300
 }
+
+/// `POST /chunks/batch`: many small chunks in one request, as frames of a 32-byte SHA-256,
+/// an 8-byte big-endian size and that many bytes. One file-system sync covers the batch, so
+/// small files do not pay two fsyncs each.
+public enum ChunkBatchFormat {
+    public static let headerSize = 40
+    /// At most this many chunks per request.
+    public static let maxChunks = 1000
+    /// At most this many bytes of chunk content per request.
+    public static let maxContentBytes = 16 << 20
+    /// Chunks smaller than this go in batches; larger ones are uploaded one by one.
+    public static let batchThreshold = 256 << 10
+
+    public static func header(_ hash: ContentHash, size: Int) -> [UInt8] {
+        hash.bytes + withUnsafeBytes(of: UInt64(size).bigEndian) { Array($0) }
+    }
+
+    /// The frames of a batch: each chunk's hash and the byte range of its content. Throws a
+    /// sentence naming the first malformed frame.
+    public static func parse(_ body: UnsafeRawBufferPointer) throws(ChunkBatchError) -> [(hash: ContentHash, range: Range<Int>)] {
+        var frames: [(ContentHash, Range<Int>)] = []
+        var at = 0
+        while at < body.count {
+            guard body.count - at >= headerSize else { throw ChunkBatchError("frame \(frames.count + 1) is cut off inside its 40-byte header") }
+            guard let hash = ContentHash(bytes: Array(body[at..<(at + 32)])) else { throw ChunkBatchError("frame \(frames.count + 1) has no valid hash") }
+            let size = body[(at + 32)..<(at + 40)].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            guard size <= UInt64(FerryProtocol.maxChunkSize) else {
+                throw ChunkBatchError("frame \(frames.count + 1) declares \(size) bytes; a chunk is at most \(FerryProtocol.maxChunkSize)")
+            }
+            let start = at + headerSize
+            guard body.count - start >= Int(size) else { throw ChunkBatchError("frame \(frames.count + 1) declares \(size) bytes but the body ends first") }
+            frames.append((hash, start..<(start + Int(size))))
+            guard frames.count <= maxChunks else { throw ChunkBatchError("a batch holds at most \(maxChunks) chunks") }
+            at = start + Int(size)
+        }
+        return frames
+    }
+}
+
+public struct ChunkBatchError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The answer to `POST /chunks/batch`: chunks now stored for the caller, and chunks whose
+/// bytes did not hash to their name (nothing of those was kept).
+public struct ChunkBatchResponse: Codable, Sendable {
+    public var stored: [ChunkRef]
+    public var rejected: [ContentHash]
+
+    public init(stored: [ChunkRef], rejected: [ContentHash]) {
+        self.stored = stored
+        self.rejected = rejected
+    }
+}

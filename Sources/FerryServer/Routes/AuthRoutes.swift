@@ -101,6 +101,7 @@ extension LibraryInfo: ResponseEncodable {}
 extension LibraryListResponse: ResponseEncodable {}
 extension MissingChunksResponse: ResponseEncodable {}
 extension ChunkUploadResponse: ResponseEncodable {}
+extension ChunkBatchResponse: ResponseEncodable {}
 extension CommitResponse: ResponseEncodable {}
 extension ChangesResponse: ResponseEncodable {}
 extension HistoryResponse: ResponseEncodable {}

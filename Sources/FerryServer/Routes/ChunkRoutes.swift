@@ -11,6 +11,7 @@ struct ChunkRoutes {
 
     func add(to group: RouterGroup<FerryRequestContext>) {
         group.post("chunks/missing", use: missing)
+        group.post("chunks/batch", use: batch)
         group.put("chunks/{sha256}", use: upload)
         group.get("chunks/{sha256}", use: download)
     }
@@ -33,6 +34,41 @@ struct ChunkRoutes {
         try services.ensureSpace(for: declared ?? limit)
         let stored = try await Self.store(request.body, expecting: hash, for: user.userId, services: services)
         return EditedResponse(status: .created, response: ChunkUploadResponse(sha256: hash, size: stored.size))
+    }
+
+    /// Many small chunks in one request (`ChunkBatchFormat` frames): verified one by one,
+    /// made durable together, recorded in one transaction. Frames that do not hash to their
+    /// name are answered in `rejected` and leave nothing behind.
+    @Sendable func batch(_ request: Request, context: FerryRequestContext) async throws -> EditedResponse<ChunkBatchResponse> {
+        let user = try context.user()
+        let limit = ChunkBatchFormat.maxContentBytes + ChunkBatchFormat.maxChunks * ChunkBatchFormat.headerSize
+        let declared = request.headers[.contentLength].flatMap(Int.init)
+        if let declared, declared > limit { throw APIError.tooLarge("a chunk batch is at most \(limit) bytes; this one declares \(declared)") }
+        try services.ensureSpace(for: Int64(declared ?? limit))
+        let body: ByteBuffer
+        do { body = try await request.body.collect(upTo: limit) } catch { throw APIError.tooLarge("a chunk batch is at most \(limit) bytes") }
+        let frames: [(hash: ContentHash, range: Range<Int>)]
+        do { frames = try body.withUnsafeReadableBytes { try ChunkBatchFormat.parse($0) } } catch {
+            throw APIError.badRequest("\(error)", code: "invalid_batch")
+        }
+        guard !frames.isEmpty else { throw APIError.badRequest("the batch holds no chunks", code: "invalid_batch") }
+        let items = frames.map { (hash: $0.hash, bytes: body.getSlice(at: body.readerIndex + $0.range.lowerBound, length: $0.range.count)!) }
+        let blobs = services.blobs
+        let (staged, mismatched) = try await blobs.stageBatch(items)
+        let refs = staged.map { ChunkRef(sha256: $0.hash, size: $0.size) }
+        if !staged.isEmpty {
+            do {
+                let isNew = try await services.store.recordChunks(userId: user.userId, refs) { try blobs.publishBatch(staged) }
+                services.metrics.chunkUploads.increment(by: staged.count)
+                for (blob, new) in zip(staged, isNew) {
+                    if new { services.metrics.chunkBytesStored.increment(by: Int(blob.size)) } else { services.metrics.chunkDedupHits.increment() }
+                }
+            } catch {
+                for blob in staged { blobs.discard(blob) }
+                throw error
+            }
+        }
+        return EditedResponse(status: .ok, response: ChunkBatchResponse(stored: refs, rejected: mismatched))
     }
 
     @Sendable func download(_ request: Request, context: FerryRequestContext) async throws -> Response {

@@ -11,6 +11,12 @@ public protocol BlobStore: Sendable {
     /// Blocking and short; called while the metadata store holds its write lock. Returns
     /// false when the blob was already stored (deduplicated).
     func publish(_ staged: StagedBlob) throws -> Bool
+    /// Stages many small blobs at once: each is hashed against its name (mismatches are
+    /// returned, not staged) and all are made durable together. Blocking-free for the caller.
+    func stageBatch(_ items: [(hash: ContentHash, bytes: ByteBuffer)]) async throws -> (staged: [StagedBlob], mismatched: [ContentHash])
+    /// `publish` for a batch, with one sync of the file system for all of them. Called under
+    /// the metadata write lock. Returns, per blob, whether it was new.
+    func publishBatch(_ staged: [StagedBlob]) throws -> [Bool]
     /// Removes a staged blob that will not be published.
     func discard(_ staged: StagedBlob)
     /// Reads `length` bytes of a blob starting at `offset`, in pieces.

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CFerrySystem
 import Crypto
 import Foundation
 import FerryCore
@@ -58,6 +59,53 @@ public final class FileBlobStore: BlobStore {
         guard rename(staged.stagingPath, final) == 0 else { throw Posix.blobError("rename blob into place", errno) }
         try Posix.syncDirectory(shard)
         return true
+    }
+
+    public func stageBatch(_ items: [(hash: ContentHash, bytes: ByteBuffer)]) async throws -> (staged: [StagedBlob], mismatched: [ContentHash]) {
+        let staging = stagingDirectory
+        return try await pool.runIfActive {
+            var staged: [StagedBlob] = []
+            var mismatched: [ContentHash] = []
+            do {
+                for (hash, bytes) in items {
+                    guard ContentHash.of(bytes.readableBytesView) == hash else {
+                        mismatched.append(hash)
+                        continue
+                    }
+                    let name = "\(staging)/upload-\(Posix.randomToken())"
+                    let fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+                    guard fd >= 0 else { throw Posix.blobError("open staging file", errno) }
+                    staged.append(StagedBlob(hash: hash, size: Int64(bytes.readableBytes), stagingPath: name))
+                    defer { close(fd) }
+                    try bytes.withUnsafeReadableBytes { try Posix.writeAll(fd, $0) }
+                }
+                try Posix.syncFileSystem(staging)
+            } catch {
+                for blob in staged { unlink(blob.stagingPath) }
+                throw error
+            }
+            return (staged, mismatched)
+        }
+    }
+
+    public func publishBatch(_ staged: [StagedBlob]) throws -> [Bool] {
+        var isNew: [Bool] = []
+        for blob in staged {
+            let final = path(of: blob.hash)
+            let shard = String(final[..<final.lastIndex(of: "/")!])
+            try Posix.makeDirectory(String(shard[..<shard.lastIndex(of: "/")!]), durable: false)
+            try Posix.makeDirectory(shard, durable: false)
+            if access(final, F_OK) == 0 {
+                unlink(blob.stagingPath)
+                isNew.append(false)
+                continue
+            }
+            guard rename(blob.stagingPath, final) == 0 else { throw Posix.blobError("rename blob into place", errno) }
+            isNew.append(true)
+        }
+        // New directories and renames, all durable before any row references them.
+        try Posix.syncFileSystem(blobsDirectory)
+        return isNew
     }
 
     public func discard(_ staged: StagedBlob) {
@@ -330,6 +378,15 @@ enum Posix {
         guard fd >= 0 else { throw blobError("open directory \(path)", errno) }
         defer { close(fd) }
         guard fsync(fd) == 0 else { throw blobError("sync directory \(path)", errno) }
+    }
+
+    /// Flushes the whole file system holding `path` (data and metadata): one call instead of
+    /// an fsync per file and directory of a batch.
+    static func syncFileSystem(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw blobError("open directory \(path)", errno) }
+        defer { close(fd) }
+        guard ferry_syncfs(fd) == 0 else { throw blobError("sync file system of \(path)", errno) }
     }
 
     /// Creates a directory if missing; with `durable`, syncs its parent after creating it.

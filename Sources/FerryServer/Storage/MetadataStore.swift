@@ -81,6 +81,9 @@ public protocol MetadataStore: Sendable {
     /// Records that `userId` uploaded a chunk; `makeVisible` publishes the blob under the
     /// same write lock, before the rows that reference it commit. Returns whether the blob was new.
     func recordChunk(userId: Int64, hash: ContentHash, size: Int64, makeVisible: @escaping @Sendable () throws -> Bool) async throws -> Bool
+    /// `recordChunk` for a batch in one write transaction: `makeVisible` publishes all the
+    /// blobs (returning which were new) before the rows are written.
+    func recordChunks(userId: Int64, _ chunks: [ChunkRef], makeVisible: @escaping @Sendable () throws -> [Bool]) async throws -> [Bool]
     /// The chunk's size if this user may read it.
     func chunkSize(userId: Int64, hash: ContentHash) async throws -> Int64?
 

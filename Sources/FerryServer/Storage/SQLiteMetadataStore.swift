@@ -227,6 +227,23 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
+    public func recordChunks(userId: Int64, _ chunks: [ChunkRef], makeVisible: @escaping @Sendable () throws -> [Bool]) async throws -> [Bool] {
+        let now = Date()
+        return try await pool.write { db in
+            let isNew = try makeVisible()
+            let chunk = try db.cachedStatement(sql: """
+                INSERT INTO chunk (sha256, size, created_at, touched_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT (sha256) DO UPDATE SET touched_at = excluded.touched_at
+                """)
+            let owner = try db.cachedStatement(sql: "INSERT OR IGNORE INTO user_chunk (user_id, sha256) VALUES (?, ?)")
+            for c in chunks {
+                try chunk.execute(arguments: [Data(c.sha256.bytes), c.size, now, now])
+                try owner.execute(arguments: [userId, Data(c.sha256.bytes)])
+            }
+            return isNew
+        }
+    }
+
     public func chunkSize(userId: Int64, hash: ContentHash) async throws -> Int64? {
         try await pool.read { db in
             try Int64.fetchOne(db, sql: "SELECT c.size FROM user_chunk u JOIN chunk c ON c.sha256 = u.sha256 WHERE u.user_id = ? AND u.sha256 = ?",
