@@ -52,10 +52,10 @@ final class Device: Sendable {
     let index: LocalIndex
     let sync: FolderSync
 
-    static func make(_ cloud: Cloud, user: (name: String, password: String), name: String, library: String = "docs") async throws -> Device {
+    static func make(_ cloud: Cloud, user: (name: String, password: String), name: String, library: String = "docs", root: String? = nil) async throws -> Device {
         let (api, registered) = try await ServerAPI.enroll(serverURL: cloud.url, username: user.name, password: user.password, deviceName: name)
         let info = try await api.library(named: library)
-        let root = scratchDirectory("folder-\(name)")
+        let root = root ?? scratchDirectory("folder-\(name)")
         try FileManager.default.createDirectory(atPath: root + "/.ferry", withIntermediateDirectories: true)
         let state = scratchDirectory("state-\(name)")
         let folder = FolderConfig(path: root, libraryId: info.id, libraryName: info.name)

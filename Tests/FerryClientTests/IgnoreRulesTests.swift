@@ -65,4 +65,13 @@ struct IgnoreRulesTests {
         #expect(!rules.isIgnored(String(repeating: "a", count: 200), isDirectory: false))
         #expect(rules.isIgnored(String(repeating: "a", count: 200) + "b", isDirectory: false))
     }
+
+    @Test func theWalkShortcutAgreesWhereNoAncestorIsIgnored() {
+        let rules = IgnoreRules(userPatterns: "*.log\n!keep.log\n/build/\ncache/\na/**/b")
+        for path in ["x.log", "d/keep.log", "build", "src/build", "cache", "a/q/b", "notes.txt", "d/.DS_Store"] {
+            for isDirectory in [false, true] {
+                #expect(rules.ignoresEntry(path, isDirectory: isDirectory) == rules.isIgnored(path, isDirectory: isDirectory), "\(path)")
+            }
+        }
+    }
 }

@@ -2,6 +2,7 @@
 import FerryCore
 import Foundation
 import Logging
+import NIOPosix
 import Testing
 
 #if canImport(Glibc)
@@ -40,7 +41,9 @@ struct SyncTests {
             try a.move("docs", "papers")
             try a.move("papers/final.md", "archive/2026/final.md")
             try a.remove("empty/inner")
-            try await a.sync()
+            let sent = try await a.sync()
+            // Renames and moves of known content send no chunk; only the edited file does.
+            #expect(sent.uploadedBytes == Int64("second".utf8.count))
             let report = try await b.sync()
             #expect(b.tree() == a.tree())
             #expect(b.read("notes.txt") == "second")
@@ -269,6 +272,44 @@ struct SyncTests {
             try await a.sync()
             let after = try await a.api.history(library: a.config.folders[0].libraryId, path: try FerryPath("log.bin"))
             #expect(after.versions.first?.sha256 == ContentHash.of(seededBytes(3 << 20, seed: 12)))
+        }
+    }
+
+    /// A small tmpfs for the receiving folder: needs root (CI and this machine run as root).
+    static var canMount: Bool { getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/bin/mount") }
+
+    @Test(.enabled(if: canMount)) func aFullLocalDiskDuringDownloadLeavesNoTempFileAndSaysWhy() async throws {
+        let mountPoint = scratchDirectory("tmpfs")
+        let mounted = try await NIOThreadPool.singleton.runIfActive { () -> Int32 in
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/mount")
+            p.arguments = ["-t", "tmpfs", "-o", "size=2m", "tmpfs", mountPoint]
+            try p.run()
+            p.waitUntilExit()
+            return p.terminationStatus
+        }
+        try #require(mounted == 0, "could not mount a tmpfs")
+        defer {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/umount")
+            p.arguments = [mountPoint]
+            try? p.run()
+            p.waitUntilExit()
+        }
+        try await Cloud.with { cloud in
+            let user = try await cloud.user("ned")
+            let a = try await Device.make(cloud, user: user, name: "a")
+            let b = try await Device.make(cloud, user: user, name: "b", root: mountPoint)
+            defer { Task { await a.close(); await b.close() } }
+            try a.write("small.txt", "fits")
+            try a.write("big.bin", seededBytes(4 << 20, seed: 5))
+            try await a.sync()
+            let report = try await b.sync()
+            #expect(b.read("small.txt") == "fits")
+            #expect(!b.exists("big.bin"))
+            #expect(report.problems["big.bin"]?.contains("disk is full") == true)
+            let leftovers = try FileManager.default.contentsOfDirectory(atPath: mountPoint).filter { $0.hasPrefix(".ferry-partial-") }
+            #expect(leftovers.isEmpty)
         }
     }
 }

@@ -44,6 +44,12 @@ public struct IgnoreRules: Sendable {
         return decide(parts, isDirectory: isDirectory)
     }
 
+    /// `isIgnored` for a walk that never enters ignored directories: the ancestors are known
+    /// not to be ignored, so only the entry itself is tested.
+    public func ignoresEntry(_ path: String, isDirectory: Bool) -> Bool {
+        decide(path.split(separator: "/").map { Array($0.utf8) }, isDirectory: isDirectory) != nil
+    }
+
     public func isIgnored(_ path: String, isDirectory: Bool) -> Bool {
         ignoringPattern(for: path, isDirectory: isDirectory) != nil
     }

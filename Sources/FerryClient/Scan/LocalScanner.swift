@@ -77,7 +77,7 @@ public enum LocalScanner {
                     if errno != ENOENT { result.problems[path] = "cannot read: \(String(cString: strerror(errno)))" }
                     continue
                 }
-                if rules.isIgnored(path, isDirectory: file.kind == .directory) { continue }
+                if rules.ignoresEntry(path, isDirectory: file.kind == .directory) { continue }
                 do {
                     let checked = try FerryPath(path)
                     guard checked.string == path else {
@@ -123,8 +123,8 @@ public enum LocalScanner {
 
     /// Hashes a file and checks it did not change while being read (same size, mtime and
     /// inode after as before): a file being written is never committed torn.
-    public static func hash(root: String, file: LocalFile) throws -> LocalState? {
-        let manifest = try ContentChunker.manifest(ofFileAt: root + "/" + file.path)
+    public static func hash(root: String, file: LocalFile, onChunk: ((ChunkRef, Int64) -> Void)? = nil) throws -> LocalState? {
+        let manifest = try ContentChunker.manifest(ofFileAt: root + "/" + file.path, onChunk: onChunk)
         guard let after = stat(root: root, path: file.path), after.sameStat(size: file.size, mtimeNs: file.mtimeNs, inode: file.inode),
               manifest.size == file.size
         else { return nil }

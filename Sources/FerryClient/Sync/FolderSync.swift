@@ -102,19 +102,24 @@ public final class FolderSync: Sendable {
         public var local: [String: LocalState]
         public var remote: [String: FileVersion]
         public var problems: [String: String]
+        /// Chunk bytes of large files sent while they were being hashed.
+        public var uploadedWhileHashing: Int64 = 0
     }
 
     public func gatherInputs() async throws -> Inputs {
         try checkRoot()
         let rules = IgnoreRules(userPatterns: (try? String(contentsOfFile: root + "/.ferryignore", encoding: .utf8)) ?? "")
         let root = self.root
-        let scan = try await NIOThreadPool.singleton.runIfActive { LocalScanner.scan(root: root, rules: rules) }
-        var entries = try index.entries(folder: root)
-        var remote = try index.remote(folder: root)
-        let journal = try index.journal(folder: root)
+        // The walk and the index reads are independent: run them on two threads at once.
+        let index = self.index
+        async let walked = NIOThreadPool.singleton.runIfActive { LocalScanner.scan(root: root, rules: rules) }
+        async let stored = NIOThreadPool.singleton.runIfActive { (try index.entries(folder: root), try index.remote(folder: root), try index.journal(folder: root)) }
+        let scan = try await walked
+        var (entries, remote, journal) = try await stored
         var problems = scan.problems
         var local: [String: LocalState] = [:]
         var skip = Set<String>()
+        var uploadedWhileHashing: Int64 = 0
         for (path, file) in scan.entries {
             guard file.kind == .file else {
                 local[path] = LocalState(file: file, sha256: nil, chunks: [])
@@ -126,7 +131,15 @@ public final class FolderSync: Sendable {
                 local[path] = LocalState(file: file, sha256: j.sha256, chunks: j.chunks)
             } else {
                 do {
-                    if let state = try await NIOThreadPool.singleton.runIfActive({ try LocalScanner.hash(root: root, file: file) }) {
+                    let hashed: LocalState?
+                    if file.size >= Self.uploadWhileHashingSize {
+                        let (state, sent) = try await hashUploadingEarly(file)
+                        hashed = state
+                        uploadedWhileHashing += sent
+                    } else {
+                        hashed = try await NIOThreadPool.singleton.runIfActive { try LocalScanner.hash(root: root, file: file) }
+                    }
+                    if let state = hashed {
                         local[path] = state
                     } else {
                         problems[path] = "the file is changing; it will be synced once it settles"
@@ -149,7 +162,68 @@ public final class FolderSync: Sendable {
         entries = entries.filter { !isSkipped($0.key) }
         remote = remote.filter { !isSkipped($0.key) }
         local = local.filter { !isSkipped($0.key) }
-        return Inputs(index: entries, local: local, remote: remote, problems: problems)
+        return Inputs(index: entries, local: local, remote: remote, problems: problems, uploadedWhileHashing: uploadedWhileHashing)
+    }
+
+    /// Files at least this large start uploading while they are hashed.
+    static let uploadWhileHashingSize: Int64 = 32 << 20
+
+    /// Hashes a large file and, as each chunk is cut, asks the server whether it needs it and
+    /// sends it: hashing and uploading overlap instead of taking turns. Chunks sent here are
+    /// not yet part of any version (the commit comes after planning), and the usual upload
+    /// step skips them because the server no longer reports them missing. Failures here
+    /// are left to that step.
+    func hashUploadingEarly(_ file: LocalFile) async throws -> (LocalState?, Int64) {
+        let (cut, sink) = AsyncStream<(ChunkRef, Int64)>.makeStream()
+        let root = self.root, api = self.api, parallelism = self.parallelism, path = file.path
+        let uploader = Task { () -> Int64 in
+            var sent: Int64 = 0
+            var group: [(ChunkRef, Int64)] = []
+            func flush() async -> Int64 {
+                guard let missing = try? await api.missingChunks(group.map(\.0.sha256)) else { return 0 }
+                let wanted = Set(missing)
+                let jobs = group.filter { wanted.contains($0.0.sha256) }
+                return await withTaskGroup(of: Int64.self) { tasks in
+                    var next = 0, total: Int64 = 0
+                    func launch() {
+                        guard next < jobs.count else { return }
+                        let (chunk, offset) = jobs[next]
+                        next += 1
+                        tasks.addTask {
+                            guard let bytes = try? await NIOThreadPool.singleton.runIfActive({ try Self.readRange(root + "/" + path, offset: offset, size: chunk.size) }),
+                                  (try? await api.putChunk(chunk.sha256, bytes)) != nil
+                            else { return 0 }
+                            return chunk.size
+                        }
+                    }
+                    for _ in 0..<parallelism { launch() }
+                    while let n = await tasks.next() {
+                        total += n
+                        launch()
+                    }
+                    return total
+                }
+            }
+            for await item in cut {
+                group.append(item)
+                if group.count >= 2 * parallelism {
+                    sent += await flush()
+                    group = []
+                }
+            }
+            if !group.isEmpty { sent += await flush() }
+            return sent
+        }
+        do {
+            let state = try await NIOThreadPool.singleton.runIfActive { try LocalScanner.hash(root: root, file: file) { sink.yield(($0, $1)) } }
+            sink.finish()
+            return (state, await uploader.value)
+        } catch {
+            sink.finish()
+            uploader.cancel()
+            _ = await uploader.value
+            throw error
+        }
     }
 
     /// One pass: pull, scan, plan, apply. Errors that concern single paths are reported in
@@ -161,6 +235,7 @@ public final class FolderSync: Sendable {
         var report = PassReport()
         report.planned = actions.count
         report.problems = inputs.problems
+        report.uploadedBytes = inputs.uploadedWhileHashing
         guard !actions.isEmpty else { return report }
         logger.debug("pass planned", metadata: ["folder": "\(root)", "actions": "\(actions.count)"])
         try await applyLocal(actions, index: inputs.index, report: &report)

@@ -72,7 +72,7 @@ public struct ContentChunker: Sendable {
     private var chunkHasher = StreamingHasher()
     private var chunkLength = 0
     private var gear: UInt64 = 0
-    private var chunks: [ChunkRef] = []
+    private(set) var chunks: [ChunkRef] = []
 
     public init(parameters: ChunkerParameters = .v1) {
         self.init(parameters: parameters, hashesWholeContent: true)

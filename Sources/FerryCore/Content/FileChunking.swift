@@ -25,10 +25,14 @@ extension ContentChunker {
     /// whole file's), so the whole-file hash runs on a second core while this one chunks,
     /// and the next block is read meanwhile. Blocking: call it from a thread pool, never an
     /// event loop.
+    ///
+    /// `onChunk` is called with each chunk and its offset as soon as it is cut, so a caller
+    /// can start uploading a large file before it is fully hashed.
     public static func manifest(
         ofFileAt path: String,
         parameters: ChunkerParameters = .v1,
-        bufferSize: Int = 1 << 20
+        bufferSize: Int = 1 << 20,
+        onChunk: ((ChunkRef, Int64) -> Void)? = nil
     ) throws -> ContentManifest {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SystemCallError("open", errno: errno) }
@@ -40,8 +44,18 @@ extension ContentChunker {
 
         var block = [UInt8](repeating: 0, count: bufferSize)
         var filled = try block.withUnsafeMutableBytes { try readFully(fd, into: $0) }
+        var reported = 0
+        var offset: Int64 = 0
+        func report(_ chunks: ArraySlice<ChunkRef>) {
+            for c in chunks {
+                onChunk?(c, offset)
+                offset += c.size
+            }
+            reported += chunks.count
+        }
         while filled > 0 {
             process(block, count: filled, fd: fd, fileHasher: fileHasher, chunker: chunker, reader: reader)
+            if onChunk != nil { report(chunker.withLock { $0.chunks[reported...] }) }
             filled = try reader.withLock { next in
                 if let error = next.error { throw error }
                 swap(&next.buffer, &block)
@@ -49,6 +63,7 @@ extension ContentChunker {
             }
         }
         let chunks = chunker.withLock { $0.finish() }
+        if onChunk != nil { report(chunks.chunks[reported...]) }
         return ContentManifest(size: chunks.size, sha256: fileHasher.withLock { $0.finalize() }, chunks: chunks.chunks)
     }
 
