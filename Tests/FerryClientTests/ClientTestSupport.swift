@@ -12,19 +12,22 @@ import Glibc
 /// The real server on an ephemeral loopback port, on a fresh data directory.
 struct Cloud {
     let url: String
+    let port: Int
     let services: ServerServices
 
-    static func with<T: Sendable>(_ body: (Cloud) async throws -> T) async throws -> T {
+    /// Runs the server while `body` runs. A given data directory and port let a test stop
+    /// the server and start it again where clients expect it.
+    static func with<T: Sendable>(dataDirectory: String? = nil, port: Int = 0, _ body: (Cloud) async throws -> T) async throws -> T {
         var configuration = ServerConfiguration()
-        configuration.dataDirectory = scratchDirectory("server")
-        configuration.port = 0
+        configuration.dataDirectory = dataDirectory ?? scratchDirectory("server")
+        configuration.port = port
         configuration.storage.reserveBytes = 0
         configuration.auth.pbkdf2Iterations = 1000
         var logger = Logger(label: "ferry-test-server")
         logger.logLevel = .critical
         let services = try await FerryServerApp.makeServices(configuration, logger: logger)
         return try await FerryServerApp.withRunningServer(services) { port in
-            try await body(Cloud(url: "http://127.0.0.1:\(port)", services: services))
+            try await body(Cloud(url: "http://127.0.0.1:\(port)", port: port, services: services))
         }
     }
 

@@ -47,6 +47,29 @@ struct DaemonTests {
         }
     }
 
+    @Test func workMadeWhileTheServerIsDownIsSentWhenItReturns() async throws {
+        let data = scratchDirectory("server")
+        let (a, b, port) = try await Cloud.with(dataDirectory: data) { cloud in
+            let user = try await cloud.user("olu")
+            return (try await Device.make(cloud, user: user, name: "a"), try await Device.make(cloud, user: user, name: "b"), cloud.port)
+        }
+        defer { Task { await a.close(); await b.close() } }
+        // The server is down: the daemon starts anyway, reports it, and keeps the work.
+        let da = Self.daemon(a)
+        let run = Task { try await da.run() }
+        defer { run.cancel() }
+        try a.write("offline.txt", "written while the NAS was off")
+        #expect(await eventually { da.board.snapshot.folders[0].state == .offline })
+        #expect(da.board.snapshot.folders[0].lastError != nil)
+        // Back on the same port: the daemon's backoff finds it and the file arrives.
+        try await Cloud.with(dataDirectory: data, port: port) { _ in
+            #expect(await eventually(timeout: .seconds(40)) {
+                (try? await b.sync()) != nil && b.read("offline.txt") == "written while the NAS was off"
+            })
+            #expect(await eventually { da.board.snapshot.folders[0].state == .idle })
+        }
+    }
+
     @Test func aSecondDaemonOnTheSameSocketIsRefused() async throws {
         let dir = scratchDirectory("socket")
         let first = try ControlSocket(path: dir + "/s.sock") { _ in Data("{}".utf8) }

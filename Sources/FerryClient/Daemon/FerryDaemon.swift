@@ -87,7 +87,7 @@ public final class FerryDaemon: Sendable {
         trigger.yield()
 
         struct TokenRefused: Error {}
-        try? await withThrowingTaskGroup(of: Void.self) { group in
+        await withThrowingTaskGroup(of: Void.self) { group in
             // Local changes: inotify, restarted whenever the root comes back.
             group.addTask { [logger] in
                 while !Task.isCancelled {
@@ -121,7 +121,7 @@ public final class FerryDaemon: Sendable {
                 }
             }
             // Remote changes: long-poll the change feed.
-            group.addTask { [logger] in
+            group.addTask {
                 var backoff = Backoff()
                 while !Task.isCancelled {
                     do {

@@ -62,6 +62,15 @@ public final class FolderSync: Sendable {
 
     var root: String { folder.path }
 
+    /// Hashing and file reads and writes: a hash of a large file holds a thread for seconds,
+    /// so the pool is larger than the core count (NIO's default) to keep uploads flowing
+    /// meanwhile. Shared by every folder of the process.
+    static let ioPool: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: max(4, 2 * System.coreCount))
+        pool.start()
+        return pool
+    }()
+
     // MARK: the pass
 
     /// The folder's root and its `.ferry/` marker must both be there; otherwise nothing is
@@ -112,8 +121,8 @@ public final class FolderSync: Sendable {
         let root = self.root
         // The walk and the index reads are independent: run them on two threads at once.
         let index = self.index
-        async let walked = NIOThreadPool.singleton.runIfActive { LocalScanner.scan(root: root, rules: rules) }
-        async let stored = NIOThreadPool.singleton.runIfActive { (try index.entries(folder: root), try index.remote(folder: root), try index.journal(folder: root)) }
+        async let walked = FolderSync.ioPool.runIfActive { LocalScanner.scan(root: root, rules: rules) }
+        async let stored = FolderSync.ioPool.runIfActive { (try index.entries(folder: root), try index.remote(folder: root), try index.journal(folder: root)) }
         let scan = try await walked
         var (entries, remote, journal) = try await stored
         var problems = scan.problems
@@ -137,7 +146,7 @@ public final class FolderSync: Sendable {
                         hashed = state
                         uploadedWhileHashing += sent
                     } else {
-                        hashed = try await NIOThreadPool.singleton.runIfActive { try LocalScanner.hash(root: root, file: file) }
+                        hashed = try await FolderSync.ioPool.runIfActive { try LocalScanner.hash(root: root, file: file) }
                     }
                     if let state = hashed {
                         local[path] = state
@@ -176,46 +185,31 @@ public final class FolderSync: Sendable {
     func hashUploadingEarly(_ file: LocalFile) async throws -> (LocalState?, Int64) {
         let (cut, sink) = AsyncStream<(ChunkRef, Int64)>.makeStream()
         let root = self.root, api = self.api, parallelism = self.parallelism, path = file.path
+        // A sliding window of `parallelism` chunks in flight, each asked about and sent on
+        // its own, so the pipe never drains between groups.
         let uploader = Task { () -> Int64 in
-            var sent: Int64 = 0
-            var group: [(ChunkRef, Int64)] = []
-            func flush() async -> Int64 {
-                guard let missing = try? await api.missingChunks(group.map(\.0.sha256)) else { return 0 }
-                let wanted = Set(missing)
-                let jobs = group.filter { wanted.contains($0.0.sha256) }
-                return await withTaskGroup(of: Int64.self) { tasks in
-                    var next = 0, total: Int64 = 0
-                    func launch() {
-                        guard next < jobs.count else { return }
-                        let (chunk, offset) = jobs[next]
-                        next += 1
-                        tasks.addTask {
-                            guard let bytes = try? await NIOThreadPool.singleton.runIfActive({ try Self.readRange(root + "/" + path, offset: offset, size: chunk.size) }),
-                                  (try? await api.putChunk(chunk.sha256, bytes)) != nil
-                            else { return 0 }
-                            return chunk.size
-                        }
+            await withTaskGroup(of: Int64.self) { tasks in
+                var inFlight = 0, sent: Int64 = 0
+                for await (chunk, offset) in cut {
+                    if inFlight == parallelism, let n = await tasks.next() {
+                        sent += n
+                        inFlight -= 1
                     }
-                    for _ in 0..<parallelism { launch() }
-                    while let n = await tasks.next() {
-                        total += n
-                        launch()
+                    inFlight += 1
+                    tasks.addTask {
+                        guard let missing = try? await api.missingChunks([chunk.sha256]), !missing.isEmpty,
+                              let bytes = try? await FolderSync.ioPool.runIfActive({ try Self.readRange(root + "/" + path, offset: offset, size: chunk.size) }),
+                              (try? await api.putChunk(chunk.sha256, bytes)) != nil
+                        else { return 0 }
+                        return chunk.size
                     }
-                    return total
                 }
+                while let n = await tasks.next() { sent += n }
+                return sent
             }
-            for await item in cut {
-                group.append(item)
-                if group.count >= 2 * parallelism {
-                    sent += await flush()
-                    group = []
-                }
-            }
-            if !group.isEmpty { sent += await flush() }
-            return sent
         }
         do {
-            let state = try await NIOThreadPool.singleton.runIfActive { try LocalScanner.hash(root: root, file: file) { sink.yield(($0, $1)) } }
+            let state = try await FolderSync.ioPool.runIfActive { try LocalScanner.hash(root: root, file: file) { sink.yield(($0, $1)) } }
             sink.finish()
             return (state, await uploader.value)
         } catch {
@@ -582,14 +576,14 @@ public final class FolderSync: Sendable {
                 group.addTask {
                     switch job {
                     case .single(let hash, let path, let offset, let size):
-                        let bytes = try await NIOThreadPool.singleton.runIfActive { try Self.readRange(root + "/" + path, offset: offset, size: size) }
+                        let bytes = try await FolderSync.ioPool.runIfActive { try Self.readRange(root + "/" + path, offset: offset, size: size) }
                         guard let bytes else { return ([path], 0) }
                         // The server hashes every chunk it receives: bytes that changed since
                         // this file was hashed are refused with 422 and nothing is stored.
                         do { try await api.putChunk(hash, bytes) } catch let failure as APIFailure where failure.status == 422 { return ([path], 0) }
                         return ([], size)
                     case .batch(let items):
-                        let read = try await NIOThreadPool.singleton.runIfActive {
+                        let read = try await FolderSync.ioPool.runIfActive {
                             items.map { item in (item, try? Self.readRange(root + "/" + item.path, offset: item.offset, size: item.size)) }
                         }
                         var torn = read.compactMap { $0.1 == nil ? $0.0.path : nil }

@@ -21,7 +21,7 @@ public enum FerryServerApp {
         let data = try DataDirectory(path: configuration.dataDirectory)
         let pool = try ServerDatabase.open(path: data.databasePath)
         let store = SQLiteMetadataStore(pool: pool, sessionLifetime: configuration.auth.sessionDays * 86400)
-        let threadPool = NIOThreadPool.singleton
+        let threadPool = Self.ioPool
         let blobs = try FileBlobStore(dataDirectory: data.path, threadPool: threadPool)
         try await Maintenance.recover(store: store, blobs: blobs, logger: logger)
         let tokens = await TokenService(
@@ -35,6 +35,15 @@ public enum FerryServerApp {
             limiter: LoginRateLimiter(maxFailures: configuration.auth.loginFailureLimit, window: configuration.auth.loginFailureWindowSeconds),
             notifier: ChangeNotifier(), metrics: ServerMetrics(), threadPool: threadPool, logger: logger)
     }
+
+    /// Blocking file work (blob writes, fsyncs, reads) and the password KDF. An fsync waits on
+    /// the disk rather than the CPU, so more threads than cores keep several in flight; NIO's
+    /// default pool has one per core, which serialised concurrent uploads behind each other.
+    static let ioPool: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: max(8, 2 * System.coreCount))
+        pool.start()
+        return pool
+    }()
 
     /// The router with every `/api/v1` route.
     public static func buildRouter(_ services: ServerServices) -> Router<FerryRequestContext> {
