@@ -108,6 +108,13 @@ public final class FileBlobStore: BlobStore {
         return isNew
     }
 
+    public func prepareDirectories(for hash: ContentHash) throws {
+        let final = path(of: hash)
+        let shard = String(final[..<final.lastIndex(of: "/")!])
+        try Posix.makeDirectory(String(shard[..<shard.lastIndex(of: "/")!]), durable: true)
+        try Posix.makeDirectory(shard, durable: true)
+    }
+
     public func discard(_ staged: StagedBlob) {
         unlink(staged.stagingPath)
     }
