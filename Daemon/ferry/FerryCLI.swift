@@ -147,7 +147,7 @@ struct Login: AsyncParsableCommand {
 // MARK: folders
 
 struct Folder: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Choose the folders this device syncs.", subcommands: [Add.self, List.self, Remove.self])
+    static let configuration = CommandConfiguration(abstract: "Choose the folders this device syncs.", subcommands: [Add.self, List.self, Remove.self, ConfirmDeletes.self])
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Sync a local folder with a library (created if needed).")
@@ -187,6 +187,23 @@ struct Folder: AsyncParsableCommand {
         }
     }
 
+    struct ConfirmDeletes: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "confirm-deletes", abstract: "Let the running ferryd carry out deletes its mass-delete guard held back in a folder.")
+        @Argument(help: "The local folder.") var directory: String
+        @OptionGroup var options: CommonOptions
+
+        func run() async throws {
+            let path = URL(fileURLWithPath: directory).standardizedFileURL.resolvingSymlinksInPath().path
+            let answer: Data
+            do { answer = try ControlSocket.request(path: options.locations.socketPath, ControlRequest(command: "confirm-deletes", folder: path)) } catch {
+                throw CLIError("ferryd is not running; without it, run 'ferry sync --allow-mass-delete'")
+            }
+            if String(decoding: answer, as: UTF8.self).contains("\"error\"") { throw CLIError("\(path) has no deletes waiting for confirmation") }
+            print("Confirmed: ferryd carries out the held deletes in \(path) now.")
+        }
+    }
+
     struct Remove: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Stop syncing a folder (its files stay, on disk and on the server).")
         @Argument(help: "The local folder.") var directory: String
@@ -209,7 +226,22 @@ struct Folder: AsyncParsableCommand {
 struct Sync: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run one full sync of every folder, then exit (0 only when all are in sync).")
     @Flag(help: "Print the result as JSON.") var json = false
+    @Flag(help: "Show what a sync would do, with sizes, and change nothing anywhere.") var dryRun = false
+    @Flag(help: "Let deletes held back by the mass-delete guard go through.") var allowMassDelete = false
     @OptionGroup var options: CommonOptions
+
+    struct PlannedLine: Encodable {
+        let action: String
+        let path: String
+        let bytes: Int64
+    }
+
+    struct FolderPlan: Encodable {
+        let actions: [PlannedLine]
+        let held: [String: String]
+        let massDelete: MassDeletePause?
+        enum CodingKeys: String, CodingKey { case actions, held, massDelete = "mass_delete" }
+    }
 
     func run() async throws {
         let config = try options.load()
@@ -217,14 +249,21 @@ struct Sync: AsyncParsableCommand {
         let index = try LocalIndex(path: options.locations.stateDirectory + "/index.sqlite")
         let tty = isatty(STDOUT_FILENO) == 1 && !json
         var results: [String: PassReport] = [:]
+        var plans: [String: FolderPlan] = [:]
         var failures: [String: String] = [:]
         try await options.withAPI(config) { api in
             for folder in config.folders {
-                if tty { FileHandle.standardOutput.write(Data("syncing \(folder.path) …".utf8)) }
+                if tty && !dryRun { FileHandle.standardOutput.write(Data("syncing \(folder.path) …".utf8)) }
                 do {
                     let sync = try FolderSync(folder: folder, index: index, api: api, deviceName: config.deviceName,
-                                              parallelism: config.uploadParallelism, logger: quietLogger())
-                    let report = try await sync.syncUntilSettled()
+                                              parallelism: config.uploadParallelism, policy: folder.policy, logger: quietLogger())
+                    if dryRun {
+                        let plan = try await sync.dryRun(allowMassDelete: allowMassDelete)
+                        plans[folder.path] = FolderPlan(actions: plan.actions.map { PlannedLine(action: $0.summary.kind, path: $0.summary.path, bytes: $0.summary.bytes) },
+                                                        held: plan.held, massDelete: plan.massDelete)
+                        continue
+                    }
+                    let report = try await sync.syncUntilSettled(allowMassDelete: allowMassDelete)
                     results[folder.path] = report
                     if tty {
                         print("\r\(folder.path): ↑\(report.uploadedFiles) ↓\(report.downloadedFiles) deleted \(report.deletedLocal + report.deletedRemote), conflicts \(report.conflicts)")
@@ -237,11 +276,26 @@ struct Sync: AsyncParsableCommand {
                 }
             }
         }
+        if dryRun {
+            if json {
+                struct Output: Encodable { let folders: [String: FolderPlan]; let errors: [String: String] }
+                try printJSON(Output(folders: plans, errors: failures))
+            } else {
+                for (path, plan) in plans.sorted(by: { $0.key < $1.key }) {
+                    print("\(path): \(plan.actions.isEmpty ? "in sync" : "\(plan.actions.count) action(s)")")
+                    for line in plan.actions { print("  \(line.action)\t\(line.path)\(line.bytes > 0 ? "\t\(line.bytes) bytes" : "")") }
+                    for (file, why) in plan.held.sorted(by: { $0.key < $1.key }) { print("  held\t\(file)\t\(why)") }
+                    if let pause = plan.massDelete { print("  paused: \(pause.description)") }
+                }
+            }
+            if let (path, message) = failures.sorted(by: { $0.key < $1.key }).first { throw CLIError("\(path): \(message)") }
+            return
+        }
         if json {
             struct Output: Encodable { let folders: [String: PassReport]; let errors: [String: String] }
             try printJSON(Output(folders: results, errors: failures))
         }
-        let unsettled = results.filter { $0.value.deferred > 0 || !$0.value.problems.isEmpty }
+        let unsettled = results.filter { $0.value.deferred > 0 || !$0.value.problems.isEmpty || $0.value.massDelete != nil }
         if !json {
             for (path, report) in unsettled.sorted(by: { $0.key < $1.key }) {
                 for (file, why) in report.problems.sorted(by: { $0.key < $1.key }) {
@@ -250,6 +304,9 @@ struct Sync: AsyncParsableCommand {
             }
         }
         if let (path, message) = failures.sorted(by: { $0.key < $1.key }).first { throw CLIError("\(path): \(message)") }
+        if let (path, report) = results.sorted(by: { $0.key < $1.key }).first(where: { $0.value.massDelete != nil }), let pause = report.massDelete {
+            throw CLIError("\(path): \(pause.description)")
+        }
         if !unsettled.isEmpty { throw CLIError("\(unsettled.count) folder(s) are not fully in sync; see the messages above") }
     }
 }
@@ -276,6 +333,7 @@ struct Status: AsyncParsableCommand {
             if f.conflicts > 0 { line += ", \(f.conflicts) conflict(s)" }
             print(line)
             if let e = f.lastError { print("  error: \(e)") }
+            if let pause = f.massDelete { print("  paused: \(pause.description), or 'ferry folder confirm-deletes \(f.path)'") }
             for (path, why) in f.problems.sorted(by: { $0.key < $1.key }).prefix(20) { print("  \(path): \(why)") }
         }
     }

@@ -72,6 +72,11 @@ struct CLITests {
             #expect(list.out.contains(folder))
 
             try Data("quarterly numbers".utf8).write(to: URL(fileURLWithPath: folder + "/q3.txt"))
+            let dry = try await home.ferry("sync", "--dry-run")
+            #expect(dry.status == 0, "\(dry.err)")
+            #expect(dry.out.contains("upload\tq3.txt"))
+            let dryJSON = try await home.ferry("sync", "--dry-run", "--json")
+            #expect(dryJSON.out.contains("\"action\" : \"upload\""))
             let sync = try await home.ferry("sync")
             #expect(sync.status == 0, "\(sync.err)")
             try Data("revised numbers".utf8).write(to: URL(fileURLWithPath: folder + "/q3.txt"))

@@ -11,6 +11,10 @@ public struct FolderConfig: Codable, Sendable, Hashable {
     public var path: String
     public var libraryId: String
     public var libraryName: String
+    /// Mass-delete guard: percent of the folder's entries (default 50)…
+    public var massDeletePercent: Double?
+    /// …and minimum count (default 100) above which deletes wait for confirmation.
+    public var massDeleteMinimum: Int?
 
     public init(path: String, libraryId: String, libraryName: String) {
         self.path = path
@@ -18,9 +22,15 @@ public struct FolderConfig: Codable, Sendable, Hashable {
         self.libraryName = libraryName
     }
 
+    /// The guard settings for this folder.
+    public var policy: SafetyPolicy {
+        SafetyPolicy(massDeleteFraction: min(max(massDeletePercent ?? 50, 0), 100) / 100, massDeleteMinimum: max(massDeleteMinimum ?? 100, 1))
+    }
+
     enum CodingKeys: String, CodingKey {
         case path
         case libraryId = "library_id", libraryName = "library_name"
+        case massDeletePercent = "mass_delete_percent", massDeleteMinimum = "mass_delete_minimum"
     }
 }
 

@@ -9,7 +9,12 @@ import Glibc
 /// A request on the control socket: one JSON line.
 public struct ControlRequest: Codable, Sendable {
     public var command: String
-    public init(command: String) { self.command = command }
+    /// The folder a command is about (`confirm-deletes`).
+    public var folder: String?
+    public init(command: String, folder: String? = nil) {
+        self.command = command
+        self.folder = folder
+    }
 }
 
 /// The daemon's Unix control socket (`$XDG_RUNTIME_DIR/ferry/ferryd.sock`, mode 0600): one

@@ -34,6 +34,8 @@ public final class FerryDaemon: Sendable {
     public let locations: ClientLocations
     public let board: StatusBoard
     let logger: Logger
+    /// Each folder's pass trigger, for commands that should start a pass at once.
+    let passTriggers = TriggerTable()
 
     public init(config: ClientConfig, locations: ClientLocations, logger: Logger) {
         self.config = config
@@ -48,6 +50,7 @@ public final class FerryDaemon: Sendable {
         let client = ServerAPI.makeClient()
         let api = ServerAPI(serverURL: config.serverURL, token: config.deviceToken, client: client)
         let board = self.board
+        let passTriggers = self.passTriggers
         let socket = try ControlSocket(path: locations.socketPath) { request in
             switch request.command {
             case "status", "ping":
@@ -55,6 +58,12 @@ public final class FerryDaemon: Sendable {
                 encoder.dateEncodingStrategy = .iso8601
                 encoder.outputFormatting = [.sortedKeys]
                 return (try? encoder.encode(board.snapshot)) ?? Data("{}".utf8)
+            case "confirm-deletes":
+                guard let folder = request.folder, board.confirmDeletes(folder) else {
+                    return Data(#"{"error":"that folder has no deletes waiting for confirmation"}"#.utf8)
+                }
+                passTriggers.fire(folder)
+                return Data(#"{"ok":true}"#.utf8)
             default:
                 return Data(#"{"error":"unknown command"}"#.utf8)
             }
@@ -65,7 +74,7 @@ public final class FerryDaemon: Sendable {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for folder in config.folders {
                     let sync = try FolderSync(folder: folder, index: index, api: api, deviceName: config.deviceName,
-                                              parallelism: config.uploadParallelism, logger: logger)
+                                              parallelism: config.uploadParallelism, policy: folder.policy, logger: logger)
                     group.addTask { await self.runFolder(sync) }
                 }
                 try await group.waitForAll()
@@ -84,6 +93,7 @@ public final class FerryDaemon: Sendable {
         let (triggers, trigger) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let signals = FolderSignals()
         let settle = Duration.milliseconds(config.settleMilliseconds)
+        passTriggers.register(path, trigger)
         trigger.yield()
 
         struct TokenRefused: Error {}
@@ -158,10 +168,14 @@ public final class FerryDaemon: Sendable {
                     if Task.isCancelled { return }
                     board.update(path) { $0.state = .syncing }
                     do {
-                        let report = try await sync.syncUntilSettled()
+                        let report = try await sync.syncUntilSettled(allowMassDelete: board.takeConfirmation(path))
                         backoff.reset()
+                        if let pause = report.massDelete {
+                            logger.warning("mass delete held back", metadata: ["folder": "\(path)", "why": "\(pause.description)"])
+                        }
                         board.update(path) { s in
-                            s.state = .idle
+                            s.state = report.massDelete == nil ? .idle : .paused
+                            s.massDelete = report.massDelete
                             s.lastError = nil
                             s.lastSyncAt = Date()
                             s.lastPass = report
@@ -220,4 +234,17 @@ final class FolderSignals: Sendable {
     let lastLocalEvent = Mutex<ContinuousClock.Instant?>(nil)
     /// Set when inotify ran out of watches: rescan every minute instead of hourly.
     let fallbackRescan = Atomic<Bool>(false)
+}
+
+/// Each folder's pass trigger, so a control command can start a pass at once.
+final class TriggerTable: Sendable {
+    private let table = Mutex<[String: AsyncStream<Void>.Continuation]>([:])
+
+    func register(_ folder: String, _ trigger: AsyncStream<Void>.Continuation) {
+        table.withLock { $0[folder] = trigger }
+    }
+
+    func fire(_ folder: String) {
+        _ = table.withLock { $0[folder]?.yield() }
+    }
 }

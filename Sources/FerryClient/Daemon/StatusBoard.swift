@@ -4,7 +4,7 @@ import Synchronization
 
 /// One folder as `ferry status` shows it.
 public struct FolderStatus: Codable, Sendable, Equatable {
-    public enum State: String, Codable, Sendable { case idle, scanning, syncing, error, offline }
+    public enum State: String, Codable, Sendable { case idle, scanning, syncing, paused, error, offline }
     public var path: String
     public var library: String
     public var state: State
@@ -14,6 +14,8 @@ public struct FolderStatus: Codable, Sendable, Equatable {
     /// Per path: why it is not in sync.
     public var problems: [String: String]
     public var lastPass: PassReport?
+    /// Deletes held back by the mass-delete guard until confirmed.
+    public var massDelete: MassDeletePause?
 
     public init(path: String, library: String) {
         self.path = path
@@ -25,7 +27,7 @@ public struct FolderStatus: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case path, library, state, conflicts, problems
-        case lastError = "last_error", lastSyncAt = "last_sync_at", lastPass = "last_pass"
+        case lastError = "last_error", lastSyncAt = "last_sync_at", lastPass = "last_pass", massDelete = "mass_delete"
     }
 }
 
@@ -45,6 +47,20 @@ public struct DaemonStatus: Codable, Sendable, Equatable {
 /// The daemon's live status, readable synchronously from the control-socket thread.
 public final class StatusBoard: Sendable {
     private let state: Mutex<DaemonStatus>
+    /// Folders whose held mass delete the user confirmed, for their next pass.
+    private let confirmed = Mutex<Set<String>>([])
+
+    /// Records a confirmation; false when no such folder is paused.
+    public func confirmDeletes(_ folder: String) -> Bool {
+        guard snapshot.folders.contains(where: { $0.path == folder && $0.massDelete != nil }) else { return false }
+        confirmed.withLock { _ = $0.insert(folder) }
+        return true
+    }
+
+    /// Takes the confirmation for one pass.
+    public func takeConfirmation(_ folder: String) -> Bool {
+        confirmed.withLock { $0.remove(folder) != nil }
+    }
 
     public init(server: String, device: String, folders: [FolderConfig]) {
         state = Mutex(DaemonStatus(server: server, device: device, startedAt: Date(),

@@ -26,6 +26,8 @@ public struct PassReport: Sendable, Codable, Equatable {
     public var deferred = 0
     /// Per path: why it is not in sync.
     public var problems: [String: String] = [:]
+    /// Deletes held back by the mass-delete guard, if any.
+    public var massDelete: MassDeletePause?
 
     public init() {}
 
@@ -34,6 +36,7 @@ public struct PassReport: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case planned, conflicts, deferred, problems
+        case massDelete = "mass_delete"
         case uploadedFiles = "uploaded_files", uploadedBytes = "uploaded_bytes", downloadedFiles = "downloaded_files"
         case downloadedBytes = "downloaded_bytes", reusedLocalBytes = "reused_local_bytes"
         case deletedRemote = "deleted_remote", deletedLocal = "deleted_local"
@@ -50,8 +53,13 @@ public final class FolderSync: Sendable {
     let parallelism: Int
     let logger: Logger
 
-    public init(folder: FolderConfig, index: LocalIndex, api: ServerAPI, deviceName: String, parallelism: Int = 4, logger: Logger) throws {
+    /// The guards' settings; `allowMassDelete` is set for one confirmed run.
+    public let policy: SafetyPolicy
+
+    public init(folder: FolderConfig, index: LocalIndex, api: ServerAPI, deviceName: String, parallelism: Int = 4,
+                policy: SafetyPolicy = SafetyPolicy(), logger: Logger) throws {
         self.folder = folder
+        self.policy = policy
         self.index = index
         self.api = api
         self.deviceName = deviceName
@@ -115,7 +123,9 @@ public final class FolderSync: Sendable {
         public var uploadedWhileHashing: Int64 = 0
     }
 
-    public func gatherInputs() async throws -> Inputs {
+    /// `newer`: server versions read but not stored (a dry run), laid over the mirror.
+    /// `uploadEarly`: large files may start uploading while hashed (never in a dry run).
+    public func gatherInputs(newer: [FileVersion] = [], uploadEarly: Bool = true) async throws -> Inputs {
         try checkRoot()
         let rules = IgnoreRules(userPatterns: (try? String(contentsOfFile: root + "/.ferryignore", encoding: .utf8)) ?? "")
         let root = self.root
@@ -125,6 +135,7 @@ public final class FolderSync: Sendable {
         async let stored = FolderSync.ioPool.runIfActive { (try index.entries(folder: root), try index.remote(folder: root), try index.journal(folder: root)) }
         let scan = try await walked
         var (entries, remote, journal) = try await stored
+        for v in newer where (remote[v.path.string]?.version ?? 0) < v.version { remote[v.path.string] = v }
         var problems = scan.problems
         var local: [String: LocalState] = [:]
         var skip = Set<String>()
@@ -141,7 +152,7 @@ public final class FolderSync: Sendable {
             } else {
                 do {
                     let hashed: LocalState?
-                    if file.size >= Self.uploadWhileHashingSize {
+                    if uploadEarly, file.size >= Self.uploadWhileHashingSize {
                         let (state, sent) = try await hashUploadingEarly(file)
                         hashed = state
                         uploadedWhileHashing += sent
@@ -222,13 +233,17 @@ public final class FolderSync: Sendable {
 
     /// One pass: pull, scan, plan, apply. Errors that concern single paths are reported in
     /// `problems`; errors that stop the whole folder are thrown.
-    public func pass() async throws -> PassReport {
+    public func pass(allowMassDelete: Bool = false) async throws -> PassReport {
         try await pullChanges()
         let inputs = try await gatherInputs()
-        let actions = Planner.plan(index: inputs.index, local: inputs.local, remote: inputs.remote)
+        var policy = self.policy
+        policy.allowMassDelete = policy.allowMassDelete || allowMassDelete
+        let plan = Planner.plan(index: inputs.index, local: inputs.local, remote: inputs.remote, policy: policy)
+        let actions = plan.actions
         var report = PassReport()
         report.planned = actions.count
-        report.problems = inputs.problems
+        report.problems = inputs.problems.merging(plan.held) { a, _ in a }
+        report.massDelete = plan.massDelete
         report.uploadedBytes = inputs.uploadedWhileHashing
         guard !actions.isEmpty else { return report }
         logger.debug("pass planned", metadata: ["folder": "\(root)", "actions": "\(actions.count)"])
@@ -237,16 +252,36 @@ public final class FolderSync: Sendable {
         return report
     }
 
+    /// The plan a pass would run now, computed from the same inputs and the same planner,
+    /// without changing anything: the feed is read but not stored, nothing is uploaded,
+    /// downloaded, deleted or journaled.
+    public func dryRun(allowMassDelete: Bool = false) async throws -> Plan {
+        var newer: [FileVersion] = []
+        var since = try index.cursor(folder: root)
+        while true {
+            let page = try await api.changes(library: folder.libraryId, since: since, limit: 1000)
+            newer += page.changes
+            since = page.cursor
+            if !page.hasMore { break }
+        }
+        let inputs = try await gatherInputs(newer: newer, uploadEarly: false)
+        var policy = self.policy
+        policy.allowMassDelete = policy.allowMassDelete || allowMassDelete
+        var plan = Planner.plan(index: inputs.index, local: inputs.local, remote: inputs.remote, policy: policy)
+        plan.held.merge(inputs.problems) { a, _ in a }
+        return plan
+    }
+
     /// Passes until one plans nothing (or `limit` passes): what `ferry sync` runs.
-    public func syncUntilSettled(limit: Int = 6) async throws -> PassReport {
+    public func syncUntilSettled(limit: Int = 6, allowMassDelete: Bool = false) async throws -> PassReport {
         var total = PassReport()
         for _ in 0..<limit {
-            let report = try await pass()
+            let report = try await pass(allowMassDelete: allowMassDelete)
             total.merge(report)
             total.problems = report.problems
             if report.planned == 0 { return total }
         }
-        let last = try await pass()
+        let last = try await pass(allowMassDelete: allowMassDelete)
         total.merge(last)
         total.problems = last.problems
         return total
@@ -660,6 +695,7 @@ extension PassReport {
         deletedLocal += other.deletedLocal
         conflicts += other.conflicts
         deferred = other.deferred
+        massDelete = other.massDelete
     }
 }
 

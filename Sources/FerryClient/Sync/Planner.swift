@@ -18,6 +18,19 @@ public enum PlannedAction: Sendable, Equatable {
     /// Gone on both sides: only the index forgets it.
     case forget(path: String)
 
+    /// One line of a dry run: what, where, how many bytes.
+    public var summary: (kind: String, path: String, bytes: Int64) {
+        switch self {
+        case .upload(let l, _): ("upload", l.path, l.file.size)
+        case .deleteRemote(let p, _): ("delete on server", p, 0)
+        case .download(let v): ("download", v.path.string, v.size)
+        case .deleteLocal(let e): ("delete here", e.path, e.size)
+        case .conflict(let l, let v): ("conflict", l.path, v.size)
+        case .adopt(let l, _): ("already equal", l.path, 0)
+        case .forget(let p): ("gone on both sides", p, 0)
+        }
+    }
+
     public var path: String {
         switch self {
         case .upload(let l, _), .conflict(let l, _), .adopt(let l, _): l.path
@@ -28,10 +41,102 @@ public enum PlannedAction: Sendable, Equatable {
     }
 }
 
+/// The safety guards of SPEC §6 that hold planned actions back.
+public struct SafetyPolicy: Sendable, Equatable {
+    /// A pass that would delete more than this share of the folder's synced entries…
+    public var massDeleteFraction: Double
+    /// …and at least this many, pauses those deletes until confirmed.
+    public var massDeleteMinimum: Int
+    /// Confirmed by the user (`ferry sync --allow-mass-delete`, `ferry folder confirm-deletes`).
+    public var allowMassDelete: Bool
+
+    public init(massDeleteFraction: Double = 0.5, massDeleteMinimum: Int = 100, allowMassDelete: Bool = false) {
+        self.massDeleteFraction = massDeleteFraction
+        self.massDeleteMinimum = massDeleteMinimum
+        self.allowMassDelete = allowMassDelete
+    }
+}
+
+/// Deletes held back by the mass-delete guard, per direction.
+public struct MassDeletePause: Sendable, Equatable, Codable {
+    /// Deletes this device would send to the server (files gone locally).
+    public var remoteDeletes: Int
+    /// Deletes the server would make here (files gone on the server).
+    public var localDeletes: Int
+    /// Synced entries the folder had.
+    public var entries: Int
+
+    enum CodingKeys: String, CodingKey {
+        case entries
+        case remoteDeletes = "remote_deletes", localDeletes = "local_deletes"
+    }
+
+    public var description: String {
+        var parts: [String] = []
+        if remoteDeletes > 0 { parts.append("\(remoteDeletes) local deletions would be sent to the server") }
+        if localDeletes > 0 { parts.append("\(localDeletes) files deleted on the server would be deleted here") }
+        return parts.joined(separator: " and ") + " (of \(entries) synced entries); paused until confirmed with 'ferry sync --allow-mass-delete'"
+    }
+}
+
+/// What a pass will do, and what the guards hold back and why.
+public struct Plan: Sendable, Equatable {
+    public var actions: [PlannedAction]
+    /// Per path: the guard that holds it back.
+    public var held: [String: String]
+    public var massDelete: MassDeletePause?
+}
+
 /// The three-way decision of SPEC §2, as a pure function of what the index last synced, what
 /// is on disk now and what the server holds now. Nothing here touches disk or network, so
 /// the real pass and a dry run come from the same code.
 public enum Planner {
+    /// The plan with the guards of SPEC §6 applied: a torn write (a file that became empty
+    /// while its mtime stayed) is never uploaded over content, and a pass that would delete
+    /// more than the policy allows in either direction holds those deletes back.
+    public static func plan(index: [String: IndexEntry], local: [String: LocalState], remote: [String: FileVersion], policy: SafetyPolicy) -> Plan {
+        var held: [String: String] = [:]
+        var actions: [PlannedAction] = []
+        for action in plan(index: index, local: local, remote: remote) {
+            if let reason = tornWrite(action, index: index) {
+                held[action.path] = reason
+            } else {
+                actions.append(action)
+            }
+        }
+        let remoteDeletes = actions.filter { if case .deleteRemote = $0 { true } else { false } }
+        let localDeletes = actions.filter { if case .deleteLocal = $0 { true } else { false } }
+        func excessive(_ n: Int) -> Bool {
+            n >= policy.massDeleteMinimum && Double(n) > policy.massDeleteFraction * Double(index.count)
+        }
+        let holdRemote = excessive(remoteDeletes.count), holdLocal = excessive(localDeletes.count)
+        guard !policy.allowMassDelete, holdRemote || holdLocal else { return Plan(actions: actions, held: held, massDelete: nil) }
+        let pause = MassDeletePause(remoteDeletes: holdRemote ? remoteDeletes.count : 0, localDeletes: holdLocal ? localDeletes.count : 0, entries: index.count)
+        actions.removeAll { action in
+            switch action {
+            case .deleteRemote: holdRemote
+            case .deleteLocal: holdLocal
+            default: false
+            }
+        }
+        return Plan(actions: actions, held: held, massDelete: pause)
+    }
+
+    /// A file that became 0 bytes while its mtime did not move is what a power cut leaves
+    /// behind a torn write; it is reported, not uploaded over non-empty content, until its
+    /// mtime moves.
+    static func tornWrite(_ action: PlannedAction, index: [String: IndexEntry]) -> String? {
+        let local: LocalState
+        switch action {
+        case .upload(let l, _), .conflict(let l, _): local = l
+        default: return nil
+        }
+        guard local.kind == .file, local.file.size == 0, let e = index[local.path], e.kind == .file, e.size > 0, e.mtimeNs == local.file.mtimeNs else {
+            return nil
+        }
+        return "the file became empty but its modification time did not change (a torn write?); it is not uploaded until it is written again"
+    }
+
     public static func plan(index: [String: IndexEntry], local: [String: LocalState], remote: [String: FileVersion]) -> [PlannedAction] {
         var paths = Set(index.keys)
         paths.formUnion(local.keys)

@@ -1,0 +1,120 @@
+@testable import FerryClient
+import FerryCore
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// SPEC §6 guards, end to end on two devices against the real server.
+@Suite("Safety guards", .serialized)
+struct GuardTests {
+    static func populate(_ device: Device, _ count: Int) throws {
+        for i in 0..<count { try device.write("set/f\(i).txt", "file \(i)") }
+    }
+
+    static func fileCount(_ device: Device) -> Int {
+        ((try? FileManager.default.contentsOfDirectory(atPath: device.root + "/set")) ?? []).count
+    }
+
+    @Test func massDeletesWaitForConfirmationInBothDirections() async throws {
+        try await Cloud.with { cloud in
+            let user = try await cloud.user("pia")
+            let a = try await Device.make(cloud, user: user, name: "a")
+            let b = try await Device.make(cloud, user: user, name: "b")
+            defer { Task { await a.close(); await b.close() } }
+            try Self.populate(a, 150)
+            try await a.sync()
+            try await b.sync()
+            #expect(Self.fileCount(b) == 150)
+
+            // A script wipes 120 of 150 files on A: nothing is deleted on the server yet.
+            for i in 0..<120 { try a.remove("set/f\(i).txt") }
+            let held = try await a.sync()
+            #expect(held.massDelete?.remoteDeletes == 120)
+            #expect(held.deletedRemote == 0)
+            try await b.sync()
+            #expect(Self.fileCount(b) == 150)
+
+            // Confirmed: the deletes go through, and B's download pass is guarded too.
+            let confirmed = try await a.sync.syncUntilSettled(allowMassDelete: true)
+            #expect(confirmed.deletedRemote == 120)
+            let pausedHere = try await b.sync()
+            #expect(pausedHere.massDelete?.localDeletes == 120)
+            #expect(Self.fileCount(b) == 150)
+            let applied = try await b.sync.syncUntilSettled(allowMassDelete: true)
+            #expect(applied.deletedLocal == 120)
+            #expect(Self.fileCount(b) == 30)
+            #expect(a.tree() == b.tree())
+        }
+    }
+
+    @Test func aTornWriteIsNotUploadedUntilTheFileIsWrittenAgain() async throws {
+        try await Cloud.with { cloud in
+            let user = try await cloud.user("quin")
+            let a = try await Device.make(cloud, user: user, name: "a")
+            let b = try await Device.make(cloud, user: user, name: "b")
+            defer { Task { await a.close(); await b.close() } }
+            try a.write("thesis.tex", "chapter one")
+            try await a.sync()
+            try await b.sync()
+            // Power cut: the file is 0 bytes, its mtime what it was.
+            let path = a.root + "/thesis.tex"
+            let before = try #require(LocalScanner.stat(root: a.root, path: "thesis.tex"))
+            #expect(truncate(path, 0) == 0)
+            var times = [timespec(tv_sec: Int(before.mtimeNs / 1_000_000_000), tv_nsec: Int(before.mtimeNs % 1_000_000_000)),
+                         timespec(tv_sec: Int(before.mtimeNs / 1_000_000_000), tv_nsec: Int(before.mtimeNs % 1_000_000_000))]
+            #expect(utimensat(AT_FDCWD, path, &times, 0) == 0)
+            let report = try await a.sync()
+            #expect(report.uploadedFiles == 0)
+            #expect(report.problems["thesis.tex"]?.contains("torn write") == true)
+            try await b.sync()
+            #expect(b.read("thesis.tex") == "chapter one")
+            // Written again (mtime moves): synced normally.
+            try a.write("thesis.tex", "")
+            #expect(try await a.sync().uploadedFiles == 1)
+        }
+    }
+
+    @Test func aDryRunShowsEveryKindOfChangeAndChangesNothing() async throws {
+        try await Cloud.with { cloud in
+            let user = try await cloud.user("rex")
+            let a = try await Device.make(cloud, user: user, name: "a")
+            let b = try await Device.make(cloud, user: user, name: "b")
+            defer { Task { await a.close(); await b.close() } }
+            for name in ["keep", "edit-here", "edit-there", "delete-here", "delete-there", "both"] { try a.write("\(name).txt", name) }
+            try await a.sync()
+            try await b.sync()
+            try b.write("edit-there.txt", "changed on b")
+            try b.remove("delete-there.txt")
+            try b.write("both.txt", "b's version")
+            try b.write("new-there.txt", "from b")
+            try await b.sync()
+            try a.write("edit-here.txt", "changed on a")
+            try a.remove("delete-here.txt")
+            try a.write("both.txt", "a's version")
+            try a.write("new-here.txt", "from a")
+
+            let treeBefore = a.tree()
+            let library = a.config.folders[0].libraryId
+            let headBefore = try await a.api.changes(library: library, since: 0).head
+            let cursorBefore = try a.index.cursor(folder: a.root)
+            let plan = try await a.sync.dryRun()
+            let kinds = Dictionary(uniqueKeysWithValues: plan.actions.map { ($0.summary.path, $0.summary.kind) })
+            #expect(kinds == [
+                "edit-here.txt": "upload", "new-here.txt": "upload", "delete-here.txt": "delete on server",
+                "edit-there.txt": "download", "new-there.txt": "download", "delete-there.txt": "delete here", "both.txt": "conflict",
+            ])
+            #expect(plan.actions.first { $0.path == "new-there.txt" }?.summary.bytes == Int64("from b".utf8.count))
+            // Nothing changed anywhere: files, server head, local cursor, journal.
+            #expect(a.tree() == treeBefore)
+            #expect(try await a.api.changes(library: library, since: 0).head == headBefore)
+            #expect(try a.index.cursor(folder: a.root) == cursorBefore)
+            #expect(try a.index.journal(folder: a.root).isEmpty)
+            // And the real pass does what the dry run said.
+            let report = try await a.sync.pass()
+            #expect(report.planned == plan.actions.count)
+        }
+    }
+}
