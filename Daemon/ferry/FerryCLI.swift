@@ -312,11 +312,24 @@ struct Sync: AsyncParsableCommand {
 }
 
 struct Status: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show what the running ferryd is doing.")
+    static let configuration = CommandConfiguration(abstract: "Show what the running ferryd is doing, or why a file is (not) in sync.")
     @Flag(help: "Print JSON.") var json = false
+    @Option(help: "Explain why this file is or is not in sync.") var why: String?
     @OptionGroup var options: CommonOptions
 
     func run() async throws {
+        if let why {
+            let config = try options.load()
+            let target = try SyncedPath(why, config: config)
+            let index = try LocalIndex(path: options.locations.stateDirectory + "/index.sqlite")
+            let answer = try await options.withAPI(config) { api in
+                let sync = try FolderSync(folder: target.folder, index: index, api: api, deviceName: config.deviceName,
+                                          policy: target.folder.policy, logger: quietLogger())
+                return try await sync.explain(target.path.string)
+            }
+            if json { return try printJSON(["path": target.path.string, "why": answer]) }
+            return print(answer)
+        }
         let socket = options.locations.socketPath
         let data: Data
         do { data = try ControlSocket.request(path: socket, ControlRequest(command: "status")) } catch {

@@ -117,4 +117,30 @@ struct GuardTests {
             #expect(report.planned == plan.actions.count)
         }
     }
+
+    @Test func whyAnswersForIgnoredConflictedHeldAndSyncedFiles() async throws {
+        try await Cloud.with { cloud in
+            let user = try await cloud.user("sam")
+            let a = try await Device.make(cloud, user: user, name: "a")
+            let b = try await Device.make(cloud, user: user, name: "b")
+            defer { Task { await a.close(); await b.close() } }
+            try a.write(".ferryignore", "*.log\n")
+            try a.write("run.log", "noise")
+            try a.write("notes.txt", "v1")
+            try a.write("shared.txt", "v1")
+            try await a.sync()
+            try await b.sync()
+            try b.write("shared.txt", "b's edit")
+            try await b.sync()
+            try a.write("shared.txt", "a's edit")
+
+            #expect(try await a.sync.explain("run.log") == "run.log is ignored by the pattern '*.log' in .ferryignore.")
+            #expect(try await a.sync.explain("x.swp").contains("Ferry's default ignore list"))
+            let conflict = try await a.sync.explain("shared.txt")
+            #expect(conflict.contains("changed both here and on the server") && conflict.contains("device"))
+            #expect(try await a.sync.explain("notes.txt").hasPrefix("notes.txt is in sync with server version"))
+            try a.write("new.txt", "n")
+            #expect(try await a.sync.explain("new.txt").contains("new to the server"))
+        }
+    }
 }

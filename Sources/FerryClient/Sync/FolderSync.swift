@@ -272,6 +272,41 @@ public final class FolderSync: Sendable {
         return plan
     }
 
+    /// One or two sentences on why `path` is or is not in sync, from the planner's inputs:
+    /// the ignore pattern that excludes it, the guard or problem that holds it, the action a
+    /// pass would take, or the version both sides agree on.
+    public func explain(_ path: String) async throws -> String {
+        let rules = IgnoreRules(userPatterns: (try? String(contentsOfFile: root + "/.ferryignore", encoding: .utf8)) ?? "")
+        let isDirectory = LocalScanner.stat(root: root, path: path)?.kind == .directory
+        if path == LocalScanner.markerName || path.hasPrefix(LocalScanner.markerName + "/") {
+            return "\(path) is Ferry's own folder marker and state; it is never synced."
+        }
+        if let pattern = rules.ignoringPattern(for: path, isDirectory: isDirectory) {
+            let source = IgnoreRules.defaultPatterns.contains(pattern) ? "Ferry's default ignore list" : ".ferryignore"
+            return "\(path) is ignored by the pattern '\(pattern)' in \(source)."
+        }
+        let plan = try await dryRun()
+        if let reason = plan.held[path] { return "\(path) is not synced: \(reason)." }
+        if let action = plan.actions.first(where: { $0.path == path }) {
+            switch action {
+            case .upload(_, let base):
+                return "\(path) changed here" + (base.map { " since version \($0)" } ?? " and is new to the server") + "; the next pass uploads it."
+            case .deleteRemote(_, let base): return "\(path) was deleted here; the next pass deletes version \(base) on the server."
+            case .download(let v): return "The server has a newer version (\(v.version), from device \(v.deviceId ?? "unknown")); the next pass downloads it."
+            case .deleteLocal: return "\(path) was deleted on the server; the next pass deletes it here."
+            case .conflict(_, let v):
+                return "\(path) changed both here and on the server (version \(v.version) from device \(v.deviceId ?? "unknown")); the next pass keeps yours as a conflict copy and downloads theirs."
+            case .adopt(_, let v): return "\(path) already matches the server's version \(v.version); the next pass only records it."
+            case .forget: return "\(path) was deleted on both sides; nothing to do."
+            }
+        }
+        if plan.massDelete != nil, let pause = plan.massDelete { return "\(path) waits with other deletes: \(pause.description)." }
+        if let e = try index.entries(folder: root)[path] {
+            return "\(path) is in sync with server version \(e.version)" + (e.sha256.map { " (SHA-256 \($0.hex.prefix(12))…)" } ?? "") + "."
+        }
+        return "\(path) exists neither here nor on the server."
+    }
+
     /// Passes until one plans nothing (or `limit` passes): what `ferry sync` runs.
     public func syncUntilSettled(limit: Int = 6, allowMassDelete: Bool = false) async throws -> PassReport {
         var total = PassReport()
