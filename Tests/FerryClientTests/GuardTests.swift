@@ -57,15 +57,17 @@ struct GuardTests {
             let b = try await Device.make(cloud, user: user, name: "b")
             defer { Task { await a.close(); await b.close() } }
             try a.write("thesis.tex", "chapter one")
+            // A whole-second mtime, so Foundation can put back exactly the same one.
+            let path = a.root + "/thesis.tex"
+            let stamp = Date(timeIntervalSince1970: 1_790_000_000)
+            try FileManager.default.setAttributes([.modificationDate: stamp], ofItemAtPath: path)
             try await a.sync()
             try await b.sync()
             // Power cut: the file is 0 bytes, its mtime what it was.
-            let path = a.root + "/thesis.tex"
-            let before = try #require(LocalScanner.stat(root: a.root, path: "thesis.tex"))
             #expect(truncate(path, 0) == 0)
-            var times = [timespec(tv_sec: Int(before.mtimeNs / 1_000_000_000), tv_nsec: Int(before.mtimeNs % 1_000_000_000)),
-                         timespec(tv_sec: Int(before.mtimeNs / 1_000_000_000), tv_nsec: Int(before.mtimeNs % 1_000_000_000))]
-            #expect(utimensat(AT_FDCWD, path, &times, 0) == 0)
+            try FileManager.default.setAttributes([.modificationDate: stamp], ofItemAtPath: path)
+            let restored: Int64? = LocalScanner.stat(root: a.root, path: "thesis.tex")?.mtimeNs
+            #expect(restored == Int64(1_790_000_000) * 1_000_000_000)
             let report = try await a.sync()
             #expect(report.uploadedFiles == 0)
             #expect(report.problems["thesis.tex"]?.contains("torn write") == true)
