@@ -415,25 +415,76 @@ struct Restore: AsyncParsableCommand {
 }
 
 struct Conflicts: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List conflict copies in the synced folders.")
-    @Flag(help: "Print JSON.") var json = false
-    @OptionGroup var options: CommonOptions
+    static let configuration = CommandConfiguration(
+        abstract: "List open conflicts, or settle one.", subcommands: [List.self, Resolve.self], defaultSubcommand: List.self)
 
-    func run() async throws {
-        let config = try options.load()
-        let index = try LocalIndex(path: options.locations.stateDirectory + "/index.sqlite")
-        var copies: [String] = []
-        for folder in config.folders {
-            for path in try index.entries(folder: folder.path).keys where ConflictName.isConflictCopy(path) {
-                copies.append(folder.path + "/" + path)
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the conflicts the server recorded in the synced folders.")
+        @Flag(help: "Include resolved conflicts.") var all = false
+        @Flag(help: "Print JSON.") var json = false
+        @OptionGroup var options: CommonOptions
+
+        func run() async throws {
+            let config = try options.load()
+            let (found, names) = try await options.withAPI(config) { api in
+                var found: [(FolderConfig, ConflictInfo)] = []
+                for folder in config.folders {
+                    for c in try await api.conflicts(library: folder.libraryId, state: all ? "all" : "open") { found.append((folder, c)) }
+                }
+                let names = Dictionary(try await api.devices().map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
+                return (found, names)
+            }
+            if json { return try printJSON(found.map(\.1)) }
+            if found.isEmpty { return print(all ? "No conflicts recorded." : "No open conflicts.") }
+            for (folder, c) in found {
+                let who = { (side: ConflictSide) in "\(names[side.deviceId ?? ""] ?? side.deviceId ?? "web") v\(side.version), \(side.size) bytes" }
+                print("\(folder.path)/\(c.path)\(c.resolution.map { "  [resolved: \($0)]" } ?? "")")
+                print("  mine:   \(c.mine.path)  (\(who(c.mine)))")
+                print("  theirs: \(c.theirs.path)  (\(who(c.theirs)))")
+                print("  since \(c.detectedAt.formatted(date: .numeric, time: .standard)); settle with 'ferry conflicts resolve \(folder.path)/\(c.path) --keep mine|theirs|both'")
             }
         }
-        copies.sort()
-        if json { return try printJSON(copies) }
-        if copies.isEmpty { print("No conflict copies.") }
-        copies.forEach { print($0) }
+    }
+
+    struct Resolve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Settle a conflict: keep mine (the conflict copy's content), theirs (the file as it is), or both.",
+            discussion: "The side given up stays in the file's history ('ferry history'). The folder is synced afterwards.")
+        @Argument(help: "The conflicted file, or its conflict copy.") var path: String
+        @Option(help: "mine, theirs or both.") var keep: ConflictKeep
+        @OptionGroup var options: CommonOptions
+
+        func run() async throws {
+            let config = try options.load()
+            let target = try SyncedPath(path, config: config)
+            let index = try LocalIndex(path: options.locations.stateDirectory + "/index.sqlite")
+            let resolved = try await options.withAPI(config) { api -> ConflictInfo in
+                let open = try await api.conflicts(library: target.folder.libraryId)
+                let matches = open.filter { $0.mine.path == target.path } + open.filter { $0.path == target.path }
+                guard let conflict = matches.first else {
+                    throw CLIError("\(target.path) has no open conflict; 'ferry conflicts' lists them")
+                }
+                guard matches.count == 1 || conflict.mine.path == target.path else {
+                    throw CLIError("\(target.path) has \(matches.count) open conflicts; name the conflict copy instead: "
+                                   + matches.map(\.mine.path.string).joined(separator: ", "))
+                }
+                let resolved = try await api.resolveConflict(id: conflict.id, keep: keep)
+                let sync = try FolderSync(folder: target.folder, index: index, api: api, deviceName: config.deviceName,
+                                          policy: target.folder.policy, logger: quietLogger())
+                _ = try await sync.syncUntilSettled()
+                return resolved
+            }
+            let outcome = switch keep {
+            case .mine: "kept the conflict copy's content at \(resolved.path) and removed \(resolved.mine.path)"
+            case .theirs: "kept \(resolved.path) as it is and removed \(resolved.mine.path)"
+            case .both: "kept both \(resolved.path) and \(resolved.mine.path)"
+            }
+            print("Resolved: \(outcome); earlier versions stay in 'ferry history'.")
+        }
     }
 }
+
+extension ConflictKeep: ExpressibleByArgument {}
 
 // MARK: devices
 

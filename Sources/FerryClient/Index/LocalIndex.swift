@@ -80,6 +80,15 @@ public final class LocalIndex: Sendable {
                     PRIMARY KEY (folder, path)) WITHOUT ROWID;
                 """)
         }
+        m.registerMigration("v2-conflict-copies") { db in
+            // A conflict copy made here and not yet uploaded: its upload tells the server
+            // which path and which winning version it is a copy of.
+            try db.execute(sql: """
+                CREATE TABLE conflict_copy (
+                    folder TEXT NOT NULL, path TEXT NOT NULL, original TEXT NOT NULL, theirs INTEGER NOT NULL,
+                    PRIMARY KEY (folder, path)) WITHOUT ROWID;
+                """)
+        }
         return m
     }
 
@@ -105,7 +114,7 @@ public final class LocalIndex: Sendable {
     }
 
     static func clear(_ db: Database, folder: String) throws {
-        for table in ["folder_state", "entry", "remote", "journal"] {
+        for table in ["folder_state", "entry", "remote", "journal", "conflict_copy"] {
             try db.execute(sql: "DELETE FROM \(table) WHERE folder = ?", arguments: [folder])
         }
     }
@@ -165,6 +174,26 @@ public final class LocalIndex: Sendable {
         }
     }
 
+    /// Remembers that `copy` holds the local side of a conflict on `origin.path`.
+    public func recordConflictCopy(folder: String, copy: String, origin: ConflictOrigin) throws {
+        try pool.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO conflict_copy (folder, path, original, theirs) VALUES (?, ?, ?, ?)",
+                           arguments: [folder, copy, origin.path.string, origin.theirs])
+        }
+    }
+
+    /// Conflict copies not yet uploaded, by path.
+    public func conflictCopies(folder: String) throws -> [String: ConflictOrigin] {
+        try pool.read { db in
+            var out: [String: ConflictOrigin] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT path, original, theirs FROM conflict_copy WHERE folder = ?", arguments: [folder]) {
+                guard let original = try? FerryPath(row["original"] as String) else { continue }
+                out[row["path"]] = ConflictOrigin(path: original, theirs: row["theirs"])
+            }
+            return out
+        }
+    }
+
     /// Records hashed files before their upload starts.
     public func recordPending(folder: String, _ entries: [JournalEntry]) throws {
         guard !entries.isEmpty else { return }
@@ -212,6 +241,9 @@ public final class LocalIndex: Sendable {
             for path in update.journalDone {
                 try db.execute(sql: "DELETE FROM journal WHERE folder = ? AND path = ?", arguments: [folder, path])
             }
+            for path in update.conflictCopiesReported {
+                try db.execute(sql: "DELETE FROM conflict_copy WHERE folder = ? AND path = ?", arguments: [folder, path])
+            }
             if let cursor = update.cursor {
                 try db.execute(sql: "UPDATE folder_state SET cursor = MAX(cursor, ?) WHERE folder = ?", arguments: [cursor, folder])
             }
@@ -225,6 +257,8 @@ public struct IndexUpdate: Sendable {
     public var unsynced: [String] = []
     public var remote: [FileVersion] = []
     public var journalDone: [String] = []
+    /// Conflict copies the server has recorded.
+    public var conflictCopiesReported: [String] = []
     public var cursor: Int64?
 
     public init() {}

@@ -334,6 +334,7 @@ public final class FolderSync: Sendable {
                     let copy = ConflictName.make(for: local.path, device: deviceName, at: Date())
                     guard rename(root + "/" + local.path, root + "/" + copy) == 0 else { throw SystemCallError("rename \(local.path)", errno: errno) }
                     AtomicFile.fsyncDirectory(parentDirectory(of: root + "/" + local.path))
+                    try index.recordConflictCopy(folder: root, copy: copy, origin: ConflictOrigin(path: remote.path, theirs: remote.version))
                     report.conflicts += 1
                     logger.notice("conflict: kept the local version as a copy", metadata: ["path": "\(local.path)", "copy": "\(copy)"])
                     if try await materialize(remote, expected: nil, sources: sources, report: &report, update: &update) {
@@ -537,11 +538,13 @@ public final class FolderSync: Sendable {
         let ordered = puts.filter { !torn.contains($0.0.path) }.sorted { a, b in
             (a.0.kind == .directory ? 0 : 1, a.0.path) < (b.0.kind == .directory ? 0 : 1, b.0.path)
         }
+        let conflictCopies = try index.conflictCopies(folder: root)
         for (l, base) in ordered {
             guard let path = try? FerryPath(l.path) else { continue }
             operations.append((CommitOperation(op: .put, path: path, base: base, kind: l.kind, size: l.kind == .file ? l.file.size : nil,
                                                sha256: l.sha256, mtimeNs: l.file.mtimeNs, mode: l.file.mode,
-                                               chunks: l.kind == .file ? l.chunks : nil, target: l.file.target), l))
+                                               chunks: l.kind == .file ? l.chunks : nil, target: l.file.target,
+                                               conflictOf: base == nil ? conflictCopies[l.path] : nil), l))
         }
         for (path, base) in deletes.sorted(by: { $0.0 > $1.0 }) {
             guard let p = try? FerryPath(path) else { continue }
@@ -563,6 +566,7 @@ public final class FolderSync: Sendable {
                     guard let version = result.version else { continue }
                     update.remote.append(version)
                     update.journalDone.append(path)
+                    if op.conflictOf != nil { update.conflictCopiesReported.append(path) }
                     if let local {
                         update.synced.append(entry(local, version: version.version))
                         if local.kind == .file { report.uploadedFiles += 1 }
@@ -587,6 +591,8 @@ public final class FolderSync: Sendable {
                 case .rejected:
                     report.problems[path] = "the server refused it: \(result.error?.message ?? "no reason given")"
                     report.deferred += 1
+                    // A conflict record the server cannot make must not block the copy itself.
+                    if op.conflictOf != nil { update.conflictCopiesReported.append(path) }
                 }
             }
             try index.apply(folder: root, update)

@@ -183,6 +183,18 @@ public struct ServerAPI: Sendable {
         return r.version
     }
 
+    /// Conflict records, newest first: all libraries, or one.
+    public func conflicts(library: String? = nil, state: String = "open", limit: Int = 1000) async throws -> [ConflictInfo] {
+        var query = "state=\(Self.escape(state))&limit=\(limit)"
+        if let library { query += "&library=\(Self.escape(library))" }
+        let r: ConflictListResponse = try await json(.GET, "/conflicts?\(query)", Optional<Int>.none)
+        return r.conflicts
+    }
+
+    public func resolveConflict(id: String, keep: ConflictKeep) async throws -> ConflictInfo {
+        try await json(.POST, "/conflicts/\(Self.escape(id))/resolve", ResolveConflictRequest(keep: keep))
+    }
+
     // MARK: plumbing
 
     static func escape(_ s: String) -> String {

@@ -72,11 +72,14 @@ public struct CommitOperation: Codable, Sendable, Hashable {
     public var mode: Int32?
     public var chunks: [ChunkRef]?
     public var target: String?
+    /// Set when this put uploads a conflict copy: the server records the conflict.
+    public var conflictOf: ConflictOrigin?
 
     public init(
         op: Op, path: FerryPath, base: Int64?, kind: EntryKind? = nil, size: Int64? = nil, sha256: ContentHash? = nil,
-        mtimeNs: Int64? = nil, mode: Int32? = nil, chunks: [ChunkRef]? = nil, target: String? = nil
+        mtimeNs: Int64? = nil, mode: Int32? = nil, chunks: [ChunkRef]? = nil, target: String? = nil, conflictOf: ConflictOrigin? = nil
     ) {
+        self.conflictOf = conflictOf
         self.op = op
         self.path = path
         self.base = base
@@ -102,7 +105,18 @@ public struct CommitOperation: Codable, Sendable, Hashable {
 
     enum CodingKeys: String, CodingKey {
         case op, path, base, kind, size, sha256, mode, chunks, target
-        case mtimeNs = "mtime_ns"
+        case mtimeNs = "mtime_ns", conflictOf = "conflict_of"
+    }
+}
+
+/// What a conflict copy is a copy of: the path both sides changed and the server version
+/// that won it (the copy holds the side that lost).
+public struct ConflictOrigin: Codable, Sendable, Hashable {
+    public var path: FerryPath
+    public var theirs: Int64
+    public init(path: FerryPath, theirs: Int64) {
+        self.path = path
+        self.theirs = theirs
     }
 }
 

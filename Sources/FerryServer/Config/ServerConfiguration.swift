@@ -9,6 +9,7 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
     public var storage = Storage()
     public var auth = Auth()
     public var http = HTTP()
+    public var webhooks = Webhooks()
 
     public struct Storage: Codable, Sendable, Equatable {
         /// Uploads are refused with 507 when free space would fall below this many bytes.
@@ -36,13 +37,40 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         public init() {}
     }
 
+    public struct Webhooks: Codable, Sendable, Equatable {
+        /// Loopback and private ranges are refused as targets unless this is set.
+        public var allowPrivateTargets = false
+        /// Delay before each attempt (the first is normally 0); its length is the number of
+        /// attempts. The default is Standard Webhooks' schedule, reaching about a day.
+        public var retryBackoffSeconds: [Double] = [0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400]
+        /// Deliveries in flight at once, across all endpoints (one per endpoint keeps their order).
+        public var maxConcurrentDeliveries = 8
+        public var requestTimeoutSeconds: Double = 10
+        public init() {}
+
+        func validate() throws {
+            guard (1...50).contains(retryBackoffSeconds.count), retryBackoffSeconds.allSatisfy({ (0...7 * 86400).contains($0) }) else {
+                throw ConfigurationError("webhooks.retryBackoffSeconds must list 1 to 50 delays of 0 to 604800 seconds")
+            }
+            guard (1...256).contains(maxConcurrentDeliveries) else { throw ConfigurationError("webhooks.maxConcurrentDeliveries must be 1 to 256") }
+            guard requestTimeoutSeconds > 0, requestTimeoutSeconds <= 300 else { throw ConfigurationError("webhooks.requestTimeoutSeconds must be above 0 and at most 300") }
+        }
+    }
+
     public init() {}
 
     /// Reads a configuration file; unknown keys are an error so typos do not pass silently.
     public static func load(path: String) throws -> ServerConfiguration {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
-        return try JSONDecoder().decode(ServerConfiguration.self, from: data)
+        let configuration = try JSONDecoder().decode(ServerConfiguration.self, from: data)
+        try configuration.webhooks.validate()
+        return configuration
     }
+}
+
+public struct ConfigurationError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
 }
 
 extension ServerConfiguration {
@@ -56,6 +84,7 @@ extension ServerConfiguration {
         storage = try c.decodeIfPresent(Storage.self, forKey: .storage) ?? storage
         auth = try c.decodeIfPresent(Auth.self, forKey: .auth) ?? auth
         http = try c.decodeIfPresent(HTTP.self, forKey: .http) ?? http
+        webhooks = try c.decodeIfPresent(Webhooks.self, forKey: .webhooks) ?? webhooks
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -66,6 +95,7 @@ extension ServerConfiguration {
         try c.encode(storage, forKey: .storage)
         try c.encode(auth, forKey: .auth)
         try c.encode(http, forKey: .http)
+        try c.encode(webhooks, forKey: .webhooks)
     }
 }
 
@@ -99,5 +129,16 @@ extension ServerConfiguration.HTTP {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         idleTimeoutSeconds = try c.decodeIfPresent(Int64.self, forKey: .idleTimeoutSeconds) ?? idleTimeoutSeconds
         maxJSONBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxJSONBodyBytes) ?? maxJSONBodyBytes
+    }
+}
+
+extension ServerConfiguration.Webhooks {
+    enum CodingKeys: String, CodingKey { case allowPrivateTargets, retryBackoffSeconds, maxConcurrentDeliveries, requestTimeoutSeconds }
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        allowPrivateTargets = try c.decodeIfPresent(Bool.self, forKey: .allowPrivateTargets) ?? allowPrivateTargets
+        retryBackoffSeconds = try c.decodeIfPresent([Double].self, forKey: .retryBackoffSeconds) ?? retryBackoffSeconds
+        maxConcurrentDeliveries = try c.decodeIfPresent(Int.self, forKey: .maxConcurrentDeliveries) ?? maxConcurrentDeliveries
+        requestTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .requestTimeoutSeconds) ?? requestTimeoutSeconds
     }
 }

@@ -62,6 +62,7 @@ public struct APIError: Error, Sendable {
                 return .conflict(current.map { "the path changed on the server (now version \($0.version)); fetch it and retry with that base" }
                     ?? "the path does not exist on the server; retry without a base")
             case .invalid(let message): return .badRequest(message)
+            case .stateConflict(let message): return .conflict(message)
             }
         case let e as DecodingError: return .badRequest(JSONCoding.describe(e), code: "invalid_json")
         case let e as DatabaseError where e.resultCode == .SQLITE_FULL: return .outOfSpace

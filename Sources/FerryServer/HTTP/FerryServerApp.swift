@@ -33,7 +33,8 @@ public enum FerryServerApp {
             configuration: configuration, store: store, blobs: blobs, tokens: tokens,
             passwords: passwords, decoyPasswordHash: decoy,
             limiter: LoginRateLimiter(maxFailures: configuration.auth.loginFailureLimit, window: configuration.auth.loginFailureWindowSeconds),
-            notifier: ChangeNotifier(), metrics: ServerMetrics(), threadPool: threadPool, logger: logger)
+            notifier: ChangeNotifier(), metrics: ServerMetrics(), threadPool: threadPool, logger: logger,
+            dispatcher: WebhookDispatcher(store: store, settings: configuration.webhooks, threadPool: threadPool, logger: logger))
     }
 
     /// Blocking file work (blob writes, fsyncs, reads) and the password KDF. An fsync waits on
@@ -57,6 +58,8 @@ public enum FerryServerApp {
         DeviceAndLibraryRoutes(services: services).add(to: authed)
         ChunkRoutes(services: services).add(to: authed)
         FileRoutes(services: services).add(to: authed)
+        ConflictRoutes(services: services).add(to: authed)
+        WebhookRoutes(services: services).add(to: authed)
         return router
     }
 
@@ -90,7 +93,7 @@ extension FerryServerApp {
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
     public static func serve(_ services: ServerServices) async throws {
         let group = ServiceGroup(configuration: .init(
-            services: [buildApplication(services), LongPollCloser(notifier: services.notifier)],
+            services: [buildApplication(services), LongPollCloser(notifier: services.notifier), services.dispatcher],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: services.logger))
         try await group.run()
     }
@@ -104,7 +107,7 @@ extension FerryServerApp {
             portReady.yield(channel.localAddress?.port ?? 0)
             portReady.finish()
         }
-        let group = ServiceGroup(configuration: .init(services: [app, LongPollCloser(notifier: services.notifier)],
+        let group = ServiceGroup(configuration: .init(services: [app, LongPollCloser(notifier: services.notifier), services.dispatcher],
                                                       gracefulShutdownSignals: [], logger: services.logger))
         return try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }

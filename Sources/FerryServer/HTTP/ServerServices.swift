@@ -19,6 +19,8 @@ public struct ServerServices: Sendable {
     /// Blocking work (KDF, file I/O) runs here, never on an event loop.
     public let threadPool: NIOThreadPool
     public let logger: Logger
+    /// Delivers the webhook outbox; runs as a service next to the HTTP server.
+    public let dispatcher: WebhookDispatcher
 
     /// Refuses an upload of `incoming` bytes that would leave less than the reserve free.
     func ensureSpace(for incoming: Int64) throws {

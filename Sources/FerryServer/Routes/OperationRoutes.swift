@@ -18,6 +18,8 @@ struct OperationRoutes {
         var status: String
         var database: String
         var disk: Disk
+        /// `running`, or `stopped` when the webhook dispatcher is not delivering.
+        var dispatcher: String
     }
 
     func add(to group: RouterGroup<FerryRequestContext>) {
@@ -34,7 +36,8 @@ struct OperationRoutes {
         let healthy = database == "ok" && diskOK
         return EditedResponse(
             status: healthy ? .ok : .serviceUnavailable,
-            response: Health(status: healthy ? "ok" : "degraded", database: database, disk: .init(freeBytes: free, reserveBytes: reserve, ok: diskOK)))
+            response: Health(status: healthy ? "ok" : "degraded", database: database, disk: .init(freeBytes: free, reserveBytes: reserve, ok: diskOK),
+                             dispatcher: await services.dispatcher.isRunning ? "running" : "stopped"))
     }
 
     @Sendable func metrics(_ request: Request, context: FerryRequestContext) async throws -> Response {

@@ -9,20 +9,27 @@ struct CommitBatch {
     let userId: Int64
     let libraryId: String
     let deviceId: String?
+    let libraryName: String
     private(set) var head: Int64
     private let startHead: Int64
     private let now = Date()
+    /// The user's endpoints, read once for the whole batch.
+    private let subscribers: Subscribers
+    /// Set by a restore: puts are reported as `file.restored` from this version.
+    var restoringFrom: Int64?
 
     init(db: Database, userId: Int64, libraryId: String, deviceId: String?) throws {
-        guard let head = try Int64.fetchOne(db, sql: "SELECT head FROM library WHERE id = ? AND user_id = ?", arguments: [libraryId, userId]) else {
+        guard let row = try Row.fetchOne(db, sql: "SELECT head, name FROM library WHERE id = ? AND user_id = ?", arguments: [libraryId, userId]) else {
             throw MetadataError.notFound("library")
         }
         self.db = db
         self.userId = userId
         self.libraryId = libraryId
+        self.libraryName = row["name"]
         self.deviceId = deviceId
-        self.head = head
+        self.head = row["head"]
         self.startHead = head
+        self.subscribers = try Subscribers.load(db, userId: userId)
     }
 
     /// Writes the new head if anything changed.
@@ -52,6 +59,11 @@ struct CommitBatch {
             }
             let version = try insert(path: op.path, kind: current.kind, deleted: true, size: 0, sha256: nil,
                                      mtimeNs: Self.nanoseconds(now), mode: current.mode, chunks: [], target: nil)
+            // Deleting a conflict copy settles its conflict: the person chose the other side.
+            try db.cachedStatement(sql: """
+                UPDATE conflict SET resolved_at = ?, resolution = 'copy_deleted' WHERE library_id = ? AND copy_path = ? AND resolved_at IS NULL
+                """).execute(arguments: [now, libraryId, op.path.string])
+            try report(.fileDeleted, version)
             return CommitResult(status: .ok, version: version)
 
         case .put:
@@ -70,13 +82,47 @@ struct CommitBatch {
                 }
                 if !missing.isEmpty { return CommitResult(status: .missingChunks, missing: missing) }
             }
+            var theirs: FileVersion?
+            if let origin = op.conflictOf {
+                guard origin.path != op.path, let won = try Self.version(db, libraryId: libraryId, path: origin.path, seq: origin.theirs) else {
+                    return rejected("invalid_request", "conflict_of must name another path and a version of it that exists")
+                }
+                theirs = won
+            }
             let mode = op.mode ?? (kind == .directory ? 0o755 : kind == .symlink ? 0o777 : 0o644)
             let version = try insert(
                 path: op.path, kind: kind, deleted: false, size: kind == .file ? op.size! : 0,
                 sha256: kind == .file ? op.sha256 : nil, mtimeNs: op.mtimeNs ?? Self.nanoseconds(now), mode: mode,
                 chunks: kind == .file ? chunks : [], target: kind == .symlink ? op.target : nil)
+            if let restoringFrom {
+                try report(.fileRestored, version, restoredFrom: restoringFrom)
+            } else {
+                try report(current.map { $0.deleted } ?? true ? .fileCreated : .fileUpdated, version)
+            }
+            if let theirs { try recordConflict(copy: version, theirs: theirs) }
             return CommitResult(status: .ok, version: version)
         }
+    }
+
+    /// Writes a file event to the outbox when one of the user's endpoints listens.
+    private func report(_ type: EventType, _ version: FileVersion, restoredFrom: Int64? = nil) throws {
+        let targets = subscribers.matching(type.rawValue)
+        guard !targets.isEmpty else { return }
+        try Outbox.emit(db, userId: userId, type: type, data: FileEventData(library: libraryId, libraryName: libraryName, version: version, restoredFrom: restoredFrom),
+                        only: targets, now: now)
+    }
+
+    /// Records an uploaded conflict copy as an open conflict and reports `file.conflict`.
+    private func recordConflict(copy: FileVersion, theirs: FileVersion) throws {
+        let id = "cfl_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        try db.cachedStatement(sql: """
+            INSERT INTO conflict (id, library_id, path, copy_path, mine_seq, theirs_seq, detected_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [id, libraryId, theirs.path.string, copy.path.string, copy.version, theirs.version, now])
+        let info = ConflictInfo(id: id, library: libraryId, path: theirs.path, mine: ConflictSide(copy), theirs: ConflictSide(theirs),
+                                detectedAt: now, resolvedAt: nil, resolution: nil)
+        let targets = subscribers.matching(EventType.fileConflict.rawValue)
+        guard !targets.isEmpty else { return }
+        try Outbox.emit(db, userId: userId, type: .fileConflict, data: ConflictEventData(libraryName: libraryName, conflict: info), only: targets, now: now)
     }
 
     /// A stale base is a conflict; a path that is absent or deleted may be (re)created from nothing.
@@ -194,6 +240,11 @@ struct CommitBatch {
             db.cachedStatement(sql: "SELECT v.* FROM entry e JOIN version v ON v.library_id = e.library_id AND v.seq = e.seq WHERE e.library_id = ? AND e.path = ?"),
             arguments: [libraryId, path.string]
         ).map(VersionRow.decode)
+    }
+
+    static func version(_ db: Database, libraryId: String, path: FerryPath, seq: Int64) throws -> FileVersion? {
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM version WHERE library_id = ? AND seq = ? AND path = ?"),
+                         arguments: [libraryId, seq, path.string]).map(VersionRow.decode)
     }
 
     static func nanoseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1e9).rounded()) }

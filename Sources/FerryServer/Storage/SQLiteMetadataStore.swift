@@ -7,10 +7,17 @@ public final class SQLiteMetadataStore: MetadataStore {
     public let pool: DatabasePool
     /// Absolute lifetime of a login session, however often its refresh token rotates.
     let sessionLifetime: TimeInterval
+    public let outboxSignal = OutboxSignal()
 
     public init(pool: DatabasePool, sessionLifetime: TimeInterval = 30 * 24 * 3600) {
         self.pool = pool
         self.sessionLifetime = sessionLifetime
+    }
+
+    /// A write transaction that may queue webhook deliveries: the dispatcher is woken once it commits.
+    func writeAndSignal<T: Sendable>(_ updates: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        defer { outboxSignal.poke() }
+        return try await pool.write(updates)
     }
 
     // MARK: Users
@@ -128,9 +135,10 @@ public final class SQLiteMetadataStore: MetadataStore {
     public func createDevice(userId: Int64, name: String, tokenHash: [UInt8]) async throws -> DeviceInfo {
         let id = UUID().uuidString.lowercased()
         let now = Date()
-        try await pool.write { db in
+        try await writeAndSignal { db in
             try db.execute(sql: "INSERT INTO device (id, user_id, name, token_hash, created_at) VALUES (?, ?, ?, ?, ?)",
                            arguments: [id, userId, name, Data(tokenHash), now])
+            try Outbox.emit(db, userId: userId, type: .deviceRegistered, data: DeviceEventData(device: id, name: name), now: now)
         }
         return DeviceInfo(id: id, name: name, createdAt: now, lastSeenAt: nil, revokedAt: nil)
     }
@@ -144,10 +152,13 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func revokeDevice(userId: Int64, deviceId: String) async throws -> Bool {
-        try await pool.write { db in
+        try await writeAndSignal { db in
             try db.execute(sql: "UPDATE device SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
                            arguments: [Date(), deviceId, userId])
-            return db.changesCount == 1
+            guard db.changesCount == 1 else { return false }
+            let name = try String.fetchOne(db, sql: "SELECT name FROM device WHERE id = ?", arguments: [deviceId])
+            try Outbox.emit(db, userId: userId, type: .deviceRevoked, data: DeviceEventData(device: deviceId, name: name))
+            return true
         }
     }
 
@@ -254,7 +265,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     // MARK: Files
 
     public func commit(userId: Int64, libraryId: String, deviceId: String?, operations: [CommitOperation]) async throws -> CommitResponse {
-        try await pool.write { db in
+        try await writeAndSignal { db in
             var batch = try CommitBatch(db: db, userId: userId, libraryId: libraryId, deviceId: deviceId)
             let results = try operations.map { try batch.apply($0) }
             try batch.finish()
@@ -297,12 +308,13 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func restore(userId: Int64, libraryId: String, deviceId: String?, request: RestoreRequest) async throws -> FileVersion {
-        try await pool.write { db in
+        try await writeAndSignal { db in
             guard let source = try Row.fetchOne(db, sql: "SELECT * FROM version WHERE library_id = ? AND seq = ? AND path = ?",
                                                 arguments: [libraryId, request.version, request.path.string]).map(VersionRow.decode)
             else { throw MetadataError.notFound("version \(request.version) of '\(request.path)'") }
             guard !source.deleted else { throw MetadataError.invalid("version \(request.version) of '\(request.path)' is a deletion; restore an earlier version") }
             var batch = try CommitBatch(db: db, userId: userId, libraryId: libraryId, deviceId: deviceId)
+            batch.restoringFrom = request.version
             let current = try CommitBatch.current(db, libraryId: libraryId, path: request.path)
             let op = CommitOperation(
                 op: .put, path: source.path, base: request.base ?? current?.version, kind: source.kind, size: source.size,

@@ -140,6 +140,66 @@ public enum ServerDatabase {
                 CREATE INDEX security_event_user ON security_event(user_id, at);
                 """)
         }
+        m.registerMigration("v2-conflicts-webhooks") { db in
+            try db.execute(sql: """
+                -- A conflict copy the server knows about: `path` was won by `theirs_seq`, and the
+                -- losing side was uploaded as `copy_path` at `mine_seq`.
+                CREATE TABLE conflict (
+                    id TEXT PRIMARY KEY,
+                    library_id TEXT NOT NULL REFERENCES library(id) ON DELETE CASCADE,
+                    path TEXT NOT NULL,
+                    copy_path TEXT NOT NULL,
+                    mine_seq INTEGER NOT NULL,
+                    theirs_seq INTEGER NOT NULL,
+                    detected_at DATETIME NOT NULL,
+                    resolved_at DATETIME,
+                    resolution TEXT CHECK (resolution IN ('mine', 'theirs', 'both', 'copy_deleted'))
+                );
+                CREATE INDEX conflict_library ON conflict(library_id, resolved_at);
+                CREATE INDEX conflict_copy ON conflict(library_id, copy_path) WHERE resolved_at IS NULL;
+                CREATE TABLE webhook (
+                    id TEXT PRIMARY KEY,
+                    user_id INTEGER NOT NULL REFERENCES user(id) ON DELETE CASCADE,
+                    url TEXT NOT NULL,
+                    events TEXT NOT NULL,
+                    secret TEXT NOT NULL,
+                    active BOOLEAN NOT NULL DEFAULT 1,
+                    disabled_reason TEXT,
+                    created_at DATETIME NOT NULL
+                );
+                CREATE INDEX webhook_user ON webhook(user_id);
+                -- The transactional outbox: written in the same transaction as the change it
+                -- reports, with one delivery per subscribed endpoint. `body` is the exact JSON sent.
+                CREATE TABLE event (
+                    id TEXT PRIMARY KEY,
+                    user_id INTEGER NOT NULL REFERENCES user(id) ON DELETE CASCADE,
+                    type TEXT NOT NULL,
+                    body BLOB NOT NULL,
+                    created_at DATETIME NOT NULL
+                );
+                CREATE TABLE delivery (
+                    id INTEGER PRIMARY KEY,
+                    webhook_id TEXT NOT NULL REFERENCES webhook(id) ON DELETE CASCADE,
+                    event_id TEXT NOT NULL REFERENCES event(id) ON DELETE CASCADE,
+                    state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    next_attempt_at DATETIME,
+                    created_at DATETIME NOT NULL
+                );
+                CREATE INDEX delivery_due ON delivery(state, next_attempt_at) WHERE state = 'pending';
+                CREATE INDEX delivery_webhook ON delivery(webhook_id, id);
+                CREATE TABLE delivery_attempt (
+                    delivery_id INTEGER NOT NULL REFERENCES delivery(id) ON DELETE CASCADE,
+                    attempt INTEGER NOT NULL,
+                    at DATETIME NOT NULL,
+                    status INTEGER,
+                    latency_ms INTEGER NOT NULL,
+                    error TEXT,
+                    response TEXT,
+                    PRIMARY KEY (delivery_id, attempt)
+                ) WITHOUT ROWID;
+                """)
+        }
         return m
     }
 }

@@ -1,0 +1,185 @@
+import AsyncHTTPClient
+import FerryCore
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+
+/// Delivers the outbox (SPEC §4): at least once, each endpoint's events in commit order
+/// (one delivery in flight per endpoint, so a slow endpoint delays only itself), at most
+/// `maxConcurrentDeliveries` in flight overall, every attempt recorded, retries on the
+/// configured schedule with jitter, `Retry-After` honoured, and the endpoint switched off
+/// after `410 Gone` or once a delivery has spent every retry. Deliveries that were pending
+/// when the server stopped simply go out after it starts: the outbox is the queue.
+public actor WebhookDispatcher: Service {
+    let store: any WebhookStore
+    let settings: ServerConfiguration.Webhooks
+    let threadPool: NIOThreadPool
+    let logger: Logger
+    private var busy: Set<String> = []
+    private let ticks: AsyncStream<Void>
+    private let tick: AsyncStream<Void>.Continuation
+    /// Whether the loop is running (for `/health`).
+    public private(set) var isRunning = false
+
+    public init(store: any WebhookStore, settings: ServerConfiguration.Webhooks, threadPool: NIOThreadPool, logger: Logger) {
+        self.store = store
+        self.settings = settings
+        self.threadPool = threadPool
+        self.logger = logger
+        (ticks, tick) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    public func run() async throws {
+        isRunning = true
+        defer { isRunning = false }
+        let tick = self.tick
+        await withDiscardingTaskGroup { group in
+            group.addTask { [store] in
+                for await _ in store.outboxSignal.wakes { tick.yield() }
+            }
+            group.addTask { [store] in
+                // Retries fall due without a poke: wake when the next one does (at least once a second).
+                while !Task.isCancelled {
+                    let next = (try? await store.nextDueDate())?.timeIntervalSinceNow ?? 1
+                    try? await Task.sleep(for: .seconds(min(1, max(0.005, next))))
+                    tick.yield()
+                }
+            }
+            group.addTask {
+                // In-flight attempts are cancelled with the rest; unrecorded, they stay pending.
+                if (try? await gracefulShutdown()) != nil { tick.finish() }
+            }
+            for await _ in ticks {
+                startDue(in: &group, due: await due())
+            }
+            group.cancelAll()
+        }
+    }
+
+    private func due() async -> [PendingDelivery] {
+        let free = settings.maxConcurrentDeliveries - busy.count
+        guard free > 0 else { return [] }
+        do {
+            return try await store.dueDeliveries(now: Date(), busy: busy, limit: free)
+        } catch {
+            logger.error("cannot read the webhook outbox", metadata: ["error": "\(error)"])
+            return []
+        }
+    }
+
+    private func startDue(in group: inout DiscardingTaskGroup, due: [PendingDelivery]) {
+        for delivery in due where busy.insert(delivery.webhookId).inserted {
+            group.addTask {
+                await self.deliver(delivery)
+                await self.finished(delivery.webhookId)
+            }
+        }
+    }
+
+    private func finished(_ webhookId: String) {
+        busy.remove(webhookId)
+        tick.yield()
+    }
+
+    /// One attempt: resolve and check the target, POST the signed body, record the outcome.
+    nonisolated func deliver(_ delivery: PendingDelivery) async {
+        let started = ContinuousClock.now
+        let at = Date()
+        var status: Int?
+        var failure: String?
+        var excerpt: String?
+        var retryAfter: Double?
+        do {
+            let target = try WebhookTarget(delivery.url)
+            let address = try await target.resolve(allowPrivate: settings.allowPrivateTargets, on: threadPool)
+            var configuration = HTTPClient.Configuration()
+            // Connect to the address just checked; TLS still verifies the certificate for the name.
+            configuration.dnsOverride = [target.host: address.description]
+            configuration.redirectConfiguration = .disallow
+            configuration.timeout = .init(connect: .seconds(Int64(min(settings.requestTimeoutSeconds, 10))))
+            let client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
+            do {
+                var request = HTTPClientRequest(url: delivery.url)
+                request.method = .POST
+                let headers = WebhookSigner.headers(
+                    secret: delivery.secret,
+                    delivery: .init(webhookId: delivery.webhookId, eventId: delivery.eventId, eventType: delivery.eventType,
+                                    deliveryId: delivery.id, attempt: delivery.attempt, timestamp: Int64(at.timeIntervalSince1970)),
+                    body: delivery.body)
+                for (name, value) in headers { request.headers.add(name: name, value: value) }
+                request.body = .bytes(ByteBuffer(bytes: delivery.body))
+                let response = try await client.execute(request, timeout: .milliseconds(Int64(settings.requestTimeoutSeconds * 1000)))
+                status = Int(response.status.code)
+                retryAfter = response.headers.first(name: "Retry-After").flatMap(Self.parseRetryAfter)
+                excerpt = await Self.excerpt(of: response.body)
+            } catch {
+                failure = Self.describe(error)
+            }
+            try? await client.shutdown()
+        } catch {
+            failure = Self.describe(error)
+        }
+        let elapsed = ContinuousClock.now - started
+        let latencyMs = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+        let attempt = DeliveryAttempt(attempt: delivery.attempt, at: at, status: status, latencyMs: latencyMs,
+                                      error: failure ?? status.flatMap { (200..<300).contains($0) ? nil : "the receiver answered \($0)" },
+                                      response: excerpt)
+        let outcome = Self.outcome(status: status, attempt: delivery.attempt, retryAfter: retryAfter, schedule: settings.retryBackoffSeconds)
+        do {
+            try await store.recordAttempt(delivery, attempt, outcome: outcome)
+        } catch {
+            // Unrecorded, the delivery stays pending and is sent again: at least once.
+            logger.error("cannot record a webhook attempt", metadata: ["delivery": "\(delivery.id)", "error": "\(error)"])
+        }
+        if case .failed(let reason?) = outcome {
+            logger.warning("webhook disabled", metadata: ["webhook": "\(delivery.webhookId)", "reason": "\(reason)"])
+        }
+    }
+
+    /// What an attempt's answer means for the delivery and its endpoint.
+    static func outcome(status: Int?, attempt: Int, retryAfter: Double?, schedule: [Double], now: Date = Date()) -> DeliveryOutcome {
+        if let status, (200..<300).contains(status) { return .delivered }
+        if status == 410 { return .failed(disable: "the endpoint answered 410 Gone") }
+        guard attempt < schedule.count else {
+            return .failed(disable: "\(attempt) attempts failed" + (status.map { " (last answer \($0))" } ?? ""))
+        }
+        // Jitter spreads retries of many deliveries that failed together.
+        var delay = schedule[attempt] * Double.random(in: 0.8...1.2)
+        if let retryAfter, status == 429 || status == 503 { delay = max(delay, min(retryAfter, 86400)) }
+        return .retry(at: now.addingTimeInterval(delay))
+    }
+
+    /// `Retry-After` as seconds or an HTTP date.
+    static func parseRetryAfter(_ value: String) -> Double? {
+        if let seconds = Double(value.trimmingCharacters(in: .whitespaces)), seconds >= 0 { return seconds }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        return formatter.date(from: value).map { max(0, $0.timeIntervalSinceNow) }
+    }
+
+    /// The first KiB of the answer, as text; the rest is not read.
+    static func excerpt(of body: HTTPClientResponse.Body) async -> String? {
+        var collected = Data()
+        do {
+            for try await part in body {
+                collected.append(contentsOf: part.readableBytesView.prefix(1024 - collected.count))
+                if collected.count >= 1024 { break }
+            }
+        } catch {}
+        return collected.isEmpty ? nil : String(decoding: collected, as: UTF8.self)
+    }
+
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case let e as WebhookTargetError: "refused: \(e.description)"
+        case let e as HTTPClientError where e == .deadlineExceeded || e == .readTimeout: "timed out (\(e))"
+        case let e as HTTPClientError: "request failed: \(e)"
+        default: "request failed: \(error)"
+        }
+    }
+}

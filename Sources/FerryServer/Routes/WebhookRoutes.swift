@@ -1,0 +1,88 @@
+import FerryCore
+import Foundation
+import Hummingbird
+
+/// `/webhooks` and `/deliveries`: the caller's endpoints and their delivery log.
+struct WebhookRoutes {
+    let services: ServerServices
+
+    func add(to group: RouterGroup<FerryRequestContext>) {
+        group.post("webhooks", use: create)
+        group.get("webhooks", use: list)
+        group.patch("webhooks/{id}", use: update)
+        group.delete("webhooks/{id}", use: remove)
+        group.get("webhooks/{id}/deliveries", use: deliveries)
+        group.post("webhooks/{id}/test", use: test)
+        group.post("deliveries/{id}/redeliver", use: redeliver)
+    }
+
+    @Sendable func create(_ request: Request, context: FerryRequestContext) async throws -> EditedResponse<CreatedWebhookResponse> {
+        let user = try context.user()
+        let body = try await request.decodeJSON(CreateWebhookRequest.self, limit: 16 * 1024)
+        let url = try checkedURL(body.url)
+        if let secret = body.secret {
+            guard (16...256).contains(secret.utf8.count), !secret.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+                throw APIError.badRequest("a secret must be 16 to 256 bytes without control characters (or omit it to have one generated)")
+            }
+        }
+        let secret = body.secret ?? WebhookSigner.generateSecret()
+        let webhook = try await services.store.createWebhook(userId: user.userId, url: url, events: body.events, secret: secret, active: body.active ?? true)
+        return EditedResponse(status: .created, headers: [.cacheControl: "no-store"], response: CreatedWebhookResponse(webhook: webhook, secret: secret))
+    }
+
+    @Sendable func list(_ request: Request, context: FerryRequestContext) async throws -> WebhookListResponse {
+        WebhookListResponse(webhooks: try await services.store.webhooks(userId: try context.user().userId))
+    }
+
+    @Sendable func update(_ request: Request, context: FerryRequestContext) async throws -> WebhookInfo {
+        let user = try context.user()
+        var body = try await request.decodeJSON(UpdateWebhookRequest.self, limit: 16 * 1024)
+        if let url = body.url { body.url = try checkedURL(url) }
+        return try await services.store.updateWebhook(userId: user.userId, id: try context.parameters.require("id"), body)
+    }
+
+    @Sendable func remove(_ request: Request, context: FerryRequestContext) async throws -> Response {
+        let id = try context.parameters.require("id")
+        guard try await services.store.deleteWebhook(userId: try context.user().userId, id: id) else {
+            throw APIError.notFound("webhook '\(id)' not found")
+        }
+        return Response(status: .noContent)
+    }
+
+    @Sendable func deliveries(_ request: Request, context: FerryRequestContext) async throws -> DeliveryListResponse {
+        let limit = Int(try request.intQuery("limit", in: 1...500, default: 50)!)
+        let before = try request.intQuery("before", in: 1...Int64.max)
+        return try await services.store.deliveries(userId: try context.user().userId, webhookId: try context.parameters.require("id"),
+                                                   before: before, limit: limit)
+    }
+
+    @Sendable func test(_ request: Request, context: FerryRequestContext) async throws -> EditedResponse<DeliveryInfo> {
+        let delivery = try await services.store.queuePing(userId: try context.user().userId, webhookId: try context.parameters.require("id"))
+        return EditedResponse(status: .accepted, response: delivery)
+    }
+
+    @Sendable func redeliver(_ request: Request, context: FerryRequestContext) async throws -> EditedResponse<DeliveryInfo> {
+        let raw = try context.parameters.require("id")
+        guard let id = Int64(raw), id > 0 else { throw APIError.badRequest("a delivery id is a positive integer") }
+        return EditedResponse(status: .accepted, response: try await services.store.redeliver(userId: try context.user().userId, deliveryId: id))
+    }
+
+    /// The URL's shape, and a literal address's range, are checked now; names at delivery.
+    private func checkedURL(_ raw: String) throws -> String {
+        do {
+            let target = try WebhookTarget(raw)
+            try target.checkLiteral(allowPrivate: services.configuration.webhooks.allowPrivateTargets)
+            return target.url.absoluteString
+        } catch {
+            throw APIError.badRequest("webhook URL refused: \(error.description)", code: "invalid_url")
+        }
+    }
+}
+
+extension ConflictListResponse: ResponseEncodable {}
+extension ConflictInfo: ResponseEncodable {}
+extension CreatedWebhookResponse: ResponseEncodable {}
+extension WebhookListResponse: ResponseEncodable {}
+extension WebhookInfo: ResponseEncodable {}
+extension DeliveryListResponse: ResponseEncodable {}
+extension DeliveryInfo: ResponseEncodable {}
