@@ -116,6 +116,46 @@ struct CLITests {
         }
     }
 
+    @Test func conflictsAreListedAndResolvedFromTheCLI() async throws {
+        try await Cloud.with { cloud in
+            let user = try await cloud.user("cfl")
+            let home = Home()
+            #expect(try await home.ferry("login", cloud.url, "--user", user.name, "--device-name", "desk", "--password-stdin", stdin: user.password + "\n").status == 0)
+            let folder = scratchDirectory("cli-conflicts")
+            #expect(try await home.ferry("folder", "add", folder, "--library", "docs").status == 0)
+            let other = try await Device.make(cloud, user: user, name: "laptop", library: "docs")
+            defer { Task { await other.close() } }
+            let plan = folder + "/plan.txt"
+            try Data("v1".utf8).write(to: URL(fileURLWithPath: plan))
+            #expect(try await home.ferry("sync").status == 0)
+            try await other.sync()
+            try other.write("plan.txt", "laptop's edit")
+            try await other.sync()
+            try Data("desk's edit".utf8).write(to: URL(fileURLWithPath: plan))
+            #expect(try await home.ferry("sync").status == 0)
+
+            let listed = try await home.ferry("conflicts")
+            #expect(listed.status == 0, "\(listed.err)")
+            #expect(listed.out.contains(folder + "/plan.txt") && listed.out.contains("mine:") && listed.out.contains("desk v"))
+            let json = try await home.ferry("conflicts", "--json")
+            let open = try JSONCoding.decoder.decode([ConflictInfo].self, from: Data(json.out.utf8))
+            let conflict = try #require(open.first)
+            #expect(open.count == 1 && conflict.path.string == "plan.txt")
+
+            let bad = try await home.ferry("conflicts", "resolve", plan, "--keep", "neither")
+            #expect(bad.status == 2)
+            let resolve = try await home.ferry("conflicts", "resolve", plan, "--keep", "mine")
+            #expect(resolve.status == 0, "\(resolve.err)")
+            #expect(FileManager.default.contents(atPath: plan) == Data("desk's edit".utf8))
+            #expect(!FileManager.default.fileExists(atPath: folder + "/" + conflict.mine.path.string))
+            #expect(try await home.ferry("conflicts").out.contains("No open conflicts."))
+            let again = try await home.ferry("conflicts", "resolve", plan, "--keep", "theirs")
+            #expect(again.status == 1 && again.err.contains("no open conflict"))
+            try await other.sync()
+            #expect(other.read("plan.txt") == "desk's edit")
+        }
+    }
+
     @Test func wrongPasswordAndBadURLAreClearErrors() async throws {
         try await Cloud.with { cloud in
             let user = try await cloud.user("lee")

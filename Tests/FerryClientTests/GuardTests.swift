@@ -145,4 +145,23 @@ struct GuardTests {
             #expect(try await a.sync.explain("new.txt").contains("new to the server"))
         }
     }
+
+    @Test func whyNamesTheServersRefusalFromAnEarlierPass() async throws {
+        try await Cloud.with { cloud in
+            let user = try await cloud.user("refused")
+            let a = try await Device.make(cloud, user: user, name: "a")
+            defer { Task { await a.close() } }
+            // A conflict note naming a version the server never had: the server refuses the commit.
+            try a.index.recordConflictCopy(folder: a.root, copy: "copy.txt", origin: ConflictOrigin(path: try FerryPath("orig.txt"), theirs: 999))
+            try a.write("copy.txt", "kept side")
+            let report = try await a.sync.pass()
+            #expect(report.problems["copy.txt"]?.contains("the server refused it") == true)
+            let why = try await a.sync.explain("copy.txt")
+            #expect(why.hasPrefix("The last pass"), "\(why)")
+            #expect(why.contains("conflict_of must name another path"))
+            // The next pass uploads it as a plain file and the answer changes with it.
+            try await a.sync()
+            #expect(try await a.sync.explain("copy.txt").hasPrefix("copy.txt is in sync"))
+        }
+    }
 }

@@ -87,6 +87,11 @@ public final class LocalIndex: Sendable {
                 CREATE TABLE conflict_copy (
                     folder TEXT NOT NULL, path TEXT NOT NULL, original TEXT NOT NULL, theirs INTEGER NOT NULL,
                     PRIMARY KEY (folder, path)) WITHOUT ROWID;
+                -- Why the last pass could not sync a path (a server refusal, a file that kept
+                -- changing), so 'ferry status --why' can say so later from another process.
+                CREATE TABLE problem (
+                    folder TEXT NOT NULL, path TEXT NOT NULL, message TEXT NOT NULL, at REAL NOT NULL,
+                    PRIMARY KEY (folder, path)) WITHOUT ROWID;
                 """)
         }
         return m
@@ -114,7 +119,7 @@ public final class LocalIndex: Sendable {
     }
 
     static func clear(_ db: Database, folder: String) throws {
-        for table in ["folder_state", "entry", "remote", "journal", "conflict_copy"] {
+        for table in ["folder_state", "entry", "remote", "journal", "conflict_copy", "problem"] {
             try db.execute(sql: "DELETE FROM \(table) WHERE folder = ?", arguments: [folder])
         }
     }
@@ -191,6 +196,26 @@ public final class LocalIndex: Sendable {
                 out[row["path"]] = ConflictOrigin(path: original, theirs: row["theirs"])
             }
             return out
+        }
+    }
+
+    /// Replaces the folder's recorded problems with those of the pass that just ended.
+    public func recordProblems(folder: String, _ problems: [String: String]) throws {
+        try pool.write { db in
+            try db.execute(sql: "DELETE FROM problem WHERE folder = ?", arguments: [folder])
+            let now = Date().timeIntervalSince1970
+            for (path, message) in problems {
+                try db.execute(sql: "INSERT INTO problem (folder, path, message, at) VALUES (?, ?, ?, ?)", arguments: [folder, path, message, now])
+            }
+        }
+    }
+
+    /// What the last pass recorded about `path`, if anything.
+    public func problem(folder: String, path: String) throws -> (message: String, at: Date)? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT message, at FROM problem WHERE folder = ? AND path = ?", arguments: [folder, path]).map {
+                ($0["message"], Date(timeIntervalSince1970: $0["at"]))
+            }
         }
     }
 

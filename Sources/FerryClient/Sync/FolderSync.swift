@@ -245,10 +245,12 @@ public final class FolderSync: Sendable {
         report.problems = inputs.problems.merging(plan.held) { a, _ in a }
         report.massDelete = plan.massDelete
         report.uploadedBytes = inputs.uploadedWhileHashing
-        guard !actions.isEmpty else { return report }
-        logger.debug("pass planned", metadata: ["folder": "\(root)", "actions": "\(actions.count)"])
-        try await applyLocal(actions, index: inputs.index, report: &report)
-        try await applyRemote(actions, report: &report)
+        if !actions.isEmpty {
+            logger.debug("pass planned", metadata: ["folder": "\(root)", "actions": "\(actions.count)"])
+            try await applyLocal(actions, index: inputs.index, report: &report)
+            try await applyRemote(actions, report: &report)
+        }
+        try index.recordProblems(folder: root, report.problems)
         return report
     }
 
@@ -287,6 +289,10 @@ public final class FolderSync: Sendable {
         }
         let plan = try await dryRun()
         if let reason = plan.held[path] { return "\(path) is not synced: \(reason)." }
+        if let problem = try index.problem(folder: root, path: path), plan.actions.contains(where: { $0.path == path }) {
+            let when = problem.at.formatted(date: .omitted, time: .standard)
+            return "The last pass (at \(when)) could not sync \(path): \(problem.message); the next pass tries again."
+        }
         if let action = plan.actions.first(where: { $0.path == path }) {
             switch action {
             case .upload(_, let base):
