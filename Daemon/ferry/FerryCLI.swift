@@ -14,7 +14,7 @@ struct FerryCLI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ferry",
         abstract: "Sync folders with a Ferry server.",
-        subcommands: [Login.self, Folder.self, Sync.self, Status.self, History.self, Restore.self, Conflicts.self, Device.self])
+        subcommands: [Login.self, Folder.self, Sync.self, Status.self, History.self, Restore.self, Conflicts.self, Device.self, Webhook.self])
 
     static func main() async {
         do {
@@ -485,6 +485,126 @@ struct Conflicts: AsyncParsableCommand {
 }
 
 extension ConflictKeep: ExpressibleByArgument {}
+
+struct Webhook: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Send signed HTTP notifications of file, device and task events to your tools.",
+        subcommands: [Add.self, List.self, Deliveries.self, Test.self, Enable.self, Redeliver.self, Remove.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add an endpoint; prints its id and its secret (shown only now).",
+            discussion: "Events are names like file.created or wildcards like file.* and task.*, comma-separated.")
+        @Argument(help: "The receiver's http:// or https:// URL.") var url: String
+        @Option(help: "Events to send, e.g. file.*,task.created.") var events: String
+        @Option(help: "Your own secret (at least 16 bytes); by default one is generated.") var secret: String?
+        @Flag(help: "Print JSON.") var json = false
+        @OptionGroup var options: CommonOptions
+
+        func run() async throws {
+            let filter: EventFilter
+            do { filter = try EventFilter(events.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }) } catch {
+                throw ValidationError(error.message)
+            }
+            let config = try options.load()
+            let created = try await options.withAPI(config) { try await $0.createWebhook(url: url, events: filter, secret: secret) }
+            if json { return try printJSON(created) }
+            print("id:     \(created.webhook.id)")
+            print("secret: \(created.secret)")
+            print("Keep the secret: it is not shown again. Check deliveries with 'ferry webhook deliveries \(created.webhook.id)'.")
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List endpoints.")
+        @Flag(help: "Print JSON.") var json = false
+        @OptionGroup var options: CommonOptions
+
+        func run() async throws {
+            let config = try options.load()
+            let hooks = try await options.withAPI(config) { try await $0.webhooks() }
+            if json { return try printJSON(hooks) }
+            if hooks.isEmpty { print("No webhooks.") }
+            for h in hooks {
+                let state = h.active ? "active" : "disabled" + (h.disabledReason.map { " (\($0))" } ?? "")
+                print("\(h.id)\t\(h.url)\t\(h.events.patterns.joined(separator: ","))\t\(state)")
+            }
+        }
+    }
+
+    struct Deliveries: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show an endpoint's latest deliveries and their attempts.")
+        @Argument(help: "The webhook id.") var id: String
+        @Option(help: "How many (1–500).") var limit = 20
+        @Flag(help: "Print JSON.") var json = false
+        @OptionGroup var options: CommonOptions
+
+        func run() async throws {
+            guard (1...500).contains(limit) else { throw ValidationError("--limit must be 1 to 500") }
+            let config = try options.load()
+            let page = try await options.withAPI(config) { try await $0.deliveries(webhook: id, limit: limit) }
+            if json { return try printJSON(page.deliveries) }
+            if page.deliveries.isEmpty { print("No deliveries yet.") }
+            for d in page.deliveries {
+                var line = "\(d.id)\t\(d.eventType)\t\(d.state.rawValue)\t\(d.attempts.count) attempt(s)"
+                if let last = d.attempts.last {
+                    line += "\tlast: " + (last.status.map { "HTTP \($0)" } ?? "no answer") + " in \(last.latencyMs) ms"
+                    if let error = last.error, last.status.map({ !(200..<300).contains($0) }) ?? true { line += " (\(error))" }
+                }
+                if d.state == .pending, let next = d.nextAttemptAt { line += "\tnext \(next.formatted(date: .omitted, time: .standard))" }
+                print(line)
+            }
+        }
+    }
+
+    struct Test: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Send a ping event to an endpoint now.")
+        @Argument(help: "The webhook id.") var id: String
+        @OptionGroup var options: CommonOptions
+
+        func run() async throws {
+            let config = try options.load()
+            let delivery = try await options.withAPI(config) { try await $0.testWebhook(id: id) }
+            print("Queued ping as delivery \(delivery.id); see 'ferry webhook deliveries \(id)'.")
+        }
+    }
+
+    struct Enable: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Switch an endpoint back on (after the server disabled it); its queued events follow.")
+        @Argument(help: "The webhook id.") var id: String
+        @OptionGroup var options: CommonOptions
+
+        func run() async throws {
+            let config = try options.load()
+            _ = try await options.withAPI(config) { try await $0.updateWebhook(id: id, UpdateWebhookRequest(active: true)) }
+            print("Enabled \(id).")
+        }
+    }
+
+    struct Redeliver: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Send a delivery's event again.")
+        @Argument(help: "The delivery id (from 'ferry webhook deliveries').") var delivery: Int64
+        @OptionGroup var options: CommonOptions
+
+        func run() async throws {
+            let config = try options.load()
+            let queued = try await options.withAPI(config) { try await $0.redeliver(delivery: delivery) }
+            print("Queued again as delivery \(queued.id).")
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove an endpoint and its delivery log.")
+        @Argument(help: "The webhook id.") var id: String
+        @OptionGroup var options: CommonOptions
+
+        func run() async throws {
+            let config = try options.load()
+            try await options.withAPI(config) { try await $0.deleteWebhook(id: id) }
+            print("Removed \(id).")
+        }
+    }
+}
 
 // MARK: devices
 

@@ -17,12 +17,15 @@ struct Cloud {
 
     /// Runs the server while `body` runs. A given data directory and port let a test stop
     /// the server and start it again where clients expect it.
-    static func with<T: Sendable>(dataDirectory: String? = nil, port: Int = 0, _ body: (Cloud) async throws -> T) async throws -> T {
+    static func with<T: Sendable>(
+        dataDirectory: String? = nil, port: Int = 0, configure: (inout ServerConfiguration) -> Void = { _ in }, _ body: (Cloud) async throws -> T
+    ) async throws -> T {
         var configuration = ServerConfiguration()
         configuration.dataDirectory = dataDirectory ?? scratchDirectory("server")
         configuration.port = port
         configuration.storage.reserveBytes = 0
         configuration.auth.pbkdf2Iterations = 1000
+        configure(&configuration)
         var logger = Logger(label: "ferry-test-server")
         logger.logLevel = .critical
         let services = try await FerryServerApp.makeServices(configuration, logger: logger)

@@ -195,6 +195,40 @@ public struct ServerAPI: Sendable {
         try await json(.POST, "/conflicts/\(Self.escape(id))/resolve", ResolveConflictRequest(keep: keep))
     }
 
+    // MARK: webhooks
+
+    public func createWebhook(url: String, events: EventFilter, secret: String? = nil) async throws -> CreatedWebhookResponse {
+        try await json(.POST, "/webhooks", CreateWebhookRequest(url: url, events: events, secret: secret))
+    }
+
+    public func webhooks() async throws -> [WebhookInfo] {
+        let r: WebhookListResponse = try await json(.GET, "/webhooks", Optional<Int>.none)
+        return r.webhooks
+    }
+
+    public func updateWebhook(id: String, _ update: UpdateWebhookRequest) async throws -> WebhookInfo {
+        try await json(.PATCH, "/webhooks/\(Self.escape(id))", update)
+    }
+
+    public func deleteWebhook(id: String) async throws {
+        try await send(.DELETE, "/webhooks/\(Self.escape(id))")
+    }
+
+    public func deliveries(webhook id: String, before: Int64? = nil, limit: Int = 50) async throws -> DeliveryListResponse {
+        var query = "limit=\(limit)"
+        if let before { query += "&before=\(before)" }
+        return try await json(.GET, "/webhooks/\(Self.escape(id))/deliveries?\(query)", Optional<Int>.none)
+    }
+
+    /// Queues a `ping` for the endpoint.
+    public func testWebhook(id: String) async throws -> DeliveryInfo {
+        try await json(.POST, "/webhooks/\(Self.escape(id))/test", Optional<Int>.none)
+    }
+
+    public func redeliver(delivery id: Int64) async throws -> DeliveryInfo {
+        try await json(.POST, "/deliveries/\(id)/redeliver", Optional<Int>.none)
+    }
+
     // MARK: plumbing
 
     static func escape(_ s: String) -> String {

@@ -29,7 +29,10 @@ public struct WebhookTarget: Sendable, Equatable {
     }
 
     /// The host as a literal address, when it is one.
-    public var literalAddress: IPAddress? { IPAddress(host) }
+    public var literalAddress: IPAddress? {
+        // An IPv6 zone ("fe80::1%eth0") does not change which range the address is in.
+        IPAddress(String(host.prefix { $0 != "%" }))
+    }
 
     /// Refuses a literal address at once (names are checked when resolved, at delivery).
     public func checkLiteral(allowPrivate: Bool) throws(WebhookTargetError) {

@@ -1,0 +1,223 @@
+@testable import FerryClient
+import Crypto
+import FerryCore
+import FerryServer
+import Foundation
+import Testing
+
+/// Webhooks end to end (issue 4): the real server and dispatcher, a real receiver on
+/// loopback, signatures checked by this test's own HMAC code.
+@Suite("webhooks")
+struct WebhookTests {
+    /// Loopback receivers need private targets; retries come fast.
+    static func fast(_ c: inout ServerConfiguration) {
+        c.webhooks.allowPrivateTargets = true
+        c.webhooks.retryBackoffSeconds = [0, 0.05, 0.05]
+    }
+
+    static func hex(_ mac: some Sequence<UInt8>) -> String { mac.map { String(format: "%02x", $0) }.joined() }
+
+    @Test func fileEventsArriveInOrderWithBothSignatures() async throws {
+        try await Cloud.with(configure: Self.fast) { cloud in
+            try await withHookReceiver { url, log in
+                let user = try await cloud.user("hooks")
+                let a = try await Device.make(cloud, user: user, name: "alpha")
+                defer { Task { await a.close() } }
+                let created = try await a.api.createWebhook(url: url, events: try EventFilter(["file.*"]))
+                #expect(created.secret.hasPrefix("whsec_") && Data(base64Encoded: String(created.secret.dropFirst(6)))?.count == 32)
+
+                try a.write("plan.txt", "v1")
+                try await a.sync()
+                try a.write("plan.txt", "version two")
+                try await a.sync()
+                try a.remove("plan.txt")
+                try await a.sync()
+                let history = try await a.api.history(library: a.sync.folder.libraryId, path: try FerryPath("plan.txt"))
+                let first = try #require(history.versions.last)
+                _ = try await a.api.restore(library: a.sync.folder.libraryId, path: try FerryPath("plan.txt"), version: first.version,
+                                            base: history.versions.first?.version)
+                // A second device registering is not a file event: the filter keeps it out.
+                let b = try await Device.make(cloud, user: user, name: "beta")
+                await b.close()
+
+                #expect(await eventually { await log.requests.count >= 4 })
+                let hooks = await log.requests
+                #expect(hooks.map(\.type) == ["file.created", "file.updated", "file.deleted", "file.restored"])
+                for hook in hooks {
+                    let h = hook.headers
+                    let timestamp = try #require(h["webhook-timestamp"].flatMap(Int64.init))
+                    #expect(abs(Double(timestamp) - Date().timeIntervalSince1970) < 60)
+                    let legacy = HMAC<SHA256>.authenticationCode(for: hook.body, using: SymmetricKey(data: Data(created.secret.utf8)))
+                    #expect(h["x-webhook-signature"] == "sha256=" + Self.hex(legacy))
+                    let key = SymmetricKey(data: Data(base64Encoded: String(created.secret.dropFirst(6)))!)
+                    let standard = HMAC<SHA256>.authenticationCode(for: Data("\(h["webhook-id"]!).\(timestamp).".utf8) + hook.body, using: key)
+                    #expect(h["webhook-signature"] == "v1," + Data(standard).base64EncodedString())
+                    #expect(h["webhook-id"] == hook.json["id"] as? String)
+                    #expect(h["x-event-type"] == hook.type && h["x-webhook-id"] == created.webhook.id)
+                    #expect(h["x-delivery-attempt"] == "1" && h["x-delivery-id"] != nil)
+                    #expect(hook.data["library"] as? String == a.sync.folder.libraryId && hook.data["path"] as? String == "plan.txt")
+                    #expect(hook.data["device"] as? String == a.config.deviceId)
+                }
+                #expect(hooks[1].data["size"] as? Int == 11)
+                #expect(hooks[1].data["sha256"] as? String == ContentHash.of(Data("version two".utf8)).hex)
+                #expect(hooks[3].data["restored_from"] as? Int64 == first.version)
+            }
+        }
+    }
+
+    @Test func conflictsDevicesAndPingsAreEventsToo() async throws {
+        try await Cloud.with(configure: Self.fast) { cloud in
+            try await withHookReceiver { url, log in
+                let user = try await cloud.user("events")
+                let a = try await Device.make(cloud, user: user, name: "alpha")
+                defer { Task { await a.close() } }
+                let hook = try await a.api.createWebhook(url: url, events: try EventFilter(["file.conflict", "device.*", "ping"]))
+                let b = try await Device.make(cloud, user: user, name: "beta")
+                defer { Task { await b.close() } }
+                try a.write("plan.txt", "v1")
+                try await a.sync()
+                try await b.sync()
+                try a.write("plan.txt", "alpha's")
+                try b.write("plan.txt", "beta's")
+                try await a.sync()
+                try await b.sync()
+                try await a.api.revokeDevice(b.config.deviceId)
+                _ = try await a.api.testWebhook(id: hook.webhook.id)
+
+                #expect(await eventually { await log.requests.count >= 4 })
+                let hooks = await log.requests
+                #expect(hooks.map(\.type) == ["device.registered", "file.conflict", "device.revoked", "ping"])
+                #expect(hooks[0].data["device"] as? String == b.config.deviceId && hooks[0].data["name"] as? String == "beta")
+                let conflict = hooks[1].data
+                #expect(conflict["path"] as? String == "plan.txt")
+                #expect((conflict["mine"] as? [String: Any])?["device_id"] as? String == b.config.deviceId)
+                #expect((conflict["theirs"] as? [String: Any])?["device_id"] as? String == a.config.deviceId)
+                #expect(hooks[3].data["webhook"] as? String == hook.webhook.id)
+            }
+        }
+    }
+
+    @Test func aReceiverFailingTwiceSeesTheThirdAttemptSucceed() async throws {
+        try await Cloud.with(configure: Self.fast) { cloud in
+            try await withHookReceiver(script: [500, 503]) { url, log in
+                let user = try await cloud.user("retry")
+                let a = try await Device.make(cloud, user: user, name: "alpha")
+                defer { Task { await a.close() } }
+                let hook = try await a.api.createWebhook(url: url, events: try EventFilter(["ping"]))
+                _ = try await a.api.testWebhook(id: hook.webhook.id)
+                #expect(try await eventually { try await a.api.deliveries(webhook: hook.webhook.id).deliveries.first?.state == .delivered })
+                let delivery = try #require(try await a.api.deliveries(webhook: hook.webhook.id).deliveries.first)
+                #expect(delivery.attempts.map(\.status) == [500, 503, 200])
+                #expect(delivery.attempts[0].response == "answer 500" && delivery.attempts[0].error?.contains("500") == true)
+                let seen = await log.requests
+                #expect(seen.map { $0.headers["x-delivery-attempt"] } == ["1", "2", "3"])
+                #expect(Set(seen.map { $0.headers["webhook-id"] }).count == 1)
+
+                // Redelivery sends the same event again as a new delivery.
+                let again = try await a.api.redeliver(delivery: delivery.id)
+                #expect(again.id != delivery.id && again.eventId == delivery.eventId)
+                #expect(await eventually { await log.requests.count == 4 })
+                #expect(await log.requests.last?.headers["webhook-id"] == delivery.eventId)
+            }
+        }
+    }
+
+    @Test func goneOrExhaustedEndpointsAreDisabledAndTheOwnerIsTold() async throws {
+        try await Cloud.with(configure: Self.fast) { cloud in
+            try await withHookReceiver(script: [410, 500, 500, 500]) { url, log in
+                let user = try await cloud.user("gone")
+                let a = try await Device.make(cloud, user: user, name: "alpha")
+                defer { Task { await a.close() } }
+                let watcher = try await withHookReceiver { watcherURL, watcherLog in
+                    _ = try await a.api.createWebhook(url: watcherURL, events: try EventFilter(["webhook.disabled"]))
+                    let gone = try await a.api.createWebhook(url: url, events: try EventFilter(["ping"]))
+                    _ = try await a.api.testWebhook(id: gone.webhook.id)
+                    #expect(try await eventually { try await a.api.webhooks().first { $0.id == gone.webhook.id }?.active == false })
+                    #expect(try await a.api.webhooks().first { $0.id == gone.webhook.id }?.disabledReason?.contains("410") == true)
+                    #expect(await eventually { await watcherLog.requests.count == 1 })
+                    #expect(await watcherLog.requests.first?.data["webhook"] as? String == gone.webhook.id)
+
+                    // Switched back on, it fails through the whole schedule (three attempts) and is disabled again.
+                    _ = try await a.api.updateWebhook(id: gone.webhook.id, UpdateWebhookRequest(active: true))
+                    _ = try await a.api.testWebhook(id: gone.webhook.id)
+                    #expect(try await eventually { try await a.api.deliveries(webhook: gone.webhook.id).deliveries.first?.state == .failed })
+                    #expect(try await a.api.webhooks().first { $0.id == gone.webhook.id }?.disabledReason?.contains("3 attempts failed") == true)
+                    #expect(await eventually { await watcherLog.requests.count == 2 })
+                    return await log.requests.count
+                }
+                #expect(watcher == 4)
+            }
+        }
+    }
+
+    @Test func privateLinkLocalAndMetadataTargetsAreRefused() async throws {
+        try await Cloud.with { cloud in
+            try await withHookReceiver { url, log in
+                let user = try await cloud.user("ssrf")
+                let a = try await Device.make(cloud, user: user, name: "alpha")
+                defer { Task { await a.close() } }
+                let any = try EventFilter(["*"])
+                for refused in [url, "http://169.254.169.254/latest/meta-data", "http://[fe80::1]/x", "http://[::ffff:127.0.0.1]/x",
+                                "http://10.1.2.3/x", "http://0.0.0.0/x", "ftp://example.com/x", "http://user:pw@example.com/x", "not a url"] {
+                    await #expect(throws: APIFailure.self, "\(refused)") { try await a.api.createWebhook(url: refused, events: any) }
+                }
+                // A name is checked on the addresses it resolves to, when delivering.
+                let port = URL(string: url)!.port!
+                let named = try await a.api.createWebhook(url: "http://localhost:\(port)/hook", events: try EventFilter(["ping"]))
+                _ = try await a.api.testWebhook(id: named.webhook.id)
+                #expect(try await eventually { try await a.api.deliveries(webhook: named.webhook.id).deliveries.first?.attempts.isEmpty == false })
+                let attempt = try #require(try await a.api.deliveries(webhook: named.webhook.id).deliveries.first?.attempts.first)
+                #expect(attempt.status == nil && attempt.error?.contains("refused") == true && attempt.error?.contains("private") == true)
+                #expect(await log.requests.isEmpty)
+            }
+        }
+        // Allowing private targets never allows link-local or metadata addresses.
+        try await Cloud.with(configure: Self.fast) { cloud in
+            let a = try await Device.make(cloud, user: try await cloud.user("ssrf2"), name: "alpha")
+            defer { Task { await a.close() } }
+            for refused in ["http://169.254.169.254/", "http://[fd00:ec2::254]/", "http://100.100.100.200/", "http://[fe80::1%25eth0]/"] {
+                await #expect(throws: APIFailure.self, "\(refused)") { try await a.api.createWebhook(url: refused, events: try EventFilter(["*"])) }
+            }
+            _ = try await a.api.createWebhook(url: "http://127.0.0.1:9/hook", events: try EventFilter(["*"]))
+        }
+    }
+
+    @Test(arguments: [
+        ("8.8.8.8", "global"), ("127.0.0.1", "private"), ("10.0.0.1", "private"), ("172.16.5.4", "private"), ("172.32.0.1", "global"),
+        ("192.168.1.1", "private"), ("100.64.0.1", "private"), ("169.254.169.254", "forbidden"), ("169.254.1.1", "forbidden"),
+        ("0.0.0.0", "forbidden"), ("224.0.0.1", "forbidden"), ("::1", "private"), ("fc00::1", "private"), ("fe80::1", "forbidden"),
+        ("::", "forbidden"), ("::ffff:10.0.0.1", "private"), ("::ffff:169.254.169.254", "forbidden"), ("2606:4700::1111", "global"),
+        ("fd00:ec2::254", "forbidden"), ("64:ff9b::a9fe:a9fe", "forbidden"),
+    ])
+    func addressesAreClassified(_ text: String, _ expected: String) throws {
+        let address = try #require(IPAddress(text))
+        let got = switch address.classification {
+        case .global: "global"
+        case .private: "private"
+        case .forbidden: "forbidden"
+        }
+        #expect(got == expected)
+    }
+
+    @Test func inputIsValidatedAndOtherUsersSeeNothing() async throws {
+        try await Cloud.with(configure: Self.fast) { cloud in
+            let owner = try await Device.make(cloud, user: try await cloud.user("owner"), name: "o")
+            let other = try await Device.make(cloud, user: try await cloud.user("other"), name: "x")
+            defer { Task { await owner.close(); await other.close() } }
+            await #expect(throws: (any Error).self) { try await owner.api.createWebhook(url: "http://127.0.0.1/x", events: try EventFilter(["nope.*"])) }
+            await #expect(throws: APIFailure.self) { try await owner.api.createWebhook(url: "http://127.0.0.1/x", events: try EventFilter(["*"]), secret: "short") }
+            let mine = try await owner.api.createWebhook(url: "http://127.0.0.1:9/x", events: try EventFilter(["ping"]), secret: "a-secret-of-my-own!")
+            #expect(mine.secret == "a-secret-of-my-own!")
+            let ping = try await owner.api.testWebhook(id: mine.webhook.id)
+            #expect(try await other.api.webhooks().isEmpty)
+            await #expect(throws: APIFailure.self) { try await other.api.deliveries(webhook: mine.webhook.id) }
+            await #expect(throws: APIFailure.self) { try await other.api.testWebhook(id: mine.webhook.id) }
+            await #expect(throws: APIFailure.self) { try await other.api.redeliver(delivery: ping.id) }
+            await #expect(throws: APIFailure.self) { try await other.api.updateWebhook(id: mine.webhook.id, UpdateWebhookRequest(active: false)) }
+            await #expect(throws: APIFailure.self) { try await other.api.deleteWebhook(id: mine.webhook.id) }
+            #expect(try await owner.api.webhooks().map(\.id) == [mine.webhook.id])
+            try await owner.api.deleteWebhook(id: mine.webhook.id)
+            #expect(try await owner.api.webhooks().isEmpty)
+        }
+    }
+}
