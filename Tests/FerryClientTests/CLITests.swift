@@ -156,6 +156,30 @@ struct CLITests {
         }
     }
 
+    @Test func webhooksAreManagedFromTheCLI() async throws {
+        try await Cloud.with(configure: WebhookTests.fast) { cloud in
+            try await withHookReceiver { url, log in
+                let user = try await cloud.user("hooker")
+                let home = Home()
+                #expect(try await home.ferry("login", cloud.url, "--user", user.name, "--password-stdin", stdin: user.password + "\n").status == 0)
+                let bad = try await home.ferry("webhook", "add", url, "--events", "file.*,nonsense")
+                #expect(bad.status == 2 && bad.err.contains("unknown event 'nonsense'"))
+                let add = try await home.ferry("webhook", "add", url, "--events", "file.*,ping")
+                #expect(add.status == 0, "\(add.err)")
+                let id = try #require(add.out.split(separator: "\n").first { $0.hasPrefix("id:") }?.split(separator: " ").last.map(String.init))
+                #expect(add.out.contains("secret: whsec_"))
+                #expect(try await home.ferry("webhook", "list").out.contains("\(id)\t\(url)\tfile.*,ping\tactive"))
+                #expect(try await home.ferry("webhook", "test", id).status == 0)
+                #expect(await eventually { await log.requests.count == 1 })
+                #expect(try await eventually { try await home.ferry("webhook", "deliveries", id).out.contains("ping\tdelivered\t1 attempt(s)\tlast: HTTP 200") })
+                #expect(try await home.ferry("webhook", "remove", id).status == 0)
+                #expect(try await home.ferry("webhook", "list").out.contains("No webhooks."))
+                let gone = try await home.ferry("webhook", "test", id)
+                #expect(gone.status == 1 && gone.err.contains("not found"))
+            }
+        }
+    }
+
     @Test func wrongPasswordAndBadURLAreClearErrors() async throws {
         try await Cloud.with { cloud in
             let user = try await cloud.user("lee")

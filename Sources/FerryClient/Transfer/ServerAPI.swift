@@ -102,6 +102,13 @@ public struct ServerAPI: Sendable {
         try await send(.DELETE, "/devices/\(Self.escape(id))")
     }
 
+    /// Whether the server answers `/health` with 200.
+    public func health() async throws -> Bool {
+        let response = try await client.execute(request(.GET, "/health", authenticated: false), timeout: .seconds(10))
+        _ = try await response.body.collect(upTo: 1 << 16)
+        return response.status == .ok
+    }
+
     public func me() async throws -> MeResponse { try await json(.GET, "/auth/me", Optional<Int>.none) }
 
     // MARK: libraries
