@@ -18,12 +18,15 @@ struct BenchServer {
     let services: ServerServices
 
     /// Starts the server on a fresh data directory and runs `body` against it.
-    static func with<T: Sendable>(dataDirectory: String, _ body: (BenchServer) async throws -> T) async throws -> T {
+    static func with<T: Sendable>(
+        dataDirectory: String, configure: (inout ServerConfiguration) -> Void = { _ in }, _ body: (BenchServer) async throws -> T
+    ) async throws -> T {
         var configuration = ServerConfiguration()
         configuration.dataDirectory = dataDirectory
         configuration.port = 0
         configuration.storage.reserveBytes = 0
         configuration.auth.pbkdf2Iterations = 1000
+        configure(&configuration)
         var logger = Logger(label: "ferry-bench")
         logger.logLevel = .error
         let services = try await FerryServerApp.makeServices(configuration, logger: logger)

@@ -59,22 +59,26 @@ public actor WebhookDispatcher: Service {
         }
     }
 
-    private func due() async -> [PendingDelivery] {
+    /// Deliveries sent over one connection before their attempts are recorded together.
+    static let batchSize = 32
+
+    private func due() async -> [[PendingDelivery]] {
         let free = settings.maxConcurrentDeliveries - busy.count
         guard free > 0 else { return [] }
         do {
-            return try await store.dueDeliveries(now: Date(), busy: busy, limit: free)
+            return try await store.dueDeliveries(now: Date(), busy: busy, endpoints: free, perEndpoint: Self.batchSize)
         } catch {
             logger.error("cannot read the webhook outbox", metadata: ["error": "\(error)"])
             return []
         }
     }
 
-    private func startDue(in group: inout DiscardingTaskGroup, due: [PendingDelivery]) {
-        for delivery in due where busy.insert(delivery.webhookId).inserted {
+    private func startDue(in group: inout DiscardingTaskGroup, due: [[PendingDelivery]]) {
+        for batch in due {
+            guard let webhookId = batch.first?.webhookId, busy.insert(webhookId).inserted else { continue }
             group.addTask {
-                await self.deliver(delivery)
-                await self.finished(delivery.webhookId)
+                await self.deliver(batch)
+                await self.finished(webhookId)
             }
         }
     }
@@ -84,23 +88,52 @@ public actor WebhookDispatcher: Service {
         tick.yield()
     }
 
-    /// One attempt: resolve and check the target, POST the signed body, record the outcome.
-    nonisolated func deliver(_ delivery: PendingDelivery) async {
-        let started = ContinuousClock.now
-        let at = Date()
-        var status: Int?
-        var failure: String?
-        var excerpt: String?
-        var retryAfter: Double?
+    /// Sends one endpoint's due deliveries in order over one connection, stopping at the
+    /// first that fails (the rest wait behind its retry), then records every attempt in one
+    /// transaction. The target is resolved and checked once per batch.
+    nonisolated func deliver(_ batch: [PendingDelivery]) async {
+        guard let first = batch.first else { return }
+        var client: HTTPClient?
+        var refusal: String?
         do {
-            let target = try WebhookTarget(delivery.url)
+            let target = try WebhookTarget(first.url)
             let address = try await target.resolve(allowPrivate: settings.allowPrivateTargets, on: threadPool)
             var configuration = HTTPClient.Configuration()
             // Connect to the address just checked; TLS still verifies the certificate for the name.
             configuration.dnsOverride = [target.host: address.description]
             configuration.redirectConfiguration = .disallow
             configuration.timeout = .init(connect: .seconds(Int64(min(settings.requestTimeoutSeconds, 10))))
-            let client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
+            client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
+        } catch {
+            refusal = Self.describe(error)
+        }
+        var records: [(PendingDelivery, DeliveryAttempt, DeliveryOutcome)] = []
+        for delivery in batch {
+            let (attempt, outcome) = await attempt(delivery, client: client, refusal: refusal)
+            records.append((delivery, attempt, outcome))
+            if case .failed(let reason?) = outcome {
+                logger.warning("webhook disabled", metadata: ["webhook": "\(delivery.webhookId)", "reason": "\(reason)"])
+            }
+            guard outcome == .delivered else { break }
+        }
+        try? await client?.shutdown()
+        do {
+            try await store.recordAttempts(records)
+        } catch {
+            // Unrecorded, the deliveries stay pending and are sent again: at least once.
+            logger.error("cannot record webhook attempts", metadata: ["webhook": "\(first.webhookId)", "error": "\(error)"])
+        }
+    }
+
+    /// One POST of the signed body, and what its answer means.
+    nonisolated func attempt(_ delivery: PendingDelivery, client: HTTPClient?, refusal: String?) async -> (DeliveryAttempt, DeliveryOutcome) {
+        let started = ContinuousClock.now
+        let at = Date()
+        var status: Int?
+        var failure = refusal
+        var excerpt: String?
+        var retryAfter: Double?
+        if let client {
             do {
                 var request = HTTPClientRequest(url: delivery.url)
                 request.method = .POST
@@ -118,25 +151,13 @@ public actor WebhookDispatcher: Service {
             } catch {
                 failure = Self.describe(error)
             }
-            try? await client.shutdown()
-        } catch {
-            failure = Self.describe(error)
         }
         let elapsed = ContinuousClock.now - started
         let latencyMs = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
         let attempt = DeliveryAttempt(attempt: delivery.attempt, at: at, status: status, latencyMs: latencyMs,
                                       error: failure ?? status.flatMap { (200..<300).contains($0) ? nil : "the receiver answered \($0)" },
                                       response: excerpt)
-        let outcome = Self.outcome(status: status, attempt: delivery.attempt, retryAfter: retryAfter, schedule: settings.retryBackoffSeconds)
-        do {
-            try await store.recordAttempt(delivery, attempt, outcome: outcome)
-        } catch {
-            // Unrecorded, the delivery stays pending and is sent again: at least once.
-            logger.error("cannot record a webhook attempt", metadata: ["delivery": "\(delivery.id)", "error": "\(error)"])
-        }
-        if case .failed(let reason?) = outcome {
-            logger.warning("webhook disabled", metadata: ["webhook": "\(delivery.webhookId)", "reason": "\(reason)"])
-        }
+        return (attempt, Self.outcome(status: status, attempt: delivery.attempt, retryAfter: retryAfter, schedule: settings.retryBackoffSeconds))
     }
 
     /// What an attempt's answer means for the delivery and its endpoint.

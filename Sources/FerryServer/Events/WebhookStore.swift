@@ -41,20 +41,20 @@ public protocol WebhookStore: Sendable {
     /// Queues the delivery's event again, to the same endpoint, as a new delivery.
     func redeliver(userId: Int64, deliveryId: Int64) async throws -> DeliveryInfo
 
-    /// Due deliveries of active endpoints, oldest first, at most one per endpoint and none
-    /// for the endpoints in `busy`.
-    func dueDeliveries(now: Date, busy: Set<String>, limit: Int) async throws -> [PendingDelivery]
+    /// For up to `endpoints` active endpoints not in `busy` whose oldest pending delivery is
+    /// due: that delivery and the due ones after it (at most `perEndpoint`), oldest first.
+    func dueDeliveries(now: Date, busy: Set<String>, endpoints: Int, perEndpoint: Int) async throws -> [[PendingDelivery]]
     /// When the next pending delivery of an active endpoint falls due.
     func nextDueDate() async throws -> Date?
-    /// Records an attempt and its consequence in one transaction.
-    func recordAttempt(_ delivery: PendingDelivery, _ attempt: DeliveryAttempt, outcome: DeliveryOutcome) async throws
+    /// Records attempts and their consequences in one transaction.
+    func recordAttempts(_ attempts: [(PendingDelivery, DeliveryAttempt, DeliveryOutcome)]) async throws
 }
 
 extension SQLiteMetadataStore {
     public func createWebhook(userId: Int64, url: String, events: EventFilter, secret: String, active: Bool) async throws -> WebhookInfo {
         let info = WebhookInfo(id: "wh_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: ""), url: url, events: events,
                                active: active, disabledReason: nil, createdAt: Date())
-        try await writeAndSignal { db in
+        try await pool.write { db in
             let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM webhook WHERE user_id = ?", arguments: [userId]) ?? 0
             guard count < 100 else { throw MetadataError.stateConflict("an account may have at most 100 webhooks; remove one first") }
             try db.execute(sql: "INSERT INTO webhook (id, user_id, url, events, secret, active, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -88,7 +88,7 @@ extension SQLiteMetadataStore {
     }
 
     public func deleteWebhook(userId: Int64, id: String) async throws -> Bool {
-        try await writeAndSignal { db in
+        try await pool.write { db in
             try db.execute(sql: "DELETE FROM webhook WHERE id = ? AND user_id = ?", arguments: [id, userId])
             return db.changesCount == 1
         }
@@ -122,7 +122,7 @@ extension SQLiteMetadataStore {
     }
 
     public func redeliver(userId: Int64, deliveryId: Int64) async throws -> DeliveryInfo {
-        try await pool.write { db in
+        try await writeAndSignal { db in
             guard let old = try Row.fetchOne(db, sql: """
                 SELECT d.webhook_id, d.event_id FROM delivery d JOIN webhook w ON w.id = d.webhook_id WHERE d.id = ? AND w.user_id = ?
                 """, arguments: [deliveryId, userId])
@@ -137,21 +137,31 @@ extension SQLiteMetadataStore {
         }
     }
 
-    public func dueDeliveries(now: Date, busy: Set<String>, limit: Int) async throws -> [PendingDelivery] {
+    public func dueDeliveries(now: Date, busy: Set<String>, endpoints: Int, perEndpoint: Int) async throws -> [[PendingDelivery]] {
         try await pool.read { db in
-            // The oldest pending delivery of each endpoint, so one endpoint's events go out in order.
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT d.id, d.webhook_id, d.attempts, d.next_attempt_at, w.user_id, w.url, w.secret, e.id AS event_id, e.type, e.body
-                FROM delivery d JOIN webhook w ON w.id = d.webhook_id JOIN event e ON e.id = d.event_id
+            // Each endpoint's oldest pending delivery: its events go out in order, so a
+            // delivery waiting for a retry holds back the ones after it.
+            let heads = try Row.fetchAll(db, sql: """
+                SELECT d.webhook_id, d.id, d.next_attempt_at FROM delivery d JOIN webhook w ON w.id = d.webhook_id
                 WHERE d.id IN (SELECT MIN(id) FROM delivery WHERE state = 'pending' GROUP BY webhook_id) AND w.active = 1
                 ORDER BY d.id
                 """)
-            var out: [PendingDelivery] = []
-            for row in rows where out.count < limit {
-                let webhookId: String = row["webhook_id"]
-                guard !busy.contains(webhookId), (row["next_attempt_at"] as Date? ?? now) <= now else { continue }
-                out.append(PendingDelivery(id: row["id"], webhookId: webhookId, userId: row["user_id"], url: row["url"], secret: row["secret"],
-                                           eventId: row["event_id"], eventType: row["type"], body: row["body"], attempt: (row["attempts"] as Int) + 1))
+            let run = try db.cachedStatement(sql: """
+                SELECT d.id, d.webhook_id, d.attempts, d.next_attempt_at, w.user_id, w.url, w.secret, e.id AS event_id, e.type, e.body
+                FROM delivery d JOIN webhook w ON w.id = d.webhook_id JOIN event e ON e.id = d.event_id
+                WHERE d.webhook_id = ? AND d.state = 'pending' AND d.id >= ? ORDER BY d.id LIMIT ?
+                """)
+            var out: [[PendingDelivery]] = []
+            for head in heads where out.count < endpoints {
+                let webhookId: String = head["webhook_id"]
+                guard !busy.contains(webhookId), (head["next_attempt_at"] as Date? ?? now) <= now else { continue }
+                var batch: [PendingDelivery] = []
+                for row in try Row.fetchAll(run, arguments: [webhookId, head["id"] as Int64, perEndpoint]) {
+                    guard (row["next_attempt_at"] as Date? ?? now) <= now else { break }
+                    batch.append(PendingDelivery(id: row["id"], webhookId: webhookId, userId: row["user_id"], url: row["url"], secret: row["secret"],
+                                                 eventId: row["event_id"], eventType: row["type"], body: row["body"], attempt: (row["attempts"] as Int) + 1))
+                }
+                out.append(batch)
             }
             return out
         }
@@ -166,27 +176,31 @@ extension SQLiteMetadataStore {
         }
     }
 
-    public func recordAttempt(_ delivery: PendingDelivery, _ attempt: DeliveryAttempt, outcome: DeliveryOutcome) async throws {
-        try await pool.write { db in
-            try db.execute(sql: """
-                INSERT OR REPLACE INTO delivery_attempt (delivery_id, attempt, at, status, latency_ms, error, response) VALUES (?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [delivery.id, attempt.attempt, attempt.at, attempt.status, attempt.latencyMs, attempt.error, attempt.response])
-            switch outcome {
-            case .delivered:
-                try db.execute(sql: "UPDATE delivery SET state = 'delivered', attempts = ?, next_attempt_at = NULL WHERE id = ?",
-                               arguments: [attempt.attempt, delivery.id])
-            case .retry(let at):
-                try db.execute(sql: "UPDATE delivery SET attempts = ?, next_attempt_at = ? WHERE id = ?", arguments: [attempt.attempt, at, delivery.id])
-            case .failed(let disable):
-                try db.execute(sql: "UPDATE delivery SET state = 'failed', attempts = ?, next_attempt_at = NULL WHERE id = ?",
-                               arguments: [attempt.attempt, delivery.id])
-                guard let reason = disable else { break }
-                try db.execute(sql: "UPDATE webhook SET active = 0, disabled_reason = ? WHERE id = ? AND active = 1", arguments: [reason, delivery.webhookId])
-                guard db.changesCount == 1 else { break }
-                struct Disabled: Encodable { let webhook: String; let url: String; let reason: String }
-                try Outbox.emit(db, userId: delivery.userId, type: .webhookDisabled,
-                                data: Disabled(webhook: delivery.webhookId, url: delivery.url, reason: reason))
-            }
+    public func recordAttempts(_ attempts: [(PendingDelivery, DeliveryAttempt, DeliveryOutcome)]) async throws {
+        try await writeAndSignal { db in
+            for (delivery, attempt, outcome) in attempts { try Self.record(db, delivery, attempt, outcome) }
+        }
+    }
+
+    private static func record(_ db: Database, _ delivery: PendingDelivery, _ attempt: DeliveryAttempt, _ outcome: DeliveryOutcome) throws {
+        try db.execute(sql: """
+            INSERT OR REPLACE INTO delivery_attempt (delivery_id, attempt, at, status, latency_ms, error, response) VALUES (?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [delivery.id, attempt.attempt, attempt.at, attempt.status, attempt.latencyMs, attempt.error, attempt.response])
+        switch outcome {
+        case .delivered:
+            try db.execute(sql: "UPDATE delivery SET state = 'delivered', attempts = ?, next_attempt_at = NULL WHERE id = ?",
+                           arguments: [attempt.attempt, delivery.id])
+        case .retry(let at):
+            try db.execute(sql: "UPDATE delivery SET attempts = ?, next_attempt_at = ? WHERE id = ?", arguments: [attempt.attempt, at, delivery.id])
+        case .failed(let disable):
+            try db.execute(sql: "UPDATE delivery SET state = 'failed', attempts = ?, next_attempt_at = NULL WHERE id = ?",
+                           arguments: [attempt.attempt, delivery.id])
+            guard let reason = disable else { break }
+            try db.execute(sql: "UPDATE webhook SET active = 0, disabled_reason = ? WHERE id = ? AND active = 1", arguments: [reason, delivery.webhookId])
+            guard db.changesCount == 1 else { break }
+            struct Disabled: Encodable { let webhook: String; let url: String; let reason: String }
+            try Outbox.emit(db, userId: delivery.userId, type: .webhookDisabled,
+                            data: Disabled(webhook: delivery.webhookId, url: delivery.url, reason: reason))
         }
     }
 
