@@ -14,7 +14,7 @@ struct FerryCLI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ferry",
         abstract: "Sync folders with a Ferry server.",
-        subcommands: [Login.self, Folder.self, Sync.self, Status.self, History.self, Restore.self, Conflicts.self, Device.self, Webhook.self])
+        subcommands: [Login.self, Folder.self, Sync.self, Status.self, History.self, Restore.self, Conflicts.self, Device.self, Project.self, TaskCommand.self, Attach.self, Webhook.self])
 
     static func main() async {
         do {
@@ -603,6 +603,200 @@ struct Webhook: AsyncParsableCommand {
             try await options.withAPI(config) { try await $0.deleteWebhook(id: id) }
             print("Removed \(id).")
         }
+    }
+}
+
+struct Project: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Group tasks and share them with other users.", subcommands: [Create.self, List.self, AddMember.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a project you own.")
+        @Argument(help: "The project's name.") var name: String
+        @Flag(help: "Print JSON.") var json = false
+        @OptionGroup var options: CommonOptions
+
+        func run() async throws {
+            let config = try options.load()
+            let project = try await options.withAPI(config) { try await $0.createProject(name: name) }
+            if json { return try printJSON(project) }
+            print("Created project \(project.name) (\(project.id)).")
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the projects you own or belong to.")
+        @Flag(help: "Print JSON.") var json = false
+        @OptionGroup var options: CommonOptions
+
+        func run() async throws {
+            let config = try options.load()
+            let projects = try await options.withAPI(config) { try await $0.projects() }
+            if json { return try printJSON(projects) }
+            if projects.isEmpty { print("No projects.") }
+            for p in projects { print("\(p.id)\t\(p.name)\towner \(p.owner)\(p.members.isEmpty ? "" : "\tmembers " + p.members.joined(separator: ","))") }
+        }
+    }
+
+    struct AddMember: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "add-member", abstract: "Let another user see the project's tasks and work on those assigned to them.")
+        @Argument(help: "The project's id or name.") var project: String
+        @Argument(help: "The user to add.") var user: String
+        @OptionGroup var options: CommonOptions
+
+        func run() async throws {
+            let config = try options.load()
+            let updated = try await options.withAPI(config) { api in
+                try await api.addProjectMember(project: try await Project.resolve(project, api: api), username: user)
+            }
+            print("\(updated.name) members: \(updated.members.joined(separator: ", "))")
+        }
+    }
+
+    /// A project named by id, or by a name that only one of the caller's projects has.
+    static func resolve(_ nameOrId: String, api: ServerAPI) async throws -> String {
+        let projects = try await api.projects()
+        if projects.contains(where: { $0.id == nameOrId }) { return nameOrId }
+        let named = projects.filter { $0.name == nameOrId }
+        guard let first = named.first else { throw CLIError("no project '\(nameOrId)'; 'ferry project list' shows yours") }
+        guard named.count == 1 else { throw CLIError("several projects are named '\(nameOrId)'; give its id: " + named.map(\.id).joined(separator: ", ")) }
+        return first.id
+    }
+}
+
+extension TaskStatus: ExpressibleByArgument {}
+
+struct TaskCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "task", abstract: "Create, list, show and update tasks.", subcommands: [Create.self, List.self, Show.self, Update.self])
+
+    static func line(_ t: TaskInfo) -> String {
+        var line = "\(t.id)\t\(t.status.rawValue)\t\(t.title)"
+        if !t.assignees.isEmpty { line += "\t@" + t.assignees.joined(separator: ",@") }
+        if let due = t.dueDate { line += "\tdue \(due)" }
+        return line
+    }
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a task (in your Inbox project unless --project is given).")
+        @Argument(help: "The task's title.") var title: String
+        @Option(help: "The project's id or name.") var project: String?
+        @Option(help: "A longer description.") var description: String?
+        @Option(help: "Assign to this user (repeatable).") var assign: [String] = []
+        @Option(help: "Due date, YYYY-MM-DD.") var due: String?
+        @Flag(help: "Print JSON.") var json = false
+        @OptionGroup var options: CommonOptions
+
+        func run() async throws {
+            let config = try options.load()
+            let task = try await options.withAPI(config) { api in
+                let projectId = try await project.asyncMap { try await Project.resolve($0, api: api) }
+                return try await api.createTask(CreateTaskRequest(project: projectId, title: title, description: description,
+                                                                  assignees: assign.isEmpty ? nil : assign, dueDate: due))
+            }
+            if json { return try printJSON(task) }
+            print("Created \(TaskCommand.line(task))")
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List tasks in your projects.")
+        @Option(help: "Only this project (id or name).") var project: String?
+        @Option(help: "Only this status: todo, in_progress, review or done.") var status: TaskStatus?
+        @Option(help: "Only tasks assigned to this user.") var assignee: String?
+        @Flag(help: "Print JSON.") var json = false
+        @OptionGroup var options: CommonOptions
+
+        func run() async throws {
+            let config = try options.load()
+            let tasks = try await options.withAPI(config) { api -> [TaskInfo] in
+                let projectId = try await project.asyncMap { try await Project.resolve($0, api: api) }
+                var all: [TaskInfo] = []
+                var after: Int64?
+                repeat {
+                    let page = try await api.tasks(project: projectId, status: status, assignee: assignee, after: after, limit: 500)
+                    all += page.tasks
+                    after = page.nextAfter
+                } while after != nil
+                return all
+            }
+            if json { return try printJSON(tasks) }
+            if tasks.isEmpty { print("No tasks.") }
+            tasks.forEach { print(TaskCommand.line($0)) }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a task with its attachments.")
+        @Argument(help: "The task id.") var id: String
+        @Flag(help: "Print JSON.") var json = false
+        @OptionGroup var options: CommonOptions
+
+        func run() async throws {
+            let config = try options.load()
+            let task = try await options.withAPI(config) { try await $0.task(id: id) }
+            if json { return try printJSON(task) }
+            print(TaskCommand.line(task))
+            if !task.description.isEmpty { print(task.description) }
+            print("created by \(task.createdBy) \(task.createdAt.formatted(date: .numeric, time: .standard)), project \(task.project)")
+            for a in task.attachments ?? [] {
+                print("  attachment \(a.id): \(a.path) v\(a.version), \(a.size) bytes\(a.follow ? ", follows the file" : "")")
+            }
+        }
+    }
+
+    struct Update: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Change a task: status (todo → in_progress → review → done), title, description, assignees, due date.")
+        @Argument(help: "The task id.") var id: String
+        @Option(help: "todo, in_progress, review or done.") var status: TaskStatus?
+        @Option(help: "A new title.") var title: String?
+        @Option(help: "A new description.") var description: String?
+        @Option(help: "Assign to these users instead (repeatable).") var assign: [String] = []
+        @Option(help: "Due date, YYYY-MM-DD (empty to clear).") var due: String?
+        @Flag(help: "Print JSON.") var json = false
+        @OptionGroup var options: CommonOptions
+
+        func run() async throws {
+            let update = UpdateTaskRequest(title: title, description: description, status: status, assignees: assign.isEmpty ? nil : assign, dueDate: due)
+            guard title != nil || description != nil || status != nil || !assign.isEmpty || due != nil else {
+                throw ValidationError("say what to change: --status, --title, --description, --assign or --due")
+            }
+            let config = try options.load()
+            let task = try await options.withAPI(config) { try await $0.updateTask(id: id, update) }
+            if json { return try printJSON(task) }
+            print("Updated \(TaskCommand.line(task))")
+        }
+    }
+}
+
+struct Attach: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Attach a synced file to a task (the folder is synced first, so the file's current content is attached).",
+        discussion: "The attachment pins that version: it stays downloadable after the file changes or is deleted. With --follow it moves to each new version.")
+    @Argument(help: "A file inside a synced folder.") var path: String
+    @Option(help: "The task id.") var task: String
+    @Flag(help: "Track the file's new versions.") var follow = false
+    @Flag(help: "Print JSON.") var json = false
+    @OptionGroup var options: CommonOptions
+
+    func run() async throws {
+        let config = try options.load()
+        let target = try SyncedPath(path, config: config)
+        let index = try LocalIndex(path: options.locations.stateDirectory + "/index.sqlite")
+        let attachment = try await options.withAPI(config) { api -> AttachmentInfo in
+            let sync = try FolderSync(folder: target.folder, index: index, api: api, deviceName: config.deviceName,
+                                      policy: target.folder.policy, logger: quietLogger())
+            let report = try await sync.syncUntilSettled()
+            if let problem = report.problems[target.path.string] { throw CLIError("\(target.path) could not be synced: \(problem)") }
+            return try await api.attach(task: task, AttachRequest(library: target.folder.libraryId, path: target.path, follow: follow))
+        }
+        if json { return try printJSON(attachment) }
+        print("Attached \(attachment.path) v\(attachment.version) to \(task) as \(attachment.id)\(follow ? "; it follows the file" : "").")
+    }
+}
+
+extension Optional {
+    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        guard let value = self else { return nil }
+        return try await transform(value)
     }
 }
 

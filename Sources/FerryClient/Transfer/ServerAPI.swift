@@ -236,6 +236,57 @@ public struct ServerAPI: Sendable {
         try await json(.POST, "/deliveries/\(id)/redeliver", Optional<Int>.none)
     }
 
+    // MARK: projects, tasks, attachments
+
+    public func createProject(name: String) async throws -> ProjectInfo {
+        try await json(.POST, "/projects", CreateProjectRequest(name: name))
+    }
+
+    public func projects() async throws -> [ProjectInfo] {
+        let r: ProjectListResponse = try await json(.GET, "/projects", Optional<Int>.none)
+        return r.projects
+    }
+
+    public func addProjectMember(project: String, username: String) async throws -> ProjectInfo {
+        try await json(.POST, "/projects/\(Self.escape(project))/members", AddMemberRequest(username: username))
+    }
+
+    public func createTask(_ request: CreateTaskRequest) async throws -> TaskInfo {
+        try await json(.POST, "/tasks", request)
+    }
+
+    public func tasks(project: String? = nil, status: TaskStatus? = nil, assignee: String? = nil, after: Int64? = nil, limit: Int = 100) async throws -> TaskListResponse {
+        var query = "limit=\(limit)"
+        if let project { query += "&project=\(Self.escape(project))" }
+        if let status { query += "&status=\(status.rawValue)" }
+        if let assignee { query += "&assignee=\(Self.escape(assignee))" }
+        if let after { query += "&after=\(after)" }
+        return try await json(.GET, "/tasks?\(query)", Optional<Int>.none)
+    }
+
+    public func task(id: String) async throws -> TaskInfo {
+        try await json(.GET, "/tasks/\(Self.escape(id))", Optional<Int>.none)
+    }
+
+    public func updateTask(id: String, _ update: UpdateTaskRequest) async throws -> TaskInfo {
+        try await json(.PATCH, "/tasks/\(Self.escape(id))", update)
+    }
+
+    public func attach(task: String, _ request: AttachRequest) async throws -> AttachmentInfo {
+        try await json(.POST, "/tasks/\(Self.escape(task))/attachments", request)
+    }
+
+    public func removeAttachment(task: String, attachment: String) async throws {
+        try await send(.DELETE, "/tasks/\(Self.escape(task))/attachments/\(Self.escape(attachment))")
+    }
+
+    /// An attachment's pinned content (for small files: it is held in memory).
+    public func attachmentContent(id: String, limit: Int = 64 << 20) async throws -> Data {
+        let response = try await client.execute(request(.GET, "/attachments/\(Self.escape(id))/content"), timeout: .seconds(120))
+        try await Self.check(response)
+        return Data(try await response.body.collect(upTo: limit).readableBytesView)
+    }
+
     // MARK: plumbing
 
     static func escape(_ s: String) -> String {

@@ -63,6 +63,7 @@ public struct APIError: Error, Sendable {
                     ?? "the path does not exist on the server; retry without a base")
             case .invalid(let message): return .badRequest(message)
             case .stateConflict(let message): return .conflict(message)
+            case .forbidden(let message): return .forbidden(message)
             }
         case let e as DecodingError: return .badRequest(JSONCoding.describe(e), code: "invalid_json")
         case let e as DatabaseError where e.resultCode == .SQLITE_FULL: return .outOfSpace

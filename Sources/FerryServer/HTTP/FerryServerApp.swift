@@ -60,6 +60,7 @@ public enum FerryServerApp {
         FileRoutes(services: services).add(to: authed)
         ConflictRoutes(services: services).add(to: authed)
         WebhookRoutes(services: services).add(to: authed)
+        TaskRoutes(services: services).add(to: authed)
         return router
     }
 

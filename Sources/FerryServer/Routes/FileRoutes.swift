@@ -44,6 +44,12 @@ struct FileRoutes {
             version = try await services.store.current(libraryId: library.id, path: path)
         }
         guard let version, !version.deleted else { throw APIError.notFound("'\(path)' not found") }
+        return try serveContent(of: version, request: request)
+    }
+
+    /// A file version's bytes, with ETag (its SHA-256), `If-None-Match` and single ranges.
+    func serveContent(of version: FileVersion, request: Request) throws -> Response {
+        let path = version.path
         guard version.kind == .file, let sha = version.sha256 else {
             throw APIError.badRequest("'\(path)' is a \(version.kind.rawValue), not a file", code: "not_a_file")
         }
@@ -92,6 +98,13 @@ struct FileRoutes {
         let base = try request.intQuery("base", in: 1...Int64.max)
         let mtime = try request.intQuery("mtime_ns", in: Int64.min...Int64.max)
         let mode = try request.intQuery("mode", in: 0...0o7777).map { Int32($0) }
+        let version = try await storeUpload(request, user: user, libraryId: library.id, path: path, base: base, mtimeNs: mtime, mode: mode)
+        return EditedResponse(status: .created, response: VersionResponse(version: version))
+    }
+
+    /// Chunks and stores a streamed body, then commits it at `path`. Without a base the
+    /// upload replaces whatever is current (the old content stays in history).
+    func storeUpload(_ request: Request, user: Identity, libraryId: String, path: FerryPath, base: Int64?, mtimeNs mtime: Int64?, mode: Int32?) async throws -> FileVersion {
         try services.ensureSpace(for: request.headers[.contentLength].flatMap(Int64.init) ?? 0)
 
         var chunker = ContentChunker()
@@ -116,17 +129,16 @@ struct FileRoutes {
         let put = { (base: Int64?) in
             CommitOperation.putFile(path, base: base, manifest: manifest, mtimeNs: mtime ?? CommitBatch.nanoseconds(Date()), mode: mode ?? 0o644)
         }
-        // Without a base the upload replaces whatever is current (the old content stays in history).
         var attempts = 0
         while true {
             attempts += 1
             var effectiveBase = base
-            if effectiveBase == nil { effectiveBase = try await services.store.current(libraryId: library.id, path: path)?.version }
-            let response = try await services.store.commit(userId: user.userId, libraryId: library.id, deviceId: user.deviceId, operations: [put(effectiveBase)])
+            if effectiveBase == nil { effectiveBase = try await services.store.current(libraryId: libraryId, path: path)?.version }
+            let response = try await services.store.commit(userId: user.userId, libraryId: libraryId, deviceId: user.deviceId, operations: [put(effectiveBase)])
             let result = response.results[0]
-            services.notifier.notify(library: library.id, head: response.head)
+            services.notifier.notify(library: libraryId, head: response.head)
             switch result.status {
-            case .ok: return EditedResponse(status: .created, response: VersionResponse(version: result.version!))
+            case .ok: return result.version!
             case .conflict where base == nil && attempts < 5: continue
             case .conflict: throw MetadataError.conflict(current: result.current)
             case .missingChunks: throw APIError(.internalServerError, "internal", "uploaded chunks vanished before the commit; retry")

@@ -17,6 +17,8 @@ struct CommitBatch {
     private let subscribers: Subscribers
     /// Set by a restore: puts are reported as `file.restored` from this version.
     var restoringFrom: Int64?
+    /// Whether any attachment follows a file of this library (read once per batch).
+    private let hasFollowers: Bool
 
     init(db: Database, userId: Int64, libraryId: String, deviceId: String?) throws {
         guard let row = try Row.fetchOne(db, sql: "SELECT head, name FROM library WHERE id = ? AND user_id = ?", arguments: [libraryId, userId]) else {
@@ -30,6 +32,8 @@ struct CommitBatch {
         self.head = row["head"]
         self.startHead = head
         self.subscribers = try Subscribers.load(db, userId: userId)
+        self.hasFollowers = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM attachment WHERE library_id = ? AND follow = 1)",
+                                              arguments: [libraryId]) ?? false
     }
 
     /// Writes the new head if anything changed.
@@ -100,6 +104,7 @@ struct CommitBatch {
                 try report(current.map { $0.deleted } ?? true ? .fileCreated : .fileUpdated, version)
             }
             if let theirs { try recordConflict(copy: version, theirs: theirs) }
+            if hasFollowers, kind == .file { try SQLiteMetadataStore.followAttachments(db, libraryId: libraryId, version: version) }
             return CommitResult(status: .ok, version: version)
         }
     }

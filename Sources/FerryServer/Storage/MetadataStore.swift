@@ -47,11 +47,13 @@ public enum MetadataError: Error, Equatable, Sendable {
     case invalid(String)
     /// The request is valid but the resource's state refuses it (e.g. a conflict already resolved).
     case stateConflict(String)
+    /// Visible to the caller but not theirs to change.
+    case forbidden(String)
 }
 
 /// Everything the server remembers apart from blob bytes. Intent-named so a PostgreSQL
 /// backend can follow; every method that touches user data takes the user id and filters by it.
-public protocol MetadataStore: ConflictStore, WebhookStore {
+public protocol MetadataStore: ConflictStore, WebhookStore, TaskStore {
     // Users
     func createUser(username: String, passwordHash: String, isAdmin: Bool) async throws -> StoredUser
     func user(named username: String) async throws -> StoredUser?

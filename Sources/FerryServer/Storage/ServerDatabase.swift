@@ -200,6 +200,57 @@ public enum ServerDatabase {
                 ) WITHOUT ROWID;
                 """)
         }
+        m.registerMigration("v3-tasks") { db in
+            try db.execute(sql: """
+                CREATE TABLE project (
+                    id TEXT PRIMARY KEY,
+                    owner_id INTEGER NOT NULL REFERENCES user(id) ON DELETE CASCADE,
+                    name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+                    created_at DATETIME NOT NULL,
+                    UNIQUE (owner_id, name)
+                );
+                CREATE TABLE project_member (
+                    project_id TEXT NOT NULL REFERENCES project(id) ON DELETE CASCADE,
+                    user_id INTEGER NOT NULL REFERENCES user(id) ON DELETE CASCADE,
+                    PRIMARY KEY (project_id, user_id)
+                ) WITHOUT ROWID;
+                CREATE INDEX project_member_user ON project_member(user_id);
+                CREATE TABLE task (
+                    id TEXT PRIMARY KEY,
+                    project_id TEXT NOT NULL REFERENCES project(id) ON DELETE CASCADE,
+                    title TEXT NOT NULL CHECK (length(title) BETWEEN 1 AND 500),
+                    description TEXT NOT NULL DEFAULT '',
+                    status TEXT NOT NULL CHECK (status IN ('todo', 'in_progress', 'review', 'done')),
+                    due_date TEXT,
+                    created_by INTEGER NOT NULL REFERENCES user(id),
+                    created_at DATETIME NOT NULL,
+                    updated_at DATETIME NOT NULL
+                );
+                CREATE INDEX task_project ON task(project_id, status);
+                CREATE TABLE task_assignee (
+                    task_id TEXT NOT NULL REFERENCES task(id) ON DELETE CASCADE,
+                    user_id INTEGER NOT NULL REFERENCES user(id) ON DELETE CASCADE,
+                    PRIMARY KEY (task_id, user_id)
+                ) WITHOUT ROWID;
+                CREATE INDEX task_assignee_user ON task_assignee(user_id);
+                -- A pinned version of a synced file; versions are kept, so its chunks are
+                -- referenced for as long as the attachment exists (gc counts versions).
+                CREATE TABLE attachment (
+                    id TEXT PRIMARY KEY,
+                    task_id TEXT NOT NULL REFERENCES task(id) ON DELETE CASCADE,
+                    library_id TEXT NOT NULL REFERENCES library(id) ON DELETE CASCADE,
+                    path TEXT NOT NULL,
+                    seq INTEGER NOT NULL,
+                    follow BOOLEAN NOT NULL,
+                    added_by INTEGER NOT NULL REFERENCES user(id),
+                    created_at DATETIME NOT NULL,
+                    updated_at DATETIME NOT NULL,
+                    FOREIGN KEY (library_id, seq) REFERENCES version(library_id, seq)
+                );
+                CREATE INDEX attachment_task ON attachment(task_id);
+                CREATE INDEX attachment_follow ON attachment(library_id, path) WHERE follow = 1;
+                """)
+        }
         return m
     }
 }
