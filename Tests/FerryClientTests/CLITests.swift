@@ -180,6 +180,41 @@ struct CLITests {
         }
     }
 
+    @Test func tasksAndAttachmentsFromTheCLI() async throws {
+        try await Cloud.with { cloud in
+            let user = try await cloud.user("tess")
+            _ = try await cloud.user("pat")
+            let home = Home()
+            #expect(try await home.ferry("login", cloud.url, "--user", user.name, "--password-stdin", stdin: user.password + "\n").status == 0)
+            let folder = scratchDirectory("cli-tasks")
+            #expect(try await home.ferry("folder", "add", folder, "--library", "work").status == 0)
+            #expect(try await home.ferry("project", "create", "Launch").status == 0)
+            #expect(try await home.ferry("project", "add-member", "Launch", "pat").out.contains("members: pat"))
+
+            let created = try await home.ferry("task", "create", "Draft the plan", "--project", "Launch", "--assign", "pat", "--due", "2026-12-31", "--json")
+            #expect(created.status == 0, "\(created.err)")
+            let task = try JSONCoding.decoder.decode(TaskInfo.self, from: Data(created.out.utf8))
+            #expect(task.assignees == ["pat"] && task.dueDate == "2026-12-31")
+            let badDate = try await home.ferry("task", "create", "x", "--due", "tomorrow")
+            #expect(badDate.status == 1 && badDate.err.contains("due_date"))
+            #expect(try await home.ferry("task", "update", task.id, "--status", "in_progress").out.contains("in_progress"))
+            let skip = try await home.ferry("task", "update", task.id, "--status", "done")
+            #expect(skip.status == 1 && skip.err.contains("one step at a time"))
+            #expect(try await home.ferry("task", "update", task.id).status == 2)
+            #expect(try await home.ferry("task", "list", "--status", "in_progress").out.contains(task.id))
+            #expect(try await home.ferry("task", "list", "--status", "todo").out.contains("No tasks."))
+
+            // attach syncs the folder first, then pins the file's version.
+            try Data("plan v1".utf8).write(to: URL(fileURLWithPath: folder + "/plan.md"))
+            let attached = try await home.ferry("attach", folder + "/plan.md", "--task", task.id, "--follow")
+            #expect(attached.status == 0, "\(attached.err)")
+            let shown = try await home.ferry("task", "show", task.id)
+            #expect(shown.out.contains("plan.md v") && shown.out.contains("7 bytes, follows the file"))
+            let outside = try await home.ferry("attach", "/etc/hostname", "--task", task.id)
+            #expect(outside.status == 1 && outside.err.contains("not inside a synced folder"))
+        }
+    }
+
     @Test func wrongPasswordAndBadURLAreClearErrors() async throws {
         try await Cloud.with { cloud in
             let user = try await cloud.user("lee")
