@@ -60,7 +60,7 @@ public actor WebhookDispatcher: Service {
     }
 
     /// Deliveries sent over one connection before their attempts are recorded together.
-    static let batchSize = 32
+    static let batchSize = 128
 
     private func due() async -> [[PendingDelivery]] {
         let free = settings.maxConcurrentDeliveries - busy.count
