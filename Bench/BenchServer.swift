@@ -15,7 +15,6 @@ struct BenchServer {
     let token: String
     let library: String
     let client: HTTPClient
-    let services: ServerServices
 
     /// Starts the server on a fresh data directory and runs `body` against it.
     static func with<T: Sendable>(
@@ -30,21 +29,27 @@ struct BenchServer {
         var logger = Logger(label: "ferry-bench")
         logger.logLevel = .error
         let services = try await FerryServerApp.makeServices(configuration, logger: logger)
-        return try await FerryServerApp.withRunningServer(services) { port in
-            let client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
-            do {
-                let password = "bench-password"
-                _ = try await services.store.createUser(username: "bench", passwordHash: try services.passwords.hash(password), isAdmin: false)
-                let base = "http://127.0.0.1:\(port)/api/v1"
-                let login: TokenResponse = try await Self.json(client, .POST, base + "/auth/login", LoginRequest(username: "bench", password: password))
-                let lib: LibraryInfo = try await Self.json(client, .POST, base + "/libraries", CreateLibraryRequest(name: "bench"), token: login.accessToken)
-                let result = try await body(BenchServer(baseURL: base, token: login.accessToken, library: lib.id, client: client, services: services))
-                try await client.shutdown()
-                return result
-            } catch {
-                try? await client.shutdown()
-                throw error
-            }
+        _ = try await services.store.createUser(username: "bench", passwordHash: try services.passwords.hash(password), isAdmin: false)
+        return try await FerryServerApp.withRunningServer(services) { port in try await connect(port: port, body) }
+    }
+
+    static let password = "bench-password"
+
+    /// Logs in as "bench" on a server at `port` and creates the library "bench".
+    static func connect<T: Sendable>(port: Int, _ body: (BenchServer) async throws -> T) async throws -> T {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 256)
+        let client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
+        do {
+            let base = "http://127.0.0.1:\(port)/api/v1"
+            let login: TokenResponse = try await Self.json(client, .POST, base + "/auth/login", LoginRequest(username: "bench", password: password))
+            let lib: LibraryInfo = try await Self.json(client, .POST, base + "/libraries", CreateLibraryRequest(name: "bench"), token: login.accessToken)
+            let result = try await body(BenchServer(baseURL: base, token: login.accessToken, library: lib.id, client: client))
+            try await client.shutdown()
+            return result
+        } catch {
+            try? await client.shutdown()
+            throw error
         }
     }
 

@@ -82,11 +82,11 @@ struct CoreBenchmark: AsyncParsableCommand {
 }
 
 /// Writes `size` pseudo-random bytes (incompressible, so no layer can cheat).
-func writeRandomFile(_ path: String, size: Int) throws {
+func writeRandomFile(_ path: String, size: Int, seed: UInt64 = 0x5EED) throws {
     FileManager.default.createFile(atPath: path, contents: nil)
     let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
     defer { try? handle.close() }
-    var state: UInt64 = 0x5EED
+    var state: UInt64 = seed
     var block = [UInt8](repeating: 0, count: 1 << 20)
     var written = 0
     while written < size {

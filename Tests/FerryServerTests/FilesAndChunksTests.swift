@@ -63,6 +63,35 @@ struct FilesAndChunksTests {
         }
     }
 
+    @Test func listingShowsTheLiveChildrenOfADirectoryInPages() async throws {
+        try await withLibrary { api, token, lib in
+            let empty = ContentManifest(size: 0, sha256: .empty, chunks: [])
+            var ops: [CommitOperation] = try ["a", "a/été", "a/été/deep.txt", "a/x.txt", "a/y.txt", "a0.txt", "b.txt", "gone.txt"].map { p in
+                p.hasSuffix(".txt") ? .putFile(try FerryPath(p), base: nil, manifest: empty, mtimeNs: 1, mode: 0o644)
+                    : CommitOperation(op: .put, path: try FerryPath(p), base: nil, kind: .directory)
+            }
+            let first = try await api.commit(lib, ops, token: token)
+            ops = [.delete(try FerryPath("gone.txt"), base: first.results[7].version!.version)]
+            _ = try await api.commit(lib, ops, token: token)
+
+            func list(_ query: String) async throws -> ListResponse {
+                let r = try await api.call(.get, "/libraries/\(lib)/list?\(query)", token: token)
+                #expect(r.status == .ok, "\(String(buffer: r.body))")
+                return try api.decode(ListResponse.self, r)
+            }
+            #expect(try await list("").entries.map(\.path.string) == ["a", "a0.txt", "b.txt"])
+            #expect(try await list("path=a").entries.map(\.path.string) == ["a/x.txt", "a/y.txt", "a/été"])
+            #expect(try await list("path=\(q("a/été"))").entries.map(\.path.string) == ["a/été/deep.txt"])
+            let page = try await list("path=a&limit=2")
+            #expect(page.entries.count == 2 && page.nextAfter == "a/y.txt")
+            let rest = try await list("path=a&limit=2&after=\(q(page.nextAfter!))")
+            #expect(rest.entries.map(\.path.string) == ["a/été"] && rest.nextAfter == nil)
+            #expect(try await list("path=nothing-here").entries.isEmpty)
+            let bad = try await api.call(.get, "/libraries/\(lib)/list?path=..", token: token)
+            #expect(bad.status == .badRequest)
+        }
+    }
+
     @Test func readsOfDirectoriesDeletedAndUnknownPaths() async throws {
         try await withLibrary { api, token, lib in
             _ = try await api.commit(lib, [CommitOperation(op: .put, path: try FerryPath("d"), base: nil, kind: .directory)], token: token)

@@ -185,6 +185,14 @@ public struct ServerAPI: Sendable {
         return try await json(.GET, "/libraries/\(Self.escape(library))/history?\(query)", Optional<Int>.none)
     }
 
+    /// One page of the live entries directly inside `directory` (nil: the root).
+    public func list(library: String, directory: FerryPath?, after: String? = nil, limit: Int = 1000) async throws -> ListResponse {
+        var query = "limit=\(limit)"
+        if let directory { query += "&path=\(Self.escape(directory.string))" }
+        if let after { query += "&after=\(Self.escape(after))" }
+        return try await json(.GET, "/libraries/\(Self.escape(library))/list?\(query)", Optional<Int>.none)
+    }
+
     public func restore(library: String, path: FerryPath, version: Int64, base: Int64?) async throws -> FileVersion {
         let r: VersionResponse = try await json(.POST, "/libraries/\(Self.escape(library))/restore", RestoreRequest(path: path, version: version, base: base))
         return r.version

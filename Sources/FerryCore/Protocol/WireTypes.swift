@@ -188,6 +188,23 @@ public struct ChangesResponse: Codable, Sendable {
     }
 }
 
+/// `GET /libraries/{lib}/list` answer: the live entries directly inside a directory, by name.
+public struct ListResponse: Codable, Sendable {
+    public var entries: [FileVersion]
+    /// Pass as `after` for the next page; nil when the listing is complete.
+    public var nextAfter: String?
+
+    public init(entries: [FileVersion], nextAfter: String?) {
+        self.entries = entries
+        self.nextAfter = nextAfter
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case entries
+        case nextAfter = "next_after"
+    }
+}
+
 /// `GET /libraries/{lib}/history` answer, newest first.
 public struct HistoryResponse: Codable, Sendable {
     public var versions: [FileVersion]

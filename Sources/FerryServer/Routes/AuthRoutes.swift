@@ -105,4 +105,5 @@ extension ChunkBatchResponse: ResponseEncodable {}
 extension CommitResponse: ResponseEncodable {}
 extension ChangesResponse: ResponseEncodable {}
 extension HistoryResponse: ResponseEncodable {}
+extension ListResponse: ResponseEncodable {}
 extension VersionResponse: ResponseEncodable {}

@@ -16,6 +16,7 @@ struct FileRoutes {
         group.put("libraries/{lib}/files", use: upload)
         group.get("libraries/{lib}/changes", use: changes)
         group.get("libraries/{lib}/history", use: history)
+        group.get("libraries/{lib}/list", use: list)
         group.post("libraries/{lib}/restore", use: restore)
     }
 
@@ -176,6 +177,14 @@ struct FileRoutes {
         let limit = Int(try request.intQuery("limit", in: 1...1000, default: 100)!)
         let before = try request.intQuery("before", in: 1...Int64.max)
         return try await services.store.history(libraryId: library.id, path: path, before: before, limit: limit)
+    }
+
+    /// The live entries directly inside `?path=` (the root when absent), paged by name.
+    @Sendable func list(_ request: Request, context: FerryRequestContext) async throws -> ListResponse {
+        let library = try await services.library(context)
+        let directory = try request.query("path").flatMap { $0.isEmpty ? nil : try FerryPath($0) }
+        let limit = Int(try request.intQuery("limit", in: 1...5000, default: 1000)!)
+        return try await services.store.list(libraryId: library.id, directory: directory, after: request.query("after"), limit: limit)
     }
 
     @Sendable func restore(_ request: Request, context: FerryRequestContext) async throws -> EditedResponse<VersionResponse> {

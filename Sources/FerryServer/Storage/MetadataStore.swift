@@ -97,6 +97,9 @@ public protocol MetadataStore: ConflictStore, WebhookStore, TaskStore {
     func current(libraryId: String, path: FerryPath) async throws -> FileVersion?
     func version(libraryId: String, path: FerryPath, seq: Int64) async throws -> FileVersion?
     func history(libraryId: String, path: FerryPath, before: Int64?, limit: Int) async throws -> HistoryResponse
+    /// The live entries directly inside `directory` (nil: the library's root), by path,
+    /// after `after`; a page is complete only when `nextAfter` is nil (SPEC §6).
+    func list(libraryId: String, directory: FerryPath?, after: String?, limit: Int) async throws -> ListResponse
     func restore(userId: Int64, libraryId: String, deviceId: String?, request: RestoreRequest) async throws -> FileVersion
 
     // Security log

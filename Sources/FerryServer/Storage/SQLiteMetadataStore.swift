@@ -297,6 +297,22 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
+    public func list(libraryId: String, directory: FerryPath?, after: String?, limit: Int) async throws -> ListResponse {
+        try await pool.read { db in
+            // Paths under "a/" sort between "a/" and "a0"; a child has no further '/'.
+            let prefix = directory.map { $0.string + "/" } ?? ""
+            let upper = directory.map { $0.string + "0" } ?? "\u{10FFFF}"
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT v.* FROM entry e JOIN version v ON v.library_id = e.library_id AND v.seq = e.seq
+                WHERE e.library_id = ? AND e.path >= ? AND e.path < ? AND e.path > ? AND e.deleted = 0
+                  AND instr(substr(e.path, ?), '/') = 0
+                ORDER BY e.path LIMIT ?
+                """, arguments: [libraryId, prefix, upper, max(after ?? "", prefix), prefix.unicodeScalars.count + 1, limit + 1])
+            let entries = try rows.prefix(limit).map(VersionRow.decode)
+            return ListResponse(entries: entries, nextAfter: rows.count > limit ? entries.last?.path.string : nil)
+        }
+    }
+
     public func history(libraryId: String, path: FerryPath, before: Int64?, limit: Int) async throws -> HistoryResponse {
         try await pool.read { db in
             let rows = try Row.fetchAll(db, sql: """

@@ -1,0 +1,94 @@
+import FerryCore
+import Foundation
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The real `ferry-server` binary on a free loopback port, with the user "bench": for
+/// measurements of the server's own memory, apart from the client's.
+struct ServerProcess {
+    let pid: pid_t
+    let port: Int
+    let dataDirectory: String
+
+    /// Starts the server on a fresh data directory under `root` and runs `body` with it.
+    static func with<T: Sendable>(root: String, _ body: (ServerProcess, BenchServer) async throws -> T) async throws -> T {
+        guard let binary = SyncBenchmark.sibling("ferry-server") else {
+            throw BenchError("ferry-server is not built next to ferry-bench; run 'swift build' first")
+        }
+        let data = root + "/server-process"
+        let config = root + "/server-process.json"
+        try Data(#"{"storage": {"reserveBytes": 0}, "auth": {"pbkdf2Iterations": 1000}}"#.utf8).write(to: URL(fileURLWithPath: config))
+        let passwordFile = root + "/password"
+        try Data((BenchServer.password + "\n").utf8).write(to: URL(fileURLWithPath: passwordFile))
+        let add = try runWithInput(binary, ["user", "add", "bench", "--password-stdin", "--data", data, "--config", config], input: passwordFile)
+        guard add == 0 else { throw BenchError("ferry-server user add failed (\(add))") }
+        let port = try freePort()
+        let pid = try spawn(binary, ["serve", "--data", data, "--config", config, "--port", String(port)],
+                            stdout: "/dev/null", stderr: root + "/server-process.log", environment: ["LOG_LEVEL": "error"])
+        let server = ServerProcess(pid: pid, port: port, dataDirectory: data)
+        defer {
+            kill(pid, SIGTERM)
+            _ = try? wait(for: pid)
+        }
+        guard try await SyncBenchmark.poll(timeout: .seconds(30), { server.isListening }) else { throw BenchError("ferry-server did not start") }
+        return try await BenchServer.connect(port: port) { try await body(server, $0) }
+    }
+
+    /// Resident memory of the server process, in bytes.
+    var residentBytes: Int { SyncBenchmark.residentBytes(pid) }
+
+    var isListening: Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+
+    /// Drops the server's stored files from the page cache, so the next reads come from disk.
+    func evictPageCache() {
+        guard let walker = FileManager.default.enumerator(atPath: dataDirectory) else { return }
+        for case let relative as String in walker {
+            let fd = open(dataDirectory + "/" + relative, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { continue }
+            fdatasync(fd)
+            posix_fadvise(fd, 0, 0, Int32(POSIX_FADV_DONTNEED))
+            close(fd)
+        }
+    }
+}
+
+/// A loopback port free right now.
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let ok = withUnsafeMutablePointer(to: &address) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard ok else { throw SystemCallError("bind", errno: errno) }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// Runs a program with standard input from a file; returns its exit status.
+func runWithInput(_ executable: String, _ arguments: [String], input: String) throws -> Int32 {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    process.standardInput = FileHandle(forReadingAtPath: input)
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    process.waitUntilExit()
+    return process.terminationStatus
+}

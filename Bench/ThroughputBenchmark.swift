@@ -1,0 +1,277 @@
+import ArgumentParser
+import AsyncHTTPClient
+import FerryCore
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `ferry-bench throughput`: through the real `ferry-server` process over loopback, upload
+/// and download by file size (mean and p95 over several runs; downloads warm and cold),
+/// chunking and hashing next to openssl, a concurrency table, server memory per stored
+/// file, and metadata query times as a library grows.
+struct ThroughputBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "throughput", abstract: "Upload/download by size, concurrency, memory per file, query times.")
+
+    @OptionGroup var options: BenchOptions
+
+    struct SizeRow: Encodable {
+        let size: Int
+        let runs: Int
+        let uploadMeanSeconds: Double
+        let uploadP95Seconds: Double
+        let uploadMBps: Double
+        let warmDownloadMeanSeconds: Double
+        let warmDownloadMBps: Double
+        let coldDownloadMeanSeconds: Double
+        let coldDownloadMBps: Double
+    }
+
+    func run() async throws {
+        let root = try options.makeScratch()
+        defer { options.removeScratch(root) }
+        let quick = options.quick
+        let kib = 1024, mib = 1024 * 1024
+        // (size, runs)
+        var sizes: [(Int, Int)] = [(kib, 5), (10 * kib, 5), (100 * kib, 5), (mib, 5), (5 * mib, 3)]
+        if !quick {
+            sizes = [(kib, 20), (10 * kib, 20), (100 * kib, 20), (mib, 10), (5 * mib, 10), (100 * mib, 3), (1024 * mib, 3)]
+        }
+        let levels = [10, 50, 100]
+        let entryCounts = quick ? [1000, 10_000] : [1000, 10_000, 100_000]
+
+        var rows: [BenchRow] = []
+        let largest = sizes.last!.0
+        let ddRate = try ddWriteRate(root + "/dd.test", megabytes: max(64, largest >> 20))
+        try writeRandomFile(root + "/cache.bin", size: max(64 << 20, largest))
+        let cacheRate = try pageCacheReadRate(root + "/cache.bin")
+        try? FileManager.default.removeItem(atPath: root + "/cache.bin")
+
+        let (sizeRows, concurrency, memory, queries) = try await ServerProcess.with(root: root) { process, server in
+            // 1. Upload and download by size. Each run is new random content (no dedup).
+            var table: [SizeRow] = []
+            for (size, runs) in sizes {
+                var up: [Double] = [], warm: [Double] = [], cold: [Double] = []
+                for run in 0..<runs {
+                    let file = root + "/payload.bin"
+                    try writeRandomFile(file, size: size, seed: UInt64(size) &* 31 &+ UInt64(run))
+                    let path = "sizes/\(size)/\(run).bin"
+                    up.append(try await seconds { try await uploadFile(file, as: path, to: server) })
+                    warm.append(try await seconds { _ = try await server.fetch(path) })
+                    process.evictPageCache()
+                    cold.append(try await seconds { _ = try await server.fetch(path) })
+                }
+                let mb = Double(size) / 1e6
+                table.append(SizeRow(size: size, runs: runs, uploadMeanSeconds: mean(up), uploadP95Seconds: percentile(up, 95),
+                                     uploadMBps: mb / mean(up), warmDownloadMeanSeconds: mean(warm), warmDownloadMBps: mb / mean(warm),
+                                     coldDownloadMeanSeconds: mean(cold), coldDownloadMBps: mb / mean(cold)))
+            }
+
+            // 2. Concurrent 100 KiB uploads (chunk PUT + commit each).
+            var concurrency: [(Int, Double, Double)] = []
+            for level in levels {
+                let ops = max(level * 4, 200)
+                var latencies: [Double] = []
+                let total = try await seconds {
+                    latencies = try await withThrowingTaskGroup(of: Double.self) { group in
+                        for n in 0..<ops {
+                            if n >= level { _ = try await group.next().map { latencies.append($0) } }
+                            group.addTask {
+                                let bytes = seededBytes(100 << 10, seed: UInt64(level * 100_000 + n))
+                                return try await seconds { try await uploadBytes(bytes, as: "concurrent/\(level)/\(n).bin", to: server) }
+                            }
+                        }
+                        var all = latencies
+                        for try await l in group { all.append(l) }
+                        return all
+                    }
+                }
+                concurrency.append((level, Double(ops) / total, mean(latencies) * 1000))
+            }
+
+            // 3. Memory per stored file and query times as a library grows (empty files, batches of 1000).
+            let baseline = process.residentBytes
+            var memory: [(Int, Double)] = []
+            var queries: [(Int, Double, Double, Double)] = []
+            var stored = 0
+            for count in entryCounts {
+                while stored < count {
+                    let batch = (stored..<min(count, stored + 1000)).map { i in
+                        CommitOperation(op: .put, path: try! FerryPath("tree/d\(i % 100)/f\(i).txt"), base: nil, kind: .file, size: 0,
+                                        sha256: .empty, mtimeNs: 1, mode: 0o644, chunks: [])
+                    }
+                    let _: CommitResponse = try await server.json(.POST, "/libraries/\(server.library)/commit", CommitRequest(operations: batch))
+                    stored += batch.count
+                }
+                memory.append((count, Double(process.residentBytes - baseline) / Double(count)))
+                let head: ChangesResponse = try await server.get("/libraries/\(server.library)/changes?since=0&limit=1")
+                let find = try await averageMilliseconds(50) {
+                    let _: HistoryResponse = try await server.get("/libraries/\(server.library)/history?path=tree/d7/f\(count / 2 / 100 * 100 + 7).txt&limit=1")
+                }
+                let list = try await averageMilliseconds(20) {
+                    let _: ListResponse = try await server.get("/libraries/\(server.library)/list?path=tree/d7&limit=5000")
+                }
+                let changes = try await averageMilliseconds(20) {
+                    let _: ChangesResponse = try await server.get("/libraries/\(server.library)/changes?since=\(max(0, head.head - 1000))&limit=1000")
+                }
+                queries.append((count, find, list, changes))
+            }
+            return (table, concurrency, memory, queries)
+        }
+
+        // Chunking and hashing next to openssl (in memory, warm).
+        let hashFile = root + "/hash.bin"
+        try writeRandomFile(hashFile, size: quick ? 64 << 20 : 256 << 20, seed: 99)
+        var best = Double.infinity
+        for _ in 0..<3 { best = min(best, try await seconds { _ = try ContentChunker.manifest(ofFileAt: hashFile) }) }
+        let openssl = try opensslSpeedSHA256(seconds: quick ? 1 : 3)
+        rows.append(BenchRow(name: "chunk + hash (FastCDC + SHA-256 per chunk and whole file)", value: Double(quick ? 64 << 20 : 256 << 20) / best / 1e6,
+                             unit: "MB/s", reference: "openssl speed -evp sha256", referenceValue: openssl))
+
+        for r in sizeRows {
+            let label = Self.label(r.size)
+            let big = r.size == largest
+            rows.append(BenchRow(name: "upload \(label) (mean of \(r.runs); p95 \(String(format: "%.3f", r.uploadP95Seconds)) s)", value: r.uploadMBps, unit: "MB/s",
+                                 reference: big ? "dd conv=fsync" : nil, referenceValue: big ? ddRate : nil, goal: big ? "≥ 70 % of dd" : nil))
+            rows.append(BenchRow(name: "download \(label), warm server cache (mean \(String(format: "%.4f", r.warmDownloadMeanSeconds)) s)", value: r.warmDownloadMBps,
+                                 unit: "MB/s", reference: big ? "sendfile of a cached file over 127.0.0.1" : nil, referenceValue: big ? cacheRate : nil,
+                                 goal: big ? "≥ 70 % of loopback" : nil))
+            rows.append(BenchRow(name: "download \(label), cold server cache (mean \(String(format: "%.4f", r.coldDownloadMeanSeconds)) s)", value: r.coldDownloadMBps, unit: "MB/s"))
+        }
+        for (level, opsPerSecond, meanMs) in concurrency {
+            rows.append(BenchRow(name: "\(level) concurrent 100 KiB uploads (mean \(String(format: "%.1f", meanMs)) ms per op)", value: opsPerSecond, unit: "ops/s"))
+        }
+        for (count, bytes) in memory {
+            rows.append(BenchRow(name: "server RSS growth per stored file, \(count) entries", value: bytes, unit: "bytes"))
+        }
+        for (count, find, list, changes) in queries {
+            rows.append(BenchRow(name: "find by path, \(count) entries", value: find, unit: "ms"))
+            rows.append(BenchRow(name: "list a directory of \(count / 100) entries, \(count) in all", value: list, unit: "ms"))
+            rows.append(BenchRow(name: "changes since (1,000 of \(count))", value: changes, unit: "ms"))
+        }
+        try BenchReport(benchmark: "throughput", mode: quick ? "quick" : "full", machine: BenchReport.machine(), rows: rows).emit(json: options.json)
+    }
+
+    static func label(_ size: Int) -> String {
+        size >= 1 << 30 ? "\(size >> 30) GiB" : size >= 1 << 20 ? "\(size >> 20) MiB" : "\(size >> 10) KiB"
+    }
+}
+
+/// Chunks a file and uploads it as the daemon does: hash, ask which chunks are missing, PUT
+/// those (4 in parallel), commit.
+func uploadFile(_ file: String, as path: String, to server: BenchServer) async throws {
+    let manifest = try ContentChunker.manifest(ofFileAt: file)
+    try await uploadChunks(of: manifest, from: file, to: server, parallelism: 4)
+    try await commitFile(manifest, as: path, to: server)
+}
+
+/// The same for bytes in memory (small files: one chunk PUT each).
+func uploadBytes(_ bytes: [UInt8], as path: String, to server: BenchServer) async throws {
+    var chunker = ContentChunker()
+    var pieces: [ByteBuffer] = []
+    var current = ByteBuffer()
+    chunker.update(bytes) { piece in
+        current.writeBytes(piece.bytes)
+        if piece.completes != nil { pieces.append(current); current = ByteBuffer() }
+    }
+    let manifest = chunker.finish { piece in if piece.completes != nil { pieces.append(current) } }
+    for (ref, piece) in zip(manifest.chunks, pieces) { try await server.putChunk(ref.sha256, piece) }
+    try await commitFile(manifest, as: path, to: server)
+}
+
+func commitFile(_ manifest: ContentManifest, as path: String, to server: BenchServer) async throws {
+    let op = CommitOperation.putFile(try FerryPath(path), base: nil, manifest: manifest, mtimeNs: 1, mode: 0o644)
+    let response: CommitResponse = try await server.json(.POST, "/libraries/\(server.library)/commit", CommitRequest(operations: [op]))
+    guard response.results.first?.status == .ok else { throw BenchError("commit of \(path) failed: \(response.results)") }
+}
+
+func mean(_ values: [Double]) -> Double { values.isEmpty ? 0 : values.reduce(0, +) / Double(values.count) }
+
+func percentile(_ values: [Double], _ p: Int) -> Double {
+    let sorted = values.sorted()
+    return sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, sorted.count * p / 100)]
+}
+
+func averageMilliseconds(_ repetitions: Int, _ body: () async throws -> Void) async throws -> Double {
+    try await seconds { for _ in 0..<repetitions { try await body() } } / Double(repetitions) * 1000
+}
+
+/// A page-cached file sent over a 127.0.0.1 TCP connection with `sendfile` and read to
+/// nowhere: the best a download over loopback could do with no protocol at all.
+func pageCacheReadRate(_ path: String) throws -> Double {
+    let size = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? 0
+    let file = open(path, O_RDONLY | O_CLOEXEC)
+    guard file >= 0 else { throw SystemCallError("open", errno: errno) }
+    defer { close(file) }
+    var sink = [UInt8](repeating: 0, count: 1 << 20)
+    while sink.withUnsafeMutableBytes({ read(file, $0.baseAddress, $0.count) }) > 0 {}  // into the page cache
+
+    let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(listener) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0 }
+    }
+    guard bound, listen(listener, 1) == 0 else { throw SystemCallError("listen", errno: errno) }
+    let reader = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(reader) }
+    let connected = withUnsafePointer(to: &address) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(reader, $0, length) == 0 }
+    }
+    let writer = accept(listener, nil, nil)
+    guard connected, writer >= 0 else { throw SystemCallError("connect", errno: errno) }
+    let start = ContinuousClock.now
+    let sender = Thread {
+        var offset = off_t(0)
+        while offset < off_t(size), sendfile(writer, file, &offset, size - Int(offset)) > 0 {}
+        close(writer)
+    }
+    sender.start()
+    var received = 0
+    while true {
+        let n = sink.withUnsafeMutableBytes { read(reader, $0.baseAddress, $0.count) }
+        if n <= 0 { break }
+        received += n
+    }
+    let d = ContinuousClock.now - start
+    guard received == size else { throw BenchError("the loopback reference moved \(received) of \(size) bytes") }
+    return Double(size) / (Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18) / 1e6
+}
+
+/// Deterministic bytes.
+func seededBytes(_ count: Int, seed: UInt64) -> [UInt8] {
+    var state = seed | 1
+    return (0..<count).map { _ in
+        state ^= state << 13; state ^= state >> 7; state ^= state << 17
+        return UInt8(truncatingIfNeeded: state)
+    }
+}
+
+extension BenchServer {
+    /// A JSON GET.
+    func get<Answer: Decodable>(_ path: String) async throws -> Answer {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        let response = try await client.execute(request, timeout: .seconds(120))
+        let bytes = try await response.body.collect(upTo: 64 << 20)
+        guard response.status == .ok else { throw BenchError("GET \(path) answered \(response.status.code): \(String(buffer: bytes))") }
+        return try JSONCoding.decoder.decode(Answer.self, from: Data(bytes.readableBytesView))
+    }
+
+    /// Streams a file's content to nowhere; returns the byte count.
+    func fetch(_ path: String) async throws -> Int64 {
+        var request = HTTPClientRequest(url: "\(baseURL)/libraries/\(library)/files?path=\(path.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? path)")
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        let response = try await client.execute(request, timeout: .seconds(600))
+        guard response.status == .ok else { throw BenchError("download answered \(response.status.code)") }
+        var count: Int64 = 0
+        for try await buffer in response.body { count += Int64(buffer.readableBytes) }
+        return count
+    }
+}
