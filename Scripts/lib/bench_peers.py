@@ -45,6 +45,14 @@ def free_port():
 
 
 def wait_until(condition, timeout, what, interval=0.05):
+    if PHASE_BUDGET is not None and timeout > PHASE_BUDGET:
+        timeout = PHASE_BUDGET
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            time.sleep(interval)
+        raise PhaseTimeout()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -63,8 +71,19 @@ def wait_for_port(port, timeout=30):
     wait_until(open_, timeout, f"127.0.0.1:{port}")
 
 
+class PhaseTimeout(Exception):
+    pass
+
+
+# A phase that takes longer than this is stopped and reported as such (full runs only).
+PHASE_BUDGET = None
+
+
 def run(cmd, env=None, stdin=None, quiet=True):
-    result = subprocess.run(cmd, env=env, input=stdin, capture_output=True, text=True)
+    try:
+        result = subprocess.run(cmd, env=env, input=stdin, capture_output=True, text=True, timeout=PHASE_BUDGET)
+    except subprocess.TimeoutExpired:
+        raise PhaseTimeout()
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({result.returncode}): {result.stderr.strip() or result.stdout.strip()}")
     return result.stdout
@@ -203,6 +222,9 @@ class Ferry:
     def destination(self, dataset):
         return None  # the server's library: checked by the sync's own exit status
 
+    def recover(self, dataset):
+        pass  # the timed-out client process was killed; the server stays up for the next dataset
+
     def stop(self):
         self.server.send_signal(signal.SIGTERM)
         self.server.wait(timeout=30)
@@ -232,6 +254,9 @@ class Rsync:
     def destination(self, dataset):
         return os.path.join(self.dest, dataset)
 
+    def recover(self, dataset):
+        pass  # the timed-out client process was killed; the server stays up for the next dataset
+
     def stop(self):
         self.daemon.terminate()
         self.daemon.wait(timeout=30)
@@ -258,6 +283,9 @@ class Rclone:
 
     def destination(self, dataset):
         return os.path.join(self.dest, dataset)
+
+    def recover(self, dataset):
+        pass  # the timed-out client process was killed; the server stays up for the next dataset
 
     def stop(self):
         self.server.terminate()
@@ -361,6 +389,11 @@ class Syncthing:
     def destination(self, dataset):
         return os.path.join(self.work, "dest", dataset)
 
+    def recover(self, dataset):
+        """A folder that ran out of time is paused so its traffic does not count in later phases."""
+        for node in self.nodes:
+            self.api(node, "PATCH", f"/rest/config/folders/{dataset}", {"paused": True})
+
     def stop(self):
         for node in self.nodes:
             self.api(node, "POST", "/rest/system/shutdown")
@@ -401,9 +434,17 @@ def measure(tools, scratch, quick, binaries):
         tool = tool_class(work, binaries)
         print(f"{tool.name}: starting", file=sys.stderr)
         tool.start()
+        skipped = set()
         try:
             for dataset, phase in phases:
                 source = os.path.join(source_root, dataset)
+                if dataset in skipped:
+                    if phase.startswith("1-byte change"):
+                        change_middle(source + "/big.bin")
+                    elif phase.startswith("1-byte insertion"):
+                        insert_at_start(source + "/big.bin")
+                    results.setdefault(f"{dataset}: {phase}", {})[tool.name] = {"skipped": "an earlier phase ran out of time"}
+                    continue
                 if phase.startswith("1-byte change"):
                     change_middle(source + "/big.bin")
                 elif phase.startswith("1-byte insertion"):
@@ -411,7 +452,14 @@ def measure(tools, scratch, quick, binaries):
                 subprocess.run(["sync"])
                 wire = loopback_bytes()
                 started = time.monotonic()
-                tool.sync(dataset, source, "initial" if phase == "initial" else phase)
+                try:
+                    tool.sync(dataset, source, "initial" if phase == "initial" else phase)
+                except PhaseTimeout:
+                    results.setdefault(f"{dataset}: {phase}", {})[tool.name] = {"timed_out": PHASE_BUDGET, "wire_bytes": loopback_bytes() - wire}
+                    print(f"{tool.name}: {dataset} {phase}: stopped after {PHASE_BUDGET} s", file=sys.stderr)
+                    skipped.add(dataset)
+                    tool.recover(dataset)
+                    continue
                 seconds = time.monotonic() - started
                 wire = loopback_bytes() - wire
                 destination = tool.destination(dataset)
@@ -425,6 +473,16 @@ def measure(tools, scratch, quick, binaries):
     return {"datasets": {name: {"bytes": datasets[name], "files": counts[name]} for name in datasets}, "rows": results}
 
 
+def cell(result):
+    if result is None:
+        return ""
+    if "timed_out" in result:
+        return f"> {result['timed_out']} s ({result['wire_bytes'] / MiB:.1f}+)"
+    if "skipped" in result:
+        return "—"
+    return f"{result['seconds']:.2f} ({result['wire_bytes'] / MiB:.1f})"
+
+
 def markdown(report, tools):
     names = [TOOLS[k].name for k in tools]
     header = "| dataset: phase | " + " | ".join(f"{n} s (MiB on wire)" for n in names)
@@ -434,7 +492,7 @@ def markdown(report, tools):
     columns = 1 + len(names) + len(peers)
     lines = [header + " |", "|" + "---|" * columns]
     for row, by_tool in report["rows"].items():
-        cells = [f"{by_tool[n]['seconds']:.2f} ({by_tool[n]['wire_bytes'] / MiB:.1f})" if n in by_tool else "" for n in names]
+        cells = [cell(by_tool.get(n)) for n in names]
         if peers:
             ferry = by_tool.get("Ferry", {}).get("seconds")
             for p in peers:
@@ -452,7 +510,11 @@ def main():
     parser.add_argument("--data-root", default=None, help="directory for the scratch data (default: the system temporary directory)")
     parser.add_argument("--json", default=None, help="also write the results as JSON here")
     parser.add_argument("--bin", default=".build/release", help="where ferry and ferry-server are built")
+    parser.add_argument("--phase-budget", type=int, default=None,
+                        help="stop a phase after this many seconds and report it as such (default: 300 for full runs, none for --quick)")
     args = parser.parse_args()
+    global PHASE_BUDGET
+    PHASE_BUDGET = args.phase_budget if args.phase_budget is not None else (None if args.quick else 300)
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     unknown = [t for t in tools if t not in TOOLS]
     if unknown:
