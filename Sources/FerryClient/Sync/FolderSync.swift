@@ -196,25 +196,32 @@ public final class FolderSync: Sendable {
     func hashUploadingEarly(_ file: LocalFile) async throws -> (LocalState?, Int64) {
         let (cut, sink) = AsyncStream<(ChunkRef, Int64)>.makeStream()
         let root = self.root, api = self.api, parallelism = self.parallelism, path = file.path
-        // A sliding window of `parallelism` chunks in flight, each asked about and sent on
-        // its own, so the pipe never drains between groups.
+        // Chunks go in groups of about `earlyGroupBytes`, each asked about and sent as one
+        // batch (one request, one server-side sync), with a sliding window of `parallelism`
+        // groups in flight so the pipe never drains.
         let uploader = Task { () -> Int64 in
             await withTaskGroup(of: Int64.self) { tasks in
                 var inFlight = 0, sent: Int64 = 0
-                for await (chunk, offset) in cut {
+                var group: [(ChunkRef, Int64)] = []
+                var groupBytes: Int64 = 0
+                func launch(_ members: [(ChunkRef, Int64)]) async {
                     if inFlight == parallelism, let n = await tasks.next() {
                         sent += n
                         inFlight -= 1
                     }
                     inFlight += 1
-                    tasks.addTask {
-                        guard let missing = try? await api.missingChunks([chunk.sha256]), !missing.isEmpty,
-                              let bytes = try? await FolderSync.ioPool.runIfActive({ try Self.readRange(root + "/" + path, offset: offset, size: chunk.size) }),
-                              (try? await api.putChunk(chunk.sha256, bytes)) != nil
-                        else { return 0 }
-                        return chunk.size
+                    tasks.addTask { await Self.sendEarly(members, path: root + "/" + path, api: api) }
+                }
+                for await (chunk, offset) in cut {
+                    group.append((chunk, offset))
+                    groupBytes += chunk.size
+                    if groupBytes >= Self.earlyGroupBytes || group.count == ChunkBatchFormat.maxChunks {
+                        await launch(group)
+                        group = []
+                        groupBytes = 0
                     }
                 }
+                if !group.isEmpty { await launch(group) }
                 while let n = await tasks.next() { sent += n }
                 return sent
             }
@@ -229,6 +236,23 @@ public final class FolderSync: Sendable {
             _ = await uploader.value
             throw error
         }
+    }
+
+    /// Bytes of chunk content sent per request while a large file is hashed (half the batch limit).
+    static let earlyGroupBytes = Int64(ChunkBatchFormat.maxContentBytes / 2)
+
+    /// Sends the chunks of one group the server lacks as one batch; returns bytes stored.
+    /// Any failure is left to the regular upload step, which finds those chunks still missing.
+    static func sendEarly(_ members: [(ChunkRef, Int64)], path: String, api: ServerAPI) async -> Int64 {
+        guard let missing = try? await api.missingChunks(members.map(\.0.sha256)), !missing.isEmpty else { return 0 }
+        let wanted = Set(missing)
+        let chosen = members.filter { wanted.contains($0.0.sha256) }
+        guard let read = try? await FolderSync.ioPool.runIfActive({
+            try chosen.map { chunk, offset in (hash: chunk.sha256, bytes: try Self.readRange(path, offset: offset, size: chunk.size)) }
+        }) else { return 0 }
+        let present = read.compactMap { item in item.bytes.map { (hash: item.hash, bytes: $0) } }
+        guard !present.isEmpty, let answer = try? await api.putChunks(present) else { return 0 }
+        return answer.stored.reduce(0) { $0 + $1.size }
     }
 
     /// One pass: pull, scan, plan, apply. Errors that concern single paths are reported in
@@ -620,30 +644,23 @@ public final class FolderSync: Sendable {
         }
         guard !location.isEmpty else { return 0 }
         let missing = try await api.missingChunks(Array(location.keys))
-        // Small chunks travel in batches (one request and one server-side sync for many
-        // files); large ones one by one. Either way at most `parallelism` requests in flight.
-        enum Job: Sendable {
-            case single(ContentHash, path: String, offset: Int64, size: Int64)
-            case batch([(ContentHash, path: String, offset: Int64, size: Int64)])
-        }
-        var jobs: [Job] = []
-        var pending: [(ContentHash, path: String, offset: Int64, size: Int64)] = []
+        // Chunks travel in batches of up to half the batch limit (one request and one
+        // server-side sync for many chunks, of many files), at most `parallelism` in flight.
+        typealias Item = (ContentHash, path: String, offset: Int64, size: Int64)
+        var jobs: [[Item]] = []
+        var pending: [Item] = []
         var pendingBytes: Int64 = 0
         for hash in missing {
             guard let (path, offset, size) = location[hash] else { continue }
-            if size >= Int64(ChunkBatchFormat.batchThreshold) {
-                jobs.append(.single(hash, path: path, offset: offset, size: size))
-                continue
-            }
             if pending.count == ChunkBatchFormat.maxChunks || pendingBytes + size > Int64(ChunkBatchFormat.maxContentBytes / 2) {
-                jobs.append(.batch(pending))
+                jobs.append(pending)
                 pending = []
                 pendingBytes = 0
             }
             pending.append((hash, path, offset, size))
             pendingBytes += size
         }
-        if !pending.isEmpty { jobs.append(.batch(pending)) }
+        if !pending.isEmpty { jobs.append(pending) }
 
         let root = self.root
         let api = self.api
@@ -653,29 +670,21 @@ public final class FolderSync: Sendable {
             var next = 0
             func launch() {
                 guard next < jobs.count else { return }
-                let job = jobs[next]
+                let items = jobs[next]
                 next += 1
                 group.addTask {
-                    switch job {
-                    case .single(let hash, let path, let offset, let size):
-                        let bytes = try await FolderSync.ioPool.runIfActive { try Self.readRange(root + "/" + path, offset: offset, size: size) }
-                        guard let bytes else { return ([path], 0) }
-                        // The server hashes every chunk it receives: bytes that changed since
-                        // this file was hashed are refused with 422 and nothing is stored.
-                        do { try await api.putChunk(hash, bytes) } catch let failure as APIFailure where failure.status == 422 { return ([path], 0) }
-                        return ([], size)
-                    case .batch(let items):
-                        let read = try await FolderSync.ioPool.runIfActive {
-                            items.map { item in (item, try? Self.readRange(root + "/" + item.path, offset: item.offset, size: item.size)) }
-                        }
-                        var torn = read.compactMap { $0.1 == nil ? $0.0.path : nil }
-                        let present = read.compactMap { entry in entry.1.map { (hash: entry.0.0, bytes: $0) } }
-                        guard !present.isEmpty else { return (torn, 0) }
-                        let answer = try await api.putChunks(present)
-                        let rejected = Set(answer.rejected)
-                        torn += items.filter { rejected.contains($0.0) }.map(\.path)
-                        return (torn, answer.stored.reduce(0) { $0 + $1.size })
+                    // The server hashes every chunk it receives: bytes that changed since
+                    // this file was hashed come back in `rejected` and nothing of them is stored.
+                    let read = try await FolderSync.ioPool.runIfActive {
+                        items.map { item in (item, try? Self.readRange(root + "/" + item.path, offset: item.offset, size: item.size)) }
                     }
+                    var torn = read.compactMap { $0.1 == nil ? $0.0.path : nil }
+                    let present = read.compactMap { entry in entry.1.map { (hash: entry.0.0, bytes: $0) } }
+                    guard !present.isEmpty else { return (torn, 0) }
+                    let answer = try await api.putChunks(present)
+                    let rejected = Set(answer.rejected)
+                    torn += items.filter { rejected.contains($0.0) }.map(\.path)
+                    return (torn, answer.stored.reduce(0) { $0 + $1.size })
                 }
             }
             for _ in 0..<parallelism { launch() }

@@ -437,8 +437,6 @@ public enum ChunkBatchFormat {
     public static let maxChunks = 1000
     /// At most this many bytes of chunk content per request.
     public static let maxContentBytes = 16 << 20
-    /// Chunks smaller than this go in batches; larger ones are uploaded one by one.
-    public static let batchThreshold = 256 << 10
 
     public static func header(_ hash: ContentHash, size: Int) -> [UInt8] {
         hash.bytes + withUnsafeBytes(of: UInt64(size).bigEndian) { Array($0) }
