@@ -428,9 +428,9 @@ public enum FerryProtocol {
     public static let maxWaitSeconds = 300
 }
 
-/// `POST /chunks/batch`: many small chunks in one request, as frames of a 32-byte SHA-256,
-/// an 8-byte big-endian size and that many bytes. One file-system sync covers the batch, so
-/// small files do not pay two fsyncs each.
+/// `POST /chunks/batch`: many chunks in one request, as frames of a 32-byte SHA-256, an
+/// 8-byte big-endian size and that many bytes. One file-system sync covers the batch, so
+/// neither small files nor the chunks of a large one pay several fsyncs each.
 public enum ChunkBatchFormat {
     public static let headerSize = 40
     /// At most this many chunks per request.
