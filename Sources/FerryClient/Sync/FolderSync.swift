@@ -259,7 +259,8 @@ public final class FolderSync: Sendable {
     /// `problems`; errors that stop the whole folder are thrown.
     public func pass(allowMassDelete: Bool = false) async throws -> PassReport {
         try await pullChanges()
-        let inputs = try await gatherInputs()
+        var inputs = try await gatherInputs()
+        inputs.index = try refreshTouched(inputs)
         var policy = self.policy
         policy.allowMassDelete = policy.allowMassDelete || allowMassDelete
         let plan = Planner.plan(index: inputs.index, local: inputs.local, remote: inputs.remote, policy: policy)
@@ -276,6 +277,26 @@ public final class FolderSync: Sendable {
         }
         try index.recordProblems(folder: root, report.problems)
         return report
+    }
+
+    /// Files whose bytes are still what was synced but whose mtime or inode moved (touched,
+    /// rewritten with the same content) get the new stat recorded. Otherwise every later
+    /// download or local delete of them would find them "changed since the index saw them"
+    /// and wait forever, while the planner, seeing the same content, kept asking again.
+    func refreshTouched(_ inputs: Inputs) throws -> [String: IndexEntry] {
+        var entries = inputs.index
+        var update = IndexUpdate()
+        for (path, local) in inputs.local where local.kind == .file {
+            guard var entry = entries[path], entry.kind == .file, local.sha256 == entry.sha256, local.file.size == entry.size,
+                  local.file.mtimeNs != entry.mtimeNs || local.file.inode != entry.inode
+            else { continue }
+            entry.mtimeNs = local.file.mtimeNs
+            entry.inode = local.file.inode
+            entries[path] = entry
+            update.synced.append(entry)
+        }
+        if !update.synced.isEmpty { try index.apply(folder: root, update) }
+        return entries
     }
 
     /// The plan a pass would run now, computed from the same inputs and the same planner,
