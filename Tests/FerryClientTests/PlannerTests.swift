@@ -119,5 +119,7 @@ struct PlannerTests {
         #expect(ConflictName.make(for: ".bashrc", device: "b", at: date) == ".bashrc.conflict-b-20261118-110640")
         #expect(ConflictName.isConflictCopy("docs/plan.conflict-my-laptop-20261118-110640.txt"))
         #expect(!ConflictName.isConflictCopy("docs/plan.txt"))
+        #expect(ConflictName.make(for: "docs/plan.txt", device: "b", at: date, attempt: 2) == "docs/plan.conflict-b-20261118-110640-2.txt")
+        #expect(ConflictName.isConflictCopy("docs/plan.conflict-b-20261118-110640-2.txt"))
     }
 }

@@ -382,7 +382,15 @@ public final class FolderSync: Sendable {
             do {
                 switch action {
                 case .conflict(let local, let remote):
-                    let copy = ConflictName.make(for: local.path, device: deviceName, at: Date())
+                    // Never rename over an existing entry: a second conflict on the same file in
+                    // the same second would otherwise replace the first copy.
+                    let now = Date()
+                    var attempt = 1
+                    var copy = ConflictName.make(for: local.path, device: deviceName, at: now)
+                    while LocalScanner.stat(root: root, path: copy) != nil || entries[copy] != nil {
+                        attempt += 1
+                        copy = ConflictName.make(for: local.path, device: deviceName, at: now, attempt: attempt)
+                    }
                     guard rename(root + "/" + local.path, root + "/" + copy) == 0 else { throw SystemCallError("rename \(local.path)", errno: errno) }
                     AtomicFile.fsyncDirectory(parentDirectory(of: root + "/" + local.path))
                     try index.recordConflictCopy(folder: root, copy: copy, origin: ConflictOrigin(path: remote.path, theirs: remote.version))

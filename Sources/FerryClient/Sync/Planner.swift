@@ -209,9 +209,10 @@ public enum Planner {
     static func executable(_ mode: Int32) -> Bool { mode & 0o100 != 0 }
 }
 
-/// `NAME.conflict-<device>-<YYYYMMDD-HHMMSS>.EXT` beside the original (SPEC §2).
+/// `NAME.conflict-<device>-<YYYYMMDD-HHMMSS>.EXT` beside the original (SPEC §2); a second
+/// copy of the same file in the same second gets `-2`, `-3`, … after the time.
 public enum ConflictName {
-    public static func make(for path: String, device: String, at date: Date) -> String {
+    public static func make(for path: String, device: String, at date: Date, attempt: Int = 1) -> String {
         let slash = path.lastIndex(of: "/")
         let directory = slash.map { String(path[...$0]) } ?? ""
         let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
@@ -225,7 +226,7 @@ public enum ConflictName {
         calendar.timeZone = TimeZone(identifier: "UTC")!
         let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
         let stamp = String(format: "%04d%02d%02d-%02d%02d%02d", c.year!, c.month!, c.day!, c.hour!, c.minute!, c.second!)
-        return directory + stem + ".conflict-\(safeDevice.prefix(40))-\(stamp)" + ext
+        return directory + stem + ".conflict-\(safeDevice.prefix(40))-\(stamp)" + (attempt > 1 ? "-\(attempt)" : "") + ext
     }
 
     public static func isConflictCopy(_ path: String) -> Bool {
