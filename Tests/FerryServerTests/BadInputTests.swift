@@ -54,6 +54,12 @@ struct BadInputTests {
         let bad = dir.appendingPathComponent("bad.json")
         try Data(#"{"port": "eighty"}"#.utf8).write(to: bad)
         #expect(throws: DecodingError.self) { try ServerConfiguration.load(path: bad.path) }
+        for webhooks in [#"{"retryBackoffSeconds": []}"#, #"{"retryBackoffSeconds": [0, -1]}"#, #"{"maxConcurrentDeliveries": 0}"#,
+                         #"{"requestTimeoutSeconds": 0}"#] {
+            try Data(#"{"webhooks": \#(webhooks)}"#.utf8).write(to: bad)
+            #expect(throws: ConfigurationError.self, "\(webhooks)") { try ServerConfiguration.load(path: bad.path) }
+        }
+        #expect(c.webhooks.allowPrivateTargets && c.webhooks.retryBackoffSeconds.count == 10)
     }
 
     @Test(arguments: [

@@ -39,7 +39,7 @@ enum Outbox {
     ) throws -> String? {
         let targets = try only ?? (subscribers ?? Subscribers.load(db, userId: userId)).matching(type.rawValue)
         guard !targets.isEmpty else { return nil }
-        let id = "evt_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        let id = SQLiteMetadataStore.newId("evt")
         let body = try JSONCoding.encoder.encode(EventEnvelope(id: id, type: type.rawValue, timestamp: now, data: data))
         try db.cachedStatement(sql: "INSERT INTO event (id, user_id, type, body, created_at) VALUES (?, ?, ?, ?, ?)")
             .execute(arguments: [id, userId, type.rawValue, body, now])

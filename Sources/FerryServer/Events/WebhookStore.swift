@@ -52,7 +52,7 @@ public protocol WebhookStore: Sendable {
 
 extension SQLiteMetadataStore {
     public func createWebhook(userId: Int64, url: String, events: EventFilter, secret: String, active: Bool) async throws -> WebhookInfo {
-        let info = WebhookInfo(id: "wh_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: ""), url: url, events: events,
+        let info = WebhookInfo(id: Self.newId("wh"), url: url, events: events,
                                active: active, disabledReason: nil, createdAt: Date())
         try await pool.write { db in
             let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM webhook WHERE user_id = ?", arguments: [userId]) ?? 0

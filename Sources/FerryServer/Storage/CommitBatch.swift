@@ -119,7 +119,7 @@ struct CommitBatch {
 
     /// Records an uploaded conflict copy as an open conflict and reports `file.conflict`.
     private func recordConflict(copy: FileVersion, theirs: FileVersion) throws {
-        let id = "cfl_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        let id = SQLiteMetadataStore.newId("cfl")
         try db.cachedStatement(sql: """
             INSERT INTO conflict (id, library_id, path, copy_path, mine_seq, theirs_seq, detected_at) VALUES (?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [id, libraryId, theirs.path.string, copy.path.string, copy.version, theirs.version, now])

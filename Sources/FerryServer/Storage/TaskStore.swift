@@ -115,8 +115,7 @@ extension SQLiteMetadataStore {
 
     public func task(userId: Int64, id: String) async throws -> TaskInfo {
         try await pool.read { db in
-            let (_, projectId) = try Self.visibleTask(db, userId: userId, id: id)
-            _ = projectId
+            _ = try Self.visibleTask(db, userId: userId, id: id)
             var task = try Self.taskInfo(db, id: id)
             task.attachments = try Row.fetchAll(db, sql: "SELECT * FROM attachment WHERE task_id = ? ORDER BY created_at, id", arguments: [id])
                 .map { try Self.attachmentInfo(db, $0) }
@@ -229,6 +228,7 @@ extension SQLiteMetadataStore {
 
     // MARK: helpers
 
+    /// `prefix_` and 32 hex digits: the form of every id the server hands out (events, webhooks, conflicts, tasks…).
     static func newId(_ prefix: String) -> String { prefix + "_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "") }
 
     static func insertProject(_ db: Database, ownerId: Int64, name: String) throws -> ProjectInfo {
