@@ -39,6 +39,9 @@ public struct ScanResult: Sendable {
     public var problems: [String: String] = [:]
     /// Directories that could not be listed: their synced contents must not look deleted.
     public var unreadableDirectories: Set<String> = []
+    /// Downloads an earlier pass left unfinished (kept so the next one resumes), by path,
+    /// with their mtime in ns: never synced, swept once stale.
+    public var partialDownloads: [String: Int64] = [:]
 }
 
 /// The full walk of a folder: `opendir`/`readdir`/`lstat`, no symlink followed, ignored
@@ -46,6 +49,8 @@ public struct ScanResult: Sendable {
 public enum LocalScanner {
     /// The folder's marker and state directory (SPEC §6), never synced.
     public static let markerName = ".ferry"
+    /// Downloads are written beside their target under this prefix, then renamed.
+    public static let partialPrefix = ".ferry-partial-"
 
     public static func scan(root: String, rules: IgnoreRules) -> ScanResult {
         var result = ScanResult()
@@ -75,6 +80,10 @@ public enum LocalScanner {
                 let path = relative.isEmpty ? name : relative + "/" + name
                 guard let file = stat(root: root, path: path) else {
                     if errno != ENOENT { result.problems[path] = "cannot read: \(String(cString: strerror(errno)))" }
+                    continue
+                }
+                if file.kind == .file && name.hasPrefix(partialPrefix) {
+                    result.partialDownloads[path] = file.mtimeNs
                     continue
                 }
                 if rules.ignoresEntry(path, isDirectory: file.kind == .directory) { continue }

@@ -135,6 +135,7 @@ public final class FolderSync: Sendable {
         async let stored = FolderSync.ioPool.runIfActive { (try index.entries(folder: root), try index.remote(folder: root), try index.journal(folder: root)) }
         let scan = try await walked
         var (entries, remote, journal) = try await stored
+        sweepStalePartials(scan.partialDownloads)
         for v in newer where (remote[v.path.string]?.version ?? 0) < v.version { remote[v.path.string] = v }
         var problems = scan.problems
         var local: [String: LocalState] = [:]
@@ -484,16 +485,21 @@ public final class FolderSync: Sendable {
             return true
         }
 
-        let temp = directory + "/.ferry-partial-\(UUID().uuidString)"
-        var keep = false
-        defer { if !keep { unlink(temp) } }
+        let temp: String
         if v.kind == .symlink {
+            temp = directory + "/" + LocalScanner.partialPrefix + UUID().uuidString
             guard symlink(v.target ?? "", temp) == 0 else { throw SystemCallError("symlink \(path)", errno: errno) }
         } else {
+            // A download cut short keeps its temp file (one per target name), and the next
+            // attempt resumes after its verified chunks: a link that drops every few MiB
+            // still brings a large file in.
+            temp = directory + "/" + Self.partialName(for: absolute)
             let fetched = try await writeContent(of: v, to: temp, sources: sources)
             report.downloadedBytes += fetched.remote
             report.reusedLocalBytes += fetched.local
         }
+        var keep = false
+        defer { if !keep { unlink(temp) } }
         // The last check before replacing: the target is still what the index last saw
         // (or still absent). A file edited meanwhile is never overwritten.
         let now = LocalScanner.stat(root: root, path: path)
@@ -520,13 +526,82 @@ public final class FolderSync: Sendable {
     /// Writes a version's content to `temp`, chunk by chunk, from local copies where the
     /// index knows one (verified by hash) and from the server otherwise; checks the whole
     /// file's SHA-256, sets mode and mtime, fsyncs. Returns bytes fetched and reused.
+    ///
+    /// An unfinished `temp` from an earlier attempt is resumed: its leading chunks that still
+    /// match this version (size and hash, re-read) are kept, the rest is cut off. On a full
+    /// disk or a final hash mismatch `temp` is removed; on any other failure it is kept for
+    /// the next attempt.
     func writeContent(of v: FileVersion, to temp: String, sources: LocalChunkSources) async throws -> (remote: Int64, local: Int64) {
-        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        let fd = open(temp, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw SystemCallError("create \(temp)", errno: errno) }
         defer { close(fd) }
         var hasher = StreamingHasher()
         var fetched: Int64 = 0, reused: Int64 = 0
-        for chunk in v.chunks {
+        let resumed = Self.verifiedPrefix(fd: fd, chunks: v.chunks, hasher: &hasher)
+        guard ftruncate(fd, off_t(resumed.bytes)) == 0, lseek(fd, off_t(resumed.bytes), SEEK_SET) == off_t(resumed.bytes) else {
+            throw SystemCallError("resume \(temp)", errno: errno)
+        }
+        reused += resumed.bytes
+        do {
+            try await appendChunks(v.chunks[resumed.chunks...], of: v, fd: fd, temp: temp, sources: sources, hasher: &hasher,
+                                   fetched: &fetched, reused: &reused)
+            guard hasher.count == v.size, hasher.finalize() == (v.sha256 ?? .empty) else {
+                throw ClientError.io("\(v.path) did not match its SHA-256 after download; nothing was replaced")
+            }
+            _ = fchmod(fd, mode_t(v.mode & 0o7777))
+            var times = [timespec(tv_sec: 0, tv_nsec: Int(utimeOmit)),
+                         timespec(tv_sec: Int(v.mtimeNs / 1_000_000_000), tv_nsec: Int(v.mtimeNs % 1_000_000_000))]
+            if v.mtimeNs < 0 { times[1] = timespec(tv_sec: 0, tv_nsec: Int(utimeOmit)) }
+            _ = futimens(fd, &times)
+            guard fsync(fd) == 0 else {
+                if errno == ENOSPC || errno == EDQUOT { throw ClientError.io("the local disk is full; free space to download \(v.path) (nothing was replaced)") }
+                throw SystemCallError("fsync \(temp)", errno: errno)
+            }
+        } catch let error as ClientError {
+            unlink(temp)  // a full disk needs the space back; a wrong whole-file hash is not worth resuming
+            throw error
+        }
+        return (fetched, reused)
+    }
+
+    /// The temp name a download of `absolute` uses: fixed per target, so a later attempt
+    /// finds it; hashed, so any name fits and two targets never share one.
+    static func partialName(for absolute: String) -> String {
+        let name = absolute.split(separator: "/").last.map(String.init) ?? absolute
+        return LocalScanner.partialPrefix + String(ContentHash.of(Data(name.utf8)).hex.prefix(32))
+    }
+
+    /// How many leading chunks of an unfinished download in `fd` are this version's, by
+    /// re-reading and hashing them; feeds them to `hasher`.
+    static func verifiedPrefix(fd: Int32, chunks: [ChunkRef], hasher: inout StreamingHasher) -> (chunks: Int, bytes: Int64) {
+        var info = Glibc.stat()
+        guard fstat(fd, &info) == 0, info.st_size > 0 else { return (0, 0) }
+        var count = 0, offset: Int64 = 0
+        var buffer = [UInt8]()
+        for chunk in chunks {
+            guard offset + chunk.size <= Int64(info.st_size) else { break }
+            buffer = [UInt8](repeating: 0, count: Int(chunk.size))
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(offset)) }
+            guard n == Int(chunk.size), ContentHash.of(buffer) == chunk.sha256 else { break }
+            buffer.withUnsafeBytes { hasher.update($0) }
+            count += 1
+            offset += chunk.size
+        }
+        return (count, offset)
+    }
+
+    /// Removes unfinished downloads nobody resumed for a day (their file was deleted or
+    /// replaced meanwhile), as Syncthing drops old temporaries during its scan.
+    func sweepStalePartials(_ partials: [String: Int64]) {
+        let cutoff = (Int64(Date().timeIntervalSince1970) - 86_400) * 1_000_000_000
+        for (path, mtimeNs) in partials where mtimeNs < cutoff { unlink(root + "/" + path) }
+    }
+
+    func appendChunks(
+        _ chunks: ArraySlice<ChunkRef>, of v: FileVersion, fd: Int32, temp: String, sources: LocalChunkSources,
+        hasher: inout StreamingHasher, fetched: inout Int64, reused: inout Int64
+    ) async throws {
+        for chunk in chunks {
             var bytes: ByteBuffer
             if let local = sources.read(chunk) {
                 bytes = local
@@ -555,19 +630,6 @@ public final class FolderSync: Sendable {
             }
             bytes.moveReaderIndex(to: bytes.writerIndex)
         }
-        guard hasher.count == v.size, hasher.finalize() == (v.sha256 ?? .empty) else {
-            throw ClientError.io("\(v.path) did not match its SHA-256 after download; nothing was replaced")
-        }
-        _ = fchmod(fd, mode_t(v.mode & 0o7777))
-        var times = [timespec(tv_sec: 0, tv_nsec: Int(utimeOmit)),
-                     timespec(tv_sec: Int(v.mtimeNs / 1_000_000_000), tv_nsec: Int(v.mtimeNs % 1_000_000_000))]
-        if v.mtimeNs < 0 { times[1] = timespec(tv_sec: 0, tv_nsec: Int(utimeOmit)) }
-        _ = futimens(fd, &times)
-        guard fsync(fd) == 0 else {
-            if errno == ENOSPC || errno == EDQUOT { throw ClientError.io("the local disk is full; free space to download \(v.path) (nothing was replaced)") }
-            throw SystemCallError("fsync \(temp)", errno: errno)
-        }
-        return (fetched, reused)
     }
 
     // MARK: server side: uploads and deletes
