@@ -43,18 +43,33 @@ public struct ServerAPI: Sendable {
         self.client = client
     }
 
+    /// How long a connection may make no progress before the request fails and the caller's
+    /// retry takes over. `stall` bounds the time without a byte read (after the request is
+    /// sent) or written; it must exceed the longest long-poll the caller asks for (the daemon
+    /// waits 60 s), so the default leaves room. A stalled NAS link, a dead Wi-Fi or a
+    /// half-open TCP connection then costs at most `stall`, not the whole request deadline.
+    public struct Timeouts: Sendable {
+        public var connect: TimeAmount
+        public var stall: TimeAmount
+
+        public init(connect: TimeAmount = .seconds(10), stall: TimeAmount = .seconds(90)) {
+            self.connect = connect
+            self.stall = stall
+        }
+    }
+
     /// One shared client per process: connection pooling, bounded timeouts.
-    public static func makeClient() -> HTTPClient {
+    public static func makeClient(timeouts: Timeouts = Timeouts()) -> HTTPClient {
         var configuration = HTTPClient.Configuration()
-        configuration.timeout = .init(connect: .seconds(10), read: .seconds(330))
+        configuration.timeout = .init(connect: timeouts.connect, read: timeouts.stall, write: timeouts.stall)
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 16)
         configuration.decompression = .disabled
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
     /// An API with its own HTTP client; call `close()` when done.
-    public static func open(serverURL: String, token: String) -> ServerAPI {
-        ServerAPI(serverURL: serverURL, token: token, client: makeClient())
+    public static func open(serverURL: String, token: String, timeouts: Timeouts = Timeouts()) -> ServerAPI {
+        ServerAPI(serverURL: serverURL, token: token, client: makeClient(timeouts: timeouts))
     }
 
     /// The same server and client with another token.
@@ -71,8 +86,10 @@ public struct ServerAPI: Sendable {
 
     /// Logs in as a user and registers a device; returns the API authenticated as that
     /// device (the user's password and access token are not kept).
-    public static func enroll(serverURL: String, username: String, password: String, deviceName: String) async throws -> (api: ServerAPI, device: RegisterDeviceResponse) {
-        let anonymous = ServerAPI.open(serverURL: serverURL, token: "")
+    public static func enroll(
+        serverURL: String, username: String, password: String, deviceName: String, timeouts: Timeouts = Timeouts()
+    ) async throws -> (api: ServerAPI, device: RegisterDeviceResponse) {
+        let anonymous = ServerAPI.open(serverURL: serverURL, token: "", timeouts: timeouts)
         do {
             let tokens = try await anonymous.login(username: username, password: password)
             let device = try await anonymous.with(token: tokens.accessToken).registerDevice(name: deviceName)
