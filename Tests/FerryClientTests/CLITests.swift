@@ -7,11 +7,7 @@ import Testing
 /// The real `ferry` binary against the real server on loopback.
 @Suite("ferry CLI", .serialized)
 struct CLITests {
-    struct Run {
-        let status: Int32
-        let out: String
-        let err: String
-    }
+    typealias Run = ToolRun
 
     /// A home directory with its own XDG config, state and runtime directories.
     struct Home {
@@ -22,25 +18,7 @@ struct CLITests {
         }
 
         func ferry(_ arguments: String..., stdin: String? = nil) async throws -> Run {
-            let binary = CLITests.binary("ferry")
-            let env = environment
-            return try await NIOThreadPool.singleton.runIfActive {
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: binary)
-                process.arguments = arguments
-                process.environment = env
-                let out = Pipe(), err = Pipe(), input = Pipe()
-                process.standardOutput = out
-                process.standardError = err
-                process.standardInput = input
-                try process.run()
-                if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-                try input.fileHandleForWriting.close()
-                let o = out.fileHandleForReading.readDataToEndOfFile()
-                let e = err.fileHandleForReading.readDataToEndOfFile()
-                process.waitUntilExit()
-                return Run(status: process.terminationStatus, out: String(decoding: o, as: UTF8.self), err: String(decoding: e, as: UTF8.self))
-            }
+            try await runTool(CLITests.binary("ferry"), arguments, environment: environment, stdin: stdin)
         }
     }
 

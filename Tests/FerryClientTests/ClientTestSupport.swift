@@ -59,13 +59,22 @@ final class Device: Sendable {
     let sync: FolderSync
 
     static func make(_ cloud: Cloud, user: (name: String, password: String), name: String, library: String = "docs", root: String? = nil) async throws -> Device {
-        let (api, registered) = try await ServerAPI.enroll(serverURL: cloud.url, username: user.name, password: user.password, deviceName: name)
+        try await make(serverURL: cloud.url, user: user, name: name, library: library, root: root)
+    }
+
+    /// A device of a server that is not in-process (the real binary, or behind a proxy).
+    static func make(
+        serverURL: String, user: (name: String, password: String), name: String, library: String = "docs", root: String? = nil,
+        timeouts: ServerAPI.Timeouts = .init()
+    ) async throws -> Device {
+        let (api, registered) = try await ServerAPI.enroll(serverURL: serverURL, username: user.name, password: user.password,
+                                                           deviceName: name, timeouts: timeouts)
         let info = try await api.library(named: library)
         let root = root ?? scratchDirectory("folder-\(name)")
         try FileManager.default.createDirectory(atPath: root + "/.ferry", withIntermediateDirectories: true)
         let state = scratchDirectory("state-\(name)")
         let folder = FolderConfig(path: root, libraryId: info.id, libraryName: info.name)
-        var config = ClientConfig(serverURL: cloud.url, username: user.name, deviceId: registered.device.id, deviceName: name,
+        var config = ClientConfig(serverURL: serverURL, username: user.name, deviceId: registered.device.id, deviceName: name,
                                   deviceToken: registered.token, folders: [folder])
         config.settleMilliseconds = 50
         let index = try LocalIndex(path: state + "/index.sqlite")
@@ -114,7 +123,10 @@ final class Device: Sendable {
     func mkdir(_ path: String) throws { try FileManager.default.createDirectory(atPath: root + "/" + path, withIntermediateDirectories: true) }
 
     /// Every entry under the root except `.ferry`: files by content hash, links by target.
-    func tree() -> [String: String] {
+    func tree() -> [String: String] { Self.tree(at: root) }
+
+    /// The same for any folder (one a `ferry` process syncs, say).
+    static func tree(at root: String) -> [String: String] {
         var out: [String: String] = [:]
         let scan = LocalScanner.scan(root: root, rules: IgnoreRules(userPatterns: "", includeDefaults: false))
         for (path, f) in scan.entries {

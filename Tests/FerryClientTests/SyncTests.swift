@@ -275,41 +275,24 @@ struct SyncTests {
         }
     }
 
-    /// A small tmpfs for the receiving folder: needs root (CI and this machine run as root).
-    static var canMount: Bool { getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/bin/mount") }
-
+    /// A 2 MiB tmpfs for the receiving folder.
     @Test(.enabled(if: canMount)) func aFullLocalDiskDuringDownloadLeavesNoTempFileAndSaysWhy() async throws {
-        let mountPoint = scratchDirectory("tmpfs")
-        let mounted = try await NIOThreadPool.singleton.runIfActive { () -> Int32 in
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/bin/mount")
-            p.arguments = ["-t", "tmpfs", "-o", "size=2m", "tmpfs", mountPoint]
-            try p.run()
-            p.waitUntilExit()
-            return p.terminationStatus
-        }
-        try #require(mounted == 0, "could not mount a tmpfs")
-        defer {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/bin/umount")
-            p.arguments = [mountPoint]
-            try? p.run()
-            p.waitUntilExit()
-        }
-        try await Cloud.with { cloud in
-            let user = try await cloud.user("ned")
-            let a = try await Device.make(cloud, user: user, name: "a")
-            let b = try await Device.make(cloud, user: user, name: "b", root: mountPoint)
-            defer { Task { await a.close(); await b.close() } }
-            try a.write("small.txt", "fits")
-            try a.write("big.bin", seededBytes(4 << 20, seed: 5))
-            try await a.sync()
-            let report = try await b.sync()
-            #expect(b.read("small.txt") == "fits")
-            #expect(!b.exists("big.bin"))
-            #expect(report.problems["big.bin"]?.contains("disk is full") == true)
-            let leftovers = try FileManager.default.contentsOfDirectory(atPath: mountPoint).filter { $0.hasPrefix(".ferry-partial-") }
-            #expect(leftovers.isEmpty)
+        try await withTmpfs(size: "2m") { mountPoint in
+            try await Cloud.with { cloud in
+                let user = try await cloud.user("ned")
+                let a = try await Device.make(cloud, user: user, name: "a")
+                let b = try await Device.make(cloud, user: user, name: "b", root: mountPoint)
+                defer { Task { await a.close(); await b.close() } }
+                try a.write("small.txt", "fits")
+                try a.write("big.bin", seededBytes(4 << 20, seed: 5))
+                try await a.sync()
+                let report = try await b.sync()
+                #expect(b.read("small.txt") == "fits")
+                #expect(!b.exists("big.bin"))
+                #expect(report.problems["big.bin"]?.contains("disk is full") == true)
+                let leftovers = try FileManager.default.contentsOfDirectory(atPath: mountPoint).filter { $0.hasPrefix(".ferry-partial-") }
+                #expect(leftovers.isEmpty)
+            }
         }
     }
 }

@@ -11,69 +11,13 @@ import Glibc
 /// delivery is in flight and its attempt unrecorded; after a restart the event is delivered.
 @Suite("webhooks across a server crash", .serialized)
 struct WebhookRestartTests {
-    /// A loopback port free right now.
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard bound else { throw SystemCallError("bind", errno: errno) }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
-    final class ServerProcess: Sendable {
-        let process: Process
-        init(data: String, config: String, port: Int) throws {
-            process = Process()
-            process.executableURL = URL(fileURLWithPath: CLITests.binary("ferry-server"))
-            process.arguments = ["serve", "--data", data, "--config", config, "--port", String(port)]
-            process.environment = ["LOG_LEVEL": "critical", "PATH": "/usr/bin:/bin"]
-            process.standardError = FileHandle.nullDevice
-            process.standardOutput = FileHandle.nullDevice
-            try process.run()
-        }
-
-        func kill9() {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
-    }
-
-    static func waitForHealth(_ url: String) async -> Bool {
-        await eventually {
-            let api = ServerAPI.open(serverURL: url, token: "")
-            defer { Task { await api.close() } }
-            return (try? await api.health()) == true
-        }
-    }
-
     @Test func anEventCommittedBeforeSIGKILLIsDeliveredAfterRestart() async throws {
-        let data = scratchDirectory("crash-server")
-        let config = data + ".json"
-        try Data(#"{"auth": {"pbkdf2Iterations": 1000}, "storage": {"reserveBytes": 0}, "webhooks": {"allowPrivateTargets": true, "retryBackoffSeconds": [0, 0.1, 0.1]}}"#.utf8)
-            .write(to: URL(fileURLWithPath: config))
-        let add = Process()
-        add.executableURL = URL(fileURLWithPath: CLITests.binary("ferry-server"))
-        add.arguments = ["user", "add", "kim", "--password-stdin", "--data", data, "--config", config]
-        let input = Pipe()
-        add.standardInput = input
-        add.standardOutput = FileHandle.nullDevice
-        try add.run()
-        input.fileHandleForWriting.write(Data("kim-password-1\n".utf8))
-        try input.fileHandleForWriting.close()
-        add.waitUntilExit()
-        #expect(add.terminationStatus == 0)
-
-        let port = try Self.freePort()
-        let url = "http://127.0.0.1:\(port)"
+        let server = try await RealServer.prepare(
+            user: "kim", password: "kim-password-1",
+            settings: #""webhooks": {"allowPrivateTargets": true, "retryBackoffSeconds": [0, 0.1, 0.1]}"#)
+        let url = server.url
         try await withHookReceiver(holdFirst: 1) { hookURL, log in
-            let first = try ServerProcess(data: data, config: config, port: port)
-            #expect(await Self.waitForHealth(url))
+            let first = try await server.start()
             let (api, _) = try await ServerAPI.enroll(serverURL: url, username: "kim", password: "kim-password-1", deviceName: "desk")
             let hook = try await api.createWebhook(url: hookURL, events: try EventFilter(["file.created"]))
             let library = try await api.library(named: "docs")
@@ -85,9 +29,8 @@ struct WebhookRestartTests {
             first.kill9()
             await api.close()
 
-            let second = try ServerProcess(data: data, config: config, port: port)
+            let second = try await server.start()
             defer { second.kill9() }
-            #expect(await Self.waitForHealth(url))
             #expect(await eventually { await log.requests.count == 2 })
             let seen = await log.requests
             #expect(seen.map(\.type) == ["file.created", "file.created"])

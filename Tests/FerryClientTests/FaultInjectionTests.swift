@@ -1,0 +1,333 @@
+@testable import FerryClient
+import FerryCore
+import FerryServer
+import NIOCore
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Faults a sync meets in real life, injected on purpose: the server or the client killed
+/// with SIGKILL in the middle of a large sync, a network that resets, hangs or crawls, a
+/// server disk that fills up, and clocks that disagree. After each: nothing is lost, the
+/// server's store checks clean, the sync completes, and what was committed is not sent again.
+@Suite("fault injection", .serialized)
+struct FaultInjectionTests {
+    /// One large file and a few hundred small ones: about `megabytes` MiB of random bytes,
+    /// so no chunk dedupes against another.
+    static func writeWorkload(_ device: Device, megabytes: Int, seed: UInt64) throws {
+        try writeWorkload(root: device.root, megabytes: megabytes, seed: seed)
+    }
+
+    static func writeWorkload(root: String, megabytes: Int, seed: UInt64) throws {
+        let large = (megabytes * 3 / 4) << 20
+        try seededBytes(large, seed: seed).write(to: URL(fileURLWithPath: root + "/large.bin"))
+        var rest = (megabytes << 20) - large
+        var i = 0
+        while rest > 0 {
+            let size = min(rest, 4096 + (i * 7919) % (60 << 10))
+            let dir = root + "/small/\(i % 10)"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try seededBytes(size, seed: seed &* 1000 &+ UInt64(i)).write(to: URL(fileURLWithPath: dir + "/f\(i).dat"))
+            rest -= size
+            i += 1
+        }
+    }
+
+    /// Every chunk of every file under `root`, with sizes.
+    static func chunks(under root: String) throws -> [ContentHash: Int64] {
+        var out: [ContentHash: Int64] = [:]
+        for (path, file) in LocalScanner.scan(root: root, rules: IgnoreRules(userPatterns: "", includeDefaults: true)).entries where file.kind == .file {
+            for chunk in try ContentChunker.manifest(ofFileAt: root + "/" + path).chunks { out[chunk.sha256] = chunk.size }
+        }
+        return out
+    }
+
+    /// Bytes of the chunks the server does not hold yet: exactly what a resumed sync should send.
+    static func bytesStillMissing(_ api: ServerAPI, root: String) async throws -> (missing: Int64, total: Int64) {
+        let all = try chunks(under: root)
+        let missing = try await api.missingChunks(Array(all.keys))
+        return (missing.reduce(0) { $0 + all[$1]! }, all.values.reduce(0, +))
+    }
+
+    /// Syncs as the daemon would after failures: again, until a pass completes with nothing
+    /// deferred. Returns how many attempts failed on the way.
+    @discardableResult
+    static func syncUntilComplete(_ device: Device, attempts: Int = 40) async throws -> Int {
+        var failures = 0
+        for _ in 0..<attempts {
+            do {
+                let report = try await device.sync()
+                if report.deferred == 0 && report.problems.isEmpty && report.planned == 0 { return failures }
+                if report.deferred > 0 || !report.problems.isEmpty { failures += 1 }
+            } catch {
+                failures += 1
+            }
+        }
+        Issue.record("\(device.name) did not complete a sync in \(attempts) attempts")
+        return failures
+    }
+
+    // MARK: crashes
+
+    @Test func aServerKilledMidSyncLosesNothingAndCommittedChunksAreNotSentAgain() async throws {
+        let user = (name: "ann", password: "ann-password-1")
+        let server = try await RealServer.prepare(user: user.name, password: user.password)
+        var running = try await server.start()
+        // A slow link makes "the middle of the sync" a wide window rather than a race.
+        let proxy = try FaultProxy(upstreamPort: server.port, mode: .slow(bytesPerSecond: 12 << 20))
+        defer { proxy.stop(); running.kill9() }
+        let a = try await Device.make(serverURL: proxy.url, user: user, name: "a")
+        defer { Task { await a.close() } }
+        try Self.writeWorkload(a, megabytes: 24, seed: 61)
+
+        let pass = Task { try await a.sync() }
+        #expect(await eventually { RealServer.storedBlobBytes(in: server.data) >= 6 << 20 })
+        running.kill9()
+        _ = await pass.result
+
+        let check = try await server.check()
+        #expect(check.status == 0, "check after SIGKILL: \(check.out)")
+        running = try await server.start()
+        proxy.set(.pass)
+        let (missing, total) = try await Self.bytesStillMissing(a.api, root: a.root)
+        #expect(missing > 0 && missing < total, "the kill should land mid-sync: \(missing) of \(total) missing")
+
+        let report = try await a.sync()
+        #expect(report.uploadedBytes == missing, "a resumed sync sends exactly the chunks the server lacks")
+        #expect(report.deferred == 0 && report.problems.isEmpty)
+        let b = try await Device.make(serverURL: server.url, user: user, name: "b")
+        defer { Task { await b.close() } }
+        try await b.sync()
+        #expect(b.tree() == a.tree())
+        #expect(try await server.check().status == 0)
+    }
+
+    @Test func aClientKilledMidSyncResumesWithoutSendingCommittedChunksAgain() async throws {
+        let data = scratchDirectory("server-client-kill")
+        try await Cloud.with(dataDirectory: data) { cloud in
+            let user = try await cloud.user("bea")
+            let proxy = try FaultProxy(upstreamPort: cloud.port, mode: .slow(bytesPerSecond: 12 << 20))
+            defer { proxy.stop() }
+            let home = CLITests.Home()
+            let login = try await home.ferry("login", proxy.url, "--user", user.name, "--device-name", "desk", "--password-stdin", stdin: user.password + "\n")
+            try #require(login.status == 0, "\(login.err)")
+            let folder = scratchDirectory("killed-client")
+            try #require(try await home.ferry("folder", "add", folder, "--library", "docs").status == 0)
+            try Self.writeWorkload(root: folder, megabytes: 24, seed: 62)
+
+            // The real `ferry sync`, killed with SIGKILL once a quarter of the bytes are stored.
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: CLITests.binary("ferry"))
+            process.arguments = ["sync"]
+            process.environment = home.environment
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            #expect(await eventually { RealServer.storedBlobBytes(in: data) >= 6 << 20 })
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            #expect(process.terminationReason == .uncaughtSignal)
+            // The dead client's sockets are gone; the bytes it had already handed to the kernel
+            // must not trickle in later.
+            proxy.resetAll()
+            #expect(await eventually { proxy.openConnections == 0 })
+
+            let (checker, _) = try await ServerAPI.enroll(serverURL: cloud.url, username: user.name, password: user.password, deviceName: "checker")
+            defer { Task { await checker.close() } }
+            let (missing, total) = try await Self.bytesStillMissing(checker, root: folder)
+            #expect(missing > 0 && missing < total, "the kill should land mid-sync: \(missing) of \(total) missing")
+
+            // The same client again, on the same index: completes and sends only what is missing.
+            let again = try await home.ferry("sync", "--json")
+            #expect(again.status == 0, "\(again.err)")
+            struct Output: Decodable { let folders: [String: PassReport] }
+            let report = try #require(try JSONCoding.decoder.decode(Output.self, from: Data(again.out.utf8)).folders[folder])
+            #expect(report.uploadedBytes == missing)
+
+            let b = try await Device.make(cloud, user: user, name: "b")
+            defer { Task { await b.close() } }
+            try await b.sync()
+            #expect(b.tree() == Device.tree(at: folder).filter { !$0.key.hasPrefix(".ferry") })
+            let check = try await Maintenance.check(store: cloud.services.store, blobs: cloud.services.blobs)
+            #expect(check.isClean)
+        }
+    }
+
+    // MARK: the network
+
+    @Test func connectionsResetMidTransferOnlyDelayTheSync() async throws {
+        try await Cloud.with { cloud in
+            let user = try await cloud.user("cal")
+            // Every 11 MiB of traffic, the connection carrying it is reset: uploads (sent in
+            // batches of up to 8 MiB) and downloads are cut mid-request again and again.
+            let proxy = try FaultProxy(upstreamPort: cloud.port, mode: .cutEvery(bytes: 11 << 20))
+            defer { proxy.stop() }
+            let a = try await Device.make(serverURL: proxy.url, user: user, name: "a")
+            let b = try await Device.make(serverURL: proxy.url, user: user, name: "b")
+            defer { Task { await a.close(); await b.close() } }
+            try Self.writeWorkload(a, megabytes: 32, seed: 63)
+
+            try await Self.syncUntilComplete(a)
+            // large.bin (24 MiB) never fits between two cuts: b gets it only because each
+            // attempt resumes the unfinished download after its verified chunks.
+            try await Self.syncUntilComplete(b)
+            #expect(proxy.cuts >= 4, "the proxy should have cut several transfers, cut \(proxy.cuts)")
+            #expect(b.tree() == a.tree())
+            // No half-downloaded file stayed behind, and nothing torn was committed.
+            #expect(!b.tree().keys.contains { $0.contains(".ferry-partial-") })
+            let check = try await Maintenance.check(store: cloud.services.store, blobs: cloud.services.blobs)
+            #expect(check.isClean)
+        }
+    }
+
+    @Test func unfinishedDownloadsAreNeverSyncedAndAreSweptOnceStale() async throws {
+        try await Cloud.with { cloud in
+            let user = try await cloud.user("cyd")
+            let a = try await Device.make(cloud, user: user, name: "a")
+            let b = try await Device.make(cloud, user: user, name: "b")
+            defer { Task { await a.close(); await b.close() } }
+            try a.mkdir("sub")
+            try a.write("sub/" + LocalScanner.partialPrefix + "stale", "left by a download abandoned two days ago")
+            try a.write(LocalScanner.partialPrefix + "fresh", "a download to resume")
+            try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-2 * 86400)],
+                                                  ofItemAtPath: a.root + "/sub/" + LocalScanner.partialPrefix + "stale")
+            try await a.sync()
+            try await b.sync()
+            #expect(!a.exists("sub/" + LocalScanner.partialPrefix + "stale"))
+            #expect(a.exists(LocalScanner.partialPrefix + "fresh"))
+            #expect(b.tree() == ["sub": "dir"])
+        }
+    }
+
+    @Test(.timeLimit(.minutes(2))) func aStalledConnectionFailsTheRequestInsteadOfHangingTheSync() async throws {
+        try await Cloud.with { cloud in
+            let user = try await cloud.user("dee")
+            let proxy = try FaultProxy(upstreamPort: cloud.port)
+            defer { proxy.stop() }
+            let a = try await Device.make(serverURL: proxy.url, user: user, name: "a", timeouts: .init(connect: .seconds(2), stall: .seconds(1)))
+            defer { Task { await a.close() } }
+            try Self.writeWorkload(a, megabytes: 4, seed: 64)
+
+            // The link hangs: connections stay open and nothing moves, in either direction.
+            proxy.set(.stall)
+            let started = ContinuousClock.now
+            var failed = false
+            do {
+                let report = try await a.sync()
+                failed = report.deferred > 0 || !report.problems.isEmpty
+            } catch {
+                failed = true
+            }
+            #expect(failed)
+            #expect(ContinuousClock.now - started < .seconds(60), "a stall must cost about the stall timeout, not the request deadline")
+
+            // The link recovers: the next attempt completes and nothing was lost.
+            proxy.set(.pass)
+            try await Self.syncUntilComplete(a)
+            let b = try await Device.make(cloud, user: user, name: "b")
+            defer { Task { await b.close() } }
+            try await b.sync()
+            #expect(b.tree() == a.tree())
+        }
+    }
+
+    // MARK: disks
+
+    @Test(.enabled(if: canMount)) func aFullServerDiskAnswers507AndCommitsNothingPartial() async throws {
+        try await withTmpfs(size: "12m") { data in
+            try await Cloud.with(dataDirectory: data) { cloud in
+                let user = try await cloud.user("eve")
+                let a = try await Device.make(cloud, user: user, name: "a")
+                defer { Task { await a.close() } }
+                try Self.writeWorkload(a, megabytes: 20, seed: 65)
+
+                // The real file system runs out of space under the server (no reserve set).
+                var refusal: String?
+                do {
+                    let report = try await a.sync()
+                    refusal = report.problems.values.first
+                } catch {
+                    refusal = "\(error)"
+                }
+                let said = try #require(refusal, "a sync of 20 MiB onto a 12 MiB disk cannot succeed")
+                #expect(said.contains("507") || said.contains("out of storage"), "\(said)")
+                // Requests still in flight when the client gave up end too; none leaves a staged file.
+                let staged = { (try? FileManager.default.contentsOfDirectory(atPath: data + "/tmp")) ?? ["unreadable"] }
+                #expect(await eventually(timeout: .seconds(10)) { staged().isEmpty }, "staged uploads left behind: \(staged())")
+                var check = try await Maintenance.check(store: cloud.services.store, blobs: cloud.services.blobs)
+                #expect(check.isClean)
+
+                // What was committed is whole: a second device gets complete files or none.
+                let b = try await Device.make(cloud, user: user, name: "b")
+                defer { Task { await b.close() } }
+                try await b.sync()
+                let theirs = b.tree(), mine = a.tree()
+                for (path, content) in theirs { #expect(mine[path] == content, "\(path) arrived different from the original") }
+
+                // The operator frees space: the same sync completes.
+                try await remountTmpfs(data, size: "64m")
+                try await Self.syncUntilComplete(a)
+                try await b.sync()
+                #expect(b.tree() == a.tree())
+                check = try await Maintenance.check(store: cloud.services.store, blobs: cloud.services.blobs)
+                #expect(check.isClean)
+            }
+        }
+    }
+
+    // MARK: clocks
+
+    /// Sets a file's modification time `offset` seconds from now: a device whose clock is off.
+    static func skew(_ device: Device, _ path: String, by offset: TimeInterval) throws {
+        try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(offset)], ofItemAtPath: device.root + "/" + path)
+    }
+
+    @Test func clockSkewDoesNotDecideWhichEditWins() async throws {
+        try await Cloud.with { cloud in
+            let user = try await cloud.user("fox")
+            let a = try await Device.make(cloud, user: user, name: "a")
+            let b = try await Device.make(cloud, user: user, name: "b")
+            defer { Task { await a.close(); await b.close() } }
+            let year: TimeInterval = 365 * 86400
+
+            // a's clock runs a year ahead. b's later edit has an older mtime and still wins,
+            // because it was made on top of a's version.
+            try a.write("plan.txt", "from a, clock ahead")
+            try Self.skew(a, "plan.txt", by: year)
+            try await a.sync()
+            try await b.sync()
+            try b.write("plan.txt", "from b, edited after seeing a's")
+            try await b.sync()
+            try await a.sync()
+            #expect(a.read("plan.txt") == "from b, edited after seeing a's")
+
+            // b's clock runs a year behind and a's ahead; they edit at the same time. Neither
+            // mtime decides: the first commit wins the name and the other is kept as a copy.
+            try a.write("plan.txt", "a's concurrent edit")
+            try Self.skew(a, "plan.txt", by: year)
+            try b.write("plan.txt", "b's concurrent edit")
+            try Self.skew(b, "plan.txt", by: -year)
+            try await b.sync()
+            try await a.sync()
+            try await b.sync()
+            #expect(a.tree() == b.tree())
+            let contents = Set(a.tree().keys.filter { $0.hasPrefix("plan") }.compactMap { a.read($0) })
+            #expect(contents == ["a's concurrent edit", "b's concurrent edit"])
+            #expect(b.read("plan.txt") == "b's concurrent edit")
+
+            // A file whose mtime is moved into the past (a restore from backup, `touch -d`) with
+            // new content is still uploaded, and other devices take it.
+            try a.write("notes.txt", "old")
+            try await a.sync()
+            try await b.sync()
+            try a.write("notes.txt", "restored from an old backup")
+            try Self.skew(a, "notes.txt", by: -3 * year)
+            try await a.sync()
+            try await b.sync()
+            #expect(b.read("notes.txt") == "restored from an old backup")
+        }
+    }
+}

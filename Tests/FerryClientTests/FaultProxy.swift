@@ -1,0 +1,237 @@
+import FerryCore
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A TCP proxy on 127.0.0.1 between clients and the server that passes, stalls, slows or
+/// cuts the connections through it: the network faults a sync client meets on a home LAN
+/// (Wi-Fi drops, a NAS that hangs, a slow VPN). Plain blocking sockets on their own threads,
+/// one pair of pumps per connection, so nothing here shares the event loops under test.
+final class FaultProxy: @unchecked Sendable {
+    enum Mode: Sendable, Equatable {
+        /// Forward everything at once.
+        case pass
+        /// Hold every byte (connections stay open, nothing moves) until the mode changes.
+        case stall
+        /// Forward at most this many bytes per second in each direction.
+        case slow(bytesPerSecond: Int)
+        /// Reset the connection carrying the traffic each time the total forwarded (both
+        /// directions, all connections) crosses another multiple of `bytes`.
+        case cutEvery(bytes: Int)
+    }
+
+    let port: Int
+    var url: String { "http://127.0.0.1:\(port)" }
+    private let upstreamPort: Int
+    private let listener: Int32
+    private let lock = NSLock()
+    private var mode: Mode
+    private var stopped = false
+    private var open: Set<Int32> = []
+    private var forwarded = 0
+    private var nextCut = 0
+    private var cutCount = 0
+
+    init(upstreamPort: Int, mode: Mode = .pass) throws {
+        self.upstreamPort = upstreamPort
+        self.mode = mode
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = Self.loopback(port: 0)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &address) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && listen(fd, 64) == 0 && getsockname(fd, $0, &length) == 0
+            }
+        }
+        guard ok else {
+            close(fd)
+            throw SystemCallError("proxy listen", errno: errno)
+        }
+        listener = fd
+        port = Int(UInt16(bigEndian: address.sin_port))
+        if case .cutEvery(let bytes) = mode { nextCut = bytes }
+        Thread.detachNewThread { [self] in acceptLoop() }
+    }
+
+    /// Changes the behaviour for traffic from now on, on open and new connections.
+    func set(_ newMode: Mode) {
+        lock.withLock {
+            mode = newMode
+            if case .cutEvery(let bytes) = newMode { nextCut = forwarded + bytes }
+        }
+    }
+
+    /// Connections still open through the proxy (bytes a dead client had already handed
+    /// over may still be on their way to the server until this reaches zero).
+    var openConnections: Int { lock.withLock { open.count / 2 } }
+
+    /// How many connections a `cutEvery` mode has reset so far.
+    var cuts: Int { lock.withLock { cutCount } }
+
+    /// Resets every open connection (new ones are still accepted).
+    func resetAll() {
+        for fd in lock.withLock({ open }) { Self.reset(fd) }
+    }
+
+    /// Stops accepting and closes every connection.
+    func stop() {
+        let fds: Set<Int32> = lock.withLock {
+            stopped = true
+            defer { open = [] }
+            return open
+        }
+        for fd in fds { Self.reset(fd) }
+        shutdown(listener, Int32(SHUT_RDWR))
+    }
+
+    deinit { close(listener) }
+
+    private var isStopped: Bool { lock.withLock { stopped } }
+
+    private func acceptLoop() {
+        while !isStopped {
+            var poller = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+            guard poll(&poller, 1, 100) > 0 else { continue }
+            let client = accept(listener, nil, nil)
+            guard client >= 0 else { continue }
+            let upstream = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = Self.loopback(port: upstreamPort)
+            let connected = withUnsafePointer(to: &address) { p in
+                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(upstream, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+            }
+            guard connected, register([client, upstream]) else {
+                Self.reset(client)
+                close(upstream)
+                continue
+            }
+            let pair = Pair(client: client, upstream: upstream)
+            Thread.detachNewThread { [self] in pump(from: client, to: upstream, pair: pair) }
+            Thread.detachNewThread { [self] in pump(from: upstream, to: client, pair: pair) }
+        }
+    }
+
+    /// Both ends of one proxied connection; the second pump to finish closes them.
+    private final class Pair: @unchecked Sendable {
+        let client: Int32
+        let upstream: Int32
+        private let lock = NSLock()
+        private var finished = 0
+        init(client: Int32, upstream: Int32) {
+            self.client = client
+            self.upstream = upstream
+        }
+        /// True for the pump that finishes second.
+        func finish() -> Bool { lock.withLock { finished += 1; return finished == 2 } }
+    }
+
+    private func register(_ fds: [Int32]) -> Bool {
+        lock.withLock {
+            guard !stopped else { return false }
+            open.formUnion(fds)
+            return true
+        }
+    }
+
+    private func pump(from source: Int32, to target: Int32, pair: Pair) {
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        loop: while true {
+            var poller = pollfd(fd: source, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&poller, 1, 100)
+            if isStopped { break }
+            if ready == 0 { continue }
+            let n = buffer.withUnsafeMutableBytes { read(source, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            var offset = 0
+            while offset < n {
+                switch decide(count: n - offset) {
+                case .wait:
+                    usleep(10_000)
+                    if isStopped { break loop }
+                case .send(let count, let pause):
+                    guard Self.writeAll(target, buffer, offset, count) else { break loop }
+                    offset += count
+                    if pause > 0 { usleep(pause) }
+                case .cut(let count):
+                    _ = Self.writeAll(target, buffer, offset, count)
+                    Self.reset(pair.client)
+                    Self.reset(pair.upstream)
+                    break loop
+                }
+            }
+        }
+        // One side ended: let the other side see the end of the stream too.
+        shutdown(target, Int32(SHUT_WR))
+        if pair.finish() {
+            lock.withLock {
+                open.remove(pair.client)
+                open.remove(pair.upstream)
+            }
+            close(pair.client)
+            close(pair.upstream)
+        }
+    }
+
+    private enum Step {
+        case wait
+        case send(Int, pauseMicroseconds: UInt32)
+        case cut(Int)
+    }
+
+    /// What to do with the next `count` bytes under the current mode.
+    private func decide(count: Int) -> Step {
+        lock.withLock {
+            switch mode {
+            case .pass:
+                forwarded += count
+                return .send(count, pauseMicroseconds: 0)
+            case .stall:
+                return .wait
+            case .slow(let rate):
+                // Slices of 1/50 s worth of bytes, then a pause of 1/50 s.
+                let slice = max(1, min(count, rate / 50))
+                forwarded += slice
+                return .send(slice, pauseMicroseconds: 20_000)
+            case .cutEvery(let bytes):
+                if forwarded + count < nextCut {
+                    forwarded += count
+                    return .send(count, pauseMicroseconds: 0)
+                }
+                let allowed = nextCut - forwarded
+                forwarded = nextCut
+                nextCut += bytes
+                cutCount += 1
+                return .cut(allowed)
+            }
+        }
+    }
+
+    private static func writeAll(_ fd: Int32, _ buffer: [UInt8], _ offset: Int, _ count: Int) -> Bool {
+        var done = 0
+        while done < count {
+            let n = buffer.withUnsafeBytes { send(fd, $0.baseAddress! + offset + done, count - done, Int32(MSG_NOSIGNAL)) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return false }
+            done += n
+        }
+        return true
+    }
+
+    /// Closes with RST (linger 0), as a dropped link or a crashed peer looks to the other end.
+    private static func reset(_ fd: Int32) {
+        var hard = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, socklen_t(MemoryLayout<linger>.size))
+        shutdown(fd, Int32(SHUT_RDWR))
+    }
+
+    private static func loopback(port: Int) -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return address
+    }
+}

@@ -1,0 +1,155 @@
+@testable import FerryClient
+import FerryCore
+import Foundation
+import NIOPosix
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a finished child process printed and how it ended.
+struct ToolRun {
+    let status: Int32
+    let out: String
+    let err: String
+}
+
+/// Runs a product binary to completion on the blocking thread pool (never on the
+/// cooperative pool), feeding it `stdin`.
+func runTool(_ binary: String, _ arguments: [String], environment: [String: String]? = nil, stdin: String? = nil) async throws -> ToolRun {
+    try await NIOThreadPool.singleton.runIfActive {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        if let environment { process.environment = environment }
+        let out = Pipe(), err = Pipe(), input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return ToolRun(status: process.terminationStatus, out: String(decoding: o, as: UTF8.self), err: String(decoding: e, as: UTF8.self))
+    }
+}
+
+/// A loopback port free right now.
+func freeLoopbackPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard bound else { throw SystemCallError("bind", errno: errno) }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// The real `ferry-server` binary on its own data directory and a fixed loopback port, so a
+/// test can kill it with SIGKILL and start it again where its clients expect it.
+struct RealServer {
+    let data: String
+    let config: String
+    let port: Int
+    var url: String { "http://127.0.0.1:\(port)" }
+
+    /// A data directory with one user, and a config file with test-speed password hashing.
+    static func prepare(user: String, password: String, settings: String = "") async throws -> RealServer {
+        let data = scratchDirectory("real-server")
+        let config = data + ".json"
+        let extra = settings.isEmpty ? "" : ", " + settings
+        try Data(#"{"auth": {"pbkdf2Iterations": 1000}, "storage": {"reserveBytes": 0}\#(extra)}"#.utf8).write(to: URL(fileURLWithPath: config))
+        let server = RealServer(data: data, config: config, port: try freeLoopbackPort())
+        let add = try await server.tool("user", "add", user, "--password-stdin", stdin: password + "\n")
+        try #require(add.status == 0, "user add failed: \(add.err)")
+        return server
+    }
+
+    /// `ferry-server SUBCOMMAND … --data … --config …`.
+    func tool(_ arguments: String..., stdin: String? = nil) async throws -> ToolRun {
+        try await runTool(CLITests.binary("ferry-server"), arguments + ["--data", data, "--config", config], stdin: stdin)
+    }
+
+    /// Starts the server and waits until `/health` answers.
+    func start() async throws -> Running {
+        let running = try Running(self)
+        try #require(await Self.waitForHealth(url), "ferry-server did not come up on \(url)")
+        return running
+    }
+
+    /// `ferry-server check`: every referenced chunk present and intact.
+    func check() async throws -> ToolRun { try await tool("check") }
+
+    /// Bytes of published blobs (not staging) in a server's data directory.
+    static func storedBlobBytes(in data: String) -> Int64 {
+        var total: Int64 = 0
+        guard let walk = FileManager.default.enumerator(atPath: data + "/blobs") else { return 0 }
+        while let name = walk.nextObject() as? String {
+            if walk.fileAttributes?[.type] as? FileAttributeType == .typeRegular, let size = walk.fileAttributes?[.size] as? Int64 {
+                total += size
+            }
+        }
+        return total
+    }
+
+    static func waitForHealth(_ url: String) async -> Bool {
+        await eventually {
+            let api = ServerAPI.open(serverURL: url, token: "")
+            defer { Task { await api.close() } }
+            return (try? await api.health()) == true
+        }
+    }
+
+    final class Running: Sendable {
+        let process: Process
+
+        init(_ server: RealServer) throws {
+            process = Process()
+            process.executableURL = URL(fileURLWithPath: CLITests.binary("ferry-server"))
+            process.arguments = ["serve", "--data", server.data, "--config", server.config, "--port", String(server.port)]
+            process.environment = ["LOG_LEVEL": "critical", "PATH": "/usr/bin:/bin"]
+            process.standardError = FileHandle.nullDevice
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+        }
+
+        /// SIGKILL: no shutdown handler, no flush; what was not durable is gone.
+        func kill9() {
+            guard process.isRunning else { return }
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+}
+
+/// Mounting needs root (CI and the development machines run as root).
+var canMount: Bool { getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/bin/mount") }
+
+/// A tmpfs of `size` (e.g. "2m") mounted on a fresh directory while `body` runs: a disk
+/// that really fills up. `body` may grow it with `remountTmpfs`.
+func withTmpfs<T: Sendable>(size: String, _ body: (String) async throws -> T) async throws -> T {
+    let mountPoint = scratchDirectory("tmpfs")
+    let mounted = try await runTool("/bin/mount", ["-t", "tmpfs", "-o", "size=\(size)", "tmpfs", mountPoint])
+    try #require(mounted.status == 0, "could not mount a tmpfs: \(mounted.err)")
+    do {
+        let result = try await body(mountPoint)
+        _ = try? await runTool("/bin/umount", [mountPoint])
+        return result
+    } catch {
+        _ = try? await runTool("/bin/umount", [mountPoint])
+        throw error
+    }
+}
+
+/// Gives a mounted tmpfs a new size: the operator freed space.
+func remountTmpfs(_ mountPoint: String, size: String) async throws {
+    let r = try await runTool("/bin/mount", ["-o", "remount,size=\(size)", mountPoint])
+    try #require(r.status == 0, "could not remount: \(r.err)")
+}
