@@ -14,7 +14,7 @@ struct PlannerTests {
     }
 
     static func entry(_ l: LocalState, version: Int64) -> IndexEntry {
-        IndexEntry(path: l.path, kind: l.kind, size: l.file.size, mtimeNs: l.file.mtimeNs, inode: l.file.inode, mode: l.file.mode,
+        IndexEntry(path: l.path, kind: l.kind, size: l.file.size, mtimeNs: l.file.mtimeNs, inode: l.file.inode, ctimeNs: l.file.ctimeNs, mode: l.file.mode,
                    sha256: l.sha256, chunks: l.chunks, target: nil, version: version)
     }
 

@@ -149,6 +149,48 @@ struct SyncTests {
         }
     }
 
+    /// Rewrites `path` in place with `text` (same inode) and puts its mtime back as it was:
+    /// what `touch -r`, `cp -p`, a backup restore or an editor that keeps times does.
+    static func rewriteKeepingMtime(_ device: Device, _ path: String, _ text: String) throws {
+        let absolute = device.root + "/" + path
+        var before = Glibc.stat()
+        #expect(lstat(absolute, &before) == 0)
+        let fd = open(absolute, O_WRONLY | O_TRUNC)
+        #expect(fd >= 0)
+        _ = text.withCString { write(fd, $0, strlen($0)) }
+        var times = [before.st_atim, before.st_mtim]
+        #expect(futimens(fd, &times) == 0)
+        close(fd)
+    }
+
+    @Test func anInPlaceEditThatKeepsSizeAndMtimeIsStillSyncedAndNeverOverwritten() async throws {
+        try await Cloud.with { cloud in
+            let user = try await cloud.user("ike")
+            let a = try await Device.make(cloud, user: user, name: "a")
+            let b = try await Device.make(cloud, user: user, name: "b")
+            defer { Task { await a.close(); await b.close() } }
+            try a.write("budget.txt", "version one")
+            try await a.sync()
+            try await b.sync()
+
+            // Same size, same mtime, same inode: only the change time tells.
+            try Self.rewriteKeepingMtime(a, "budget.txt", "version two")
+            try await a.sync()
+            try await b.sync()
+            #expect(b.read("budget.txt") == "version two")
+
+            // The dangerous order: b's edit arrives while a's unsynced edit looks unchanged.
+            try Self.rewriteKeepingMtime(a, "budget.txt", "version 3-a")
+            try b.write("budget.txt", "version 3-b")
+            try await b.sync()
+            try await a.sync()
+            try await b.sync()
+            let kept = Set(a.tree().keys.filter { $0.hasPrefix("budget") }.compactMap { a.read($0) })
+            #expect(kept == ["version 3-a", "version 3-b"])
+            #expect(a.tree() == b.tree())
+        }
+    }
+
     @Test func aLocallyChangedFileIsNeverOverwrittenByADownload() async throws {
         try await Cloud.with { cloud in
             let user = try await cloud.user("eve")
@@ -180,7 +222,7 @@ struct SyncTests {
             let inputs = try await a.sync.gatherInputs()
             let state = try #require(inputs.local["video.bin"])
             try a.index.recordPending(folder: a.root, [JournalEntry(path: state.path, inode: state.file.inode, size: state.file.size,
-                                                                    mtimeNs: state.file.mtimeNs, sha256: state.sha256!, chunks: state.chunks)])
+                                                                    mtimeNs: state.file.mtimeNs, ctimeNs: state.file.ctimeNs, sha256: state.sha256!, chunks: state.chunks)])
             for (i, chunk) in state.chunks.enumerated() {
                 let offset = state.chunks[..<i].reduce(Int64(0)) { $0 + $1.size }
                 let bytes = try #require(try FolderSync.readRange(a.root + "/video.bin", offset: offset, size: chunk.size))

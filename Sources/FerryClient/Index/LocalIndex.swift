@@ -3,13 +3,14 @@ import Foundation
 import GRDB
 
 /// What the daemon last saw of a path when it was in sync with a server version: the local
-/// file's identity (inode, size, mtime) and content, and that version.
+/// file's identity (inode, size, mtime, change time) and content, and that version.
 public struct IndexEntry: Sendable, Equatable {
     public var path: String
     public var kind: EntryKind
     public var size: Int64
     public var mtimeNs: Int64
     public var inode: UInt64
+    public var ctimeNs: Int64
     public var mode: Int32
     public var sha256: ContentHash?
     public var chunks: [ChunkRef]
@@ -17,13 +18,14 @@ public struct IndexEntry: Sendable, Equatable {
     /// The server version this entry was in sync with.
     public var version: Int64
 
-    public init(path: String, kind: EntryKind, size: Int64, mtimeNs: Int64, inode: UInt64, mode: Int32,
+    public init(path: String, kind: EntryKind, size: Int64, mtimeNs: Int64, inode: UInt64, ctimeNs: Int64, mode: Int32,
                 sha256: ContentHash?, chunks: [ChunkRef], target: String?, version: Int64) {
         self.path = path
         self.kind = kind
         self.size = size
         self.mtimeNs = mtimeNs
         self.inode = inode
+        self.ctimeNs = ctimeNs
         self.mode = mode
         self.sha256 = sha256
         self.chunks = chunks
@@ -40,6 +42,7 @@ public struct JournalEntry: Sendable, Equatable {
     public var inode: UInt64
     public var size: Int64
     public var mtimeNs: Int64
+    public var ctimeNs: Int64
     public var sha256: ContentHash
     public var chunks: [ChunkRef]
 }
@@ -94,6 +97,13 @@ public final class LocalIndex: Sendable {
                     PRIMARY KEY (folder, path)) WITHOUT ROWID;
                 """)
         }
+        m.registerMigration("v3-change-time") { db in
+            // Rows from before carry 0, so each file is re-hashed once and recorded with it.
+            try db.execute(sql: """
+                ALTER TABLE entry ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE journal ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0;
+                """)
+        }
         return m
     }
 
@@ -130,12 +140,12 @@ public final class LocalIndex: Sendable {
         try pool.read { db in
             var out: [String: IndexEntry] = [:]
             let rows = try Row.fetchCursor(db, sql: """
-                SELECT path, kind, size, mtime_ns, inode, mode, sha256, chunks, target, version FROM entry WHERE folder = ?
+                SELECT path, kind, size, mtime_ns, inode, mode, sha256, chunks, target, version, ctime_ns FROM entry WHERE folder = ?
                 """, arguments: [folder])
             while let row = try rows.next() {
                 let e = IndexEntry(
                     path: row[0], kind: EntryKind(rawValue: row[1]) ?? .file, size: row[2], mtimeNs: row[3],
-                    inode: UInt64(bitPattern: row[4] as Int64), mode: row[5],
+                    inode: UInt64(bitPattern: row[4] as Int64), ctimeNs: row[10], mode: row[5],
                     sha256: (row[6] as Data?).flatMap { ContentHash(bytes: [UInt8]($0)) },
                     chunks: PackedChunkList.decode(row[7]) ?? [], target: row[8], version: row[9])
                 out[e.path] = e
@@ -172,7 +182,7 @@ public final class LocalIndex: Sendable {
             while let row = try rows.next() {
                 guard let sha = ContentHash(bytes: [UInt8](row["sha256"] as Data)) else { continue }
                 let e = JournalEntry(path: row["path"], inode: UInt64(bitPattern: row["inode"] as Int64), size: row["size"],
-                                     mtimeNs: row["mtime_ns"], sha256: sha, chunks: PackedChunkList.decode(row["chunks"]) ?? [])
+                                     mtimeNs: row["mtime_ns"], ctimeNs: row["ctime_ns"], sha256: sha, chunks: PackedChunkList.decode(row["chunks"]) ?? [])
                 out[e.path] = e
             }
             return out
@@ -224,12 +234,12 @@ public final class LocalIndex: Sendable {
         guard !entries.isEmpty else { return }
         try pool.write { db in
             let statement = try db.cachedStatement(sql: """
-                INSERT OR REPLACE INTO journal (folder, path, inode, size, mtime_ns, sha256, chunks, created_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT OR REPLACE INTO journal (folder, path, inode, size, mtime_ns, ctime_ns, sha256, chunks, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
             let now = Date().timeIntervalSince1970
             for e in entries {
-                try statement.execute(arguments: [folder, e.path, Int64(bitPattern: e.inode), e.size, e.mtimeNs,
+                try statement.execute(arguments: [folder, e.path, Int64(bitPattern: e.inode), e.size, e.mtimeNs, e.ctimeNs,
                                                   Data(e.sha256.bytes), PackedChunkList.encode(e.chunks), now])
             }
         }
@@ -240,12 +250,12 @@ public final class LocalIndex: Sendable {
     public func apply(folder: String, _ update: IndexUpdate) throws {
         try pool.write { db in
             let put = try db.cachedStatement(sql: """
-                INSERT OR REPLACE INTO entry (folder, path, kind, size, mtime_ns, inode, mode, sha256, chunks, target, version)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT OR REPLACE INTO entry (folder, path, kind, size, mtime_ns, inode, mode, sha256, chunks, target, version, ctime_ns)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
             for e in update.synced {
                 try put.execute(arguments: [folder, e.path, e.kind.rawValue, e.size, e.mtimeNs, Int64(bitPattern: e.inode), e.mode,
-                                            e.sha256.map { Data($0.bytes) }, PackedChunkList.encode(e.chunks), e.target, e.version])
+                                            e.sha256.map { Data($0.bytes) }, PackedChunkList.encode(e.chunks), e.target, e.version, e.ctimeNs])
             }
             for path in update.unsynced {
                 try db.execute(sql: "DELETE FROM entry WHERE folder = ? AND path = ?", arguments: [folder, path])

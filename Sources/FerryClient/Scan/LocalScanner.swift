@@ -15,10 +15,14 @@ public struct LocalFile: Sendable, Equatable {
     /// Permission bits (`st_mode & 0o7777`).
     public var mode: Int32
     public var target: String?
+    /// The inode's change time: moved by every write and by every `utimes`, and settable by
+    /// no program. It catches an edit that keeps size and mtime (`touch -r`, `cp -p`, a
+    /// backup restore, an editor that preserves times), which mtime alone misses.
+    public var ctimeNs: Int64 = 0
 
     /// Same identity as when last seen: the cheap test that decides whether to re-hash.
-    public func sameStat(size: Int64, mtimeNs: Int64, inode: UInt64) -> Bool {
-        self.size == size && self.mtimeNs == mtimeNs && self.inode == inode
+    public func sameStat(size: Int64, mtimeNs: Int64, inode: UInt64, ctimeNs: Int64) -> Bool {
+        self.size == size && self.mtimeNs == mtimeNs && self.inode == inode && self.ctimeNs == ctimeNs
     }
 }
 
@@ -126,15 +130,16 @@ public enum LocalScanner {
             return nil
         }
         let mtime = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
+        let ctime = Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec)
         return LocalFile(path: path, kind: kind, size: kind == .file ? Int64(st.st_size) : 0, mtimeNs: mtime,
-                         inode: UInt64(st.st_ino), mode: Int32(st.st_mode & 0o7777), target: target)
+                         inode: UInt64(st.st_ino), mode: Int32(st.st_mode & 0o7777), target: target, ctimeNs: ctime)
     }
 
-    /// Hashes a file and checks it did not change while being read (same size, mtime and
-    /// inode after as before): a file being written is never committed torn.
+    /// Hashes a file and checks it did not change while being read (same size, mtime, inode
+    /// and change time after as before): a file being written is never committed torn.
     public static func hash(root: String, file: LocalFile, onChunk: ((ChunkRef, Int64) -> Void)? = nil) throws -> LocalState? {
         let manifest = try ContentChunker.manifest(ofFileAt: root + "/" + file.path, onChunk: onChunk)
-        guard let after = stat(root: root, path: file.path), after.sameStat(size: file.size, mtimeNs: file.mtimeNs, inode: file.inode),
+        guard let after = stat(root: root, path: file.path), after.sameStat(size: file.size, mtimeNs: file.mtimeNs, inode: file.inode, ctimeNs: file.ctimeNs),
               manifest.size == file.size
         else { return nil }
         return LocalState(file: file, sha256: manifest.sha256, chunks: manifest.chunks)

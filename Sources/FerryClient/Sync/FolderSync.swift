@@ -146,9 +146,9 @@ public final class FolderSync: Sendable {
                 local[path] = LocalState(file: file, sha256: nil, chunks: [])
                 continue
             }
-            if let e = entries[path], e.kind == .file, let sha = e.sha256, file.sameStat(size: e.size, mtimeNs: e.mtimeNs, inode: e.inode) {
+            if let e = entries[path], e.kind == .file, let sha = e.sha256, file.sameStat(size: e.size, mtimeNs: e.mtimeNs, inode: e.inode, ctimeNs: e.ctimeNs) {
                 local[path] = LocalState(file: file, sha256: sha, chunks: e.chunks)
-            } else if let j = journal[path], file.sameStat(size: j.size, mtimeNs: j.mtimeNs, inode: j.inode) {
+            } else if let j = journal[path], file.sameStat(size: j.size, mtimeNs: j.mtimeNs, inode: j.inode, ctimeNs: j.ctimeNs) {
                 local[path] = LocalState(file: file, sha256: j.sha256, chunks: j.chunks)
             } else {
                 do {
@@ -289,10 +289,11 @@ public final class FolderSync: Sendable {
         var update = IndexUpdate()
         for (path, local) in inputs.local where local.kind == .file {
             guard var entry = entries[path], entry.kind == .file, local.sha256 == entry.sha256, local.file.size == entry.size,
-                  local.file.mtimeNs != entry.mtimeNs || local.file.inode != entry.inode
+                  !local.file.sameStat(size: entry.size, mtimeNs: entry.mtimeNs, inode: entry.inode, ctimeNs: entry.ctimeNs)
             else { continue }
             entry.mtimeNs = local.file.mtimeNs
             entry.inode = local.file.inode
+            entry.ctimeNs = local.file.ctimeNs
             entries[path] = entry
             update.synced.append(entry)
         }
@@ -453,7 +454,7 @@ public final class FolderSync: Sendable {
             if rmdir(absolute) == 0 { break }
             return errno == ENOTEMPTY || errno == EEXIST ? .keptNotEmpty : .failed("cannot remove directory: \(String(cString: strerror(errno)))")
         case .file, .symlink:
-            guard e.kind == .symlink ? now.target == e.target : now.sameStat(size: e.size, mtimeNs: e.mtimeNs, inode: e.inode) else {
+            guard e.kind == .symlink ? now.target == e.target : now.sameStat(size: e.size, mtimeNs: e.mtimeNs, inode: e.inode, ctimeNs: e.ctimeNs) else {
                 return .keptChanged
             }
             guard unlink(absolute) == 0 else { return .failed("cannot remove: \(String(cString: strerror(errno)))") }
@@ -480,7 +481,7 @@ public final class FolderSync: Sendable {
                 }
             }
             guard let made = LocalScanner.stat(root: root, path: path) else { return false }
-            update.synced.append(IndexEntry(path: path, kind: .directory, size: 0, mtimeNs: made.mtimeNs, inode: made.inode,
+            update.synced.append(IndexEntry(path: path, kind: .directory, size: 0, mtimeNs: made.mtimeNs, inode: made.inode, ctimeNs: made.ctimeNs,
                                             mode: made.mode, sha256: nil, chunks: [], target: nil, version: v.version))
             return true
         }
@@ -505,7 +506,7 @@ public final class FolderSync: Sendable {
         let now = LocalScanner.stat(root: root, path: path)
         switch (expected, now) {
         case (nil, nil): break
-        case (let e?, let n?) where e.kind == n.kind && (e.kind == .symlink ? e.target == n.target : n.sameStat(size: e.size, mtimeNs: e.mtimeNs, inode: e.inode)):
+        case (let e?, let n?) where e.kind == n.kind && (e.kind == .symlink ? e.target == n.target : n.sameStat(size: e.size, mtimeNs: e.mtimeNs, inode: e.inode, ctimeNs: e.ctimeNs)):
             break
         case (let e?, nil) where e.kind != .directory: break  // deleted locally meanwhile: modify beats delete
         default:
@@ -518,7 +519,7 @@ public final class FolderSync: Sendable {
         keep = true
         AtomicFile.fsyncDirectory(directory)
         guard let placed = LocalScanner.stat(root: root, path: path) else { return false }
-        update.synced.append(IndexEntry(path: path, kind: v.kind, size: placed.size, mtimeNs: placed.mtimeNs, inode: placed.inode,
+        update.synced.append(IndexEntry(path: path, kind: v.kind, size: placed.size, mtimeNs: placed.mtimeNs, inode: placed.inode, ctimeNs: placed.ctimeNs,
                                         mode: placed.mode, sha256: v.sha256, chunks: v.chunks, target: v.target, version: v.version))
         return true
     }
@@ -648,7 +649,7 @@ public final class FolderSync: Sendable {
 
         let files = puts.filter { $0.0.kind == .file }.map(\.0)
         try index.recordPending(folder: root, files.map {
-            JournalEntry(path: $0.path, inode: $0.file.inode, size: $0.file.size, mtimeNs: $0.file.mtimeNs, sha256: $0.sha256 ?? .empty, chunks: $0.chunks)
+            JournalEntry(path: $0.path, inode: $0.file.inode, size: $0.file.size, mtimeNs: $0.file.mtimeNs, ctimeNs: $0.file.ctimeNs, sha256: $0.sha256 ?? .empty, chunks: $0.chunks)
         })
         var torn = Set<String>()
         report.uploadedBytes += try await uploadMissingChunks(of: files, torn: &torn)
@@ -814,7 +815,7 @@ public final class FolderSync: Sendable {
     // MARK: helpers
 
     func entry(_ l: LocalState, version: Int64) -> IndexEntry {
-        IndexEntry(path: l.path, kind: l.kind, size: l.file.size, mtimeNs: l.file.mtimeNs, inode: l.file.inode, mode: l.file.mode,
+        IndexEntry(path: l.path, kind: l.kind, size: l.file.size, mtimeNs: l.file.mtimeNs, inode: l.file.inode, ctimeNs: l.file.ctimeNs, mode: l.file.mode,
                    sha256: l.sha256, chunks: l.chunks, target: l.file.target, version: version)
     }
 
@@ -870,7 +871,7 @@ struct LocalChunkSources: Sendable {
 
     func read(_ chunk: ChunkRef) -> ByteBuffer? {
         for (e, offset) in locations[chunk.sha256] ?? [] {
-            guard let now = LocalScanner.stat(root: root, path: e.path), now.sameStat(size: e.size, mtimeNs: e.mtimeNs, inode: e.inode),
+            guard let now = LocalScanner.stat(root: root, path: e.path), now.sameStat(size: e.size, mtimeNs: e.mtimeNs, inode: e.inode, ctimeNs: e.ctimeNs),
                   let bytes = try? FolderSync.readRange(root + "/" + e.path, offset: offset, size: chunk.size),
                   ContentHash.of(bytes.readableBytesView) == chunk.sha256
             else { continue }
