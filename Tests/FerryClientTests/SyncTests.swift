@@ -2,6 +2,7 @@
 import FerryCore
 import Foundation
 import Logging
+import CoreFoundation
 import NIOPosix
 import Testing
 
@@ -153,12 +154,12 @@ struct SyncTests {
     /// what `touch -r`, `cp -p`, a backup restore or an editor that keeps times does.
     static func rewriteKeepingMtime(_ device: Device, _ path: String, _ text: String) throws {
         let absolute = device.root + "/" + path
-        var before = Glibc.stat()
-        #expect(lstat(absolute, &before) == 0)
+        let before = try #require(LocalScanner.stat(root: device.root, path: path))
         let fd = open(absolute, O_WRONLY | O_TRUNC)
         #expect(fd >= 0)
         _ = text.withCString { write(fd, $0, strlen($0)) }
-        var times = [before.st_atim, before.st_mtim]
+        let mtime = timespec(tv_sec: Int(before.mtimeNs / 1_000_000_000), tv_nsec: Int(before.mtimeNs % 1_000_000_000))
+        var times = [mtime, mtime]
         #expect(futimens(fd, &times) == 0)
         close(fd)
     }

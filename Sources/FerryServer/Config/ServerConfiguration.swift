@@ -32,9 +32,20 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
     public struct HTTP: Codable, Sendable, Equatable {
         /// A connection with no traffic for this long is closed.
         public var idleTimeoutSeconds: Int64 = 60
+        /// A request body must arrive in full within this time of the request's start, or
+        /// the request gets 408: a client trickling bytes just fast enough to dodge the idle
+        /// timeout cannot hold a connection and a staging file forever. 16 MiB (the largest
+        /// batch) in 300 s is 56 KB/s.
+        public var requestBodyTimeoutSeconds: Int64 = 300
         /// The largest JSON request body (commit batches are the biggest).
         public var maxJSONBodyBytes: Int = 32 << 20
         public init() {}
+
+        func validate() throws {
+            guard idleTimeoutSeconds > 0 else { throw ConfigurationError("http.idleTimeoutSeconds must be above 0") }
+            guard requestBodyTimeoutSeconds > 0 else { throw ConfigurationError("http.requestBodyTimeoutSeconds must be above 0") }
+            guard maxJSONBodyBytes >= 4096 else { throw ConfigurationError("http.maxJSONBodyBytes must be at least 4096") }
+        }
     }
 
     public struct Webhooks: Codable, Sendable, Equatable {
@@ -64,6 +75,7 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         let configuration = try JSONDecoder().decode(ServerConfiguration.self, from: data)
         try configuration.webhooks.validate()
+        try configuration.http.validate()
         return configuration
     }
 }
@@ -124,10 +136,11 @@ extension ServerConfiguration.Auth {
 }
 
 extension ServerConfiguration.HTTP {
-    enum CodingKeys: String, CodingKey { case idleTimeoutSeconds, maxJSONBodyBytes }
+    enum CodingKeys: String, CodingKey { case idleTimeoutSeconds, requestBodyTimeoutSeconds, maxJSONBodyBytes }
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         idleTimeoutSeconds = try c.decodeIfPresent(Int64.self, forKey: .idleTimeoutSeconds) ?? idleTimeoutSeconds
+        requestBodyTimeoutSeconds = try c.decodeIfPresent(Int64.self, forKey: .requestBodyTimeoutSeconds) ?? requestBodyTimeoutSeconds
         maxJSONBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxJSONBodyBytes) ?? maxJSONBodyBytes
     }
 }

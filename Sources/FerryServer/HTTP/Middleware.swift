@@ -6,7 +6,8 @@ import Logging
 import NIOCore
 import CoreMetrics
 
-/// Turns every error into the JSON envelope of SPEC §3 and counts requests and bytes.
+/// Turns every error into the JSON envelope of SPEC §3, counts requests and bytes, and
+/// holds every request body to `http.requestBodyTimeoutSeconds` from the request's start.
 struct ErrorAndMetricsMiddleware: RouterMiddleware {
     typealias Context = FerryRequestContext
     let services: ServerServices
@@ -14,7 +15,12 @@ struct ErrorAndMetricsMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var request = request
         let metrics = services.metrics
+        let limit = services.configuration.http.requestBodyTimeoutSeconds
+        let deadline = ContinuousClock.now + .seconds(limit)
         request.body = RequestBody(asyncSequence: request.body.map { buffer in
+            // Checked as each piece arrives; a body that stops arriving altogether is the
+            // idle timeout's to end.
+            guard ContinuousClock.now <= deadline else { throw APIError.bodyTimeout(limit) }
             metrics.bytesIn.increment(by: buffer.readableBytes)
             return buffer
         })

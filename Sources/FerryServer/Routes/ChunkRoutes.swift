@@ -47,7 +47,9 @@ struct ChunkRoutes {
         if let declared, declared > limit { throw APIError.tooLarge("a chunk batch is at most \(limit) bytes; this one declares \(declared)") }
         try services.ensureSpace(for: Int64(declared ?? limit))
         let body: ByteBuffer
-        do { body = try await request.body.collect(upTo: limit) } catch { throw APIError.tooLarge("a chunk batch is at most \(limit) bytes") }
+        do { body = try await request.body.collect(upTo: limit) } catch is NIOTooManyBytesError {
+            throw APIError.tooLarge("a chunk batch is at most \(limit) bytes")
+        }
         let frames: [(hash: ContentHash, range: Range<Int>)]
         do { frames = try body.withUnsafeReadableBytes { try ChunkBatchFormat.parse($0) } } catch {
             throw APIError.badRequest("\(error)", code: "invalid_batch")

@@ -1,0 +1,172 @@
+import FerryCore
+import Foundation
+import Logging
+import NIOPosix
+import Testing
+
+@testable import FerryServer
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A raw TCP client for what no polite HTTP client does: stop mid-request, trickle bytes,
+/// declare absurd lengths, or just sit there. Blocking calls, run on the thread pool.
+final class RawConnection: @unchecked Sendable {
+    let fd: Int32
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let ok = withUnsafePointer(to: &address) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        guard ok else {
+            close(fd)
+            throw SystemCallError("connect", errno: errno)
+        }
+    }
+
+    deinit { close(fd) }
+
+    /// Sends bytes; false once the server has closed the connection.
+    @discardableResult
+    func send(_ text: String) -> Bool { send(Array(text.utf8)) }
+
+    @discardableResult
+    func send(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) == $0.count }
+    }
+
+    /// Everything the server sends until it closes the connection, `enough` holds for what
+    /// arrived, or `timeout` passes; `closed` tells whether the server closed it.
+    func readUntilClosed(timeout: Duration, enough: @escaping @Sendable (String) -> Bool = { _ in false }) async throws -> (text: String, closed: Bool) {
+        try await NIOThreadPool.singleton.runIfActive { [fd] in
+            var out = [UInt8]()
+            let deadline = ContinuousClock.now + timeout
+            var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+            while ContinuousClock.now < deadline {
+                var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                guard poll(&poller, 1, 50) > 0 else { continue }
+                let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                if n <= 0 { return (String(decoding: out, as: UTF8.self), true) }
+                out += buffer[..<n]
+                if enough(String(decoding: out, as: UTF8.self)) { break }
+            }
+            return (String(decoding: out, as: UTF8.self), false)
+        }
+    }
+}
+
+/// Clients that are slow, stuck or hostile on purpose must not hold the server's memory,
+/// connections or staging space: each is cut or refused and leaves nothing behind, and the
+/// server keeps answering everyone else.
+@Suite("Slow and hostile clients", .serialized)
+struct SlowClientTests {
+    /// A live server on loopback with short limits; `body` gets its port and a device token.
+    static func withLiveServer(_ body: (Int, String, TestServer) async throws -> Void) async throws {
+        let server = try await TestServer.make {
+            $0.http.idleTimeoutSeconds = 1
+            $0.http.requestBodyTimeoutSeconds = 2
+        }
+        defer { server.removeData() }
+        let (user, _) = try await server.addUser("mallory")
+        let token = TokenService.randomToken(prefix: TokenService.devicePrefix)
+        _ = try await server.services.store.createDevice(userId: user.id, name: "raw", tokenHash: TokenService.storedHash(token))
+        try await FerryServerApp.withRunningServer(server.services) { port in try await body(port, token, server) }
+    }
+
+    static func healthy(_ port: Int) async throws -> Bool {
+        let c = try RawConnection(port: port)
+        c.send("GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        return try await c.readUntilClosed(timeout: .seconds(10)).text.hasPrefix("HTTP/1.1 200")
+    }
+
+    static func upload(_ hash: String, length: Int, token: String) -> String {
+        "PUT /api/v1/chunks/\(hash) HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(token)\r\nContent-Length: \(length)\r\n\r\n"
+    }
+
+    static let someHash = String(repeating: "ab", count: 32)
+
+    @Test func aBodyThatStopsArrivingIsCutAtTheIdleTimeoutAndLeavesNothing() async throws {
+        try await Self.withLiveServer { port, token, server in
+            let c = try RawConnection(port: port)
+            #expect(c.send(Self.upload(Self.someHash, length: 1 << 20, token: token)))
+            #expect(c.send([UInt8](repeating: 7, count: 64 * 1024)))
+            let answer = try await c.readUntilClosed(timeout: .seconds(15))
+            #expect(answer.closed, "a stalled upload must not hold its connection")
+            #expect(await eventuallyTrue { (try? server.stagedFiles().isEmpty) == true })
+            #expect(try await Self.healthy(port))
+        }
+    }
+
+    @Test func aTrickledBodyGets408AtTheBodyDeadlineAndLeavesNothing() async throws {
+        try await Self.withLiveServer { port, token, server in
+            let c = try RawConnection(port: port)
+            #expect(c.send(Self.upload(Self.someHash, length: 1 << 20, token: token)))
+            // One byte every 250 ms: never idle for a second, never done either.
+            let trickle = Task.detached {
+                for _ in 0..<60 {
+                    guard c.send([1]) else { return }
+                    try? await Task.sleep(for: .milliseconds(250))
+                }
+            }
+            let answer = try await c.readUntilClosed(timeout: .seconds(15)) { $0.contains("request_timeout") }
+            trickle.cancel()
+            #expect(answer.text.hasPrefix("HTTP/1.1 408"), "\(answer.text.prefix(200))")
+            #expect(answer.text.contains("request_timeout"))
+            #expect(await eventuallyTrue { (try? server.stagedFiles().isEmpty) == true })
+            #expect(try await Self.healthy(port))
+        }
+    }
+
+    @Test func headersThatNeverEndAreCut() async throws {
+        try await Self.withLiveServer { port, _, _ in
+            let c = try RawConnection(port: port)
+            c.send("GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            #expect(try await c.readUntilClosed(timeout: .seconds(15)).closed)
+        }
+    }
+
+    @Test func anAbsurdDeclaredLengthIs413BeforeAnyOfTheBodyIsRead() async throws {
+        try await Self.withLiveServer { port, token, server in
+            for request in [Self.upload(Self.someHash, length: 1 << 40, token: token),
+                            "POST /api/v1/chunks/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nContent-Length: \(1 << 40)\r\n\r\n",
+                            "POST /api/v1/libraries HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nContent-Type: application/json\r\nContent-Length: \(1 << 40)\r\n\r\n"] {
+                let c = try RawConnection(port: port)
+                c.send(request)
+                let answer = try await c.readUntilClosed(timeout: .seconds(0.8))
+                #expect(answer.text.hasPrefix("HTTP/1.1 413"), "\(request.prefix(40)): \(answer.text.prefix(120))")
+            }
+            #expect(try server.stagedFiles().isEmpty)
+        }
+    }
+
+    @Test func hundredsOfIdleConnectionsAreClosedAndTheServerKeepsAnswering() async throws {
+        try await Self.withLiveServer { port, _, _ in
+            let before = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count
+            let idle = try (0..<300).map { _ in try RawConnection(port: port) }
+            #expect(try await Self.healthy(port))
+            for c in idle { #expect(try await c.readUntilClosed(timeout: .seconds(15)).closed) }
+            // The server's side of each is gone too: the process is back to its descriptors
+            // (the 300 client ends close with `idle`).
+            _ = idle.count
+            #expect(await eventuallyTrue {
+                ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? .max) <= before + 300 + 8
+            })
+        }
+    }
+}
+
+/// Polls every 20 ms until `condition` holds or 10 s pass.
+func eventuallyTrue(_ condition: () async -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + .seconds(10)
+    while ContinuousClock.now < deadline {
+        if await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return false
+}
