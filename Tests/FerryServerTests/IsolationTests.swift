@@ -1,6 +1,7 @@
 import FerryCore
 import Foundation
 import HTTPTypes
+import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import Testing
@@ -56,6 +57,147 @@ struct IsolationTests {
             // Alice's data is untouched.
             #expect(try await api.changes(lib, token: alice).head == 1)
             #expect(try await api.call(.get, "/auth/me", token: device.token).status == .ok)
+        }
+    }
+}
+
+/// Every route the router serves, probed by a second user with the first user's ids. The
+/// table must list every served route, so a new route cannot ship without its probe.
+@Suite("Isolation: every route")
+struct EveryRouteIsolationTests {
+    enum Expect {
+        /// Answers 404, as if the resource did not exist.
+        case notFound
+        /// Answers 2xx with the caller's own things only: none of the other user's ids.
+        case ownOnly
+        /// Names no other user's resource (login, health, the caller's own creations).
+        case notAboutOthers
+    }
+
+    struct Probe {
+        let method: HTTPRequest.Method
+        let uri: String
+        let json: String?
+        let expect: Expect
+        init(_ method: HTTPRequest.Method, _ uri: String, _ json: String? = nil, _ expect: Expect) {
+            self.method = method
+            self.uri = uri
+            self.json = json
+            self.expect = expect
+        }
+    }
+
+    @Test func noRouteGivesAnotherUserAnything() async throws {
+        let server = try await TestServer.make { $0.webhooks.allowPrivateTargets = true }
+        defer { server.removeData() }
+        try await server.run { api in
+            // alice owns one of everything.
+            let alice = try await api.newUser("alice")
+            let lib = try await api.createLibrary("private", token: alice).id
+            let secret = Array("alice's secret".utf8)
+            let hook = try api.decode(CreatedWebhookResponse.self, try await api.call(
+                .post, "/webhooks", token: alice, json: CreateWebhookRequest(url: "http://127.0.0.1:9/hook", events: try EventFilter(["*"]))))
+            let file = try await api.putFile(lib, "s.txt", secret, base: nil, token: alice)
+            let copy = CommitOperation(op: .put, path: try FerryPath("s.conflict-x.txt"), base: nil, kind: .file, size: 0,
+                                       sha256: ContentHash.of([UInt8]()), mtimeNs: 0, mode: 0o644, chunks: [],
+                                       conflictOf: ConflictOrigin(path: try FerryPath("s.txt"), theirs: file.version!.version))
+            #expect(try await api.commit(lib, [copy], token: alice).results[0].status == .ok)
+            let conflict = try #require(try api.decode(ConflictListResponse.self, try await api.call(.get, "/conflicts", token: alice)).conflicts.first)
+            let device = try await api.registerDevice("alice-laptop", token: alice)
+            let project = try api.decode(ProjectInfo.self, try await api.call(.post, "/projects", token: alice, json: CreateProjectRequest(name: "secret plan")))
+            let task = try api.decode(TaskInfo.self, try await api.call(
+                .post, "/tasks", token: alice, json: CreateTaskRequest(project: project.id, title: "alice's task")))
+            let attachment = try api.decode(AttachmentInfo.self, try await api.call(
+                .post, "/tasks/\(task.id)/attachments", token: alice, json: AttachRequest(library: lib, path: try FerryPath("s.txt"))))
+            let deliveries = try api.decode(DeliveryListResponse.self, try await api.call(.get, "/webhooks/\(hook.webhook.id)/deliveries", token: alice))
+            let delivery = try #require(deliveries.deliveries.first)
+            let hash = ContentHash.of(secret).hex
+            let head = try await api.changes(lib, token: alice).head
+            let aliceIds = [lib, conflict.id, device.device.id, project.id, task.id, attachment.id, hook.webhook.id, "alice", "secret plan"]
+
+            let bob = try await api.newUser("bob")
+            let probes: [String: Probe] = [
+                "POST /api/v1/auth/login": Probe(.post, "/auth/login", #"{"username":"bob","password":"wrong"}"#, .notAboutOthers),
+                "POST /api/v1/auth/refresh": Probe(.post, "/auth/refresh", #"{"refresh_token":"frt_nothing"}"#, .notAboutOthers),
+                "POST /api/v1/auth/logout": Probe(.post, "/auth/logout", nil, .notAboutOthers),
+                "GET /api/v1/auth/me": Probe(.get, "/auth/me", nil, .ownOnly),
+                "POST /api/v1/devices": Probe(.post, "/devices", #"{"name":"bob-phone"}"#, .ownOnly),
+                "GET /api/v1/devices": Probe(.get, "/devices", nil, .ownOnly),
+                "DELETE /api/v1/devices/{id}": Probe(.delete, "/devices/\(device.device.id)", nil, .notFound),
+                "POST /api/v1/libraries": Probe(.post, "/libraries", #"{"name":"bobs"}"#, .ownOnly),
+                "GET /api/v1/libraries": Probe(.get, "/libraries", nil, .ownOnly),
+                "POST /api/v1/chunks/missing": Probe(.post, "/chunks/missing", #"{"chunks":["\#(hash)"]}"#, .ownOnly),
+                "POST /api/v1/chunks/batch": Probe(.post, "/chunks/batch", nil, .notAboutOthers),
+                "PUT /api/v1/chunks/{sha256}": Probe(.put, "/chunks/\(String(repeating: "0", count: 64))", nil, .notAboutOthers),
+                "GET /api/v1/chunks/{sha256}": Probe(.get, "/chunks/\(hash)", nil, .notFound),
+                "POST /api/v1/libraries/{lib}/commit": Probe(.post, "/libraries/\(lib)/commit", #"{"operations":[{"op":"delete","path":"s.txt","base":1}]}"#, .notFound),
+                "GET /api/v1/libraries/{lib}/files": Probe(.get, "/libraries/\(lib)/files?path=s.txt", nil, .notFound),
+                "PUT /api/v1/libraries/{lib}/files": Probe(.put, "/libraries/\(lib)/files?path=t.txt", nil, .notFound),
+                "GET /api/v1/libraries/{lib}/changes": Probe(.get, "/libraries/\(lib)/changes?since=0", nil, .notFound),
+                "GET /api/v1/libraries/{lib}/history": Probe(.get, "/libraries/\(lib)/history?path=s.txt", nil, .notFound),
+                "GET /api/v1/libraries/{lib}/list": Probe(.get, "/libraries/\(lib)/list", nil, .notFound),
+                "POST /api/v1/libraries/{lib}/restore": Probe(.post, "/libraries/\(lib)/restore", #"{"path":"s.txt","version":1}"#, .notFound),
+                "GET /api/v1/conflicts": Probe(.get, "/conflicts?state=all", nil, .ownOnly),
+                "POST /api/v1/conflicts/{id}/resolve": Probe(.post, "/conflicts/\(conflict.id)/resolve", #"{"keep":"mine"}"#, .notFound),
+                "POST /api/v1/projects": Probe(.post, "/projects", #"{"name":"bobs"}"#, .ownOnly),
+                "GET /api/v1/projects": Probe(.get, "/projects", nil, .ownOnly),
+                "POST /api/v1/projects/{id}/members": Probe(.post, "/projects/\(project.id)/members", #"{"username":"bob"}"#, .notFound),
+                "POST /api/v1/tasks": Probe(.post, "/tasks", #"{"project":"\#(project.id)","title":"sneaky"}"#, .notFound),
+                "GET /api/v1/tasks": Probe(.get, "/tasks?project=\(project.id)", nil, .ownOnly),
+                "GET /api/v1/tasks/{id}": Probe(.get, "/tasks/\(task.id)", nil, .notFound),
+                "PATCH /api/v1/tasks/{id}": Probe(.patch, "/tasks/\(task.id)", #"{"title":"defaced"}"#, .notFound),
+                "POST /api/v1/tasks/{id}/attachments": Probe(.post, "/tasks/\(task.id)/attachments", #"{"library":"\#(lib)","path":"s.txt"}"#, .notFound),
+                "GET /api/v1/tasks/{id}/attachments": Probe(.get, "/tasks/\(task.id)/attachments", nil, .notFound),
+                "DELETE /api/v1/tasks/{id}/attachments/{attachment}": Probe(.delete, "/tasks/\(task.id)/attachments/\(attachment.id)", nil, .notFound),
+                "GET /api/v1/attachments/{id}/content": Probe(.get, "/attachments/\(attachment.id)/content", nil, .notFound),
+                "POST /api/v1/webhooks": Probe(.post, "/webhooks", #"{"url":"http://127.0.0.1:9/bob","events":["*"]}"#, .ownOnly),
+                "GET /api/v1/webhooks": Probe(.get, "/webhooks", nil, .ownOnly),
+                "PATCH /api/v1/webhooks/{id}": Probe(.patch, "/webhooks/\(hook.webhook.id)", #"{"url":"http://127.0.0.1:9/stolen"}"#, .notFound),
+                "DELETE /api/v1/webhooks/{id}": Probe(.delete, "/webhooks/\(hook.webhook.id)", nil, .notFound),
+                "GET /api/v1/webhooks/{id}/deliveries": Probe(.get, "/webhooks/\(hook.webhook.id)/deliveries", nil, .notFound),
+                "POST /api/v1/webhooks/{id}/test": Probe(.post, "/webhooks/\(hook.webhook.id)/test", nil, .notFound),
+                "POST /api/v1/deliveries/{id}/redeliver": Probe(.post, "/deliveries/\(delivery.id)/redeliver", nil, .notFound),
+                "GET /api/v1/health": Probe(.get, "/health", nil, .notAboutOthers),
+                "GET /api/v1/metrics": Probe(.get, "/metrics", nil, .notAboutOthers),
+            ]
+            let served = Set(FerryServerApp.buildRouter(server.services).routes.map { "\($0.method.rawValue) \($0.path.description)" })
+            #expect(Set(probes.keys) == served, "routes without an isolation probe: \(served.subtracting(probes.keys).sorted())")
+
+            // Logging out ends bob's session, so it goes last.
+            for (route, probe) in probes.sorted(by: { ($0.key.hasSuffix("logout") ? 1 : 0, $0.key) < ($1.key.hasSuffix("logout") ? 1 : 0, $1.key) }) {
+                let answer: TestResponse
+                if let json = probe.json {
+                    answer = try await api.call(probe.method, probe.uri, token: bob, body: ByteBuffer(string: json), headers: [.contentType: "application/json"])
+                } else {
+                    answer = try await api.call(probe.method, probe.uri, token: bob)
+                }
+                let text = String(buffer: answer.body)
+                #expect(answer.status.code < 500, "\(route) answered \(answer.status)")
+                switch probe.expect {
+                case .notFound:
+                    #expect(answer.status == .notFound, "\(route) answered \(answer.status): \(text.prefix(200))")
+                case .ownOnly:
+                    #expect((200..<300).contains(answer.status.code), "\(route) answered \(answer.status): \(text.prefix(200))")
+                case .notAboutOthers:
+                    break
+                }
+                // An error may repeat the id bob sent; nothing else of alice's may appear.
+                for id in aliceIds where !probe.uri.contains(id) && probe.json?.contains(id) != true {
+                    #expect(!text.contains(id), "\(route) revealed \(id): \(text.prefix(200))")
+                }
+            }
+
+            // alice's things are as she left them.
+            #expect(try await api.changes(lib, token: alice).head == head)
+            let still = try api.decode(TaskInfo.self, try await api.call(.get, "/tasks/\(task.id)", token: alice))
+            #expect(still.title == "alice's task")
+            let hooks = try api.decode(WebhookListResponse.self, try await api.call(.get, "/webhooks", token: alice)).webhooks
+            #expect(hooks.map(\.url) == ["http://127.0.0.1:9/hook"])
+            #expect(try await api.call(.get, "/attachments/\(attachment.id)/content", token: alice).status == .ok)
+            let open = try api.decode(ConflictListResponse.self, try await api.call(.get, "/conflicts", token: alice)).conflicts
+            #expect(open.map(\.id) == [conflict.id])
+            let projects = try api.decode(ProjectListResponse.self, try await api.call(.get, "/projects", token: alice)).projects
+            #expect(projects.first { $0.id == project.id }?.members.contains("bob") == false)
         }
     }
 }
