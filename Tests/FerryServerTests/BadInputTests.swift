@@ -59,12 +59,31 @@ struct BadInputTests {
             try Data(#"{"webhooks": \#(webhooks)}"#.utf8).write(to: bad)
             #expect(throws: ConfigurationError.self, "\(webhooks)") { try ServerConfiguration.load(path: bad.path) }
         }
+        try Data(#"{"webhooks": {"allowedHosts": ["ok", ""]}}"#.utf8).write(to: bad)
+        #expect(throws: ConfigurationError.self) { try ServerConfiguration.load(path: bad.path) }
         for http in [#"{"idleTimeoutSeconds": 0}"#, #"{"requestBodyTimeoutSeconds": -5}"#, #"{"maxJSONBodyBytes": 10}"#] {
             try Data(#"{"http": \#(http)}"#.utf8).write(to: bad)
             #expect(throws: ConfigurationError.self, "\(http)") { try ServerConfiguration.load(path: bad.path) }
         }
         #expect(c.http.requestBodyTimeoutSeconds == 300)
         #expect(c.webhooks.allowPrivateTargets && c.webhooks.retryBackoffSeconds.count == 10)
+    }
+
+    @Test func webhookTargetsOutsideTheAllowedHostsAreRefusedBeforeAnyLookup() async throws {
+        let server = try await TestServer.make {
+            $0.webhooks.allowPrivateTargets = true
+            $0.webhooks.allowedHosts = ["127.0.0.1", "Hooks.Example"]
+        }
+        defer { server.removeData() }
+        try await server.run { api in
+            let token = try await api.newUser("alice")
+            for (url, accepted) in [("http://127.0.0.1:9/a", true), ("https://hooks.example/b", true),
+                                    ("http://localhost:9/c", false), ("http://10.0.0.1/d", false), ("https://example.com/e", false)] {
+                let r = try await api.call(.post, "/webhooks", token: token, json: CreateWebhookRequest(url: url, events: try EventFilter(["*"])))
+                #expect((r.status == .created) == accepted, "\(url): \(r.status)")
+                if !accepted { #expect(String(buffer: r.body).contains("allowedHosts"), "\(url)") }
+            }
+        }
     }
 
     @Test(arguments: [

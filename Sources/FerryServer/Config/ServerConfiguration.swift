@@ -51,6 +51,10 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
     public struct Webhooks: Codable, Sendable, Equatable {
         /// Loopback and private ranges are refused as targets unless this is set.
         public var allowPrivateTargets = false
+        /// When not empty, the only host names (or literal addresses) webhooks may target;
+        /// any other is refused before it is resolved. For servers whose egress is limited
+        /// to known receivers, and for fuzzing the API without reaching the internet.
+        public var allowedHosts: [String] = []
         /// Delay before each attempt (the first is normally 0); its length is the number of
         /// attempts. The default is Standard Webhooks' schedule, reaching about a day.
         public var retryBackoffSeconds: [Double] = [0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400]
@@ -65,6 +69,7 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
             }
             guard (1...256).contains(maxConcurrentDeliveries) else { throw ConfigurationError("webhooks.maxConcurrentDeliveries must be 1 to 256") }
             guard requestTimeoutSeconds > 0, requestTimeoutSeconds <= 300 else { throw ConfigurationError("webhooks.requestTimeoutSeconds must be above 0 and at most 300") }
+            guard allowedHosts.allSatisfy({ !$0.isEmpty && !$0.contains("/") }) else { throw ConfigurationError("webhooks.allowedHosts must list host names or addresses") }
         }
     }
 
@@ -146,10 +151,11 @@ extension ServerConfiguration.HTTP {
 }
 
 extension ServerConfiguration.Webhooks {
-    enum CodingKeys: String, CodingKey { case allowPrivateTargets, retryBackoffSeconds, maxConcurrentDeliveries, requestTimeoutSeconds }
+    enum CodingKeys: String, CodingKey { case allowPrivateTargets, allowedHosts, retryBackoffSeconds, maxConcurrentDeliveries, requestTimeoutSeconds }
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         allowPrivateTargets = try c.decodeIfPresent(Bool.self, forKey: .allowPrivateTargets) ?? allowPrivateTargets
+        allowedHosts = try c.decodeIfPresent([String].self, forKey: .allowedHosts) ?? allowedHosts
         retryBackoffSeconds = try c.decodeIfPresent([Double].self, forKey: .retryBackoffSeconds) ?? retryBackoffSeconds
         maxConcurrentDeliveries = try c.decodeIfPresent(Int.self, forKey: .maxConcurrentDeliveries) ?? maxConcurrentDeliveries
         requestTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .requestTimeoutSeconds) ?? requestTimeoutSeconds

@@ -97,7 +97,7 @@ public actor WebhookDispatcher: Service {
         var refusal: String?
         do {
             let target = try WebhookTarget(first.url)
-            let address = try await target.resolve(allowPrivate: settings.allowPrivateTargets, on: threadPool)
+            let address = try await target.resolve(allowPrivate: settings.allowPrivateTargets, allowedHosts: settings.allowedHosts, on: threadPool)
             var configuration = HTTPClient.Configuration()
             // Connect to the address just checked; TLS still verifies the certificate for the name.
             configuration.dnsOverride = [target.host: address.description]

@@ -34,17 +34,19 @@ public struct WebhookTarget: Sendable, Equatable {
         IPAddress(String(host.prefix { $0 != "%" }))
     }
 
-    /// Refuses a literal address at once (names are checked when resolved, at delivery).
-    public func checkLiteral(allowPrivate: Bool) throws(WebhookTargetError) {
+    /// Refuses a host outside the allow-list (when there is one) and a literal address in a
+    /// refused range at once; names are resolved and checked at delivery.
+    public func checkWithoutResolving(allowPrivate: Bool, allowedHosts: [String]) throws(WebhookTargetError) {
+        if !allowedHosts.isEmpty && !allowedHosts.contains(where: { $0.lowercased() == host.lowercased() }) {
+            throw WebhookTargetError("'\(host)' is not one of the hosts the server's configuration (webhooks.allowedHosts) allows")
+        }
         if let address = literalAddress { try address.check(allowPrivate: allowPrivate) }
     }
 
     /// Resolves the host and returns the first address, having checked every one.
-    public func resolve(allowPrivate: Bool, on pool: NIOThreadPool) async throws -> IPAddress {
-        if let address = literalAddress {
-            try address.check(allowPrivate: allowPrivate)
-            return address
-        }
+    public func resolve(allowPrivate: Bool, allowedHosts: [String], on pool: NIOThreadPool) async throws -> IPAddress {
+        try checkWithoutResolving(allowPrivate: allowPrivate, allowedHosts: allowedHosts)
+        if let address = literalAddress { return address }
         let host = self.host
         let addresses = try await pool.runIfActive { try IPAddress.resolve(host) }
         guard let first = addresses.first else { throw WebhookTargetError("'\(host)' does not resolve to any address") }

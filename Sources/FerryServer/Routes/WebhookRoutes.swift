@@ -71,7 +71,8 @@ struct WebhookRoutes {
     private func checkedURL(_ raw: String) throws -> String {
         do {
             let target = try WebhookTarget(raw)
-            try target.checkLiteral(allowPrivate: services.configuration.webhooks.allowPrivateTargets)
+            let settings = services.configuration.webhooks
+            try target.checkWithoutResolving(allowPrivate: settings.allowPrivateTargets, allowedHosts: settings.allowedHosts)
             return target.url.absoluteString
         } catch {
             throw APIError.badRequest("webhook URL refused: \(error.description)", code: "invalid_url")
