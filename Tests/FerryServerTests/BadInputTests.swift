@@ -61,11 +61,11 @@ struct BadInputTests {
         }
         try Data(#"{"webhooks": {"allowedHosts": ["ok", ""]}}"#.utf8).write(to: bad)
         #expect(throws: ConfigurationError.self) { try ServerConfiguration.load(path: bad.path) }
-        for http in [#"{"idleTimeoutSeconds": 0}"#, #"{"requestBodyTimeoutSeconds": -5}"#, #"{"maxJSONBodyBytes": 10}"#] {
+        for http in [#"{"idleTimeoutSeconds": 0}"#, #"{"requestBodyTimeoutSeconds": -5}"#, #"{"requestBodyMinRate": 0}"#, #"{"maxJSONBodyBytes": 10}"#] {
             try Data(#"{"http": \#(http)}"#.utf8).write(to: bad)
             #expect(throws: ConfigurationError.self, "\(http)") { try ServerConfiguration.load(path: bad.path) }
         }
-        #expect(c.http.requestBodyTimeoutSeconds == 300)
+        #expect(c.http.requestBodyTimeoutSeconds == 30 && c.http.requestBodyMinRate == 500)
         #expect(c.webhooks.allowPrivateTargets && c.webhooks.retryBackoffSeconds.count == 10)
     }
 

@@ -123,6 +123,23 @@ struct SlowClientTests {
         }
     }
 
+    @Test func aSlowButSteadyBodyKeepsEarningTime() async throws {
+        try await Self.withLiveServer { port, token, server in
+            // 30 KB at about 10 KB/s: three times the 2 s allowance, but every 500 bytes
+            // earn another second.
+            let body = (0..<30_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+            let c = try RawConnection(port: port)
+            #expect(c.send(Self.upload(ContentHash.of(body).hex, length: body.count, token: token)))
+            for start in stride(from: 0, to: body.count, by: 1000) {
+                #expect(c.send(Array(body[start..<min(body.count, start + 1000)])))
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            let answer = try await c.readUntilClosed(timeout: .seconds(10)) { $0.contains("}") }
+            #expect(answer.text.hasPrefix("HTTP/1.1 201"), "\(answer.text.prefix(200))")
+            #expect(server.blobFiles().count == 1)
+        }
+    }
+
     @Test func headersThatNeverEndAreCut() async throws {
         try await Self.withLiveServer { port, _, _ in
             let c = try RawConnection(port: port)

@@ -32,11 +32,13 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
     public struct HTTP: Codable, Sendable, Equatable {
         /// A connection with no traffic for this long is closed.
         public var idleTimeoutSeconds: Int64 = 60
-        /// A request body must arrive in full within this time of the request's start, or
-        /// the request gets 408: a client trickling bytes just fast enough to dodge the idle
-        /// timeout cannot hold a connection and a staging file forever. 16 MiB (the largest
-        /// batch) in 300 s is 56 KB/s.
-        public var requestBodyTimeoutSeconds: Int64 = 300
+        /// A request body gets this long from the request's start, plus one second for every
+        /// `requestBodyMinRate` bytes that arrive (Apache's mod_reqtimeout rule); past that it
+        /// gets 408. A slow link keeps earning time, while a client trickling bytes just fast
+        /// enough to dodge the idle timeout cannot hold a connection and a staging file forever.
+        public var requestBodyTimeoutSeconds: Int64 = 30
+        /// Bytes per second a request body must average to keep extending its time.
+        public var requestBodyMinRate: Int = 500
         /// The largest JSON request body (commit batches are the biggest).
         public var maxJSONBodyBytes: Int = 32 << 20
         public init() {}
@@ -44,6 +46,7 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         func validate() throws {
             guard idleTimeoutSeconds > 0 else { throw ConfigurationError("http.idleTimeoutSeconds must be above 0") }
             guard requestBodyTimeoutSeconds > 0 else { throw ConfigurationError("http.requestBodyTimeoutSeconds must be above 0") }
+            guard requestBodyMinRate > 0 else { throw ConfigurationError("http.requestBodyMinRate must be above 0") }
             guard maxJSONBodyBytes >= 4096 else { throw ConfigurationError("http.maxJSONBodyBytes must be at least 4096") }
         }
     }
@@ -141,11 +144,12 @@ extension ServerConfiguration.Auth {
 }
 
 extension ServerConfiguration.HTTP {
-    enum CodingKeys: String, CodingKey { case idleTimeoutSeconds, requestBodyTimeoutSeconds, maxJSONBodyBytes }
+    enum CodingKeys: String, CodingKey { case idleTimeoutSeconds, requestBodyTimeoutSeconds, requestBodyMinRate, maxJSONBodyBytes }
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         idleTimeoutSeconds = try c.decodeIfPresent(Int64.self, forKey: .idleTimeoutSeconds) ?? idleTimeoutSeconds
         requestBodyTimeoutSeconds = try c.decodeIfPresent(Int64.self, forKey: .requestBodyTimeoutSeconds) ?? requestBodyTimeoutSeconds
+        requestBodyMinRate = try c.decodeIfPresent(Int.self, forKey: .requestBodyMinRate) ?? requestBodyMinRate
         maxJSONBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxJSONBodyBytes) ?? maxJSONBodyBytes
     }
 }

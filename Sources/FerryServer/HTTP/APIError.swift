@@ -28,8 +28,8 @@ public struct APIError: Error, Sendable {
     static func notFound(_ message: String) -> APIError { .init(.notFound, "not_found", message) }
     static func conflict(_ message: String) -> APIError { .init(.conflict, "conflict", message) }
     static func tooLarge(_ message: String) -> APIError { .init(.contentTooLarge, "too_large", message) }
-    static func bodyTimeout(_ seconds: Int64) -> APIError {
-        .init(.requestTimeout, "request_timeout", "the request body did not arrive within \(seconds) seconds; nothing was stored")
+    static func bodyTimeout(minRate: Int) -> APIError {
+        .init(.requestTimeout, "request_timeout", "the request body arrived slower than \(minRate) bytes per second; nothing was stored")
     }
     static let outOfSpace = APIError(insufficientStorageStatus, "insufficient_storage", "the server is out of storage space; free space on the NAS and retry")
 

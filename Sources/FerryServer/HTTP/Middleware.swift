@@ -4,10 +4,11 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import Synchronization
 import CoreMetrics
 
 /// Turns every error into the JSON envelope of SPEC §3, counts requests and bytes, and
-/// holds every request body to `http.requestBodyTimeoutSeconds` from the request's start.
+/// holds every request body to its time allowance (`BodyAllowance`).
 struct ErrorAndMetricsMiddleware: RouterMiddleware {
     typealias Context = FerryRequestContext
     let services: ServerServices
@@ -15,12 +16,12 @@ struct ErrorAndMetricsMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var request = request
         let metrics = services.metrics
-        let limit = services.configuration.http.requestBodyTimeoutSeconds
-        let deadline = ContinuousClock.now + .seconds(limit)
+        let http = services.configuration.http
+        let allowance = BodyAllowance(seconds: http.requestBodyTimeoutSeconds, minRate: http.requestBodyMinRate)
         request.body = RequestBody(asyncSequence: request.body.map { buffer in
             // Checked as each piece arrives; a body that stops arriving altogether is the
             // idle timeout's to end.
-            guard ContinuousClock.now <= deadline else { throw APIError.bodyTimeout(limit) }
+            guard allowance.admit(buffer.readableBytes) else { throw APIError.bodyTimeout(minRate: http.requestBodyMinRate) }
             metrics.bytesIn.increment(by: buffer.readableBytes)
             return buffer
         })
@@ -41,6 +42,27 @@ struct ErrorAndMetricsMiddleware: RouterMiddleware {
             return buffer
         }
         return response
+    }
+}
+
+/// The time a request body has left: `seconds` from the start, plus one second per
+/// `minRate` bytes received (mod_reqtimeout's rule). Bytes that arrive after it ran out
+/// are refused.
+final class BodyAllowance: Sendable {
+    private let deadline: Mutex<ContinuousClock.Instant>
+    private let perByte: Duration
+
+    init(seconds: Int64, minRate: Int) {
+        deadline = Mutex(ContinuousClock.now + .seconds(seconds))
+        perByte = .seconds(1) / minRate
+    }
+
+    func admit(_ bytes: Int) -> Bool {
+        deadline.withLock { deadline in
+            guard ContinuousClock.now <= deadline else { return false }
+            deadline += perByte * bytes
+            return true
+        }
     }
 }
 
