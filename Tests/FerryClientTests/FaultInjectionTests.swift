@@ -72,7 +72,11 @@ struct FaultInjectionTests {
 
     // MARK: crashes
 
-    @Test func aServerKilledMidSyncLosesNothingAndCommittedChunksAreNotSentAgain() async throws {
+    /// Where in the transfer the kill lands: after this share of the bytes is stored.
+    static let killPoints = [0.15, 0.6]
+
+    @Test(arguments: killPoints)
+    func aServerKilledMidSyncLosesNothingAndCommittedChunksAreNotSentAgain(at share: Double) async throws {
         let user = (name: "ann", password: "ann-password-1")
         let server = try await RealServer.prepare(user: user.name, password: user.password)
         var running = try await server.start()
@@ -84,7 +88,7 @@ struct FaultInjectionTests {
         try Self.writeWorkload(a, megabytes: 24, seed: 61)
 
         let pass = Task { try await a.sync() }
-        #expect(await eventually { RealServer.storedBlobBytes(in: server.data) >= 6 << 20 })
+        #expect(await eventually { RealServer.storedBlobBytes(in: server.data) >= Int64(share * Double(24 << 20)) })
         running.kill9()
         _ = await pass.result
 
@@ -105,7 +109,8 @@ struct FaultInjectionTests {
         #expect(try await server.check().status == 0)
     }
 
-    @Test func aClientKilledMidSyncResumesWithoutSendingCommittedChunksAgain() async throws {
+    @Test(arguments: killPoints)
+    func aClientKilledMidSyncResumesWithoutSendingCommittedChunksAgain(at share: Double) async throws {
         let data = scratchDirectory("server-client-kill")
         try await Cloud.with(dataDirectory: data) { cloud in
             let user = try await cloud.user("bea")
@@ -116,9 +121,12 @@ struct FaultInjectionTests {
             try #require(login.status == 0, "\(login.err)")
             let folder = scratchDirectory("killed-client")
             try #require(try await home.ferry("folder", "add", folder, "--library", "docs").status == 0)
-            try Self.writeWorkload(root: folder, megabytes: 24, seed: 62)
+            // Twice the server test's size: uploads go in 8 MiB batches, several at once, and a
+            // batch the server has fully received completes even after the client dies, so
+            // a kill point needs batches still unsent behind it.
+            try Self.writeWorkload(root: folder, megabytes: 48, seed: 62)
 
-            // The real `ferry sync`, killed with SIGKILL once a quarter of the bytes are stored.
+            // The real `ferry sync`, killed with SIGKILL once `share` of the bytes are stored.
             let process = Process()
             process.executableURL = URL(fileURLWithPath: CLITests.binary("ferry"))
             process.arguments = ["sync"]
@@ -126,7 +134,7 @@ struct FaultInjectionTests {
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()
-            #expect(await eventually { RealServer.storedBlobBytes(in: data) >= 6 << 20 })
+            #expect(await eventually { RealServer.storedBlobBytes(in: data) >= Int64(share * Double(48 << 20)) })
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
             #expect(process.terminationReason == .uncaughtSignal)

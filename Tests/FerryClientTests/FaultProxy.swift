@@ -33,6 +33,8 @@ final class FaultProxy: @unchecked Sendable {
     private var forwarded = 0
     private var nextCut = 0
     private var cutCount = 0
+    /// Bumped by `resetAll`: pumps of older connections drop what they still hold.
+    private var epoch = 0
 
     init(upstreamPort: Int, mode: Mode = .pass) throws {
         self.upstreamPort = upstreamPort
@@ -72,9 +74,14 @@ final class FaultProxy: @unchecked Sendable {
     /// How many connections a `cutEvery` mode has reset so far.
     var cuts: Int { lock.withLock { cutCount } }
 
-    /// Resets every open connection (new ones are still accepted).
+    /// Resets every open connection, dropping whatever bytes the proxy and the kernel still
+    /// hold for it (new connections are still accepted).
     func resetAll() {
-        for fd in lock.withLock({ open }) { Self.reset(fd) }
+        let fds: Set<Int32> = lock.withLock {
+            epoch += 1
+            return open
+        }
+        for fd in fds { Self.reset(fd) }
     }
 
     /// Stops accepting and closes every connection.
@@ -108,7 +115,7 @@ final class FaultProxy: @unchecked Sendable {
                 close(upstream)
                 continue
             }
-            let pair = Pair(client: client, upstream: upstream)
+            let pair = Pair(client: client, upstream: upstream, epoch: lock.withLock { epoch })
             Thread.detachNewThread { [self] in pump(from: client, to: upstream, pair: pair) }
             Thread.detachNewThread { [self] in pump(from: upstream, to: client, pair: pair) }
         }
@@ -118,11 +125,13 @@ final class FaultProxy: @unchecked Sendable {
     private final class Pair: @unchecked Sendable {
         let client: Int32
         let upstream: Int32
+        let epoch: Int
         private let lock = NSLock()
         private var finished = 0
-        init(client: Int32, upstream: Int32) {
+        init(client: Int32, upstream: Int32, epoch: Int) {
             self.client = client
             self.upstream = upstream
+            self.epoch = epoch
         }
         /// True for the pump that finishes second.
         func finish() -> Bool { lock.withLock { finished += 1; return finished == 2 } }
@@ -147,7 +156,7 @@ final class FaultProxy: @unchecked Sendable {
             if n <= 0 { break }
             var offset = 0
             while offset < n {
-                switch decide(count: n - offset) {
+                switch decide(count: n - offset, epoch: pair.epoch) {
                 case .wait:
                     usleep(10_000)
                     if isStopped { break loop }
@@ -155,6 +164,8 @@ final class FaultProxy: @unchecked Sendable {
                     guard Self.writeAll(target, buffer, offset, count) else { break loop }
                     offset += count
                     if pause > 0 { usleep(pause) }
+                case .drop:
+                    break loop
                 case .cut(let count):
                     _ = Self.writeAll(target, buffer, offset, count)
                     Self.reset(pair.client)
@@ -176,14 +187,16 @@ final class FaultProxy: @unchecked Sendable {
     }
 
     private enum Step {
+        case drop
         case wait
         case send(Int, pauseMicroseconds: UInt32)
         case cut(Int)
     }
 
     /// What to do with the next `count` bytes under the current mode.
-    private func decide(count: Int) -> Step {
+    private func decide(count: Int, epoch connectionEpoch: Int) -> Step {
         lock.withLock {
+            if connectionEpoch != epoch { return .drop }
             switch mode {
             case .pass:
                 forwarded += count
