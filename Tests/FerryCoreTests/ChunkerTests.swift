@@ -117,6 +117,21 @@ struct ChunkerTests {
         #expect(mean > 150 && mean < 600)
     }
 
+    /// Empty, tiny, just under and over the chunker's minimum, and just under, at and over
+    /// one read block: the small-file path and the streaming path agree with the in-memory one.
+    @Test(arguments: [0, 1, 4096, (256 << 10) - 1, 256 << 10, (256 << 10) + 1, (1 << 20) - 1, 1 << 20, (1 << 20) + 1])
+    func fileManifestMatchesTheInMemoryOneAtEverySize(_ size: Int) throws {
+        let data = randomBytes(size, seed: UInt64(size) + 1)
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-chunk-\(UUID().uuidString)")
+        try Data(data).write(to: url)
+        defer { try? FileManager.default.removeItem(at: url) }
+        var reported: [(ChunkRef, Int64)] = []
+        let found = try ContentChunker.manifest(ofFileAt: url.path) { reported.append(($0, $1)) }
+        #expect(found == manifest(data))
+        #expect(reported.map(\.0) == found.chunks)
+        #expect(reported.map(\.1) == found.chunks.indices.map { i in found.chunks[..<i].reduce(0) { $0 + $1.size } })
+    }
+
     @Test func fileManifestMatchesTheInMemoryOne() throws {
         let data = randomBytes(3 << 20 + 12345, seed: 6)
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-chunk-\(UUID().uuidString)")

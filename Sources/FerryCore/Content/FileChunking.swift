@@ -37,6 +37,10 @@ extension ContentChunker {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SystemCallError("open", errno: errno) }
         defer { close(fd) }
+        if let small = try smallFileManifest(fd: fd, parameters: parameters, bufferSize: bufferSize) {
+            if let chunk = small.chunks.first { onChunk?(chunk, 0) }
+            return small
+        }
         // Each task owns one of these for the length of a block; the locks are never contended.
         let fileHasher = Mutex(StreamingHasher())
         let chunker = Mutex(ContentChunker(parameters: parameters, hashesWholeContent: false))
@@ -65,6 +69,31 @@ extension ContentChunker {
         let chunks = chunker.withLock { $0.finish() }
         if onChunk != nil { report(chunks.chunks[reported...]) }
         return ContentManifest(size: chunks.size, sha256: fileHasher.withLock { $0.finalize() }, chunks: chunks.chunks)
+    }
+
+    /// A file smaller than one block is read in one call into a buffer of its size and
+    /// hashed on this thread: for the thousands of small files of a source tree, two 1 MiB
+    /// zeroed buffers and a three-way fork per file cost more than the hashing. Below the
+    /// chunker's minimum the file is one chunk, whose hash is the file's, so it is hashed
+    /// once. Nil when the file is large, or grew while it was read (the caller's streaming
+    /// path reads it again from the start).
+    private static func smallFileManifest(fd: Int32, parameters: ChunkerParameters, bufferSize: Int) throws -> ContentManifest? {
+        var info = Glibc.stat()
+        guard fstat(fd, &info) == 0, info.st_size < bufferSize else { return nil }
+        let expected = Int(info.st_size)
+        var bytes = [UInt8](repeating: 0, count: expected + 1)
+        let n = try bytes.withUnsafeMutableBytes { try readFully(fd, into: $0) }
+        guard n <= expected else {
+            guard lseek(fd, 0, SEEK_SET) == 0 else { throw SystemCallError("lseek", errno: errno) }
+            return nil
+        }
+        if n < parameters.minSize {
+            let hash = ContentHash.of(bytes[..<n])
+            return ContentManifest(size: Int64(n), sha256: hash, chunks: n == 0 ? [] : [ChunkRef(sha256: hash, size: Int64(n))])
+        }
+        var chunker = ContentChunker(parameters: parameters)
+        bytes.withUnsafeBytes { chunker.update(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
+        return chunker.finish()
     }
 
     /// The next block, read while the current one is hashed.
