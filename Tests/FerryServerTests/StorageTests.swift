@@ -57,6 +57,45 @@ struct StorageTests {
         #expect(try await Maintenance.check(store: second.services.store, blobs: second.services.blobs).isClean)
     }
 
+    @Test func aDataDirectoryInTheTwoLevelLayoutIsMovedToOneLevelAtStartup() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-layout-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let data = randomBytes(300_000, seed: 4)
+        let first = try await TestServer.make(dataDirectory: dir)
+        let password = try await first.addUser("alice").1
+        let library = try await first.run { api in
+            let token = try await api.login("alice", password).accessToken
+            let lib = try await api.createLibrary("docs", token: token).id
+            try await api.putFile(lib, "a.bin", data, base: nil, token: token)
+            try await api.putFile(lib, "b.txt", Array("small".utf8), base: nil, token: token)
+            return lib
+        }
+        // Put every blob back where the two-level layout kept it, drop the marker, and leave
+        // one blob already moved, as a crash midway through the move would.
+        let blobs = dir + "/blobs"
+        let moved = first.blobFiles()
+        #expect(moved.count >= 2)
+        for (i, relative) in moved.enumerated() where i > 0 {
+            let name = String(relative.split(separator: "/")[1])
+            let leaf = "\(blobs)/\(name.prefix(2))/\(name.dropFirst(2).prefix(2))"
+            try FileManager.default.createDirectory(atPath: leaf, withIntermediateDirectories: true)
+            try FileManager.default.moveItem(atPath: "\(blobs)/\(relative)", toPath: "\(leaf)/\(name)")
+        }
+        try FileManager.default.removeItem(atPath: blobs + "/" + FileBlobStore.layoutMarker)
+
+        let second = try await TestServer.make(dataDirectory: dir)
+        #expect(Set(second.blobFiles()) == Set(moved))
+        #expect(FileManager.default.fileExists(atPath: blobs + "/" + FileBlobStore.layoutMarker))
+        let leftovers = (FileManager.default.enumerator(atPath: blobs)?.allObjects as? [String] ?? []).filter { $0.split(separator: "/").count > 2 }
+        #expect(leftovers.isEmpty)
+        #expect(try await Maintenance.check(store: second.services.store, blobs: second.services.blobs).isClean)
+        try await second.run { api in
+            let token = try await api.login("alice", password).accessToken
+            let back = try await api.call(.get, "/libraries/\(library)/files?path=a.bin", token: token)
+            #expect(Array(back.body.readableBytesView) == data)
+        }
+    }
+
     @Test func checkFindsMissingAndCorruptBlobs() async throws {
         try await withLibrary { api, token, lib in
             try await api.putFile(lib, "a", Array("aaaa".utf8), base: nil, token: token)

@@ -48,7 +48,7 @@ struct TestServer {
     /// Every blob file under `blobs/`.
     func blobFiles() -> [String] {
         let root = dataDirectory + "/blobs"
-        return (FileManager.default.enumerator(atPath: root)?.allObjects as? [String] ?? []).filter { $0.split(separator: "/").count == 3 }
+        return (FileManager.default.enumerator(atPath: root)?.allObjects as? [String] ?? []).filter { $0.split(separator: "/").count == 2 }
     }
 }
 
