@@ -17,6 +17,8 @@ struct ThroughputBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "throughput", abstract: "Upload/download by size, concurrency, memory per file, query times.")
 
     @OptionGroup var options: BenchOptions
+    @Option(parsing: .upToNextOption, help: "Only these file sizes, in KiB (3 runs each), skipping the other sections: for before/after runs of one row.")
+    var onlyKiB: [Int] = []
 
     struct SizeRow: Encodable {
         let size: Int
@@ -40,8 +42,13 @@ struct ThroughputBenchmark: AsyncParsableCommand {
         if !quick {
             sizes = [(kib, 20), (10 * kib, 20), (100 * kib, 20), (mib, 10), (5 * mib, 10), (100 * mib, 3), (1024 * mib, 3)]
         }
-        let levels = [10, 50, 100]
-        let entryCounts = quick ? [1000, 10_000] : [1000, 10_000, 100_000]
+        var levels = [10, 50, 100]
+        var entryCounts = quick ? [1000, 10_000] : [1000, 10_000, 100_000]
+        if !onlyKiB.isEmpty {
+            sizes = onlyKiB.map { ($0 * kib, 3) }
+            levels = []
+            entryCounts = []
+        }
 
         var rows: [BenchRow] = []
         let largest = sizes.last!.0
@@ -123,13 +130,15 @@ struct ThroughputBenchmark: AsyncParsableCommand {
         }
 
         // Chunking and hashing next to openssl (in memory, warm).
-        let hashFile = root + "/hash.bin"
-        try writeRandomFile(hashFile, size: quick ? 64 << 20 : 256 << 20, seed: 99)
-        var best = Double.infinity
-        for _ in 0..<3 { best = min(best, try await seconds { _ = try ContentChunker.manifest(ofFileAt: hashFile) }) }
-        let openssl = try opensslSpeedSHA256(seconds: quick ? 1 : 3)
-        rows.append(BenchRow(name: "chunk + hash (FastCDC + SHA-256 per chunk and whole file)", value: Double(quick ? 64 << 20 : 256 << 20) / best / 1e6,
-                             unit: "MB/s", reference: "openssl speed -evp sha256", referenceValue: openssl))
+        if onlyKiB.isEmpty {
+            let hashFile = root + "/hash.bin"
+            try writeRandomFile(hashFile, size: quick ? 64 << 20 : 256 << 20, seed: 99)
+            var best = Double.infinity
+            for _ in 0..<3 { best = min(best, try await seconds { _ = try ContentChunker.manifest(ofFileAt: hashFile) }) }
+            let openssl = try opensslSpeedSHA256(seconds: quick ? 1 : 3)
+            rows.append(BenchRow(name: "chunk + hash (FastCDC + SHA-256 per chunk and whole file)", value: Double(quick ? 64 << 20 : 256 << 20) / best / 1e6,
+                                 unit: "MB/s", reference: "openssl speed -evp sha256", referenceValue: openssl))
+        }
 
         for r in sizeRows {
             let label = Self.label(r.size)
