@@ -17,7 +17,8 @@ struct ThroughputBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "throughput", abstract: "Upload/download by size, concurrency, memory per file, query times.")
 
     @OptionGroup var options: BenchOptions
-    @Option(parsing: .upToNextOption, help: "Only these file sizes, in KiB (3 runs each), skipping the other sections: for before/after runs of one row.")
+    @Option(name: .customLong("only-kib"), parsing: .upToNextOption,
+            help: "Only these file sizes, in KiB (3 runs each), skipping the other sections: for before/after runs of one row.")
     var onlyKiB: [Int] = []
 
     struct SizeRow: Encodable {
