@@ -202,11 +202,20 @@ struct FaultInjectionTests {
             try a.write(LocalScanner.partialPrefix + "fresh", "a download to resume")
             try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-2 * 86400)],
                                                   ofItemAtPath: a.root + "/sub/" + LocalScanner.partialPrefix + "stale")
+            // A link in place of a download's temp file is replaced, never written through.
+            let bait = scratchDirectory("bait") + "/precious.txt"
+            try Data("not yours".utf8).write(to: URL(fileURLWithPath: bait))
+            try b.mkdir("sub")
+            try FileManager.default.createSymbolicLink(atPath: b.root + "/sub/" + FolderSync.partialName(for: b.root + "/sub/report.txt"),
+                                                       withDestinationPath: bait)
+            try a.write("sub/report.txt", "the real report")
             try await a.sync()
             try await b.sync()
+            #expect(b.read("sub/report.txt") == "the real report")
+            #expect(String(decoding: try Data(contentsOf: URL(fileURLWithPath: bait)), as: UTF8.self) == "not yours")
             #expect(!a.exists("sub/" + LocalScanner.partialPrefix + "stale"))
             #expect(a.exists(LocalScanner.partialPrefix + "fresh"))
-            #expect(b.tree() == ["sub": "dir"])
+            #expect(b.tree() == ["sub": "dir", "sub/report.txt": a.tree()["sub/report.txt"]!])
         }
     }
 

@@ -533,7 +533,12 @@ public final class FolderSync: Sendable {
     /// disk or a final hash mismatch `temp` is removed; on any other failure it is kept for
     /// the next attempt.
     func writeContent(of v: FileVersion, to temp: String, sources: LocalChunkSources) async throws -> (remote: Int64, local: Int64) {
-        let fd = open(temp, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        // Never through a link: something else by that name is replaced, not followed.
+        var fd = open(temp, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        if fd < 0 && errno == ELOOP {
+            unlink(temp)
+            fd = open(temp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        }
         guard fd >= 0 else { throw SystemCallError("create \(temp)", errno: errno) }
         defer { close(fd) }
         var hasher = StreamingHasher()
