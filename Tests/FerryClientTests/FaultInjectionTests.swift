@@ -1,6 +1,7 @@
 @testable import FerryClient
 import FerryCore
 import FerryServer
+import Logging
 import NIOCore
 import Foundation
 import Testing
@@ -293,6 +294,72 @@ struct FaultInjectionTests {
                 #expect(check.isClean)
             }
         }
+    }
+
+    // MARK: a server restored from a backup
+
+    @Test func aServerRestoredFromAnOlderBackupStopsTheSyncAndNothingIsLost() async throws {
+        let data = scratchDirectory("restored-server")
+        let backup = data + "-backup"
+        let port = try freeLoopbackPort()
+        let user = (name: "gil", password: "gil-password-1")
+        // The first life of the server: a device syncs one file, then the operator backs up.
+        let (aRoot, aState) = try await Cloud.with(dataDirectory: data, port: port) { cloud in
+            _ = try await cloud.services.store.createUser(username: user.name, passwordHash: try cloud.services.passwords.hash(user.password), isAdmin: false)
+            let a = try await Device.make(cloud, user: user, name: "a")
+            try a.write("kept.txt", "in the backup")
+            try await a.sync()
+            await a.close()
+            return (a.root, a.stateDirectory)
+        }
+        try FileManager.default.copyItem(atPath: data, toPath: backup)
+        // After the backup: more work reaches the server.
+        try await Cloud.with(dataDirectory: data, port: port) { cloud in
+            let a = try await Self.device(cloud, user: user, root: aRoot, state: aState)
+            try a.write("later.txt", "made after the backup")
+            try a.write("kept.txt", "edited after the backup")
+            try await a.sync()
+            await a.close()
+        }
+        // The server's disk dies; the operator restores the backup.
+        try FileManager.default.removeItem(atPath: data)
+        try FileManager.default.moveItem(atPath: backup, toPath: data)
+        try await Cloud.with(dataDirectory: data, port: port) { cloud in
+            let a = try await Self.device(cloud, user: user, root: aRoot, state: aState)
+            defer { Task { await a.close() } }
+            let before = a.tree()
+            await #expect(throws: ClientError.self) { try await a.sync() }
+            do { try await a.sync() } catch { #expect("\(error)".contains("restored from a backup")) }
+            #expect(a.tree() == before, "nothing changes on the device")
+
+            // The way out the message gives: a fresh index compares by content.
+            let fresh = try await Device.make(cloud, user: user, name: "a2", root: aRoot)
+            defer { Task { await fresh.close() } }
+            try await fresh.sync()
+            let b = try await Device.make(cloud, user: user, name: "b")
+            defer { Task { await b.close() } }
+            try await b.sync()
+            #expect(b.read("later.txt") == "made after the backup")
+            // The file the backup holds an older version of: both versions survive, the
+            // device's newer one as a conflict copy.
+            let kept = Set(b.tree().keys.filter { $0.hasPrefix("kept") }.compactMap { b.read($0) })
+            #expect(kept == ["in the backup", "edited after the backup"])
+            #expect(b.tree() == fresh.tree())
+        }
+    }
+
+    /// A device whose folder and index survive a server restart (a new API connection).
+    static func device(_ cloud: Cloud, user: (name: String, password: String), root: String, state: String) async throws -> Device {
+        let (api, registered) = try await ServerAPI.enroll(serverURL: cloud.url, username: user.name, password: user.password, deviceName: "a")
+        let info = try await api.library(named: "docs")
+        let folder = FolderConfig(path: root, libraryId: info.id, libraryName: info.name)
+        let config = ClientConfig(serverURL: cloud.url, username: user.name, deviceId: registered.device.id, deviceName: "a",
+                                  deviceToken: registered.token, folders: [folder])
+        let index = try LocalIndex(path: state + "/index.sqlite")
+        var logger = Logger(label: "ferry-test-a")
+        logger.logLevel = .critical
+        let sync = try FolderSync(folder: folder, index: index, api: api, deviceName: "a", logger: logger)
+        return Device(name: "a", root: root, stateDirectory: state, api: api, config: config, index: index, sync: sync)
     }
 
     // MARK: clocks

@@ -47,6 +47,20 @@ struct ChangesTests {
         }
     }
 
+    @Test func aCursorPastTheHeadIs409AtOnceEvenWhenLongPolling() async throws {
+        try await withLibrary { api, token, lib in
+            _ = try await api.commit(lib, [CommitOperation(op: .put, path: try FerryPath("d"), base: nil, kind: .directory)], token: token)
+            for wait in [0, 30] {
+                let started = ContinuousClock.now
+                let r = try await api.call(.get, "/libraries/\(lib)/changes?since=5&wait=\(wait)", token: token)
+                #expect(r.status == .conflict)
+                #expect(api.errorCode(r) == "cursor_ahead")
+                #expect(ContinuousClock.now - started < .seconds(10), "answered without waiting")
+            }
+            #expect(try await api.changes(lib, since: 1, token: token).changes.isEmpty)
+        }
+    }
+
     @Test func longPollAnswersWhenAChangeCommits() async throws {
         let server = try await TestServer.make()
         defer { server.removeData() }

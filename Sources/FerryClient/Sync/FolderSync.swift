@@ -101,7 +101,18 @@ public final class FolderSync: Sendable {
         var any = false
         var first = true
         while true {
-            let page = try await api.changes(library: folder.libraryId, since: since, limit: 1000, wait: first ? wait : 0)
+            let page: ChangesResponse
+            do {
+                page = try await api.changes(library: folder.libraryId, since: since, limit: 1000, wait: first ? wait : 0)
+            } catch let refusal as APIFailure where refusal.code == "cursor_ahead" {
+                // The server forgot changes this device saw. Guessing which side is right
+                // could overwrite or delete; stop and say how to compare by content instead.
+                throw ClientError.folderUnavailable(
+                    "the server's copy of library '\(folder.libraryName)' is older than this folder's record of it (it was probably "
+                        + "restored from a backup); nothing was changed here. To sync again, run 'ferry folder remove \(root)' and "
+                        + "'ferry folder add \(root) --library \(folder.libraryName)': files are then compared by content, and any that differ "
+                        + "are kept as conflict copies")
+            }
             first = false
             var update = IndexUpdate()
             update.remote = page.changes

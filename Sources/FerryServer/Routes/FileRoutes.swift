@@ -166,6 +166,13 @@ struct FileRoutes {
         let limit = Int(try request.intQuery("limit", in: 1...Int64(FerryProtocol.maxChangesLimit), default: 1000)!)
         let wait = try request.intQuery("wait", in: 0...Int64(FerryProtocol.maxWaitSeconds), default: 0)!
         let first = try await services.store.changes(libraryId: library.id, since: since, limit: limit)
+        // A cursor past the head was read from a newer state of this library than the
+        // server now has: it was restored from a backup. Waiting would silently skip every
+        // change between the head and that cursor; the client has to start over instead.
+        guard since <= first.head else {
+            throw APIError(.conflict, "cursor_ahead",
+                           "the cursor \(since) is past this library's head \(first.head): the server was restored from an older backup; start over from 0")
+        }
         guard first.changes.isEmpty, wait > 0 else { return first }
         await services.notifier.wait(library: library.id, after: max(since, first.head), timeout: .seconds(wait))
         return try await services.store.changes(libraryId: library.id, since: since, limit: limit)
