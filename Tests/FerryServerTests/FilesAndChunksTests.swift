@@ -142,6 +142,26 @@ struct FilesAndChunksTests {
         }
     }
 
+    @Test func aShardDirectoryRemovedByHandIsMadeAgainOnUpload() async throws {
+        let server = try await TestServer.make()
+        defer { server.removeData() }
+        try await server.run { api in
+            let alice = try await api.newUser("alice")
+            // One chunk for a single upload and one for a batch, each in a shard that is gone.
+            let single = Array("single upload".utf8), batched = Array("batched upload".utf8)
+            for bytes in [single, batched] {
+                try FileManager.default.removeItem(atPath: server.dataDirectory + "/blobs/" + String(ContentHash.of(bytes).hex.prefix(2)))
+            }
+            let put = try await api.call(.put, "/chunks/\(ContentHash.of(single).hex)", token: alice, body: ByteBuffer(bytes: single))
+            #expect(put.status == .created)
+            let batch = try await api.call(.post, "/chunks/batch", token: alice, body: Self.batchBody([(ContentHash.of(batched), batched)]))
+            #expect(batch.status == .ok)
+            #expect(server.blobFiles().count == 2)
+            #expect(try server.stagedFiles().isEmpty)
+        }
+        #expect(try await Maintenance.check(store: server.services.store, blobs: server.services.blobs).isClean)
+    }
+
     static func batchBody(_ frames: [(ContentHash, [UInt8])]) -> ByteBuffer {
         var body = ByteBuffer()
         for (hash, bytes) in frames {

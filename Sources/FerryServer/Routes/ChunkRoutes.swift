@@ -118,9 +118,6 @@ struct ChunkRoutes {
     static func record(_ staged: StagedBlob, for userId: Int64, services: ServerServices) async throws {
         let blobs = services.blobs
         do {
-            // Directory creation (and its fsyncs) happens outside the write lock; under it
-            // only the rename, one directory fsync and the row insert remain.
-            try await services.threadPool.runIfActive { try blobs.prepareDirectories(for: staged.hash) }
             let isNew = try await services.store.recordChunk(userId: userId, hash: staged.hash, size: staged.size) {
                 try blobs.publish(staged)
             }

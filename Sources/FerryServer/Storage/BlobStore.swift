@@ -17,9 +17,6 @@ public protocol BlobStore: Sendable {
     /// `publish` for a batch, with one sync of the file system for all of them. Called under
     /// the metadata write lock. Returns, per blob, whether it was new.
     func publishBatch(_ staged: [StagedBlob]) throws -> [Bool]
-    /// Creates (durably) the directories a blob will be published into. Blocking; called
-    /// before taking the metadata write lock so `publish` under the lock only renames and syncs.
-    func prepareDirectories(for hash: ContentHash) throws
     /// Removes a staged blob that will not be published.
     func discard(_ staged: StagedBlob)
     /// Reads `length` bytes of a blob starting at `offset`, in pieces.

@@ -87,9 +87,18 @@ public final class FileBlobStore: BlobStore {
             unlink(staged.stagingPath)
             return false
         }
-        guard rename(staged.stagingPath, final) == 0 else { throw Posix.blobError("rename blob into place", errno) }
+        try Self.place(staged.stagingPath, at: final, durable: true)
         try Posix.syncDirectory(shard)
         return true
+    }
+
+    /// Renames a file into its shard. The shards exist from `settleLayout`; one removed by
+    /// hand is made again (durably, or left to the caller's file-system sync).
+    static func place(_ source: String, at final: String, durable: Bool) throws {
+        if rename(source, final) == 0 { return }
+        guard errno == ENOENT, access(source, F_OK) == 0 else { throw Posix.blobError("rename blob into place", errno) }
+        try Posix.makeDirectory(String(final[..<final.lastIndex(of: "/")!]), durable: durable)
+        guard rename(source, final) == 0 else { throw Posix.blobError("rename blob into place", errno) }
     }
 
     public func stageBatch(_ items: [(hash: ContentHash, bytes: ByteBuffer)]) async throws -> (staged: [StagedBlob], mismatched: [ContentHash]) {
@@ -128,23 +137,12 @@ public final class FileBlobStore: BlobStore {
                 isNew.append(false)
                 continue
             }
-            if rename(blob.stagingPath, final) != 0 {
-                // A shard directory removed by hand is made again (made durable by the syncfs below).
-                guard errno == ENOENT else { throw Posix.blobError("rename blob into place", errno) }
-                try Posix.makeDirectory(String(final[..<final.lastIndex(of: "/")!]), durable: false)
-                guard rename(blob.stagingPath, final) == 0 else { throw Posix.blobError("rename blob into place", errno) }
-            }
+            try Self.place(blob.stagingPath, at: final, durable: false)  // made durable by the syncfs below
             isNew.append(true)
         }
         // The renames, all durable before any row references them.
         try Posix.syncFileSystem(blobsDirectory)
         return isNew
-    }
-
-    public func prepareDirectories(for hash: ContentHash) throws {
-        // The shards exist from `settleLayout`; only one removed by hand needs making again.
-        let final = path(of: hash)
-        try Posix.makeDirectory(String(final[..<final.lastIndex(of: "/")!]), durable: true)
     }
 
     public func discard(_ staged: StagedBlob) {
@@ -203,10 +201,8 @@ public final class FileBlobStore: BlobStore {
         for hash in try trashContents() {
             if try isKnown(hash) {
                 let final = path(of: hash)
-                let shard = String(final[..<final.lastIndex(of: "/")!])
-                try Posix.makeDirectory(shard, durable: true)
-                guard rename(trashPath(hash), final) == 0 else { throw Posix.blobError("restore blob from trash", errno) }
-                try Posix.syncDirectory(shard)
+                try Self.place(trashPath(hash), at: final, durable: true)
+                try Posix.syncDirectory(String(final[..<final.lastIndex(of: "/")!]))
             } else if unlink(trashPath(hash)) == 0 {
                 deleted += 1
             }
