@@ -48,7 +48,7 @@ public final class FileBlobStore: BlobStore {
         if access(blobs + "/" + layoutMarker, F_OK) == 0 { return }
         for n in 0..<256 {
             let shard = blobs + "/" + String(format: "%02x", n)
-            try Posix.makeDirectory(shard, durable: true)
+            try Posix.makeDirectory(shard, durable: false)  // all 256 made durable by one fsync below
             var moved = false
             for name in try Posix.listDirectory(shard) where name.utf8.count == 2 {
                 // Two-character names in a shard are the old layout's leaf directories.
@@ -62,6 +62,7 @@ public final class FileBlobStore: BlobStore {
             }
             if moved { try Posix.syncDirectory(shard) }
         }
+        try Posix.syncDirectory(blobs)
         let fd = open(blobs + "/" + layoutMarker, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw Posix.blobError("write the layout marker", errno) }
         fsync(fd)
