@@ -58,21 +58,26 @@ final class Device: Sendable {
     let index: LocalIndex
     let sync: FolderSync
 
-    static func make(_ cloud: Cloud, user: (name: String, password: String), name: String, library: String = "docs", root: String? = nil) async throws -> Device {
-        try await make(serverURL: cloud.url, user: user, name: name, library: library, root: root)
+    /// `root` and `stateDirectory` may be an earlier device's, for the same folder and index
+    /// after a restart.
+    static func make(
+        _ cloud: Cloud, user: (name: String, password: String), name: String, library: String = "docs", root: String? = nil,
+        stateDirectory: String? = nil
+    ) async throws -> Device {
+        try await make(serverURL: cloud.url, user: user, name: name, library: library, root: root, stateDirectory: stateDirectory)
     }
 
     /// A device of a server that is not in-process (the real binary, or behind a proxy).
     static func make(
         serverURL: String, user: (name: String, password: String), name: String, library: String = "docs", root: String? = nil,
-        timeouts: ServerAPI.Timeouts = .init()
+        stateDirectory: String? = nil, timeouts: ServerAPI.Timeouts = .init()
     ) async throws -> Device {
         let (api, registered) = try await ServerAPI.enroll(serverURL: serverURL, username: user.name, password: user.password,
                                                            deviceName: name, timeouts: timeouts)
         let info = try await api.library(named: library)
         let root = root ?? scratchDirectory("folder-\(name)")
         try FileManager.default.createDirectory(atPath: root + "/.ferry", withIntermediateDirectories: true)
-        let state = scratchDirectory("state-\(name)")
+        let state = stateDirectory ?? scratchDirectory("state-\(name)")
         let folder = FolderConfig(path: root, libraryId: info.id, libraryName: info.name)
         var config = ClientConfig(serverURL: serverURL, username: user.name, deviceId: registered.device.id, deviceName: name,
                                   deviceToken: registered.token, folders: [folder])
@@ -154,19 +159,27 @@ func eventually(timeout: Duration = .seconds(20), _ condition: () async throws -
     return try await condition()
 }
 
+/// SplitMix64: a small seeded generator, so a test's random choices replay exactly.
+struct SeededRandom {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+    mutating func pick<T>(_ items: [T]) -> T? { items.isEmpty ? nil : items[below(items.count)] }
+}
+
 /// Random bytes from a seeded generator, so tests are reproducible.
 func seededBytes(_ count: Int, seed: UInt64) -> Data {
-    var state = seed
+    var rng = SeededRandom(state: seed)
     var data = Data(count: count)
     data.withUnsafeMutableBytes { raw in
         let words = raw.bindMemory(to: UInt64.self)
-        for i in 0..<words.count {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            words[i] = z ^ (z >> 31)
-        }
+        for i in 0..<words.count { words[i] = rng.next() }
     }
     return data
 }

@@ -9,28 +9,15 @@ import Testing
 /// somewhere: in that tree or in the server's history. A seed replays exactly.
 @Suite("randomized convergence", .serialized)
 struct ConvergenceTests {
-    struct Rng {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-        mutating func pick<T>(_ items: [T]) -> T? { items.isEmpty ? nil : items[below(items.count)] }
-    }
-
     /// Files directly under the root or one of three directories, from a small namespace so
     /// devices collide often.
-    static func randomFile(_ rng: inout Rng) -> String {
+    static func randomFile(_ rng: inout SeededRandom) -> String {
         let dir = ["", "a/", "b/", "a/c/"][rng.below(4)]
         return dir + "f\(rng.below(5)).txt"
     }
 
     /// One random edit on `device`; returns a line for the replay log.
-    static func edit(_ device: Device, _ rng: inout Rng, step: Int) throws -> String {
+    static func edit(_ device: Device, _ rng: inout SeededRandom, step: Int) throws -> String {
         let files = device.tree().filter { $0.value != "dir" }.keys.sorted()
         let dirs = device.tree().filter { $0.value == "dir" }.keys.sorted()
         let content = "\(device.name) step \(step) \(rng.next())\n"
@@ -85,7 +72,7 @@ struct ConvergenceTests {
             let devices = [try await Device.make(cloud, user: user, name: "x"), try await Device.make(cloud, user: user, name: "y"),
                            try await Device.make(cloud, user: user, name: "z")]
             defer { Task { for d in devices { await d.close() } } }
-            var rng = Rng(state: seed)
+            var rng = SeededRandom(state: seed)
             var log: [String] = []
             // Every content a device held when it synced, and every path ever seen.
             var held: Set<String> = []

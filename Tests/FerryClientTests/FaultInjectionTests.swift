@@ -1,7 +1,6 @@
 @testable import FerryClient
 import FerryCore
 import FerryServer
-import Logging
 import NIOCore
 import Foundation
 import Testing
@@ -315,7 +314,7 @@ struct FaultInjectionTests {
         try FileManager.default.copyItem(atPath: data, toPath: backup)
         // After the backup: more work reaches the server.
         try await Cloud.with(dataDirectory: data, port: port) { cloud in
-            let a = try await Self.device(cloud, user: user, root: aRoot, state: aState)
+            let a = try await Device.make(cloud, user: user, name: "a", root: aRoot, stateDirectory: aState)
             try a.write("later.txt", "made after the backup")
             try a.write("kept.txt", "edited after the backup")
             try await a.sync()
@@ -325,7 +324,7 @@ struct FaultInjectionTests {
         try FileManager.default.removeItem(atPath: data)
         try FileManager.default.moveItem(atPath: backup, toPath: data)
         try await Cloud.with(dataDirectory: data, port: port) { cloud in
-            let a = try await Self.device(cloud, user: user, root: aRoot, state: aState)
+            let a = try await Device.make(cloud, user: user, name: "a", root: aRoot, stateDirectory: aState)
             defer { Task { await a.close() } }
             let before = a.tree()
             await #expect(throws: ClientError.self) { try await a.sync() }
@@ -346,20 +345,6 @@ struct FaultInjectionTests {
             #expect(kept == ["in the backup", "edited after the backup"])
             #expect(b.tree() == fresh.tree())
         }
-    }
-
-    /// A device whose folder and index survive a server restart (a new API connection).
-    static func device(_ cloud: Cloud, user: (name: String, password: String), root: String, state: String) async throws -> Device {
-        let (api, registered) = try await ServerAPI.enroll(serverURL: cloud.url, username: user.name, password: user.password, deviceName: "a")
-        let info = try await api.library(named: "docs")
-        let folder = FolderConfig(path: root, libraryId: info.id, libraryName: info.name)
-        let config = ClientConfig(serverURL: cloud.url, username: user.name, deviceId: registered.device.id, deviceName: "a",
-                                  deviceToken: registered.token, folders: [folder])
-        let index = try LocalIndex(path: state + "/index.sqlite")
-        var logger = Logger(label: "ferry-test-a")
-        logger.logLevel = .critical
-        let sync = try FolderSync(folder: folder, index: index, api: api, deviceName: "a", logger: logger)
-        return Device(name: "a", root: root, stateDirectory: state, api: api, config: config, index: index, sync: sync)
     }
 
     // MARK: clocks

@@ -26,7 +26,8 @@ final class FaultProxy: @unchecked Sendable {
     var url: String { "http://127.0.0.1:\(port)" }
     private let upstreamPort: Int
     private let listener: Int32
-    private let lock = NSLock()
+    /// Guards the state below; stalled pumps wait on it for the mode to change.
+    private let lock = NSCondition()
     private var mode: Mode
     private var stopped = false
     private var open: Set<Int32> = []
@@ -40,21 +41,14 @@ final class FaultProxy: @unchecked Sendable {
         self.upstreamPort = upstreamPort
         self.mode = mode
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var address = Self.loopback(port: 0)
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &address) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, length) == 0 && listen(fd, 64) == 0 && getsockname(fd, $0, &length) == 0
-            }
-        }
-        guard ok else {
+        do {
+            port = try bindLoopback(fd)
+            guard listen(fd, 64) == 0 else { throw SystemCallError("proxy listen", errno: errno) }
+        } catch {
             close(fd)
-            throw SystemCallError("proxy listen", errno: errno)
+            throw error
         }
         listener = fd
-        port = Int(UInt16(bigEndian: address.sin_port))
         if case .cutEvery(let bytes) = mode { nextCut = bytes }
         Thread.detachNewThread { [self] in acceptLoop() }
     }
@@ -64,6 +58,7 @@ final class FaultProxy: @unchecked Sendable {
         lock.withLock {
             mode = newMode
             if case .cutEvery(let bytes) = newMode { nextCut = forwarded + bytes }
+            lock.broadcast()
         }
     }
 
@@ -79,6 +74,7 @@ final class FaultProxy: @unchecked Sendable {
     func resetAll() {
         let fds: Set<Int32> = lock.withLock {
             epoch += 1
+            lock.broadcast()
             return open
         }
         for fd in fds { Self.reset(fd) }
@@ -88,6 +84,7 @@ final class FaultProxy: @unchecked Sendable {
     func stop() {
         let fds: Set<Int32> = lock.withLock {
             stopped = true
+            lock.broadcast()
             defer { open = [] }
             return open
         }
@@ -106,7 +103,7 @@ final class FaultProxy: @unchecked Sendable {
             let client = accept(listener, nil, nil)
             guard client >= 0 else { continue }
             let upstream = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = Self.loopback(port: upstreamPort)
+            var address = loopbackAddress(port: upstreamPort)
             let connected = withUnsafePointer(to: &address) { p in
                 p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(upstream, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
             }
@@ -158,8 +155,7 @@ final class FaultProxy: @unchecked Sendable {
             while offset < n {
                 switch decide(count: n - offset, epoch: pair.epoch) {
                 case .wait:
-                    usleep(10_000)
-                    if isStopped { break loop }
+                    waitWhileStalled(epoch: pair.epoch)
                 case .send(let count, let pause):
                     guard Self.writeAll(target, buffer, offset, count) else { break loop }
                     offset += count
@@ -186,6 +182,14 @@ final class FaultProxy: @unchecked Sendable {
         }
     }
 
+    /// Blocks a pump while the link is stalled, until the mode changes, its connection is
+    /// reset, or the proxy stops; `decide` then says what to do with the bytes it holds.
+    private func waitWhileStalled(epoch connectionEpoch: Int) {
+        lock.withLock {
+            while mode == .stall && !stopped && epoch == connectionEpoch { lock.wait() }
+        }
+    }
+
     private enum Step {
         case drop
         case wait
@@ -196,7 +200,7 @@ final class FaultProxy: @unchecked Sendable {
     /// What to do with the next `count` bytes under the current mode.
     private func decide(count: Int, epoch connectionEpoch: Int) -> Step {
         lock.withLock {
-            if connectionEpoch != epoch { return .drop }
+            if stopped || connectionEpoch != epoch { return .drop }
             switch mode {
             case .pass:
                 forwarded += count
@@ -238,13 +242,5 @@ final class FaultProxy: @unchecked Sendable {
         var hard = linger(l_onoff: 1, l_linger: 0)
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, socklen_t(MemoryLayout<linger>.size))
         shutdown(fd, Int32(SHUT_RDWR))
-    }
-
-    private static func loopback(port: Int) -> sockaddr_in {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(port).bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return address
     }
 }

@@ -37,19 +37,31 @@ func runTool(_ binary: String, _ arguments: [String], environment: [String: Stri
     }
 }
 
-/// A loopback port free right now.
-func freeLoopbackPort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
+/// 127.0.0.1:`port` as a socket address.
+func loopbackAddress(port: Int) -> sockaddr_in {
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = UInt16(port).bigEndian
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    return address
+}
+
+/// Binds `fd` to a free port on 127.0.0.1 and returns the port.
+func bindLoopback(_ fd: Int32) throws -> Int {
+    var address = loopbackAddress(port: 0)
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     let bound = withUnsafeMutablePointer(to: &address) { p in
         p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
     }
     guard bound else { throw SystemCallError("bind", errno: errno) }
     return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// A loopback port free right now.
+func freeLoopbackPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    return try bindLoopback(fd)
 }
 
 /// The real `ferry-server` binary on its own data directory and a fixed loopback port, so a

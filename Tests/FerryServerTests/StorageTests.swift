@@ -32,19 +32,27 @@ struct StorageTests {
         #expect(readers.allSatisfy { $0 == 2 })
     }
 
+    /// A server on `dir` where alice's library "docs" holds `a.bin` (`data`) and then
+    /// `second` more files or versions; returns the server, her password and the library.
+    static func populate(_ dir: String, data: [UInt8], then second: (path: String, bytes: [UInt8], base: Int64?)) async throws
+        -> (server: TestServer, password: String, library: String) {
+        let server = try await TestServer.make(dataDirectory: dir)
+        let password = try await server.addUser("alice").1
+        let library = try await server.run { api in
+            let token = try await api.login("alice", password).accessToken
+            let lib = try await api.createLibrary("docs", token: token).id
+            try await api.putFile(lib, "a.bin", data, base: nil, token: token)
+            try await api.putFile(lib, second.path, second.bytes, base: second.base, token: token)
+            return lib
+        }
+        return (server, password, library)
+    }
+
     @Test func restartKeepsEveryCommittedVersion() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-restart-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let data = randomBytes(300_000, seed: 3)
-        let first = try await TestServer.make(dataDirectory: dir)
-        let password = try await first.addUser("alice").1
-        let library = try await first.run { api in
-                let token = try await api.login("alice", password).accessToken
-                let lib = try await api.createLibrary("docs", token: token).id
-                try await api.putFile(lib, "a.bin", data, base: nil, token: token)
-                try await api.putFile(lib, "a.bin", Array("v2".utf8), base: 1, token: token)
-                return lib
-        }
+        let (_, password, library) = try await Self.populate(dir, data: data, then: ("a.bin", Array("v2".utf8), 1))
         let second = try await TestServer.make(dataDirectory: dir)
         try await second.run { api in
             let token = try await api.login("alice", password).accessToken
@@ -61,15 +69,7 @@ struct StorageTests {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-layout-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let data = randomBytes(300_000, seed: 4)
-        let first = try await TestServer.make(dataDirectory: dir)
-        let password = try await first.addUser("alice").1
-        let library = try await first.run { api in
-            let token = try await api.login("alice", password).accessToken
-            let lib = try await api.createLibrary("docs", token: token).id
-            try await api.putFile(lib, "a.bin", data, base: nil, token: token)
-            try await api.putFile(lib, "b.txt", Array("small".utf8), base: nil, token: token)
-            return lib
-        }
+        let (first, password, library) = try await Self.populate(dir, data: data, then: ("b.txt", Array("small".utf8), nil))
         // Put every blob back where the two-level layout kept it, drop the marker, and leave
         // one blob already moved, as a crash midway through the move would.
         let blobs = dir + "/blobs"
