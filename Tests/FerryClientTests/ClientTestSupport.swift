@@ -70,7 +70,7 @@ final class Device: Sendable {
     /// A device of a server that is not in-process (the real binary, or behind a proxy).
     static func make(
         serverURL: String, user: (name: String, password: String), name: String, library: String = "docs", root: String? = nil,
-        stateDirectory: String? = nil, timeouts: ServerAPI.Timeouts = .init()
+        stateDirectory: String? = nil, timeouts: ServerAPI.Timeouts = .init(), parallelism: Int = 4
     ) async throws -> Device {
         let (api, registered) = try await ServerAPI.enroll(serverURL: serverURL, username: user.name, password: user.password,
                                                            deviceName: name, timeouts: timeouts)
@@ -85,7 +85,7 @@ final class Device: Sendable {
         let index = try LocalIndex(path: state + "/index.sqlite")
         var logger = Logger(label: "ferry-test-\(name)")
         logger.logLevel = .critical
-        let sync = try FolderSync(folder: folder, index: index, api: api, deviceName: name, logger: logger)
+        let sync = try FolderSync(folder: folder, index: index, api: api, deviceName: name, parallelism: parallelism, logger: logger)
         return Device(name: name, root: root, stateDirectory: state, api: api, config: config, index: index, sync: sync)
     }
 

@@ -301,7 +301,8 @@ struct SyncTests {
             let a = try await Device.make(cloud, user: user, name: "a")
             defer { Task { await a.close() } }
             try a.write("log.bin", seededBytes(3 << 20, seed: 11))
-            let inputs = try await a.sync.gatherInputs()
+            // Nothing is sent while hashing: this is about the upload step's own check.
+            let inputs = try await a.sync.gatherInputs(uploadEarly: false)
             let planned = try #require(inputs.local["log.bin"])
             // Rewritten between the hash and the upload (same size, other bytes).
             try a.write("log.bin", seededBytes(3 << 20, seed: 12))
@@ -319,6 +320,90 @@ struct SyncTests {
     }
 
     /// A 2 MiB tmpfs for the receiving folder.
+    @Test func ownCommitsMoveTheCursorButAnotherDevicesCommitInBetweenIsStillPulled() async throws {
+        try await Cloud.with { cloud in
+            let user = try await cloud.user("ned")
+            let a = try await Device.make(cloud, user: user, name: "a")
+            let b = try await Device.make(cloud, user: user, name: "b")
+            defer { Task { await a.close(); await b.close() } }
+            let library = a.config.folders[0].libraryId
+            for i in 0..<5 { try a.write("own/\(i).txt", "\(i)") }
+            // One pass: its commits are the only changes, so the cursor reaches the head
+            // without reading them back from the feed.
+            try await a.sync.pass()
+            let head = try await a.api.changes(library: library, since: 0).head
+            #expect(try a.index.cursor(folder: a.root) == head)
+            #expect(try await a.sync.pullChanges() == false)
+
+            // B commits after A's last pull; A's next commit answer shows a head past a
+            // version A never saw, so the cursor must stay where the feed can deliver it.
+            try b.write("from-b.txt", "b")
+            try await b.sync()
+            try a.write("late.txt", "late")
+            let planned = try #require(try await a.sync.gatherInputs(uploadEarly: false).local["late.txt"])
+            var report = PassReport()
+            try await a.sync.applyRemote([.upload(planned, base: nil)], report: &report)
+            #expect(report.uploadedFiles == 1)
+            #expect(try a.index.cursor(folder: a.root) == head)
+            #expect(try await a.sync.pullChanges() == true)
+            #expect(try a.index.remote(folder: a.root)["from-b.txt"] != nil)
+            try await a.sync()
+            #expect(a.read("from-b.txt") == "b")
+        }
+    }
+
+    @Test func moreCommitBatchesThanOneAreAppliedInAWorkableOrder() async throws {
+        try await Cloud.with { cloud in
+            let user = try await cloud.user("ora")
+            let a = try await Device.make(cloud, user: user, name: "a")
+            let b = try await Device.make(cloud, user: user, name: "b")
+            defer { Task { await a.close(); await b.close() } }
+            // Over two batches of files, several of which may be in flight at once.
+            let perDirectory = FerryProtocol.maxCommitOperations * 3 / 4
+            for d in 0..<3 {
+                for i in 0..<perDirectory { try a.write("d\(d)/sub/f\(i).txt", "\(d)-\(i)") }
+            }
+            try await a.sync()
+            try await b.sync()
+            #expect(b.tree() == a.tree())
+            // One pass that deletes a whole tree (files before their directories, in
+            // batches of their own) and creates new directories holding new files.
+            try a.remove("d0")
+            for i in 0..<perDirectory { try a.write("e/new/g\(i).txt", "new-\(i)") }
+            let report = try await a.sync.syncUntilSettled(allowMassDelete: true)
+            #expect(report.problems.isEmpty)
+            #expect(report.deferred == 0)
+            try await b.sync()
+            #expect(b.tree() == a.tree())
+            #expect(!b.exists("d0"))
+            #expect(b.read("e/new/g7.txt") == "new-7")
+        }
+    }
+
+    @Test func chunksOfSmallFilesReachTheServerWhileThePassIsStillHashing() async throws {
+        try await Cloud.with { cloud in
+            let user = try await cloud.user("pia")
+            let a = try await Device.make(cloud, user: user, name: "a")
+            defer { Task { await a.close() } }
+            var expected: Int64 = 0
+            for i in 0..<40 {
+                let bytes = seededBytes(1000 + 97 * i, seed: UInt64(i))
+                try a.write("s/\(i).bin", bytes)
+                expected += Int64(bytes.count)
+            }
+            try a.write("s/copy.bin", seededBytes(1000, seed: 0))  // same content as s/0.bin: sent once
+            let inputs = try await a.sync.gatherInputs()
+            #expect(inputs.uploadedWhileHashing == expected)
+            let hashes = inputs.local.values.flatMap(\.chunks).map(\.sha256)
+            #expect(hashes.count == 41)
+            #expect(try await a.api.missingChunks(hashes).isEmpty)
+            // The pass itself then only commits.
+            let report = try await a.sync()
+            #expect(report.uploadedFiles == 41)
+            #expect(report.uploadedBytes == 0)
+        }
+    }
+
     @Test(.enabled(if: canMount)) func aFullLocalDiskDuringDownloadLeavesNoTempFileAndSaysWhy() async throws {
         try await withTmpfs(size: "2m") { mountPoint in
             try await Cloud.with { cloud in

@@ -130,12 +130,12 @@ public final class FolderSync: Sendable {
         public var local: [String: LocalState]
         public var remote: [String: FileVersion]
         public var problems: [String: String]
-        /// Chunk bytes of large files sent while they were being hashed.
+        /// Chunk bytes sent while files were being hashed.
         public var uploadedWhileHashing: Int64 = 0
     }
 
     /// `newer`: server versions read but not stored (a dry run), laid over the mirror.
-    /// `uploadEarly`: large files may start uploading while hashed (never in a dry run).
+    /// `uploadEarly`: chunks start uploading as files are hashed (never in a dry run).
     public func gatherInputs(newer: [FileVersion] = [], uploadEarly: Bool = true) async throws -> Inputs {
         try checkRoot()
         let rules = IgnoreRules(userPatterns: (try? String(contentsOfFile: root + "/.ferryignore", encoding: .utf8)) ?? "")
@@ -151,7 +151,8 @@ public final class FolderSync: Sendable {
         var problems = scan.problems
         var local: [String: LocalState] = [:]
         var skip = Set<String>()
-        var uploadedWhileHashing: Int64 = 0
+        var small: [LocalFile] = []
+        var large: [LocalFile] = []
         for (path, file) in scan.entries {
             guard file.kind == .file else {
                 local[path] = LocalState(file: file, sha256: nil, chunks: [])
@@ -161,28 +162,54 @@ public final class FolderSync: Sendable {
                 local[path] = LocalState(file: file, sha256: sha, chunks: e.chunks)
             } else if let j = journal[path], file.sameStat(size: j.size, mtimeNs: j.mtimeNs, inode: j.inode, ctimeNs: j.ctimeNs) {
                 local[path] = LocalState(file: file, sha256: j.sha256, chunks: j.chunks)
+            } else if file.size >= Self.uploadWhileHashingSize {
+                large.append(file)
             } else {
-                do {
-                    let hashed: LocalState?
-                    if uploadEarly, file.size >= Self.uploadWhileHashingSize {
-                        let (state, sent) = try await hashUploadingEarly(file)
-                        hashed = state
-                        uploadedWhileHashing += sent
-                    } else {
-                        hashed = try await FolderSync.ioPool.runIfActive { try LocalScanner.hash(root: root, file: file) }
-                    }
-                    if let state = hashed {
-                        local[path] = state
-                    } else {
-                        problems[path] = "the file is changing; it will be synced once it settles"
-                        skip.insert(path)
-                    }
-                } catch {
-                    problems[path] = "cannot read: \(error)"
-                    skip.insert(path)
-                }
+                small.append(file)
             }
         }
+        // Chunks of what is hashed here start on their way to the server at once, so the
+        // server stores while the client hashes instead of the two taking turns.
+        let sender = uploadEarly && !(small.isEmpty && large.isEmpty) ? EarlySender(api: api, root: root, parallelism: parallelism) : nil
+        func record(_ file: LocalFile, _ outcome: Result<LocalState?, any Error>) {
+            switch outcome {
+            case .success(let state?):
+                local[file.path] = state
+            case .success(nil):
+                problems[file.path] = "the file is changing; it will be synced once it settles"
+                skip.insert(file.path)
+            case .failure(let error):
+                problems[file.path] = "cannot read: \(error)"
+                skip.insert(file.path)
+            }
+        }
+        // Small files are hashed `hashWindow` at a time: each is mostly a wait on the disk.
+        await withTaskGroup(of: (LocalFile, Result<LocalState?, any Error>).self) { group in
+            var next = 0
+            func launch() {
+                guard next < small.count else { return }
+                let file = small[next]
+                next += 1
+                group.addTask {
+                    let outcome = await Result(awaiting: { try await FolderSync.ioPool.runIfActive { try LocalScanner.hash(root: root, file: file) } })
+                    if case .success(let state?) = outcome { sender?.offer(state.chunks, path: file.path) }
+                    return (file, outcome)
+                }
+            }
+            for _ in 0..<Self.hashWindow { launch() }
+            while let (file, outcome) = await group.next() {
+                record(file, outcome)
+                launch()
+            }
+        }
+        // A large file is hashed by several threads already; they go one at a time.
+        for file in large {
+            let outcome = await Result(awaiting: {
+                try await FolderSync.ioPool.runIfActive { try LocalScanner.hash(root: root, file: file) { sender?.offer([$0], path: file.path, at: $1) } }
+            })
+            record(file, outcome)
+        }
+        let uploadedWhileHashing = await sender?.finish() ?? 0
         // A path that could not be read, or sits in a directory that could not be listed,
         // is left out of the plan entirely: absence must never read as deletion.
         for path in problems.keys { skip.insert(path) }
@@ -197,75 +224,12 @@ public final class FolderSync: Sendable {
         return Inputs(index: entries, local: local, remote: remote, problems: problems, uploadedWhileHashing: uploadedWhileHashing)
     }
 
-    /// Files at least this large start uploading while they are hashed.
+    /// Files at least this large are hashed one at a time (their hash already keeps several
+    /// threads busy); smaller ones `hashWindow` at a time.
     static let uploadWhileHashingSize: Int64 = 32 << 20
-
-    /// Hashes a large file and, as each chunk is cut, asks the server whether it needs it and
-    /// sends it: hashing and uploading overlap instead of taking turns. Chunks sent here are
-    /// not yet part of any version (the commit comes after planning), and the usual upload
-    /// step skips them because the server no longer reports them missing. Failures here
-    /// are left to that step.
-    func hashUploadingEarly(_ file: LocalFile) async throws -> (LocalState?, Int64) {
-        let (cut, sink) = AsyncStream<(ChunkRef, Int64)>.makeStream()
-        let root = self.root, api = self.api, parallelism = self.parallelism, path = file.path
-        // Chunks go in groups of about `earlyGroupBytes`, each asked about and sent as one
-        // batch (one request, one server-side sync), with a sliding window of `parallelism`
-        // groups in flight so the pipe never drains.
-        let uploader = Task { () -> Int64 in
-            await withTaskGroup(of: Int64.self) { tasks in
-                var inFlight = 0, sent: Int64 = 0
-                var group: [(ChunkRef, Int64)] = []
-                var groupBytes: Int64 = 0
-                func launch(_ members: [(ChunkRef, Int64)]) async {
-                    if inFlight == parallelism, let n = await tasks.next() {
-                        sent += n
-                        inFlight -= 1
-                    }
-                    inFlight += 1
-                    tasks.addTask { await Self.sendEarly(members, path: root + "/" + path, api: api) }
-                }
-                for await (chunk, offset) in cut {
-                    group.append((chunk, offset))
-                    groupBytes += chunk.size
-                    if groupBytes >= Self.earlyGroupBytes || group.count == ChunkBatchFormat.maxChunks {
-                        await launch(group)
-                        group = []
-                        groupBytes = 0
-                    }
-                }
-                if !group.isEmpty { await launch(group) }
-                while let n = await tasks.next() { sent += n }
-                return sent
-            }
-        }
-        do {
-            let state = try await FolderSync.ioPool.runIfActive { try LocalScanner.hash(root: root, file: file) { sink.yield(($0, $1)) } }
-            sink.finish()
-            return (state, await uploader.value)
-        } catch {
-            sink.finish()
-            uploader.cancel()
-            _ = await uploader.value
-            throw error
-        }
-    }
-
-    /// Bytes of chunk content sent per request while a large file is hashed (half the batch limit).
-    static let earlyGroupBytes = Int64(ChunkBatchFormat.maxContentBytes / 2)
-
-    /// Sends the chunks of one group the server lacks as one batch; returns bytes stored.
-    /// Any failure is left to the regular upload step, which finds those chunks still missing.
-    static func sendEarly(_ members: [(ChunkRef, Int64)], path: String, api: ServerAPI) async -> Int64 {
-        guard let missing = try? await api.missingChunks(members.map(\.0.sha256)), !missing.isEmpty else { return 0 }
-        let wanted = Set(missing)
-        let chosen = members.filter { wanted.contains($0.0.sha256) }
-        guard let read = try? await FolderSync.ioPool.runIfActive({
-            try chosen.map { chunk, offset in (hash: chunk.sha256, bytes: try Self.readRange(path, offset: offset, size: chunk.size)) }
-        }) else { return 0 }
-        let present = read.compactMap { item in item.bytes.map { (hash: item.hash, bytes: $0) } }
-        guard !present.isEmpty, let answer = try? await api.putChunks(present) else { return 0 }
-        return answer.stored.reduce(0) { $0 + $1.size }
-    }
+    static let hashWindow = 8
+    /// Commit batches of plain files in flight at once.
+    static let commitWindow = 2
 
     /// One pass: pull, scan, plan, apply. Errors that concern single paths are reported in
     /// `problems`; errors that stop the whole folder are thrown.
@@ -689,12 +653,33 @@ public final class FolderSync: Sendable {
             operations.append((.delete(p, base: base), nil))
         }
 
+        // Batches of plain file and link puts do not depend on each other, so up to
+        // `commitWindow` of them are in flight at once: the server applies one while this side
+        // records the last answer. A batch holding directories or deletes waits for all before
+        // it and goes alone, because a directory must exist before what is inside it and be
+        // empty before it is deleted.
+        typealias Batch = [(CommitOperation, LocalState?)]
+        func independent(_ batch: Batch) -> Bool { batch.allSatisfy { $0.0.op == .put && $0.0.kind != .directory } }
         var start = 0
         var retried = Set<String>()
-        while start < operations.count {
-            let batch = Array(operations[start..<min(start + FerryProtocol.maxCommitOperations, operations.count)])
-            start += batch.count
-            let response = try await api.commit(library: folder.libraryId, batch.map(\.0))
+        var inFlight: [(batch: Batch, answer: Task<CommitResponse, any Error>)] = []
+        defer { for commit in inFlight { commit.answer.cancel() } }
+        let api = self.api, library = folder.libraryId
+        // Sequence numbers above the cursor whose versions the index now holds.
+        var cursor = try index.cursor(folder: root)
+        var handed = Set<Int64>()
+        var head = cursor
+        while start < operations.count || !inFlight.isEmpty {
+            while start < operations.count, inFlight.count < Self.commitWindow {
+                let end = min(start + FerryProtocol.maxCommitOperations, operations.count)
+                let batch = Array(operations[start..<end])
+                if !inFlight.isEmpty, !(independent(batch) && inFlight.allSatisfy({ independent($0.batch) })) { break }
+                start = end
+                let sent = batch.map(\.0)
+                inFlight.append((batch, Task { try await api.commit(library: library, sent) }))
+            }
+            let (batch, answer) = inFlight.removeFirst()
+            let response = try await answer.value
             var update = IndexUpdate()
             var again: [(CommitOperation, LocalState?)] = []
             for ((op, local), result) in zip(batch, response.results) {
@@ -732,6 +717,17 @@ public final class FolderSync: Sendable {
                     // A conflict record the server cannot make must not block the copy itself.
                     if op.conflictOf != nil { update.conflictCopiesReported.append(path) }
                 }
+            }
+            // When every sequence number from the cursor to the head is a version these
+            // answers handed over, nobody else committed in between: the change feed would
+            // only repeat them, so the cursor moves past them, in the same transaction that
+            // records the last of them.
+            handed.formUnion(update.remote.lazy.map(\.version).filter { $0 > cursor })
+            head = max(head, response.head)
+            if head > cursor, Int64(handed.count) == head - cursor, handed.allSatisfy({ $0 <= head }) {
+                update.cursor = head
+                cursor = head
+                handed.removeAll()
             }
             try index.apply(folder: root, update)
             operations.append(contentsOf: again)
