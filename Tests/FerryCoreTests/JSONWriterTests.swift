@@ -1,0 +1,76 @@
+import Foundation
+import PropertyBased
+import Testing
+
+@testable import FerryCore
+
+/// `JSONWriter` must write exactly what `JSONCoding.encoder` writes, so the server's fast
+/// answers and its Codable ones can never drift apart: compared byte for byte over values
+/// generated from a random seed (printed on failure), with the awkward cases forced in.
+@Suite("Fast JSON answers")
+struct JSONWriterTests {
+    static let count = ProcessInfo.processInfo.environment["FERRY_FUZZ_COUNT"].flatMap(Int.init).map { $0 / 10 } ?? 300
+
+    /// Text that needs escaping, or looks as if it might.
+    static let awkward = ["plain", "with \"quotes\"", "back\\slash", "a/b/c", "tab\there", "line\nbreak", "\u{1}\u{1F}\u{7F}",
+                          "é", "e\u{301}", "😀", "\u{2028}\u{2029}", "\u{8}\u{C}\r", ""]
+
+    struct Maker {
+        var rng: SeededGenerator
+
+        mutating func pick<T>(_ values: [T]) -> T { values[Int.random(in: 0..<values.count, using: &rng)] }
+        mutating func chance() -> Bool { Bool.random(using: &rng) }
+        mutating func int(_ range: ClosedRange<Int64>) -> Int64 { Int64.random(in: range, using: &rng) }
+        mutating func hash() -> ContentHash { ContentHash.of(randomBytes(8, seed: rng.next())) }
+        mutating func text() -> String { (0..<Int.random(in: 1...3, using: &rng)).map { _ in pick(JSONWriterTests.awkward) }.joined() }
+        mutating func path() -> FerryPath {
+            let name = (0..<Int.random(in: 1...3, using: &rng)).map { _ in pick(["docs", "é", "a b", "x\"y", "😀.txt", "q\\r", "n\u{1}"]) }
+            return (try? FerryPath(name.joined(separator: "/"))) ?? (try! FerryPath("fallback"))
+        }
+        mutating func chunks() -> [ChunkRef] { (0..<Int.random(in: 0...3, using: &rng)).map { _ in ChunkRef(sha256: hash(), size: int(0...Int64.max)) } }
+        mutating func date() -> Date {
+            // Whole and fractional seconds across a wide span (ISO 8601 keeps whole seconds).
+            Date(timeIntervalSince1970: Double(int(-2_000_000_000...4_000_000_000)) + (chance() ? 0 : Double(int(0...999)) / 1000))
+        }
+        mutating func version() -> FileVersion {
+            FileVersion(version: int(0...Int64.max), path: path(), kind: pick(EntryKind.allCases), deleted: chance(), size: int(Int64.min...Int64.max),
+                        sha256: chance() ? hash() : nil, mtimeNs: int(Int64.min...Int64.max), mode: Int32(int(0...0o7777)), chunks: chunks(),
+                        target: chance() ? text() : nil, deviceId: chance() ? text() : nil, committedAt: date())
+        }
+        mutating func result() -> CommitResult {
+            CommitResult(status: pick([.ok, .conflict, .missingChunks, .rejected]), version: chance() ? version() : nil,
+                         current: chance() ? version() : nil, missing: chance() ? (0..<Int.random(in: 0...2, using: &rng)).map { _ in hash() } : nil,
+                         error: chance() ? ErrorBody(code: text(), message: text()) : nil)
+        }
+    }
+
+    func expectSameBytes<T: Encodable & JSONWritable>(_ value: T) throws {
+        let expected = String(decoding: try JSONCoding.encoder.encode(value), as: UTF8.self)
+        #expect(String(decoding: value.jsonBytes, as: UTF8.self) == expected)
+    }
+
+    @Test func everyBulkAnswerIsWrittenExactlyAsTheEncoderWritesIt() async {
+        await propertyCheck(count: Self.count, input: Gen<UInt64>.value(in: 0...UInt64.max)) { seed in
+            var make = Maker(rng: SeededGenerator(state: seed))
+            let versions = (0..<Int.random(in: 0...4, using: &make.rng)).map { _ in make.version() }
+            try? expectSameBytes(ChangesResponse(changes: versions, cursor: make.int(0...Int64.max), hasMore: make.chance(), head: make.int(0...Int64.max)))
+            try? expectSameBytes(CommitResponse(results: (0..<Int.random(in: 0...4, using: &make.rng)).map { _ in make.result() }, head: make.int(0...Int64.max)))
+            try? expectSameBytes(ChunkBatchResponse(stored: make.chunks(), rejected: (0..<Int.random(in: 0...2, using: &make.rng)).map { _ in make.hash() }))
+            try? expectSameBytes(MissingChunksResponse(missing: (0..<Int.random(in: 0...3, using: &make.rng)).map { _ in make.hash() }))
+        }
+    }
+
+    @Test func emptyAnswersAndOneCommitTimeShownTwice() throws {
+        try expectSameBytes(ChangesResponse(changes: [], cursor: 0, hasMore: false, head: 0))
+        try expectSameBytes(ChunkBatchResponse(stored: [], rejected: []))
+        try expectSameBytes(MissingChunksResponse(missing: []))
+        // The writer formats a repeated commit time once; the repeat must not differ.
+        let at = Date(timeIntervalSince1970: 1_795_000_000.25)
+        let v = FileVersion(version: 1, path: try FerryPath("a"), kind: .file, deleted: false, size: 0, sha256: nil, mtimeNs: 0, mode: 0o644,
+                            chunks: [], target: nil, deviceId: nil, committedAt: at)
+        var w = v
+        w.version = 2
+        w.committedAt = at.addingTimeInterval(1)
+        try expectSameBytes(ChangesResponse(changes: [v, v, w, v], cursor: 2, hasMore: true, head: 9))
+    }
+}
