@@ -4,8 +4,8 @@ import Testing
 
 @testable import FerryCore
 
-/// `JSONWriter` must write exactly what `JSONCoding.encoder` writes, so the server's fast
-/// answers and its Codable ones can never drift apart: compared byte for byte over values
+/// `JSONWriter` must write exactly what `JSONCoding.encoder` writes, so the fast bulk
+/// requests and answers and the Codable ones can never drift apart: compared byte for byte over values
 /// generated from a random seed (printed on failure), with the awkward cases forced in.
 @Suite("Fast JSON answers")
 struct JSONWriterTests {
@@ -37,6 +37,12 @@ struct JSONWriterTests {
                         sha256: chance() ? hash() : nil, mtimeNs: int(Int64.min...Int64.max), mode: Int32(int(0...0o7777)), chunks: chunks(),
                         target: chance() ? text() : nil, deviceId: chance() ? text() : nil, committedAt: date())
         }
+        mutating func operation() -> CommitOperation {
+            CommitOperation(op: pick([.put, .delete]), path: path(), base: chance() ? int(0...Int64.max) : nil, kind: chance() ? pick(EntryKind.allCases) : nil,
+                            size: chance() ? int(0...Int64.max) : nil, sha256: chance() ? hash() : nil, mtimeNs: chance() ? int(Int64.min...Int64.max) : nil,
+                            mode: chance() ? Int32(int(0...0o7777)) : nil, chunks: chance() ? chunks() : nil, target: chance() ? text() : nil,
+                            conflictOf: chance() ? ConflictOrigin(path: path(), theirs: int(0...Int64.max)) : nil)
+        }
         mutating func result() -> CommitResult {
             CommitResult(status: pick([.ok, .conflict, .missingChunks, .rejected]), version: chance() ? version() : nil,
                          current: chance() ? version() : nil, missing: chance() ? (0..<Int.random(in: 0...2, using: &rng)).map { _ in hash() } : nil,
@@ -57,6 +63,8 @@ struct JSONWriterTests {
             try? expectSameBytes(CommitResponse(results: (0..<Int.random(in: 0...4, using: &make.rng)).map { _ in make.result() }, head: make.int(0...Int64.max)))
             try? expectSameBytes(ChunkBatchResponse(stored: make.chunks(), rejected: (0..<Int.random(in: 0...2, using: &make.rng)).map { _ in make.hash() }))
             try? expectSameBytes(MissingChunksResponse(missing: (0..<Int.random(in: 0...3, using: &make.rng)).map { _ in make.hash() }))
+            try? expectSameBytes(MissingChunksRequest(chunks: (0..<Int.random(in: 0...3, using: &make.rng)).map { _ in make.hash() }))
+            try? expectSameBytes(CommitRequest(operations: (0..<Int.random(in: 0...4, using: &make.rng)).map { _ in make.operation() }))
         }
     }
 
