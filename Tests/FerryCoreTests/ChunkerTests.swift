@@ -31,6 +31,22 @@ struct ChunkerTests {
         #expect(random.finish() == whole)
     }
 
+    /// The cut points are part of protocol v1: a faster chunker must cut exactly here, or
+    /// every device re-uploads everything. Pinned from the first implementation.
+    @Test func version1CutsWhereItAlwaysHas() {
+        #expect(manifest(Self.sixteenMiB).chunks.map(\.size) == Self.version1Sizes)
+        let small = manifest(randomBytes(1 << 20, seed: 5), ChunkerParameters(minSize: 64, avgSize: 256, maxSize: 1024))
+        #expect(small.chunks.count == Self.smallCount)
+        #expect(ContentHash.of(small.chunks.flatMap { withUnsafeBytes(of: $0.size.bigEndian, Array.init) }).hex == Self.smallSizesDigest)
+    }
+
+    static let version1Sizes: [Int64] = [
+        1_220_058, 1_111_205, 902_155, 1_163_918, 1_111_415, 1_142_487, 1_488_461, 788_915, 1_215_393, 1_241_834, 1_261_619, 1_071_574,
+        1_075_930, 1_503_568, 478_684,
+    ]
+    static let smallCount = 3591
+    static let smallSizesDigest = "1a15b575e93fc32a4285b655f59aecf18e5c3795671958095282fbbc5f20dcd1"
+
     @Test func manifestInvariants() {
         let data = Self.sixteenMiB
         let m = manifest(data)

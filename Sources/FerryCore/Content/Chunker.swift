@@ -147,19 +147,33 @@ public struct ContentChunker: Sendable {
         var hash = gear
         defer { gear = hash }
         return GearTable.values.withUnsafeBufferPointer { table -> Int? in
+            // Two bytes per step: the hash after both is (hash << 2) + (g0 << 1) + g1, so the
+            // chain from one hash to the next is one shift and one add per two bytes instead
+            // of per byte; the hash after the first byte is only checked, off that chain.
+            // Same hashes, same cuts (the pinned v1 cut test holds this).
+            func roll(to end: Int, mask: UInt64) -> Int? {
+                while i + 1 < end {
+                    let g0 = table[Int(data[i])], g1 = table[Int(data[i + 1])]
+                    let first = (hash &<< 1) &+ g0
+                    if first & mask == 0 {
+                        hash = first
+                        i += 1
+                        return i
+                    }
+                    hash = (hash &<< 2) &+ ((g0 &<< 1) &+ g1)
+                    i += 2
+                    if hash & mask == 0 { return i }
+                }
+                if i < end {
+                    hash = (hash &<< 1) &+ table[Int(data[i])]
+                    i += 1
+                    if hash & mask == 0 { return i }
+                }
+                return nil
+            }
             // Normalised chunking: a harder mask before avgSize, an easier one after it.
-            let smallEnd = min(n, max(p.avgSize - base, 0))
-            while i < smallEnd {
-                hash = (hash &<< 1) &+ table[Int(data[i])]
-                i += 1
-                if hash & p.maskSmall == 0 { return i }
-            }
-            let largeEnd = min(n, p.maxSize - base)
-            while i < largeEnd {
-                hash = (hash &<< 1) &+ table[Int(data[i])]
-                i += 1
-                if hash & p.maskLarge == 0 { return i }
-            }
+            if let cut = roll(to: min(n, max(p.avgSize - base, 0)), mask: p.maskSmall) { return cut }
+            if let cut = roll(to: min(n, p.maxSize - base), mask: p.maskLarge) { return cut }
             return base + i >= p.maxSize ? i : nil
         }
     }
