@@ -114,6 +114,30 @@ struct CommitTests {
         }
     }
 
+    /// A batch remembers which parents it found to be directories; a later operation of the
+    /// same batch that turns one into a file must be seen by the operations after it.
+    @Test func aParentThatBecomesAFileWithinOneBatchBlocksWhatFollows() async throws {
+        try await withLibrary { api, token, lib in
+            let manifest = try await api.uploadContent(Array("x".utf8), token: token)
+            let dir = CommitOperation(op: .put, path: try FerryPath("d"), base: nil, kind: .directory, mtimeNs: 1)
+            let inside = CommitOperation.putFile(try FerryPath("d/a"), base: nil, manifest: manifest, mtimeNs: 1, mode: 0o644)
+            let r = try await api.commit(lib, [
+                dir, inside,
+                .delete(try FerryPath("d/a"), base: 2), .delete(try FerryPath("d"), base: 1),
+                .putFile(try FerryPath("d"), base: 4, manifest: manifest, mtimeNs: 1, mode: 0o644),
+                .putFile(try FerryPath("d/b"), base: nil, manifest: manifest, mtimeNs: 1, mode: 0o644),
+            ], token: token)
+            #expect(r.results.map(\.status) == [.ok, .ok, .ok, .ok, .ok, .rejected])
+            #expect(r.results[5].error?.code == "path_conflict")
+            // And back: the file deleted and a directory made again, in a later batch.
+            let again = try await api.commit(lib, [
+                .delete(try FerryPath("d"), base: 5), dir,
+                .putFile(try FerryPath("d/b"), base: nil, manifest: manifest, mtimeNs: 1, mode: 0o644),
+            ], token: token)
+            #expect(again.results.map(\.status) == [.ok, .ok, .ok])
+        }
+    }
+
     @Test func treeShapeRules() async throws {
         try await withLibrary { api, token, lib in
             let dir = CommitOperation(op: .put, path: try FerryPath("d"), base: nil, kind: .directory, mtimeNs: 1)

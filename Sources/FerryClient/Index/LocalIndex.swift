@@ -260,14 +260,16 @@ public final class LocalIndex: Sendable {
             for path in update.unsynced {
                 try db.execute(sql: "DELETE FROM entry WHERE folder = ? AND path = ?", arguments: [folder, path])
             }
+            // The feed and commit answers can arrive in either order: keep the newest.
             let mirror = try db.cachedStatement(sql: """
-                INSERT OR REPLACE INTO remote (folder, path, version, kind, deleted, size, sha256, mtime_ns, mode, chunks, target, device_id, committed_at)
+                INSERT INTO remote (folder, path, version, kind, deleted, size, sha256, mtime_ns, mode, chunks, target, device_id, committed_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (folder, path) DO UPDATE SET version = excluded.version, kind = excluded.kind, deleted = excluded.deleted,
+                    size = excluded.size, sha256 = excluded.sha256, mtime_ns = excluded.mtime_ns, mode = excluded.mode, chunks = excluded.chunks,
+                    target = excluded.target, device_id = excluded.device_id, committed_at = excluded.committed_at
+                WHERE excluded.version > remote.version
                 """)
-            let older = try db.cachedStatement(sql: "SELECT version FROM remote WHERE folder = ? AND path = ?")
             for v in update.remote {
-                // The feed and commit answers can arrive in either order: keep the newest.
-                if let known = try Int64.fetchOne(older, arguments: [folder, v.path.string]), known >= v.version { continue }
                 try mirror.execute(arguments: [
                     folder, v.path.string, v.version, v.kind.rawValue, v.deleted, v.size, v.sha256.map { Data($0.bytes) }, v.mtimeNs, v.mode,
                     PackedChunkList.encode(v.chunks), v.target, v.deviceId, v.committedAt.timeIntervalSince1970,

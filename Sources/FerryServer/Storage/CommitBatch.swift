@@ -19,6 +19,9 @@ struct CommitBatch {
     var restoringFrom: Int64?
     /// Whether any attachment follows a file of this library (read once per batch).
     private let hasFollowers: Bool
+    /// Paths seen to be live directories during this batch, kept up to date by `insert`:
+    /// the files of one directory ask about the same parent a thousand times.
+    private var liveDirectories = Set<String>()
 
     init(db: Database, userId: Int64, libraryId: String, deviceId: String?) throws {
         guard let row = try Row.fetchOne(db, sql: "SELECT head, name FROM library WHERE id = ? AND user_id = ?", arguments: [libraryId, userId]) else {
@@ -201,11 +204,14 @@ struct CommitBatch {
     }
 
     /// The nearest ancestor that is a live file or symlink, if any.
-    private func liveFileAncestor(of path: FerryPath) throws -> FileVersion? {
+    private mutating func liveFileAncestor(of path: FerryPath) throws -> FileVersion? {
         var parent = path.parent
         while let p = parent {
+            if liveDirectories.contains(p.string) { return nil }
             if let v = try Self.current(db, libraryId: libraryId, path: p), !v.deleted {
-                return v.kind == .directory ? nil : v
+                guard v.kind == .directory else { return v }
+                liveDirectories.insert(p.string)
+                return nil
             }
             parent = p.parent
         }
@@ -224,6 +230,7 @@ struct CommitBatch {
         chunks: [ChunkRef], target: String?
     ) throws -> FileVersion {
         head += 1
+        if !deleted && kind == .directory { liveDirectories.insert(path.string) } else { liveDirectories.remove(path.string) }
         let v = FileVersion(version: head, path: path, kind: kind, deleted: deleted, size: size, sha256: sha256, mtimeNs: mtimeNs,
                             mode: mode, chunks: chunks, target: target, deviceId: deviceId, committedAt: now)
         try db.cachedStatement(sql: """
