@@ -68,6 +68,74 @@ struct JSONWriterTests {
         }
     }
 
+    /// What `JSONCoding.decode` makes of `bytes` (fast reader, falling back to Foundation)
+    /// must be what Foundation's decoder makes of them: the same value or an error both ways.
+    func expectSameReading<T: Decodable & Equatable>(_ type: T.Type, _ bytes: [UInt8]) {
+        let fast = bytes.withUnsafeBytes { try? JSONCoding.decode(type, from: $0) }
+        let foundation = try? JSONCoding.decoder.decode(type, from: Data(bytes))
+        #expect(fast == foundation, "\(String(decoding: bytes, as: UTF8.self))")
+    }
+
+    /// The fast reader alone (no fallback) must read everything the writer writes.
+    func expectFastRead<T: JSONWritable & JSONReadable & Decodable & Equatable>(_ value: T) {
+        let bytes = value.jsonBytes
+        let read = bytes.withUnsafeBytes { raw -> T? in
+            var reader = JSONReader(raw)
+            guard let v = try? T.read(from: &reader), (try? reader.end()) != nil else { return nil }
+            return v
+        }
+        let foundation = try? JSONCoding.decoder.decode(T.self, from: Data(bytes))
+        #expect(read != nil && read == foundation, "\(String(decoding: bytes, as: UTF8.self))")
+    }
+
+    @Test func bulkAnswersReadBackAsFoundationReadsThemEvenWhenMangled() async {
+        let fragments = ["null", "\"x\"", "1.5", "1e3", "-0", "99999999999999999999", "[]", "{}", ",", "\"\\ud83d\\ude00\"", "\"\\u00e9\"",
+                         "\"a\\/b\"", "true", " ", "\"sha256\":\"00\"", "\"head\":1,\"head\":2", "\u{FF}", "\"\\q\""]
+        await propertyCheck(count: Self.count, input: Gen<UInt64>.value(in: 0...UInt64.max), Gen<Int>.int(in: 0...2)) { seed, how in
+            var make = Maker(rng: SeededGenerator(state: seed))
+            let changes = ChangesResponse(changes: (0..<Int.random(in: 0...3, using: &make.rng)).map { _ in make.version() },
+                                          cursor: make.int(0...Int64.max), hasMore: make.chance(), head: make.int(0...Int64.max))
+            let commit = CommitResponse(results: (0..<Int.random(in: 0...3, using: &make.rng)).map { _ in make.result() }, head: make.int(0...Int64.max))
+            let batch = ChunkBatchResponse(stored: make.chunks(), rejected: [make.hash()])
+            let missing = MissingChunksResponse(missing: (0..<Int.random(in: 0...3, using: &make.rng)).map { _ in make.hash() })
+            expectFastRead(changes)
+            expectFastRead(commit)
+            expectFastRead(batch)
+            expectFastRead(missing)
+            // The same JSON with characters inside strings written as escapes (`\/`, `\u0061`):
+            // another spelling of the same values.
+            for bytes in [changes.jsonBytes, commit.jsonBytes, batch.jsonBytes] {
+                var spelled: [UInt8] = []
+                var inString = false, escaped = false
+                for b in bytes {
+                    if inString && !escaped && b != UInt8(ascii: "\\") && b != UInt8(ascii: "\"") && b < 0x80 && make.chance() {
+                        spelled += b == UInt8(ascii: "/") ? Array("\\/".utf8) : Array(String(format: "\\u%04x", b).utf8)
+                        continue
+                    }
+                    spelled.append(b)
+                    if escaped { escaped = false } else if b == UInt8(ascii: "\\") { escaped = inString } else if b == UInt8(ascii: "\"") { inString.toggle() }
+                }
+                expectSameReading(ChangesResponse.self, spelled)
+                expectSameReading(CommitResponse.self, spelled)
+                expectSameReading(ChunkBatchResponse.self, spelled)
+            }
+            // Mangled: a fragment spliced in, a stretch overwritten, or the end cut off.
+            for var bytes in [changes.jsonBytes, commit.jsonBytes, batch.jsonBytes, missing.jsonBytes] {
+                let spot = Int.random(in: 0...bytes.count, using: &make.rng)
+                let piece = Array(make.pick(fragments).utf8)
+                switch how {
+                case 0: bytes.insert(contentsOf: piece, at: spot)
+                case 1: bytes.replaceSubrange(spot..<min(bytes.count, spot + piece.count), with: piece)
+                default: bytes = Array(bytes[..<spot])
+                }
+                expectSameReading(ChangesResponse.self, bytes)
+                expectSameReading(CommitResponse.self, bytes)
+                expectSameReading(ChunkBatchResponse.self, bytes)
+                expectSameReading(MissingChunksResponse.self, bytes)
+            }
+        }
+    }
+
     @Test func emptyAnswersAndOneCommitTimeShownTwice() throws {
         try expectSameBytes(ChangesResponse(changes: [], cursor: 0, hasMore: false, head: 0))
         try expectSameBytes(ChunkBatchResponse(stored: [], rejected: []))

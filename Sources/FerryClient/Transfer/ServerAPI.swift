@@ -340,7 +340,7 @@ public struct ServerAPI: Sendable {
         let response = try await client.execute(request, timeout: timeout)
         try await Self.check(response)
         let bytes = try await response.body.collect(upTo: 256 << 20)
-        return try JSONCoding.decoder.decode(Answer.self, from: Data(bytes.readableBytesView))
+        return try bytes.withUnsafeReadableBytes { try JSONCoding.decode(Answer.self, from: $0) }
     }
 
     func send(_ method: HTTPMethod, _ path: String) async throws {

@@ -155,7 +155,7 @@ public struct CommitResult: Codable, Sendable, Hashable {
 }
 
 /// `POST /libraries/{lib}/commit` answer: one result per operation, in order.
-public struct CommitResponse: Codable, Sendable {
+public struct CommitResponse: Codable, Sendable, Equatable {
     public var results: [CommitResult]
     /// The library's latest sequence number after the batch.
     public var head: Int64
@@ -168,7 +168,7 @@ public struct CommitResponse: Codable, Sendable {
 /// `GET /libraries/{lib}/changes` answer. `changes` holds the current version of every
 /// path whose version is greater than `since`, in sequence order; with `has_more` false
 /// the client has everything up to `cursor`.
-public struct ChangesResponse: Codable, Sendable {
+public struct ChangesResponse: Codable, Sendable, Equatable {
     public var changes: [FileVersion]
     /// Pass as `since` next time.
     public var cursor: Int64
@@ -396,7 +396,7 @@ public struct MissingChunksRequest: Codable, Sendable {
     public init(chunks: [ContentHash]) { self.chunks = chunks }
 }
 
-public struct MissingChunksResponse: Codable, Sendable {
+public struct MissingChunksResponse: Codable, Sendable, Equatable {
     /// The subset this user must upload, in request order.
     public var missing: [ContentHash]
     public init(missing: [ContentHash]) { self.missing = missing }
@@ -471,7 +471,7 @@ public struct ChunkBatchError: Error, Sendable, CustomStringConvertible {
 
 /// The answer to `POST /chunks/batch`: chunks now stored for the caller, and chunks whose
 /// bytes did not hash to their name (nothing of those was kept).
-public struct ChunkBatchResponse: Codable, Sendable {
+public struct ChunkBatchResponse: Codable, Sendable, Equatable {
     public var stored: [ChunkRef]
     public var rejected: [ContentHash]
 
