@@ -98,13 +98,17 @@ struct JSONWriterTests {
             let commit = CommitResponse(results: (0..<Int.random(in: 0...3, using: &make.rng)).map { _ in make.result() }, head: make.int(0...Int64.max))
             let batch = ChunkBatchResponse(stored: make.chunks(), rejected: [make.hash()])
             let missing = MissingChunksResponse(missing: (0..<Int.random(in: 0...3, using: &make.rng)).map { _ in make.hash() })
+            let request = CommitRequest(operations: (0..<Int.random(in: 0...3, using: &make.rng)).map { _ in make.operation() })
+            let question = MissingChunksRequest(chunks: (0..<Int.random(in: 0...3, using: &make.rng)).map { _ in make.hash() })
+            expectFastRead(request)
+            expectFastRead(question)
             expectFastRead(changes)
             expectFastRead(commit)
             expectFastRead(batch)
             expectFastRead(missing)
             // The same JSON with characters inside strings written as escapes (`\/`, `\u0061`):
             // another spelling of the same values.
-            for bytes in [changes.jsonBytes, commit.jsonBytes, batch.jsonBytes] {
+            for bytes in [changes.jsonBytes, commit.jsonBytes, batch.jsonBytes, request.jsonBytes] {
                 var spelled: [UInt8] = []
                 var inString = false, escaped = false
                 for b in bytes {
@@ -118,9 +122,10 @@ struct JSONWriterTests {
                 expectSameReading(ChangesResponse.self, spelled)
                 expectSameReading(CommitResponse.self, spelled)
                 expectSameReading(ChunkBatchResponse.self, spelled)
+                expectSameReading(CommitRequest.self, spelled)
             }
             // Mangled: a fragment spliced in, a stretch overwritten, or the end cut off.
-            for var bytes in [changes.jsonBytes, commit.jsonBytes, batch.jsonBytes, missing.jsonBytes] {
+            for var bytes in [changes.jsonBytes, commit.jsonBytes, batch.jsonBytes, missing.jsonBytes, request.jsonBytes, question.jsonBytes] {
                 let spot = Int.random(in: 0...bytes.count, using: &make.rng)
                 let piece = Array(make.pick(fragments).utf8)
                 switch how {
@@ -132,6 +137,8 @@ struct JSONWriterTests {
                 expectSameReading(CommitResponse.self, bytes)
                 expectSameReading(ChunkBatchResponse.self, bytes)
                 expectSameReading(MissingChunksResponse.self, bytes)
+                expectSameReading(CommitRequest.self, bytes)
+                expectSameReading(MissingChunksRequest.self, bytes)
             }
         }
     }

@@ -384,3 +384,79 @@ extension MissingChunksResponse: JSONReadable {
         return MissingChunksResponse(missing: missing)
     }
 }
+
+extension ConflictOrigin: JSONReadable {
+    public static func read(from json: inout JSONReader) throws -> ConflictOrigin {
+        var path: FerryPath?, theirs: Int64?
+        try json.object { json, key in
+            switch key {
+            case "path": path = try json.path()
+            case "theirs": theirs = try json.int64()
+            default: return false
+            }
+            return true
+        }
+        guard let path, let theirs else { throw JSONReader.GiveUp() }
+        return ConflictOrigin(path: path, theirs: theirs)
+    }
+}
+
+extension CommitOperation: JSONReadable {
+    public static func read(from json: inout JSONReader) throws -> CommitOperation {
+        var op: Op?, path: FerryPath?, base: Int64?, kind: EntryKind?, size: Int64?, sha256: ContentHash?, mtimeNs: Int64?
+        var mode: Int32?, chunks: [ChunkRef]?, target: String?, conflictOf: ConflictOrigin?
+        try json.object { json, key in
+            if try json.isNull() { return key != "op" && key != "path" && key != "kind" }  // null reads as absent, as decodeIfPresent does
+            switch key {
+            case "op":
+                guard let o = Op(rawValue: try json.string()) else { return false }
+                op = o
+            case "path": path = try json.path()
+            case "base": base = try json.int64()
+            case "kind":
+                guard let k = EntryKind(rawValue: try json.string()) else { return false }
+                kind = k
+            case "size": size = try json.int64()
+            case "sha256": sha256 = try json.hash()
+            case "mtime_ns": mtimeNs = try json.int64()
+            case "mode":
+                guard let m = Int32(exactly: try json.int64()) else { return false }
+                mode = m
+            case "chunks": chunks = try json.array { try ChunkRef.read(from: &$0) }
+            case "target": target = try json.string()
+            case "conflict_of": conflictOf = try ConflictOrigin.read(from: &json)
+            default: return false
+            }
+            return true
+        }
+        guard let op, let path else { throw JSONReader.GiveUp() }
+        return CommitOperation(op: op, path: path, base: base, kind: kind, size: size, sha256: sha256, mtimeNs: mtimeNs, mode: mode,
+                               chunks: chunks, target: target, conflictOf: conflictOf)
+    }
+}
+
+extension CommitRequest: JSONReadable {
+    public static func read(from json: inout JSONReader) throws -> CommitRequest {
+        var operations: [CommitOperation]?
+        try json.object { json, key in
+            guard key == "operations" else { return false }
+            operations = try json.array { try CommitOperation.read(from: &$0) }
+            return true
+        }
+        guard let operations else { throw JSONReader.GiveUp() }
+        return CommitRequest(operations: operations)
+    }
+}
+
+extension MissingChunksRequest: JSONReadable {
+    public static func read(from json: inout JSONReader) throws -> MissingChunksRequest {
+        var chunks: [ContentHash]?
+        try json.object { json, key in
+            guard key == "chunks" else { return false }
+            chunks = try json.array { try $0.hash() }
+            return true
+        }
+        guard let chunks else { throw JSONReader.GiveUp() }
+        return MissingChunksRequest(chunks: chunks)
+    }
+}

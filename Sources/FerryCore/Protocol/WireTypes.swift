@@ -121,7 +121,7 @@ public struct ConflictOrigin: Codable, Sendable, Hashable {
 }
 
 /// `POST /libraries/{lib}/commit` body.
-public struct CommitRequest: Codable, Sendable {
+public struct CommitRequest: Codable, Sendable, Equatable {
     public var operations: [CommitOperation]
     public init(operations: [CommitOperation]) { self.operations = operations }
 }
@@ -391,7 +391,7 @@ public struct LibraryListResponse: Codable, Sendable {
 }
 
 /// `POST /chunks/missing` body and answer.
-public struct MissingChunksRequest: Codable, Sendable {
+public struct MissingChunksRequest: Codable, Sendable, Equatable {
     public var chunks: [ContentHash]
     public init(chunks: [ContentHash]) { self.chunks = chunks }
 }

@@ -41,7 +41,7 @@ extension Request {
             throw APIError.tooLarge("the JSON body is larger than \(limit) bytes")
         }
         guard buffer.readableBytes > 0 else { throw APIError.badRequest("the request needs a JSON body", code: "invalid_json") }
-        return try JSONCoding.decoder.decode(T.self, from: Data(buffer.readableBytesView))
+        return try buffer.withUnsafeReadableBytes { try JSONCoding.decode(T.self, from: $0) }
     }
 
     /// A query parameter, percent-decoded.
