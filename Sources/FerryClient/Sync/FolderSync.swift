@@ -162,7 +162,7 @@ public final class FolderSync: Sendable {
                 local[path] = LocalState(file: file, sha256: sha, chunks: e.chunks)
             } else if let j = journal[path], file.sameStat(size: j.size, mtimeNs: j.mtimeNs, inode: j.inode, ctimeNs: j.ctimeNs) {
                 local[path] = LocalState(file: file, sha256: j.sha256, chunks: j.chunks)
-            } else if file.size >= Self.uploadWhileHashingSize {
+            } else if file.size >= Self.largeFileSize {
                 large.append(file)
             } else {
                 small.append(file)
@@ -183,7 +183,8 @@ public final class FolderSync: Sendable {
                 skip.insert(file.path)
             }
         }
-        // Small files are hashed `hashWindow` at a time: each is mostly a wait on the disk.
+        // Small files are hashed `hashWindow` at a time (the I/O pool runs as many as it has
+        // threads): each is mostly a wait on the disk.
         await withTaskGroup(of: (LocalFile, Result<LocalState?, any Error>).self) { group in
             var next = 0
             func launch() {
@@ -226,7 +227,7 @@ public final class FolderSync: Sendable {
 
     /// Files at least this large are hashed one at a time (their hash already keeps several
     /// threads busy); smaller ones `hashWindow` at a time.
-    static let uploadWhileHashingSize: Int64 = 32 << 20
+    static let largeFileSize: Int64 = 32 << 20
     static let hashWindow = 8
     /// Commit batches of plain files in flight at once.
     static let commitWindow = 2
