@@ -330,7 +330,7 @@ struct SyncTests {
             for i in 0..<5 { try a.write("own/\(i).txt", "\(i)") }
             // One pass: its commits are the only changes, so the cursor reaches the head
             // without reading them back from the feed.
-            try await a.sync.pass()
+            _ = try await a.sync.pass()
             let head = try await a.api.changes(library: library, since: 0).head
             #expect(try a.index.cursor(folder: a.root) == head)
             #expect(try await a.sync.pullChanges() == false)

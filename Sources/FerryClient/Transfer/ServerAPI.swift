@@ -333,9 +333,7 @@ public struct ServerAPI: Sendable {
         var request = request(method, path, authenticated: authenticated)
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
-            // Commits and missing-chunk questions go out in bulk: written by `JSONWriter`.
-            let bytes = try (body as? any JSONWritable)?.jsonBytes ?? Array(JSONCoding.encoder.encode(body))
-            request.body = .bytes(ByteBuffer(bytes: bytes))
+            request.body = .bytes(ByteBuffer(bytes: try JSONCoding.encode(body)))
         }
         let response = try await client.execute(request, timeout: timeout)
         try await Self.check(response)

@@ -14,6 +14,8 @@ public struct JSONWriter {
     public private(set) var bytes: [UInt8] = []
     /// Versions of one commit share their commit time: formatted once.
     private var lastDate: (Date, [UInt8])?
+    /// Just after an object's `{`: its first key needs no comma.
+    private var objectOpened = false
 
     public init(capacity: Int = 1024) { bytes.reserveCapacity(capacity) }
 
@@ -71,6 +73,24 @@ public struct JSONWriter {
         bytes.append(contentsOf: text)
     }
 
+    /// `{`, the members `body` writes (each a `key` and a value; commas placed here), `}`.
+    mutating func object(_ body: (inout JSONWriter) -> Void) {
+        bytes.append(UInt8(ascii: "{"))
+        objectOpened = true
+        body(&self)
+        bytes.append(UInt8(ascii: "}"))
+        objectOpened = false
+    }
+
+    /// A member's key; its value follows. Keys go in sorted order, as the encoder's do.
+    mutating func key(_ name: StaticString) {
+        if !objectOpened { bytes.append(UInt8(ascii: ",")) }
+        objectOpened = false
+        bytes.append(UInt8(ascii: "\""))
+        raw(name)
+        raw("\":")
+    }
+
     mutating func array<T>(_ values: [T], _ element: (inout JSONWriter, T) -> Void) {
         bytes.append(UInt8(ascii: "["))
         for (i, value) in values.enumerated() {
@@ -99,209 +119,138 @@ extension JSONWritable {
     }
 }
 
+extension JSONCoding {
+    /// The value as JSON: by `JSONWriter` when it can, by the encoder otherwise.
+    public static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+        try (value as? any JSONWritable)?.jsonBytes ?? Array(encoder.encode(value))
+    }
+}
+
 extension ChunkRef: JSONWritable {
     public func write(to json: inout JSONWriter) {
-        json.raw("{\"sha256\":")
-        json.hash(sha256)
-        json.raw(",\"size\":")
-        json.int(size)
-        json.raw("}")
+        json.object { json in
+            json.key("sha256"); json.hash(sha256)
+            json.key("size"); json.int(size)
+        }
     }
 }
 
 extension ErrorBody: JSONWritable {
     public func write(to json: inout JSONWriter) {
-        json.raw("{\"code\":")
-        json.string(code)
-        json.raw(",\"message\":")
-        json.string(message)
-        json.raw("}")
+        json.object { json in
+            json.key("code"); json.string(code)
+            json.key("message"); json.string(message)
+        }
     }
 }
 
 extension FileVersion: JSONWritable {
     public func write(to json: inout JSONWriter) {
-        json.raw("{\"chunks\":")
-        json.array(chunks) { json, chunk in chunk.write(to: &json) }
-        json.raw(",\"committed_at\":")
-        json.date(committedAt)
-        json.raw(",\"deleted\":")
-        json.bool(deleted)
-        if let deviceId {
-            json.raw(",\"device_id\":")
-            json.string(deviceId)
+        json.object { json in
+            json.key("chunks"); json.array(chunks) { json, chunk in chunk.write(to: &json) }
+            json.key("committed_at"); json.date(committedAt)
+            json.key("deleted"); json.bool(deleted)
+            if let deviceId { json.key("device_id"); json.string(deviceId) }
+            json.key("kind"); json.string(kind.rawValue)
+            json.key("mode"); json.int(mode)
+            json.key("mtime_ns"); json.int(mtimeNs)
+            json.key("path"); json.string(path.string)
+            if let sha256 { json.key("sha256"); json.hash(sha256) }
+            json.key("size"); json.int(size)
+            if let target { json.key("target"); json.string(target) }
+            json.key("version"); json.int(version)
         }
-        json.raw(",\"kind\":")
-        json.string(kind.rawValue)
-        json.raw(",\"mode\":")
-        json.int(mode)
-        json.raw(",\"mtime_ns\":")
-        json.int(mtimeNs)
-        json.raw(",\"path\":")
-        json.string(path.string)
-        if let sha256 {
-            json.raw(",\"sha256\":")
-            json.hash(sha256)
-        }
-        json.raw(",\"size\":")
-        json.int(size)
-        if let target {
-            json.raw(",\"target\":")
-            json.string(target)
-        }
-        json.raw(",\"version\":")
-        json.int(version)
-        json.raw("}")
     }
 }
 
 extension CommitResult: JSONWritable {
     public func write(to json: inout JSONWriter) {
-        // Members in key order: current, error, missing, status, version; each but status optional.
-        json.raw("{")
-        if let current {
-            json.raw("\"current\":")
-            current.write(to: &json)
-            json.raw(",")
+        json.object { json in
+            if let current { json.key("current"); current.write(to: &json) }
+            if let error { json.key("error"); error.write(to: &json) }
+            if let missing { json.key("missing"); json.array(missing) { json, hash in json.hash(hash) } }
+            json.key("status"); json.string(status.rawValue)
+            if let version { json.key("version"); version.write(to: &json) }
         }
-        if let error {
-            json.raw("\"error\":")
-            error.write(to: &json)
-            json.raw(",")
-        }
-        if let missing {
-            json.raw("\"missing\":")
-            json.array(missing) { json, hash in json.hash(hash) }
-            json.raw(",")
-        }
-        json.raw("\"status\":")
-        json.string(status.rawValue)
-        if let version {
-            json.raw(",\"version\":")
-            version.write(to: &json)
-        }
-        json.raw("}")
     }
 }
 
 extension CommitResponse: JSONWritable {
     public func write(to json: inout JSONWriter) {
-        json.raw("{\"head\":")
-        json.int(head)
-        json.raw(",\"results\":")
-        json.array(results) { json, result in result.write(to: &json) }
-        json.raw("}")
+        json.object { json in
+            json.key("head"); json.int(head)
+            json.key("results"); json.array(results) { json, result in result.write(to: &json) }
+        }
     }
 }
 
 extension ChangesResponse: JSONWritable {
     public func write(to json: inout JSONWriter) {
-        json.raw("{\"changes\":")
-        json.array(changes) { json, version in version.write(to: &json) }
-        json.raw(",\"cursor\":")
-        json.int(cursor)
-        json.raw(",\"has_more\":")
-        json.bool(hasMore)
-        json.raw(",\"head\":")
-        json.int(head)
-        json.raw("}")
+        json.object { json in
+            json.key("changes"); json.array(changes) { json, version in version.write(to: &json) }
+            json.key("cursor"); json.int(cursor)
+            json.key("has_more"); json.bool(hasMore)
+            json.key("head"); json.int(head)
+        }
     }
 }
 
 extension ChunkBatchResponse: JSONWritable {
     public func write(to json: inout JSONWriter) {
-        json.raw("{\"rejected\":")
-        json.array(rejected) { json, hash in json.hash(hash) }
-        json.raw(",\"stored\":")
-        json.array(stored) { json, chunk in chunk.write(to: &json) }
-        json.raw("}")
+        json.object { json in
+            json.key("rejected"); json.array(rejected) { json, hash in json.hash(hash) }
+            json.key("stored"); json.array(stored) { json, chunk in chunk.write(to: &json) }
+        }
     }
 }
 
 extension MissingChunksResponse: JSONWritable {
     public func write(to json: inout JSONWriter) {
-        json.raw("{\"missing\":")
-        json.array(missing) { json, hash in json.hash(hash) }
-        json.raw("}")
+        json.object { json in
+            json.key("missing"); json.array(missing) { json, hash in json.hash(hash) }
+        }
     }
 }
 
 extension ConflictOrigin: JSONWritable {
     public func write(to json: inout JSONWriter) {
-        json.raw("{\"path\":")
-        json.string(path.string)
-        json.raw(",\"theirs\":")
-        json.int(theirs)
-        json.raw("}")
+        json.object { json in
+            json.key("path"); json.string(path.string)
+            json.key("theirs"); json.int(theirs)
+        }
     }
 }
 
 extension CommitOperation: JSONWritable {
     public func write(to json: inout JSONWriter) {
-        // Keys in order: base, chunks, conflict_of, kind, mode, mtime_ns, op, path, sha256, size, target.
-        json.raw("{")
-        if let base {
-            json.raw("\"base\":")
-            json.int(base)
-            json.raw(",")
+        json.object { json in
+            if let base { json.key("base"); json.int(base) }
+            if let chunks { json.key("chunks"); json.array(chunks) { json, chunk in chunk.write(to: &json) } }
+            if let conflictOf { json.key("conflict_of"); conflictOf.write(to: &json) }
+            if let kind { json.key("kind"); json.string(kind.rawValue) }
+            if let mode { json.key("mode"); json.int(mode) }
+            if let mtimeNs { json.key("mtime_ns"); json.int(mtimeNs) }
+            json.key("op"); json.string(op.rawValue)
+            json.key("path"); json.string(path.string)
+            if let sha256 { json.key("sha256"); json.hash(sha256) }
+            if let size { json.key("size"); json.int(size) }
+            if let target { json.key("target"); json.string(target) }
         }
-        if let chunks {
-            json.raw("\"chunks\":")
-            json.array(chunks) { json, chunk in chunk.write(to: &json) }
-            json.raw(",")
-        }
-        if let conflictOf {
-            json.raw("\"conflict_of\":")
-            conflictOf.write(to: &json)
-            json.raw(",")
-        }
-        if let kind {
-            json.raw("\"kind\":")
-            json.string(kind.rawValue)
-            json.raw(",")
-        }
-        if let mode {
-            json.raw("\"mode\":")
-            json.int(mode)
-            json.raw(",")
-        }
-        if let mtimeNs {
-            json.raw("\"mtime_ns\":")
-            json.int(mtimeNs)
-            json.raw(",")
-        }
-        json.raw("\"op\":")
-        json.string(op.rawValue)
-        json.raw(",\"path\":")
-        json.string(path.string)
-        if let sha256 {
-            json.raw(",\"sha256\":")
-            json.hash(sha256)
-        }
-        if let size {
-            json.raw(",\"size\":")
-            json.int(size)
-        }
-        if let target {
-            json.raw(",\"target\":")
-            json.string(target)
-        }
-        json.raw("}")
     }
 }
 
 extension CommitRequest: JSONWritable {
     public func write(to json: inout JSONWriter) {
-        json.raw("{\"operations\":")
-        json.array(operations) { json, operation in operation.write(to: &json) }
-        json.raw("}")
+        json.object { json in
+            json.key("operations"); json.array(operations) { json, operation in operation.write(to: &json) }
+        }
     }
 }
 
 extension MissingChunksRequest: JSONWritable {
     public func write(to json: inout JSONWriter) {
-        json.raw("{\"chunks\":")
-        json.array(chunks) { json, hash in json.hash(hash) }
-        json.raw("}")
+        json.object { json in
+            json.key("chunks"); json.array(chunks) { json, hash in json.hash(hash) }
+        }
     }
 }

@@ -7,8 +7,8 @@ import Testing
 /// `JSONWriter` must write exactly what `JSONCoding.encoder` writes, so the fast bulk
 /// requests and answers and the Codable ones can never drift apart: compared byte for byte over values
 /// generated from a random seed (printed on failure), with the awkward cases forced in.
-@Suite("Fast JSON answers")
-struct JSONWriterTests {
+@Suite("Fast JSON for the bulk messages (writer and reader)")
+struct JSONCodingTests {
     static let count = ProcessInfo.processInfo.environment["FERRY_FUZZ_COUNT"].flatMap(Int.init).map { $0 / 10 } ?? 300
 
     /// Text that needs escaping, or looks as if it might.
@@ -22,7 +22,7 @@ struct JSONWriterTests {
         mutating func chance() -> Bool { Bool.random(using: &rng) }
         mutating func int(_ range: ClosedRange<Int64>) -> Int64 { Int64.random(in: range, using: &rng) }
         mutating func hash() -> ContentHash { ContentHash.of(randomBytes(8, seed: rng.next())) }
-        mutating func text() -> String { (0..<Int.random(in: 1...3, using: &rng)).map { _ in pick(JSONWriterTests.awkward) }.joined() }
+        mutating func text() -> String { (0..<Int.random(in: 1...3, using: &rng)).map { _ in pick(JSONCodingTests.awkward) }.joined() }
         mutating func path() -> FerryPath {
             let name = (0..<Int.random(in: 1...3, using: &rng)).map { _ in pick(["docs", "é", "a b", "x\"y", "😀.txt", "q\\r", "n\u{1}"]) }
             return (try? FerryPath(name.joined(separator: "/"))) ?? (try! FerryPath("fallback"))
