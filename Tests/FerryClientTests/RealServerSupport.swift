@@ -103,7 +103,7 @@ struct RealServer {
     static func storedBlobBytes(in data: String) -> Int64 {
         var total: Int64 = 0
         guard let walk = FileManager.default.enumerator(atPath: data + "/blobs") else { return 0 }
-        while let name = walk.nextObject() as? String {
+        while walk.nextObject() != nil {
             if walk.fileAttributes?[.type] as? FileAttributeType == .typeRegular, let size = walk.fileAttributes?[.size] as? Int64 {
                 total += size
             }

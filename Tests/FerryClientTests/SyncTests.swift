@@ -404,6 +404,36 @@ struct SyncTests {
         }
     }
 
+    /// Chunks are read back from their files when they are sent: a file rewritten since it
+    /// was hashed is refused by the server's own hash check, a removed one is not sent, and
+    /// nothing of either is stored, whether the early sender or the upload step sends them.
+    @Test func chunksOfAFileChangedOrRemovedSinceHashingAreNeverStored() async throws {
+        try await Cloud.with { cloud in
+            let user = try await cloud.user("quin")
+            let a = try await Device.make(cloud, user: user, name: "a")
+            defer { Task { await a.close() } }
+            try a.write("changed.bin", seededBytes(300 << 10, seed: 21))
+            try a.write("gone.bin", seededBytes(200 << 10, seed: 22))
+            let changed = try ContentChunker.manifest(ofFileAt: a.root + "/changed.bin").chunks
+            let gone = try ContentChunker.manifest(ofFileAt: a.root + "/gone.bin").chunks
+            try a.write("changed.bin", seededBytes(300 << 10, seed: 23))
+            try a.remove("gone.bin")
+            let hashes = (changed + gone).map(\.sha256)
+
+            let early = EarlySender(api: a.api, root: a.root, parallelism: 2)
+            early.offer(changed, path: "changed.bin")
+            early.offer(gone, path: "gone.bin")
+            #expect(await early.finish() == 0)
+            #expect(Set(try await a.api.missingChunks(hashes)) == Set(hashes))
+
+            let locations = [ChunkLocation(chunk: changed[0], path: "changed.bin", offset: 0), ChunkLocation(chunk: gone[0], path: "gone.bin", offset: 0)]
+            let sent = try await ChunkUpload.send(locations, root: a.root, api: a.api)
+            #expect(sent.stored == 0)
+            #expect(Set(sent.torn) == ["changed.bin", "gone.bin"])
+            #expect(Set(try await a.api.missingChunks(hashes)) == Set(hashes))
+        }
+    }
+
     @Test(.enabled(if: canMount)) func aFullLocalDiskDuringDownloadLeavesNoTempFileAndSaysWhy() async throws {
         try await withTmpfs(size: "2m") { mountPoint in
             try await Cloud.with { cloud in

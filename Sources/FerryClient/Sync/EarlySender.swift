@@ -10,30 +10,60 @@ import NIOPosix
 /// chunk the planner ends up not needing is collected by the server's `gc` like any other
 /// unreferenced chunk. Every failure is left to that upload step, which finds the chunk
 /// still missing and reports it properly.
-final class EarlySender: Sendable {
-    struct Item: Sendable {
-        let chunk: ChunkRef
-        let path: String
-        let offset: Int64
+/// Where a chunk's bytes are: in the file at `path` (relative to the folder root), from `offset`.
+struct ChunkLocation: Sendable {
+    let chunk: ChunkRef
+    let path: String
+    let offset: Int64
+}
+
+/// Chunks go to the server in `POST /chunks/batch` requests, read back from their files.
+/// Shared by the upload step and `EarlySender`.
+enum ChunkUpload {
+    /// Content bytes per request: half the batch limit, so a group's last chunk (at most
+    /// the chunker's 4 MiB) never takes it over.
+    static let groupBytes = Int64(ChunkBatchFormat.maxContentBytes / 2)
+
+    /// Whether a group of `count` chunks and `bytes` bytes is ready to go.
+    static func isFull(count: Int, bytes: Int64) -> Bool {
+        count == ChunkBatchFormat.maxChunks || bytes >= groupBytes
     }
 
-    private let continuation: AsyncStream<Item>.Continuation
+    /// Reads `items` back and sends them as one batch. The server hashes every chunk it
+    /// receives, so bytes that changed since hashing come back in `rejected` and nothing of
+    /// them is stored; a file that is gone or shorter is not sent. Both kinds of path are
+    /// returned in `torn`, with the chunk bytes the server stored.
+    static func send(_ items: [ChunkLocation], root: String, api: ServerAPI) async throws -> (stored: Int64, torn: [String]) {
+        let read = try await FolderSync.ioPool.runIfActive {
+            items.map { item in (item, try? FolderSync.readRange(root + "/" + item.path, offset: item.offset, size: item.chunk.size)) }
+        }
+        var torn = read.compactMap { $0.1 == nil ? $0.0.path : nil }
+        let present = read.compactMap { entry in entry.1.map { (hash: entry.0.chunk.sha256, bytes: $0) } }
+        guard !present.isEmpty else { return (0, torn) }
+        let answer = try await api.putChunks(present)
+        let rejected = Set(answer.rejected)
+        torn += items.filter { rejected.contains($0.chunk.sha256) }.map(\.path)
+        return (answer.stored.reduce(0) { $0 + $1.size }, torn)
+    }
+}
+
+final class EarlySender: Sendable {
+    private let continuation: AsyncStream<ChunkLocation>.Continuation
     private let sender: Task<Int64, Never>
 
-    /// Content bytes per group (half the batch limit); each group is one missing-chunks
-    /// question and one batch upload, with `parallelism` groups in flight.
-    static let groupBytes = Int64(ChunkBatchFormat.maxContentBytes / 2)
     /// Hashes remembered to skip a chunk already queued; cleared when full, it only saves
     /// asking about the same chunk twice.
     static let rememberedHashes = 65_536
 
     init(api: ServerAPI, root: String, parallelism: Int) {
-        let (items, continuation) = AsyncStream<Item>.makeStream()
+        let (items, continuation) = AsyncStream<ChunkLocation>.makeStream()
         self.continuation = continuation
         sender = Task {
             await withTaskGroup(of: Int64.self) { tasks in
                 var inFlight = 0, sent: Int64 = 0
-                var group: [Item] = [], bytes: Int64 = 0
+                // Each group is one missing-chunks question and one batch upload, with
+                // `parallelism` groups in flight.
+                var group: [ChunkLocation] = [], bytes: Int64 = 0
                 var queued = Set<ContentHash>()
                 func launch() async {
                     let members = group
@@ -51,7 +81,7 @@ final class EarlySender: Sendable {
                     guard queued.insert(item.chunk.sha256).inserted else { continue }
                     group.append(item)
                     bytes += item.chunk.size
-                    if bytes >= Self.groupBytes || group.count == ChunkBatchFormat.maxChunks { await launch() }
+                    if ChunkUpload.isFull(count: group.count, bytes: bytes) { await launch() }
                 }
                 if !group.isEmpty { await launch() }
                 while let n = await tasks.next() { sent += n }
@@ -64,7 +94,7 @@ final class EarlySender: Sendable {
     func offer(_ chunks: [ChunkRef], path: String, at start: Int64 = 0) {
         var offset = start
         for chunk in chunks {
-            continuation.yield(Item(chunk: chunk, path: path, offset: offset))
+            continuation.yield(ChunkLocation(chunk: chunk, path: path, offset: offset))
             offset += chunk.size
         }
     }
@@ -75,18 +105,11 @@ final class EarlySender: Sendable {
         return await sender.value
     }
 
-    /// Sends the members the server lacks as one batch, reading each from its file again.
-    /// The server hashes what it receives, so bytes that changed since hashing are refused.
-    static func send(_ members: [Item], root: String, api: ServerAPI) async -> Int64 {
+    /// Sends the members the server lacks; returns the chunk bytes it stored.
+    static func send(_ members: [ChunkLocation], root: String, api: ServerAPI) async -> Int64 {
         guard let missing = try? await api.missingChunks(members.map(\.chunk.sha256)), !missing.isEmpty else { return 0 }
         let wanted = Set(missing)
-        let chosen = members.filter { wanted.contains($0.chunk.sha256) }
-        guard let read = try? await FolderSync.ioPool.runIfActive({
-            try chosen.map { item in (hash: item.chunk.sha256, bytes: try FolderSync.readRange(root + "/" + item.path, offset: item.offset, size: item.chunk.size)) }
-        }) else { return 0 }
-        let present = read.compactMap { item in item.bytes.map { (hash: item.hash, bytes: $0) } }
-        guard !present.isEmpty, let answer = try? await api.putChunks(present) else { return 0 }
-        return answer.stored.reduce(0) { $0 + $1.size }
+        return (try? await ChunkUpload.send(members.filter { wanted.contains($0.chunk.sha256) }, root: root, api: api))?.stored ?? 0
     }
 }
 

@@ -739,67 +739,49 @@ public final class FolderSync: Sendable {
     /// reading each from its file. Files whose bytes no longer hash as planned (the server
     /// refuses them) go to `torn`. Returns bytes sent.
     func uploadMissingChunks(of files: [LocalState], torn: inout Set<String>) async throws -> Int64 {
-        var location: [ContentHash: (String, Int64, Int64)] = [:]
+        var location: [ContentHash: ChunkLocation] = [:]
         for f in files {
             var offset: Int64 = 0
             for c in f.chunks {
-                if location[c.sha256] == nil { location[c.sha256] = (f.path, offset, c.size) }
+                if location[c.sha256] == nil { location[c.sha256] = ChunkLocation(chunk: c, path: f.path, offset: offset) }
                 offset += c.size
             }
         }
         guard !location.isEmpty else { return 0 }
         let missing = try await api.missingChunks(Array(location.keys))
-        // Chunks travel in batches of up to half the batch limit (one request and one
-        // server-side sync for many chunks, of many files), at most `parallelism` in flight.
-        typealias Item = (ContentHash, path: String, offset: Int64, size: Int64)
-        var jobs: [[Item]] = []
-        var pending: [Item] = []
-        var pendingBytes: Int64 = 0
+        // Batches of many chunks, of many files (one request and one server-side sync
+        // each), at most `parallelism` in flight.
+        var jobs: [[ChunkLocation]] = [[]]
+        var bytes: Int64 = 0
         for hash in missing {
-            guard let (path, offset, size) = location[hash] else { continue }
-            if pending.count == ChunkBatchFormat.maxChunks || pendingBytes + size > Int64(ChunkBatchFormat.maxContentBytes / 2) {
-                jobs.append(pending)
-                pending = []
-                pendingBytes = 0
+            guard let item = location[hash] else { continue }
+            jobs[jobs.count - 1].append(item)
+            bytes += item.chunk.size
+            if ChunkUpload.isFull(count: jobs[jobs.count - 1].count, bytes: bytes) {
+                jobs.append([])
+                bytes = 0
             }
-            pending.append((hash, path, offset, size))
-            pendingBytes += size
         }
-        if !pending.isEmpty { jobs.append(pending) }
+        jobs.removeAll { $0.isEmpty }
 
         let root = self.root
         let api = self.api
         var sent: Int64 = 0
-        var tornPaths = Set<String>()
-        try await withThrowingTaskGroup(of: ([String], Int64).self) { group in
+        try await withThrowingTaskGroup(of: (stored: Int64, torn: [String]).self) { group in
             var next = 0
             func launch() {
                 guard next < jobs.count else { return }
                 let items = jobs[next]
                 next += 1
-                group.addTask {
-                    // The server hashes every chunk it receives: bytes that changed since
-                    // this file was hashed come back in `rejected` and nothing of them is stored.
-                    let read = try await FolderSync.ioPool.runIfActive {
-                        items.map { item in (item, try? Self.readRange(root + "/" + item.path, offset: item.offset, size: item.size)) }
-                    }
-                    var torn = read.compactMap { $0.1 == nil ? $0.0.path : nil }
-                    let present = read.compactMap { entry in entry.1.map { (hash: entry.0.0, bytes: $0) } }
-                    guard !present.isEmpty else { return (torn, 0) }
-                    let answer = try await api.putChunks(present)
-                    let rejected = Set(answer.rejected)
-                    torn += items.filter { rejected.contains($0.0) }.map(\.path)
-                    return (torn, answer.stored.reduce(0) { $0 + $1.size })
-                }
+                group.addTask { try await ChunkUpload.send(items, root: root, api: api) }
             }
             for _ in 0..<parallelism { launch() }
-            while let (torn, bytes) = try await group.next() {
-                tornPaths.formUnion(torn)
-                sent += bytes
+            while let answer = try await group.next() {
+                torn.formUnion(answer.torn)
+                sent += answer.stored
                 launch()
             }
         }
-        torn.formUnion(tornPaths)
         return sent
     }
 
