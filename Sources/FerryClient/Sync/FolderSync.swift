@@ -663,7 +663,7 @@ public final class FolderSync: Sendable {
         func independent(_ batch: Batch) -> Bool { batch.allSatisfy { $0.0.op == .put && $0.0.kind != .directory } }
         var start = 0
         var retried = Set<String>()
-        var inFlight: [(batch: Batch, answer: Task<CommitResponse, any Error>)] = []
+        var inFlight: [(batch: Batch, independent: Bool, answer: Task<CommitResponse, any Error>)] = []
         defer { for commit in inFlight { commit.answer.cancel() } }
         let api = self.api, library = folder.libraryId
         // Sequence numbers above the cursor whose versions the index now holds.
@@ -674,12 +674,14 @@ public final class FolderSync: Sendable {
             while start < operations.count, inFlight.count < Self.commitWindow {
                 let end = min(start + FerryProtocol.maxCommitOperations, operations.count)
                 let batch = Array(operations[start..<end])
-                if !inFlight.isEmpty, !(independent(batch) && inFlight.allSatisfy({ independent($0.batch) })) { break }
+                let alone = !independent(batch)
+                // In flight is either one batch that goes alone or only independent ones.
+                if !inFlight.isEmpty, alone || !inFlight[0].independent { break }
                 start = end
                 let sent = batch.map(\.0)
-                inFlight.append((batch, Task { try await api.commit(library: library, sent) }))
+                inFlight.append((batch, !alone, Task { try await api.commit(library: library, sent) }))
             }
-            let (batch, answer) = inFlight.removeFirst()
+            let (batch, _, answer) = inFlight.removeFirst()
             let response = try await answer.value
             var update = IndexUpdate()
             var again: [(CommitOperation, LocalState?)] = []

@@ -82,24 +82,26 @@ public final class FileBlobStore: BlobStore {
 
     public func publish(_ staged: StagedBlob) throws -> Bool {
         let final = path(of: staged.hash)
-        let shard = String(final[..<final.lastIndex(of: "/")!])
         if access(final, F_OK) == 0 {
             // Same name, same content: the blob is already durable; keep the old file.
             unlink(staged.stagingPath)
             return false
         }
         try Self.place(staged.stagingPath, at: final, durable: true)
-        try Posix.syncDirectory(shard)
         return true
     }
 
     /// Renames a file into its shard. The shards exist from `settleLayout`; one removed by
-    /// hand is made again (durably, or left to the caller's file-system sync).
+    /// hand is made again. `durable`: the shard is synced, so the rename survives a power
+    /// cut once this returns; otherwise that is left to the caller's file-system sync.
     static func place(_ source: String, at final: String, durable: Bool) throws {
-        if rename(source, final) == 0 { return }
-        guard errno == ENOENT, access(source, F_OK) == 0 else { throw Posix.blobError("rename blob into place", errno) }
-        try Posix.makeDirectory(String(final[..<final.lastIndex(of: "/")!]), durable: durable)
-        guard rename(source, final) == 0 else { throw Posix.blobError("rename blob into place", errno) }
+        let shard = String(final[..<final.lastIndex(of: "/")!])
+        if rename(source, final) != 0 {
+            guard errno == ENOENT, access(source, F_OK) == 0 else { throw Posix.blobError("rename blob into place", errno) }
+            try Posix.makeDirectory(shard, durable: durable)
+            guard rename(source, final) == 0 else { throw Posix.blobError("rename blob into place", errno) }
+        }
+        if durable { try Posix.syncDirectory(shard) }
     }
 
     public func stageBatch(_ items: [(hash: ContentHash, bytes: ByteBuffer)]) async throws -> (staged: [StagedBlob], mismatched: [ContentHash]) {
@@ -203,7 +205,6 @@ public final class FileBlobStore: BlobStore {
             if try isKnown(hash) {
                 let final = path(of: hash)
                 try Self.place(trashPath(hash), at: final, durable: true)
-                try Posix.syncDirectory(String(final[..<final.lastIndex(of: "/")!]))
             } else if unlink(trashPath(hash)) == 0 {
                 deleted += 1
             }
