@@ -12,6 +12,11 @@ struct HashTests {
     ])
     func knownVectors(_ input: String, _ hex: String) {
         #expect(ContentHash.of(Array(input.utf8)).hex == hex)
+        // In place (contiguous bytes, a slice of them) and by copy (a lazy sequence) agree.
+        let padded = Array(("<" + input + ">").utf8)
+        #expect(ContentHash.of(padded[1..<(padded.count - 1)]).hex == hex)
+        #expect(ContentHash.of(Data(input.utf8)).hex == hex)
+        #expect(ContentHash.of(input.utf8.lazy.map { $0 }).hex == hex)
         var h = StreamingHasher()
         h.update(Array(input.utf8))
         #expect(h.finalize().hex == hex)

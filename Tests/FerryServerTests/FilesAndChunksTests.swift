@@ -142,6 +142,36 @@ struct FilesAndChunksTests {
         }
     }
 
+    /// A download reads each piece while the one before it is sent. A blob that is gone
+    /// halfway through must end the response short, never fill it with other bytes or hang,
+    /// and leave the server serving.
+    @Test(.timeLimit(.minutes(1))) func aDownloadWhoseLaterChunkIsGoneEndsShortAndTheServerGoesOn() async throws {
+        let server = try await TestServer.make()
+        defer { server.removeData() }
+        let data = randomBytes(6 << 20, seed: 11)
+        try await server.run { api in
+            let token = try await api.newUser("alice")
+            let lib = try await api.createLibrary("docs", token: token).id
+            let put = try await api.call(.put, "/libraries/\(lib)/files?path=big.bin", token: token, body: ByteBuffer(bytes: data))
+            let chunks = try api.decode(VersionResponse.self, put).version.chunks
+            try #require(chunks.count >= 3)
+            let store = try #require(server.services.blobs as? FileBlobStore)
+            try FileManager.default.removeItem(atPath: store.path(of: chunks[2].sha256))
+
+            // The testing client throws on a body shorter than its length; a short one is a prefix.
+            let whole = try? await api.call(.get, "/libraries/\(lib)/files?path=big.bin", token: token)
+            if let whole {
+                let received = Array(whole.body.readableBytesView)
+                #expect(received.count < data.count)
+                #expect(received == Array(data.prefix(received.count)))
+            }
+            let chunk = try? await api.call(.get, "/chunks/\(chunks[2].sha256.hex)", token: token)
+            #expect((chunk?.body.readableBytes ?? 0) < Int(chunks[2].size))
+            let first = try await api.call(.get, "/chunks/\(chunks[0].sha256.hex)", token: token)
+            #expect(Array(first.body.readableBytesView) == Array(data.prefix(Int(chunks[0].size))))
+        }
+    }
+
     @Test func aShardDirectoryRemovedByHandIsMadeAgainOnUpload() async throws {
         let server = try await TestServer.make()
         defer { server.removeData() }

@@ -2,14 +2,6 @@ import FerryCore
 import Foundation
 import NIOPosix
 
-/// Sends chunks to the server while a pass is still hashing, so the server stores one group
-/// of chunks while the client hashes the next instead of the two taking turns.
-///
-/// Chunks sent here are not yet part of any version: the commit comes after planning, and
-/// the usual upload step skips them because the server no longer reports them missing. A
-/// chunk the planner ends up not needing is collected by the server's `gc` like any other
-/// unreferenced chunk. Every failure is left to that upload step, which finds the chunk
-/// still missing and reports it properly.
 /// Where a chunk's bytes are: in the file at `path` (relative to the folder root), from `offset`.
 struct ChunkLocation: Sendable {
     let chunk: ChunkRef
@@ -47,6 +39,14 @@ enum ChunkUpload {
     }
 }
 
+/// Sends chunks to the server while a pass is still hashing, so the server stores one group
+/// of chunks while the client hashes the next instead of the two taking turns.
+///
+/// Chunks sent here are not yet part of any version: the commit comes after planning, and
+/// the usual upload step skips them because the server no longer reports them missing. A
+/// chunk the planner ends up not needing is collected by the server's `gc` like any other
+/// unreferenced chunk. Every failure is left to that upload step, which finds the chunk
+/// still missing and reports it properly.
 final class EarlySender: Sendable {
     private let continuation: AsyncStream<ChunkLocation>.Continuation
     private let sender: Task<Int64, Never>

@@ -28,9 +28,14 @@ public struct ContentHash: Hashable, Sendable, Codable, CustomStringConvertible,
         self.bytes = out
     }
 
-    /// Hashes a whole buffer at once.
+    /// Hashes a whole buffer at once, in place when its bytes are contiguous (a byte
+    /// buffer's view, an array, a slice): copying 1 GiB of uploaded chunks into arrays first
+    /// cost the server about 3 % of its time.
     public static func of(_ data: some Sequence<UInt8>) -> ContentHash {
-        ContentHash(SHA256.hash(data: Array(data)))
+        if let hash = data.withContiguousStorageIfAvailable({ ContentHash(SHA256.hash(data: UnsafeRawBufferPointer($0))) }) {
+            return hash
+        }
+        return ContentHash(SHA256.hash(data: Array(data)))
     }
 
     /// 64 lowercase hex characters, as `sha256sum` prints.

@@ -85,7 +85,7 @@ struct ChunkRoutes {
             status: .ok,
             headers: [.contentType: "application/octet-stream", .eTag: "\"\(hash.hex)\""],
             body: ResponseBody(contentLength: Int(size)) { writer in
-                try await writer.write(blobs.read(hash, offset: 0, length: size))
+                try await blobs.stream([BlobSpan(hash: hash, offset: 0, length: size)]) { try await writer.write($0) }
                 try await writer.finish(nil)
             })
     }

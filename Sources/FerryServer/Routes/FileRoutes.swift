@@ -73,19 +73,17 @@ struct FileRoutes {
                     .response().withHeader(.contentRange, "bytes */\(version.size)")
             }
         }
+        var spans: [BlobSpan] = []
+        var offset: Int64 = 0
+        for chunk in version.chunks {
+            let start = max(range.lowerBound, offset), end = min(range.upperBound, offset + chunk.size)
+            if start < end { spans.append(BlobSpan(hash: chunk.sha256, offset: start - offset, length: end - start)) }
+            offset += chunk.size
+            if offset >= range.upperBound { break }
+        }
         let blobs = services.blobs
-        let chunks = version.chunks
-        let sent = range
-        return Response(status: status, headers: headers, body: ResponseBody(contentLength: Int(sent.count)) { writer in
-            var offset: Int64 = 0
-            for chunk in chunks {
-                let start = max(sent.lowerBound, offset), end = min(sent.upperBound, offset + chunk.size)
-                if start < end {
-                    try await writer.write(blobs.read(chunk.sha256, offset: start - offset, length: end - start))
-                }
-                offset += chunk.size
-                if offset >= sent.upperBound { break }
-            }
+        return Response(status: status, headers: headers, body: ResponseBody(contentLength: Int(range.count)) { [spans] writer in
+            try await blobs.stream(spans) { try await writer.write($0) }
             try await writer.finish(nil)
         })
     }

@@ -73,10 +73,60 @@ public struct BlobReadSequence: AsyncSequence, Sendable {
     public typealias Element = ByteBuffer
     let next: @Sendable () async throws -> ByteBuffer?
 
-    public struct AsyncIterator: AsyncIteratorProtocol {
+    public struct AsyncIterator: AsyncIteratorProtocol, Sendable {
         let next: @Sendable () async throws -> ByteBuffer?
         public mutating func next() async throws -> ByteBuffer? { try await next() }
     }
 
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(next: next) }
+}
+
+/// A stretch of one blob: `length` bytes from `offset`.
+struct BlobSpan: Sendable {
+    let hash: ContentHash
+    let offset: Int64
+    let length: Int64
+}
+
+extension BlobStore {
+    /// Hands the spans' bytes to `write` in order, reading one piece ahead: the disk read of
+    /// the next piece runs while `write` sends this one, so a download is not a strict
+    /// alternation of read and send. At most two pieces are held at a time.
+    func stream(_ spans: [BlobSpan], to write: (ByteBuffer) async throws -> Void) async throws {
+        var step = try await PieceCursor(blobs: self, spans: spans).advanced()
+        while let (piece, cursor) = step {
+            async let following = cursor.advanced()
+            try await write(piece)
+            step = try await following
+        }
+    }
+}
+
+/// Where a read of consecutive spans stands: which span, and the reader inside it. Each
+/// `advanced()` returns the next piece and the cursor after it, so a read can run as a child
+/// task while the previous piece is still being sent.
+struct PieceCursor: Sendable {
+    let blobs: any BlobStore
+    let spans: [BlobSpan]
+    var index = 0
+    var reader: BlobReadSequence.AsyncIterator?
+
+    init(blobs: any BlobStore, spans: [BlobSpan]) {
+        self.blobs = blobs
+        self.spans = spans
+    }
+
+    func advanced() async throws -> (ByteBuffer, PieceCursor)? {
+        var cursor = self
+        while cursor.index < spans.count {
+            if cursor.reader == nil {
+                let span = spans[cursor.index]
+                cursor.reader = blobs.read(span.hash, offset: span.offset, length: span.length).makeAsyncIterator()
+            }
+            if let piece = try await cursor.reader?.next() { return (piece, cursor) }
+            cursor.reader = nil
+            cursor.index += 1
+        }
+        return nil
+    }
 }
