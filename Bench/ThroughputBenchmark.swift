@@ -1,9 +1,11 @@
 import ArgumentParser
 import AsyncHTTPClient
+import FerryClient
 import FerryCore
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 
 #if canImport(Glibc)
 import Glibc
@@ -179,11 +181,20 @@ struct ThroughputBenchmark: AsyncParsableCommand {
     }
 }
 
-/// Chunks a file and uploads it as the daemon does: hash, ask which chunks are missing, PUT
-/// those (4 in parallel), commit.
+/// Chunks a file and uploads it as the daemon does: each chunk goes to the daemon's
+/// `EarlySender` as soon as it is cut, which asks which are missing and sends them in
+/// batches (4 in flight) while the rest of the file is hashed; then one commit.
 func uploadFile(_ file: String, as path: String, to server: BenchServer) async throws {
-    let manifest = try ContentChunker.manifest(ofFileAt: file)
-    try await uploadChunks(of: manifest, from: file, to: server, parallelism: 4)
+    let api = ServerAPI(serverURL: server.baseURL, token: server.token, client: server.client)
+    let directory = (file as NSString).deletingLastPathComponent, name = (file as NSString).lastPathComponent
+    let sender = EarlySender(api: api, root: directory, parallelism: 4)
+    let manifest = try await NIOThreadPool.singleton.runIfActive {
+        try ContentChunker.manifest(ofFileAt: file) { chunk, offset in sender.offer([chunk], path: name, at: offset) }
+    }
+    _ = await sender.finish()
+    // The sender leaves failures to the daemon's upload step; here they fail the run.
+    let unsent = try await api.missingChunks(manifest.chunks.map(\.sha256))
+    guard unsent.isEmpty else { throw BenchError("\(unsent.count) chunks of \(path) did not reach the server") }
     try await commitFile(manifest, as: path, to: server)
 }
 

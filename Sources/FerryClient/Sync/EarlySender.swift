@@ -46,8 +46,9 @@ enum ChunkUpload {
 /// the usual upload step skips them because the server no longer reports them missing. A
 /// chunk the planner ends up not needing is collected by the server's `gc` like any other
 /// unreferenced chunk. Every failure is left to that upload step, which finds the chunk
-/// still missing and reports it properly.
-final class EarlySender: Sendable {
+/// still missing and reports it properly. `ferry-bench throughput` uploads its files through
+/// it too, so its upload rows measure the daemon's way of sending.
+public final class EarlySender: Sendable {
     private let continuation: AsyncStream<ChunkLocation>.Continuation
     private let sender: Task<Int64, Never>
 
@@ -55,7 +56,7 @@ final class EarlySender: Sendable {
     /// asking about the same chunk twice.
     static let rememberedHashes = 65_536
 
-    init(api: ServerAPI, root: String, parallelism: Int) {
+    public init(api: ServerAPI, root: String, parallelism: Int) {
         let (items, continuation) = AsyncStream<ChunkLocation>.makeStream()
         self.continuation = continuation
         sender = Task {
@@ -91,7 +92,7 @@ final class EarlySender: Sendable {
     }
 
     /// Queues `chunks`, which follow each other in the file at `path` from byte `start`.
-    func offer(_ chunks: [ChunkRef], path: String, at start: Int64 = 0) {
+    public func offer(_ chunks: [ChunkRef], path: String, at start: Int64 = 0) {
         var offset = start
         for chunk in chunks {
             continuation.yield(ChunkLocation(chunk: chunk, path: path, offset: offset))
@@ -100,7 +101,7 @@ final class EarlySender: Sendable {
     }
 
     /// Sends what is still queued; returns the chunk bytes the server stored.
-    func finish() async -> Int64 {
+    public func finish() async -> Int64 {
         continuation.finish()
         return await sender.value
     }
