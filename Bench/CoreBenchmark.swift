@@ -104,6 +104,9 @@ func writeRandomFile(_ path: String, size: Int, seed: UInt64 = 0x5EED) throws {
         try handle.write(contentsOf: block[0..<n])
         written += n
     }
+    // On disk before anything is timed: the server's sync of its file system would otherwise
+    // also write out this freshly made input, a cost no real sync of an older file pays.
+    try handle.synchronize()
 }
 
 func sha256OfFile(_ path: String) throws -> ContentHash {

@@ -56,6 +56,7 @@ struct SyncBenchmark: AsyncParsableCommand {
             // 1. Initial sync of many small files (1–8 KiB, 100 directories).
             let (small, smallAPI) = try await folder("small")
             try Self.writeSmallFiles(in: small.folder.path, count: smallCount, from: 0)
+            sync()  // the inputs on disk first, as in writeRandomFile
             var smallReport = PassReport()
             let smallSeconds = try await seconds { smallReport = try await small.syncUntilSettled() }
             guard smallReport.uploadedFiles == smallCount else { throw BenchError("small-file sync uploaded \(smallReport.uploadedFiles) of \(smallCount)") }

@@ -6,6 +6,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -294,14 +295,34 @@ extension BenchServer {
         return try JSONCoding.decoder.decode(Answer.self, from: Data(bytes.readableBytesView))
     }
 
-    /// Streams a file's content to nowhere; returns the byte count.
+    /// Streams a file's content to nowhere; returns the byte count. The bytes are counted on
+    /// the event loop as they arrive, as the loopback reference's reader counts them: an
+    /// async `for` over the body hops to a task for every buffer, and with it the same server
+    /// measured 2.0–2.5 GB/s where curl took 4.1–4.4 GB/s.
     func fetch(_ path: String) async throws -> Int64 {
-        var request = HTTPClientRequest(url: "\(baseURL)/libraries/\(library)/files?path=\(path.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? path)")
-        request.headers.add(name: "Authorization", value: "Bearer \(token)")
-        let response = try await client.execute(request, timeout: .seconds(600))
-        guard response.status == .ok else { throw BenchError("download answered \(response.status.code)") }
-        var count: Int64 = 0
-        for try await buffer in response.body { count += Int64(buffer.readableBytes) }
+        let url = "\(baseURL)/libraries/\(library)/files?path=\(path.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? path)"
+        let request = try HTTPClient.Request(url: url, method: .GET, headers: ["Authorization": "Bearer \(token)"])
+        let (status, count) = try await client.execute(request: request, delegate: ByteCounter(), deadline: .now() + .seconds(600)).get()
+        guard status == 200 else { throw BenchError("download answered \(status)") }
         return count
+    }
+}
+
+/// Counts a response's body bytes without keeping them.
+final class ByteCounter: HTTPClientResponseDelegate {
+    private let state = Mutex<(status: UInt, bytes: Int64)>((0, 0))
+
+    func didReceiveHead(task: HTTPClient.Task<(UInt, Int64)>, _ head: HTTPResponseHead) -> EventLoopFuture<Void> {
+        state.withLock { $0.status = head.status.code }
+        return task.eventLoop.makeSucceededVoidFuture()
+    }
+
+    func didReceiveBodyPart(task: HTTPClient.Task<(UInt, Int64)>, _ buffer: ByteBuffer) -> EventLoopFuture<Void> {
+        state.withLock { $0.bytes += Int64(buffer.readableBytes) }
+        return task.eventLoop.makeSucceededVoidFuture()
+    }
+
+    func didFinishRequest(task: HTTPClient.Task<(UInt, Int64)>) throws -> (UInt, Int64) {
+        state.withLock { ($0.status, $0.bytes) }
     }
 }
