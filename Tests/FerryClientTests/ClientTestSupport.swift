@@ -3,6 +3,7 @@ import FerryCore
 import FerryServer
 import Foundation
 import Logging
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -42,10 +43,31 @@ struct Cloud {
     }
 }
 
+/// A fresh directory under the system's temporary directory. Tests hand these around
+/// (a restarted device reuses its folder, a restarted server its data), so none is removed
+/// by its test: all of them go when the test process exits, unless FERRY_KEEP_SCRATCH is
+/// set to look at them. Before, every run left its servers' data and devices' folders
+/// behind, hundreds of megabytes each time.
 func scratchDirectory(_ label: String) -> String {
     let path = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-\(label)-\(UUID().uuidString)").path
     try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    ScratchDirectories.remember(path)
     return path
+}
+
+enum ScratchDirectories {
+    private static let paths = Mutex<[String]>([])
+    private static let removeAtExit: Void = {
+        guard ProcessInfo.processInfo.environment["FERRY_KEEP_SCRATCH"] == nil else { return }
+        atexit {
+            for path in ScratchDirectories.paths.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: path) }
+        }
+    }()
+
+    static func remember(_ path: String) {
+        _ = removeAtExit
+        paths.withLock { $0.append(path) }
+    }
 }
 
 /// One client device: its own folder, index and device token, syncing one library.
