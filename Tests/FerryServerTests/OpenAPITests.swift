@@ -10,6 +10,7 @@ import Testing
 struct OpenAPITests {
     @Test func documentsExactlyTheRoutesTheRouterServes() async throws {
         let server = try await TestServer.make()
+        defer { server.removeData() }
         let served = Set(FerryServerApp.buildRouter(server.services).routes.map { route in
             "\(route.method.rawValue) \(route.path.description)"
         })
