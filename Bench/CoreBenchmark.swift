@@ -83,7 +83,7 @@ struct CoreBenchmark: AsyncParsableCommand {
 
 /// Writes `size` pseudo-random bytes (incompressible, so no layer can cheat).
 func writeRandomFile(_ path: String, size: Int, seed: UInt64 = 0x5EED) throws {
-    FileManager.default.createFile(atPath: path, contents: nil)
+    guard FileManager.default.createFile(atPath: path, contents: nil) else { throw BenchError("cannot create \(path)") }
     let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
     defer { try? handle.close() }
     var state: UInt64 = seed

@@ -48,7 +48,7 @@ struct LoadBenchmark: AsyncParsableCommand {
             for (index, phase) in phases.enumerated() {
                 let before = process.residentBytes
                 var outcomes: [Outcome] = []
-                let wall = try await seconds {
+                let wall = await seconds {
                     outcomes = await withTaskGroup(of: [Outcome].self) { group in
                         for client in 0..<phase.clients {
                             group.addTask {

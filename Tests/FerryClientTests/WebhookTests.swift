@@ -197,6 +197,7 @@ struct WebhookTests {
         case .forbidden: "forbidden"
         }
         #expect(got == expected)
+        #expect(address.description == text)  // every address above is in its canonical spelling
     }
 
     @Test func inputIsValidatedAndOtherUsersSeeNothing() async throws {

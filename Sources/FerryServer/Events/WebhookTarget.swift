@@ -84,7 +84,8 @@ public enum IPAddress: Sendable, Equatable, CustomStringConvertible {
             var addr = in6_addr()
             withUnsafeMutableBytes(of: &addr) { $0.copyBytes(from: b) }
             var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-            return inet_ntop(AF_INET6, &addr, &buffer, socklen_t(buffer.count)) != nil ? String(cString: buffer) : "?"
+            guard inet_ntop(AF_INET6, &addr, &buffer, socklen_t(buffer.count)) != nil else { return "?" }
+            return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         }
     }
 

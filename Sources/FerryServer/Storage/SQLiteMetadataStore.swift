@@ -163,16 +163,19 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func identity(deviceTokenHash: [UInt8]) async throws -> Identity? {
-        let found = try await pool.read { db in
+        // Row is not Sendable, so the read returns values: with a Row it resolved to GRDB's
+        // blocking `read`, on a task's thread.
+        let found: (identity: Identity, lastSeen: Date?)? = try await pool.read { db in
             try Row.fetchOne(db, sql: """
                 SELECT d.id, d.user_id, d.last_seen_at, u.username, u.is_admin FROM device d JOIN user u ON u.id = d.user_id
                 WHERE d.token_hash = ? AND d.revoked_at IS NULL
-                """, arguments: [Data(deviceTokenHash)])
+                """, arguments: [Data(deviceTokenHash)]).map { row in
+                (Identity(userId: row["user_id"], username: row["username"], isAdmin: row["is_admin"], deviceId: row["id"], sessionId: nil),
+                 row["last_seen_at"])
+            }
         }
-        guard let found else { return nil }
-        let identity = Identity(userId: found["user_id"], username: found["username"], isAdmin: found["is_admin"], deviceId: found["id"], sessionId: nil)
+        guard let (identity, lastSeen) = found else { return nil }
         // Remember when a device was last seen, at most once a minute (a write per request would serialise reads).
-        let lastSeen: Date? = found["last_seen_at"]
         if lastSeen.map({ Date().timeIntervalSince($0) > 60 }) ?? true {
             try await pool.write { db in
                 try db.execute(sql: "UPDATE device SET last_seen_at = ? WHERE id = ?", arguments: [Date(), identity.deviceId])
