@@ -99,7 +99,7 @@ struct InotifyWatcherTests {
     @Test func losingTheRootIsReportedAndStopEndsTheStream() async throws {
         let root = Self.folder()
         let watcher = try InotifyWatcher(root: root)
-        try FileManager.default.moveItem(atPath: root, toPath: root + "-away")
+        try FileManager.default.moveItem(atPath: root, toPath: scratchDirectory("watch-away") + "/root")
         let events = await Self.collect(watcher) { $0.contains(.rootGone) }
         #expect(events.contains(.rootGone))
         watcher.stop()

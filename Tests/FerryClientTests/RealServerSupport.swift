@@ -75,7 +75,7 @@ struct RealServer {
     /// A data directory with one user, and a config file with test-speed password hashing.
     static func prepare(user: String, password: String, settings: String = "") async throws -> RealServer {
         let data = scratchDirectory("real-server")
-        let config = data + ".json"
+        let config = scratchDirectory("real-server-config") + "/config.json"
         let extra = settings.isEmpty ? "" : ", " + settings
         try Data(#"{"auth": {"pbkdf2Iterations": 1000}, "storage": {"reserveBytes": 0}\#(extra)}"#.utf8).write(to: URL(fileURLWithPath: config))
         let server = RealServer(data: data, config: config, port: try freeLoopbackPort())
