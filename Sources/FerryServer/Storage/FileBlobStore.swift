@@ -338,9 +338,10 @@ final class FileBlobReader: Sendable {
     let hash: ContentHash
     let pool: NIOThreadPool
     /// 1 MiB, the chunker's average chunk: most chunks go out in one read and one socket
-    /// write. 256 KiB pieces moved a warm 1 GiB download at 2.2–2.4 GB/s, 1 MiB at 2.6–4.1
-    /// (this VM, `ferry-bench throughput --only-kib 1048576`); 4 MiB was no faster and
-    /// holds four times the memory per download.
+    /// write. A warm 1 GiB download over six alternated runs each (this VM, `ferry-bench
+    /// throughput --only-kib 1048576`, the benchmark's old async reader): 256 KiB pieces
+    /// 1.9–2.6 GB/s (mean 2.3), 1 MiB pieces 2.2–4.1 GB/s (mean 3.3); 4 MiB was no faster
+    /// and holds four times the memory per download.
     static let pieceSize = 1024 * 1024
 
     init(path: String, hash: ContentHash, offset: Int64, length: Int64, pool: NIOThreadPool) {
