@@ -319,7 +319,6 @@ struct SyncTests {
         }
     }
 
-    /// A 2 MiB tmpfs for the receiving folder.
     @Test func ownCommitsMoveTheCursorButAnotherDevicesCommitInBetweenIsStillPulled() async throws {
         try await Cloud.with { cloud in
             let user = try await cloud.user("ned")
@@ -434,6 +433,7 @@ struct SyncTests {
         }
     }
 
+    /// A 2 MiB tmpfs for the receiving folder.
     @Test(.enabled(if: canMount)) func aFullLocalDiskDuringDownloadLeavesNoTempFileAndSaysWhy() async throws {
         try await withTmpfs(size: "2m") { mountPoint in
             try await Cloud.with { cloud in

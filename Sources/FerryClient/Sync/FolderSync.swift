@@ -724,10 +724,11 @@ public final class FolderSync: Sendable {
             // When every sequence number from the cursor to the head is a version these
             // answers handed over, nobody else committed in between: the change feed would
             // only repeat them, so the cursor moves past them, in the same transaction that
-            // records the last of them.
+            // records the last of them. (Each handed version is above the cursor and at most
+            // its answer's head, so counting them is enough.)
             handed.formUnion(update.remote.lazy.map(\.version).filter { $0 > cursor })
             head = max(head, response.head)
-            if head > cursor, Int64(handed.count) == head - cursor, handed.allSatisfy({ $0 <= head }) {
+            if head > cursor, Int64(handed.count) == head - cursor {
                 update.cursor = head
                 cursor = head
                 handed.removeAll()

@@ -91,11 +91,11 @@ public struct JSONWriter {
         raw("\":")
     }
 
-    mutating func array<T>(_ values: [T], _ element: (inout JSONWriter, T) -> Void) {
+    mutating func array(_ values: [some JSONWritable]) {
         bytes.append(UInt8(ascii: "["))
         for (i, value) in values.enumerated() {
             if i > 0 { bytes.append(UInt8(ascii: ",")) }
-            element(&self, value)
+            value.write(to: &self)
         }
         bytes.append(UInt8(ascii: "]"))
     }
@@ -126,6 +126,10 @@ extension JSONCoding {
     }
 }
 
+extension ContentHash: JSONWritable {
+    public func write(to json: inout JSONWriter) { json.hash(self) }
+}
+
 extension ChunkRef: JSONWritable {
     public func write(to json: inout JSONWriter) {
         json.object { json in
@@ -147,7 +151,7 @@ extension ErrorBody: JSONWritable {
 extension FileVersion: JSONWritable {
     public func write(to json: inout JSONWriter) {
         json.object { json in
-            json.key("chunks"); json.array(chunks) { json, chunk in chunk.write(to: &json) }
+            json.key("chunks"); json.array(chunks)
             json.key("committed_at"); json.date(committedAt)
             json.key("deleted"); json.bool(deleted)
             if let deviceId { json.key("device_id"); json.string(deviceId) }
@@ -168,7 +172,7 @@ extension CommitResult: JSONWritable {
         json.object { json in
             if let current { json.key("current"); current.write(to: &json) }
             if let error { json.key("error"); error.write(to: &json) }
-            if let missing { json.key("missing"); json.array(missing) { json, hash in json.hash(hash) } }
+            if let missing { json.key("missing"); json.array(missing) }
             json.key("status"); json.string(status.rawValue)
             if let version { json.key("version"); version.write(to: &json) }
         }
@@ -179,7 +183,7 @@ extension CommitResponse: JSONWritable {
     public func write(to json: inout JSONWriter) {
         json.object { json in
             json.key("head"); json.int(head)
-            json.key("results"); json.array(results) { json, result in result.write(to: &json) }
+            json.key("results"); json.array(results)
         }
     }
 }
@@ -187,7 +191,7 @@ extension CommitResponse: JSONWritable {
 extension ChangesResponse: JSONWritable {
     public func write(to json: inout JSONWriter) {
         json.object { json in
-            json.key("changes"); json.array(changes) { json, version in version.write(to: &json) }
+            json.key("changes"); json.array(changes)
             json.key("cursor"); json.int(cursor)
             json.key("has_more"); json.bool(hasMore)
             json.key("head"); json.int(head)
@@ -198,8 +202,8 @@ extension ChangesResponse: JSONWritable {
 extension ChunkBatchResponse: JSONWritable {
     public func write(to json: inout JSONWriter) {
         json.object { json in
-            json.key("rejected"); json.array(rejected) { json, hash in json.hash(hash) }
-            json.key("stored"); json.array(stored) { json, chunk in chunk.write(to: &json) }
+            json.key("rejected"); json.array(rejected)
+            json.key("stored"); json.array(stored)
         }
     }
 }
@@ -207,7 +211,7 @@ extension ChunkBatchResponse: JSONWritable {
 extension MissingChunksResponse: JSONWritable {
     public func write(to json: inout JSONWriter) {
         json.object { json in
-            json.key("missing"); json.array(missing) { json, hash in json.hash(hash) }
+            json.key("missing"); json.array(missing)
         }
     }
 }
@@ -225,7 +229,7 @@ extension CommitOperation: JSONWritable {
     public func write(to json: inout JSONWriter) {
         json.object { json in
             if let base { json.key("base"); json.int(base) }
-            if let chunks { json.key("chunks"); json.array(chunks) { json, chunk in chunk.write(to: &json) } }
+            if let chunks { json.key("chunks"); json.array(chunks) }
             if let conflictOf { json.key("conflict_of"); conflictOf.write(to: &json) }
             if let kind { json.key("kind"); json.string(kind.rawValue) }
             if let mode { json.key("mode"); json.int(mode) }
@@ -242,7 +246,7 @@ extension CommitOperation: JSONWritable {
 extension CommitRequest: JSONWritable {
     public func write(to json: inout JSONWriter) {
         json.object { json in
-            json.key("operations"); json.array(operations) { json, operation in operation.write(to: &json) }
+            json.key("operations"); json.array(operations)
         }
     }
 }
@@ -250,7 +254,7 @@ extension CommitRequest: JSONWritable {
 extension MissingChunksRequest: JSONWritable {
     public func write(to json: inout JSONWriter) {
         json.object { json in
-            json.key("chunks"); json.array(chunks) { json, hash in json.hash(hash) }
+            json.key("chunks"); json.array(chunks)
         }
     }
 }

@@ -111,11 +111,6 @@ struct PieceCursor: Sendable {
     var index = 0
     var reader: BlobReadSequence.AsyncIterator?
 
-    init(blobs: any BlobStore, spans: [BlobSpan]) {
-        self.blobs = blobs
-        self.spans = spans
-    }
-
     func advanced() async throws -> (ByteBuffer, PieceCursor)? {
         var cursor = self
         while cursor.index < spans.count {
