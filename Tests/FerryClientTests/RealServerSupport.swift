@@ -1,6 +1,7 @@
 @testable import FerryClient
 import FerryCore
 import Foundation
+import GRDB
 import NIOPosix
 import Testing
 
@@ -108,7 +109,13 @@ struct RealServer {
                 total += size
             }
         }
-        return total
+        // Small blobs are rows of `blobs.sqlite`.
+        var readOnly = Configuration()
+        readOnly.readonly = true
+        let rows = try? DatabaseQueue(path: data + "/blobs.sqlite", configuration: readOnly).read { db in
+            try Int64.fetchOne(db, sql: "SELECT coalesce(sum(length(data)), 0) FROM blob WHERE NOT trashed")
+        }
+        return total + (rows.flatMap { $0 } ?? 0)
     }
 
     static func waitForHealth(_ url: String) async -> Bool {

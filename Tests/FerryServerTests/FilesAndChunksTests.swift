@@ -121,7 +121,7 @@ struct FilesAndChunksTests {
             let wrong = try await api.call(.put, "/chunks/\(hash.hex)", token: token, body: ByteBuffer(string: "other body"))
             #expect(wrong.status == .unprocessableContent)
             #expect(api.errorCode(wrong) == "hash_mismatch")
-            #expect(server.blobFiles().isEmpty)
+            #expect(try server.storedBlobs().isEmpty)
             #expect(try server.stagedFiles().isEmpty)
             let stillMissing = try await api.call(.post, "/chunks/missing", token: token, json: MissingChunksRequest(chunks: [hash]))
             #expect(try api.decode(MissingChunksResponse.self, stillMissing).missing == [hash])
@@ -129,7 +129,7 @@ struct FilesAndChunksTests {
             #expect(try await api.call(.put, "/chunks/\(hash.hex)", token: token, body: ByteBuffer(bytes: good)).status == .created)
             // Idempotent.
             #expect(try await api.call(.put, "/chunks/\(hash.hex)", token: token, body: ByteBuffer(bytes: good)).status == .created)
-            #expect(server.blobFiles().count == 1)
+            #expect(try server.storedBlobs().count == 1)
             let back = try await api.call(.get, "/chunks/\(hash.hex)", token: token)
             #expect(Array(back.body.readableBytesView) == good)
             let gone = try await api.call(.post, "/chunks/missing", token: token, json: MissingChunksRequest(chunks: [hash, hash]))
@@ -177,8 +177,9 @@ struct FilesAndChunksTests {
         defer { server.removeData() }
         try await server.run { api in
             let alice = try await api.newUser("alice")
-            // One chunk for a single upload and one for a batch, each in a shard that is gone.
-            let single = Array("single upload".utf8), batched = Array("batched upload".utf8)
+            // One chunk for a single upload and one for a batch, each in a shard that is gone;
+            // both above the small-blob limit, so both are files.
+            let single = randomBytes(100_000, seed: 21), batched = randomBytes(100_000, seed: 22)
             for bytes in [single, batched] {
                 try FileManager.default.removeItem(atPath: server.dataDirectory + "/blobs/" + String(ContentHash.of(bytes).hex.prefix(2)))
             }
@@ -186,8 +187,42 @@ struct FilesAndChunksTests {
             #expect(put.status == .created)
             let batch = try await api.call(.post, "/chunks/batch", token: alice, body: Self.batchBody([(ContentHash.of(batched), batched)]))
             #expect(batch.status == .ok)
-            #expect(server.blobFiles().count == 2)
+            #expect(try server.storedBlobs().count == 2)
             #expect(try server.stagedFiles().isEmpty)
+        }
+        #expect(try await Maintenance.check(store: server.services.store, blobs: server.services.blobs).isClean)
+    }
+
+    /// A file whose chunks are stored both ways (small ones as rows, larger ones as files)
+    /// reads back whole, in ranges across the seams, and chunk by chunk.
+    @Test func aFileOfRowsAndFilesReadsBackWholeAndInRanges() async throws {
+        let server = try await TestServer.make()
+        defer { server.removeData() }
+        try await server.run { api in
+            let token = try await api.newUser("alice")
+            let lib = try await api.createLibrary("docs", token: token).id
+            let sizes = [10_000, InlineBlobs.limit, InlineBlobs.limit + 1, 300, 200_000, 1]
+            let chunks = sizes.enumerated().map { randomBytes($1, seed: UInt64(40 + $0)) }
+            let r = try await api.call(.post, "/chunks/batch", token: token, body: Self.batchBody(chunks.map { (ContentHash.of($0), $0) }))
+            #expect(r.status == .ok)
+            let blobs = try #require(server.services.blobs as? FileBlobStore)
+            #expect(chunks.map { blobs.isFile(ContentHash.of($0)) } == sizes.map { $0 > InlineBlobs.limit })
+            let data = chunks.flatMap { $0 }
+            let put = CommitOperation(op: .put, path: try FerryPath("mixed.bin"), base: nil, kind: .file, size: Int64(data.count), sha256: ContentHash.of(data),
+                                      mtimeNs: 0, mode: 0o644, chunks: chunks.map { ChunkRef(sha256: ContentHash.of($0), size: Int64($0.count)) })
+            #expect(try await api.commit(lib, [put], token: token).results[0].status == .ok)
+
+            let whole = try await api.call(.get, "/libraries/\(lib)/files?path=mixed.bin", token: token)
+            #expect(Array(whole.body.readableBytesView) == data)
+            // From inside the first row, across the second row and the first file, into the third row.
+            let (from, to) = (5_000, sizes[0] + sizes[1] + sizes[2] + 100)
+            let range = try await api.call(.get, "/libraries/\(lib)/files?path=mixed.bin", token: token, headers: [.range: "bytes=\(from)-\(to)"])
+            #expect(range.status == .partialContent)
+            #expect(Array(range.body.readableBytesView) == Array(data[from...to]))
+            for chunk in chunks {
+                let back = try await api.call(.get, "/chunks/\(ContentHash.of(chunk).hex)", token: token)
+                #expect(Array(back.body.readableBytesView) == chunk)
+            }
         }
         #expect(try await Maintenance.check(store: server.services.store, blobs: server.services.blobs).isClean)
     }
@@ -216,7 +251,7 @@ struct FilesAndChunksTests {
             let answer = try api.decode(ChunkBatchResponse.self, r)
             #expect(answer.stored.map(\.sha256) == chunks.map { ContentHash.of($0) })
             #expect(answer.rejected == [ContentHash.of([9, 9, 9])])
-            #expect(server.blobFiles().count == 50)
+            #expect(try server.storedBlobs().count == 50)
             #expect(try server.stagedFiles().isEmpty)
             let missing = try await api.call(.post, "/chunks/missing", token: alice, json: MissingChunksRequest(chunks: frames.map(\.0)))
             #expect(try api.decode(MissingChunksResponse.self, missing).missing == [ContentHash.of([9, 9, 9])])
@@ -227,7 +262,7 @@ struct FilesAndChunksTests {
             #expect(try api.decode(MissingChunksResponse.self, bobMissing).missing.count == 1)
             let again = try await api.call(.post, "/chunks/batch", token: bob, body: Self.batchBody([(ContentHash.of(chunks[0]), chunks[0])]))
             #expect(again.status == .ok)
-            #expect(server.blobFiles().count == 50)
+            #expect(try server.storedBlobs().count == 50)
         }
     }
 
@@ -249,7 +284,7 @@ struct FilesAndChunksTests {
             let r = try await api.call(.post, "/chunks/batch", token: token, body: body)
             #expect(r.status == .badRequest)
             #expect(api.errorCode(r) == "invalid_batch")
-            #expect(server.blobFiles().isEmpty)
+            #expect(try server.storedBlobs().isEmpty)
             #expect(try server.stagedFiles().isEmpty)
         }
     }
@@ -262,7 +297,7 @@ struct FilesAndChunksTests {
             let body = ByteBuffer(bytes: [UInt8](repeating: 0, count: ChunkBatchFormat.maxContentBytes + ChunkBatchFormat.maxChunks * 40 + 1))
             let r = try await api.call(.post, "/chunks/batch", token: token, body: body)
             #expect(r.status == .contentTooLarge)
-            #expect(server.blobFiles().isEmpty)
+            #expect(try server.storedBlobs().isEmpty)
         }
     }
 
@@ -274,7 +309,7 @@ struct FilesAndChunksTests {
             let big = [UInt8](repeating: 1, count: FerryProtocol.maxChunkSize + 1)
             let r = try await api.call(.put, "/chunks/\(ContentHash.of(big).hex)", token: token, body: ByteBuffer(bytes: big))
             #expect(r.status == .contentTooLarge)
-            #expect(server.blobFiles().isEmpty)
+            #expect(try server.storedBlobs().isEmpty)
             #expect(try server.stagedFiles().isEmpty)
         }
     }
@@ -291,7 +326,7 @@ struct FilesAndChunksTests {
             #expect(api.errorCode(chunk) == "insufficient_storage")
             let file = try await api.call(.put, "/libraries/\(lib)/files?path=a", token: token, body: ByteBuffer(bytes: body))
             #expect(file.status.code == 507)
-            #expect(server.blobFiles().isEmpty)
+            #expect(try server.storedBlobs().isEmpty)
             #expect(try await api.changes(lib, token: token).head == 0)
             let health = try await api.call(.get, "/health")
             #expect(health.status == .serviceUnavailable)

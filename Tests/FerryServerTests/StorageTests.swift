@@ -69,7 +69,8 @@ struct StorageTests {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-layout-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let data = randomBytes(300_000, seed: 4)
-        let (first, password, library) = try await Self.populate(dir, data: data, then: ("b.txt", Array("small".utf8), nil))
+        // Both above the small-blob limit, so both are files.
+        let (first, password, library) = try await Self.populate(dir, data: data, then: ("b.bin", randomBytes(100_000, seed: 5), nil))
         // Put every blob back where the two-level layout kept it, drop the marker, and leave
         // one blob already moved, as a crash midway through the move would.
         let blobs = dir + "/blobs"
@@ -96,24 +97,41 @@ struct StorageTests {
         }
     }
 
-    @Test func checkFindsMissingAndCorruptBlobs() async throws {
+    /// Small blobs are rows and larger ones files; `check` finds either kind corrupt or gone.
+    @Test(arguments: [4, 100_000])
+    func checkFindsMissingAndCorruptBlobs(size: Int) async throws {
+        let a = randomBytes(size, seed: 1), b = randomBytes(size, seed: 2)
         try await withLibrary { api, token, lib in
-            try await api.putFile(lib, "a", Array("aaaa".utf8), base: nil, token: token)
-            try await api.putFile(lib, "b", Array("bbbb".utf8), base: nil, token: token)
-            try await checkAfterDamage(api.server)
+            try await api.putFile(lib, "a", a, base: nil, token: token)
+            try await api.putFile(lib, "b", b, base: nil, token: token)
+            let store = api.server.services.store, blobs = api.server.services.blobs as! FileBlobStore
+            #expect(try await Maintenance.check(store: store, blobs: blobs) == CheckReport(checked: 2))
+            let hashA = ContentHash.of(a), hashB = ContentHash.of(b)
+            #expect(blobs.isFile(hashA) == (size > InlineBlobs.limit))
+            try Self.damage(blobs, hashA, with: Array(a.reversed()))
+            try Self.damage(blobs, hashB, with: nil)
+            let report = try await Maintenance.check(store: store, blobs: blobs)
+            #expect(report.corrupt == [hashA])
+            #expect(report.missing == [hashB])
+            #expect(!report.isClean)
         }
     }
 
-    private func checkAfterDamage(_ server: TestServer) async throws {
-        let store = server.services.store, blobs = server.services.blobs as! FileBlobStore
-        #expect(try await Maintenance.check(store: store, blobs: blobs) == CheckReport(checked: 2))
-        let a = ContentHash.of(Array("aaaa".utf8)), b = ContentHash.of(Array("bbbb".utf8))
-        try Data("AAAA".utf8).write(to: URL(fileURLWithPath: blobs.path(of: a)))
-        try FileManager.default.removeItem(atPath: blobs.path(of: b))
-        let report = try await Maintenance.check(store: store, blobs: blobs)
-        #expect(report.corrupt == [a])
-        #expect(report.missing == [b])
-        #expect(!report.isClean)
+    /// Overwrites a stored blob with `bytes`, or removes it (nil), as a disk fault would:
+    /// the file, or the row of a small blob.
+    static func damage(_ blobs: FileBlobStore, _ hash: ContentHash, with bytes: [UInt8]?) throws {
+        if blobs.isFile(hash) {
+            if let bytes { try Data(bytes).write(to: URL(fileURLWithPath: blobs.path(of: hash))) } else { try FileManager.default.removeItem(atPath: blobs.path(of: hash)) }
+            return
+        }
+        try blobs.inline.pool.write { db in
+            if let bytes {
+                try db.execute(sql: "UPDATE blob SET data = ? WHERE sha256 = ?", arguments: [Data(bytes), Data(hash.bytes)])
+            } else {
+                try db.execute(sql: "DELETE FROM blob WHERE sha256 = ?", arguments: [Data(hash.bytes)])
+            }
+            #expect(db.changesCount == 1)
+        }
     }
 
     @Test func gcRemovesOnlyUnreferencedChunksPastTheGracePeriod() async throws {
@@ -148,24 +166,34 @@ struct StorageTests {
     @Test func startupSettlesWhatACrashLeftBehind() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-crash-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let body = Array("keep me".utf8), hash = ContentHash.of(body)
+        // A small blob (a row) and a large one (a file).
+        let small = Array("keep me".utf8), large = randomBytes(100_000, seed: 8)
+        let live = [ContentHash.of(small), ContentHash.of(large)]
+        let deadRow = Array("row of a chunk already deleted".utf8)
         do {
             let server = try await TestServer.make(dataDirectory: dir)
             try await server.run { api in
                 let token = try await api.newUser("alice")
-                #expect(try await api.call(.put, "/chunks/\(hash.hex)", token: token, body: ByteBuffer(bytes: body)).status == .created)
+                for body in [small, large] {
+                    #expect(try await api.call(.put, "/chunks/\(ContentHash.of(body).hex)", token: token, body: ByteBuffer(bytes: body)).status == .created)
+                }
             }
             let blobs = server.services.blobs as! FileBlobStore
-            // A gc that moved a live blob to the trash and then died before committing,
-            // a gc that died after committing, and an upload that died mid-write.
-            try blobs.moveToTrash(hash)
+            // A gc that moved both live blobs to the trash and then died before committing,
+            // a gc that died after committing (a file and a row in the trash whose chunk rows
+            // are gone), and an upload that died mid-write.
+            try blobs.moveToTrash(live)
             let dead = ContentHash.of(Array("row already deleted".utf8))
             try Data("row already deleted".utf8).write(to: URL(fileURLWithPath: blobs.trashPath(dead)))
+            _ = try blobs.inline.insert([(ContentHash.of(deadRow), ByteBuffer(bytes: deadRow))]) { _ in false }
+            try blobs.moveToTrash([ContentHash.of(deadRow)])
             try Data("partial".utf8).write(to: URL(fileURLWithPath: blobs.stagingDirectory + "/upload-deadbeef"))
-            #expect(try !blobs.exists(hash))
+            #expect(try live.allSatisfy { try !blobs.exists($0) })
         }
         let restarted = try await TestServer.make(dataDirectory: dir)
-        #expect(try restarted.services.blobs.exists(hash))
+        #expect(try live.allSatisfy { try restarted.services.blobs.exists($0) })
+        #expect(try restarted.services.blobs.trashContents().isEmpty)
+        #expect(try restarted.storedBlobs().count == 2)
         #expect(try restarted.stagedFiles().isEmpty)
     }
 
@@ -201,6 +229,57 @@ struct StorageTests {
         await #expect(throws: BlobError.self) { try await blobs.verify(ContentHash.of([0])) }
     }
 
+    /// Small blobs are rows of `blobs.sqlite`: staged in memory (no staging file), published
+    /// once, read at any offset, trashed, put back by a new upload or a known row, deleted.
+    @Test func smallBlobsAreRowsThroughEveryStep() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-rows-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let blobs = try FileBlobStore(dataDirectory: dir, threadPool: .singleton, maxBlobSize: 1 << 20)
+        let small = randomBytes(5_000, seed: 31), large = randomBytes(InlineBlobs.limit + 1, seed: 32)
+        let s = ContentHash.of(small), l = ContentHash.of(large)
+        let items = [(hash: s, bytes: ByteBuffer(bytes: small)), (hash: l, bytes: ByteBuffer(bytes: large)), (hash: ContentHash.of([1]), bytes: ByteBuffer(bytes: [2]))]
+        let (staged, mismatched) = try await blobs.stageBatch(items)
+        #expect(mismatched == [ContentHash.of([1])])
+        #expect(staged.map { $0.bytes != nil } == [true, false])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: blobs.stagingDirectory).count == 1)  // the large one only
+        #expect(try !blobs.exists(s))  // nothing visible before publish
+        #expect(try blobs.publishBatch(staged) == [true, true])
+        #expect(!blobs.isFile(s) && blobs.isFile(l))
+        #expect(try blobs.exists(s))
+        #expect(try blobs.publishBatch(try await blobs.stageBatch(Array(items.prefix(1))).staged) == [false])  // deduplicated
+        var read: [UInt8] = []
+        for try await b in blobs.read(s, offset: 1_000, length: 3_000) { read += Array(b.readableBytesView) }
+        #expect(read == Array(small[1_000..<4_000]))
+        #expect(try await blobs.verify(s) == (Int64(small.count), true))
+        await #expect(throws: BlobError.self) { for try await _ in blobs.read(s, offset: 4_000, length: 2_000) {} }  // past its end
+
+        // A single upload of a small blob is a row too, and leaves no staging file.
+        let writer = try await blobs.makeWriter()
+        let one = randomBytes(900, seed: 33)
+        try await writer.write(ByteBuffer(bytes: one))
+        #expect(try blobs.publish(try await writer.finish(expected: ContentHash.of(one))))
+        #expect(try blobs.exists(ContentHash.of(one)) && !blobs.isFile(ContentHash.of(one)))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: blobs.stagingDirectory).isEmpty)
+
+        // Trashed: out of place, back by a new upload of the same bytes.
+        try blobs.moveToTrash([s, l])
+        #expect(try !blobs.exists(s) && !blobs.exists(l))
+        #expect(try Set(blobs.trashContents()) == [s, l])
+        #expect(try blobs.publishBatch(try await blobs.stageBatch(Array(items.prefix(1))).staged) == [true])
+        #expect(try blobs.emptyTrash { _ in false } == 1)  // the large file only; the row is back in place
+        #expect(try blobs.exists(s))
+        // Trashed again: a known blob goes back, an unknown one is deleted.
+        try blobs.moveToTrash([s])
+        #expect(try blobs.emptyTrash { $0 == s } == 0)
+        #expect(try blobs.exists(s))
+        try blobs.moveToTrash([s])
+        #expect(try blobs.emptyTrash { _ in false } == 1)
+        #expect(try !blobs.exists(s) && blobs.trashContents().isEmpty)
+        await #expect(throws: BlobError.notFound(s)) { try await blobs.verify(s) }
+        await #expect(throws: BlobError.notFound(s)) { for try await _ in blobs.read(s, offset: 0, length: 10) {} }
+    }
+
     @Test func chunkUploadCutOffMidBodyLeavesNothingVisible() async throws {
         let server = try await TestServer.make()
         defer { server.removeData() }
@@ -218,7 +297,7 @@ struct StorageTests {
             let deadline = ContinuousClock.now + .seconds(30)
             while (try server.stagedFiles().isEmpty == false) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
             #expect(try server.stagedFiles().isEmpty)
-            #expect(server.blobFiles().isEmpty)
+            #expect(try server.storedBlobs().isEmpty)
             let missing = try await api.call(.post, "/chunks/missing", token: token, json: MissingChunksRequest(chunks: [hash]))
             #expect(try api.decode(MissingChunksResponse.self, missing).missing == [hash])
             // The full upload afterwards succeeds.

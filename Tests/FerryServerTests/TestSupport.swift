@@ -1,5 +1,6 @@
 import FerryCore
 import Foundation
+import GRDB
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
@@ -49,6 +50,14 @@ struct TestServer {
     func blobFiles() -> [String] {
         let root = dataDirectory + "/blobs"
         return (FileManager.default.enumerator(atPath: root)?.allObjects as? [String] ?? []).filter { $0.split(separator: "/").count == 2 }
+    }
+
+    /// Every stored blob: the files, and the small blobs kept as rows (`row:<sha256>`).
+    func storedBlobs() throws -> [String] {
+        let rows = try (services.blobs as! FileBlobStore).inline.pool.read { db in
+            try Data.fetchAll(db, sql: "SELECT sha256 FROM blob WHERE NOT trashed")
+        }
+        return blobFiles() + rows.map { "row:" + ContentHash(bytes: [UInt8]($0))!.hex }
     }
 }
 

@@ -25,9 +25,9 @@ public protocol BlobStore: Sendable {
     func exists(_ hash: ContentHash) throws -> Bool
     /// Re-hashes a blob; returns its size and whether it matches its name.
     func verify(_ hash: ContentHash) async throws -> (size: Int64, intact: Bool)
-    /// Moves a blob out of place into the trash (garbage collection). Blocking; called under
-    /// the metadata write lock, so a crash before that transaction commits can put it back.
-    func moveToTrash(_ hash: ContentHash) throws
+    /// Moves blobs out of place into the trash (garbage collection). Blocking; called under
+    /// the metadata write lock, so a crash before that transaction commits can put them back.
+    func moveToTrash(_ hashes: [ContentHash]) throws
     /// Settles the trash: blobs the metadata still knows (`isKnown`) go back into place, the
     /// rest are deleted. Returns how many were deleted.
     func emptyTrash(isKnown: (ContentHash) throws -> Bool) throws -> Int
@@ -51,12 +51,29 @@ public protocol BlobWriter: Sendable {
     func abort() async
 }
 
-/// A fully written, hashed and synced blob waiting in staging.
+/// A fully written, hashed and synced blob waiting in staging, or a small blob held in
+/// memory until it is published.
 public struct StagedBlob: Sendable {
     public let hash: ContentHash
     public let size: Int64
-    /// Where the bytes wait (backend-specific).
+    /// Where the bytes wait (backend-specific); empty for a blob held in `bytes`.
     public let stagingPath: String
+    /// The bytes of a small blob that never went to a staging file.
+    public let bytes: ByteBuffer?
+
+    init(hash: ContentHash, size: Int64, stagingPath: String) {
+        self.hash = hash
+        self.size = size
+        self.stagingPath = stagingPath
+        self.bytes = nil
+    }
+
+    init(hash: ContentHash, bytes: ByteBuffer) {
+        self.hash = hash
+        self.size = Int64(bytes.readableBytes)
+        self.stagingPath = ""
+        self.bytes = bytes
+    }
 }
 
 /// Blob store failures that map to API errors.

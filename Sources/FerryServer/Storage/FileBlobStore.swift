@@ -11,11 +11,13 @@ import NIOCore
 import NIOPosix
 import Synchronization
 
-/// Blobs as files under `blobs/ab/<sha256>` (256 directories, made once), staged in `tmp/`. All file I/O runs on a
-/// dedicated thread pool, never on an event loop.
+/// Blobs as files under `blobs/ab/<sha256>` (256 directories, made once), staged in `tmp/`;
+/// blobs of at most `InlineBlobs.limit` bytes as rows of `blobs.sqlite` instead. All file
+/// and database I/O runs on a dedicated thread pool, never on an event loop.
 public final class FileBlobStore: BlobStore {
     public let blobsDirectory: String
     public let stagingDirectory: String
+    let inline: InlineBlobs
     let pool: NIOThreadPool
     let maxBlobSize: Int64
 
@@ -28,7 +30,11 @@ public final class FileBlobStore: BlobStore {
         try Posix.makeDirectory(blobsDirectory, durable: true)
         try Posix.makeDirectory(stagingDirectory, durable: true)
         try Self.settleLayout(blobsDirectory)
+        self.inline = try InlineBlobs(path: dataDirectory + "/blobs.sqlite")
     }
+
+    /// Whether a blob is stored as a file (blocking).
+    func isFile(_ hash: ContentHash) -> Bool { access(path(of: hash), F_OK) == 0 }
 
     /// Where a blob lives: one level of 256 directories. (Two levels, 65,536 leaves, made
     /// nearly every new small chunk create a directory: ext4's inode allocation for mkdir was
@@ -81,6 +87,7 @@ public final class FileBlobStore: BlobStore {
     }
 
     public func publish(_ staged: StagedBlob) throws -> Bool {
+        if let bytes = staged.bytes { return try inline.insert([(staged.hash, bytes)], isFile: isFile)[0] }
         let final = path(of: staged.hash)
         if access(final, F_OK) == 0 {
             // Same name, same content: the blob is already durable; keep the old file.
@@ -115,6 +122,10 @@ public final class FileBlobStore: BlobStore {
                         mismatched.append(hash)
                         continue
                     }
+                    if bytes.readableBytes <= InlineBlobs.limit {
+                        staged.append(StagedBlob(hash: hash, bytes: bytes))
+                        continue
+                    }
                     let name = "\(staging)/upload-\(Posix.randomToken())"
                     let fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
                     guard fd >= 0 else { throw Posix.blobError("open staging file", errno) }
@@ -122,9 +133,9 @@ public final class FileBlobStore: BlobStore {
                     defer { close(fd) }
                     try bytes.withUnsafeReadableBytes { try Posix.writeAll(fd, $0) }
                 }
-                try Posix.syncFileSystem(staging)
+                if staged.contains(where: { $0.bytes == nil }) { try Posix.syncFileSystem(staging) }
             } catch {
-                for blob in staged { unlink(blob.stagingPath) }
+                for blob in staged where blob.bytes == nil { unlink(blob.stagingPath) }
                 throw error
             }
             return (staged, mismatched)
@@ -133,7 +144,13 @@ public final class FileBlobStore: BlobStore {
 
     public func publishBatch(_ staged: [StagedBlob]) throws -> [Bool] {
         var isNew: [Bool] = []
+        var small: [(hash: ContentHash, bytes: ByteBuffer)] = []
         for blob in staged {
+            if let bytes = blob.bytes {
+                small.append((blob.hash, bytes))
+                isNew.append(false)  // filled in below
+                continue
+            }
             let final = path(of: blob.hash)
             if access(final, F_OK) == 0 {
                 unlink(blob.stagingPath)
@@ -144,30 +161,36 @@ public final class FileBlobStore: BlobStore {
             isNew.append(true)
         }
         // The renames, all durable before any row references them.
-        try Posix.syncFileSystem(blobsDirectory)
+        if small.count < staged.count { try Posix.syncFileSystem(blobsDirectory) }
+        if !small.isEmpty {
+            var written = try inline.insert(small, isFile: isFile).makeIterator()
+            for (i, blob) in staged.enumerated() where blob.bytes != nil { isNew[i] = written.next()! }
+        }
         return isNew
     }
 
     public func discard(_ staged: StagedBlob) {
-        unlink(staged.stagingPath)
+        if staged.bytes == nil { unlink(staged.stagingPath) }
     }
 
     public func read(_ hash: ContentHash, offset: Int64, length: Int64) -> BlobReadSequence {
-        let reader = FileBlobReader(path: path(of: hash), hash: hash, offset: offset, length: length, pool: pool)
+        let reader = FileBlobReader(path: path(of: hash), hash: hash, offset: offset, length: length, pool: pool, inline: inline)
         return BlobReadSequence { try await reader.next() }
     }
 
     public func exists(_ hash: ContentHash) throws -> Bool {
-        access(path(of: hash), F_OK) == 0
+        try isFile(hash) || inline.contains(hash)
     }
 
     public func verify(_ hash: ContentHash) async throws -> (size: Int64, intact: Bool) {
         let path = path(of: hash)
+        let inline = inline
         return try await pool.runIfActive {
             let fd = open(path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else {
-                if errno == ENOENT { throw BlobError.notFound(hash) }
-                throw Posix.blobError("open blob", errno)
+                guard errno == ENOENT else { throw Posix.blobError("open blob", errno) }
+                guard let bytes = try inline.bytes(hash) else { throw BlobError.notFound(hash) }
+                return (Int64(bytes.count), ContentHash.of(bytes) == hash)
             }
             defer { close(fd) }
             var hasher = StreamingHasher()
@@ -189,19 +212,28 @@ public final class FileBlobStore: BlobStore {
     /// Trash lives in the staging directory as `gc-<sha256>`.
     func trashPath(_ hash: ContentHash) -> String { "\(stagingDirectory)/gc-\(hash.hex)" }
 
-    public func moveToTrash(_ hash: ContentHash) throws {
-        if rename(path(of: hash), trashPath(hash)) != 0 && errno != ENOENT { throw Posix.blobError("move blob to trash", errno) }
+    public func moveToTrash(_ hashes: [ContentHash]) throws {
+        var rows: [ContentHash] = []
+        for hash in hashes where rename(path(of: hash), trashPath(hash)) != 0 {
+            guard errno == ENOENT else { throw Posix.blobError("move blob to trash", errno) }
+            rows.append(hash)
+        }
+        try inline.trash(rows)
     }
 
     public func trashContents() throws -> [ContentHash] {
+        try trashedFiles() + inline.trashed()
+    }
+
+    func trashedFiles() throws -> [ContentHash] {
         try Posix.listDirectory(stagingDirectory).compactMap { name in
             name.hasPrefix("gc-") ? ContentHash(hex: name.dropFirst(3)) : nil
         }
     }
 
     public func emptyTrash(isKnown: (ContentHash) throws -> Bool) throws -> Int {
-        var deleted = 0
-        for hash in try trashContents() {
+        var deleted = try inline.settleTrash(isKnown: isKnown)
+        for hash in try trashedFiles() {
             if try isKnown(hash) {
                 let final = path(of: hash)
                 try Self.place(trashPath(hash), at: final, durable: true)
@@ -238,6 +270,7 @@ final class FileBlobWriter: BlobWriter {
         var hasher = StreamingHasher()
         var size: Int64 = 0
         var pending: ByteBuffer?
+        var flushed = false
         var finished = false
     }
 
@@ -278,6 +311,7 @@ final class FileBlobWriter: BlobWriter {
                 s.pending = pending
             }
             guard s.pending!.readableBytes >= Self.coalesce else { return nil }
+            s.flushed = true
             defer { s.pending = nil }
             return s.pending
         }
@@ -292,14 +326,20 @@ final class FileBlobWriter: BlobWriter {
     }
 
     func finish(expected: ContentHash?) async throws -> StagedBlob {
-        let (pending, hasher, size, fd) = state.withLock { s in
+        let (pending, hasher, size, fd, flushed) = state.withLock { s in
             defer { s.pending = nil }
-            return (s.pending, s.hasher, s.size, s.fd)
+            return (s.pending, s.hasher, s.size, s.fd, s.flushed)
         }
         let actual = hasher.finalize()
         if let expected, expected != actual {
             await abort()
             throw BlobError.hashMismatch(expected: expected, actual: actual)
+        }
+        if !flushed && size <= InlineBlobs.limit {
+            // Small enough to be a row: the bytes are all still in memory, so the staging
+            // file is not needed.
+            await abort()
+            return StagedBlob(hash: actual, bytes: pending ?? ByteBuffer())
         }
         do {
             try await pool.runIfActive {
@@ -337,6 +377,7 @@ final class FileBlobReader: Sendable {
     let path: String
     let hash: ContentHash
     let pool: NIOThreadPool
+    let inline: InlineBlobs
     /// 1 MiB, the chunker's average chunk: most chunks go out in one read and one socket
     /// write. A warm 1 GiB download over six alternated runs each (this VM, `ferry-bench
     /// throughput --only-kib 1048576`, the benchmark's old async reader): 256 KiB pieces
@@ -344,10 +385,11 @@ final class FileBlobReader: Sendable {
     /// and holds four times the memory per download.
     static let pieceSize = 1024 * 1024
 
-    init(path: String, hash: ContentHash, offset: Int64, length: Int64, pool: NIOThreadPool) {
+    init(path: String, hash: ContentHash, offset: Int64, length: Int64, pool: NIOThreadPool, inline: InlineBlobs) {
         self.path = path
         self.hash = hash
         self.pool = pool
+        self.inline = inline
         self.state = Mutex(State(position: offset, remaining: length))
     }
 
@@ -364,13 +406,19 @@ final class FileBlobReader: Sendable {
             return nil
         }
         let want = Int(min(remaining, Int64(Self.pieceSize)))
-        let (newFD, buffer) = try await pool.runIfActive { [path, hash] () throws -> (Int32, ByteBuffer) in
+        let (newFD, buffer) = try await pool.runIfActive { [path, hash, inline] () throws -> (Int32, ByteBuffer) in
             var fd = fd
             if fd < 0 {
                 fd = open(path, O_RDONLY | O_CLOEXEC)
                 guard fd >= 0 else {
-                    if errno == ENOENT { throw BlobError.notFound(hash) }
-                    throw Posix.blobError("open blob", errno)
+                    guard errno == ENOENT else { throw Posix.blobError("open blob", errno) }
+                    // Not a file: a small blob is a row, read whole (it is far below a piece).
+                    guard let bytes = try inline.bytes(hash) else { throw BlobError.notFound(hash) }
+                    guard position + Int64(want) <= Int64(bytes.count) else {
+                        throw BlobError.io("blob \(hash.hex) is shorter than its recorded size")
+                    }
+                    let start = bytes.startIndex + Int(position)
+                    return (-1, ByteBuffer(bytes: bytes[start..<start + want]))
                 }
             }
             var buffer = ByteBufferAllocator().buffer(capacity: want)

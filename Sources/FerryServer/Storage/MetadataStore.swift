@@ -110,8 +110,8 @@ public protocol MetadataStore: ConflictStore, WebhookStore, TaskStore {
     /// Every chunk some version references, with its recorded size.
     func referencedChunks() async throws -> [ContentHash: Int64]
     /// Removes chunks no version references whose last upload is older than `grace`;
-    /// `remove` takes the blob out of place under the same write lock.
-    func collectGarbage(grace: TimeInterval, remove: @escaping @Sendable (ContentHash) throws -> Void) async throws -> GarbageReport
+    /// `remove` takes their blobs out of place, all at once, under the same write lock.
+    func collectGarbage(grace: TimeInterval, remove: @escaping @Sendable ([ContentHash]) throws -> Void) async throws -> GarbageReport
     /// Whether a chunk row exists (used to settle the blob trash after a crash).
     func chunkExists(_ hash: ContentHash) async throws -> Bool
 }

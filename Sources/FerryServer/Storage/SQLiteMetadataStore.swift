@@ -394,11 +394,12 @@ public final class SQLiteMetadataStore: MetadataStore {
         try await pool.read { db in try Bool.fetchOne(db, sql: "SELECT 1 FROM chunk WHERE sha256 = ?", arguments: [Data(hash.bytes)]) ?? false }
     }
 
-    public func collectGarbage(grace: TimeInterval, remove: @escaping @Sendable (ContentHash) throws -> Void) async throws -> GarbageReport {
+    public func collectGarbage(grace: TimeInterval, remove: @escaping @Sendable ([ContentHash]) throws -> Void) async throws -> GarbageReport {
         let cutoff = Date().addingTimeInterval(-grace)
         return try await pool.write { db in
             let referenced = try Self.referenced(db)
             var report = GarbageReport(removedChunks: 0, removedBytes: 0, keptInGrace: 0)
+            var removed: [ContentHash] = []
             let rows = try Row.fetchAll(db, sql: "SELECT sha256, size, touched_at FROM chunk")
             for row in rows {
                 guard let hash = ContentHash(bytes: [UInt8](row["sha256"] as Data)), referenced[hash] == nil else { continue }
@@ -407,13 +408,14 @@ public final class SQLiteMetadataStore: MetadataStore {
                     report.keptInGrace += 1
                     continue
                 }
-                // Rows go first inside the transaction; the blob goes while the write lock
-                // still holds, so no upload can re-reference it in between.
                 try db.execute(sql: "DELETE FROM chunk WHERE sha256 = ?", arguments: [Data(hash.bytes)])
-                try remove(hash)
+                removed.append(hash)
                 report.removedChunks += 1
                 report.removedBytes += row["size"] as Int64
             }
+            // Rows go first inside the transaction; the blobs go while the write lock still
+            // holds, so no upload can re-reference them in between.
+            try remove(removed)
             return report
         }
     }

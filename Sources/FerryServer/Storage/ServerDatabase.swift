@@ -7,10 +7,20 @@ import GRDB
 public enum ServerDatabase {
     /// Opens (creating if needed) `ferry.sqlite` at `path` and migrates it to the latest schema.
     public static func open(path: String, busyTimeout: TimeInterval = 10) throws -> DatabasePool {
+        let pool = try durablePool(path: path, busyTimeout: busyTimeout)
+        try migrator.migrate(pool)
+        return pool
+    }
+
+    /// A WAL pool whose every connection commits with `synchronous=FULL`, checked before use.
+    /// Shared by the metadata database and the small-blob database (`InlineBlobs`).
+    static func durablePool(path: String, busyTimeout: TimeInterval, pageSize: Int? = nil) throws -> DatabasePool {
         var config = Configuration()
         config.busyMode = .timeout(busyTimeout)
         config.foreignKeysEnabled = true
         config.prepareDatabase { db in
+            // Takes effect only while the file is new, before WAL is set up.
+            if let pageSize { try db.execute(sql: "PRAGMA page_size = \(pageSize)") }
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
         let pool = try DatabasePool(path: path, configuration: config)
@@ -19,7 +29,6 @@ public enum ServerDatabase {
         // its lifetime, so raising it once here holds; the check below proves it.
         try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         try verifyDurability(pool)
-        try migrator.migrate(pool)
         return pool
     }
 

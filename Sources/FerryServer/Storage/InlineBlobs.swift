@@ -1,0 +1,118 @@
+import FerryCore
+import Foundation
+import GRDB
+import NIOCore
+
+/// Small blobs as rows of `blobs.sqlite` in the data directory, next to the blob files.
+///
+/// A file per small chunk costs a staging file created, written and closed, a rename into its
+/// shard, an inode, and a share of two file-system syncs; for an initial sync of 20,000 small
+/// files that was half of the server's CPU. A batch of rows costs one transaction and one
+/// fsync of the write-ahead log. Rows follow the same publish and trash steps as files:
+/// `FileBlobStore` writes them under the metadata write lock, before the chunk rows that
+/// reference them commit, and garbage collection flags them `trashed` first so a crash can
+/// put them back.
+///
+/// Every method blocks; callers run them on the blob thread pool or under the metadata lock.
+struct InlineBlobs: Sendable {
+    /// Blobs up to this size are rows; larger ones stay files. SQLite reads and writes rows
+    /// of tens of KiB faster than files of that size, and every file the chunker cuts from a
+    /// large file is at least 256 KiB, so rows hold whole small files only.
+    static let limit = 64 * 1024
+
+    /// SQLite's largest page: a batch of rows is written in far fewer system calls than with
+    /// 4 KiB pages (each WAL frame is a write of its own). Initial sync of 20,000 small files,
+    /// two alternated runs each: server CPU 1.46–1.60 s with 4 KiB pages, 1.31–1.36 s with
+    /// 64 KiB; 16 KiB fell between.
+    static let pageSize = 65536
+
+    let pool: DatabasePool
+
+    init(path: String) throws {
+        pool = try ServerDatabase.durablePool(path: path, busyTimeout: 10, pageSize: Self.pageSize)
+        try pool.write { db in
+            try db.execute(sql: """
+                CREATE TABLE IF NOT EXISTS blob (
+                    sha256 BLOB PRIMARY KEY CHECK (length(sha256) = 32),
+                    data BLOB NOT NULL,
+                    trashed BOOLEAN NOT NULL DEFAULT 0
+                )
+                """)
+        }
+    }
+
+    /// Stores blobs in one transaction, durably once this returns. A blob already present
+    /// (`isFile`, or a row) is not written again; a trashed row is put back. Returns, per
+    /// blob, whether it was written.
+    func insert(_ blobs: [(hash: ContentHash, bytes: ByteBuffer)], isFile: (ContentHash) -> Bool) throws -> [Bool] {
+        try pool.write { db in
+            let find = try db.cachedStatement(sql: "SELECT trashed FROM blob WHERE sha256 = ?")
+            let restore = try db.cachedStatement(sql: "UPDATE blob SET trashed = 0 WHERE sha256 = ?")
+            let add = try db.cachedStatement(sql: "INSERT INTO blob (sha256, data) VALUES (?, ?)")
+            var written: [Bool] = []
+            for (hash, bytes) in blobs {
+                let key = Data(hash.bytes)
+                if let trashed = try Bool.fetchOne(find, arguments: [key]) {
+                    if trashed { try restore.execute(arguments: [key]) }
+                    written.append(trashed)
+                } else if isFile(hash) {
+                    written.append(false)
+                } else {
+                    try add.execute(arguments: [key, Data(bytes.readableBytesView)])
+                    written.append(true)
+                }
+            }
+            return written
+        }
+    }
+
+    /// A blob's bytes, or nil when there is no row (or it is in the trash).
+    func bytes(_ hash: ContentHash) throws -> Data? {
+        try pool.read { db in
+            try Data.fetchOne(db, sql: "SELECT data FROM blob WHERE sha256 = ? AND NOT trashed", arguments: [Data(hash.bytes)])
+        }
+    }
+
+    func contains(_ hash: ContentHash) throws -> Bool {
+        try pool.read { db in
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM blob WHERE sha256 = ? AND NOT trashed", arguments: [Data(hash.bytes)]) ?? false
+        }
+    }
+
+    /// Flags blobs as trashed, in one transaction: out of place for readers, still on disk
+    /// until `settleTrash`.
+    func trash(_ hashes: [ContentHash]) throws {
+        guard !hashes.isEmpty else { return }
+        try pool.write { db in
+            let flag = try db.cachedStatement(sql: "UPDATE blob SET trashed = 1 WHERE sha256 = ?")
+            for hash in hashes { try flag.execute(arguments: [Data(hash.bytes)]) }
+        }
+    }
+
+    func trashed() throws -> [ContentHash] {
+        try pool.read { db in
+            try Data.fetchAll(db, sql: "SELECT sha256 FROM blob WHERE trashed").compactMap { ContentHash(bytes: [UInt8]($0)) }
+        }
+    }
+
+    /// Trashed blobs the metadata still knows go back into place; the rest are deleted.
+    /// Returns how many were deleted.
+    func settleTrash(isKnown: (ContentHash) throws -> Bool) throws -> Int {
+        let candidates = try trashed()
+        guard !candidates.isEmpty else { return 0 }
+        return try pool.write { db in
+            var deleted = 0
+            for hash in candidates {
+                let key = Data(hash.bytes)
+                if try isKnown(hash) {
+                    try db.execute(sql: "UPDATE blob SET trashed = 0 WHERE sha256 = ?", arguments: [key])
+                } else {
+                    // Only while still trashed: an upload may have put it back meanwhile.
+                    try db.execute(sql: "DELETE FROM blob WHERE sha256 = ? AND trashed", arguments: [key])
+                    deleted += db.changesCount
+                }
+            }
+            return deleted
+        }
+    }
+}
