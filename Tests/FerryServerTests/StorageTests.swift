@@ -280,6 +280,32 @@ struct StorageTests {
         await #expect(throws: BlobError.notFound(s)) { for try await _ in blobs.read(s, offset: 0, length: 10) {} }
     }
 
+    /// `O_DIRECT` writes with an aligned buffer, the tail written normally, give back exactly
+    /// the bytes, at every size around the alignment and buffer boundaries, on a disk file
+    /// system and on tmpfs (which refuses `O_DIRECT`, so every write falls back), appended
+    /// piece by piece as the streaming writer does.
+    @Test(arguments: [FileManager.default.temporaryDirectory.path, "/dev/shm"])
+    func directWritesGiveBackExactlyTheBytes(on root: String) throws {
+        guard FileManager.default.isWritableFile(atPath: root) else { return }
+        let dir = root + "/ferry-direct-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let writer = DirectWriter(keep: 1)
+        let a = DirectWriter.alignment, b = DirectWriter.bufferSize
+        for (i, size) in [0, 1, a - 1, a, a + 1, b - 1, b, b + a + 7, 3 * b + 5].enumerated() {
+            let bytes = randomBytes(size, seed: UInt64(60 + i))
+            // Whole, and as an aligned piece followed by the rest.
+            for pieces in [[bytes[...]], [bytes[..<DirectWriter.alignedPrefix(size / 2)], bytes[DirectWriter.alignedPrefix(size / 2)...]]] {
+                let path = "\(dir)/\(size)-\(pieces.count)"
+                let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+                try #require(fd >= 0)
+                for piece in pieces { try Array(piece).withUnsafeBytes { try writer.write(fd, $0) } }
+                close(fd)
+                #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Data(bytes), "\(size) bytes in \(pieces.count) pieces on \(root)")
+            }
+        }
+    }
+
     @Test func chunkUploadCutOffMidBodyLeavesNothingVisible() async throws {
         let server = try await TestServer.make()
         defer { server.removeData() }

@@ -18,6 +18,7 @@ public final class FileBlobStore: BlobStore {
     public let blobsDirectory: String
     public let stagingDirectory: String
     let inline: InlineBlobs
+    let direct: DirectWriter
     let pool: NIOThreadPool
     let maxBlobSize: Int64
 
@@ -26,6 +27,7 @@ public final class FileBlobStore: BlobStore {
         self.blobsDirectory = dataDirectory + "/blobs"
         self.stagingDirectory = dataDirectory + "/tmp"
         self.pool = threadPool
+        self.direct = DirectWriter(keep: 8)
         self.maxBlobSize = maxBlobSize
         try Posix.makeDirectory(blobsDirectory, durable: true)
         try Posix.makeDirectory(stagingDirectory, durable: true)
@@ -83,7 +85,7 @@ public final class FileBlobStore: BlobStore {
             guard fd >= 0 else { throw Posix.blobError("open staging file", errno) }
             return fd
         }
-        return FileBlobWriter(fd: fd, path: name, pool: pool, limit: maxBlobSize)
+        return FileBlobWriter(fd: fd, path: name, pool: pool, limit: maxBlobSize, direct: direct)
     }
 
     public func publish(_ staged: StagedBlob) throws -> Bool {
@@ -112,7 +114,7 @@ public final class FileBlobStore: BlobStore {
     }
 
     public func stageBatch(_ items: [(hash: ContentHash, bytes: ByteBuffer)]) async throws -> (staged: [StagedBlob], mismatched: [ContentHash]) {
-        let staging = stagingDirectory
+        let staging = stagingDirectory, direct = direct
         return try await pool.runIfActive {
             var staged: [StagedBlob] = []
             var mismatched: [ContentHash] = []
@@ -131,7 +133,7 @@ public final class FileBlobStore: BlobStore {
                     guard fd >= 0 else { throw Posix.blobError("open staging file", errno) }
                     staged.append(StagedBlob(hash: hash, size: Int64(bytes.readableBytes), stagingPath: name))
                     defer { close(fd) }
-                    try bytes.withUnsafeReadableBytes { try Posix.writeAll(fd, $0) }
+                    try bytes.withUnsafeReadableBytes { try direct.write(fd, $0) }
                 }
                 if staged.contains(where: { $0.bytes == nil }) { try Posix.syncFileSystem(staging) }
             } catch {
@@ -278,14 +280,17 @@ final class FileBlobWriter: BlobWriter {
     let path: String
     let pool: NIOThreadPool
     let limit: Int64
-    /// Writes go to disk in pieces of at least this size: fewer thread hops.
+    let direct: DirectWriter
+    /// Writes go to disk in pieces of at least this size: fewer thread hops. Each piece is a
+    /// multiple of `DirectWriter.alignment`; the rest waits for the next piece.
     static let coalesce = 512 * 1024
 
-    init(fd: Int32, path: String, pool: NIOThreadPool, limit: Int64) {
+    init(fd: Int32, path: String, pool: NIOThreadPool, limit: Int64, direct: DirectWriter) {
         self.state = Mutex(State(fd: fd))
         self.path = path
         self.pool = pool
         self.limit = limit
+        self.direct = direct
     }
 
     deinit {
@@ -312,16 +317,15 @@ final class FileBlobWriter: BlobWriter {
             }
             guard s.pending!.readableBytes >= Self.coalesce else { return nil }
             s.flushed = true
-            defer { s.pending = nil }
-            return s.pending
+            return s.pending!.readSlice(length: DirectWriter.alignedPrefix(s.pending!.readableBytes))
         }
         if let toFlush { try await flush(toFlush) }
     }
 
     private func flush(_ buffer: ByteBuffer) async throws {
         let fd = state.withLock { $0.fd }
-        try await pool.runIfActive {
-            try buffer.withUnsafeReadableBytes { try Posix.writeAll(fd, $0) }
+        try await pool.runIfActive { [direct] in
+            try buffer.withUnsafeReadableBytes { try direct.write(fd, $0) }
         }
     }
 
@@ -342,8 +346,8 @@ final class FileBlobWriter: BlobWriter {
             return StagedBlob(hash: actual, bytes: pending ?? ByteBuffer())
         }
         do {
-            try await pool.runIfActive {
-                if let pending { try pending.withUnsafeReadableBytes { try Posix.writeAll(fd, $0) } }
+            try await pool.runIfActive { [direct] in
+                if let pending { try pending.withUnsafeReadableBytes { try direct.write(fd, $0) } }
                 guard fsync(fd) == 0 else { throw Posix.blobError("sync staged blob", errno) }
                 close(fd)
             }
@@ -439,6 +443,79 @@ final class FileBlobReader: Sendable {
             s.remaining -= Int64(buffer.readableBytes)
         }
         return buffer
+    }
+}
+
+/// Writes blobs to new files around the page cache (`O_DIRECT`) where the file system allows
+/// it. Every staged blob is synced before it is published, so the cache would only hold bytes
+/// about to be flushed anyway, and filling it is not free: on this project's benchmark VM,
+/// writing 1 GiB through the cache costs 2.2–2.5 s of kernel CPU, against 0.05 s with
+/// `O_DIRECT` (dd, 8 MiB blocks). `O_DIRECT` needs aligned memory, so the bytes are copied
+/// through aligned buffers kept for reuse (a fresh buffer's pages would fault in on first
+/// touch, the very cost this avoids). The unaligned tail of a blob, and any file system that
+/// refuses `O_DIRECT` (tmpfs), use ordinary writes.
+final class DirectWriter: Sendable {
+    /// File offsets, lengths and buffer addresses are multiples of this, the largest
+    /// logical block size in common use.
+    static let alignment = 4096
+    static let bufferSize = 1 << 20
+
+    private struct Buffer: @unchecked Sendable {  // owned by one thread between take and give back
+        let memory: UnsafeMutableRawBufferPointer
+    }
+    private let idle = Mutex<[Buffer]>([])
+    /// Buffers kept between writes: one per blob-pool thread is enough.
+    let keep: Int
+
+    init(keep: Int) { self.keep = keep }
+
+    deinit {
+        idle.withLock { for b in $0 { b.memory.deallocate() } }
+    }
+
+    /// The largest prefix of `count` bytes that `O_DIRECT` can take.
+    static func alignedPrefix(_ count: Int) -> Int { count & ~(alignment - 1) }
+
+    /// Writes `bytes` at the end of `fd`, a file opened for writing whose size so far is a
+    /// multiple of `alignment`. Blocking.
+    func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws {
+        let aligned = Self.alignedPrefix(bytes.count)
+        var done = 0
+        if aligned > 0, Self.setDirect(fd, true) {
+            let buffer = idle.withLock { $0.popLast() } ?? Buffer(memory: .allocate(byteCount: Self.bufferSize, alignment: Self.alignment))
+            defer {
+                let kept = idle.withLock { list in
+                    guard list.count < keep else { return false }
+                    list.append(buffer)
+                    return true
+                }
+                if !kept { buffer.memory.deallocate() }
+                _ = Self.setDirect(fd, false)
+            }
+            while done < aligned {
+                let n = min(Self.bufferSize, aligned - done)
+                buffer.memory.baseAddress!.copyMemory(from: bytes.baseAddress! + done, byteCount: n)
+                let written = Glibc.write(fd, buffer.memory.baseAddress, n)
+                if written == n {
+                    done += n
+                    continue
+                }
+                if written < 0 && errno == EINTR { continue }
+                // Refused (EINVAL: an alignment this file system does not take) or short:
+                // the rest goes the ordinary way from where the file now ends.
+                if written < 0 && errno != EINVAL { throw Posix.blobError("write", errno) }
+                if written > 0 { done += written }
+                break
+            }
+        }
+        try Posix.writeAll(fd, UnsafeRawBufferPointer(rebasing: bytes[done...]))
+    }
+
+    /// Turns `O_DIRECT` on or off; false when the file system does not support it.
+    static func setDirect(_ fd: Int32, _ on: Bool) -> Bool {
+        let flags = fcntl(fd, F_GETFL)
+        guard flags >= 0 else { return false }
+        return fcntl(fd, F_SETFL, on ? flags | ferry_o_direct() : flags & ~ferry_o_direct()) == 0
     }
 }
 
