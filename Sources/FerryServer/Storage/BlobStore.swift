@@ -12,7 +12,8 @@ public protocol BlobStore: Sendable {
     /// false when the blob was already stored (deduplicated).
     func publish(_ staged: StagedBlob) throws -> Bool
     /// Stages many small blobs at once: each is hashed against its name (mismatches are
-    /// returned, not staged) and all are made durable together. Blocking-free for the caller.
+    /// returned, not staged) and all are made durable together; a backend may keep the
+    /// smallest in memory and make them durable in `publishBatch`. Blocking-free for the caller.
     func stageBatch(_ items: [(hash: ContentHash, bytes: ByteBuffer)]) async throws -> (staged: [StagedBlob], mismatched: [ContentHash])
     /// `publish` for a batch, with one sync of the file system for all of them. Called under
     /// the metadata write lock. Returns, per blob, whether it was new.
