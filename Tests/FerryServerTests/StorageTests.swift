@@ -215,9 +215,8 @@ struct StorageTests {
         let again = try await blobs.makeWriter()
         try await again.write(ByteBuffer(bytes: data))
         #expect(try !blobs.publish(try await again.finish(expected: hash)))  // deduplicated
-        var read: [UInt8] = []
-        for try await b in blobs.read(hash, offset: 1000, length: 500_000) { read += Array(b.readableBytesView) }
-        #expect(read == Array(data[1000..<501_000]))
+        let read = try await blobs.readTogether([BlobSpan(hash: hash, offset: 1000, length: 500_000)])
+        #expect(Array(read.readableBytesView) == Array(data[1000..<501_000]))
         #expect(try await blobs.verify(hash) == (Int64(data.count), true))
 
         let tooBig = try await blobs.makeWriter()
@@ -248,11 +247,12 @@ struct StorageTests {
         #expect(!blobs.isFile(s) && blobs.isFile(l))
         #expect(try blobs.exists(s))
         #expect(try blobs.publishBatch(try await blobs.stageBatch(Array(items.prefix(1))).staged) == [false])  // deduplicated
-        var read: [UInt8] = []
-        for try await b in blobs.read(s, offset: 1_000, length: 3_000) { read += Array(b.readableBytesView) }
-        #expect(read == Array(small[1_000..<4_000]))
+        // A row and a file in one piece, each from an offset.
+        let read = try await blobs.readTogether([BlobSpan(hash: s, offset: 1_000, length: 3_000), BlobSpan(hash: l, offset: 7, length: 100)])
+        #expect(Array(read.readableBytesView) == Array(small[1_000..<4_000]) + Array(large[7..<107]))
         #expect(try await blobs.verify(s) == (Int64(small.count), true))
-        await #expect(throws: BlobError.self) { for try await _ in blobs.read(s, offset: 4_000, length: 2_000) {} }  // past its end
+        await #expect(throws: BlobError.self) { try await blobs.readTogether([BlobSpan(hash: s, offset: 4_000, length: 2_000)]) }  // past its end
+        await #expect(throws: BlobError.self) { try await blobs.readTogether([BlobSpan(hash: l, offset: 60_000, length: 10_000)]) }
 
         // A single upload of a small blob is a row too, and leaves no staging file.
         let writer = try await blobs.makeWriter()
@@ -277,7 +277,7 @@ struct StorageTests {
         #expect(try blobs.emptyTrash { _ in false } == 1)
         #expect(try !blobs.exists(s) && blobs.trashContents().isEmpty)
         await #expect(throws: BlobError.notFound(s)) { try await blobs.verify(s) }
-        await #expect(throws: BlobError.notFound(s)) { for try await _ in blobs.read(s, offset: 0, length: 10) {} }
+        await #expect(throws: BlobError.notFound(s)) { try await blobs.readTogether([BlobSpan(hash: s, offset: 0, length: 10)]) }
     }
 
     /// `O_DIRECT` writes with an aligned buffer, the tail written normally, give back exactly
@@ -302,6 +302,25 @@ struct StorageTests {
                 for piece in pieces { try Array(piece).withUnsafeBytes { try writer.write(fd, $0) } }
                 close(fd)
                 #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Data(bytes), "\(size) bytes in \(pieces.count) pieces on \(root)")
+            }
+        }
+    }
+
+    /// A download's spans are cut and grouped into pieces of exactly the piece size (the last
+    /// may be shorter) that cover the same bytes in the same order.
+    @Test func downloadPiecesCoverTheSpansInOrder() {
+        let lengths: [Int64] = [1, 7, 100, 999, 1_000, 1_001, 2_500]
+        for count in 0...4 {
+            for size in [1, 10, 999, 1_000, 1_001, 4_096] {
+                let spans = (0..<count).map { i in
+                    BlobSpan(hash: ContentHash.of([UInt8(i)]), offset: Int64(i * 37), length: lengths[(i * 3 + size) % lengths.count])
+                }
+                let pieces = FileBlobStore.pieces(of: spans, bytes: size)
+                #expect(pieces.dropLast().allSatisfy { $0.reduce(0) { $0 + $1.length } == Int64(size) })
+                #expect(pieces.allSatisfy { !$0.isEmpty && $0.reduce(0) { $0 + $1.length } <= Int64(size) })
+                // Every byte of every span, once, in order.
+                let bytes = { (list: [BlobSpan]) in list.flatMap { s in (s.offset..<s.offset + s.length).map { (s.hash, $0) } } }
+                #expect(bytes(pieces.flatMap { $0 }).elementsEqual(bytes(spans), by: ==))
             }
         }
     }

@@ -175,9 +175,44 @@ public final class FileBlobStore: BlobStore {
         if staged.bytes == nil { unlink(staged.stagingPath) }
     }
 
-    public func read(_ hash: ContentHash, offset: Int64, length: Int64) -> BlobReadSequence {
-        let reader = FileBlobReader(path: path(of: hash), hash: hash, offset: offset, length: length, pool: pool, inline: inline)
-        return BlobReadSequence { try await reader.next() }
+    public func readTogether(_ spans: [BlobSpan]) async throws -> ByteBuffer {
+        let total = spans.reduce(0) { $0 + Int($1.length) }
+        return try await pool.runIfActive { [self] in
+            var buffer = ByteBufferAllocator().buffer(capacity: total)
+            for span in spans { try read(span, into: &buffer) }
+            return buffer
+        }
+    }
+
+    /// Appends one span's bytes to `buffer`, from the blob's file or its row. Blocking.
+    func read(_ span: BlobSpan, into buffer: inout ByteBuffer) throws {
+        let want = Int(span.length)
+        let fd = open(path(of: span.hash), O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            guard errno == ENOENT else { throw Posix.blobError("open blob", errno) }
+            guard let bytes = try inline.bytes(span.hash) else { throw BlobError.notFound(span.hash) }
+            guard span.offset + span.length <= Int64(bytes.count) else {
+                throw BlobError.io("blob \(span.hash.hex) is shorter than its recorded size")
+            }
+            let start = bytes.startIndex + Int(span.offset)
+            buffer.writeBytes(bytes[start..<start + want])
+            return
+        }
+        defer { close(fd) }
+        let n = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: want) { ptr in
+            var done = 0
+            while done < want {
+                let n = pread(fd, ptr.baseAddress! + done, want - done, off_t(span.offset) + off_t(done))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw Posix.blobError("read blob", errno)
+                }
+                if n == 0 { break }
+                done += n
+            }
+            return done
+        }
+        guard n == want else { throw BlobError.io("blob \(span.hash.hex) is shorter than its recorded size") }
     }
 
     public func exists(_ hash: ContentHash) throws -> Bool {
@@ -366,83 +401,6 @@ final class FileBlobWriter: BlobWriter {
             close(s.fd)
             unlink(path)
         }
-    }
-}
-
-/// Reads one blob in pieces on the thread pool.
-final class FileBlobReader: Sendable {
-    private struct State {
-        var fd: Int32 = -1
-        var position: Int64
-        var remaining: Int64
-    }
-
-    private let state: Mutex<State>
-    let path: String
-    let hash: ContentHash
-    let pool: NIOThreadPool
-    let inline: InlineBlobs
-    /// 1 MiB, the chunker's average chunk: most chunks go out in one read and one socket
-    /// write. A warm 1 GiB download over six alternated runs each (this VM, `ferry-bench
-    /// throughput --only-kib 1048576`, the benchmark's old async reader): 256 KiB pieces
-    /// 1.9–2.6 GB/s (mean 2.3), 1 MiB pieces 2.2–4.1 GB/s (mean 3.3); 4 MiB was no faster
-    /// and holds four times the memory per download.
-    static let pieceSize = 1024 * 1024
-
-    init(path: String, hash: ContentHash, offset: Int64, length: Int64, pool: NIOThreadPool, inline: InlineBlobs) {
-        self.path = path
-        self.hash = hash
-        self.pool = pool
-        self.inline = inline
-        self.state = Mutex(State(position: offset, remaining: length))
-    }
-
-    deinit {
-        state.withLock { if $0.fd >= 0 { close($0.fd) } }
-    }
-
-    func next() async throws -> ByteBuffer? {
-        let (fd, position, remaining) = state.withLock { ($0.fd, $0.position, $0.remaining) }
-        guard remaining > 0 else {
-            state.withLock { s in
-                if s.fd >= 0 { close(s.fd); s.fd = -1 }
-            }
-            return nil
-        }
-        let want = Int(min(remaining, Int64(Self.pieceSize)))
-        let (newFD, buffer) = try await pool.runIfActive { [path, hash, inline] () throws -> (Int32, ByteBuffer) in
-            var fd = fd
-            if fd < 0 {
-                fd = open(path, O_RDONLY | O_CLOEXEC)
-                guard fd >= 0 else {
-                    guard errno == ENOENT else { throw Posix.blobError("open blob", errno) }
-                    // Not a file: a small blob is a row, read whole (it is far below a piece).
-                    guard let bytes = try inline.bytes(hash) else { throw BlobError.notFound(hash) }
-                    guard position + Int64(want) <= Int64(bytes.count) else {
-                        throw BlobError.io("blob \(hash.hex) is shorter than its recorded size")
-                    }
-                    let start = bytes.startIndex + Int(position)
-                    return (-1, ByteBuffer(bytes: bytes[start..<start + want]))
-                }
-            }
-            var buffer = ByteBufferAllocator().buffer(capacity: want)
-            let n = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: want) { ptr in
-                while true {
-                    let n = pread(fd, ptr.baseAddress, want, off_t(position))
-                    if n < 0 && errno == EINTR { continue }
-                    guard n >= 0 else { throw Posix.blobError("read blob", errno) }
-                    return n
-                }
-            }
-            guard n > 0 else { throw BlobError.io("blob \(hash.hex) is shorter than its recorded size") }
-            return (fd, buffer)
-        }
-        state.withLock { s in
-            s.fd = newFD
-            s.position += Int64(buffer.readableBytes)
-            s.remaining -= Int64(buffer.readableBytes)
-        }
-        return buffer
     }
 }
 
