@@ -271,6 +271,10 @@ struct FaultInjectionTests {
                 let user = try await cloud.user("eve")
                 let a = try await Device.make(cloud, user: user, name: "a")
                 defer { Task { await a.close() } }
+                // The second device registers while there is room: registering is a write,
+                // which a full disk refuses (507) like any other.
+                let b = try await Device.make(cloud, user: user, name: "b")
+                defer { Task { await b.close() } }
                 try Self.writeWorkload(a, megabytes: 20, seed: 65)
 
                 // The real file system runs out of space under the server (no reserve set).
@@ -290,8 +294,6 @@ struct FaultInjectionTests {
                 #expect(check.isClean)
 
                 // What was committed is whole: a second device gets complete files or none.
-                let b = try await Device.make(cloud, user: user, name: "b")
-                defer { Task { await b.close() } }
                 try await b.sync()
                 let theirs = b.tree(), mine = a.tree()
                 for (path, content) in theirs { #expect(mine[path] == content, "\(path) arrived different from the original") }
