@@ -2,6 +2,7 @@
 import FerryCore
 import Foundation
 import Logging
+import NIOCore
 import CoreFoundation
 import NIOPosix
 import Testing
@@ -211,6 +212,27 @@ struct SyncTests {
             #expect(kept == ["b's unsynced edit"])
             #expect(b.read("f.txt") == "two from a")
         }
+    }
+
+    /// A batch body holds each readable chunk's header and bytes, read straight into place;
+    /// a chunk whose file is gone or too short leaves nothing in the body and is named torn.
+    @Test func aBatchBodyLeavesOutChunksItCannotRead() throws {
+        let root = scratchDirectory("batch-body")
+        let data = seededBytes(300_000, seed: 12)
+        try Data(data).write(to: URL(fileURLWithPath: root + "/a.bin"))
+        func location(_ path: String, _ offset: Int, _ size: Int) -> ChunkLocation {
+            let end = min(offset + size, data.count)
+            return ChunkLocation(chunk: ChunkRef(sha256: ContentHash.of(data[min(offset, end)..<end]), size: Int64(size)), path: path, offset: Int64(offset))
+        }
+        let items = [location("a.bin", 0, 100_000), location("gone.bin", 0, 10), location("a.bin", 250_000, 100_000), location("a.bin", 100_000, 150_000)]
+        let (body, sent, torn) = ChunkUpload.batchBody(items, root: root)
+        #expect(sent == 2)
+        #expect(torn == ["gone.bin", "a.bin"])
+        let bytes = Array(body.readableBytesView)
+        let frames = try bytes.withUnsafeBytes { try ChunkBatchFormat.parse($0) }
+        #expect(frames.map(\.hash) == [items[0].chunk.sha256, items[3].chunk.sha256])
+        let contents: [[UInt8]] = frames.map { Array(bytes[$0.range]) }
+        #expect(contents == [Array(data[0..<100_000]), Array(data[100_000..<250_000])])
     }
 
     @Test func restartAfterChunksWereSentDoesNotSendThemAgain() async throws {

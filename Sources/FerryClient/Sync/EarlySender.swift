@@ -1,5 +1,6 @@
 import FerryCore
 import Foundation
+import NIOCore
 import NIOPosix
 
 /// Where a chunk's bytes are: in the file at `path` (relative to the folder root), from `offset`.
@@ -26,16 +27,33 @@ enum ChunkUpload {
     /// them is stored; a file that is gone or shorter is not sent. Both kinds of path are
     /// returned in `torn`, with the chunk bytes the server stored.
     static func send(_ items: [ChunkLocation], root: String, api: ServerAPI) async throws -> (stored: Int64, torn: [String]) {
-        let read = try await FolderSync.ioPool.runIfActive {
-            items.map { item in (item, try? FolderSync.readRange(root + "/" + item.path, offset: item.offset, size: item.chunk.size)) }
-        }
-        var torn = read.compactMap { $0.1 == nil ? $0.0.path : nil }
-        let present = read.compactMap { entry in entry.1.map { (hash: entry.0.chunk.sha256, bytes: $0) } }
-        guard !present.isEmpty else { return (0, torn) }
-        let answer = try await api.putChunks(present)
+        var (body, sent, torn) = try await FolderSync.ioPool.runIfActive { batchBody(items, root: root) }
+        guard sent > 0 else { return (0, torn) }
+        let answer = try await api.putChunks(body: body)
         let rejected = Set(answer.rejected)
         torn += items.filter { rejected.contains($0.chunk.sha256) }.map(\.path)
         return (answer.stored.reduce(0) { $0 + $1.size }, torn)
+    }
+
+    /// The `ChunkBatchFormat` body for `items`, each chunk read from its file straight into
+    /// place (no buffer per chunk, no second copy into the body). A chunk whose file is gone,
+    /// shorter or unreadable is left out and its path returned in `torn`. Blocking.
+    static func batchBody(_ items: [ChunkLocation], root: String) -> (body: ByteBuffer, sent: Int, torn: [String]) {
+        var body = ByteBuffer()
+        body.reserveCapacity(items.reduce(0) { $0 + ChunkBatchFormat.headerSize + Int($1.chunk.size) })
+        var sent = 0, torn: [String] = []
+        for item in items {
+            let mark = body.writerIndex
+            body.writeBytes(ChunkBatchFormat.header(item.chunk.sha256, size: Int(item.chunk.size)))
+            let read = (try? FolderSync.readRange(root + "/" + item.path, offset: item.offset, size: item.chunk.size, appendingTo: &body)) ?? false
+            if read {
+                sent += 1
+            } else {
+                body.moveWriterIndex(to: mark)
+                torn.append(item.path)
+            }
+        }
+        return (body, sent, torn)
     }
 }
 

@@ -789,14 +789,20 @@ public final class FolderSync: Sendable {
     }
 
     static func readRange(_ path: String, offset: Int64, size: Int64) throws -> ByteBuffer? {
+        var buffer = ByteBuffer()
+        return try readRange(path, offset: offset, size: size, appendingTo: &buffer) ? buffer : nil
+    }
+
+    /// Appends `size` bytes of the file at `path` from `offset` to `buffer`. False, with
+    /// `buffer` as it was, when the file is gone or shorter.
+    static func readRange(_ path: String, offset: Int64, size: Int64, appendingTo buffer: inout ByteBuffer) throws -> Bool {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
-            if errno == ENOENT { return nil }
+            if errno == ENOENT { return false }
             throw SystemCallError("open \(path)", errno: errno)
         }
         defer { close(fd) }
-        var buffer = ByteBuffer()
-        buffer.reserveCapacity(Int(size))
+        let start = buffer.writerIndex
         let read = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Int(size)) { raw -> Int in
             var done = 0
             while done < Int(size) {
@@ -807,7 +813,11 @@ public final class FolderSync: Sendable {
             }
             return done
         }
-        return read == Int(size) ? buffer : nil
+        guard read == Int(size) else {
+            buffer.moveWriterIndex(to: start)
+            return false
+        }
+        return true
     }
 
     // MARK: helpers

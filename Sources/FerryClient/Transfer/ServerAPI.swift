@@ -163,13 +163,8 @@ public struct ServerAPI: Sendable {
     }
 
     /// Uploads many small chunks in one request (`ChunkBatchFormat`).
-    public func putChunks(_ chunks: [(hash: ContentHash, bytes: ByteBuffer)]) async throws -> ChunkBatchResponse {
-        var body = ByteBuffer()
-        body.reserveCapacity(chunks.reduce(0) { $0 + ChunkBatchFormat.headerSize + $1.bytes.readableBytes })
-        for (hash, bytes) in chunks {
-            body.writeBytes(ChunkBatchFormat.header(hash, size: bytes.readableBytes))
-            body.writeImmutableBuffer(bytes)
-        }
+    /// Sends a `POST /chunks/batch` body already in `ChunkBatchFormat` (see `ChunkUpload.batchBody`).
+    public func putChunks(body: ByteBuffer) async throws -> ChunkBatchResponse {
         var request = request(.POST, "/chunks/batch")
         request.headers.add(name: "Content-Type", value: "application/octet-stream")
         request.body = .bytes(body)
