@@ -254,7 +254,9 @@ struct StorageTests {
         await #expect(throws: BlobError.self) { try await blobs.readTogether([BlobSpan(hash: s, offset: 4_000, length: 2_000)]) }  // past its end
         await #expect(throws: BlobError.self) { try await blobs.readTogether([BlobSpan(hash: l, offset: 60_000, length: 10_000)]) }
 
-        // A single upload of a small blob is a row too, and leaves no staging file.
+        // A single upload of a small blob is a row too, and leaves no staging file: the
+        // writer holds everything below `coalesce`, which must stay above the row limit.
+        #expect(FileBlobWriter.coalesce > InlineBlobs.limit)
         let writer = try await blobs.makeWriter()
         let one = randomBytes(900, seed: 33)
         try await writer.write(ByteBuffer(bytes: one))

@@ -307,7 +307,6 @@ final class FileBlobWriter: BlobWriter {
         var hasher = StreamingHasher()
         var size: Int64 = 0
         var pending: ByteBuffer?
-        var flushed = false
         var finished = false
     }
 
@@ -351,7 +350,6 @@ final class FileBlobWriter: BlobWriter {
                 s.pending = pending
             }
             guard s.pending!.readableBytes >= Self.coalesce else { return nil }
-            s.flushed = true
             return s.pending!.readSlice(length: DirectWriter.alignedPrefix(s.pending!.readableBytes))
         }
         if let toFlush { try await flush(toFlush) }
@@ -365,16 +363,18 @@ final class FileBlobWriter: BlobWriter {
     }
 
     func finish(expected: ContentHash?) async throws -> StagedBlob {
-        let (pending, hasher, size, fd, flushed) = state.withLock { s in
+        let (pending, hasher, size, fd) = state.withLock { s in
             defer { s.pending = nil }
-            return (s.pending, s.hasher, s.size, s.fd, s.flushed)
+            return (s.pending, s.hasher, s.size, s.fd)
         }
         let actual = hasher.finalize()
         if let expected, expected != actual {
             await abort()
             throw BlobError.hashMismatch(expected: expected, actual: actual)
         }
-        if !flushed && size <= InlineBlobs.limit {
+        // Nothing is flushed before `coalesce` bytes, which is above the row limit, so a
+        // blob small enough to be a row is still all in `pending`.
+        if size <= InlineBlobs.limit {
             // Small enough to be a row: the bytes are all still in memory, so the staging
             // file is not needed.
             await abort()
