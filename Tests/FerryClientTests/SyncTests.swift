@@ -414,7 +414,7 @@ struct SyncTests {
             }
             try a.write("s/copy.bin", seededBytes(1000, seed: 0))  // same content as s/0.bin: sent once
             let inputs = try await a.sync.gatherInputs()
-            #expect(inputs.uploadedWhileHashing == expected)
+            #expect(await inputs.earlyUploads() == expected)
             let hashes = inputs.local.values.flatMap(\.chunks).map(\.sha256)
             #expect(hashes.count == 41)
             #expect(try await a.api.missingChunks(hashes).isEmpty)
@@ -422,6 +422,51 @@ struct SyncTests {
             let report = try await a.sync()
             #expect(report.uploadedFiles == 41)
             #expect(report.uploadedBytes == 0)
+        }
+    }
+
+    /// A pass that did all it planned and made nothing new is not followed by a second walk
+    /// of the folder; the folder must then really be settled (a next pass plans nothing). A
+    /// pass that made a conflict copy is followed by the pass that uploads it.
+    @Test func aSyncStopsAfterOnePassOnlyWhenThatPassSettledTheFolder() async throws {
+        try await Cloud.with { cloud in
+            let user = try await cloud.user("ola")
+            let a = try await Device.make(cloud, user: user, name: "a")
+            let b = try await Device.make(cloud, user: user, name: "b")
+            defer { Task { await a.close(); await b.close() } }
+            for i in 0..<30 { try a.write("d\(i % 3)/f\(i).txt", "file \(i)") }
+            try a.write("big.bin", seededBytes(2 << 20, seed: 3))
+            try a.mkdir("empty/inner")
+            try FileManager.default.createSymbolicLink(atPath: a.root + "/link", withDestinationPath: "d0/f0.txt")
+            let uploaded = try await a.sync()
+            #expect(uploaded.passes == 1)
+            #expect(uploaded.uploadedFiles == 31)
+            #expect(try await a.sync.pass().planned == 0)
+
+            let downloaded = try await b.sync()
+            #expect(downloaded.passes == 1)
+            #expect(b.tree() == a.tree())
+            #expect(try await b.sync.pass().planned == 0)
+
+            try a.remove("d1")
+            try a.write("d0/f0.txt", "edited on a")
+            let changed = try await a.sync()
+            #expect(changed.passes == 1)
+            #expect(changed.deletedRemote == 11)
+            #expect(try await a.sync.pass().planned == 0)
+
+            // Both edit one file: B's pass keeps its edit as a conflict copy, which only a
+            // second pass uploads.
+            try await b.sync()
+            try a.write("d2/f2.txt", "a's edit")
+            try b.write("d2/f2.txt", "b's edit")
+            try await a.sync()
+            let conflicted = try await b.sync()
+            #expect(conflicted.conflicts == 1)
+            #expect(conflicted.passes >= 2)
+            #expect(try await b.sync.pass().planned == 0)
+            try await a.sync()
+            #expect(a.tree() == b.tree())
         }
     }
 

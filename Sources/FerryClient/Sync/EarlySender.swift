@@ -118,7 +118,13 @@ public final class EarlySender: Sendable {
         }
     }
 
-    /// Sends what is still queued; returns the chunk bytes the server stored.
+    /// Nothing more will be offered: what is queued is still sent.
+    public func close() {
+        continuation.finish()
+    }
+
+    /// Sends what is still queued and waits until it is stored; returns the chunk bytes the
+    /// server stored. May be called again; each call returns the same total.
     public func finish() async -> Int64 {
         continuation.finish()
         return await sender.value

@@ -10,6 +10,9 @@ import Glibc
 
 /// What one pass over a folder did and what it left undone.
 public struct PassReport: Sendable, Codable, Equatable {
+    /// Passes run (a sync runs passes until the folder is settled). Not in the JSON, which
+    /// older `ferry status` must keep reading.
+    public var passes = 0
     public var planned = 0
     public var uploadedFiles = 0
     /// Chunk bytes sent to the server (chunks it already had are not sent).
@@ -33,6 +36,9 @@ public struct PassReport: Sendable, Codable, Equatable {
 
     /// Something changed on either side.
     public var didWork: Bool { uploadedFiles + downloadedFiles + deletedRemote + deletedLocal + conflicts > 0 }
+
+    /// Everything planned was done, and nothing was made that a next pass must sync.
+    public var finishedEverything: Bool { deferred == 0 && problems.isEmpty && conflicts == 0 && massDelete == nil }
 
     enum CodingKeys: String, CodingKey {
         case planned, conflicts, deferred, problems
@@ -130,8 +136,11 @@ public final class FolderSync: Sendable {
         public var local: [String: LocalState]
         public var remote: [String: FileVersion]
         public var problems: [String: String]
-        /// Chunk bytes sent while files were being hashed.
-        public var uploadedWhileHashing: Int64 = 0
+        /// Sends the chunks of what was hashed; it may still be sending its last groups.
+        public var early: EarlySender?
+
+        /// Waits for the chunks sent while hashing; returns the bytes the server stored.
+        public func earlyUploads() async -> Int64 { await early?.finish() ?? 0 }
     }
 
     /// `newer`: server versions read but not stored (a dry run), laid over the mirror.
@@ -210,7 +219,8 @@ public final class FolderSync: Sendable {
             })
             record(file, outcome)
         }
-        let uploadedWhileHashing = await sender?.finish() ?? 0
+        // Not waited for here: planning and the journal go on while the last groups are stored.
+        sender?.close()
         // A path that could not be read, or sits in a directory that could not be listed,
         // is left out of the plan entirely: absence must never read as deletion.
         for path in problems.keys { skip.insert(path) }
@@ -222,7 +232,7 @@ public final class FolderSync: Sendable {
         entries = entries.filter { !isSkipped($0.key) }
         remote = remote.filter { !isSkipped($0.key) }
         local = local.filter { !isSkipped($0.key) }
-        return Inputs(index: entries, local: local, remote: remote, problems: problems, uploadedWhileHashing: uploadedWhileHashing)
+        return Inputs(index: entries, local: local, remote: remote, problems: problems, early: sender)
     }
 
     /// Files at least this large are hashed one at a time (their hash already keeps several
@@ -243,14 +253,21 @@ public final class FolderSync: Sendable {
         let plan = Planner.plan(index: inputs.index, local: inputs.local, remote: inputs.remote, policy: policy)
         let actions = plan.actions
         var report = PassReport()
+        report.passes = 1
         report.planned = actions.count
         report.problems = inputs.problems.merging(plan.held) { a, _ in a }
         report.massDelete = plan.massDelete
-        report.uploadedBytes = inputs.uploadedWhileHashing
-        if !actions.isEmpty {
+        if actions.isEmpty {
+            report.uploadedBytes = await inputs.earlyUploads()
+        } else {
             logger.debug("pass planned", metadata: ["folder": "\(root)", "actions": "\(actions.count)"])
-            try await applyLocal(actions, index: inputs.index, report: &report)
-            try await applyRemote(actions, report: &report)
+            do {
+                try await applyLocal(actions, index: inputs.index, report: &report)
+                try await applyRemote(actions, waitingFor: inputs.early, report: &report)
+            } catch {
+                _ = await inputs.earlyUploads()  // no sending left behind a failed pass
+                throw error
+            }
         }
         try index.recordProblems(folder: root, report.problems)
         return report
@@ -336,7 +353,13 @@ public final class FolderSync: Sendable {
         return "\(path) exists neither here nor on the server."
     }
 
-    /// Passes until one plans nothing (or `limit` passes): what `ferry sync` runs.
+    /// Passes until the folder is settled (or `limit` passes): what `ferry sync` and the
+    /// daemon run. Settled is a pass that planned nothing, or one that finished everything it
+    /// planned, made nothing new to sync (no conflict copies) and after which the server's
+    /// change feed holds nothing from anyone else. A second pass would then only walk and
+    /// hash-check the folder again to find what it just recorded. What changes in the folder
+    /// while a pass runs is the next pass's, as for any sync started a moment later: the
+    /// daemon's watcher starts it.
     public func syncUntilSettled(limit: Int = 6, allowMassDelete: Bool = false) async throws -> PassReport {
         var total = PassReport()
         for _ in 0..<limit {
@@ -344,6 +367,7 @@ public final class FolderSync: Sendable {
             total.merge(report)
             total.problems = report.problems
             if report.planned == 0 { return total }
+            if report.finishedEverything, !(try await pullChanges()) { return total }
         }
         let last = try await pass(allowMassDelete: allowMassDelete)
         total.merge(last)
@@ -616,7 +640,9 @@ public final class FolderSync: Sendable {
 
     // MARK: server side: uploads and deletes
 
-    func applyRemote(_ actions: [PlannedAction], report: inout PassReport) async throws {
+    /// `early` (the pass's early uploads) is waited for before the upload step, which would
+    /// otherwise find the chunks it is still sending missing and send them again.
+    func applyRemote(_ actions: [PlannedAction], waitingFor early: EarlySender? = nil, report: inout PassReport) async throws {
         var puts: [(LocalState, Int64?)] = []
         var deletes: [(String, Int64)] = []
         for action in actions {
@@ -626,12 +652,12 @@ public final class FolderSync: Sendable {
             default: continue
             }
         }
-        guard !puts.isEmpty || !deletes.isEmpty else { return }
-
         let files = puts.filter { $0.0.kind == .file }.map(\.0)
         try index.recordPending(folder: root, files.map {
             JournalEntry(path: $0.path, inode: $0.file.inode, size: $0.file.size, mtimeNs: $0.file.mtimeNs, ctimeNs: $0.file.ctimeNs, sha256: $0.sha256 ?? .empty, chunks: $0.chunks)
         })
+        report.uploadedBytes += await early?.finish() ?? 0
+        guard !puts.isEmpty || !deletes.isEmpty else { return }
         var torn = Set<String>()
         report.uploadedBytes += try await uploadMissingChunks(of: files, torn: &torn)
         for path in torn { report.problems[path] = "the file changed while it was uploaded; it will be synced once it settles" }
@@ -841,6 +867,7 @@ public final class FolderSync: Sendable {
 
 extension PassReport {
     mutating func merge(_ other: PassReport) {
+        passes += other.passes
         planned += other.planned
         uploadedFiles += other.uploadedFiles
         uploadedBytes += other.uploadedBytes
