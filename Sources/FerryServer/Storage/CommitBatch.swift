@@ -13,6 +13,8 @@ struct CommitBatch {
     private(set) var head: Int64
     private let startHead: Int64
     private let now = Date()
+    /// `now` as the text SQLite stores, formatted once for the batch instead of per row.
+    private let stamp: DatabaseValue
     /// The user's endpoints, read once for the whole batch.
     private let subscribers: Subscribers
     /// Set by a restore: puts are reported as `file.restored` from this version.
@@ -34,6 +36,7 @@ struct CommitBatch {
         self.deviceId = deviceId
         self.head = row["head"]
         self.startHead = head
+        self.stamp = now.databaseValue
         self.subscribers = try Subscribers.load(db, userId: userId)
         self.hasFollowers = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM attachment WHERE library_id = ? AND follow = 1)",
                                               arguments: [libraryId]) ?? false
@@ -69,7 +72,7 @@ struct CommitBatch {
             // Deleting a conflict copy settles its conflict: the person chose the other side.
             try db.cachedStatement(sql: """
                 UPDATE conflict SET resolved_at = ?, resolution = 'copy_deleted' WHERE library_id = ? AND copy_path = ? AND resolved_at IS NULL
-                """).execute(arguments: [now, libraryId, op.path.string])
+                """).execute(arguments: [stamp, libraryId, op.path.string])
             try report(.fileDeleted, version)
             return CommitResult(status: .ok, version: version)
 
@@ -125,7 +128,7 @@ struct CommitBatch {
         let id = SQLiteMetadataStore.newId("cfl")
         try db.cachedStatement(sql: """
             INSERT INTO conflict (id, library_id, path, copy_path, mine_seq, theirs_seq, detected_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [id, libraryId, theirs.path.string, copy.path.string, copy.version, theirs.version, now])
+            """).execute(arguments: [id, libraryId, theirs.path.string, copy.path.string, copy.version, theirs.version, stamp])
         let info = ConflictInfo(id: id, library: libraryId, path: theirs.path, mine: ConflictSide(copy), theirs: ConflictSide(theirs),
                                 detectedAt: now, resolvedAt: nil, resolution: nil)
         let targets = subscribers.matching(EventType.fileConflict.rawValue)
@@ -238,7 +241,7 @@ struct CommitBatch {
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [
                 libraryId, head, path.string, kind.rawValue, deleted, size, sha256.map { Data($0.bytes) }, mtimeNs, mode,
-                ChunkList.encode(chunks), target, deviceId, now,
+                ChunkList.encode(chunks), target, deviceId, stamp,
             ])
         try db.cachedStatement(sql: """
             INSERT INTO entry (library_id, path, seq, deleted) VALUES (?, ?, ?, ?)

@@ -242,7 +242,8 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func recordChunks(userId: Int64, _ chunks: [ChunkRef], makeVisible: @escaping @Sendable () throws -> [Bool]) async throws -> [Bool] {
-        let now = Date()
+        // Formatted once: a Date is turned into text each time it is bound.
+        let now = Date().databaseValue
         return try await pool.write { db in
             let isNew = try makeVisible()
             let chunk = try db.cachedStatement(sql: """
@@ -251,8 +252,9 @@ public final class SQLiteMetadataStore: MetadataStore {
                 """)
             let owner = try db.cachedStatement(sql: "INSERT OR IGNORE INTO user_chunk (user_id, sha256) VALUES (?, ?)")
             for c in chunks {
-                try chunk.execute(arguments: [Data(c.sha256.bytes), c.size, now, now])
-                try owner.execute(arguments: [userId, Data(c.sha256.bytes)])
+                let key = Data(c.sha256.bytes)
+                try chunk.execute(arguments: [key, c.size, now, now])
+                try owner.execute(arguments: [userId, key])
             }
             return isNew
         }
