@@ -257,9 +257,10 @@ public final class LocalIndex: Sendable {
                 try put.execute(arguments: [folder, e.path, e.kind.rawValue, e.size, e.mtimeNs, Int64(bitPattern: e.inode), e.mode,
                                             e.sha256.map { Data($0.bytes) }, PackedChunkList.encode(e.chunks), e.target, e.version, e.ctimeNs])
             }
-            for path in update.unsynced {
-                try db.execute(sql: "DELETE FROM entry WHERE folder = ? AND path = ?", arguments: [folder, path])
-            }
+            // Statements in loops are prepared once (a plain `execute(sql:)` compiles its SQL
+            // on every call: a third of this transaction's time for a batch of 1,000).
+            let unsync = try db.cachedStatement(sql: "DELETE FROM entry WHERE folder = ? AND path = ?")
+            for path in update.unsynced { try unsync.execute(arguments: [folder, path]) }
             // The feed and commit answers can arrive in either order: keep the newest.
             let mirror = try db.cachedStatement(sql: """
                 INSERT INTO remote (folder, path, version, kind, deleted, size, sha256, mtime_ns, mode, chunks, target, device_id, committed_at)
@@ -275,12 +276,10 @@ public final class LocalIndex: Sendable {
                     PackedChunkList.encode(v.chunks), v.target, v.deviceId, v.committedAt.timeIntervalSince1970,
                 ])
             }
-            for path in update.journalDone {
-                try db.execute(sql: "DELETE FROM journal WHERE folder = ? AND path = ?", arguments: [folder, path])
-            }
-            for path in update.conflictCopiesReported {
-                try db.execute(sql: "DELETE FROM conflict_copy WHERE folder = ? AND path = ?", arguments: [folder, path])
-            }
+            let settle = try db.cachedStatement(sql: "DELETE FROM journal WHERE folder = ? AND path = ?")
+            for path in update.journalDone { try settle.execute(arguments: [folder, path]) }
+            let reported = try db.cachedStatement(sql: "DELETE FROM conflict_copy WHERE folder = ? AND path = ?")
+            for path in update.conflictCopiesReported { try reported.execute(arguments: [folder, path]) }
             if let cursor = update.cursor {
                 try db.execute(sql: "UPDATE folder_state SET cursor = MAX(cursor, ?) WHERE folder = ?", arguments: [cursor, folder])
             }
