@@ -46,6 +46,38 @@ struct HashTests {
         #expect(ContentHash.empty.hex == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
     }
 
+    /// The hash is stored as four words: every view of it must still be the 32 bytes, in
+    /// order, and it must sort, compare and hash as those bytes do.
+    @Test func everyViewOfAHashIsItsThirtyTwoBytesInOrder() throws {
+        var g = SeededGenerator(state: 7)
+        var hashes: [ContentHash] = []
+        var byteArrays: [[UInt8]] = []
+        for i in 0..<500 {
+            // Random bytes, plus digests that differ only in their last or first byte.
+            var bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &g) }
+            if i % 5 == 1 { bytes = byteArrays[i - 1]; bytes[31] &+= 1 }
+            if i % 5 == 2 { bytes = byteArrays[i - 2]; bytes[0] ^= 0x80 }
+            let hash = try #require(ContentHash(bytes: bytes))
+            #expect(hash.bytes == bytes)
+            #expect(hash.data == Data(bytes))
+            #expect(hash.withUnsafeBytes { Array($0) } == bytes)
+            let hex = bytes.map { String(format: "%02x", $0) }.joined()
+            #expect(hash.hex == hex)
+            #expect(ContentHash(hex: hex) == hash)
+            #expect(ContentHash(hex: hex.uppercased()) == hash)
+            #expect(ContentHash(bytes: Data(bytes)) == hash)
+            hashes.append(hash)
+            byteArrays.append(bytes)
+        }
+        for _ in 0..<2000 {
+            let (a, b) = (Int.random(in: 0..<500, using: &g), Int.random(in: 0..<500, using: &g))
+            #expect((hashes[a] < hashes[b]) == byteArrays[a].lexicographicallyPrecedes(byteArrays[b]))
+            #expect((hashes[a] == hashes[b]) == (byteArrays[a] == byteArrays[b]))
+        }
+        #expect(Set(hashes).count == Set(byteArrays).count)
+        #expect(hashes.sorted().map(\.bytes) == byteArrays.sorted { $0.lexicographicallyPrecedes($1) })
+    }
+
     @Test func jsonRoundTripAndValidation() throws {
         let h = ContentHash.of(Array("abc".utf8))
         let data = try JSONEncoder().encode([h])

@@ -126,9 +126,9 @@ struct StorageTests {
         }
         try blobs.inline.pool.write { db in
             if let bytes {
-                try db.execute(sql: "UPDATE blob SET data = ? WHERE sha256 = ?", arguments: [Data(bytes), Data(hash.bytes)])
+                try db.execute(sql: "UPDATE blob SET data = ? WHERE sha256 = ?", arguments: [Data(bytes), hash.data])
             } else {
-                try db.execute(sql: "DELETE FROM blob WHERE sha256 = ?", arguments: [Data(hash.bytes)])
+                try db.execute(sql: "DELETE FROM blob WHERE sha256 = ?", arguments: [hash.data])
             }
             #expect(db.changesCount == 1)
         }

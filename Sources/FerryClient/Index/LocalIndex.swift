@@ -146,7 +146,7 @@ public final class LocalIndex: Sendable {
                 let e = IndexEntry(
                     path: row[0], kind: EntryKind(rawValue: row[1]) ?? .file, size: row[2], mtimeNs: row[3],
                     inode: UInt64(bitPattern: row[4] as Int64), ctimeNs: row[10], mode: row[5],
-                    sha256: (row[6] as Data?).flatMap { ContentHash(bytes: [UInt8]($0)) },
+                    sha256: (row[6] as Data?).flatMap { ContentHash(bytes: $0) },
                     chunks: PackedChunkList.decode(row[7]) ?? [], target: row[8], version: row[9])
                 out[e.path] = e
             }
@@ -167,7 +167,7 @@ public final class LocalIndex: Sendable {
                 guard let path = try? FerryPath(raw) else { continue }
                 out[raw] = FileVersion(
                     version: row[1], path: path, kind: EntryKind(rawValue: row[2]) ?? .file, deleted: row[3], size: row[4],
-                    sha256: (row[5] as Data?).flatMap { ContentHash(bytes: [UInt8]($0)) }, mtimeNs: row[6], mode: row[7],
+                    sha256: (row[5] as Data?).flatMap { ContentHash(bytes: $0) }, mtimeNs: row[6], mode: row[7],
                     chunks: PackedChunkList.decode(row[8]) ?? [], target: row[9], deviceId: row[10],
                     committedAt: Date(timeIntervalSince1970: row[11]))
             }
@@ -180,7 +180,7 @@ public final class LocalIndex: Sendable {
             var out: [String: JournalEntry] = [:]
             let rows = try Row.fetchCursor(db, sql: "SELECT * FROM journal WHERE folder = ?", arguments: [folder])
             while let row = try rows.next() {
-                guard let sha = ContentHash(bytes: [UInt8](row["sha256"] as Data)) else { continue }
+                guard let sha = ContentHash(bytes: row["sha256"] as Data) else { continue }
                 let e = JournalEntry(path: row["path"], inode: UInt64(bitPattern: row["inode"] as Int64), size: row["size"],
                                      mtimeNs: row["mtime_ns"], ctimeNs: row["ctime_ns"], sha256: sha, chunks: PackedChunkList.decode(row["chunks"]) ?? [])
                 out[e.path] = e
@@ -240,7 +240,7 @@ public final class LocalIndex: Sendable {
             let now = Date().timeIntervalSince1970
             for e in entries {
                 try statement.execute(arguments: [folder, e.path, Int64(bitPattern: e.inode), e.size, e.mtimeNs, e.ctimeNs,
-                                                  Data(e.sha256.bytes), PackedChunkList.encode(e.chunks), now])
+                                                  e.sha256.data, PackedChunkList.encode(e.chunks), now])
             }
         }
     }
@@ -255,7 +255,7 @@ public final class LocalIndex: Sendable {
                 """)
             for e in update.synced {
                 try put.execute(arguments: [folder, e.path, e.kind.rawValue, e.size, e.mtimeNs, Int64(bitPattern: e.inode), e.mode,
-                                            e.sha256.map { Data($0.bytes) }, PackedChunkList.encode(e.chunks), e.target, e.version, e.ctimeNs])
+                                            e.sha256.map { $0.data }, PackedChunkList.encode(e.chunks), e.target, e.version, e.ctimeNs])
             }
             // Statements in loops are prepared once (a plain `execute(sql:)` compiles its SQL
             // on every call: a third of this transaction's time for a batch of 1,000).
@@ -272,7 +272,7 @@ public final class LocalIndex: Sendable {
                 """)
             for v in update.remote {
                 try mirror.execute(arguments: [
-                    folder, v.path.string, v.version, v.kind.rawValue, v.deleted, v.size, v.sha256.map { Data($0.bytes) }, v.mtimeNs, v.mode,
+                    folder, v.path.string, v.version, v.kind.rawValue, v.deleted, v.size, v.sha256.map { $0.data }, v.mtimeNs, v.mode,
                     PackedChunkList.encode(v.chunks), v.target, v.deviceId, v.committedAt.timeIntervalSince1970,
                 ])
             }

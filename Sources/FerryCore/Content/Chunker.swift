@@ -200,7 +200,7 @@ public enum PackedChunkList {
     public static func encode(_ chunks: [ChunkRef]) -> Data {
         var out = Data(capacity: chunks.count * 40)
         for c in chunks {
-            out.append(contentsOf: c.sha256.bytes)
+            c.sha256.withUnsafeBytes { out.append(contentsOf: $0) }
             withUnsafeBytes(of: UInt64(c.size).bigEndian) { out.append(contentsOf: $0) }
         }
         return out
@@ -209,10 +209,11 @@ public enum PackedChunkList {
     /// The chunks, or nil when `data` is not a whole number of 40-byte records.
     public static func decode(_ data: Data) -> [ChunkRef]? {
         guard data.count % 40 == 0 else { return nil }
-        let bytes = [UInt8](data)
-        return stride(from: 0, to: bytes.count, by: 40).compactMap { i in
-            let size = bytes[(i + 32)..<(i + 40)].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-            return ContentHash(bytes: Array(bytes[i..<(i + 32)])).map { ChunkRef(sha256: $0, size: Int64(size)) }
+        return data.withUnsafeBytes { bytes in
+            stride(from: 0, to: bytes.count, by: 40).compactMap { i in
+                let size = bytes[(i + 32)..<(i + 40)].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+                return ContentHash(bytes: UnsafeRawBufferPointer(rebasing: bytes[i..<(i + 32)])).map { ChunkRef(sha256: $0, size: Int64(size)) }
+            }
         }
     }
 }

@@ -158,6 +158,13 @@ public struct JSONReader {
     }
 
     mutating func hash() throws -> ContentHash {
+        skipSpace()
+        // The common case: 64 plain hex characters between quotes, parsed in place.
+        if at + 66 <= bytes.count, bytes[at] == UInt8(ascii: "\""), bytes[at + 65] == UInt8(ascii: "\""),
+           let h = ContentHash.parse(hex: UnsafeRawBufferPointer(rebasing: bytes[(at + 1)..<(at + 65)])) {
+            at += 66
+            return h
+        }
         guard let h = ContentHash(hex: try string()) else { throw GiveUp() }
         return h
     }

@@ -54,10 +54,9 @@ public struct JSONWriter {
 
     mutating func hash(_ value: ContentHash) {
         bytes.append(UInt8(ascii: "\""))
-        for byte in value.bytes {
-            bytes.append(Self.hexDigits[Int(byte >> 4)])
-            bytes.append(Self.hexDigits[Int(byte & 0xF)])
-        }
+        let end = bytes.count
+        bytes.append(contentsOf: repeatElement(0, count: 64))
+        bytes.withUnsafeMutableBytes { value.writeHex(into: UnsafeMutableRawBufferPointer(rebasing: $0[end..<(end + 64)])) }
         bytes.append(UInt8(ascii: "\""))
     }
 

@@ -439,7 +439,9 @@ public enum ChunkBatchFormat {
     public static let maxContentBytes = 16 << 20
 
     public static func header(_ hash: ContentHash, size: Int) -> [UInt8] {
-        hash.bytes + withUnsafeBytes(of: UInt64(size).bigEndian) { Array($0) }
+        var header = hash.bytes
+        withUnsafeBytes(of: UInt64(size).bigEndian) { header.append(contentsOf: $0) }
+        return header
     }
 
     /// The frames of a batch: each chunk's hash and the byte range of its content. Throws a
@@ -449,7 +451,7 @@ public enum ChunkBatchFormat {
         var at = 0
         while at < body.count {
             guard body.count - at >= headerSize else { throw ChunkBatchError("frame \(frames.count + 1) is cut off inside its 40-byte header") }
-            guard let hash = ContentHash(bytes: Array(body[at..<(at + 32)])) else { throw ChunkBatchError("frame \(frames.count + 1) has no valid hash") }
+            guard let hash = ContentHash(bytes: UnsafeRawBufferPointer(rebasing: body[at..<(at + 32)])) else { throw ChunkBatchError("frame \(frames.count + 1) has no valid hash") }
             let size = body[(at + 32)..<(at + 40)].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
             guard size <= UInt64(FerryProtocol.maxChunkSize) else {
                 throw ChunkBatchError("frame \(frames.count + 1) declares \(size) bytes; a chunk is at most \(FerryProtocol.maxChunkSize)")

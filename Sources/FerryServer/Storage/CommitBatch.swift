@@ -197,7 +197,7 @@ struct CommitBatch {
         var missing: [ContentHash] = []
         var seen = Set<ContentHash>()
         for c in chunks where seen.insert(c.sha256).inserted {
-            guard let size = try Int64.fetchOne(stmt, arguments: [userId, Data(c.sha256.bytes)]) else {
+            guard let size = try Int64.fetchOne(stmt, arguments: [userId, c.sha256.data]) else {
                 missing.append(c.sha256)
                 continue
             }
@@ -240,7 +240,7 @@ struct CommitBatch {
             INSERT INTO version (library_id, seq, path, kind, deleted, size, sha256, mtime_ns, mode, chunks, target, device_id, committed_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [
-                libraryId, head, path.string, kind.rawValue, deleted, size, sha256.map { Data($0.bytes) }, mtimeNs, mode,
+                libraryId, head, path.string, kind.rawValue, deleted, size, sha256.map { $0.data }, mtimeNs, mode,
                 ChunkList.encode(chunks), target, deviceId, stamp,
             ])
         try db.cachedStatement(sql: """
@@ -270,7 +270,7 @@ enum VersionRow {
     static func decode(_ row: Row) throws -> FileVersion {
         let path = try FerryPath(row["path"] as String)
         guard let kind = EntryKind(rawValue: row["kind"]) else { throw MetadataError.invalid("unknown entry kind in database") }
-        let sha = (row["sha256"] as Data?).flatMap { ContentHash(bytes: [UInt8]($0)) }
+        let sha = (row["sha256"] as Data?).flatMap { ContentHash(bytes: $0) }
         return FileVersion(
             version: row["seq"], path: path, kind: kind, deleted: row["deleted"], size: row["size"], sha256: sha, mtimeNs: row["mtime_ns"],
             mode: row["mode"], chunks: try ChunkList.decode(row["chunks"]), target: row["target"], deviceId: row["device_id"],

@@ -51,7 +51,7 @@ struct InlineBlobs: Sendable {
             let add = try db.cachedStatement(sql: "INSERT INTO blob (sha256, data) VALUES (?, ?)")
             var written: [Bool] = []
             for (hash, bytes) in blobs {
-                let key = Data(hash.bytes)
+                let key = hash.data
                 if let trashed = try Bool.fetchOne(find, arguments: [key]) {
                     if trashed { try restore.execute(arguments: [key]) }
                     written.append(trashed)
@@ -69,13 +69,13 @@ struct InlineBlobs: Sendable {
     /// A blob's bytes, or nil when there is no row (or it is in the trash).
     func bytes(_ hash: ContentHash) throws -> Data? {
         try pool.read { db in
-            try Data.fetchOne(db, sql: "SELECT data FROM blob WHERE sha256 = ? AND NOT trashed", arguments: [Data(hash.bytes)])
+            try Data.fetchOne(db, sql: "SELECT data FROM blob WHERE sha256 = ? AND NOT trashed", arguments: [hash.data])
         }
     }
 
     func contains(_ hash: ContentHash) throws -> Bool {
         try pool.read { db in
-            try Bool.fetchOne(db, sql: "SELECT 1 FROM blob WHERE sha256 = ? AND NOT trashed", arguments: [Data(hash.bytes)]) ?? false
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM blob WHERE sha256 = ? AND NOT trashed", arguments: [hash.data]) ?? false
         }
     }
 
@@ -85,7 +85,7 @@ struct InlineBlobs: Sendable {
         guard !hashes.isEmpty else { return }
         try pool.write { db in
             let flag = try db.cachedStatement(sql: "UPDATE blob SET trashed = 1 WHERE sha256 = ?")
-            for hash in hashes { try flag.execute(arguments: [Data(hash.bytes)]) }
+            for hash in hashes { try flag.execute(arguments: [hash.data]) }
         }
     }
 
@@ -103,7 +103,7 @@ struct InlineBlobs: Sendable {
         return try pool.write { db in
             var deleted = 0
             for hash in candidates {
-                let key = Data(hash.bytes)
+                let key = hash.data
                 if try isKnown(hash) {
                     try db.execute(sql: "UPDATE blob SET trashed = 0 WHERE sha256 = ?", arguments: [key])
                 } else {

@@ -223,7 +223,7 @@ public final class SQLiteMetadataStore: MetadataStore {
             var seen = Set<ContentHash>()
             return try hashes.filter { hash in
                 guard seen.insert(hash).inserted else { return false }
-                return try Bool.fetchOne(stmt, arguments: [userId, Data(hash.bytes)]) == nil
+                return try Bool.fetchOne(stmt, arguments: [userId, hash.data]) == nil
             }
         }
     }
@@ -235,8 +235,8 @@ public final class SQLiteMetadataStore: MetadataStore {
             try db.execute(sql: """
                 INSERT INTO chunk (sha256, size, created_at, touched_at) VALUES (?, ?, ?, ?)
                 ON CONFLICT (sha256) DO UPDATE SET touched_at = excluded.touched_at
-                """, arguments: [Data(hash.bytes), size, now, now])
-            try db.execute(sql: "INSERT OR IGNORE INTO user_chunk (user_id, sha256) VALUES (?, ?)", arguments: [userId, Data(hash.bytes)])
+                """, arguments: [hash.data, size, now, now])
+            try db.execute(sql: "INSERT OR IGNORE INTO user_chunk (user_id, sha256) VALUES (?, ?)", arguments: [userId, hash.data])
             return isNew
         }
     }
@@ -252,7 +252,7 @@ public final class SQLiteMetadataStore: MetadataStore {
                 """)
             let owner = try db.cachedStatement(sql: "INSERT OR IGNORE INTO user_chunk (user_id, sha256) VALUES (?, ?)")
             for c in chunks {
-                let key = Data(c.sha256.bytes)
+                let key = c.sha256.data
                 try chunk.execute(arguments: [key, c.size, now, now])
                 try owner.execute(arguments: [userId, key])
             }
@@ -263,7 +263,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     public func chunkSize(userId: Int64, hash: ContentHash) async throws -> Int64? {
         try await pool.read { db in
             try Int64.fetchOne(db, sql: "SELECT c.size FROM user_chunk u JOIN chunk c ON c.sha256 = u.sha256 WHERE u.user_id = ? AND u.sha256 = ?",
-                               arguments: [userId, Data(hash.bytes)])
+                               arguments: [userId, hash.data])
         }
     }
 
@@ -393,7 +393,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func chunkExists(_ hash: ContentHash) async throws -> Bool {
-        try await pool.read { db in try Bool.fetchOne(db, sql: "SELECT 1 FROM chunk WHERE sha256 = ?", arguments: [Data(hash.bytes)]) ?? false }
+        try await pool.read { db in try Bool.fetchOne(db, sql: "SELECT 1 FROM chunk WHERE sha256 = ?", arguments: [hash.data]) ?? false }
     }
 
     public func collectGarbage(grace: TimeInterval, remove: @escaping @Sendable ([ContentHash]) throws -> Void) async throws -> GarbageReport {
@@ -410,7 +410,7 @@ public final class SQLiteMetadataStore: MetadataStore {
                     report.keptInGrace += 1
                     continue
                 }
-                try db.execute(sql: "DELETE FROM chunk WHERE sha256 = ?", arguments: [Data(hash.bytes)])
+                try db.execute(sql: "DELETE FROM chunk WHERE sha256 = ?", arguments: [hash.data])
                 removed.append(hash)
                 report.removedChunks += 1
                 report.removedBytes += row["size"] as Int64
