@@ -425,6 +425,28 @@ struct SyncTests {
         }
     }
 
+    /// Files are hashed as the walk hands them over, so the walk must hand over exactly the
+    /// entries it keeps: each once, and none it leaves out (ignored, partial downloads).
+    @Test func theWalkHandsOverExactlyTheEntriesItKeeps() throws {
+        let root = scratchDirectory("walk")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        for i in 0..<60 {
+            let dir = root + "/d\(i % 4)/e\(i % 3)"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try Data("\(i)".utf8).write(to: URL(fileURLWithPath: dir + "/f\(i).txt"))
+        }
+        try Data("x".utf8).write(to: URL(fileURLWithPath: root + "/d0/skip.tmp"))
+        try Data("x".utf8).write(to: URL(fileURLWithPath: root + "/d1/" + LocalScanner.partialPrefix + "f1.txt"))
+        try FileManager.default.createSymbolicLink(atPath: root + "/link", withDestinationPath: "d0")
+        var handed: [String] = []
+        let result = LocalScanner.scan(root: root, rules: IgnoreRules(userPatterns: "*.tmp")) { handed.append($0.path) }
+        #expect(handed.count == result.entries.count)
+        #expect(Set(handed) == Set(result.entries.keys))
+        #expect(result.entries.count == 60 + 4 + 12 + 1)
+        #expect(result.entries["d0/skip.tmp"] == nil)
+        #expect(result.partialDownloads.count == 1)
+    }
+
     /// A pass that did all it planned and made nothing new is not followed by a second walk
     /// of the folder; the folder must then really be settled (a next pass plans nothing). A
     /// pass that made a conflict copy is followed by the pass that uploads it.

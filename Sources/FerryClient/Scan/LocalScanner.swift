@@ -56,7 +56,9 @@ public enum LocalScanner {
     /// Downloads are written beside their target under this prefix, then renamed.
     public static let partialPrefix = ".ferry-partial-"
 
-    public static func scan(root: String, rules: IgnoreRules) -> ScanResult {
+    /// `found` is called with each entry as it is taken into the result (on the walking
+    /// thread), so work on it can start before the walk ends.
+    public static func scan(root: String, rules: IgnoreRules, found: (LocalFile) -> Void = { _ in }) -> ScanResult {
         var result = ScanResult()
         var pending: [String] = [""]
         while let relative = pending.popLast() {
@@ -102,6 +104,7 @@ public enum LocalScanner {
                     continue
                 }
                 result.entries[path] = file
+                found(file)
                 if file.kind == .directory { pending.append(path) }
             }
         }

@@ -150,67 +150,74 @@ public final class FolderSync: Sendable {
         let rules = IgnoreRules(userPatterns: (try? String(contentsOfFile: root + "/.ferryignore", encoding: .utf8)) ?? "")
         let root = self.root
         // The walk and the index reads are independent: run them on two threads at once.
+        // Files are hashed as the walk finds them, so hashing (and the server's storing)
+        // starts with the first directory instead of after the last.
         let index = self.index
-        async let walked = FolderSync.ioPool.runIfActive { LocalScanner.scan(root: root, rules: rules) }
+        let (found, foundSink) = AsyncStream<LocalFile>.makeStream()
+        async let walked: ScanResult = {
+            defer { foundSink.finish() }  // also when the pool refuses the walk
+            return try await FolderSync.ioPool.runIfActive {
+                LocalScanner.scan(root: root, rules: rules) { if $0.kind == .file { foundSink.yield($0) } }
+            }
+        }()
         async let stored = FolderSync.ioPool.runIfActive { (try index.entries(folder: root), try index.remote(folder: root), try index.journal(folder: root)) }
-        let scan = try await walked
         var (entries, remote, journal) = try await stored
-        sweepStalePartials(scan.partialDownloads)
         for v in newer where (remote[v.path.string]?.version ?? 0) < v.version { remote[v.path.string] = v }
-        var problems = scan.problems
         var local: [String: LocalState] = [:]
         var skip = Set<String>()
-        var small: [LocalFile] = []
+        var failed: [String: String] = [:]
         var large: [LocalFile] = []
-        for (path, file) in scan.entries {
-            guard file.kind == .file else {
-                local[path] = LocalState(file: file, sha256: nil, chunks: [])
-                continue
-            }
-            if let e = entries[path], e.kind == .file, let sha = e.sha256, file.sameStat(size: e.size, mtimeNs: e.mtimeNs, inode: e.inode, ctimeNs: e.ctimeNs) {
-                local[path] = LocalState(file: file, sha256: sha, chunks: e.chunks)
-            } else if let j = journal[path], file.sameStat(size: j.size, mtimeNs: j.mtimeNs, inode: j.inode, ctimeNs: j.ctimeNs) {
-                local[path] = LocalState(file: file, sha256: j.sha256, chunks: j.chunks)
-            } else if file.size >= Self.largeFileSize {
-                large.append(file)
-            } else {
-                small.append(file)
-            }
-        }
         // Chunks of what is hashed here start on their way to the server at once, so the
         // server stores while the client hashes instead of the two taking turns.
-        let sender = uploadEarly && !(small.isEmpty && large.isEmpty) ? EarlySender(api: api, root: root, parallelism: parallelism) : nil
+        let sender = uploadEarly ? EarlySender(api: api, root: root, parallelism: parallelism) : nil
         func record(_ file: LocalFile, _ outcome: Result<LocalState?, any Error>) {
             switch outcome {
             case .success(let state?):
                 local[file.path] = state
             case .success(nil):
-                problems[file.path] = "the file is changing; it will be synced once it settles"
+                failed[file.path] = "the file is changing; it will be synced once it settles"
                 skip.insert(file.path)
             case .failure(let error):
-                problems[file.path] = "cannot read: \(error)"
+                failed[file.path] = "cannot read: \(error)"
                 skip.insert(file.path)
             }
         }
         // Small files are hashed `hashWindow` at a time (the I/O pool runs as many as it has
-        // threads): each is mostly a wait on the disk.
+        // threads): each is mostly a wait on the disk. Files whose stat matches the index or
+        // the journal are not read at all.
         await withTaskGroup(of: (LocalFile, Result<LocalState?, any Error>).self) { group in
-            var next = 0
-            func launch() {
-                guard next < small.count else { return }
-                let file = small[next]
-                next += 1
+            var inFlight = 0
+            for await file in found {
+                let path = file.path
+                if let e = entries[path], e.kind == .file, let sha = e.sha256, file.sameStat(size: e.size, mtimeNs: e.mtimeNs, inode: e.inode, ctimeNs: e.ctimeNs) {
+                    local[path] = LocalState(file: file, sha256: sha, chunks: e.chunks)
+                    continue
+                }
+                if let j = journal[path], file.sameStat(size: j.size, mtimeNs: j.mtimeNs, inode: j.inode, ctimeNs: j.ctimeNs) {
+                    local[path] = LocalState(file: file, sha256: j.sha256, chunks: j.chunks)
+                    continue
+                }
+                if file.size >= Self.largeFileSize {
+                    large.append(file)
+                    continue
+                }
+                if inFlight == Self.hashWindow, let (done, outcome) = await group.next() {
+                    record(done, outcome)
+                    inFlight -= 1
+                }
+                inFlight += 1
                 group.addTask {
                     let outcome = await Result(awaiting: { try await FolderSync.ioPool.runIfActive { try LocalScanner.hash(root: root, file: file) } })
                     if case .success(let state?) = outcome { sender?.offer(state.chunks, path: file.path) }
                     return (file, outcome)
                 }
             }
-            for _ in 0..<Self.hashWindow { launch() }
-            while let (file, outcome) = await group.next() {
-                record(file, outcome)
-                launch()
-            }
+            while let (done, outcome) = await group.next() { record(done, outcome) }
+        }
+        let scan = try await walked
+        sweepStalePartials(scan.partialDownloads)
+        for (path, file) in scan.entries where file.kind != .file {
+            local[path] = LocalState(file: file, sha256: nil, chunks: [])
         }
         // A large file is hashed by several threads already; they go one at a time.
         for file in large {
@@ -219,6 +226,7 @@ public final class FolderSync: Sendable {
             })
             record(file, outcome)
         }
+        let problems = scan.problems.merging(failed) { a, _ in a }
         // Not waited for here: planning and the journal go on while the last groups are stored.
         sender?.close()
         // A path that could not be read, or sits in a directory that could not be listed,
