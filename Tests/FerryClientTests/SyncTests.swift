@@ -1,5 +1,6 @@
 @testable import FerryClient
 import FerryCore
+import FerryServer
 import Foundation
 import Logging
 import NIOCore
@@ -418,6 +419,8 @@ struct SyncTests {
             let hashes = inputs.local.values.flatMap(\.chunks).map(\.sha256)
             #expect(hashes.count == 41)
             #expect(try await a.api.missingChunks(hashes).isEmpty)
+            // Every one was confirmed to the sender, so the upload step has nothing to ask.
+            #expect(inputs.early?.confirmedPresent() == Set(hashes))
             // The pass itself then only commits.
             let report = try await a.sync()
             #expect(report.uploadedFiles == 41)
@@ -489,6 +492,38 @@ struct SyncTests {
             #expect(try await b.sync.pass().planned == 0)
             try await a.sync()
             #expect(a.tree() == b.tree())
+        }
+    }
+
+    /// The upload step does not ask about chunks the early sender saw confirmed. One that is
+    /// gone by the commit anyway (collected as unreferenced in between) is answered
+    /// `missing_chunks`, uploaded then, and the file is committed whole.
+    @Test func aConfirmedChunkThatIsGoneByTheCommitIsUploadedThen() async throws {
+        try await Cloud.with { cloud in
+            let user = try await cloud.user("rosa")
+            let a = try await Device.make(cloud, user: user, name: "a")
+            defer { Task { await a.close() } }
+            let bytes = seededBytes(3 << 20, seed: 31)
+            try a.write("kept.bin", bytes)
+            let inputs = try await a.sync.gatherInputs()
+            #expect(await inputs.earlyUploads() == Int64(bytes.count))
+            let planned = try #require(inputs.local["kept.bin"])
+            let hashes = planned.chunks.map(\.sha256)
+            #expect(inputs.early?.confirmedPresent() == Set(hashes))
+            // Not part of any version yet: a collection with no grace takes every chunk.
+            let collected = try await Maintenance.collectGarbage(store: cloud.services.store, blobs: cloud.services.blobs, grace: -60)
+            #expect(collected.removedChunks == hashes.count)
+            #expect(Set(try await a.api.missingChunks(hashes)) == Set(hashes))
+
+            var report = PassReport()
+            try await a.sync.applyRemote([.upload(planned, base: nil)], waitingFor: inputs.early, report: &report)
+            #expect(report.uploadedFiles == 1)
+            #expect(report.problems.isEmpty)
+            #expect(report.uploadedBytes == 2 * Int64(bytes.count))  // early, and again after the collection
+            let b = try await Device.make(cloud, user: user, name: "b")
+            defer { Task { await b.close() } }
+            try await b.sync()
+            #expect(try Data(contentsOf: URL(fileURLWithPath: b.root + "/kept.bin")) == bytes)
         }
     }
 

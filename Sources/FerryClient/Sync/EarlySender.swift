@@ -2,6 +2,7 @@ import FerryCore
 import Foundation
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// Where a chunk's bytes are: in the file at `path` (relative to the folder root), from `offset`.
 struct ChunkLocation: Sendable {
@@ -25,14 +26,14 @@ enum ChunkUpload {
     /// Reads `items` back and sends them as one batch. The server hashes every chunk it
     /// receives, so bytes that changed since hashing come back in `rejected` and nothing of
     /// them is stored; a file that is gone or shorter is not sent. Both kinds of path are
-    /// returned in `torn`, with the chunk bytes the server stored.
-    static func send(_ items: [ChunkLocation], root: String, api: ServerAPI) async throws -> (stored: Int64, torn: [String]) {
+    /// returned in `torn`, with the chunk bytes the server stored and their hashes.
+    static func send(_ items: [ChunkLocation], root: String, api: ServerAPI) async throws -> (stored: Int64, present: [ContentHash], torn: [String]) {
         var (body, sent, torn) = try await FolderSync.ioPool.runIfActive { batchBody(items, root: root) }
-        guard sent > 0 else { return (0, torn) }
+        guard sent > 0 else { return (0, [], torn) }
         let answer = try await api.putChunks(body: body)
         let rejected = Set(answer.rejected)
         torn += items.filter { rejected.contains($0.chunk.sha256) }.map(\.path)
-        return (answer.stored.reduce(0) { $0 + $1.size }, torn)
+        return (answer.stored.reduce(0) { $0 + $1.size }, answer.stored.map(\.sha256), torn)
     }
 
     /// The `ChunkBatchFormat` body for `items`, each chunk read from its file straight into
@@ -69,6 +70,7 @@ enum ChunkUpload {
 public final class EarlySender: Sendable {
     private let continuation: AsyncStream<ChunkLocation>.Continuation
     private let sender: Task<Int64, Never>
+    private let confirmed = Confirmed()
 
     /// Hashes remembered to skip a chunk already queued; cleared when full, it only saves
     /// asking about the same chunk twice.
@@ -77,6 +79,7 @@ public final class EarlySender: Sendable {
     public init(api: ServerAPI, root: String, parallelism: Int) {
         let (items, continuation) = AsyncStream<ChunkLocation>.makeStream()
         self.continuation = continuation
+        let confirmed = self.confirmed
         sender = Task {
             await withTaskGroup(of: Int64.self) { tasks in
                 var inFlight = 0, sent: Int64 = 0
@@ -93,7 +96,7 @@ public final class EarlySender: Sendable {
                         inFlight -= 1
                     }
                     inFlight += 1
-                    tasks.addTask { await Self.send(members, root: root, api: api) }
+                    tasks.addTask { await Self.send(members, root: root, api: api, confirmed: confirmed) }
                 }
                 for await item in items {
                     if queued.count == Self.rememberedHashes { queued.removeAll(keepingCapacity: true) }
@@ -130,11 +133,30 @@ public final class EarlySender: Sendable {
         return await sender.value
     }
 
+    /// Chunks the server has said it holds for this user, in answers to this sender: the
+    /// upload step need not ask about them again. A copy; once `finish` returned, complete.
+    public func confirmedPresent() -> Set<ContentHash> { confirmed.hashes.withLock { $0 } }
+
+    /// Hashes the server confirmed, up to `limit` (past it the upload step asks as usual).
+    final class Confirmed: Sendable {
+        static let limit = 1 << 18
+        let hashes = Mutex(Set<ContentHash>())
+
+        func add(_ more: some Sequence<ContentHash>) {
+            hashes.withLock { set in
+                for hash in more where set.count < Self.limit { set.insert(hash) }
+            }
+        }
+    }
+
     /// Sends the members the server lacks; returns the chunk bytes it stored.
-    static func send(_ members: [ChunkLocation], root: String, api: ServerAPI) async -> Int64 {
-        guard let missing = try? await api.missingChunks(members.map(\.chunk.sha256)), !missing.isEmpty else { return 0 }
+    static func send(_ members: [ChunkLocation], root: String, api: ServerAPI, confirmed: Confirmed) async -> Int64 {
+        guard let missing = try? await api.missingChunks(members.map(\.chunk.sha256)) else { return 0 }
         let wanted = Set(missing)
-        return (try? await ChunkUpload.send(members.filter { wanted.contains($0.chunk.sha256) }, root: root, api: api))?.stored ?? 0
+        confirmed.add(members.lazy.map(\.chunk.sha256).filter { !wanted.contains($0) })
+        guard !wanted.isEmpty, let sent = try? await ChunkUpload.send(members.filter { wanted.contains($0.chunk.sha256) }, root: root, api: api) else { return 0 }
+        confirmed.add(sent.present)
+        return sent.stored
     }
 }
 

@@ -669,7 +669,7 @@ public final class FolderSync: Sendable {
         report.uploadedBytes += await early?.finish() ?? 0
         guard !puts.isEmpty || !deletes.isEmpty else { return }
         var torn = Set<String>()
-        report.uploadedBytes += try await uploadMissingChunks(of: files, torn: &torn)
+        report.uploadedBytes += try await uploadMissingChunks(of: files, present: early?.confirmedPresent() ?? [], torn: &torn)
         for path in torn { report.problems[path] = "the file changed while it was uploaded; it will be synced once it settles" }
 
         // Directories shallow-first, then files and links, then deletes deepest-first.
@@ -774,15 +774,17 @@ public final class FolderSync: Sendable {
         }
     }
 
-    /// Asks the server which chunks it lacks and uploads those, `parallelism` at a time,
-    /// reading each from its file. Files whose bytes no longer hash as planned (the server
-    /// refuses them) go to `torn`. Returns bytes sent.
-    func uploadMissingChunks(of files: [LocalState], torn: inout Set<String>) async throws -> Int64 {
+    /// Asks the server which chunks it lacks (all but those it already confirmed holding,
+    /// `present`) and uploads those, `parallelism` at a time, reading each from its file.
+    /// Files whose bytes no longer hash as planned (the server refuses them) go to `torn`.
+    /// Returns bytes sent. (A confirmed chunk that is gone by the commit is answered
+    /// `missing_chunks` there, and uploaded then.)
+    func uploadMissingChunks(of files: [LocalState], present: Set<ContentHash> = [], torn: inout Set<String>) async throws -> Int64 {
         var location: [ContentHash: ChunkLocation] = [:]
         for f in files {
             var offset: Int64 = 0
             for c in f.chunks {
-                if location[c.sha256] == nil { location[c.sha256] = ChunkLocation(chunk: c, path: f.path, offset: offset) }
+                if location[c.sha256] == nil, !present.contains(c.sha256) { location[c.sha256] = ChunkLocation(chunk: c, path: f.path, offset: offset) }
                 offset += c.size
             }
         }
@@ -806,7 +808,7 @@ public final class FolderSync: Sendable {
         let root = self.root
         let api = self.api
         var sent: Int64 = 0
-        try await withThrowingTaskGroup(of: (stored: Int64, torn: [String]).self) { group in
+        try await withThrowingTaskGroup(of: (stored: Int64, present: [ContentHash], torn: [String]).self) { group in
             var next = 0
             func launch() {
                 guard next < jobs.count else { return }
