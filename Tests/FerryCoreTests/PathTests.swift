@@ -63,6 +63,19 @@ struct PathTests {
         #expect(throws: PathError.emptyComponent) { try FerryPath("a").appending("") }
     }
 
+    /// A `/` followed by a combining mark is one character but still two things to the file
+    /// system: a separator and the start of a name. Validation, components and parent all
+    /// split there.
+    @Test func aSlashBeforeACombiningMarkStillSeparates() throws {
+        let p = try FerryPath("a/\u{301}b")
+        #expect(p.components.count == 2)
+        #expect(p.parent == (try FerryPath("a")))
+        #expect(p.name.unicodeScalars.first == "\u{301}")
+        #expect(throws: PathError.emptyComponent) { try FerryPath("a//\u{301}") }
+        #expect(throws: PathError.dotComponent("..")) { try FerryPath("../\u{301}x") }
+        #expect(throws: PathError.absolute) { try FerryPath("/\u{301}x") }
+    }
+
     @Test func errorsNameTheRule() {
         #expect(PathError.absolute.description.contains("relative"))
         #expect(PathError.dotComponent("..").description.contains("'..'"))

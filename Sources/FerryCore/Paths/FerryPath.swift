@@ -41,30 +41,50 @@ public struct FerryPath: Hashable, Sendable, Comparable, CustomStringConvertible
     public init(_ raw: String) throws(PathError) {
         if raw.isEmpty { throw .empty }
         if raw.utf8.contains(0) { throw .nulByte }
-        if raw.hasPrefix("/") { throw .absolute }
+        if raw.utf8.first == UInt8(ascii: "/") { throw .absolute }
         // ASCII is already NFC; skipping Foundation's normalisation matters when a scan
         // validates every path of a 100,000-file folder.
         let nfc = raw.utf8.allSatisfy { $0 < 0x80 } ? raw : raw.precomposedStringWithCanonicalMapping
         let bytes = nfc.utf8.count
         if bytes > Self.maxPathBytes { throw .tooLong(bytes: bytes) }
-        for component in nfc.split(separator: "/", omittingEmptySubsequences: false) {
-            if component.isEmpty { throw .emptyComponent }
-            if component == "." || component == ".." { throw .dotComponent(String(component)) }
-            let n = component.utf8.count
-            if n > Self.maxComponentBytes { throw .componentTooLong(bytes: n) }
-        }
+        if let problem = Self.componentProblem(nfc) { throw problem }
         self.string = nfc
     }
 
-    /// The path's components, outermost first.
-    public var components: [Substring] { string.split(separator: "/") }
+    /// The first component that is empty, `.` or `..`, or too long. Components are split at
+    /// every `/` byte, as the file system splits them (a `/` followed by a combining mark is
+    /// still a separator), in one pass and without building them.
+    private static func componentProblem(_ path: String) -> PathError? {
+        func check(length: Int, dotsOnly: Bool) -> PathError? {
+            if length == 0 { return .emptyComponent }
+            if dotsOnly && length <= 2 { return .dotComponent(length == 1 ? "." : "..") }
+            if length > maxComponentBytes { return .componentTooLong(bytes: length) }
+            return nil
+        }
+        var length = 0
+        var dotsOnly = true
+        for byte in path.utf8 {
+            if byte == UInt8(ascii: "/") {
+                if let problem = check(length: length, dotsOnly: dotsOnly) { return problem }
+                length = 0
+                dotsOnly = true
+            } else {
+                length += 1
+                dotsOnly = dotsOnly && byte == UInt8(ascii: ".")
+            }
+        }
+        return check(length: length, dotsOnly: dotsOnly)
+    }
+
+    /// The path's components, outermost first (split at `/` bytes, as validated).
+    public var components: [Substring] { string.utf8.split(separator: UInt8(ascii: "/")).map { Substring($0) } }
 
     /// The last component.
     public var name: Substring { components.last ?? Substring(string) }
 
     /// The parent directory, or nil at the library root.
     public var parent: FerryPath? {
-        guard let slash = string.lastIndex(of: "/") else { return nil }
+        guard let slash = string.utf8.lastIndex(of: UInt8(ascii: "/")) else { return nil }
         return FerryPath(unchecked: String(string[..<slash]))
     }
 
