@@ -18,12 +18,15 @@ struct StorageTests {
         let pool = (server.services.store as! SQLiteMetadataStore).pool
         let writer = try await pool.write { db in
             (try String.fetchOne(db, sql: "PRAGMA journal_mode"), try Int.fetchOne(db, sql: "PRAGMA synchronous"),
-             try Int.fetchOne(db, sql: "PRAGMA busy_timeout"), try Int.fetchOne(db, sql: "PRAGMA foreign_keys"))
+             try Int.fetchOne(db, sql: "PRAGMA busy_timeout"), try Int.fetchOne(db, sql: "PRAGMA foreign_keys"),
+             try Int.fetchOne(db, sql: "PRAGMA cache_size"))
         }
         #expect(writer.0 == "wal")
         #expect(writer.1 == 2)
         #expect((writer.2 ?? 0) > 0)
         #expect(writer.3 == 1)
+        // Room for a whole upload batch's pages, so none is spilled and written twice.
+        #expect(writer.4 == -ServerDatabase.writerCacheKiB)
         // Several concurrent readers: each new connection must be FULL too.
         let readers = try await withThrowingTaskGroup(of: Int?.self) { group in
             for _ in 0..<4 { group.addTask { try await pool.read { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") } } }
