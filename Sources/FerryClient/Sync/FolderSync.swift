@@ -214,7 +214,11 @@ public final class FolderSync: Sendable {
             }
             while let (done, outcome) = await group.next() { record(done, outcome) }
         }
-        let scan = try await walked
+        let scan: ScanResult
+        do { scan = try await walked } catch {
+            sender?.close()  // its queue ends; what was offered is still sent
+            throw error
+        }
         sweepStalePartials(scan.partialDownloads)
         for (path, file) in scan.entries where file.kind != .file {
             local[path] = LocalState(file: file, sha256: nil, chunks: [])
