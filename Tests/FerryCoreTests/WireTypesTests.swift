@@ -33,6 +33,22 @@ struct WireTypesTests {
         #expect(put.base == nil)
     }
 
+    /// A batch frame's header is the 32 digest bytes and the size as 8 big-endian bytes, and
+    /// the parser reads back what it wrote, for sizes that fill every byte of the field.
+    @Test func chunkBatchHeadersAreTheDigestThenTheBigEndianSize() throws {
+        for (i, size) in [0, 1, 255, 256, 65_535, 1 << 20, FerryProtocol.maxChunkSize].enumerated() {
+            let hash = ContentHash.of(Array("chunk \(i)".utf8))
+            let header = ChunkBatchFormat.header(hash, size: size)
+            let sizeBytes = (0..<8).map { UInt8(truncatingIfNeeded: UInt64(size) >> (8 * (7 - $0))) }
+            #expect(header == hash.bytes + sizeBytes)
+            let body = header + [UInt8](repeating: 7, count: size)
+            let frames = try body.withUnsafeBytes { try ChunkBatchFormat.parse($0) }
+            #expect(frames.count == 1)
+            #expect(frames.first?.hash == hash)
+            #expect(frames.first?.range == 40..<(40 + size))
+        }
+    }
+
     @Test func commitResultStatusesUseTheirWireNames() throws {
         let r = CommitResult(status: .missingChunks, missing: [.empty])
         #expect(String(decoding: try JSONEncoder().encode(r), as: UTF8.self).contains("\"missing_chunks\""))

@@ -45,7 +45,7 @@ enum ChunkUpload {
         var sent = 0, torn: [String] = []
         for item in items {
             let mark = body.writerIndex
-            body.writeBytes(ChunkBatchFormat.header(item.chunk.sha256, size: Int(item.chunk.size)))
+            ChunkBatchFormat.withHeader(item.chunk.sha256, size: Int(item.chunk.size)) { body.writeBytes($0) }
             let read = (try? FolderSync.readRange(root + "/" + item.path, offset: item.offset, size: item.chunk.size, appendingTo: &body)) ?? false
             if read {
                 sent += 1

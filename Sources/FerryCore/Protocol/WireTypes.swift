@@ -439,9 +439,20 @@ public enum ChunkBatchFormat {
     public static let maxContentBytes = 16 << 20
 
     public static func header(_ hash: ContentHash, size: Int) -> [UInt8] {
-        var header = hash.bytes
-        withUnsafeBytes(of: UInt64(size).bigEndian) { header.append(contentsOf: $0) }
-        return header
+        withHeader(hash, size: size) { Array($0) }
+    }
+
+    /// Calls `body` with a frame's 40 header bytes, built on the stack: a batch body writes
+    /// one per chunk, and an array each was two allocations.
+    public static func withHeader<R>(_ hash: ContentHash, size: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        var frame: (ContentHash, UInt64) = (hash, 0)
+        return try hash.withUnsafeBytes { digest in
+            try withUnsafeMutableBytes(of: &frame) { raw in
+                raw.copyMemory(from: digest)
+                raw.storeBytes(of: UInt64(size).bigEndian, toByteOffset: 32, as: UInt64.self)
+                return try body(UnsafeRawBufferPointer(rebasing: raw[0..<headerSize]))
+            }
+        }
     }
 
     /// The frames of a batch: each chunk's hash and the byte range of its content. Throws a

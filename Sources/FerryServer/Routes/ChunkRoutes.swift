@@ -118,9 +118,9 @@ struct ChunkRoutes {
     static func record(_ staged: StagedBlob, for userId: Int64, services: ServerServices) async throws {
         let blobs = services.blobs
         do {
-            let isNew = try await services.store.recordChunk(userId: userId, hash: staged.hash, size: staged.size) {
-                try blobs.publish(staged)
-            }
+            let isNew = try await services.store.recordChunks(userId: userId, [ChunkRef(sha256: staged.hash, size: staged.size)]) {
+                [try blobs.publish(staged)]
+            }[0]
             services.metrics.chunkUploads.increment()
             if isNew { services.metrics.chunkBytesStored.increment(by: Int(staged.size)) } else { services.metrics.chunkDedupHits.increment() }
         } catch {

@@ -102,13 +102,14 @@ struct InlineBlobs: Sendable {
         guard !candidates.isEmpty else { return 0 }
         return try pool.write { db in
             var deleted = 0
+            let restore = try db.cachedStatement(sql: "UPDATE blob SET trashed = 0 WHERE sha256 = ?")
+            // Only while still trashed: an upload may have put it back meanwhile.
+            let remove = try db.cachedStatement(sql: "DELETE FROM blob WHERE sha256 = ? AND trashed")
             for hash in candidates {
-                let key = hash.data
                 if try isKnown(hash) {
-                    try db.execute(sql: "UPDATE blob SET trashed = 0 WHERE sha256 = ?", arguments: [key])
+                    try restore.execute(arguments: [hash.data])
                 } else {
-                    // Only while still trashed: an upload may have put it back meanwhile.
-                    try db.execute(sql: "DELETE FROM blob WHERE sha256 = ? AND trashed", arguments: [key])
+                    try remove.execute(arguments: [hash.data])
                     deleted += db.changesCount
                 }
             }

@@ -82,11 +82,9 @@ public protocol MetadataStore: ConflictStore, WebhookStore, TaskStore {
 
     // Chunks
     func missingChunks(userId: Int64, among hashes: [ContentHash]) async throws -> [ContentHash]
-    /// Records that `userId` uploaded a chunk; `makeVisible` publishes the blob under the
-    /// same write lock, before the rows that reference it commit. Returns whether the blob was new.
-    func recordChunk(userId: Int64, hash: ContentHash, size: Int64, makeVisible: @escaping @Sendable () throws -> Bool) async throws -> Bool
-    /// `recordChunk` for a batch in one write transaction: `makeVisible` publishes all the
-    /// blobs (returning which were new) before the rows are written.
+    /// Records that `userId` uploaded `chunks`, in one write transaction: `makeVisible`
+    /// publishes their blobs under the same write lock (returning, per chunk, whether its
+    /// blob was new) before the rows that reference them commit.
     func recordChunks(userId: Int64, _ chunks: [ChunkRef], makeVisible: @escaping @Sendable () throws -> [Bool]) async throws -> [Bool]
     /// The chunk's size if this user may read it.
     func chunkSize(userId: Int64, hash: ContentHash) async throws -> Int64?

@@ -228,19 +228,6 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
-    public func recordChunk(userId: Int64, hash: ContentHash, size: Int64, makeVisible: @escaping @Sendable () throws -> Bool) async throws -> Bool {
-        let now = Date()
-        return try await pool.write { db in
-            let isNew = try makeVisible()
-            try db.execute(sql: """
-                INSERT INTO chunk (sha256, size, created_at, touched_at) VALUES (?, ?, ?, ?)
-                ON CONFLICT (sha256) DO UPDATE SET touched_at = excluded.touched_at
-                """, arguments: [hash.data, size, now, now])
-            try db.execute(sql: "INSERT OR IGNORE INTO user_chunk (user_id, sha256) VALUES (?, ?)", arguments: [userId, hash.data])
-            return isNew
-        }
-    }
-
     public func recordChunks(userId: Int64, _ chunks: [ChunkRef], makeVisible: @escaping @Sendable () throws -> [Bool]) async throws -> [Bool] {
         // Formatted once: a Date is turned into text each time it is bound.
         let now = Date().databaseValue
