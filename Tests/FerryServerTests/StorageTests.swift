@@ -285,6 +285,37 @@ struct StorageTests {
         await #expect(throws: BlobError.notFound(s)) { try await blobs.readTogether([BlobSpan(hash: s, offset: 0, length: 10)]) }
     }
 
+    /// A data directory that kept small blobs as files before `blobs.sqlite` existed keeps
+    /// them: an upload of one adds no row beside it. A new store records that its small
+    /// blobs are rows only, and that survives a restart.
+    @Test func smallBlobFilesFromBeforeRowsStayTheOnlyCopy() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-legacy-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let old = randomBytes(3_000, seed: 41), new = randomBytes(2_000, seed: 42)
+        let o = ContentHash.of(old), n = ContentHash.of(new)
+        // The layout before rows: the shard directories, the marker, a small blob as a file.
+        try FileManager.default.createDirectory(atPath: dir + "/blobs/" + String(o.hex.prefix(2)), withIntermediateDirectories: true)
+        #expect(FileManager.default.createFile(atPath: dir + "/blobs/" + FileBlobStore.layoutMarker, contents: nil))
+        #expect(FileManager.default.createFile(atPath: dir + "/blobs/" + String(o.hex.prefix(2)) + "/" + o.hex, contents: Data(old)))
+        for reopen in [false, true] {
+            let blobs = try FileBlobStore(dataDirectory: dir, threadPool: .singleton, maxBlobSize: 1 << 20)
+            #expect(blobs.inline.smallFilesMayExist, "reopened: \(reopen)")
+            let staged = try await blobs.stageBatch([(o, ByteBuffer(bytes: old)), (n, ByteBuffer(bytes: new))]).staged
+            #expect(try blobs.publishBatch(staged) == [false, !reopen])
+            #expect(try !blobs.inline.contains(o) && blobs.inline.contains(n) && blobs.isFile(o))
+            let read = try await blobs.readTogether([BlobSpan(hash: o, offset: 0, length: 3_000)])
+            #expect(Array(read.readableBytesView) == old)
+        }
+
+        let fresh = dir + "/fresh"
+        try FileManager.default.createDirectory(atPath: fresh, withIntermediateDirectories: true)
+        for _ in 0..<2 {
+            let blobs = try FileBlobStore(dataDirectory: fresh, threadPool: .singleton, maxBlobSize: 1 << 20)
+            #expect(!blobs.inline.smallFilesMayExist)
+        }
+        #expect(!FileBlobStore.holdsAnyBlob(fresh + "/blobs") && FileBlobStore.holdsAnyBlob(dir + "/blobs"))
+    }
+
     /// `O_DIRECT` writes with an aligned buffer, the tail written normally, give back exactly
     /// the bytes, at every size around the alignment and buffer boundaries, on a disk file
     /// system and on tmpfs (which refuses `O_DIRECT`, so every write falls back), appended

@@ -32,7 +32,20 @@ public final class FileBlobStore: BlobStore {
         try Posix.makeDirectory(blobsDirectory, durable: true)
         try Posix.makeDirectory(stagingDirectory, durable: true)
         try Self.settleLayout(blobsDirectory)
-        self.inline = try InlineBlobs(path: dataDirectory + "/blobs.sqlite")
+        let blobs = blobsDirectory
+        self.inline = try InlineBlobs(path: dataDirectory + "/blobs.sqlite") { Self.holdsAnyBlob(blobs) }
+    }
+
+    /// Whether any shard of `blobs` holds a blob file; stops at the first shard that does.
+    /// A missing shard holds none; one that cannot be read counts as holding some.
+    static func holdsAnyBlob(_ blobs: String) -> Bool {
+        for n in 0..<256 {
+            let shard = blobs + "/" + String(format: "%02x", n)
+            if access(shard, F_OK) != 0 && errno == ENOENT { continue }
+            guard let names = try? Posix.listDirectory(shard) else { return true }
+            if names.contains(where: { $0.utf8.count == 64 }) { return true }
+        }
+        return false
     }
 
     /// Whether a blob is stored as a file (blocking).
