@@ -35,6 +35,43 @@ struct StorageTests {
         #expect(readers.allSatisfy { $0 == 2 })
     }
 
+    /// The v4 migration re-keys `user_chunk` by hash: every owner row survives, the separate
+    /// hash index is gone, the owner check is a primary-key lookup, and both cascades (a
+    /// chunk collected, a user deleted) still remove the rows.
+    @Test func userChunkMigrationKeepsOwnersAndCascades() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-migrate-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let pool = try ServerDatabase.durablePool(path: dir + "/ferry.sqlite", busyTimeout: 5)
+        try ServerDatabase.migrator.migrate(pool, upTo: "v3-tasks")
+        let hashes = (0..<50).map { ContentHash.of([UInt8($0)]).data }
+        let owners: [(Data, Int64)] = hashes.enumerated().flatMap { i, h -> [(Data, Int64)] in
+            i % 3 == 0 ? [(h, Int64(1)), (h, Int64(2))] : [(h, Int64(1 + i % 2))]
+        }
+        try pool.write { db in
+            for id in [1, 2] {
+                try db.execute(sql: "INSERT INTO user (id, username, password_hash, created_at, password_changed_at) VALUES (?, ?, 'x', 0, 0)",
+                               arguments: [id, "u\(id)"])
+            }
+            for h in hashes { try db.execute(sql: "INSERT INTO chunk VALUES (?, 1, 0, 0)", arguments: [h]) }
+            for (h, u) in owners { try db.execute(sql: "INSERT INTO user_chunk (user_id, sha256) VALUES (?, ?)", arguments: [u, h]) }
+        }
+        try ServerDatabase.migrator.migrate(pool)
+        try pool.write { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT sha256, user_id FROM user_chunk").map { ($0[0] as Data, $0[1] as Int64) }
+            #expect(Set(rows.map { "\(Array($0.0))-\($0.1)" }) == Set(owners.map { "\(Array($0.0))-\($0.1)" }))
+            #expect(try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE tbl_name = 'user_chunk' AND type = 'index'").isEmpty)
+            let plan = try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN SELECT 1 FROM user_chunk WHERE user_id = 1 AND sha256 = x'00'")
+            #expect(plan.contains { ($0["detail"] as String).contains("PRIMARY KEY (sha256=? AND user_id=?)") })
+            try db.execute(sql: "DELETE FROM chunk WHERE sha256 = ?", arguments: [hashes[0]])
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM user_chunk WHERE sha256 = ?", arguments: [hashes[0]]) == 0)
+            try db.execute(sql: "DELETE FROM user WHERE id = 2")
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM user_chunk WHERE user_id = 2") == 0)
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM user_chunk") == owners.filter { $0.1 == 1 && $0.0 != hashes[0] }.count)
+            #expect(try Row.fetchAll(db, sql: "PRAGMA foreign_key_check").isEmpty)
+        }
+    }
+
     /// A server on `dir` where alice's library "docs" holds `a.bin` (`data`) and then
     /// `second` more files or versions; returns the server, her password and the library.
     static func populate(_ dir: String, data: [UInt8], then second: (path: String, bytes: [UInt8], base: Int64?)) async throws

@@ -270,6 +270,23 @@ public enum ServerDatabase {
                 CREATE INDEX attachment_follow ON attachment(library_id, path) WHERE follow = 1;
                 """)
         }
+        // `user_chunk` keyed by the hash first: its primary key then serves both the owner
+        // check (hash and user) and the cascade from `chunk` (hash), and the separate hash
+        // index is gone. Each stored chunk inserted into three hash-ordered b-trees of this
+        // database, and each upload batch rewrote about a thousand random pages of them;
+        // now two. Deleting a user scans the table once, which is rare enough to pay for.
+        m.registerMigration("v4-user-chunk-by-hash") { db in
+            try db.execute(sql: """
+                CREATE TABLE user_chunk_by_hash (
+                    sha256 BLOB NOT NULL REFERENCES chunk(sha256) ON DELETE CASCADE,
+                    user_id INTEGER NOT NULL REFERENCES user(id) ON DELETE CASCADE,
+                    PRIMARY KEY (sha256, user_id)
+                ) WITHOUT ROWID;
+                INSERT INTO user_chunk_by_hash (sha256, user_id) SELECT sha256, user_id FROM user_chunk ORDER BY sha256, user_id;
+                DROP TABLE user_chunk;
+                ALTER TABLE user_chunk_by_hash RENAME TO user_chunk;
+                """)
+        }
         return m
     }
 }
