@@ -557,6 +557,36 @@ struct SyncTests {
         }
     }
 
+    /// Bytes offered with their chunks are sent as they were hashed, sliced chunk by chunk,
+    /// without reading the file again, while they fit the sender's bound. Past the bound, or
+    /// when they are not the chunks' length, the file is read as before; here none of the
+    /// files exists, so only kept bytes can arrive.
+    @Test func offeredContentIsSentAsHashedWithinItsBound() async throws {
+        try await Cloud.with { cloud in
+            let user = try await cloud.user("rita")
+            let a = try await Device.make(cloud, user: user, name: "a")
+            defer { Task { await a.close() } }
+            let kept = [UInt8](seededBytes(300 << 10, seed: 31)), over = [UInt8](seededBytes(100 << 10, seed: 32)), wrong = [UInt8](seededBytes(10 << 10, seed: 33))
+            let pieces = [kept[..<1000], kept[1000..<200_000], kept[200_000...]]
+            let keptChunks = pieces.map { ChunkRef(sha256: ContentHash.of($0), size: Int64($0.count)) }
+            let overChunk = ChunkRef(sha256: ContentHash.of(over), size: Int64(over.count))
+            let wrongChunk = ChunkRef(sha256: ContentHash.of(wrong), size: Int64(wrong.count))
+            let early = EarlySender(api: a.api, root: a.root, parallelism: 2, heldContentLimit: 350 << 10)
+            early.offer(keptChunks, path: "kept.bin", content: kept[...])
+            early.offer([overChunk], path: "over.bin", content: over[...])  // 400 KiB held would pass the bound
+            early.offer([wrongChunk], path: "wrong.bin", content: wrong.dropFirst())
+            #expect(early.heldContentBytes == kept.count)
+            #expect(await early.finish() == Int64(kept.count))
+            #expect(early.heldContentBytes == 0)
+            let all = keptChunks + [overChunk, wrongChunk]
+            #expect(try await a.api.missingChunks(all.map(\.sha256)) == [overChunk.sha256, wrongChunk.sha256])
+            for chunk in keptChunks {
+                let stored = try await a.api.chunk(chunk.sha256)
+                #expect(ContentHash.of(stored.readableBytesView) == chunk.sha256)
+            }
+        }
+    }
+
     /// A 2 MiB tmpfs for the receiving folder.
     @Test(.enabled(if: canMount)) func aFullLocalDiskDuringDownloadLeavesNoTempFileAndSaysWhy() async throws {
         try await withTmpfs(size: "2m") { mountPoint in

@@ -141,10 +141,19 @@ public enum LocalScanner {
     /// Hashes a file and checks it did not change while being read (same size, mtime, inode
     /// and change time after as before): a file being written is never committed torn.
     public static func hash(root: String, file: LocalFile, onChunk: ((ChunkRef, Int64) -> Void)? = nil) throws -> LocalState? {
-        let manifest = try ContentChunker.manifest(ofFileAt: root + "/" + file.path, onChunk: onChunk)
+        try hashKeepingContent(root: root, file: file, onChunk: onChunk)?.state
+    }
+
+    /// `hash`, and the bytes it hashed when the file was small enough to be read in one
+    /// piece (see `ContentChunker.manifest`): they are the file's content as the returned
+    /// state describes it, checked unchanged like the hash.
+    public static func hashKeepingContent(root: String, file: LocalFile, onChunk: ((ChunkRef, Int64) -> Void)? = nil) throws
+        -> (state: LocalState, content: ArraySlice<UInt8>?)? {
+        var content: ArraySlice<UInt8>?
+        let manifest = try ContentChunker.manifest(ofFileAt: root + "/" + file.path, onChunk: onChunk) { content = $0 }
         guard let after = stat(root: root, path: file.path), after.sameStat(size: file.size, mtimeNs: file.mtimeNs, inode: file.inode, ctimeNs: file.ctimeNs),
               manifest.size == file.size
         else { return nil }
-        return LocalState(file: file, sha256: manifest.sha256, chunks: manifest.chunks)
+        return (LocalState(file: file, sha256: manifest.sha256, chunks: manifest.chunks), content)
     }
 }

@@ -5,10 +5,13 @@ import NIOPosix
 import Synchronization
 
 /// Where a chunk's bytes are: in the file at `path` (relative to the folder root), from `offset`.
+/// `content`, when set, holds the chunk's bytes as they were hashed, so they need not be
+/// read again.
 struct ChunkLocation: Sendable {
     let chunk: ChunkRef
     let path: String
     let offset: Int64
+    var content: ArraySlice<UInt8>? = nil
 }
 
 /// Chunks go to the server in `POST /chunks/batch` requests, read back from their files.
@@ -46,6 +49,11 @@ enum ChunkUpload {
         for item in items {
             let mark = body.writerIndex
             ChunkBatchFormat.withHeader(item.chunk.sha256, size: Int(item.chunk.size)) { body.writeBytes($0) }
+            if let content = item.content {
+                body.writeBytes(content)
+                sent += 1
+                continue
+            }
             let read = (try? FolderSync.readRange(root + "/" + item.path, offset: item.offset, size: item.chunk.size, appendingTo: &body)) ?? false
             if read {
                 sent += 1
@@ -71,15 +79,17 @@ public final class EarlySender: Sendable {
     private let continuation: AsyncStream<ChunkLocation>.Continuation
     private let sender: Task<Int64, Never>
     private let confirmed = Confirmed()
+    private let held: HeldContent
 
     /// Hashes remembered to skip a chunk already queued; cleared when full, it only saves
     /// asking about the same chunk twice.
     static let rememberedHashes = 65_536
 
-    public init(api: ServerAPI, root: String, parallelism: Int) {
+    public init(api: ServerAPI, root: String, parallelism: Int, heldContentLimit: Int = HeldContent.limit) {
+        held = HeldContent(limit: heldContentLimit)
         let (items, continuation) = AsyncStream<ChunkLocation>.makeStream()
         self.continuation = continuation
-        let confirmed = self.confirmed
+        let confirmed = self.confirmed, held = self.held
         sender = Task {
             await withTaskGroup(of: Int64.self) { tasks in
                 var inFlight = 0, sent: Int64 = 0
@@ -96,11 +106,17 @@ public final class EarlySender: Sendable {
                         inFlight -= 1
                     }
                     inFlight += 1
-                    tasks.addTask { await Self.send(members, root: root, api: api, confirmed: confirmed) }
+                    tasks.addTask {
+                        defer { held.release(members) }
+                        return await Self.send(members, root: root, api: api, confirmed: confirmed)
+                    }
                 }
                 for await item in items {
                     if queued.count == Self.rememberedHashes { queued.removeAll(keepingCapacity: true) }
-                    guard queued.insert(item.chunk.sha256).inserted else { continue }
+                    guard queued.insert(item.chunk.sha256).inserted else {
+                        held.release([item])
+                        continue
+                    }
                     group.append(item)
                     bytes += item.chunk.size
                     if ChunkUpload.isFull(count: group.count, bytes: bytes) { await launch() }
@@ -113,11 +129,42 @@ public final class EarlySender: Sendable {
     }
 
     /// Queues `chunks`, which follow each other in the file at `path` from byte `start`.
-    public func offer(_ chunks: [ChunkRef], path: String, at start: Int64 = 0) {
+    /// `content`, the bytes of all of them as hashed, is kept and sent as it is while
+    /// `HeldContent.limit` allows; otherwise the chunks are read back from the file.
+    public func offer(_ chunks: [ChunkRef], path: String, at start: Int64 = 0, content: ArraySlice<UInt8>? = nil) {
         var offset = start
+        var content = content
+        if let bytes = content, bytes.count != chunks.reduce(0, { $0 + Int($1.size) }) || !held.reserve(bytes.count) { content = nil }
         for chunk in chunks {
-            continuation.yield(ChunkLocation(chunk: chunk, path: path, offset: offset))
+            var location = ChunkLocation(chunk: chunk, path: path, offset: offset)
+            if let bytes = content {
+                let from = bytes.startIndex + Int(offset - start)
+                location.content = bytes[from..<from + Int(chunk.size)]
+            }
+            continuation.yield(location)
             offset += chunk.size
+        }
+    }
+
+    /// Bytes of offered content not yet sent, within a bound.
+    public final class HeldContent: Sendable {
+        /// Past this, offered chunks are read back from their files when sent. An initial
+        /// sync of 20,000 small files (90 MB) hashed ahead of the upload stays inside it.
+        public static let limit = 64 << 20
+        let limit: Int
+        let bytes = Atomic<Int>(0)
+
+        init(limit: Int) { self.limit = limit }
+
+        func reserve(_ n: Int) -> Bool {
+            if bytes.add(n, ordering: .relaxed).newValue <= limit { return true }
+            bytes.subtract(n, ordering: .relaxed)
+            return false
+        }
+
+        func release(_ members: [ChunkLocation]) {
+            let n = members.reduce(0) { $0 + ($1.content?.count ?? 0) }
+            if n > 0 { bytes.subtract(n, ordering: .relaxed) }
         }
     }
 
@@ -132,6 +179,9 @@ public final class EarlySender: Sendable {
         continuation.finish()
         return await sender.value
     }
+
+    /// Bytes of offered content not yet sent.
+    var heldContentBytes: Int { held.bytes.load(ordering: .relaxed) }
 
     /// Chunks the server has said it holds for this user, in answers to this sender: the
     /// upload step need not ask about them again. A copy; once `finish` returned, complete.

@@ -207,9 +207,12 @@ public final class FolderSync: Sendable {
                 }
                 inFlight += 1
                 group.addTask {
-                    let outcome = await Result(awaiting: { try await FolderSync.ioPool.runIfActive { try LocalScanner.hash(root: root, file: file) } })
-                    if case .success(let state?) = outcome { sender?.offer(state.chunks, path: file.path) }
-                    return (file, outcome)
+                    let outcome = await Result(awaiting: {
+                        try await FolderSync.ioPool.runIfActive { try LocalScanner.hashKeepingContent(root: root, file: file) }
+                    })
+                    // The bytes just hashed go to the sender: read once, not again to upload.
+                    if case .success(let hashed?) = outcome { sender?.offer(hashed.state.chunks, path: file.path, content: hashed.content) }
+                    return (file, outcome.map { $0?.state })
                 }
             }
             while let (done, outcome) = await group.next() { record(done, outcome) }

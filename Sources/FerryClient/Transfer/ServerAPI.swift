@@ -171,7 +171,7 @@ public struct ServerAPI: Sendable {
         let response = try await client.execute(request, timeout: .seconds(300))
         try await Self.check(response)
         let bytes = try await response.body.collect(upTo: 4 << 20)
-        return try JSONCoding.decoder.decode(ChunkBatchResponse.self, from: Data(bytes.readableBytesView))
+        return try bytes.withUnsafeReadableBytes { try JSONCoding.decode(ChunkBatchResponse.self, from: $0) }
     }
 
     public func chunk(_ hash: ContentHash) async throws -> ByteBuffer {

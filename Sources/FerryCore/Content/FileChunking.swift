@@ -27,18 +27,22 @@ extension ContentChunker {
     /// event loop.
     ///
     /// `onChunk` is called with each chunk and its offset as soon as it is cut, so a caller
-    /// can start uploading a large file before it is fully hashed.
+    /// can start uploading a large file before it is fully hashed. `content` is given the
+    /// bytes of a file smaller than `bufferSize`, which is read in one piece, so a caller can
+    /// send them without reading the file again.
     public static func manifest(
         ofFileAt path: String,
         parameters: ChunkerParameters = .v1,
         bufferSize: Int = 1 << 20,
-        onChunk: ((ChunkRef, Int64) -> Void)? = nil
+        onChunk: ((ChunkRef, Int64) -> Void)? = nil,
+        content: ((ArraySlice<UInt8>) -> Void)? = nil
     ) throws -> ContentManifest {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SystemCallError("open", errno: errno) }
         defer { close(fd) }
-        if let small = try smallFileManifest(fd: fd, parameters: parameters, bufferSize: bufferSize) {
+        if let (small, bytes) = try smallFileManifest(fd: fd, parameters: parameters, bufferSize: bufferSize) {
             if let chunk = small.chunks.first { onChunk?(chunk, 0) }
+            content?(bytes)
             return small
         }
         // Each task owns one of these for the length of a block; the locks are never contended.
@@ -77,7 +81,7 @@ extension ContentChunker {
     /// chunker's minimum the file is one chunk, whose hash is the file's, so it is hashed
     /// once. Nil when the file is large, or grew while it was read (the caller's streaming
     /// path reads it again from the start).
-    private static func smallFileManifest(fd: Int32, parameters: ChunkerParameters, bufferSize: Int) throws -> ContentManifest? {
+    private static func smallFileManifest(fd: Int32, parameters: ChunkerParameters, bufferSize: Int) throws -> (ContentManifest, ArraySlice<UInt8>)? {
         var info = Glibc.stat()
         guard fstat(fd, &info) == 0, info.st_size < bufferSize else { return nil }
         let expected = Int(info.st_size)
@@ -89,11 +93,11 @@ extension ContentChunker {
         }
         if n < parameters.minSize {
             let hash = ContentHash.of(bytes[..<n])
-            return ContentManifest(size: Int64(n), sha256: hash, chunks: n == 0 ? [] : [ChunkRef(sha256: hash, size: Int64(n))])
+            return (ContentManifest(size: Int64(n), sha256: hash, chunks: n == 0 ? [] : [ChunkRef(sha256: hash, size: Int64(n))]), bytes[..<n])
         }
         var chunker = ContentChunker(parameters: parameters)
         bytes.withUnsafeBytes { chunker.update(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
-        return chunker.finish()
+        return (chunker.finish(), bytes[..<n])
     }
 
     /// The next block, read while the current one is hashed.

@@ -444,6 +444,7 @@ public enum ChunkBatchFormat {
 
     /// Calls `body` with a frame's 40 header bytes, built on the stack: a batch body writes
     /// one per chunk, and an array each was two allocations.
+    @discardableResult
     public static func withHeader<R>(_ hash: ContentHash, size: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         var frame: (ContentHash, UInt64) = (hash, 0)
         return try hash.withUnsafeBytes { digest in
