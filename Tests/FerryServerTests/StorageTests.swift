@@ -19,7 +19,7 @@ struct StorageTests {
         let writer = try await pool.write { db in
             (try String.fetchOne(db, sql: "PRAGMA journal_mode"), try Int.fetchOne(db, sql: "PRAGMA synchronous"),
              try Int.fetchOne(db, sql: "PRAGMA busy_timeout"), try Int.fetchOne(db, sql: "PRAGMA foreign_keys"),
-             try Int.fetchOne(db, sql: "PRAGMA cache_size"))
+             try Int.fetchOne(db, sql: "PRAGMA cache_size"), try Int.fetchOne(db, sql: "PRAGMA wal_autocheckpoint"))
         }
         #expect(writer.0 == "wal")
         #expect(writer.1 == 2)
@@ -27,6 +27,10 @@ struct StorageTests {
         #expect(writer.3 == 1)
         // Room for a whole upload batch's pages, so none is spilled and written twice.
         #expect(writer.4 == -ServerDatabase.writerCacheKiB)
+        // Checkpoints after 64 MiB of log in both databases, whatever their page size.
+        #expect(writer.5 == ServerDatabase.checkpointBytes / 4096)
+        let blobs = try #require(server.services.blobs as? FileBlobStore).inline.pool
+        #expect(try await blobs.write { db in try Int.fetchOne(db, sql: "PRAGMA wal_autocheckpoint") } == ServerDatabase.checkpointBytes / InlineBlobs.pageSize)
         // Several concurrent readers: each new connection must be FULL too.
         let readers = try await withThrowingTaskGroup(of: Int?.self) { group in
             for _ in 0..<4 { group.addTask { try await pool.read { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") } } }
