@@ -670,9 +670,16 @@ public final class FolderSync: Sendable {
             }
         }
         let files = puts.filter { $0.0.kind == .file }.map(\.0)
-        try index.recordPending(folder: root, files.map {
+        // The journal is a cache of hashes for a pass cut short (a file whose stat matches it
+        // is not hashed again); no decision reads it. So it is written while the upload step
+        // runs and the first commits are built and sent, and every answer is recorded only
+        // after it, so no row is cleared before it was written. (For 20,000 small files it
+        // took 60 ms during which the server had nothing to do.)
+        let index = self.index, root = self.root
+        let pending = files.map {
             JournalEntry(path: $0.path, inode: $0.file.inode, size: $0.file.size, mtimeNs: $0.file.mtimeNs, ctimeNs: $0.file.ctimeNs, sha256: $0.sha256 ?? .empty, chunks: $0.chunks)
-        })
+        }
+        async let journaled: Void = FolderSync.ioPool.runIfActive { try index.recordPending(folder: root, pending) }
         report.uploadedBytes += await early?.finish() ?? 0
         guard !puts.isEmpty || !deletes.isEmpty else { return }
         var torn = Set<String>()
@@ -726,6 +733,7 @@ public final class FolderSync: Sendable {
             }
             let (batch, _, answer) = inFlight.removeFirst()
             let response = try await answer.value
+            try await journaled
             var update = IndexUpdate()
             var again: [(CommitOperation, LocalState?)] = []
             for ((op, local), result) in zip(batch, response.results) {
