@@ -60,8 +60,8 @@ struct InlineBlobs: Sendable {
     }
 
     /// Stores blobs in one transaction, durably once this returns. A blob already present
-    /// (a row, or `isFile` where small files may exist) is not written again; a trashed row is put back. Returns, per
-    /// blob, whether it was written.
+    /// (a row, or `isFile` where small files may exist) is not written again; a trashed row
+    /// is put back. Returns, per blob, whether it was written.
     func insert(_ blobs: [(hash: ContentHash, bytes: ByteBuffer)], isFile: (ContentHash) -> Bool) throws -> [Bool] {
         try pool.write { db in
             let find = try db.cachedStatement(sql: "SELECT trashed FROM blob WHERE sha256 = ?")
