@@ -174,6 +174,7 @@ struct GC: AsyncParsableCommand {
         let (store, blobs, configuration) = try options.openStores()
         let grace = graceHours.map { $0 * 3600 } ?? configuration.storage.gcGraceSeconds
         let report = try await Maintenance.collectGarbage(store: store, blobs: blobs, grace: grace)
-        print("removed \(report.removedChunks) chunks (\(report.removedBytes) bytes); kept \(report.keptInGrace) recent unreferenced chunks")
+        print("removed \(report.removedChunks) chunks (\(report.removedBytes) bytes) and \(report.removedOrphans) blobs no chunk named; "
+              + "kept \(report.keptInGrace) recent unreferenced chunks")
     }
 }

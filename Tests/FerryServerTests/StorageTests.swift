@@ -178,6 +178,32 @@ struct StorageTests {
         }
     }
 
+    /// A blob published whose metadata transaction then failed has no chunk row; `gc` takes
+    /// such orphans out, a row and a file alike, at once (no grace: a blob no chunk row
+    /// names cannot be in any version, and an upload publishes and records under the lock
+    /// gc holds), and leaves every blob a chunk row names.
+    @Test func gcRemovesBlobsNoChunkRowNames() async throws {
+        let server = try await TestServer.make()
+        defer { server.removeData() }
+        let kept = Array("committed".utf8)
+        try await server.run { api in
+            let token = try await api.newUser("alice")
+            let lib = try await api.createLibrary("docs", token: token).id
+            try await api.putFile(lib, "k", kept, base: nil, token: token)
+        }
+        let blobs = try #require(server.services.blobs as? FileBlobStore)
+        let row = randomBytes(2_000, seed: 51), file = randomBytes(InlineBlobs.limit + 10, seed: 52)
+        // Published as an upload does, but with no metadata transaction after it.
+        let staged = try await blobs.stageBatch([(ContentHash.of(row), ByteBuffer(bytes: row)), (ContentHash.of(file), ByteBuffer(bytes: file))]).staged
+        #expect(try blobs.publishBatch(staged) == [true, true])
+        #expect(Set(try blobs.storedHashes()) == [ContentHash.of(kept), ContentHash.of(row), ContentHash.of(file)])
+        let report = try await Maintenance.collectGarbage(store: server.services.store, blobs: blobs, grace: 3600)
+        #expect(report == GarbageReport(removedChunks: 0, removedBytes: 0, keptInGrace: 0, removedOrphans: 2))
+        #expect(try blobs.storedHashes() == [ContentHash.of(kept)])
+        #expect(try blobs.trashContents().isEmpty)
+        #expect(try await Maintenance.check(store: server.services.store, blobs: blobs).isClean)
+    }
+
     @Test func gcRemovesOnlyUnreferencedChunksPastTheGracePeriod() async throws {
         let server = try await TestServer.make()
         defer { server.removeData() }

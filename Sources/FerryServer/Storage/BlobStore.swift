@@ -32,6 +32,8 @@ public protocol BlobStore: Sendable {
     func emptyTrash(isKnown: (ContentHash) throws -> Bool) throws -> Int
     /// The blobs waiting in the trash.
     func trashContents() throws -> [ContentHash]
+    /// Every blob in place (files and rows, not the trash). Blocking; `gc` lists them all.
+    func storedHashes() throws -> [ContentHash]
     /// Removes staged files older than `age` seconds left by a crash.
     func sweepStaging(olderThan age: Int64) throws -> Int
     /// Bytes free for new blobs on the underlying storage.

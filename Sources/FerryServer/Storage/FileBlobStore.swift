@@ -39,13 +39,17 @@ public final class FileBlobStore: BlobStore {
     /// Whether any shard of `blobs` holds a blob file; stops at the first shard that does.
     /// A missing shard holds none; one that cannot be read counts as holding some.
     static func holdsAnyBlob(_ blobs: String) -> Bool {
-        for n in 0..<256 {
-            let shard = blobs + "/" + String(format: "%02x", n)
-            if access(shard, F_OK) != 0 && errno == ENOENT { continue }
+        for shard in shards(of: blobs) {
             guard let names = try? Posix.listDirectory(shard) else { return true }
             if names.contains(where: { $0.utf8.count == 64 }) { return true }
         }
         return false
+    }
+
+    /// The shard directories of `blobs` that exist (one removed by hand is made again by
+    /// the next blob placed in it).
+    static func shards(of blobs: String) -> [String] {
+        (0..<256).map { blobs + "/" + String(format: "%02x", $0) }.filter { access($0, F_OK) == 0 || errno != ENOENT }
     }
 
     /// Whether a blob is stored as a file (blocking).
@@ -273,6 +277,14 @@ public final class FileBlobStore: BlobStore {
 
     public func trashContents() throws -> [ContentHash] {
         try trashedFiles() + inline.trashed()
+    }
+
+    public func storedHashes() throws -> [ContentHash] {
+        var hashes = try inline.hashes()
+        for shard in Self.shards(of: blobsDirectory) {
+            hashes += try Posix.listDirectory(shard).compactMap { $0.utf8.count == 64 ? ContentHash(hex: $0) : nil }
+        }
+        return hashes
     }
 
     func trashedFiles() throws -> [ContentHash] {

@@ -107,6 +107,13 @@ struct InlineBlobs: Sendable {
         }
     }
 
+    /// Every row in place (not trashed).
+    func hashes() throws -> [ContentHash] {
+        try pool.read { db in
+            try Data.fetchAll(db, sql: "SELECT sha256 FROM blob WHERE NOT trashed").compactMap { ContentHash(bytes: [UInt8]($0)) }
+        }
+    }
+
     func trashed() throws -> [ContentHash] {
         try pool.read { db in
             try Data.fetchAll(db, sql: "SELECT sha256 FROM blob WHERE trashed").compactMap { ContentHash(bytes: [UInt8]($0)) }

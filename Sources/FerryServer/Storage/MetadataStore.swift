@@ -36,6 +36,9 @@ public struct GarbageReport: Sendable, Equatable {
     public var removedChunks: Int
     public var removedBytes: Int64
     public var keptInGrace: Int
+    /// Blobs with no chunk row at all: an upload whose blob was published but whose
+    /// metadata transaction then failed (a full disk, a crash) left them behind.
+    public var removedOrphans: Int = 0
 }
 
 /// Failures of the metadata store that map to API errors.
@@ -107,9 +110,11 @@ public protocol MetadataStore: ConflictStore, WebhookStore, TaskStore {
     // Maintenance
     /// Every chunk some version references, with its recorded size.
     func referencedChunks() async throws -> [ContentHash: Int64]
-    /// Removes chunks no version references whose last upload is older than `grace`;
-    /// `remove` takes their blobs out of place, all at once, under the same write lock.
-    func collectGarbage(grace: TimeInterval, remove: @escaping @Sendable ([ContentHash]) throws -> Void) async throws -> GarbageReport
+    /// Removes chunks no version references whose last upload is older than `grace`, and
+    /// the blobs among `stored` that no chunk row names; `remove` takes all those blobs out
+    /// of place at once. Both run under the same write lock, which uploads take to publish.
+    func collectGarbage(grace: TimeInterval, stored: @escaping @Sendable () throws -> [ContentHash],
+                        remove: @escaping @Sendable ([ContentHash]) throws -> Void) async throws -> GarbageReport
     /// Whether a chunk row exists (used to settle the blob trash after a crash).
     func chunkExists(_ hash: ContentHash) async throws -> Bool
 }

@@ -383,25 +383,35 @@ public final class SQLiteMetadataStore: MetadataStore {
         try await pool.read { db in try Bool.fetchOne(db, sql: "SELECT 1 FROM chunk WHERE sha256 = ?", arguments: [hash.data]) ?? false }
     }
 
-    public func collectGarbage(grace: TimeInterval, remove: @escaping @Sendable ([ContentHash]) throws -> Void) async throws -> GarbageReport {
+    public func collectGarbage(grace: TimeInterval, stored: @escaping @Sendable () throws -> [ContentHash],
+                               remove: @escaping @Sendable ([ContentHash]) throws -> Void) async throws -> GarbageReport {
         let cutoff = Date().addingTimeInterval(-grace)
         return try await pool.write { db in
             let referenced = try Self.referenced(db)
             var report = GarbageReport(removedChunks: 0, removedBytes: 0, keptInGrace: 0)
             var removed: [ContentHash] = []
+            var kept = Set<ContentHash>()
+            let delete = try db.cachedStatement(sql: "DELETE FROM chunk WHERE sha256 = ?")
             let rows = try Row.fetchAll(db, sql: "SELECT sha256, size, touched_at FROM chunk")
             for row in rows {
-                guard let hash = ContentHash(bytes: [UInt8](row["sha256"] as Data)), referenced[hash] == nil else { continue }
+                guard let hash = ContentHash(bytes: [UInt8](row["sha256"] as Data)) else { continue }
                 let touched: Date = row["touched_at"]
-                if touched > cutoff {
-                    report.keptInGrace += 1
+                if referenced[hash] != nil || touched > cutoff {
+                    if referenced[hash] == nil { report.keptInGrace += 1 }
+                    kept.insert(hash)
                     continue
                 }
-                try db.execute(sql: "DELETE FROM chunk WHERE sha256 = ?", arguments: [hash.data])
+                try delete.execute(arguments: [hash.data])
                 removed.append(hash)
                 report.removedChunks += 1
                 report.removedBytes += row["size"] as Int64
             }
+            // A blob no chunk row names is not part of any upload in flight either: uploads
+            // publish and record under this same lock.
+            let collected = Set(removed)
+            let orphans = try stored().filter { !kept.contains($0) && !collected.contains($0) }
+            report.removedOrphans = orphans.count
+            removed += orphans
             // Rows go first inside the transaction; the blobs go while the write lock still
             // holds, so no upload can re-reference them in between.
             try remove(removed)
