@@ -85,7 +85,12 @@ public final class EarlySender: Sendable {
     /// asking about the same chunk twice.
     static let rememberedHashes = 65_536
 
-    public init(api: ServerAPI, root: String, parallelism: Int, heldContentLimit: Int = HeldContent.limit) {
+    /// Past this many bytes of offered content held, chunks are read back from their files
+    /// when sent. An initial sync of 20,000 small files (90 MB) hashed ahead of the upload
+    /// stays inside it.
+    public static let heldContentLimit = 64 << 20
+
+    public init(api: ServerAPI, root: String, parallelism: Int, heldContentLimit: Int = EarlySender.heldContentLimit) {
         held = HeldContent(limit: heldContentLimit)
         let (items, continuation) = AsyncStream<ChunkLocation>.makeStream()
         self.continuation = continuation
@@ -130,7 +135,7 @@ public final class EarlySender: Sendable {
 
     /// Queues `chunks`, which follow each other in the file at `path` from byte `start`.
     /// `content`, the bytes of all of them as hashed, is kept and sent as it is while
-    /// `HeldContent.limit` allows; otherwise the chunks are read back from the file.
+    /// `heldContentLimit` allows; otherwise the chunks are read back from the file.
     public func offer(_ chunks: [ChunkRef], path: String, at start: Int64 = 0, content: ArraySlice<UInt8>? = nil) {
         var offset = start
         var content = content
@@ -147,10 +152,7 @@ public final class EarlySender: Sendable {
     }
 
     /// Bytes of offered content not yet sent, within a bound.
-    public final class HeldContent: Sendable {
-        /// Past this, offered chunks are read back from their files when sent. An initial
-        /// sync of 20,000 small files (90 MB) hashed ahead of the upload stays inside it.
-        public static let limit = 64 << 20
+    final class HeldContent: Sendable {
         let limit: Int
         let bytes = Atomic<Int>(0)
 

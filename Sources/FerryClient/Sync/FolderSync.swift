@@ -787,6 +787,7 @@ public final class FolderSync: Sendable {
             try index.apply(folder: root, update)
             operations.append(contentsOf: again)
         }
+        try await journaled  // also when every file was torn and nothing was committed
     }
 
     /// Asks the server which chunks it lacks (all but those it already confirmed holding,

@@ -39,13 +39,13 @@ struct InlineBlobs: Sendable {
 
     /// `anyBlobFile` tells whether the blob directory holds a file; it is asked only when the
     /// database is new.
-    init(path: String, anyBlobFile: () throws -> Bool) throws {
+    init(path: String, anyBlobFile: () -> Bool) throws {
         pool = try ServerDatabase.durablePool(path: path, busyTimeout: 10, pageSize: Self.pageSize)
         smallFilesMayExist = try pool.write { db in
             if try db.tableExists("blob") {
                 return try Int.fetchOne(db, sql: "PRAGMA user_version") != Self.rowsOnly
             }
-            let filesFirst = try anyBlobFile()
+            let filesFirst = anyBlobFile()
             try db.execute(sql: """
                 CREATE TABLE blob (
                     sha256 BLOB PRIMARY KEY CHECK (length(sha256) = 32),
@@ -110,13 +110,13 @@ struct InlineBlobs: Sendable {
     /// Every row in place (not trashed).
     func hashes() throws -> [ContentHash] {
         try pool.read { db in
-            try Data.fetchAll(db, sql: "SELECT sha256 FROM blob WHERE NOT trashed").compactMap { ContentHash(bytes: [UInt8]($0)) }
+            try Data.fetchAll(db, sql: "SELECT sha256 FROM blob WHERE NOT trashed").compactMap { ContentHash(bytes: $0) }
         }
     }
 
     func trashed() throws -> [ContentHash] {
         try pool.read { db in
-            try Data.fetchAll(db, sql: "SELECT sha256 FROM blob WHERE trashed").compactMap { ContentHash(bytes: [UInt8]($0)) }
+            try Data.fetchAll(db, sql: "SELECT sha256 FROM blob WHERE trashed").compactMap { ContentHash(bytes: $0) }
         }
     }
 

@@ -390,15 +390,16 @@ public final class SQLiteMetadataStore: MetadataStore {
             let referenced = try Self.referenced(db)
             var report = GarbageReport(removedChunks: 0, removedBytes: 0, keptInGrace: 0)
             var removed: [ContentHash] = []
-            var kept = Set<ContentHash>()
+            var rowed = Set<ContentHash>()
             let delete = try db.cachedStatement(sql: "DELETE FROM chunk WHERE sha256 = ?")
             let rows = try Row.fetchAll(db, sql: "SELECT sha256, size, touched_at FROM chunk")
             for row in rows {
-                guard let hash = ContentHash(bytes: [UInt8](row["sha256"] as Data)) else { continue }
+                guard let hash = ContentHash(bytes: row["sha256"] as Data) else { continue }
+                rowed.insert(hash)
+                guard referenced[hash] == nil else { continue }
                 let touched: Date = row["touched_at"]
-                if referenced[hash] != nil || touched > cutoff {
-                    if referenced[hash] == nil { report.keptInGrace += 1 }
-                    kept.insert(hash)
+                if touched > cutoff {
+                    report.keptInGrace += 1
                     continue
                 }
                 try delete.execute(arguments: [hash.data])
@@ -408,8 +409,7 @@ public final class SQLiteMetadataStore: MetadataStore {
             }
             // A blob no chunk row names is not part of any upload in flight either: uploads
             // publish and record under this same lock.
-            let collected = Set(removed)
-            let orphans = try stored().filter { !kept.contains($0) && !collected.contains($0) }
+            let orphans = try stored().filter { !rowed.contains($0) }
             report.removedOrphans = orphans.count
             removed += orphans
             // Rows go first inside the transaction; the blobs go while the write lock still
