@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import FerryClient
 import FerryCore
 import FerryServer
 import Foundation
@@ -15,6 +16,8 @@ struct BenchServer {
     let token: String
     let library: String
     let client: HTTPClient
+    /// The client library's view of the server, sharing `client` (and the limits it was told).
+    let api: ServerAPI
 
     /// Starts the server on a fresh data directory and runs `body` against it.
     static func with<T: Sendable>(
@@ -44,7 +47,8 @@ struct BenchServer {
             let base = "http://127.0.0.1:\(port)/api/v1"
             let login: TokenResponse = try await Self.json(client, .POST, base + "/auth/login", LoginRequest(username: "bench", password: password))
             let lib: LibraryInfo = try await Self.json(client, .POST, base + "/libraries", CreateLibraryRequest(name: "bench"), token: login.accessToken)
-            let result = try await body(BenchServer(baseURL: base, token: login.accessToken, library: lib.id, client: client))
+            let result = try await body(BenchServer(baseURL: base, token: login.accessToken, library: lib.id, client: client,
+                                                          api: ServerAPI(serverURL: base, token: login.accessToken, client: client)))
             try await client.shutdown()
             return result
         } catch {

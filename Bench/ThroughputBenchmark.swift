@@ -189,9 +189,9 @@ struct ThroughputBenchmark: AsyncParsableCommand {
 /// `EarlySender` as soon as it is cut, which asks which are missing and sends them in
 /// batches (4 in flight) while the rest of the file is hashed; then one commit.
 func uploadFile(_ file: String, as path: String, to server: BenchServer) async throws {
-    let api = ServerAPI(serverURL: server.baseURL, token: server.token, client: server.client)
+    let api = server.api
     let directory = (file as NSString).deletingLastPathComponent, name = (file as NSString).lastPathComponent
-    let sender = EarlySender(api: api, root: directory, parallelism: 4)
+    let sender = EarlySender(api: api, root: directory, parallelism: 4, limits: try await api.limits())
     let manifest = try await NIOThreadPool.singleton.runIfActive {
         try ContentChunker.manifest(ofFileAt: file) { chunk, offset in sender.offer([chunk], path: name, at: offset) }
     }

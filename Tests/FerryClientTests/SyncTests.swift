@@ -230,10 +230,33 @@ struct SyncTests {
         #expect(sent == 2)
         #expect(torn == ["gone.bin", "a.bin"])
         let bytes = Array(body.readableBytesView)
-        let frames = try bytes.withUnsafeBytes { try ChunkBatchFormat.parse($0) }
+        let frames = try bytes.withUnsafeBytes { try ChunkBatchFormat.parse($0, maxChunks: 2) }
         #expect(frames.map(\.hash) == [items[0].chunk.sha256, items[3].chunk.sha256])
         let contents: [[UInt8]] = frames.map { Array(bytes[$0.range]) }
         #expect(contents == [Array(data[0..<100_000]), Array(data[100_000..<250_000])])
+    }
+
+    /// Commits are cut by operation count and by JSON size: files of many chunks each go in
+    /// fewer per commit, each commit's JSON stays within half the server's bound, and an
+    /// operation larger than that still goes (alone) rather than never.
+    @Test func commitsAreCutByCountAndByJSONSize() throws {
+        func put(_ path: String, chunks: Int) throws -> (CommitOperation, LocalState?) {
+            let refs = (0..<chunks).map { ChunkRef(sha256: ContentHash.of(Array("\(path) \($0)".utf8)), size: 1 << 20) }
+            return (CommitOperation(op: .put, path: try FerryPath(path), base: nil, kind: .file, size: Int64(chunks) << 20,
+                                    sha256: .empty, mtimeNs: 1, mode: 0o644, chunks: refs), nil)
+        }
+        let limits = ServerLimits(batchChunks: 10, batchContentBytes: 1 << 20, commitOperations: 5, jsonBodyBytes: 64 << 10)
+        let small = try (0..<12).map { try put("s/\($0) \"quoted\"/é\u{1}.txt", chunks: 1) }
+        #expect(FolderSync.commitEnd(small, from: 0, limits: limits) == 5)
+        #expect(FolderSync.commitEnd(small, from: 10, limits: limits) == 12)
+        let large = try (0..<6).map { try put("big/\($0).bin", chunks: 100) }
+        let end = FolderSync.commitEnd(large, from: 0, limits: limits)
+        #expect((1..<5).contains(end))
+        let json = try JSONCoding.encode(CommitRequest(operations: large[0..<end].map(\.0)))
+        #expect(json.count <= limits.jsonBodyBytes / 2)
+        for (op, _) in small + large { #expect(try JSONCoding.encode(op).count <= op.jsonSizeBound) }
+        let huge = [try put("huge.bin", chunks: 1000)] + small
+        #expect(FolderSync.commitEnd(huge, from: 0, limits: limits) == 1)
     }
 
     @Test func restartAfterChunksWereSentDoesNotSendThemAgain() async throws {
@@ -375,13 +398,13 @@ struct SyncTests {
     }
 
     @Test func moreCommitBatchesThanOneAreAppliedInAWorkableOrder() async throws {
-        try await Cloud.with { cloud in
+        try await Cloud.with(configure: { $0.http.maxCommitOperations = 300 }) { cloud in
             let user = try await cloud.user("ora")
             let a = try await Device.make(cloud, user: user, name: "a")
             let b = try await Device.make(cloud, user: user, name: "b")
             defer { Task { await a.close(); await b.close() } }
             // Over two batches of files, several of which may be in flight at once.
-            let perDirectory = FerryProtocol.maxCommitOperations * 3 / 4
+            let perDirectory = 300 * 3 / 4
             for d in 0..<3 {
                 for i in 0..<perDirectory { try a.write("d\(d)/sub/f\(i).txt", "\(d)-\(i)") }
             }
@@ -399,6 +422,39 @@ struct SyncTests {
             #expect(b.tree() == a.tree())
             #expect(!b.exists("d0"))
             #expect(b.read("e/new/g7.txt") == "new-7")
+        }
+    }
+
+    /// A server configured for small requests announces them, and a client sends nothing
+    /// larger: with 7 chunks per batch and 5 operations per commit, 60 files in 3 directories
+    /// only sync if both the early sender, the upload step and the commits keep to them.
+    @Test func aClientSendsNoLargerRequestsThanTheServerAnnounces() async throws {
+        try await Cloud.with(configure: { $0.http.maxBatchChunks = 7; $0.http.maxCommitOperations = 5 }) { cloud in
+            let user = try await cloud.user("ike")
+            let a = try await Device.make(cloud, user: user, name: "a")
+            let b = try await Device.make(cloud, user: user, name: "b")
+            defer { Task { await a.close(); await b.close() } }
+            let limits = try await a.api.limits()
+            #expect(limits == ServerLimits(batchChunks: 7, batchContentBytes: 16 << 20, commitOperations: 5, jsonBodyBytes: 32 << 20))
+            for i in 0..<60 { try a.write("d\(i % 3)/f\(i).bin", seededBytes(200 + i, seed: UInt64(i))) }
+            let report = try await a.sync.syncUntilSettled()
+            #expect(report.problems.isEmpty)
+            #expect(report.uploadedFiles == 60)
+            try await b.sync()
+            #expect(b.tree() == a.tree())
+        }
+    }
+
+    /// A server from before `GET /protocol` answers it 404: such a server is sent requests
+    /// within the sizes every server takes.
+    @Test func aServerWithoutAProtocolAnswerIsSentLegacySizes() async throws {
+        try await Cloud.with { cloud in
+            let user = try await cloud.user("jo")
+            let a = try await Device.make(cloud, user: user, name: "a")
+            defer { Task { await a.close() } }
+            #expect(try await a.api.limits() == ServerLimits.current)
+            let older = ServerAPI(serverURL: cloud.url + "/before-protocol", token: a.api.token, client: a.api.client)
+            #expect(try await older.limits() == ServerLimits.legacy)
         }
     }
 
@@ -545,7 +601,7 @@ struct SyncTests {
             try a.remove("gone.bin")
             let hashes = (changed + gone).map(\.sha256)
 
-            let early = EarlySender(api: a.api, root: a.root, parallelism: 2)
+            let early = EarlySender(api: a.api, root: a.root, parallelism: 2, limits: .current)
             early.offer(changed, path: "changed.bin")
             early.offer(gone, path: "gone.bin")
             #expect(await early.finish() == 0)
@@ -573,7 +629,7 @@ struct SyncTests {
             let keptChunks = pieces.map { ChunkRef(sha256: ContentHash.of($0), size: Int64($0.count)) }
             let overChunk = ChunkRef(sha256: ContentHash.of(over), size: Int64(over.count))
             let wrongChunk = ChunkRef(sha256: ContentHash.of(wrong), size: Int64(wrong.count))
-            let early = EarlySender(api: a.api, root: a.root, parallelism: 2, heldContentLimit: 350 << 10)
+            let early = EarlySender(api: a.api, root: a.root, parallelism: 2, limits: .current, heldContentLimit: 350 << 10)
             early.offer(keptChunks, path: "kept.bin", content: kept[...])
             early.offer([overChunk], path: "over.bin", content: over[...])  // 400 KiB held would pass the bound
             early.offer([wrongChunk], path: "wrong.bin", content: wrong.dropFirst())

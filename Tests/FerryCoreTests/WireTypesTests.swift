@@ -42,11 +42,25 @@ struct WireTypesTests {
             let sizeBytes = (0..<8).map { UInt8(truncatingIfNeeded: UInt64(size) >> (8 * (7 - $0))) }
             #expect(header == hash.bytes + sizeBytes)
             let body = header + [UInt8](repeating: 7, count: size)
-            let frames = try body.withUnsafeBytes { try ChunkBatchFormat.parse($0) }
+            let frames = try body.withUnsafeBytes { try ChunkBatchFormat.parse($0, maxChunks: 1) }
             #expect(frames.count == 1)
             #expect(frames.first?.hash == hash)
             #expect(frames.first?.range == 40..<(40 + size))
         }
+    }
+
+    /// A client keeps to the smaller of each announced limit and its own, and to at least one,
+    /// whatever a server says.
+    @Test func agreedLimitsStayWithinBothSidesAndAboveZero() {
+        let own = ServerLimits.current
+        let generous = ServerLimits(batchChunks: 1 << 30, batchContentBytes: 1 << 40, commitOperations: 1 << 30, jsonBodyBytes: 1 << 40)
+        #expect(generous.agreed(with: own) == own)
+        let small = ServerLimits(batchChunks: 7, batchContentBytes: 1 << 20, commitOperations: 5, jsonBodyBytes: 4096)
+        #expect(small.agreed(with: own) == small)
+        let broken = ServerLimits(batchChunks: 0, batchContentBytes: -1, commitOperations: -5, jsonBodyBytes: 0)
+        #expect(broken.agreed(with: own) == ServerLimits(batchChunks: 1, batchContentBytes: 1, commitOperations: 1, jsonBodyBytes: 1))
+        let wire = String(decoding: try! JSONEncoder().encode(ProtocolResponse(limits: own)), as: UTF8.self)
+        for key in ["batch_chunks", "batch_content_bytes", "commit_operations", "json_body_bytes", "version"] { #expect(wire.contains(key)) }
     }
 
     @Test func commitResultStatusesUseTheirWireNames() throws {

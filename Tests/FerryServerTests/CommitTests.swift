@@ -196,7 +196,7 @@ struct CommitTests {
             #expect(try api.decode(ErrorEnvelope.self, badPath).error.message.contains("'..'"))
             let empty = try await api.call(.post, "/libraries/\(lib)/commit", token: token, json: CommitRequest(operations: []))
             #expect(empty.status == .badRequest)
-            let tooMany = CommitRequest(operations: (0...FerryProtocol.maxCommitOperations).map { .delete(try! FerryPath("f\($0)"), base: nil) })
+            let tooMany = CommitRequest(operations: (0...ServerLimits.current.commitOperations).map { .delete(try! FerryPath("f\($0)"), base: nil) })
             #expect(try await api.call(.post, "/libraries/\(lib)/commit", token: token, json: tooMany).status == .badRequest)
             let badOp = try await api.call(.post, "/libraries/\(lib)/commit", token: token, body: ByteBuffer(string: #"{"operations":[{"op":"rename","path":"a"}]}"#))
             #expect(badOp.status == .badRequest)

@@ -289,12 +289,39 @@ struct FilesAndChunksTests {
         }
     }
 
+    /// `GET /protocol` names the limits this server enforces: a batch of as many chunks as
+    /// announced is stored, one more is refused whole, and the JSON bound is the configured one.
+    @Test func theAnnouncedLimitsAreTheEnforcedOnes() async throws {
+        let server = try await TestServer.make { $0.http.maxJSONBodyBytes = 1 << 20 }
+        defer { server.removeData() }
+        try await server.run { api in
+            let r = try await api.call(.get, "/protocol")
+            #expect(r.status == .ok)
+            let announced = try api.decode(ProtocolResponse.self, r)
+            #expect(announced.version == FerryProtocol.version)
+            #expect(announced.limits.jsonBodyBytes == 1 << 20)
+            #expect(announced.limits.batchChunks == ServerLimits.current.batchChunks)
+            #expect(announced.limits.commitOperations == ServerLimits.current.commitOperations)
+            #expect(announced.limits.batchChunks > ServerLimits.legacy.batchChunks)
+            let token = try await api.newUser("alice")
+            let chunks = (0...announced.limits.batchChunks).map { Array("chunk \($0)".utf8) }
+            let frames = chunks.map { (ContentHash.of($0), $0) }
+            let tooMany = try await api.call(.post, "/chunks/batch", token: token, body: Self.batchBody(frames))
+            #expect(tooMany.status == .badRequest)
+            #expect(api.errorCode(tooMany) == "invalid_batch")
+            #expect(try server.storedBlobs().isEmpty)
+            let full = try await api.call(.post, "/chunks/batch", token: token, body: Self.batchBody(Array(frames.dropLast())))
+            #expect(full.status == .ok)
+            #expect(try api.decode(ChunkBatchResponse.self, full).stored.count == announced.limits.batchChunks)
+        }
+    }
+
     @Test func oversizedChunkBatchIs413() async throws {
         let server = try await TestServer.make()
         defer { server.removeData() }
         try await server.run { api in
             let token = try await api.newUser("alice")
-            let body = ByteBuffer(bytes: [UInt8](repeating: 0, count: ChunkBatchFormat.maxContentBytes + ChunkBatchFormat.maxChunks * 40 + 1))
+            let body = ByteBuffer(bytes: [UInt8](repeating: 0, count: ServerLimits.current.batchRequestBytes + 1))
             let r = try await api.call(.post, "/chunks/batch", token: token, body: body)
             #expect(r.status == .contentTooLarge)
             #expect(try server.storedBlobs().isEmpty)

@@ -159,6 +159,7 @@ struct EveryRouteIsolationTests {
                 "POST /api/v1/deliveries/{id}/redeliver": Probe(.post, "/deliveries/\(delivery.id)/redeliver", nil, .notFound),
                 "GET /api/v1/health": Probe(.get, "/health", nil, .notAboutOthers),
                 "GET /api/v1/metrics": Probe(.get, "/metrics", nil, .notAboutOthers),
+                "GET /api/v1/protocol": Probe(.get, "/protocol", nil, .notAboutOthers),
             ]
             let served = Set(FerryServerApp.buildRouter(server.services).routes.map { "\($0.method.rawValue) \($0.path.description)" })
             #expect(Set(probes.keys) == served, "routes without an isolation probe: \(served.subtracting(probes.keys).sorted())")

@@ -17,13 +17,11 @@ struct ChunkLocation: Sendable {
 /// Chunks go to the server in `POST /chunks/batch` requests, read back from their files.
 /// Shared by the upload step and `EarlySender`.
 enum ChunkUpload {
-    /// Content bytes per request: half the batch limit, so a group's last chunk (at most
-    /// the chunker's 4 MiB) never takes it over.
-    static let groupBytes = Int64(ChunkBatchFormat.maxContentBytes / 2)
-
-    /// Whether a group of `count` chunks and `bytes` bytes is ready to go.
-    static func isFull(count: Int, bytes: Int64) -> Bool {
-        count == ChunkBatchFormat.maxChunks || bytes >= groupBytes
+    /// Whether a group of `count` chunks and `bytes` bytes is ready to go: at the batch's
+    /// chunk limit, or at half its content limit, so a group's last chunk (at most the
+    /// chunker's 4 MiB) never takes it over.
+    static func isFull(count: Int, bytes: Int64, limits: ServerLimits) -> Bool {
+        count >= limits.batchChunks || bytes >= Int64(limits.batchContentBytes / 2)
     }
 
     /// Reads `items` back and sends them as one batch. The server hashes every chunk it
@@ -90,7 +88,8 @@ public final class EarlySender: Sendable {
     /// stays inside it.
     public static let heldContentLimit = 64 << 20
 
-    public init(api: ServerAPI, root: String, parallelism: Int, heldContentLimit: Int = EarlySender.heldContentLimit) {
+    /// `limits`: the batch sizes agreed with the server (`ServerAPI.limits()`).
+    public init(api: ServerAPI, root: String, parallelism: Int, limits: ServerLimits, heldContentLimit: Int = EarlySender.heldContentLimit) {
         held = HeldContent(limit: heldContentLimit)
         let (items, continuation) = AsyncStream<ChunkLocation>.makeStream()
         self.continuation = continuation
@@ -124,7 +123,7 @@ public final class EarlySender: Sendable {
                     }
                     group.append(item)
                     bytes += item.chunk.size
-                    if ChunkUpload.isFull(count: group.count, bytes: bytes) { await launch() }
+                    if ChunkUpload.isFull(count: group.count, bytes: bytes, limits: limits) { await launch() }
                 }
                 if !group.isEmpty { await launch() }
                 while let n = await tasks.next() { sent += n }

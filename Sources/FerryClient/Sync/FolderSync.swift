@@ -169,7 +169,7 @@ public final class FolderSync: Sendable {
         var large: [LocalFile] = []
         // Chunks of what is hashed here start on their way to the server at once, so the
         // server stores while the client hashes instead of the two taking turns.
-        let sender = uploadEarly ? EarlySender(api: api, root: root, parallelism: parallelism) : nil
+        let sender = uploadEarly ? EarlySender(api: api, root: root, parallelism: parallelism, limits: try await api.limits()) : nil
         func record(_ file: LocalFile, _ outcome: Result<LocalState?, any Error>) {
             switch outcome {
             case .success(let state?):
@@ -716,13 +716,14 @@ public final class FolderSync: Sendable {
         var inFlight: [(batch: Batch, independent: Bool, answer: Task<CommitResponse, any Error>)] = []
         defer { for commit in inFlight { commit.answer.cancel() } }
         let api = self.api, library = folder.libraryId
+        let limits = try await api.limits()
         // Sequence numbers above the cursor whose versions the index now holds.
         var cursor = try index.cursor(folder: root)
         var handed = Set<Int64>()
         var head = cursor
         while start < operations.count || !inFlight.isEmpty {
             while start < operations.count, inFlight.count < Self.commitWindow {
-                let end = min(start + FerryProtocol.maxCommitOperations, operations.count)
+                let end = Self.commitEnd(operations, from: start, limits: limits)
                 let batch = Array(operations[start..<end])
                 let alone = !independent(batch)
                 // In flight is either one batch that goes alone or only independent ones.
@@ -790,6 +791,21 @@ public final class FolderSync: Sendable {
         try await journaled  // also when every file was torn and nothing was committed
     }
 
+    /// Where the commit from `start` ends: after at most `commitOperations`, and before its
+    /// JSON would pass half the server's body limit (a commit of files of very many chunks
+    /// each would otherwise be refused as too large, pass after pass). An operation larger
+    /// than that goes alone.
+    static func commitEnd(_ operations: [(CommitOperation, LocalState?)], from start: Int, limits: ServerLimits) -> Int {
+        let budget = limits.jsonBodyBytes / 2
+        var end = start, bytes = 0
+        while end < operations.count, end - start < limits.commitOperations {
+            bytes += operations[end].0.jsonSizeBound
+            if bytes > budget, end > start { break }
+            end += 1
+        }
+        return end
+    }
+
     /// Asks the server which chunks it lacks (all but those it already confirmed holding,
     /// `present`) and uploads those, `parallelism` at a time, reading each from its file.
     /// Files whose bytes no longer hash as planned (the server refuses them) go to `torn`.
@@ -806,6 +822,7 @@ public final class FolderSync: Sendable {
         }
         guard !location.isEmpty else { return 0 }
         let missing = try await api.missingChunks(Array(location.keys))
+        let limits = try await api.limits()
         // Batches of many chunks, of many files (one request and one server-side sync
         // each), at most `parallelism` in flight.
         var jobs: [[ChunkLocation]] = [[]]
@@ -814,7 +831,7 @@ public final class FolderSync: Sendable {
             guard let item = location[hash] else { continue }
             jobs[jobs.count - 1].append(item)
             bytes += item.chunk.size
-            if ChunkUpload.isFull(count: jobs[jobs.count - 1].count, bytes: bytes) {
+            if ChunkUpload.isFull(count: jobs[jobs.count - 1].count, bytes: bytes, limits: limits) {
                 jobs.append([])
                 bytes = 0
             }
@@ -941,5 +958,14 @@ struct LocalChunkSources: Sendable {
             return bytes
         }
         return nil
+    }
+}
+
+extension CommitOperation {
+    /// At least the bytes of this operation's JSON: text counted as if every byte were
+    /// escaped (`\u00XX`), each chunk as its hash, size and punctuation.
+    var jsonSizeBound: Int {
+        let text = path.string.utf8.count + (target?.utf8.count ?? 0) + (conflictOf?.path.string.utf8.count ?? 0)
+        return 512 + 6 * text + 112 * (chunks?.count ?? 0)
     }
 }

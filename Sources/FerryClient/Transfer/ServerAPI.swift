@@ -3,6 +3,7 @@ import FerryCore
 import Foundation
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// A refusal from the server: its status and the `{"error": {code, message}}` body.
 public struct APIFailure: Error, CustomStringConvertible, Sendable, Equatable {
@@ -32,15 +33,21 @@ public struct ServerAPI: Sendable {
     public let baseURL: String
     public let token: String
     public let client: HTTPClient
+    private let announced: Announced
 
     /// `serverURL` is e.g. `http://127.0.0.1:8720`; `/api/v1` is appended.
     public init(serverURL: String, token: String, client: HTTPClient) {
         var base = serverURL
         while base.hasSuffix("/") { base.removeLast() }
         if !base.hasSuffix("/api/v1") { base += "/api/v1" }
-        self.baseURL = base
+        self.init(baseURL: base, token: token, client: client, announced: Announced())
+    }
+
+    private init(baseURL: String, token: String, client: HTTPClient, announced: Announced) {
+        self.baseURL = baseURL
         self.token = token
         self.client = client
+        self.announced = announced
     }
 
     /// How long a connection may make no progress before the request fails and the caller's
@@ -73,7 +80,7 @@ public struct ServerAPI: Sendable {
     }
 
     /// The same server and client with another token.
-    public func with(token: String) -> ServerAPI { ServerAPI(serverURL: baseURL, token: token, client: client) }
+    public func with(token: String) -> ServerAPI { ServerAPI(baseURL: baseURL, token: token, client: client, announced: announced) }
 
     /// Shuts the HTTP client down.
     public func close() async { try? await client.shutdown() }
@@ -127,6 +134,37 @@ public struct ServerAPI: Sendable {
     }
 
     public func me() async throws -> MeResponse { try await json(.GET, "/auth/me", Optional<Int>.none) }
+
+    // MARK: protocol
+
+    /// The request sizes to send this server: what it announced at `GET /protocol`, within
+    /// this build's own (`ServerLimits.agreed`), or `ServerLimits.legacy` when it has no such
+    /// endpoint (a server from before it) or an answer this build cannot read. Asked again
+    /// after `limitsLifetime`, so a daemon notices a server upgraded or downgraded under it
+    /// without asking before every pass. Network errors are thrown.
+    public func limits() async throws -> ServerLimits {
+        let now = ContinuousClock.now
+        if let (limits, asked) = announced.state.withLock({ $0 }), now - asked < Self.limitsLifetime { return limits }
+        let limits: ServerLimits
+        do {
+            let answer: ProtocolResponse = try await json(.GET, "/protocol", Optional<Int>.none, authenticated: false, timeout: .seconds(30))
+            limits = answer.limits.agreed()
+        } catch let failure as APIFailure where failure.status == 404 {
+            limits = .legacy
+        } catch is DecodingError {
+            limits = .legacy
+        }
+        announced.state.withLock { $0 = (limits, now) }
+        return limits
+    }
+
+    static let limitsLifetime = Duration.seconds(600)
+
+    /// The last `GET /protocol` answer and when it was asked, shared by every copy of this
+    /// API (also those `with(token:)` made).
+    final class Announced: Sendable {
+        let state = Mutex<(ServerLimits, ContinuousClock.Instant)?>(nil)
+    }
 
     // MARK: libraries
 

@@ -416,8 +416,6 @@ public struct ChunkUploadResponse: Codable, Sendable {
 public enum FerryProtocol {
     /// The wire protocol version; the chunker parameters belong to it.
     public static let version = 1
-    /// The most operations one commit may carry.
-    public static let maxCommitOperations = 1000
     /// The most hashes one `chunks/missing` request may ask about.
     public static let maxMissingQuery = 10_000
     /// The largest chunk the server accepts (the chunker's forced cut).
@@ -428,15 +426,65 @@ public enum FerryProtocol {
     public static let maxWaitSeconds = 300
 }
 
+/// How large the requests a server takes may be, from `GET /protocol`. A client sizes its
+/// chunk batches and commits by the smaller of these and its own `current`; a server from
+/// before that endpoint answers 404 and is sent requests within `legacy`.
+public struct ServerLimits: Codable, Sendable, Equatable {
+    /// Chunks in one `POST /chunks/batch`.
+    public var batchChunks: Int
+    /// Bytes of chunk content in one batch (frame headers come on top).
+    public var batchContentBytes: Int
+    /// Operations in one `POST /libraries/{lib}/commit`.
+    public var commitOperations: Int
+    /// Bytes of one JSON request body (the server's `http.maxJSONBodyBytes`).
+    public var jsonBodyBytes: Int
+
+    public init(batchChunks: Int, batchContentBytes: Int, commitOperations: Int, jsonBodyBytes: Int) {
+        self.batchChunks = batchChunks
+        self.batchContentBytes = batchContentBytes
+        self.commitOperations = commitOperations
+        self.jsonBodyBytes = jsonBodyBytes
+    }
+
+    /// What every server accepts, also those from before `GET /protocol`.
+    public static let legacy = ServerLimits(batchChunks: 1000, batchContentBytes: 16 << 20, commitOperations: 1000, jsonBodyBytes: 32 << 20)
+    /// What this build sends at most, and its server accepts unless configured otherwise. Fewer, larger
+    /// requests: for 20,000 small files, 4,000 per batch and per commit took 10 % less of
+    /// the server's CPU and a quarter fewer bytes written than 1,000.
+    public static let current = ServerLimits(batchChunks: 4000, batchContentBytes: 16 << 20, commitOperations: 4000, jsonBodyBytes: 32 << 20)
+
+    /// The limits a client uses with a server that announced `self`: none above what this
+    /// build sends (so a server cannot make it hold more in memory), none below one.
+    public func agreed(with own: ServerLimits = .current) -> ServerLimits {
+        func pick(_ theirs: Int, _ mine: Int) -> Int { max(1, min(theirs, mine)) }
+        return ServerLimits(batchChunks: pick(batchChunks, own.batchChunks), batchContentBytes: pick(batchContentBytes, own.batchContentBytes),
+                            commitOperations: pick(commitOperations, own.commitOperations), jsonBodyBytes: pick(jsonBodyBytes, own.jsonBodyBytes))
+    }
+
+    /// Largest request body of a chunk batch within these limits.
+    public var batchRequestBytes: Int { batchContentBytes + batchChunks * ChunkBatchFormat.headerSize }
+
+    enum CodingKeys: String, CodingKey {
+        case batchChunks = "batch_chunks", batchContentBytes = "batch_content_bytes"
+        case commitOperations = "commit_operations", jsonBodyBytes = "json_body_bytes"
+    }
+}
+
+/// `GET /protocol` answer.
+public struct ProtocolResponse: Codable, Sendable, Equatable {
+    public var version: Int
+    public var limits: ServerLimits
+    public init(version: Int = FerryProtocol.version, limits: ServerLimits) {
+        self.version = version
+        self.limits = limits
+    }
+}
+
 /// `POST /chunks/batch`: many chunks in one request, as frames of a 32-byte SHA-256, an
 /// 8-byte big-endian size and that many bytes. One file-system sync covers the batch, so
 /// neither small files nor the chunks of a large one pay several fsyncs each.
 public enum ChunkBatchFormat {
     public static let headerSize = 40
-    /// At most this many chunks per request.
-    public static let maxChunks = 1000
-    /// At most this many bytes of chunk content per request.
-    public static let maxContentBytes = 16 << 20
 
     public static func header(_ hash: ContentHash, size: Int) -> [UInt8] {
         withHeader(hash, size: size) { Array($0) }
@@ -456,9 +504,9 @@ public enum ChunkBatchFormat {
         }
     }
 
-    /// The frames of a batch: each chunk's hash and the byte range of its content. Throws a
-    /// sentence naming the first malformed frame.
-    public static func parse(_ body: UnsafeRawBufferPointer) throws(ChunkBatchError) -> [(hash: ContentHash, range: Range<Int>)] {
+    /// The frames of a batch of at most `maxChunks`: each chunk's hash and the byte range of
+    /// its content. Throws a sentence naming the first malformed frame.
+    public static func parse(_ body: UnsafeRawBufferPointer, maxChunks: Int) throws(ChunkBatchError) -> [(hash: ContentHash, range: Range<Int>)] {
         var frames: [(ContentHash, Range<Int>)] = []
         var at = 0
         while at < body.count {

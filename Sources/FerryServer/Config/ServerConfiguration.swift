@@ -1,3 +1,4 @@
+import FerryCore
 import Foundation
 
 /// The server's settings: the JSON file given to `ferry-server serve --config`, overridden
@@ -41,13 +42,28 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         public var requestBodyMinRate: Int = 500
         /// The largest JSON request body (commit batches are the biggest).
         public var maxJSONBodyBytes: Int = 32 << 20
+        /// The most chunks one `POST /chunks/batch` may carry (its content is at most 16 MiB).
+        public var maxBatchChunks: Int = ServerLimits.current.batchChunks
+        /// The most operations one commit may carry; each is applied in the commit's one
+        /// transaction, which holds the write lock.
+        public var maxCommitOperations: Int = ServerLimits.current.commitOperations
         public init() {}
+
+        /// The bound above which a batch or commit limit is refused: every request of such a
+        /// size is held in memory whole.
+        static let largestCount = 100_000
 
         func validate() throws {
             guard idleTimeoutSeconds > 0 else { throw ConfigurationError("http.idleTimeoutSeconds must be above 0") }
             guard requestBodyTimeoutSeconds > 0 else { throw ConfigurationError("http.requestBodyTimeoutSeconds must be above 0") }
             guard requestBodyMinRate > 0 else { throw ConfigurationError("http.requestBodyMinRate must be above 0") }
             guard maxJSONBodyBytes >= 4096 else { throw ConfigurationError("http.maxJSONBodyBytes must be at least 4096") }
+            guard (1...Self.largestCount).contains(maxBatchChunks) else {
+                throw ConfigurationError("http.maxBatchChunks must be between 1 and \(Self.largestCount)")
+            }
+            guard (1...Self.largestCount).contains(maxCommitOperations) else {
+                throw ConfigurationError("http.maxCommitOperations must be between 1 and \(Self.largestCount)")
+            }
         }
     }
 
@@ -144,13 +160,17 @@ extension ServerConfiguration.Auth {
 }
 
 extension ServerConfiguration.HTTP {
-    enum CodingKeys: String, CodingKey { case idleTimeoutSeconds, requestBodyTimeoutSeconds, requestBodyMinRate, maxJSONBodyBytes }
+    enum CodingKeys: String, CodingKey {
+        case idleTimeoutSeconds, requestBodyTimeoutSeconds, requestBodyMinRate, maxJSONBodyBytes, maxBatchChunks, maxCommitOperations
+    }
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         idleTimeoutSeconds = try c.decodeIfPresent(Int64.self, forKey: .idleTimeoutSeconds) ?? idleTimeoutSeconds
         requestBodyTimeoutSeconds = try c.decodeIfPresent(Int64.self, forKey: .requestBodyTimeoutSeconds) ?? requestBodyTimeoutSeconds
         requestBodyMinRate = try c.decodeIfPresent(Int.self, forKey: .requestBodyMinRate) ?? requestBodyMinRate
         maxJSONBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxJSONBodyBytes) ?? maxJSONBodyBytes
+        maxBatchChunks = try c.decodeIfPresent(Int.self, forKey: .maxBatchChunks) ?? maxBatchChunks
+        maxCommitOperations = try c.decodeIfPresent(Int.self, forKey: .maxCommitOperations) ?? maxCommitOperations
     }
 }
 

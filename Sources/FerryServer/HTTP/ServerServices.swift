@@ -22,6 +22,13 @@ public struct ServerServices: Sendable {
     /// Delivers the webhook outbox; runs as a service next to the HTTP server.
     public let dispatcher: WebhookDispatcher
 
+    /// The request sizes this server takes, announced at `GET /protocol`.
+    var limits: ServerLimits {
+        let http = configuration.http
+        return ServerLimits(batchChunks: http.maxBatchChunks, batchContentBytes: ServerLimits.current.batchContentBytes,
+                            commitOperations: http.maxCommitOperations, jsonBodyBytes: http.maxJSONBodyBytes)
+    }
+
     /// Refuses an upload of `incoming` bytes that would leave less than the reserve free.
     func ensureSpace(for incoming: Int64) throws {
         let free = try blobs.freeBytes()

@@ -42,7 +42,8 @@ struct ChunkRoutes {
     /// name are answered in `rejected` and leave nothing behind.
     @Sendable func batch(_ request: Request, context: FerryRequestContext) async throws -> EditedResponse<ChunkBatchResponse> {
         let user = try context.user()
-        let limit = ChunkBatchFormat.maxContentBytes + ChunkBatchFormat.maxChunks * ChunkBatchFormat.headerSize
+        let limits = services.limits
+        let limit = limits.batchRequestBytes
         let declared = request.headers[.contentLength].flatMap(Int.init)
         if let declared, declared > limit { throw APIError.tooLarge("a chunk batch is at most \(limit) bytes; this one declares \(declared)") }
         try services.ensureSpace(for: Int64(declared ?? limit))
@@ -51,7 +52,7 @@ struct ChunkRoutes {
             throw APIError.tooLarge("a chunk batch is at most \(limit) bytes")
         }
         let frames: [(hash: ContentHash, range: Range<Int>)]
-        do { frames = try body.withUnsafeReadableBytes { try ChunkBatchFormat.parse($0) } } catch {
+        do { frames = try body.withUnsafeReadableBytes { try ChunkBatchFormat.parse($0, maxChunks: limits.batchChunks) } } catch {
             throw APIError.badRequest("\(error)", code: "invalid_batch")
         }
         guard !frames.isEmpty else { throw APIError.badRequest("the batch holds no chunks", code: "invalid_batch") }

@@ -24,8 +24,9 @@ struct FileRoutes {
         let user = try context.user()
         let library = try await services.library(context)
         let body = try await request.decodeJSON(CommitRequest.self, limit: services.configuration.http.maxJSONBodyBytes)
-        guard (1...FerryProtocol.maxCommitOperations).contains(body.operations.count) else {
-            throw APIError.badRequest("a commit carries 1 to \(FerryProtocol.maxCommitOperations) operations")
+        let most = services.limits.commitOperations
+        guard (1...most).contains(body.operations.count) else {
+            throw APIError.badRequest("a commit carries 1 to \(most) operations")
         }
         let started = DispatchTime.now()
         let response = try await services.store.commit(userId: user.userId, libraryId: library.id, deviceId: user.deviceId, operations: body.operations)

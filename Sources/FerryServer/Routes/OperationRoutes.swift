@@ -4,7 +4,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 
-/// `/health` and `/metrics`: unauthenticated, aggregate only (no user data).
+/// `/health`, `/metrics` and `/protocol`: unauthenticated, aggregate only (no user data).
 struct OperationRoutes {
     let services: ServerServices
 
@@ -25,6 +25,13 @@ struct OperationRoutes {
     func add(to group: RouterGroup<FerryRequestContext>) {
         group.get("health", use: health)
         group.get("metrics", use: metrics)
+        group.get("protocol", use: announce)
+    }
+
+    /// The protocol version and the request sizes this server takes, so a client sizes its
+    /// batches by them (and keeps to `ServerLimits.legacy` with a server that has no answer).
+    @Sendable func announce(_ request: Request, context: FerryRequestContext) async throws -> ProtocolResponse {
+        ProtocolResponse(limits: services.limits)
     }
 
     @Sendable func health(_ request: Request, context: FerryRequestContext) async throws -> EditedResponse<Health> {
@@ -45,3 +52,4 @@ struct OperationRoutes {
                  body: .init(byteBuffer: ByteBuffer(string: services.metrics.render())))
     }
 }
+extension ProtocolResponse: ResponseEncodable {}
