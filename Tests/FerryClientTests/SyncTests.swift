@@ -259,6 +259,18 @@ struct SyncTests {
         #expect(FolderSync.commitEnd(huge, from: 0, limits: limits) == 1)
     }
 
+    /// Only files of at least `journalMinimumSize` are journaled: a small one is hashed
+    /// again faster than its row is written and cleared.
+    @Test func onlyFilesWorthHashingOnceAreJournaled() {
+        let sizes: [Int64] = [0, 4096, FolderSync.journalMinimumSize - 1, FolderSync.journalMinimumSize, 64 << 20]
+        let files = sizes.enumerated().map { i, size in
+            LocalState(file: LocalFile(path: "f\(i)", kind: .file, size: size, mtimeNs: 1, inode: UInt64(i + 1), mode: 0o644, target: nil),
+                       sha256: .empty, chunks: [])
+        }
+        #expect(FolderSync.worthJournaling(files).map(\.path) == ["f3", "f4"])
+        #expect(FolderSync.worthJournaling(files).map(\.size) == [FolderSync.journalMinimumSize, 64 << 20])
+    }
+
     @Test func restartAfterChunksWereSentDoesNotSendThemAgain() async throws {
         try await Cloud.with { cloud in
             let user = try await cloud.user("fay")

@@ -676,9 +676,7 @@ public final class FolderSync: Sendable {
         // after it, so no row is cleared before it was written. (For 20,000 small files it
         // took 60 ms during which the server had nothing to do.)
         let index = self.index, root = self.root
-        let pending = files.map {
-            JournalEntry(path: $0.path, inode: $0.file.inode, size: $0.file.size, mtimeNs: $0.file.mtimeNs, ctimeNs: $0.file.ctimeNs, sha256: $0.sha256 ?? .empty, chunks: $0.chunks)
-        }
+        let pending = Self.worthJournaling(files)
         async let journaled: Void = FolderSync.ioPool.runIfActive { try index.recordPending(folder: root, pending) }
         report.uploadedBytes += await early?.finish() ?? 0
         guard !puts.isEmpty || !deletes.isEmpty else { return }
@@ -789,6 +787,19 @@ public final class FolderSync: Sendable {
             operations.append(contentsOf: again)
         }
         try await journaled  // also when every file was torn and nothing was committed
+    }
+
+    /// Files below this size are not journaled: hashing one again after a pass cut short
+    /// (one read, in one piece) costs about what writing and clearing its row costs every
+    /// time. For 20,000 small files those rows were 3 % of the client's CPU.
+    static let journalMinimumSize: Int64 = 1 << 20
+
+    /// The journal rows for `files`: those whose hash is worth keeping.
+    static func worthJournaling(_ files: [LocalState]) -> [JournalEntry] {
+        files.filter { $0.file.size >= journalMinimumSize }.map {
+            JournalEntry(path: $0.path, inode: $0.file.inode, size: $0.file.size, mtimeNs: $0.file.mtimeNs, ctimeNs: $0.file.ctimeNs,
+                         sha256: $0.sha256 ?? .empty, chunks: $0.chunks)
+        }
     }
 
     /// Where the commit from `start` ends: after at most `commitOperations`, and before its
