@@ -259,6 +259,22 @@ struct SyncTests {
         #expect(FolderSync.commitEnd(huge, from: 0, limits: limits) == 1)
     }
 
+    /// The walk hands files on in groups of at most 32, closed early at 1 MiB so that larger
+    /// files still spread over the pool's threads.
+    @Test func foundFilesGoInGroupsBoundedByCountAndBytes() {
+        func file(_ i: Int, _ size: Int64) -> LocalFile { LocalFile(path: "f\(i)", kind: .file, size: size, mtimeNs: 1, inode: UInt64(i + 1), mode: 0o644, target: nil) }
+        var group = FolderSync.FoundGroup()
+        let fills = (0..<32).map { group.add(file($0, 100)) }
+        #expect(fills == Array(repeating: false, count: 31) + [true])
+        let full = group.take()
+        #expect(full.count == 32)
+        #expect(group.files.isEmpty && group.bytes == 0)
+        let first = group.add(file(0, 600 << 10)), second = group.add(file(1, 600 << 10))
+        #expect(!first && second)
+        let byBytes = group.take()
+        #expect(byBytes.map(\.path) == ["f0", "f1"])
+    }
+
     /// Only files of at least `journalMinimumSize` are journaled: a small one is hashed
     /// again faster than its row is written and cleared.
     @Test func onlyFilesWorthHashingOnceAreJournaled() {
