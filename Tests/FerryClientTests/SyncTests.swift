@@ -247,8 +247,26 @@ struct SyncTests {
         }
         let limits = ServerLimits(batchChunks: 10, batchContentBytes: 1 << 20, commitOperations: 5, jsonBodyBytes: 64 << 10)
         let small = try (0..<12).map { try put("s/\($0) \"quoted\"/é\u{1}.txt", chunks: 1) }
-        #expect(FolderSync.commitEnd(small, from: 0, limits: limits) == 5)
-        #expect(FolderSync.commitEnd(small, from: 10, limits: limits) == 12)
+        #expect(FolderSync.commitEnd(small, from: 5, limits: limits) == 9)
+        #expect(FolderSync.commitEnd(small, from: 10, limits: limits) == 11)
+        // The first and last ones are smaller: 12 operations go as 1, 1, 2, 4, 2, 1, 1.
+        var cuts: [Int] = [], at = 0
+        while at < small.count {
+            let end = FolderSync.commitEnd(small, from: at, limits: limits)
+            cuts.append(end - at)
+            at = end
+        }
+        #expect(cuts == [1, 1, 2, 4, 2, 1, 1])
+        let many = ServerLimits(batchChunks: 10, batchContentBytes: 1 << 20, commitOperations: 4000, jsonBodyBytes: 32 << 20)
+        var sizes: [Int] = []
+        at = 0
+        let files = try (0..<20_000).map { try put("f\($0)", chunks: 1) }
+        while at < files.count {
+            let end = FolderSync.commitEnd(files, from: at, limits: many)
+            sizes.append(end - at)
+            at = end
+        }
+        #expect(sizes == [500, 500, 1000, 2000, 4000, 4000, 4000, 2000, 1000, 500, 500])
         let large = try (0..<6).map { try put("big/\($0).bin", chunks: 100) }
         let end = FolderSync.commitEnd(large, from: 0, limits: limits)
         #expect((1..<5).contains(end))

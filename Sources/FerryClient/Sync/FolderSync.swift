@@ -845,10 +845,20 @@ public final class FolderSync: Sendable {
     /// JSON would pass half the server's body limit (a commit of files of very many chunks
     /// each would otherwise be refused as too large, pass after pass). An operation larger
     /// than that goes alone.
+    ///
+    /// The first and last commits of many are smaller (from an eighth of the limit): the
+    /// server starts on the first while this side still encodes the next, and this side
+    /// records each answer while the server applies the next, so only the last answer is
+    /// recorded with the server idle. The first grow with what went before them, the last
+    /// are about half of what is left.
     static func commitEnd(_ operations: [(CommitOperation, LocalState?)], from start: Int, limits: ServerLimits) -> Int {
         let budget = limits.jsonBodyBytes / 2
+        let limit = limits.commitOperations, floor = max(1, limit / 8)
+        let left = operations.count - start
+        let rampUp = max(floor, start), rampDown = left > 2 * limit ? limit : max(floor, (left + 1) / 2)
+        let most = min(limit, rampUp, rampDown)
         var end = start, bytes = 0
-        while end < operations.count, end - start < limits.commitOperations {
+        while end < operations.count, end - start < most {
             bytes += operations[end].0.jsonSizeBound
             if bytes > budget, end > start { break }
             end += 1
