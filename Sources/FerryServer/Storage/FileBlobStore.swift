@@ -90,8 +90,9 @@ public final class FileBlobStore: BlobStore {
         try Posix.syncDirectory(blobs)
         let fd = open(blobs + "/" + layoutMarker, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw Posix.blobError("write the layout marker", errno) }
-        fsync(fd)
+        let synced = fsync(fd) == 0 ? 0 : errno
         close(fd)
+        guard synced == 0 else { throw Posix.blobError("sync the layout marker", synced) }
         try Posix.syncDirectory(blobs)
     }
 
