@@ -501,6 +501,16 @@ struct SyncTests {
             #expect(try await a.api.limits() == ServerLimits.current)
             let older = ServerAPI(serverURL: cloud.url + "/before-protocol", token: a.api.token, client: a.api.client)
             #expect(try await older.limits() == ServerLimits.legacy)
+            // The answer is kept for the API's lifetime, then asked again.
+            func asked() -> Int { cloud.services.metrics.render().split(separator: "\n").filter { $0.hasPrefix("ferry_http_requests_total{method=\"GET\"") }
+                .compactMap { Int($0.split(separator: " ").last ?? "") }.reduce(0, +) }
+            let before = asked()
+            _ = try await a.api.limits()
+            #expect(asked() == before)
+            let expiring = ServerAPI(serverURL: cloud.url, token: a.api.token, client: a.api.client, limitsLifetime: .zero)
+            _ = try await expiring.limits()
+            _ = try await expiring.limits()
+            #expect(asked() == before + 2)
         }
     }
 

@@ -35,12 +35,13 @@ public struct ServerAPI: Sendable {
     public let client: HTTPClient
     private let announced: Announced
 
-    /// `serverURL` is e.g. `http://127.0.0.1:8720`; `/api/v1` is appended.
-    public init(serverURL: String, token: String, client: HTTPClient) {
+    /// `serverURL` is e.g. `http://127.0.0.1:8720`; `/api/v1` is appended. `limitsLifetime`:
+    /// how long the server's announced limits are used before it is asked again.
+    public init(serverURL: String, token: String, client: HTTPClient, limitsLifetime: Duration = .seconds(600)) {
         var base = serverURL
         while base.hasSuffix("/") { base.removeLast() }
         if !base.hasSuffix("/api/v1") { base += "/api/v1" }
-        self.init(baseURL: base, token: token, client: client, announced: Announced())
+        self.init(baseURL: base, token: token, client: client, announced: Announced(lifetime: limitsLifetime))
     }
 
     private init(baseURL: String, token: String, client: HTTPClient, announced: Announced) {
@@ -140,11 +141,12 @@ public struct ServerAPI: Sendable {
     /// The request sizes to send this server: what it announced at `GET /protocol`, within
     /// this build's own (`ServerLimits.agreed`), or `ServerLimits.legacy` when it has no such
     /// endpoint (a server from before it) or an answer this build cannot read. Asked again
-    /// after `limitsLifetime`, so a daemon notices a server upgraded or downgraded under it
-    /// without asking before every pass. Network errors are thrown.
+    /// after the API's `limitsLifetime` (ten minutes by default), so a daemon notices a
+    /// server upgraded or downgraded under it without asking before every pass. Network
+    /// errors are thrown.
     public func limits() async throws -> ServerLimits {
         let now = ContinuousClock.now
-        if let (limits, asked) = announced.state.withLock({ $0 }), now - asked < Self.limitsLifetime { return limits }
+        if let (limits, asked) = announced.state.withLock({ $0 }), now - asked < announced.lifetime { return limits }
         let limits: ServerLimits
         do {
             let answer: ProtocolResponse = try await json(.GET, "/protocol", Optional<Int>.none, authenticated: false, timeout: .seconds(30))
@@ -158,12 +160,12 @@ public struct ServerAPI: Sendable {
         return limits
     }
 
-    static let limitsLifetime = Duration.seconds(600)
-
     /// The last `GET /protocol` answer and when it was asked, shared by every copy of this
     /// API (also those `with(token:)` made).
     final class Announced: Sendable {
+        let lifetime: Duration
         let state = Mutex<(ServerLimits, ContinuousClock.Instant)?>(nil)
+        init(lifetime: Duration) { self.lifetime = lifetime }
     }
 
     // MARK: libraries
