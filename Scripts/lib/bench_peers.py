@@ -462,12 +462,12 @@ def measure(tools, scratch, quick, binaries):
                     change_middle(source + "/big.bin")
                 elif phase.startswith("1-byte insertion"):
                     insert_at_start(source + "/big.bin")
-                tool.prepare(dataset, source, "initial" if phase == "initial" else phase)
+                tool.prepare(dataset, source, phase)
                 subprocess.run(["sync"])
                 wire = loopback_bytes()
                 started = time.monotonic()
                 try:
-                    tool.sync(dataset, source, "initial" if phase == "initial" else phase)
+                    tool.sync(dataset, source, phase)
                 except PhaseTimeout:
                     results.setdefault(f"{dataset}: {phase}", {})[tool.name] = {"timed_out": PHASE_BUDGET, "wire_bytes": loopback_bytes() - wire}
                     print(f"{tool.name}: {dataset} {phase}: stopped after {PHASE_BUDGET} s", file=sys.stderr)

@@ -2,6 +2,8 @@
 import FerryCore
 import FerryServer
 import Foundation
+import Hummingbird
+import HummingbirdTesting
 import Logging
 import NIOCore
 import CoreFoundation
@@ -511,6 +513,20 @@ struct SyncTests {
             _ = try await expiring.limits()
             _ = try await expiring.limits()
             #expect(asked() == before + 2)
+        }
+    }
+
+    /// A `GET /protocol` answer this build cannot read (a later server that changed its shape)
+    /// is treated like no answer: requests stay within the sizes every server takes.
+    @Test func anUnreadableProtocolAnswerIsSentLegacySizes() async throws {
+        let router = Router()
+        router.get("api/v1/protocol") { _, _ in #"{"version": 2, "limits": {"batch_chunks": "many"}}"# }
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { client in
+            let api = ServerAPI.open(serverURL: "http://127.0.0.1:\(client.port!)", token: "")
+            let limits = try? await api.limits()
+            await api.close()
+            #expect(limits == ServerLimits.legacy)
         }
     }
 

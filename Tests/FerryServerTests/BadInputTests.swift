@@ -61,11 +61,16 @@ struct BadInputTests {
         }
         try Data(#"{"webhooks": {"allowedHosts": ["ok", ""]}}"#.utf8).write(to: bad)
         #expect(throws: ConfigurationError.self) { try ServerConfiguration.load(path: bad.path) }
-        for http in [#"{"idleTimeoutSeconds": 0}"#, #"{"requestBodyTimeoutSeconds": -5}"#, #"{"requestBodyMinRate": 0}"#, #"{"maxJSONBodyBytes": 10}"#] {
+        for http in [#"{"idleTimeoutSeconds": 0}"#, #"{"requestBodyTimeoutSeconds": -5}"#, #"{"requestBodyMinRate": 0}"#, #"{"maxJSONBodyBytes": 10}"#,
+                     #"{"maxBatchChunks": 0}"#, #"{"maxBatchChunks": 100001}"#, #"{"maxCommitOperations": -1}"#, #"{"maxCommitOperations": 100001}"#] {
             try Data(#"{"http": \#(http)}"#.utf8).write(to: bad)
             #expect(throws: ConfigurationError.self, "\(http)") { try ServerConfiguration.load(path: bad.path) }
         }
         #expect(c.http.requestBodyTimeoutSeconds == 30 && c.http.requestBodyMinRate == 500)
+        #expect(c.http.maxBatchChunks == 4000 && c.http.maxCommitOperations == 4000)
+        try Data(#"{"http": {"maxBatchChunks": 7, "maxCommitOperations": 100000}}"#.utf8).write(to: bad)
+        let small = try ServerConfiguration.load(path: bad.path)
+        #expect(small.http.maxBatchChunks == 7 && small.http.maxCommitOperations == 100_000)
         #expect(c.webhooks.allowPrivateTargets && c.webhooks.retryBackoffSeconds.count == 10)
     }
 
