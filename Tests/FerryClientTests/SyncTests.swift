@@ -238,6 +238,37 @@ struct SyncTests {
         #expect(contents == [Array(data[0..<100_000]), Array(data[100_000..<250_000])])
     }
 
+    /// Upload batches close at half the content limit or at the chunk limit, and never pass
+    /// the content limit, even where half of it is less than the largest chunk.
+    @Test func uploadBatchesStayWithinTheAgreedLimits() {
+        let MiB = 1 << 20
+        func chunks(_ sizes: [Int]) -> [ChunkLocation] {
+            sizes.enumerated().map { i, size in
+                ChunkLocation(chunk: ChunkRef(sha256: ContentHash.of(Array("chunk \(i)".utf8)), size: Int64(size)), path: "f\(i)", offset: 0)
+            }
+        }
+        func sizes(_ groups: [[ChunkLocation]]) -> [[Int64]] { groups.map { $0.map(\.chunk.size) } }
+        // This build's limits: 8 MiB groups.
+        let usual = ServerLimits.current
+        #expect(sizes(ChunkUpload.groups(chunks(Array(repeating: MiB, count: 20)), limits: usual)).map(\.count) == [8, 8, 4])
+        // A client raises a smaller announcement to one largest chunk; a server that announced
+        // 5 MiB gets groups that close before passing it.
+        let tight = ServerLimits(batchChunks: 3, batchContentBytes: 1, commitOperations: 1, jsonBodyBytes: 1 << 20).agreed()
+        #expect(tight.batchContentBytes == FerryProtocol.maxChunkSize)
+        let announced5 = ServerLimits(batchChunks: 3, batchContentBytes: 5 * MiB, commitOperations: 1, jsonBodyBytes: 1 << 20)
+        let mixed = [3 * MiB, 1 * MiB, 4 * MiB, 1, 1, 1, 1, 4 * MiB, 2 * MiB, 4 * MiB]
+        let groups = ChunkUpload.groups(chunks(mixed), limits: announced5)
+        let (one, two, four) = (Int64(MiB), Int64(2 * MiB), Int64(4 * MiB))
+        #expect(sizes(groups) == [[3 * one], [one, four], [1, 1, 1], [1, four], [two], [four]])
+        #expect(groups.joined().map(\.path) == (0..<mixed.count).map { "f\($0)" })
+        for limits in [usual, tight, announced5] {
+            for group in ChunkUpload.groups(chunks(mixed + Array(repeating: 4 * MiB, count: 5)), limits: limits) {
+                #expect(group.count <= limits.batchChunks)
+                #expect(group.reduce(0) { $0 + $1.chunk.size } <= Int64(limits.batchContentBytes))
+            }
+        }
+    }
+
     /// Commits are cut by operation count and by JSON size: files of many chunks each go in
     /// fewer per commit, each commit's JSON stays within half the server's bound, and an
     /// operation larger than that still goes (alone) rather than never.

@@ -49,16 +49,18 @@ struct WireTypesTests {
         }
     }
 
-    /// A client keeps to the smaller of each announced limit and its own, and to at least one,
-    /// whatever a server says.
+    /// A client keeps to the smaller of each announced limit and its own, and to at least one
+    /// (for batch content: one largest chunk), whatever a server says.
     @Test func agreedLimitsStayWithinBothSidesAndAboveZero() {
         let own = ServerLimits.current
         let generous = ServerLimits(batchChunks: 1 << 30, batchContentBytes: 1 << 40, commitOperations: 1 << 30, jsonBodyBytes: 1 << 40)
         #expect(generous.agreed(with: own) == own)
-        let small = ServerLimits(batchChunks: 7, batchContentBytes: 1 << 20, commitOperations: 5, jsonBodyBytes: 4096)
+        let small = ServerLimits(batchChunks: 7, batchContentBytes: 5 << 20, commitOperations: 5, jsonBodyBytes: 4096)
         #expect(small.agreed(with: own) == small)
         let broken = ServerLimits(batchChunks: 0, batchContentBytes: -1, commitOperations: -5, jsonBodyBytes: 0)
-        #expect(broken.agreed(with: own) == ServerLimits(batchChunks: 1, batchContentBytes: 1, commitOperations: 1, jsonBodyBytes: 1))
+        #expect(broken.agreed(with: own) == ServerLimits(batchChunks: 1, batchContentBytes: FerryProtocol.maxChunkSize, commitOperations: 1, jsonBodyBytes: 1))
+        let belowOneChunk = ServerLimits(batchChunks: 7, batchContentBytes: 1 << 20, commitOperations: 5, jsonBodyBytes: 4096)
+        #expect(belowOneChunk.agreed(with: own).batchContentBytes == FerryProtocol.maxChunkSize)
         let wire = String(decoding: try! JSONEncoder().encode(ProtocolResponse(limits: own)), as: UTF8.self)
         for key in ["batch_chunks", "batch_content_bytes", "commit_operations", "json_body_bytes", "version"] { #expect(wire.contains(key)) }
     }

@@ -18,10 +18,35 @@ struct ChunkLocation: Sendable {
 /// Shared by the upload step and `EarlySender`.
 enum ChunkUpload {
     /// Whether a group of `count` chunks and `bytes` bytes is ready to go: at the batch's
-    /// chunk limit, or at half its content limit, so a group's last chunk (at most the
-    /// chunker's 4 MiB) never takes it over.
+    /// chunk limit, or at half its content limit (8 MiB with this build's 16 MiB).
     static func isFull(count: Int, bytes: Int64, limits: ServerLimits) -> Bool {
         count >= limits.batchChunks || bytes >= Int64(limits.batchContentBytes / 2)
+    }
+
+    /// Whether a group holding `bytes` must go before a chunk of `size` joins it: the batch
+    /// would pass the content limit. Only a server announcing less than twice the largest
+    /// chunk gets here (the group would have been full first).
+    static func mustGoBefore(_ size: Int64, bytes: Int64, limits: ServerLimits) -> Bool {
+        bytes > 0 && bytes + size > Int64(limits.batchContentBytes)
+    }
+
+    /// `items` in batches within `limits`, in their order.
+    static func groups(_ items: some Sequence<ChunkLocation>, limits: ServerLimits) -> [[ChunkLocation]] {
+        var groups: [[ChunkLocation]] = [[]]
+        var bytes: Int64 = 0
+        for item in items {
+            if mustGoBefore(item.chunk.size, bytes: bytes, limits: limits) {
+                groups.append([])
+                bytes = 0
+            }
+            groups[groups.count - 1].append(item)
+            bytes += item.chunk.size
+            if isFull(count: groups[groups.count - 1].count, bytes: bytes, limits: limits) {
+                groups.append([])
+                bytes = 0
+            }
+        }
+        return groups.filter { !$0.isEmpty }
     }
 
     /// Reads `items` back and sends them as one batch. The server hashes every chunk it
@@ -121,6 +146,7 @@ public final class EarlySender: Sendable {
                         held.release([item])
                         continue
                     }
+                    if ChunkUpload.mustGoBefore(item.chunk.size, bytes: bytes, limits: limits) { await launch() }
                     group.append(item)
                     bytes += item.chunk.size
                     if ChunkUpload.isFull(count: group.count, bytes: bytes, limits: limits) { await launch() }

@@ -885,18 +885,7 @@ public final class FolderSync: Sendable {
         let limits = try await api.limits()
         // Batches of many chunks, of many files (one request and one server-side sync
         // each), at most `parallelism` in flight.
-        var jobs: [[ChunkLocation]] = [[]]
-        var bytes: Int64 = 0
-        for hash in missing {
-            guard let item = location[hash] else { continue }
-            jobs[jobs.count - 1].append(item)
-            bytes += item.chunk.size
-            if ChunkUpload.isFull(count: jobs[jobs.count - 1].count, bytes: bytes, limits: limits) {
-                jobs.append([])
-                bytes = 0
-            }
-        }
-        jobs.removeAll { $0.isEmpty }
+        let jobs = ChunkUpload.groups(missing.lazy.compactMap { location[$0] }, limits: limits)
 
         let root = self.root
         let api = self.api

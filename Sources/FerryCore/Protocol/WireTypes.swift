@@ -454,10 +454,14 @@ public struct ServerLimits: Codable, Sendable, Equatable {
     public static let current = ServerLimits(batchChunks: 4000, batchContentBytes: 16 << 20, commitOperations: 4000, jsonBodyBytes: 32 << 20)
 
     /// The limits a client uses with a server that announced `self`: none above what this
-    /// build sends (so a server cannot make it hold more in memory), none below one.
+    /// build sends (so a server cannot make it hold more in memory), none below one, and
+    /// batches of at least one largest chunk (the protocol's floor: below it a chunk of
+    /// `FerryProtocol.maxChunkSize` could not travel at all, and the server's refusal of it
+    /// is an error a person can read).
     public func agreed(with own: ServerLimits = .current) -> ServerLimits {
         func pick(_ theirs: Int, _ mine: Int) -> Int { max(1, min(theirs, mine)) }
-        return ServerLimits(batchChunks: pick(batchChunks, own.batchChunks), batchContentBytes: pick(batchContentBytes, own.batchContentBytes),
+        let content = max(FerryProtocol.maxChunkSize, pick(batchContentBytes, own.batchContentBytes))
+        return ServerLimits(batchChunks: pick(batchChunks, own.batchChunks), batchContentBytes: content,
                             commitOperations: pick(commitOperations, own.commitOperations), jsonBodyBytes: pick(jsonBodyBytes, own.jsonBodyBytes))
     }
 
