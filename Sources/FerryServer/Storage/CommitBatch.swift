@@ -15,6 +15,7 @@ struct CommitBatch {
     private let now = Date()
     /// `now` as the text SQLite stores, formatted once for the batch instead of per row.
     private let stamp: DatabaseValue
+    private let stampText: String
     /// The user's endpoints, read once for the whole batch.
     private let subscribers: Subscribers
     /// Set by a restore: puts are reported as `file.restored` from this version.
@@ -24,6 +25,12 @@ struct CommitBatch {
     /// Paths seen to be live directories during this batch, kept up to date by `insert`:
     /// the files of one directory ask about the same parent a thousand times.
     private var liveDirectories = Set<String>()
+    /// The statements run for every operation, bound directly (`DirectStatement`).
+    private var entrySeq: DirectStatement
+    private var descendant: DirectStatement
+    private var chunkSize: DirectStatement
+    private var addVersion: DirectStatement
+    private var setEntry: DirectStatement
 
     init(db: Database, userId: Int64, libraryId: String, deviceId: String?) throws {
         guard let row = try Row.fetchOne(db, sql: "SELECT head, name FROM library WHERE id = ? AND user_id = ?", arguments: [libraryId, userId]) else {
@@ -37,6 +44,19 @@ struct CommitBatch {
         self.head = row["head"]
         self.startHead = head
         self.stamp = now.databaseValue
+        self.stampText = String.fromDatabaseValue(stamp)!
+        entrySeq = DirectStatement(try db.cachedStatement(sql: "SELECT seq FROM entry WHERE library_id = ? AND path = ?"))
+        descendant = DirectStatement(try db.cachedStatement(sql: "SELECT path FROM entry WHERE library_id = ? AND path > ? AND path < ? AND deleted = 0 LIMIT 1"))
+        chunkSize = DirectStatement(try db.cachedStatement(
+            sql: "SELECT c.size FROM user_chunk u JOIN chunk c ON c.sha256 = u.sha256 WHERE u.user_id = ? AND u.sha256 = ?"))
+        addVersion = DirectStatement(try db.cachedStatement(sql: """
+            INSERT INTO version (library_id, seq, path, kind, deleted, size, sha256, mtime_ns, mode, chunks, target, device_id, committed_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """))
+        setEntry = DirectStatement(try db.cachedStatement(sql: """
+            INSERT INTO entry (library_id, path, seq, deleted) VALUES (?, ?, ?, ?)
+            ON CONFLICT (library_id, path) DO UPDATE SET seq = excluded.seq, deleted = excluded.deleted
+            """))
         self.subscribers = try Subscribers.load(db, userId: userId)
         self.hasFollowers = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM attachment WHERE library_id = ? AND follow = 1)",
                                               arguments: [libraryId]) ?? false
@@ -50,7 +70,7 @@ struct CommitBatch {
 
     /// Decides one operation and, if accepted, records it as the next version.
     mutating func apply(_ op: CommitOperation) throws -> CommitResult {
-        let current = try Self.current(db, libraryId: libraryId, path: op.path)
+        let current = try currentVersion(of: op.path)
         if let refusal = validate(op) { return CommitResult(status: .rejected, error: refusal) }
 
         if !baseMatches(op.base, current: current) {
@@ -192,12 +212,13 @@ struct CommitBatch {
     }
 
     /// Chunks this user has not uploaded, and the first whose recorded size differs.
-    private func checkChunks(_ chunks: [ChunkRef]) throws -> ([ContentHash], ChunkRef?) {
-        let stmt = try db.cachedStatement(sql: "SELECT c.size FROM user_chunk u JOIN chunk c ON c.sha256 = u.sha256 WHERE u.user_id = ? AND u.sha256 = ?")
+    private mutating func checkChunks(_ chunks: [ChunkRef]) throws -> ([ContentHash], ChunkRef?) {
         var missing: [ContentHash] = []
         var seen = Set<ContentHash>()
         for c in chunks where seen.insert(c.sha256).inserted {
-            guard let size = try Int64.fetchOne(stmt, arguments: [userId, c.sha256.data]) else {
+            chunkSize.bind(userId)
+            chunkSize.bind(c.sha256)
+            guard let size = try chunkSize.int64() else {
                 missing.append(c.sha256)
                 continue
             }
@@ -211,7 +232,7 @@ struct CommitBatch {
         var parent = path.parent
         while let p = parent {
             if liveDirectories.contains(p.string) { return nil }
-            if let v = try Self.current(db, libraryId: libraryId, path: p), !v.deleted {
+            if let v = try currentVersion(of: p), !v.deleted {
                 guard v.kind == .directory else { return v }
                 liveDirectories.insert(p.string)
                 return nil
@@ -222,10 +243,21 @@ struct CommitBatch {
     }
 
     /// Some live entry below `path`, if any. Paths under "a/" sort between "a/" and "a0".
-    private func liveDescendant(of path: FerryPath) throws -> String? {
-        try String.fetchOne(
-            db.cachedStatement(sql: "SELECT path FROM entry WHERE library_id = ? AND path > ? AND path < ? AND deleted = 0 LIMIT 1"),
-            arguments: [libraryId, path.string + "/", path.string + "0"])
+    private mutating func liveDescendant(of path: FerryPath) throws -> String? {
+        descendant.bind(libraryId)
+        descendant.bind(path.string + "/")
+        descendant.bind(path.string + "0")
+        return try descendant.text()
+    }
+
+    /// `current` for this batch's library: the entry's sequence number first, then (only
+    /// for a path that has one) its version.
+    private mutating func currentVersion(of path: FerryPath) throws -> FileVersion? {
+        entrySeq.bind(libraryId)
+        entrySeq.bind(path.string)
+        guard let seq = try entrySeq.int64() else { return nil }
+        return try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM version WHERE library_id = ? AND seq = ?"), arguments: [libraryId, seq])
+            .map(VersionRow.decode)
     }
 
     private mutating func insert(
@@ -236,17 +268,25 @@ struct CommitBatch {
         if !deleted && kind == .directory { liveDirectories.insert(path.string) } else { liveDirectories.remove(path.string) }
         let v = FileVersion(version: head, path: path, kind: kind, deleted: deleted, size: size, sha256: sha256, mtimeNs: mtimeNs,
                             mode: mode, chunks: chunks, target: target, deviceId: deviceId, committedAt: now)
-        try db.cachedStatement(sql: """
-            INSERT INTO version (library_id, seq, path, kind, deleted, size, sha256, mtime_ns, mode, chunks, target, device_id, committed_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [
-                libraryId, head, path.string, kind.rawValue, deleted, size, sha256.map { $0.data }, mtimeNs, mode,
-                ChunkList.encode(chunks), target, deviceId, stamp,
-            ])
-        try db.cachedStatement(sql: """
-            INSERT INTO entry (library_id, path, seq, deleted) VALUES (?, ?, ?, ?)
-            ON CONFLICT (library_id, path) DO UPDATE SET seq = excluded.seq, deleted = excluded.deleted
-            """).execute(arguments: [libraryId, path.string, head, deleted])
+        addVersion.bind(libraryId)
+        addVersion.bind(head)
+        addVersion.bind(path.string)
+        addVersion.bind(kind.rawValue)
+        addVersion.bind(deleted)
+        addVersion.bind(size)
+        addVersion.bind(sha256)
+        addVersion.bind(mtimeNs)
+        addVersion.bind(mode)
+        addVersion.bind(ChunkList.encode(chunks))
+        addVersion.bind(target)
+        addVersion.bind(deviceId)
+        addVersion.bind(stampText)
+        try addVersion.run()
+        setEntry.bind(libraryId)
+        setEntry.bind(path.string)
+        setEntry.bind(head)
+        setEntry.bind(deleted)
+        try setEntry.run()
         return v
     }
 

@@ -64,19 +64,25 @@ struct InlineBlobs: Sendable {
     /// is put back. Returns, per blob, whether it was written.
     func insert(_ blobs: [(hash: ContentHash, bytes: ByteBuffer)], isFile: (ContentHash) -> Bool) throws -> [Bool] {
         try pool.write { db in
-            let find = try db.cachedStatement(sql: "SELECT trashed FROM blob WHERE sha256 = ?")
-            let restore = try db.cachedStatement(sql: "UPDATE blob SET trashed = 0 WHERE sha256 = ?")
-            let add = try db.cachedStatement(sql: "INSERT INTO blob (sha256, data) VALUES (?, ?)")
+            // Bound straight from the request's buffer: no copy of each blob on the way in.
+            var find = DirectStatement(try db.cachedStatement(sql: "SELECT trashed FROM blob WHERE sha256 = ?"))
+            var restore = DirectStatement(try db.cachedStatement(sql: "UPDATE blob SET trashed = 0 WHERE sha256 = ?"))
+            var add = DirectStatement(try db.cachedStatement(sql: "INSERT INTO blob (sha256, data) VALUES (?, ?)"))
             var written: [Bool] = []
             for (hash, bytes) in blobs {
-                let key = hash.data
-                if let trashed = try Bool.fetchOne(find, arguments: [key]) {
-                    if trashed { try restore.execute(arguments: [key]) }
+                find.bind(hash)
+                if let trashed = try find.int64().map({ $0 != 0 }) {
+                    if trashed {
+                        restore.bind(hash)
+                        try restore.run()
+                    }
                     written.append(trashed)
                 } else if smallFilesMayExist && isFile(hash) {
                     written.append(false)
                 } else {
-                    try add.execute(arguments: [key, Data(bytes.readableBytesView)])
+                    add.bind(hash)
+                    bytes.withUnsafeReadableBytes { add.bind(bytes: $0) }
+                    try add.run()
                     written.append(true)
                 }
             }

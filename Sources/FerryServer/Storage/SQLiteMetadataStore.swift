@@ -219,29 +219,36 @@ public final class SQLiteMetadataStore: MetadataStore {
 
     public func missingChunks(userId: Int64, among hashes: [ContentHash]) async throws -> [ContentHash] {
         try await pool.read { db in
-            let stmt = try db.cachedStatement(sql: "SELECT 1 FROM user_chunk WHERE user_id = ? AND sha256 = ?")
+            var held = DirectStatement(try db.cachedStatement(sql: "SELECT 1 FROM user_chunk WHERE user_id = ? AND sha256 = ?"))
             var seen = Set<ContentHash>()
             return try hashes.filter { hash in
                 guard seen.insert(hash).inserted else { return false }
-                return try Bool.fetchOne(stmt, arguments: [userId, hash.data]) == nil
+                held.bind(userId)
+                held.bind(hash)
+                return try held.int64() == nil
             }
         }
     }
 
     public func recordChunks(userId: Int64, _ chunks: [ChunkRef], makeVisible: @escaping @Sendable () throws -> [Bool]) async throws -> [Bool] {
         // Formatted once: a Date is turned into text each time it is bound.
-        let now = Date().databaseValue
+        let now = String.fromDatabaseValue(Date().databaseValue)!
         return try await pool.write { db in
             let isNew = try makeVisible()
-            let chunk = try db.cachedStatement(sql: """
+            var chunk = DirectStatement(try db.cachedStatement(sql: """
                 INSERT INTO chunk (sha256, size, created_at, touched_at) VALUES (?, ?, ?, ?)
                 ON CONFLICT (sha256) DO UPDATE SET touched_at = excluded.touched_at
-                """)
-            let owner = try db.cachedStatement(sql: "INSERT OR IGNORE INTO user_chunk (user_id, sha256) VALUES (?, ?)")
+                """))
+            var owner = DirectStatement(try db.cachedStatement(sql: "INSERT OR IGNORE INTO user_chunk (user_id, sha256) VALUES (?, ?)"))
             for c in chunks {
-                let key = c.sha256.data
-                try chunk.execute(arguments: [key, c.size, now, now])
-                try owner.execute(arguments: [userId, key])
+                chunk.bind(c.sha256)
+                chunk.bind(c.size)
+                chunk.bind(now)
+                chunk.bind(now)
+                try chunk.run()
+                owner.bind(userId)
+                owner.bind(c.sha256)
+                try owner.run()
             }
             return isNew
         }

@@ -1,0 +1,112 @@
+import FerryCore
+import Foundation
+import GRDB
+import GRDBSQLite
+
+/// A statement GRDB prepared (and caches), bound and stepped through SQLite's C API: for
+/// the statements run once per chunk or per commit operation. GRDB's own path turns each
+/// argument into a `DatabaseValue`, gathers them in arrays and checks them against the
+/// statement on every run; for an initial sync of 20,000 small files that work around
+/// SQLite was about a quarter of the server's CPU (docs/benchmarks.md, ninth round).
+///
+/// Only for plain statements (no `BEGIN`, `COMMIT` or schema changes) inside a database
+/// access GRDB opened. GRDB's transaction observers do not see them; the server registers
+/// none. Every parameter is bound before each run, and the statement is reset after it,
+/// so it holds no read cursor open between runs.
+struct DirectStatement {
+    let statement: Statement
+    private var bound: Int32 = 0
+    /// The first binding SQLite refused (out of memory, too big): reported by the run.
+    private var bindFailure: Int32 = SQLITE_OK
+
+    init(_ statement: Statement) { self.statement = statement }
+
+    private var handle: SQLiteStatement { statement.sqliteStatement }
+
+    /// SQLite copies the bytes before the call returns.
+    private static let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
+
+    private mutating func next(_ bind: (SQLiteStatement, Int32) -> Int32) {
+        bound += 1
+        let code = bind(handle, bound)
+        if code != SQLITE_OK, bindFailure == SQLITE_OK { bindFailure = code }
+    }
+
+    mutating func bind(_ value: Int64) { next { sqlite3_bind_int64($0, $1, value) } }
+    mutating func bind(_ value: Int32) { bind(Int64(value)) }
+    mutating func bind(_ value: Bool) { bind(Int64(value ? 1 : 0)) }
+    mutating func bindNull() { next { sqlite3_bind_null($0, $1) } }
+
+    mutating func bind(_ text: String) {
+        var text = text
+        next { statement, index in
+            text.withUTF8 { utf8 in
+                // A null pointer would bind NULL, not the empty string.
+                guard let base = utf8.baseAddress, !utf8.isEmpty else { return sqlite3_bind_text(statement, index, "", 0, Self.transient) }
+                return sqlite3_bind_text(statement, index, base, Int32(utf8.count), Self.transient)
+            }
+        }
+    }
+
+    mutating func bind(_ text: String?) {
+        if let text { bind(text) } else { bindNull() }
+    }
+
+    mutating func bind(bytes: UnsafeRawBufferPointer) {
+        next { statement, index in
+            guard let base = bytes.baseAddress, !bytes.isEmpty else { return sqlite3_bind_zeroblob(statement, index, 0) }
+            return sqlite3_bind_blob(statement, index, base, Int32(bytes.count), Self.transient)
+        }
+    }
+
+    mutating func bind(_ data: Data) { data.withUnsafeBytes { bind(bytes: $0) } }
+    mutating func bind(_ hash: ContentHash) { hash.withUnsafeBytes { bind(bytes: $0) } }
+    mutating func bind(_ hash: ContentHash?) {
+        if let hash { bind(hash) } else { bindNull() }
+    }
+
+    /// Runs the statement to its end.
+    mutating func run() throws {
+        try step { handle, row in
+            guard row else { return }  // stepping again after the end would run it again
+            while true {
+                let code = sqlite3_step(handle)
+                if code == SQLITE_DONE { return }
+                if code != SQLITE_ROW { throw Self.failure(code, handle) }
+            }
+        }
+    }
+
+    /// The first row's first column as an integer (a NULL reads as 0), or nil without a row.
+    mutating func int64() throws -> Int64? {
+        try step { handle, row in row ? sqlite3_column_int64(handle, 0) : nil }
+    }
+
+    /// The first row's first column as text, or nil without a row (or for a NULL).
+    mutating func text() throws -> String? {
+        try step { handle, row in row ? sqlite3_column_text(handle, 0).map { String(cString: $0) } : nil }
+    }
+
+    /// Checks the bindings, steps once (`body` gets whether a row came) and resets.
+    private mutating func step<T>(_ body: (SQLiteStatement, Bool) throws -> T) throws -> T {
+        let handle = self.handle
+        defer {
+            sqlite3_reset(handle)
+            bound = 0
+            bindFailure = SQLITE_OK
+        }
+        precondition(bound == sqlite3_bind_parameter_count(handle), "\(statement.sql) takes \(sqlite3_bind_parameter_count(handle)) values, \(bound) bound")
+        if bindFailure != SQLITE_OK { throw Self.failure(bindFailure, handle) }
+        let code = sqlite3_step(handle)
+        switch code {
+        case SQLITE_ROW: return try body(handle, true)
+        case SQLITE_DONE: return try body(handle, false)
+        default: throw Self.failure(code, handle)
+        }
+    }
+
+    private static func failure(_ code: Int32, _ handle: SQLiteStatement) -> DatabaseError {
+        let sql = sqlite3_sql(handle).map { String(cString: $0) }
+        return DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(sqlite3_db_handle(handle))), sql: sql)
+    }
+}
