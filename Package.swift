@@ -41,6 +41,16 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Statements bound and stepped through SQLite's C API, for the hot loops of both sides' databases.
+        .target(
+            name: "FerrySQLite",
+            dependencies: [
+                "FerryCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
+            swiftSettings: strict
+        ),
         // Linux calls Glibc's Swift module leaves out (syncfs).
         .target(name: "CFerrySystem"),
         // The NAS server: HTTP routes, auth, metadata and blob stores, change feed.
@@ -52,8 +62,8 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "FerrySQLite",
                 .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Logging", package: "swift-log"),
@@ -80,6 +90,7 @@ let package = Package(
             name: "FerryClient",
             dependencies: [
                 "FerryCore",
+                "FerrySQLite",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -161,6 +172,7 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                "FerrySQLite",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],

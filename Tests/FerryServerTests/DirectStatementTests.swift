@@ -1,5 +1,5 @@
 import FerryCore
-@testable import FerryServer
+import FerrySQLite
 import Foundation
 import GRDB
 import GRDBSQLite

@@ -1,4 +1,5 @@
 import FerryCore
+import FerrySQLite
 import Foundation
 import GRDB
 
@@ -249,35 +250,63 @@ public final class LocalIndex: Sendable {
     /// or removed, server versions mirrored, journal rows cleared, the cursor advanced.
     public func apply(folder: String, _ update: IndexUpdate) throws {
         try pool.write { db in
-            let put = try db.cachedStatement(sql: """
+            // The two rows per committed file are bound directly (`DirectStatement`): through
+            // GRDB's arguments they took about 10 % of the client's CPU in an initial sync
+            // of 20,000 small files, and the last answers are recorded with the server idle.
+            var put = DirectStatement(try db.cachedStatement(sql: """
                 INSERT OR REPLACE INTO entry (folder, path, kind, size, mtime_ns, inode, mode, sha256, chunks, target, version, ctime_ns)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """)
+                """))
             for e in update.synced {
-                try put.execute(arguments: [folder, e.path, e.kind.rawValue, e.size, e.mtimeNs, Int64(bitPattern: e.inode), e.mode,
-                                            e.sha256.map { $0.data }, PackedChunkList.encode(e.chunks), e.target, e.version, e.ctimeNs])
+                put.bind(folder)
+                put.bind(e.path)
+                put.bind(e.kind.rawValue)
+                put.bind(e.size)
+                put.bind(e.mtimeNs)
+                put.bind(Int64(bitPattern: e.inode))
+                put.bind(e.mode)
+                put.bind(e.sha256)
+                put.bind(PackedChunkList.encode(e.chunks))
+                put.bind(e.target)
+                put.bind(e.version)
+                put.bind(e.ctimeNs)
+                try put.run()
             }
             // Statements in loops are prepared once (a plain `execute(sql:)` compiles its SQL
             // on every call: a third of this transaction's time for a batch of 1,000).
             let unsync = try db.cachedStatement(sql: "DELETE FROM entry WHERE folder = ? AND path = ?")
             for path in update.unsynced { try unsync.execute(arguments: [folder, path]) }
             // The feed and commit answers can arrive in either order: keep the newest.
-            let mirror = try db.cachedStatement(sql: """
+            var mirror = DirectStatement(try db.cachedStatement(sql: """
                 INSERT INTO remote (folder, path, version, kind, deleted, size, sha256, mtime_ns, mode, chunks, target, device_id, committed_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (folder, path) DO UPDATE SET version = excluded.version, kind = excluded.kind, deleted = excluded.deleted,
                     size = excluded.size, sha256 = excluded.sha256, mtime_ns = excluded.mtime_ns, mode = excluded.mode, chunks = excluded.chunks,
                     target = excluded.target, device_id = excluded.device_id, committed_at = excluded.committed_at
                 WHERE excluded.version > remote.version
-                """)
+                """))
             for v in update.remote {
-                try mirror.execute(arguments: [
-                    folder, v.path.string, v.version, v.kind.rawValue, v.deleted, v.size, v.sha256.map { $0.data }, v.mtimeNs, v.mode,
-                    PackedChunkList.encode(v.chunks), v.target, v.deviceId, v.committedAt.timeIntervalSince1970,
-                ])
+                mirror.bind(folder)
+                mirror.bind(v.path.string)
+                mirror.bind(v.version)
+                mirror.bind(v.kind.rawValue)
+                mirror.bind(v.deleted)
+                mirror.bind(v.size)
+                mirror.bind(v.sha256)
+                mirror.bind(v.mtimeNs)
+                mirror.bind(v.mode)
+                mirror.bind(PackedChunkList.encode(v.chunks))
+                mirror.bind(v.target)
+                mirror.bind(v.deviceId)
+                mirror.bind(v.committedAt.timeIntervalSince1970)
+                try mirror.run()
             }
-            let settle = try db.cachedStatement(sql: "DELETE FROM journal WHERE folder = ? AND path = ?")
-            for path in update.journalDone { try settle.execute(arguments: [folder, path]) }
+            var settle = DirectStatement(try db.cachedStatement(sql: "DELETE FROM journal WHERE folder = ? AND path = ?"))
+            for path in update.journalDone {
+                settle.bind(folder)
+                settle.bind(path)
+                try settle.run()
+            }
             let reported = try db.cachedStatement(sql: "DELETE FROM conflict_copy WHERE folder = ? AND path = ?")
             for path in update.conflictCopiesReported { try reported.execute(arguments: [folder, path]) }
             if let cursor = update.cursor {

@@ -13,13 +13,13 @@ import GRDBSQLite
 /// access GRDB opened. GRDB's transaction observers do not see them; the server registers
 /// none. Every parameter is bound before each run, and the statement is reset after it,
 /// so it holds no read cursor open between runs.
-struct DirectStatement {
-    let statement: Statement
+public struct DirectStatement {
+    public let statement: Statement
     private var bound: Int32 = 0
     /// The first binding SQLite refused (out of memory, too big): reported by the run.
     private var bindFailure: Int32 = SQLITE_OK
 
-    init(_ statement: Statement) { self.statement = statement }
+    public init(_ statement: Statement) { self.statement = statement }
 
     private var handle: SQLiteStatement { statement.sqliteStatement }
 
@@ -32,12 +32,13 @@ struct DirectStatement {
         if code != SQLITE_OK, bindFailure == SQLITE_OK { bindFailure = code }
     }
 
-    mutating func bind(_ value: Int64) { next { sqlite3_bind_int64($0, $1, value) } }
-    mutating func bind(_ value: Int32) { bind(Int64(value)) }
-    mutating func bind(_ value: Bool) { bind(Int64(value ? 1 : 0)) }
-    mutating func bindNull() { next { sqlite3_bind_null($0, $1) } }
+    public mutating func bind(_ value: Int64) { next { sqlite3_bind_int64($0, $1, value) } }
+    public mutating func bind(_ value: Int32) { bind(Int64(value)) }
+    public mutating func bind(_ value: Bool) { bind(Int64(value ? 1 : 0)) }
+    public mutating func bind(_ value: Double) { next { sqlite3_bind_double($0, $1, value) } }
+    public mutating func bindNull() { next { sqlite3_bind_null($0, $1) } }
 
-    mutating func bind(_ text: String) {
+    public mutating func bind(_ text: String) {
         var text = text
         next { statement, index in
             text.withUTF8 { utf8 in
@@ -48,25 +49,25 @@ struct DirectStatement {
         }
     }
 
-    mutating func bind(_ text: String?) {
+    public mutating func bind(_ text: String?) {
         if let text { bind(text) } else { bindNull() }
     }
 
-    mutating func bind(bytes: UnsafeRawBufferPointer) {
+    public mutating func bind(bytes: UnsafeRawBufferPointer) {
         next { statement, index in
             guard let base = bytes.baseAddress, !bytes.isEmpty else { return sqlite3_bind_zeroblob(statement, index, 0) }
             return sqlite3_bind_blob(statement, index, base, Int32(bytes.count), Self.transient)
         }
     }
 
-    mutating func bind(_ data: Data) { data.withUnsafeBytes { bind(bytes: $0) } }
-    mutating func bind(_ hash: ContentHash) { hash.withUnsafeBytes { bind(bytes: $0) } }
-    mutating func bind(_ hash: ContentHash?) {
+    public mutating func bind(_ data: Data) { data.withUnsafeBytes { bind(bytes: $0) } }
+    public mutating func bind(_ hash: ContentHash) { hash.withUnsafeBytes { bind(bytes: $0) } }
+    public mutating func bind(_ hash: ContentHash?) {
         if let hash { bind(hash) } else { bindNull() }
     }
 
     /// Runs the statement to its end.
-    mutating func run() throws {
+    public mutating func run() throws {
         try step { handle, row in
             guard row else { return }  // stepping again after the end would run it again
             while true {
@@ -78,12 +79,12 @@ struct DirectStatement {
     }
 
     /// The first row's first column as an integer (a NULL reads as 0), or nil without a row.
-    mutating func int64() throws -> Int64? {
+    public mutating func int64() throws -> Int64? {
         try step { handle, row in row ? sqlite3_column_int64(handle, 0) : nil }
     }
 
     /// The first row's first column as text, or nil without a row (or for a NULL).
-    mutating func text() throws -> String? {
+    public mutating func text() throws -> String? {
         try step { handle, row in row ? sqlite3_column_text(handle, 0).map { String(cString: $0) } : nil }
     }
 
