@@ -45,7 +45,7 @@ struct JSONCodingTests {
         }
         mutating func result() -> CommitResult {
             CommitResult(status: pick([.ok, .conflict, .missingChunks, .rejected]), version: chance() ? version() : nil,
-                         current: chance() ? version() : nil, missing: chance() ? (0..<Int.random(in: 0...2, using: &rng)).map { _ in hash() } : nil,
+                         seq: chance() ? int(0...Int64.max) : nil, current: chance() ? version() : nil, missing: chance() ? (0..<Int.random(in: 0...2, using: &rng)).map { _ in hash() } : nil,
                          error: chance() ? ErrorBody(code: text(), message: text()) : nil)
         }
     }
@@ -60,11 +60,12 @@ struct JSONCodingTests {
             var make = Maker(rng: SeededGenerator(state: seed))
             let versions = (0..<Int.random(in: 0...4, using: &make.rng)).map { _ in make.version() }
             try? expectSameBytes(ChangesResponse(changes: versions, cursor: make.int(0...Int64.max), hasMore: make.chance(), head: make.int(0...Int64.max)))
-            try? expectSameBytes(CommitResponse(results: (0..<Int.random(in: 0...4, using: &make.rng)).map { _ in make.result() }, head: make.int(0...Int64.max)))
+            try? expectSameBytes(CommitResponse(results: (0..<Int.random(in: 0...4, using: &make.rng)).map { _ in make.result() }, head: make.int(0...Int64.max),
+                                          committedAt: make.chance() ? make.date() : nil, deviceId: make.chance() ? make.text() : nil))
             try? expectSameBytes(ChunkBatchResponse(stored: make.chunks(), rejected: (0..<Int.random(in: 0...2, using: &make.rng)).map { _ in make.hash() }))
             try? expectSameBytes(MissingChunksResponse(missing: (0..<Int.random(in: 0...3, using: &make.rng)).map { _ in make.hash() }))
             try? expectSameBytes(MissingChunksRequest(chunks: (0..<Int.random(in: 0...3, using: &make.rng)).map { _ in make.hash() }))
-            try? expectSameBytes(CommitRequest(operations: (0..<Int.random(in: 0...4, using: &make.rng)).map { _ in make.operation() }))
+            try? expectSameBytes(CommitRequest(operations: (0..<Int.random(in: 0...4, using: &make.rng)).map { _ in make.operation() }, brief: make.chance() ? make.chance() : nil))
         }
     }
 
@@ -95,10 +96,11 @@ struct JSONCodingTests {
             var make = Maker(rng: SeededGenerator(state: seed))
             let changes = ChangesResponse(changes: (0..<Int.random(in: 0...3, using: &make.rng)).map { _ in make.version() },
                                           cursor: make.int(0...Int64.max), hasMore: make.chance(), head: make.int(0...Int64.max))
-            let commit = CommitResponse(results: (0..<Int.random(in: 0...3, using: &make.rng)).map { _ in make.result() }, head: make.int(0...Int64.max))
+            let commit = CommitResponse(results: (0..<Int.random(in: 0...3, using: &make.rng)).map { _ in make.result() }, head: make.int(0...Int64.max),
+                                        committedAt: make.chance() ? make.date() : nil, deviceId: make.chance() ? make.text() : nil)
             let batch = ChunkBatchResponse(stored: make.chunks(), rejected: [make.hash()])
             let missing = MissingChunksResponse(missing: (0..<Int.random(in: 0...3, using: &make.rng)).map { _ in make.hash() })
-            let request = CommitRequest(operations: (0..<Int.random(in: 0...3, using: &make.rng)).map { _ in make.operation() })
+            let request = CommitRequest(operations: (0..<Int.random(in: 0...3, using: &make.rng)).map { _ in make.operation() }, brief: make.chance() ? make.chance() : nil)
             let question = MissingChunksRequest(chunks: (0..<Int.random(in: 0...3, using: &make.rng)).map { _ in make.hash() })
             expectFastRead(request)
             expectFastRead(question)

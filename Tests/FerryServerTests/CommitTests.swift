@@ -94,12 +94,7 @@ struct CommitTests {
     }
 
     @Test func retryOfACommitWhoseAnswerWasLostIsIdempotentForTheSameDevice() async throws {
-        let server = try await TestServer.make()
-        defer { server.removeData() }
-        try await server.run { api in
-            let user = try await api.newUser("alice")
-            let device = try await api.registerDevice("laptop", token: user).token
-            let lib = try await api.createLibrary("docs", token: user).id
+        try await withDevice { api, user, device, lib in
             let manifest = try await api.uploadContent(Array("same".utf8), token: device)
             let op = CommitOperation.putFile(try FerryPath("a"), base: nil, manifest: manifest, mtimeNs: 5, mode: 0o644)
             let first = try await api.commit(lib, [op], token: device)
@@ -111,6 +106,42 @@ struct CommitTests {
             // The same content from another committer is still a conflict: it never saw version 1.
             let other = try await api.commit(lib, [op], token: user)
             #expect(other.results[0].status == .conflict)
+        }
+    }
+
+    /// A brief answer gives only the sequence number of each put applied as sent, and the
+    /// versions rebuilt from it are the ones the server stored; everything else (a delete, a
+    /// put whose mode the server chose, a retry answered with the earlier version) comes whole.
+    @Test func briefAnswersRebuildToTheStoredVersions() async throws {
+        try await withDevice { api, _, device, lib in
+            let manifest = try await api.uploadContent(Array("content".utf8), token: device)
+            let retried = CommitOperation.putFile(try FerryPath("old"), base: nil, manifest: manifest, mtimeNs: 3, mode: 0o600)
+            _ = try await api.commit(lib, [retried], token: device)
+            let ops = [
+                CommitOperation(op: .put, path: try FerryPath("d"), base: nil, kind: .directory, mtimeNs: 1, mode: 0o755),
+                .putFile(try FerryPath("d/a"), base: nil, manifest: manifest, mtimeNs: 2, mode: 0o644),
+                CommitOperation(op: .put, path: try FerryPath("l"), base: nil, kind: .symlink, mtimeNs: 4, mode: 0o777, target: "d/a"),
+                CommitOperation(op: .put, path: try FerryPath("e"), base: nil, kind: .file, size: 0, sha256: .empty, mtimeNs: 5, mode: 0o640, chunks: []),
+                CommitOperation(op: .put, path: try FerryPath("m"), base: nil, kind: .directory, mtimeNs: 6),
+                retried,
+                .delete(try FerryPath("d/a"), base: 3),
+                .putFile(try FerryPath("c"), base: 99, manifest: manifest, mtimeNs: 2, mode: 0o644),
+            ]
+            let brief = try await api.commit(lib, ops, token: device, brief: true)
+            #expect(brief.results.map(\.status) == [.ok, .ok, .ok, .ok, .ok, .ok, .ok, .conflict])
+            #expect(brief.results.map { $0.seq != nil } == [true, true, true, true, false, false, false, false])
+            #expect(brief.results.map { $0.version != nil } == [false, false, false, false, true, true, true, false])
+            #expect(brief.results[5].version?.version == 1)
+            #expect(brief.committedAt != nil)
+            let versions = brief.versions(of: ops)
+            for (op, version) in zip(ops, versions).prefix(7) {
+                let stored = try await api.history(lib, op.path.string, token: device).versions.first { $0.version == version?.version }
+                #expect(stored != nil && stored == version, "\(op.path)")
+            }
+            #expect(versions[7] == nil)
+            // Without asking, answers stay whole.
+            let whole = try await api.commit(lib, [.putFile(try FerryPath("w"), base: nil, manifest: manifest, mtimeNs: 2, mode: 0o644)], token: device)
+            #expect(whole.results[0].version != nil && whole.results[0].seq == nil && whole.committedAt == nil)
         }
     }
 

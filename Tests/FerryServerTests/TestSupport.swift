@@ -73,6 +73,15 @@ func withLibrary(_ body: @Sendable (API, _ token: String, _ library: String) asy
     }
 }
 
+/// `withLibrary`, with the library used through a device token of alice's ("laptop"):
+/// `body` gets the user's token and the device's.
+func withDevice(_ body: @Sendable (API, _ user: String, _ device: String, _ library: String) async throws -> Void) async throws {
+    try await withLibrary { api, user, lib in
+        let device = try await api.registerDevice("laptop", token: user).token
+        try await body(api, user, device, lib)
+    }
+}
+
 /// A thin JSON client over the test framework's client.
 struct API: Sendable {
     let client: any TestClientProtocol
@@ -140,8 +149,8 @@ struct API: Sendable {
         return manifest
     }
 
-    func commit(_ library: String, _ ops: [CommitOperation], token: String) async throws -> CommitResponse {
-        let r = try await call(.post, "/libraries/\(library)/commit", token: token, json: CommitRequest(operations: ops))
+    func commit(_ library: String, _ ops: [CommitOperation], token: String, brief: Bool? = nil) async throws -> CommitResponse {
+        let r = try await call(.post, "/libraries/\(library)/commit", token: token, json: CommitRequest(operations: ops, brief: brief))
         #expect(r.status == .ok, "commit failed: \(String(buffer: r.body))")
         return try decode(CommitResponse.self, r)
     }
@@ -158,6 +167,13 @@ struct API: Sendable {
         let r = try await call(.get, "/libraries/\(library)/changes?since=\(since)&limit=\(limit)&wait=\(wait)", token: token)
         #expect(r.status == .ok)
         return try decode(ChangesResponse.self, r)
+    }
+
+    func history(_ library: String, _ path: String, token: String) async throws -> HistoryResponse {
+        let query = path.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? path
+        let r = try await call(.get, "/libraries/\(library)/history?path=\(query)&limit=100", token: token)
+        #expect(r.status == .ok)
+        return try decode(HistoryResponse.self, r)
     }
 }
 

@@ -767,18 +767,21 @@ public final class FolderSync: Sendable {
                 if !inFlight.isEmpty, alone || !inFlight[0].independent { break }
                 start = end
                 let sent = batch.map(\.0)
-                inFlight.append((batch, !alone, Task { try await api.commit(library: library, sent) }))
+                // Brief answers: this side knows what it sent, so an answer of 20,000 versions
+                // with their chunk lists would only be read back and thrown away.
+                inFlight.append((batch, !alone, Task { try await api.commit(library: library, sent, brief: true) }))
             }
             let (batch, _, answer) = inFlight.removeFirst()
             let response = try await answer.value
             try await journaled
             var update = IndexUpdate()
             var again: [(CommitOperation, LocalState?)] = []
-            for ((op, local), result) in zip(batch, response.results) {
+            let versions = response.versions(of: batch.map(\.0))
+            for (((op, local), result), answered) in zip(zip(batch, response.results), versions) {
                 let path = op.path.string
                 switch result.status {
                 case .ok:
-                    guard let version = result.version else { continue }
+                    guard let version = answered else { continue }
                     update.remote.append(version)
                     update.journalDone.append(path)
                     if op.conflictOf != nil { update.conflictCopiesReported.append(path) }

@@ -222,8 +222,10 @@ public struct ServerAPI: Sendable {
 
     // MARK: files
 
-    public func commit(library: String, _ operations: [CommitOperation]) async throws -> CommitResponse {
-        try await json(.POST, "/libraries/\(Self.escape(library))/commit", CommitRequest(operations: operations))
+    /// `brief`: puts applied as sent are answered with their sequence number only (read
+    /// the versions with `CommitResponse.versions(of:)`).
+    public func commit(library: String, _ operations: [CommitOperation], brief: Bool = false) async throws -> CommitResponse {
+        try await json(.POST, "/libraries/\(Self.escape(library))/commit", CommitRequest(operations: operations, brief: brief ? true : nil))
     }
 
     public func changes(library: String, since: Int64, limit: Int = 1000, wait: Int = 0) async throws -> ChangesResponse {

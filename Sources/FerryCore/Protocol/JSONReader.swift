@@ -312,11 +312,12 @@ extension FileVersion: JSONReadable {
 
 extension CommitResult: JSONReadable {
     public static func read(from json: inout JSONReader) throws -> CommitResult {
-        var status: Status?, version: FileVersion?, current: FileVersion?, missing: [ContentHash]?, error: ErrorBody?
+        var status: Status?, version: FileVersion?, seq: Int64?, current: FileVersion?, missing: [ContentHash]?, error: ErrorBody?
         try json.object { json, key in
             switch key {
             case "status": status = Status(rawValue: try json.string())
             case "version": version = try json.isNull() ? nil : try FileVersion.read(from: &json)
+            case "seq": seq = try json.isNull() ? nil : try json.int64()
             case "current": current = try json.isNull() ? nil : try FileVersion.read(from: &json)
             case "missing": missing = try json.isNull() ? nil : try json.array { try $0.hash() }
             case "error": error = try json.isNull() ? nil : try ErrorBody.read(from: &json)
@@ -325,23 +326,25 @@ extension CommitResult: JSONReadable {
             return true
         }
         guard let status else { throw JSONReader.GiveUp() }
-        return CommitResult(status: status, version: version, current: current, missing: missing, error: error)
+        return CommitResult(status: status, version: version, seq: seq, current: current, missing: missing, error: error)
     }
 }
 
 extension CommitResponse: JSONReadable {
     public static func read(from json: inout JSONReader) throws -> CommitResponse {
-        var results: [CommitResult]?, head: Int64?
+        var results: [CommitResult]?, head: Int64?, committedAt: Date?, deviceId: String?
         try json.object { json, key in
             switch key {
             case "results": results = try json.array { try CommitResult.read(from: &$0) }
             case "head": head = try json.int64()
+            case "committed_at": committedAt = try json.isNull() ? nil : try json.date()
+            case "device_id": deviceId = try json.isNull() ? nil : try json.string()
             default: return false
             }
             return true
         }
         guard let results, let head else { throw JSONReader.GiveUp() }
-        return CommitResponse(results: results, head: head)
+        return CommitResponse(results: results, head: head, committedAt: committedAt, deviceId: deviceId)
     }
 }
 
@@ -444,14 +447,17 @@ extension CommitOperation: JSONReadable {
 
 extension CommitRequest: JSONReadable {
     public static func read(from json: inout JSONReader) throws -> CommitRequest {
-        var operations: [CommitOperation]?
+        var operations: [CommitOperation]?, brief: Bool?
         try json.object { json, key in
-            guard key == "operations" else { return false }
-            operations = try json.array { try CommitOperation.read(from: &$0) }
+            switch key {
+            case "operations": operations = try json.array { try CommitOperation.read(from: &$0) }
+            case "brief": brief = try json.isNull() ? nil : try json.bool()
+            default: return false
+            }
             return true
         }
         guard let operations else { throw JSONReader.GiveUp() }
-        return CommitRequest(operations: operations)
+        return CommitRequest(operations: operations, brief: brief)
     }
 }
 

@@ -172,6 +172,7 @@ extension CommitResult: JSONWritable {
             if let current { json.key("current"); current.write(to: &json) }
             if let error { json.key("error"); error.write(to: &json) }
             if let missing { json.key("missing"); json.array(missing) }
+            if let seq { json.key("seq"); json.int(seq) }
             json.key("status"); json.string(status.rawValue)
             if let version { json.key("version"); version.write(to: &json) }
         }
@@ -181,6 +182,8 @@ extension CommitResult: JSONWritable {
 extension CommitResponse: JSONWritable {
     public func write(to json: inout JSONWriter) {
         json.object { json in
+            if let committedAt { json.key("committed_at"); json.date(committedAt) }
+            if let deviceId { json.key("device_id"); json.string(deviceId) }
             json.key("head"); json.int(head)
             json.key("results"); json.array(results)
         }
@@ -245,6 +248,7 @@ extension CommitOperation: JSONWritable {
 extension CommitRequest: JSONWritable {
     public func write(to json: inout JSONWriter) {
         json.object { json in
+            if let brief { json.key("brief"); json.bool(brief) }
             json.key("operations"); json.array(operations)
         }
     }

@@ -123,7 +123,14 @@ public struct ConflictOrigin: Codable, Sendable, Hashable {
 /// `POST /libraries/{lib}/commit` body.
 public struct CommitRequest: Codable, Sendable, Equatable {
     public var operations: [CommitOperation]
-    public init(operations: [CommitOperation]) { self.operations = operations }
+    /// Asks for brief answers: a put applied exactly as sent is answered with its new
+    /// sequence number (`CommitResult.seq`) instead of the whole version, which the client
+    /// rebuilds with `FileVersion(applying:as:deviceId:committedAt:)`.
+    public var brief: Bool?
+    public init(operations: [CommitOperation], brief: Bool? = nil) {
+        self.operations = operations
+        self.brief = brief
+    }
 }
 
 /// The outcome of one commit operation. Each item is atomic on its own.
@@ -141,13 +148,17 @@ public struct CommitResult: Codable, Sendable, Hashable {
 
     public var status: Status
     public var version: FileVersion?
+    /// In a brief answer, instead of `version`: the sequence number of a put applied as sent.
+    public var seq: Int64?
     public var current: FileVersion?
     public var missing: [ContentHash]?
     public var error: ErrorBody?
 
-    public init(status: Status, version: FileVersion? = nil, current: FileVersion? = nil, missing: [ContentHash]? = nil, error: ErrorBody? = nil) {
+    public init(status: Status, version: FileVersion? = nil, seq: Int64? = nil, current: FileVersion? = nil, missing: [ContentHash]? = nil,
+                error: ErrorBody? = nil) {
         self.status = status
         self.version = version
+        self.seq = seq
         self.current = current
         self.missing = missing
         self.error = error
@@ -159,9 +170,57 @@ public struct CommitResponse: Codable, Sendable, Equatable {
     public var results: [CommitResult]
     /// The library's latest sequence number after the batch.
     public var head: Int64
-    public init(results: [CommitResult], head: Int64) {
+    /// With brief results: when they were committed, and by which device (the same for
+    /// every version of one commit).
+    public var committedAt: Date?
+    public var deviceId: String?
+
+    public init(results: [CommitResult], head: Int64, committedAt: Date? = nil, deviceId: String? = nil) {
         self.results = results
         self.head = head
+        self.committedAt = committedAt
+        self.deviceId = deviceId
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case results, head
+        case committedAt = "committed_at", deviceId = "device_id"
+    }
+
+    /// The versions `operations` became, in order: the whole version of a full result, the
+    /// rebuilt one of a brief result, nil for any other.
+    public func versions(of operations: [CommitOperation]) -> [FileVersion?] {
+        zip(operations, results).map { op, result in
+            if let version = result.version { return version }
+            guard let seq = result.seq, let committedAt else { return nil }
+            return FileVersion(applying: op, as: seq, deviceId: deviceId, committedAt: committedAt)
+        }
+    }
+
+    /// This answer with every result that `FileVersion(applying:as:deviceId:committedAt:)`
+    /// rebuilds exactly from its operation given as its sequence number only.
+    public func brief(for operations: [CommitOperation]) -> CommitResponse {
+        guard let first = results.lazy.compactMap(\.version).first else { return self }
+        var brief = CommitResponse(results: results, head: head, committedAt: first.committedAt, deviceId: first.deviceId)
+        for (i, (op, result)) in zip(operations, results).enumerated() {
+            guard let version = result.version,
+                  FileVersion(applying: op, as: version.version, deviceId: first.deviceId, committedAt: first.committedAt) == version else { continue }
+            brief.results[i].version = nil
+            brief.results[i].seq = version.version
+        }
+        return brief
+    }
+}
+
+extension FileVersion {
+    /// The version a put of `op` becomes when the server applies it as sent, as number
+    /// `seq`: what a brief commit answer stands for. Nil for a delete, and for a put that
+    /// leaves its mtime or mode for the server to choose.
+    public init?(applying op: CommitOperation, as seq: Int64, deviceId: String?, committedAt: Date) {
+        guard op.op == .put, let kind = op.kind, let mtimeNs = op.mtimeNs, let mode = op.mode else { return nil }
+        self.init(version: seq, path: op.path, kind: kind, deleted: false, size: kind == .file ? op.size ?? 0 : 0,
+                  sha256: kind == .file ? op.sha256 : nil, mtimeNs: mtimeNs, mode: mode, chunks: kind == .file ? op.chunks ?? [] : [],
+                  target: kind == .symlink ? op.target : nil, deviceId: deviceId, committedAt: committedAt)
     }
 }
 

@@ -33,7 +33,7 @@ struct FileRoutes {
         services.metrics.commitLatency.recordInterval(since: started)
         services.metrics.commitOperations.increment(by: body.operations.count)
         if response.head != library.head { services.notifier.notify(library: library.id, head: response.head) }
-        return response
+        return body.brief == true ? response.brief(for: body.operations) : response
     }
 
     @Sendable func download(_ request: Request, context: FerryRequestContext) async throws -> Response {
