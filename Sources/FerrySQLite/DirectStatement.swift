@@ -44,7 +44,7 @@ public struct DirectStatement {
             text.withUTF8 { utf8 in
                 // A null pointer would bind NULL, not the empty string.
                 guard let base = utf8.baseAddress, !utf8.isEmpty else { return sqlite3_bind_text(statement, index, "", 0, Self.transient) }
-                return sqlite3_bind_text(statement, index, base, Int32(utf8.count), Self.transient)
+                return sqlite3_bind_text64(statement, index, base, sqlite3_uint64(utf8.count), Self.transient, UInt8(SQLITE_UTF8))
             }
         }
     }
@@ -56,7 +56,8 @@ public struct DirectStatement {
     public mutating func bind(bytes: UnsafeRawBufferPointer) {
         next { statement, index in
             guard let base = bytes.baseAddress, !bytes.isEmpty else { return sqlite3_bind_zeroblob(statement, index, 0) }
-            return sqlite3_bind_blob(statement, index, base, Int32(bytes.count), Self.transient)
+            // The 64-bit call: a value past SQLite's limit is its SQLITE_TOOBIG, not a trap here.
+            return sqlite3_bind_blob64(statement, index, base, sqlite3_uint64(bytes.count), Self.transient)
         }
     }
 
