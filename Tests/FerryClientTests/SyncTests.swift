@@ -1,6 +1,7 @@
 @testable import FerryClient
 import FerryCore
 import FerryServer
+import GRDB
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -360,6 +361,40 @@ struct SyncTests {
             #expect(report.uploadedFiles == 1)
             #expect(report.uploadedBytes == 0)
             #expect(try a.index.journal(folder: a.root).isEmpty)
+        }
+    }
+
+    /// A journal that cannot be written stops the pass with the error before any answer is
+    /// recorded; what the server already committed is found again by the next pass, which
+    /// converges without a conflict and without sending the content again.
+    @Test func aJournalThatCannotBeWrittenStopsThePassAndTheNextOneConverges() async throws {
+        try await Cloud.with { cloud in
+            let user = try await cloud.user("hal")
+            let a = try await Device.make(cloud, user: user, name: "a")
+            let b = try await Device.make(cloud, user: user, name: "b")
+            defer { Task { await a.close(); await b.close() } }
+            let big = seededBytes(Int(FolderSync.journalMinimumSize) * 2, seed: 5)
+            try a.write("big.bin", big)
+            try a.write("small.txt", "small")
+            // Another connection to the index makes every journal row fail, as a full disk would.
+            let other = try DatabaseQueue(path: a.stateDirectory + "/index.sqlite")
+            try await other.write { try $0.execute(sql: "CREATE TRIGGER refuse BEFORE INSERT ON journal BEGIN SELECT RAISE(ABORT, 'journal refused'); END") }
+            await #expect {
+                try await a.sync()
+            } throws: { error in
+                String(describing: error).contains("journal refused")
+            }
+            #expect(try a.index.entries(folder: a.root).isEmpty)
+            try await other.write { try $0.execute(sql: "DROP TRIGGER refuse") }
+            let report = try await a.sync()
+            #expect(report.conflicts == 0 && report.problems.isEmpty)
+            #expect(report.uploadedBytes == 0)
+            #expect(try a.index.journal(folder: a.root).isEmpty)
+            #expect(try Set(a.index.entries(folder: a.root).keys) == ["big.bin", "small.txt"])
+            try await b.sync()
+            #expect(b.read("small.txt") == "small")
+            #expect(FileManager.default.contents(atPath: b.root + "/big.bin") == big)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: b.root).filter { $0.contains("conflict") }.isEmpty)
         }
     }
 
