@@ -204,6 +204,34 @@ struct StorageTests {
         #expect(try await Maintenance.check(store: server.services.store, blobs: blobs).isClean)
     }
 
+    /// gc lists the blobs before it takes the write lock, so an upload can publish and record
+    /// a blob meanwhile (here through a second connection, as another process would; with
+    /// the listing under the lock its write would be refused as busy). Once gc holds the lock
+    /// that blob has its row, and it is kept.
+    @Test func gcListsBlobsBeforeTheWriteLockAndKeepsWhatIsRecordedMeanwhile() async throws {
+        let server = try await TestServer.make()
+        defer { server.removeData() }
+        let blobs = try #require(server.services.blobs as? FileBlobStore)
+        let content = randomBytes(3_000, seed: 53), hash = ContentHash.of(content)
+        let staged = try await blobs.stageBatch([(hash, ByteBuffer(bytes: content))]).staged
+        let other = try DatabaseQueue(path: server.dataDirectory + "/ferry.sqlite")
+        let report = try await server.services.store.collectGarbage(grace: 3600, stored: {
+            // An upload lands after the listing: it publishes, then records the chunk.
+            let listed = try blobs.storedHashes()
+            #expect(try blobs.publishBatch(staged) == [true])
+            try other.write { db in
+                try db.execute(sql: "INSERT INTO user (id, username, password_hash, created_at, password_changed_at) VALUES (7, 'u', 'x', 0, 0)")
+                try db.execute(sql: "INSERT INTO chunk (sha256, size, created_at, touched_at) VALUES (?, ?, ?, ?)",
+                               arguments: [hash.data, content.count, Date(), Date()])
+                try db.execute(sql: "INSERT INTO user_chunk (sha256, user_id) VALUES (?, 7)", arguments: [hash.data])
+            }
+            return listed + [hash]
+        }, remove: { try blobs.moveToTrash($0) })
+        #expect(report == GarbageReport(removedChunks: 0, removedBytes: 0, keptInGrace: 1, removedOrphans: 0))
+        #expect(try blobs.exists(hash))
+        #expect(try blobs.trashContents().isEmpty)
+    }
+
     @Test func gcRemovesOnlyUnreferencedChunksPastTheGracePeriod() async throws {
         let server = try await TestServer.make()
         defer { server.removeData() }

@@ -112,7 +112,8 @@ public protocol MetadataStore: ConflictStore, WebhookStore, TaskStore {
     func referencedChunks() async throws -> [ContentHash: Int64]
     /// Removes chunks no version references whose last upload is older than `grace`, and
     /// the blobs among `stored` that no chunk row names; `remove` takes all those blobs out
-    /// of place at once. Both run under the same write lock, which uploads take to publish.
+    /// of place at once. `stored` is listed before the write lock is taken; the rest runs
+    /// under it, which uploads take to publish.
     func collectGarbage(grace: TimeInterval, stored: @escaping @Sendable () throws -> [ContentHash],
                         remove: @escaping @Sendable ([ContentHash]) throws -> Void) async throws -> GarbageReport
     /// Whether a chunk row exists (used to settle the blob trash after a crash).

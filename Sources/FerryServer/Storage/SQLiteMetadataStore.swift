@@ -394,6 +394,15 @@ public final class SQLiteMetadataStore: MetadataStore {
     public func collectGarbage(grace: TimeInterval, stored: @escaping @Sendable () throws -> [ContentHash],
                                remove: @escaping @Sendable ([ContentHash]) throws -> Void) async throws -> GarbageReport {
         let cutoff = Date().addingTimeInterval(-grace)
+        // The blobs are listed before the write lock is taken: at a million blobs the listing
+        // takes seconds, and uploads would wait for it. That is safe because uploads publish
+        // a blob and record its chunk row under that lock: once gc holds it, a listed blob
+        // that no chunk row names is not part of an upload in flight (one that published it
+        // has committed its row by then, or failed and left garbage). A blob published after
+        // the listing is not in it.
+        let listed = try await withCheckedThrowingContinuation { (done: CheckedContinuation<[ContentHash], any Error>) in
+            DispatchQueue.global().async { done.resume(with: Result { try stored() }) }
+        }
         return try await pool.write { db in
             let referenced = try Self.referenced(db)
             var report = GarbageReport(removedChunks: 0, removedBytes: 0, keptInGrace: 0)
@@ -415,9 +424,7 @@ public final class SQLiteMetadataStore: MetadataStore {
                 report.removedChunks += 1
                 report.removedBytes += row["size"] as Int64
             }
-            // A blob no chunk row names is not part of any upload in flight either: uploads
-            // publish and record under this same lock.
-            let orphans = try stored().filter { !rowed.contains($0) }
+            let orphans = listed.filter { !rowed.contains($0) }
             report.removedOrphans = orphans.count
             removed += orphans
             // Rows go first inside the transaction; the blobs go while the write lock still
