@@ -26,16 +26,7 @@ struct DirectStatementTests {
                 (Int64.min, true, "", nil, Data(), hash, Int32.max),
                 (42, false, "é 🌍 it's\n", "n", Data([0, 1, 2]), nil, -7),
             ]
-            for r in rows {
-                direct.bind(r.0)
-                direct.bind(r.1)
-                direct.bind(r.2)
-                direct.bind(r.3)
-                direct.bind(r.4)
-                direct.bind(r.5)
-                direct.bind(r.6)
-                try direct.run()
-            }
+            for r in rows { try direct.run(r.0, r.1, r.2, r.3, r.4, r.5, r.6) }
             for r in rows { try db.execute(sql: sql, arguments: [r.0, r.1, r.2, r.3, r.4, r.5?.data, r.6]) }
             let stored = try Row.fetchAll(db, sql: "SELECT *, typeof(s), typeof(n), typeof(d), typeof(h) FROM t ORDER BY rowid")
             #expect(stored.count == 4)  // each run inserted once
@@ -53,23 +44,34 @@ struct DirectStatementTests {
     @Test func readsAnswerTheFirstRowAndLeaveTheStatementReset() throws {
         try withDatabase("CREATE TABLE t (k INTEGER, v TEXT); INSERT INTO t VALUES (1, 'one'), (1, 'uno'), (2, NULL)") { db in
             var number = DirectStatement(try db.cachedStatement(sql: "SELECT k FROM t WHERE k >= ? ORDER BY k"))
-            number.bind(Int64(1))
-            #expect(try number.int64() == 1)
+            #expect(try number.int64(Int64(1)) == 1)
             #expect(sqlite3_stmt_busy(number.statement.sqliteStatement) == 0)
-            number.bind(Int64(3))
-            #expect(try number.int64() == nil)
+            #expect(try number.int64(Int64(3)) == nil)
             var text = DirectStatement(try db.cachedStatement(sql: "SELECT v FROM t WHERE k = ? ORDER BY v"))
-            text.bind(Int64(1))
-            #expect(try text.text() == "one")
-            text.bind(Int64(2))
-            #expect(try text.text() == nil)  // a NULL
-            text.bind(Int64(9))
-            #expect(try text.text() == nil)  // no row
+            #expect(try text.text(Int64(1)) == "one")
+            #expect(try text.text(Int64(2)) == nil)  // a NULL
+            #expect(try text.text(Int64(9)) == nil)  // no row
             // A statement that answers rows is run to its end, once.
             var all = DirectStatement(try db.cachedStatement(sql: "UPDATE t SET k = k + 10 WHERE k = ? RETURNING k"))
-            all.bind(Int64(1))
-            try all.run()
+            try all.run(Int64(1))
             #expect(try Int.fetchAll(db, sql: "SELECT k FROM t ORDER BY k") == [2, 11, 11])
+        }
+    }
+
+    /// A value SQLite refuses to bind (past its length limit) fails the run with SQLite's
+    /// error, nothing is written, and the statement binds afresh on the next run.
+    @Test func aValueSQLiteRefusesToBindFailsTheRun() throws {
+        try withDatabase("CREATE TABLE t (v BLOB)") { db in
+            sqlite3_limit(db.sqliteConnection, SQLITE_LIMIT_LENGTH, 100)
+            var insert = DirectStatement(try db.cachedStatement(sql: "INSERT INTO t VALUES (?)"))
+            #expect {
+                try insert.run(Data(count: 101))
+            } throws: { error in
+                (error as? DatabaseError)?.resultCode == .SQLITE_TOOBIG
+            }
+            #expect(throws: DatabaseError.self) { try insert.run(String(repeating: "x", count: 101)) }
+            try insert.run(Data(count: 50))
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM t") == 1)
         }
     }
 
@@ -78,20 +80,14 @@ struct DirectStatementTests {
     @Test func aRefusedStatementThrowsAndStaysUsable() throws {
         try withDatabase("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT NOT NULL CHECK (length(v) > 1))") { db in
             var insert = DirectStatement(try db.cachedStatement(sql: "INSERT INTO t VALUES (?, ?)"))
-            insert.bind(Int64(1))
-            insert.bind("x")
             #expect {
-                try insert.run()
+                try insert.run(Int64(1), "x")
             } throws: { error in
                 guard let error = error as? DatabaseError else { return false }
                 return error.resultCode == .SQLITE_CONSTRAINT && error.message?.contains("CHECK") == true && error.sql?.contains("INSERT INTO t") == true
             }
-            insert.bind(Int64(1))
-            insert.bindNull()
-            #expect(throws: DatabaseError.self) { try insert.run() }
-            insert.bind(Int64(1))
-            insert.bind("xy")
-            try insert.run()
+            #expect(throws: DatabaseError.self) { try insert.run(Int64(1), String?.none) }
+            try insert.run(Int64(1), "xy")
             #expect(try String.fetchAll(db, sql: "SELECT v FROM t") == ["xy"])
         }
     }

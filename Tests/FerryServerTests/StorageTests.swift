@@ -196,37 +196,34 @@ struct StorageTests {
         // Published as an upload does, but with no metadata transaction after it.
         let staged = try await blobs.stageBatch([(ContentHash.of(row), ByteBuffer(bytes: row)), (ContentHash.of(file), ByteBuffer(bytes: file))]).staged
         #expect(try blobs.publishBatch(staged) == [true, true])
-        #expect(Set(try blobs.storedHashes()) == [ContentHash.of(kept), ContentHash.of(row), ContentHash.of(file)])
+        #expect(Set(try await blobs.storedHashes()) == [ContentHash.of(kept), ContentHash.of(row), ContentHash.of(file)])
         let report = try await Maintenance.collectGarbage(store: server.services.store, blobs: blobs, grace: 3600)
         #expect(report == GarbageReport(removedChunks: 0, removedBytes: 0, keptInGrace: 0, removedOrphans: 2))
-        #expect(try blobs.storedHashes() == [ContentHash.of(kept)])
+        #expect(try await blobs.storedHashes() == [ContentHash.of(kept)])
         #expect(try blobs.trashContents().isEmpty)
         #expect(try await Maintenance.check(store: server.services.store, blobs: blobs).isClean)
     }
 
     /// gc lists the blobs before it takes the write lock, so an upload can publish and record
-    /// a blob meanwhile (here through a second connection, as another process would; with
-    /// the listing under the lock its write would be refused as busy). Once gc holds the lock
-    /// that blob has its row, and it is kept.
-    @Test func gcListsBlobsBeforeTheWriteLockAndKeepsWhatIsRecordedMeanwhile() async throws {
+    /// a blob between the listing and the lock (here through a second connection, as another
+    /// process would). Once gc holds the lock that blob has its row, and it is kept.
+    @Test func gcKeepsABlobRecordedBetweenItsListingAndItsLock() async throws {
         let server = try await TestServer.make()
         defer { server.removeData() }
         let blobs = try #require(server.services.blobs as? FileBlobStore)
         let content = randomBytes(3_000, seed: 53), hash = ContentHash.of(content)
         let staged = try await blobs.stageBatch([(hash, ByteBuffer(bytes: content))]).staged
+        #expect(try blobs.publishBatch(staged) == [true])
+        let listed = try await blobs.storedHashes()
+        #expect(listed == [hash])
         let other = try DatabaseQueue(path: server.dataDirectory + "/ferry.sqlite")
-        let report = try await server.services.store.collectGarbage(grace: 3600, stored: {
-            // An upload lands after the listing: it publishes, then records the chunk.
-            let listed = try blobs.storedHashes()
-            #expect(try blobs.publishBatch(staged) == [true])
-            try other.write { db in
-                try db.execute(sql: "INSERT INTO user (id, username, password_hash, created_at, password_changed_at) VALUES (7, 'u', 'x', 0, 0)")
-                try db.execute(sql: "INSERT INTO chunk (sha256, size, created_at, touched_at) VALUES (?, ?, ?, ?)",
-                               arguments: [hash.data, content.count, Date(), Date()])
-                try db.execute(sql: "INSERT INTO user_chunk (sha256, user_id) VALUES (?, 7)", arguments: [hash.data])
-            }
-            return listed + [hash]
-        }, remove: { try blobs.moveToTrash($0) })
+        try await other.write { db in
+            try db.execute(sql: "INSERT INTO user (id, username, password_hash, created_at, password_changed_at) VALUES (7, 'u', 'x', 0, 0)")
+            try db.execute(sql: "INSERT INTO chunk (sha256, size, created_at, touched_at) VALUES (?, ?, ?, ?)",
+                           arguments: [hash.data, content.count, Date(), Date()])
+            try db.execute(sql: "INSERT INTO user_chunk (sha256, user_id) VALUES (?, 7)", arguments: [hash.data])
+        }
+        let report = try await server.services.store.collectGarbage(grace: 3600, listed: listed) { try blobs.moveToTrash($0) }
         #expect(report == GarbageReport(removedChunks: 0, removedBytes: 0, keptInGrace: 1, removedOrphans: 0))
         #expect(try blobs.exists(hash))
         #expect(try blobs.trashContents().isEmpty)

@@ -258,19 +258,8 @@ public final class LocalIndex: Sendable {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """))
             for e in update.synced {
-                put.bind(folder)
-                put.bind(e.path)
-                put.bind(e.kind.rawValue)
-                put.bind(e.size)
-                put.bind(e.mtimeNs)
-                put.bind(Int64(bitPattern: e.inode))
-                put.bind(e.mode)
-                put.bind(e.sha256)
-                put.bind(PackedChunkList.encode(e.chunks))
-                put.bind(e.target)
-                put.bind(e.version)
-                put.bind(e.ctimeNs)
-                try put.run()
+                try put.run(folder, e.path, e.kind.rawValue, e.size, e.mtimeNs, Int64(bitPattern: e.inode), e.mode, e.sha256,
+                            PackedChunkList.encode(e.chunks), e.target, e.version, e.ctimeNs)
             }
             // Statements in loops are prepared once (a plain `execute(sql:)` compiles its SQL
             // on every call: a third of this transaction's time for a batch of 1,000).
@@ -286,27 +275,11 @@ public final class LocalIndex: Sendable {
                 WHERE excluded.version > remote.version
                 """))
             for v in update.remote {
-                mirror.bind(folder)
-                mirror.bind(v.path.string)
-                mirror.bind(v.version)
-                mirror.bind(v.kind.rawValue)
-                mirror.bind(v.deleted)
-                mirror.bind(v.size)
-                mirror.bind(v.sha256)
-                mirror.bind(v.mtimeNs)
-                mirror.bind(v.mode)
-                mirror.bind(PackedChunkList.encode(v.chunks))
-                mirror.bind(v.target)
-                mirror.bind(v.deviceId)
-                mirror.bind(v.committedAt.timeIntervalSince1970)
-                try mirror.run()
+                try mirror.run(folder, v.path.string, v.version, v.kind.rawValue, v.deleted, v.size, v.sha256, v.mtimeNs, v.mode,
+                               PackedChunkList.encode(v.chunks), v.target, v.deviceId, v.committedAt.timeIntervalSince1970)
             }
             var settle = DirectStatement(try db.cachedStatement(sql: "DELETE FROM journal WHERE folder = ? AND path = ?"))
-            for path in update.journalDone {
-                settle.bind(folder)
-                settle.bind(path)
-                try settle.run()
-            }
+            for path in update.journalDone { try settle.run(folder, path) }
             let reported = try db.cachedStatement(sql: "DELETE FROM conflict_copy WHERE folder = ? AND path = ?")
             for path in update.conflictCopiesReported { try reported.execute(arguments: [folder, path]) }
             if let cursor = update.cursor {

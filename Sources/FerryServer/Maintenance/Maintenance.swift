@@ -45,7 +45,8 @@ public enum Maintenance {
     /// Deletes chunks no version references, keeping those uploaded within `grace` seconds
     /// (an upload whose commit has not arrived yet).
     public static func collectGarbage(store: any MetadataStore, blobs: any BlobStore, grace: TimeInterval) async throws -> GarbageReport {
-        let report = try await store.collectGarbage(grace: grace, stored: { try blobs.storedHashes() }) { try blobs.moveToTrash($0) }
+        let listed = try await blobs.storedHashes()
+        let report = try await store.collectGarbage(grace: grace, listed: listed) { try blobs.moveToTrash($0) }
         _ = try blobs.emptyTrash { _ in false }
         return report
     }

@@ -32,8 +32,9 @@ public protocol BlobStore: Sendable {
     func emptyTrash(isKnown: (ContentHash) throws -> Bool) throws -> Int
     /// The blobs waiting in the trash.
     func trashContents() throws -> [ContentHash]
-    /// Every blob in place (files and rows, not the trash). Blocking; `gc` lists them all.
-    func storedHashes() throws -> [ContentHash]
+    /// Every blob in place (files and rows, not the trash), listed on the store's I/O
+    /// threads; `gc` lists them all.
+    func storedHashes() async throws -> [ContentHash]
     /// Removes staged files older than `age` seconds left by a crash.
     func sweepStaging(olderThan age: Int64) throws -> Int
     /// Bytes free for new blobs on the underlying storage.

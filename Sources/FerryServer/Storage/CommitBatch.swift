@@ -15,8 +15,7 @@ struct CommitBatch {
     private let startHead: Int64
     private let now = Date()
     /// `now` as the text SQLite stores, formatted once for the batch instead of per row.
-    private let stamp: DatabaseValue
-    private let stampText: String
+    private let stamp: String
     /// The user's endpoints, read once for the whole batch.
     private let subscribers: Subscribers
     /// Set by a restore: puts are reported as `file.restored` from this version.
@@ -44,8 +43,7 @@ struct CommitBatch {
         self.deviceId = deviceId
         self.head = row["head"]
         self.startHead = head
-        self.stamp = now.databaseValue
-        self.stampText = String.fromDatabaseValue(stamp)!
+        self.stamp = String.fromDatabaseValue(now.databaseValue)!
         entrySeq = DirectStatement(try db.cachedStatement(sql: "SELECT seq FROM entry WHERE library_id = ? AND path = ?"))
         descendant = DirectStatement(try db.cachedStatement(sql: "SELECT path FROM entry WHERE library_id = ? AND path > ? AND path < ? AND deleted = 0 LIMIT 1"))
         chunkSize = DirectStatement(try db.cachedStatement(
@@ -217,9 +215,7 @@ struct CommitBatch {
         var missing: [ContentHash] = []
         var seen = Set<ContentHash>()
         for c in chunks where seen.insert(c.sha256).inserted {
-            chunkSize.bind(userId)
-            chunkSize.bind(c.sha256)
-            guard let size = try chunkSize.int64() else {
+            guard let size = try chunkSize.int64(userId, c.sha256) else {
                 missing.append(c.sha256)
                 continue
             }
@@ -245,20 +241,14 @@ struct CommitBatch {
 
     /// Some live entry below `path`, if any. Paths under "a/" sort between "a/" and "a0".
     private mutating func liveDescendant(of path: FerryPath) throws -> String? {
-        descendant.bind(libraryId)
-        descendant.bind(path.string + "/")
-        descendant.bind(path.string + "0")
-        return try descendant.text()
+        try descendant.text(libraryId, path.string + "/", path.string + "0")
     }
 
     /// `current` for this batch's library: the entry's sequence number first, then (only
     /// for a path that has one) its version.
     private mutating func currentVersion(of path: FerryPath) throws -> FileVersion? {
-        entrySeq.bind(libraryId)
-        entrySeq.bind(path.string)
-        guard let seq = try entrySeq.int64() else { return nil }
-        return try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM version WHERE library_id = ? AND seq = ?"), arguments: [libraryId, seq])
-            .map(VersionRow.decode)
+        guard let seq = try entrySeq.int64(libraryId, path.string) else { return nil }
+        return try Self.version(db, libraryId: libraryId, path: path, seq: seq)
     }
 
     private mutating func insert(
@@ -269,25 +259,9 @@ struct CommitBatch {
         if !deleted && kind == .directory { liveDirectories.insert(path.string) } else { liveDirectories.remove(path.string) }
         let v = FileVersion(version: head, path: path, kind: kind, deleted: deleted, size: size, sha256: sha256, mtimeNs: mtimeNs,
                             mode: mode, chunks: chunks, target: target, deviceId: deviceId, committedAt: now)
-        addVersion.bind(libraryId)
-        addVersion.bind(head)
-        addVersion.bind(path.string)
-        addVersion.bind(kind.rawValue)
-        addVersion.bind(deleted)
-        addVersion.bind(size)
-        addVersion.bind(sha256)
-        addVersion.bind(mtimeNs)
-        addVersion.bind(mode)
-        addVersion.bind(ChunkList.encode(chunks))
-        addVersion.bind(target)
-        addVersion.bind(deviceId)
-        addVersion.bind(stampText)
-        try addVersion.run()
-        setEntry.bind(libraryId)
-        setEntry.bind(path.string)
-        setEntry.bind(head)
-        setEntry.bind(deleted)
-        try setEntry.run()
+        try addVersion.run(libraryId, head, path.string, kind.rawValue, deleted, size, sha256, mtimeNs, mode, ChunkList.encode(chunks), target,
+                           deviceId, stamp)
+        try setEntry.run(libraryId, path.string, head, deleted)
         return v
     }
 

@@ -280,12 +280,15 @@ public final class FileBlobStore: BlobStore {
         try trashedFiles() + inline.trashed()
     }
 
-    public func storedHashes() throws -> [ContentHash] {
-        var hashes = try inline.hashes()
-        for shard in Self.shards(of: blobsDirectory) {
-            hashes += try Posix.listDirectory(shard).compactMap { $0.utf8.count == 64 ? ContentHash(hex: $0) : nil }
+    public func storedHashes() async throws -> [ContentHash] {
+        let inline = self.inline, blobsDirectory = self.blobsDirectory
+        return try await pool.runIfActive {
+            var hashes = try inline.hashes()
+            for shard in Self.shards(of: blobsDirectory) {
+                hashes += try Posix.listDirectory(shard).compactMap { $0.utf8.count == 64 ? ContentHash(hex: $0) : nil }
+            }
+            return hashes
         }
-        return hashes
     }
 
     func trashedFiles() throws -> [ContentHash] {

@@ -71,19 +71,13 @@ struct InlineBlobs: Sendable {
             var add = DirectStatement(try db.cachedStatement(sql: "INSERT INTO blob (sha256, data) VALUES (?, ?)"))
             var written: [Bool] = []
             for (hash, bytes) in blobs {
-                find.bind(hash)
-                if let trashed = try find.int64().map({ $0 != 0 }) {
-                    if trashed {
-                        restore.bind(hash)
-                        try restore.run()
-                    }
+                if let trashed = try find.int64(hash).map({ $0 != 0 }) {
+                    if trashed { try restore.run(hash) }
                     written.append(trashed)
                 } else if smallFilesMayExist && isFile(hash) {
                     written.append(false)
                 } else {
-                    add.bind(hash)
-                    bytes.withUnsafeReadableBytes { add.bind(bytes: $0) }
-                    try add.run()
+                    try bytes.withUnsafeReadableBytes { try add.run(hash, $0) }
                     written.append(true)
                 }
             }

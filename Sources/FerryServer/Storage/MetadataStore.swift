@@ -111,10 +111,10 @@ public protocol MetadataStore: ConflictStore, WebhookStore, TaskStore {
     /// Every chunk some version references, with its recorded size.
     func referencedChunks() async throws -> [ContentHash: Int64]
     /// Removes chunks no version references whose last upload is older than `grace`, and
-    /// the blobs among `stored` that no chunk row names; `remove` takes all those blobs out
-    /// of place at once. `stored` is listed before the write lock is taken; the rest runs
-    /// under it, which uploads take to publish.
-    func collectGarbage(grace: TimeInterval, stored: @escaping @Sendable () throws -> [ContentHash],
+    /// the blobs among `listed` (every blob stored, listed before this call) that no chunk
+    /// row names once the write lock is held; `remove` takes all those blobs out of place
+    /// at once, under that lock, which uploads take to publish.
+    func collectGarbage(grace: TimeInterval, listed: [ContentHash],
                         remove: @escaping @Sendable ([ContentHash]) throws -> Void) async throws -> GarbageReport
     /// Whether a chunk row exists (used to settle the blob trash after a crash).
     func chunkExists(_ hash: ContentHash) async throws -> Bool

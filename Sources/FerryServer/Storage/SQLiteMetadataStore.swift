@@ -224,9 +224,7 @@ public final class SQLiteMetadataStore: MetadataStore {
             var seen = Set<ContentHash>()
             return try hashes.filter { hash in
                 guard seen.insert(hash).inserted else { return false }
-                held.bind(userId)
-                held.bind(hash)
-                return try held.int64() == nil
+                return try held.int64(userId, hash) == nil
             }
         }
     }
@@ -242,14 +240,8 @@ public final class SQLiteMetadataStore: MetadataStore {
                 """))
             var owner = DirectStatement(try db.cachedStatement(sql: "INSERT OR IGNORE INTO user_chunk (user_id, sha256) VALUES (?, ?)"))
             for c in chunks {
-                chunk.bind(c.sha256)
-                chunk.bind(c.size)
-                chunk.bind(now)
-                chunk.bind(now)
-                try chunk.run()
-                owner.bind(userId)
-                owner.bind(c.sha256)
-                try owner.run()
+                try chunk.run(c.sha256, c.size, now, now)
+                try owner.run(userId, c.sha256)
             }
             return isNew
         }
@@ -391,18 +383,9 @@ public final class SQLiteMetadataStore: MetadataStore {
         try await pool.read { db in try Bool.fetchOne(db, sql: "SELECT 1 FROM chunk WHERE sha256 = ?", arguments: [hash.data]) ?? false }
     }
 
-    public func collectGarbage(grace: TimeInterval, stored: @escaping @Sendable () throws -> [ContentHash],
+    public func collectGarbage(grace: TimeInterval, listed: [ContentHash],
                                remove: @escaping @Sendable ([ContentHash]) throws -> Void) async throws -> GarbageReport {
         let cutoff = Date().addingTimeInterval(-grace)
-        // The blobs are listed before the write lock is taken: at a million blobs the listing
-        // takes seconds, and uploads would wait for it. That is safe because uploads publish
-        // a blob and record its chunk row under that lock: once gc holds it, a listed blob
-        // that no chunk row names is not part of an upload in flight (one that published it
-        // has committed its row by then, or failed and left garbage). A blob published after
-        // the listing is not in it.
-        let listed = try await withCheckedThrowingContinuation { (done: CheckedContinuation<[ContentHash], any Error>) in
-            DispatchQueue.global().async { done.resume(with: Result { try stored() }) }
-        }
         return try await pool.write { db in
             let referenced = try Self.referenced(db)
             var report = GarbageReport(removedChunks: 0, removedBytes: 0, keptInGrace: 0)
@@ -424,6 +407,10 @@ public final class SQLiteMetadataStore: MetadataStore {
                 report.removedChunks += 1
                 report.removedBytes += row["size"] as Int64
             }
+            // The blobs were listed before this lock (at a million blobs the listing takes
+            // seconds, which uploads would wait for). Uploads publish a blob and record its
+            // row under this lock, so a listed blob still without a row now belongs to no
+            // upload in flight: one that published it has committed its row or failed.
             let orphans = listed.filter { !rowed.contains($0) }
             report.removedOrphans = orphans.count
             removed += orphans
