@@ -32,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // Shared by client and server: path rules, chunker, hashing, wire types. No I/O policy.
@@ -72,6 +73,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -141,6 +143,13 @@ let package = Package(
             path: "Bench",
             swiftSettings: strict
         ),
+        // Shared by the server and client test targets: which metadata backends tests run on.
+        .target(
+            name: "FerryTestSupport",
+            dependencies: ["FerryServer", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/FerryTestSupport",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "FerryCoreTests",
             dependencies: ["FerryCore", .product(name: "PropertyBased", package: "swift-property-based")],
@@ -150,6 +159,7 @@ let package = Package(
             name: "FerryClientTests",
             dependencies: [
                 "FerryClient",
+                "FerryTestSupport",
                 "FerryCore",
                 "FerryServer",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -169,6 +179,7 @@ let package = Package(
             name: "FerryServerTests",
             dependencies: [
                 "FerryCore",
+                "FerryTestSupport",
                 "FerryServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -39,13 +39,14 @@ struct DataOption: ParsableArguments {
         return configuration
     }
 
-    /// The metadata and blob stores, without the HTTP parts.
-    func openStores() throws -> (SQLiteMetadataStore, FileBlobStore, ServerConfiguration) {
+    /// The metadata and blob stores the configuration names, without the HTTP parts.
+    func openStores() async throws -> (any MetadataStore, any BlobStore, ServerConfiguration) {
         let configuration = try resolve()
-        let dir = try DataDirectory(path: configuration.dataDirectory)
-        let pool = try ServerDatabase.open(path: dir.databasePath)
-        let blobs = try FileBlobStore(dataDirectory: dir.path, threadPool: .singleton)
-        return (SQLiteMetadataStore(pool: pool), blobs, configuration)
+        do { try configuration.validate() } catch { throw ValidationError("\(error)") }
+        var logger = Logger(label: "ferry-server")
+        logger.logLevel = .error
+        let stores = try await StoreFactory.open(configuration, threadPool: .singleton, logger: logger)
+        return (stores.store, stores.blobs, configuration)
     }
 }
 
@@ -69,9 +70,10 @@ struct Serve: AsyncParsableCommand {
         if let port { configuration.port = port }
         do { try configuration.validate() } catch { throw ValidationError("\(error)") }
         let logger = makeLogger("ferry-server")
-        // One server per data directory: a second would deliver every webhook twice and race
-        // the first's recovery. Held until the process exits.
-        let lock = try DataDirectory(path: configuration.dataDirectory).lockForServing()
+        // One server per data directory on one box: a second would deliver every webhook twice
+        // and race the first's recovery. Held until the process exits. Instances over
+        // PostgreSQL coordinate through the database instead (SPEC §9).
+        let lock = try configuration.metadata.postgres() == nil ? DataDirectory(path: configuration.dataDirectory).lockForServing() : nil
         defer { withExtendedLifetime(lock) {} }
         let services = try await FerryServerApp.makeServices(configuration, logger: logger)
         logger.info("data directory ready", metadata: ["data": "\(configuration.dataDirectory)"])
@@ -94,7 +96,7 @@ struct User: AsyncParsableCommand {
             guard (1...64).contains(name.utf8.count), !name.contains(where: { $0.isWhitespace || $0 == "/" }) else {
                 throw ValidationError("user name must be 1 to 64 bytes without spaces or '/'")
             }
-            let (store, _, configuration) = try options.openStores()
+            let (store, _, configuration) = try await options.openStores()
             let (password, generated) = try readOrGeneratePassword(fromStdin: passwordStdin)
             let hash = try PasswordHasher(iterations: configuration.auth.pbkdf2Iterations).hash(password)
             do {
@@ -112,7 +114,7 @@ struct User: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let (store, _, _) = try options.openStores()
+            let (store, _, _) = try await options.openStores()
             let users = try await store.users()
             if json {
                 struct Row: Encodable { let id: Int64; let username: String; let is_admin: Bool; let created_at: Date }
@@ -138,7 +140,7 @@ struct User: AsyncParsableCommand {
         @Flag(help: "Do not revoke the user's devices (only their sessions end).") var keepDevices = false
 
         func run() async throws {
-            let (store, _, configuration) = try options.openStores()
+            let (store, _, configuration) = try await options.openStores()
             guard let user = try await store.user(named: name) else { throw ValidationError("no user named '\(name)'") }
             let (password, generated) = try readOrGeneratePassword(fromStdin: passwordStdin)
             let hash = try PasswordHasher(iterations: configuration.auth.pbkdf2Iterations).hash(password)
@@ -171,7 +173,7 @@ struct Check: AsyncParsableCommand {
     @OptionGroup var options: DataOption
 
     func run() async throws {
-        let (store, blobs, _) = try options.openStores()
+        let (store, blobs, _) = try await options.openStores()
         let report = try await Maintenance.check(store: store, blobs: blobs)
         print("checked \(report.checked) chunks: \(report.missing.count) missing, \(report.corrupt.count) corrupt, \(report.wrongSize.count) wrong size")
         for h in report.missing { print("missing \(h)") }
@@ -188,7 +190,7 @@ struct GC: AsyncParsableCommand {
     @Option(help: "Keep unreferenced chunks uploaded within this many hours (default: the config's, 24).") var graceHours: Double?
 
     func run() async throws {
-        let (store, blobs, configuration) = try options.openStores()
+        let (store, blobs, configuration) = try await options.openStores()
         let grace = graceHours.map { $0 * 3600 } ?? configuration.storage.gcGraceSeconds
         let report = try await Maintenance.collectGarbage(store: store, blobs: blobs, grace: grace)
         print("removed \(report.removedChunks) chunks (\(report.removedBytes) bytes) and \(report.removedOrphans) blobs no chunk named; "
@@ -219,7 +221,7 @@ struct SecurityLog: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let (store, _, _) = try options.openStores()
+        let (store, _, _) = try await options.openStores()
         var userId: Int64?
         if let user {
             guard let found = try await store.user(named: user) else { throw ValidationError("no user named '\(user)'") }

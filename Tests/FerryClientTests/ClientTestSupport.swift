@@ -1,6 +1,7 @@
 @testable import FerryClient
 import FerryCore
 import FerryServer
+import FerryTestSupport
 import Foundation
 import Logging
 import Synchronization
@@ -26,6 +27,7 @@ struct Cloud {
         configuration.port = port
         configuration.storage.reserveBytes = 0
         configuration.auth.pbkdf2Iterations = 1000
+        configuration.metadata.url = try await Backend.metadataURL(for: configuration.dataDirectory)
         configure(&configuration)
         var logger = Logger(label: "ferry-test-server")
         logger.logLevel = .critical

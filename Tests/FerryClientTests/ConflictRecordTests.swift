@@ -2,11 +2,12 @@
 import FerryCore
 import FerryServer
 import Foundation
+import FerryTestSupport
 import Testing
 
 /// Conflicts as server records (issue 8 §6): recorded when the copy is uploaded, listed,
 /// and settled with each `keep`, the side given up staying in history.
-@Suite("conflict records")
+@Suite("conflict records", .eachBackend)
 struct ConflictRecordTests {
     /// Two devices edit `plan.txt` at once; beta loses the race and uploads its copy.
     func makeConflict(_ cloud: Cloud, user: (name: String, password: String)) async throws -> (Device, Device, ConflictInfo) {

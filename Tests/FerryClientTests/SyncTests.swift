@@ -9,6 +9,7 @@ import Logging
 import NIOCore
 import CoreFoundation
 import NIOPosix
+import FerryTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -16,7 +17,7 @@ import Glibc
 #endif
 
 /// Two or three devices against the real server on loopback, each with its own folder.
-@Suite("Sync between devices", .serialized)
+@Suite("Sync between devices", .serialized, .eachBackend)
 struct SyncTests {
     @Test func createModifyDeleteRenameAndMoveArriveIdentically() async throws {
         try await Cloud.with { cloud in

@@ -5,10 +5,11 @@ import FerryServer
 import Foundation
 import NIOCore
 import NIOHTTP1
+import FerryTestSupport
 import Testing
 
 /// Projects, tasks and attachments end to end (issue 4 §1–2), with the events they emit.
-@Suite("tasks and attachments")
+@Suite("tasks and attachments", .eachBackend)
 struct TaskTests {
     static func status(of call: () async throws -> some Any) async -> Int? {
         do { _ = try await call(); return nil } catch let e as APIFailure { return e.status } catch { return -1 }

@@ -3,11 +3,12 @@ import Crypto
 import FerryCore
 import FerryServer
 import Foundation
+import FerryTestSupport
 import Testing
 
 /// Webhooks end to end (issue 4): the real server and dispatcher, a real receiver on
 /// loopback, signatures checked by this test's own HMAC code.
-@Suite("webhooks")
+@Suite("webhooks", .eachBackend)
 struct WebhookTests {
     /// Loopback receivers need private targets; retries come fast.
     static func fast(_ c: inout ServerConfiguration) {

@@ -4,13 +4,14 @@ import GRDB
 import NIOCore
 import HTTPTypes
 import HummingbirdTesting
+import FerryTestSupport
 import Testing
 
 @testable import FerryServer
 
 @Suite("Auth")
 struct AuthTests {
-    @Test func loginAndMe() async throws {
+    @Test(.eachBackend) func loginAndMe() async throws {
         let server = try await TestServer.make()
         defer { server.removeData() }
         let (user, password) = try await server.addUser("alice", admin: true)
@@ -26,7 +27,7 @@ struct AuthTests {
         #expect(events.map(\.kind) == [.loginSucceeded])
     }
 
-    @Test func wrongPasswordAndUnknownUserAreTheSame401() async throws {
+    @Test(.eachBackend) func wrongPasswordAndUnknownUserAreTheSame401() async throws {
         let server = try await TestServer.make()
         defer { server.removeData() }
         try await server.addUser("alice")
@@ -60,7 +61,7 @@ struct AuthTests {
         }
     }
 
-    @Test func rateLimitPerUserAnswers429WithRetryAfter() async throws {
+    @Test(.eachBackend) func rateLimitPerUserAnswers429WithRetryAfter() async throws {
         let server = try await TestServer.make { $0.auth.loginDelaySeconds = 60 }
         defer { server.removeData() }
         let (user, password) = try await server.addUser("alice")
@@ -82,7 +83,7 @@ struct AuthTests {
         _ = user
     }
 
-    @Test func refreshRotatesAndReuseRevokesTheSession() async throws {
+    @Test(.eachBackend) func refreshRotatesAndReuseRevokesTheSession() async throws {
         let server = try await TestServer.make()
         defer { server.removeData() }
         let (user, password) = try await server.addUser("alice")
@@ -107,7 +108,7 @@ struct AuthTests {
         #expect(kinds.contains(.refreshTokenReused))
     }
 
-    @Test func logoutEndsTheAccessTokenAtOnce() async throws {
+    @Test(.eachBackend) func logoutEndsTheAccessTokenAtOnce() async throws {
         let server = try await TestServer.make()
         defer { server.removeData() }
         let (_, password) = try await server.addUser("alice")
@@ -155,7 +156,7 @@ struct AuthTests {
         #expect(stored.allSatisfy { $0.count == 32 })
     }
 
-    @Test func passwordChangeEndsSessions() async throws {
+    @Test(.eachBackend) func passwordChangeEndsSessions() async throws {
         let server = try await TestServer.make()
         defer { server.removeData() }
         let (user, password) = try await server.addUser("alice")

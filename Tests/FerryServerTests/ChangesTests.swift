@@ -3,11 +3,12 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
+import FerryTestSupport
 import Testing
 
 @testable import FerryServer
 
-@Suite("Change feed")
+@Suite("Change feed", .eachBackend)
 struct ChangesTests {
     @Test func feedIsOrderedPagedAndCompacted() async throws {
         try await withLibrary { api, token, lib in

@@ -3,11 +3,12 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
+import FerryTestSupport
 import Testing
 
 @testable import FerryServer
 
-@Suite("Commit, history and restore")
+@Suite("Commit, history and restore", .eachBackend)
 struct CommitTests {
     @Test func createUpdateDeleteWithBaseVersions() async throws {
         try await withLibrary { api, token, lib in

@@ -3,11 +3,12 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
+import FerryTestSupport
 import Testing
 
 @testable import FerryServer
 
-@Suite("Files and chunks")
+@Suite("Files and chunks", .eachBackend)
 struct FilesAndChunksTests {
     @Test func plainUploadIsChunkedByTheServerAndStreamsBack() async throws {
         let server = try await TestServer.make()

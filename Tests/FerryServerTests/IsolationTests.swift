@@ -4,11 +4,12 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import FerryTestSupport
 import Testing
 
 @testable import FerryServer
 
-@Suite("Isolation between users")
+@Suite("Isolation between users", .eachBackend)
 struct IsolationTests {
     @Test func noEndpointLetsOneUserReachAnother() async throws {
         let server = try await TestServer.make()
@@ -63,7 +64,7 @@ struct IsolationTests {
 
 /// Every route the router serves, probed by a second user with the first user's ids. The
 /// table must list every served route, so a new route cannot ship without its probe.
-@Suite("Isolation: every route")
+@Suite("Isolation: every route", .eachBackend)
 struct EveryRouteIsolationTests {
     enum Expect {
         /// Answers 404, as if the resource did not exist.

@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
+import FerryTestSupport
 import Testing
 
 @testable import FerryServer
@@ -89,7 +90,7 @@ struct SecurityTests {
 
     /// Behind a trusted proxy each client is throttled and logged under its own address; a
     /// client that is not a trusted proxy cannot choose the address it is counted under.
-    @Test func behindAProxyClientsAreThrottledApart() async throws {
+    @Test(.eachBackend) func behindAProxyClientsAreThrottledApart() async throws {
         let server = try await TestServer.make {
             $0.http.trustedProxies = ["127.0.0.1", "::1"]
             $0.auth.loginDelaySeconds = 60  // no delay runs out while the test runs, however loaded the machine
@@ -124,7 +125,7 @@ struct SecurityTests {
     }
 
     /// Refusals are counted, not written one by one.
-    @Test func refusedLoginsAreWrittenAsCountedLines() async throws {
+    @Test(.eachBackend) func refusedLoginsAreWrittenAsCountedLines() async throws {
         let server = try await TestServer.make { $0.auth.loginDelaySeconds = 60 }
         defer { server.removeData() }
         try await server.addUser("alice")
@@ -286,7 +287,7 @@ struct SecurityTests {
 
     // MARK: stolen password recovery
 
-    @Test func aPasswordChangeRevokesDevicesAndSwitchesOffWhatTheyAndEndedSessionsMade() async throws {
+    @Test(.eachBackend) func aPasswordChangeRevokesDevicesAndSwitchesOffWhatTheyAndEndedSessionsMade() async throws {
         let server = try await TestServer.make()
         defer { server.removeData() }
         let (user, password) = try await server.addUser("alice")
@@ -322,7 +323,7 @@ struct SecurityTests {
         }
     }
 
-    @Test func keepDevicesLeavesDevicesWorking() async throws {
+    @Test(.eachBackend) func keepDevicesLeavesDevicesWorking() async throws {
         let server = try await TestServer.make()
         defer { server.removeData() }
         let (user, password) = try await server.addUser("alice")
@@ -333,7 +334,7 @@ struct SecurityTests {
         }
     }
 
-    @Test func webhooksAreManagedFromASessionOnly() async throws {
+    @Test(.eachBackend) func webhooksAreManagedFromASessionOnly() async throws {
         try await withDevice { api, user, device, _ in
             let request = CreateWebhookRequest(url: "https://example.com/hook", events: try EventFilter(["*"]))
             let refused = try await api.call(.post, "/webhooks", token: device, json: request)
@@ -355,7 +356,7 @@ struct SecurityTests {
 
     // MARK: the security log
 
-    @Test func theSecurityLogIsForAdministratorsPagedAndPruned() async throws {
+    @Test(.eachBackend) func theSecurityLogIsForAdministratorsPagedAndPruned() async throws {
         let server = try await TestServer.make { $0.security.logRetentionDays = 30 }
         defer { server.removeData() }
         let (_, adminPassword) = try await server.addUser("root", admin: true)

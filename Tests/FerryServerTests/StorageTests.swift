@@ -6,6 +6,7 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import NIOPosix
+import FerryTestSupport
 import Testing
 
 @testable import FerryServer
@@ -92,7 +93,7 @@ struct StorageTests {
         return (server, password, library)
     }
 
-    @Test func restartKeepsEveryCommittedVersion() async throws {
+    @Test(.eachBackend) func restartKeepsEveryCommittedVersion() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-restart-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let data = randomBytes(300_000, seed: 3)
@@ -182,7 +183,7 @@ struct StorageTests {
     /// such orphans out, a row and a file alike, at once (no grace: a blob no chunk row
     /// names cannot be in any version, and an upload publishes and records under the lock
     /// gc holds), and leaves every blob a chunk row names.
-    @Test func gcRemovesBlobsNoChunkRowNames() async throws {
+    @Test(.eachBackend) func gcRemovesBlobsNoChunkRowNames() async throws {
         let server = try await TestServer.make()
         defer { server.removeData() }
         let kept = Array("committed".utf8)
@@ -229,7 +230,7 @@ struct StorageTests {
         #expect(try blobs.trashContents().isEmpty)
     }
 
-    @Test func gcRemovesOnlyUnreferencedChunksPastTheGracePeriod() async throws {
+    @Test(.eachBackend) func gcRemovesOnlyUnreferencedChunksPastTheGracePeriod() async throws {
         let server = try await TestServer.make()
         defer { server.removeData() }
         let orphan = Array("uploaded, never committed".utf8)

@@ -6,6 +6,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import NIOCore
+import FerryTestSupport
 import Testing
 
 @testable import FerryServer
@@ -22,6 +23,7 @@ struct TestServer {
         configuration.port = 0
         configuration.storage.reserveBytes = 0
         configuration.auth.pbkdf2Iterations = 1000
+        configuration.metadata.url = try await Backend.metadataURL(for: dir)
         configure(&configuration)
         var logger = Logger(label: "ferry-test")
         logger.logLevel = .critical

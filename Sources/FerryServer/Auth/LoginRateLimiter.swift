@@ -12,7 +12,11 @@ import Synchronization
 /// An attempt is *reserved* before its password is hashed, counting as a failure until it
 /// succeeds, all under one lock: parallel attempts cannot slip past the limit while the
 /// first ones are still being hashed (30 parallel logins used to get 30 tries, not 5).
-public final class LoginRateLimiter: Sendable {
+///
+/// The rules are pure functions over the keys' records (`reserve(_:keys:now:)`,
+/// `succeeded(_:ticket:)`); this class keeps the records in memory for one box, and
+/// `PostgresLoginLedger` keeps them in PostgreSQL for instances that share the limits.
+public final class LoginRateLimiter: LoginAttemptLedger {
     public struct Settings: Sendable, Equatable {
         /// Attempts per (name, address) before delays start.
         public var freeAttempts: Int
@@ -52,7 +56,7 @@ public final class LoginRateLimiter: Sendable {
         let free: Int
     }
 
-    struct Record {
+    struct Record: Sendable {
         var failures: [Date] = []
         var nextAllowed: Date = .distantPast
     }
@@ -67,7 +71,9 @@ public final class LoginRateLimiter: Sendable {
     }
 
     /// The keys an attempt for `username` from `address` counts against.
-    func keys(username: String, address: String) -> [Key] {
+    func keys(username: String, address: String) -> [Key] { Self.keys(username: username, address: address, settings: settings) }
+
+    static func keys(username: String, address: String, settings: Settings) -> [Key] {
         [Key(name: "pair:\(address)\u{0}\(username)", free: settings.freeAttempts),
          Key(name: "addr:\(address)", free: settings.freeAttemptsPerAddress)]
     }
@@ -76,38 +82,49 @@ public final class LoginRateLimiter: Sendable {
     public func reserve(username: String, address: String, now: Date = Date()) -> Result<Ticket, RetryAfter> {
         let keys = keys(username: username, address: address)
         return table.withLock { table in
-            var wait: TimeInterval = 0
-            for key in keys {
-                var record = table[key] ?? Record()
-                record.failures.removeAll { now.timeIntervalSince($0) >= settings.window }
-                table[key] = record
-                if record.failures.count >= key.free { wait = max(wait, record.nextAllowed.timeIntervalSince(now)) }
-            }
-            if wait > 0 { return .failure(RetryAfter(seconds: max(1, Int(wait.rounded(.up))))) }
-            for key in keys {
-                var record = table[key]!
-                record.failures.append(now)
-                record.nextAllowed = now.addingTimeInterval(settings.delay(afterFailures: record.failures.count, free: key.free))
-                table[key] = record
-            }
+            let result = Self.reserve(&table, keys: keys, now: now, settings: settings)
             evict(&table, now: now)
-            return .success(Ticket(keys: keys, at: now))
+            return result
         }
     }
 
     /// The attempt was right: the pair forgets its failures, the address only this attempt.
     public func succeeded(_ ticket: Ticket) {
-        table.withLock { table in
-            guard let pair = ticket.keys.first else { return }
-            table.removeValue(forKey: pair)
-            for key in ticket.keys.dropFirst() {
-                guard var record = table[key] else { continue }
-                if let i = record.failures.lastIndex(of: ticket.at) { record.failures.remove(at: i) }
-                record.nextAllowed = record.failures.last.map {
-                    $0.addingTimeInterval(settings.delay(afterFailures: record.failures.count, free: key.free))
-                } ?? .distantPast
-                table[key] = record
-            }
+        table.withLock { Self.succeeded(&$0, ticket: ticket, settings: settings) }
+    }
+
+    /// The rule of a reservation, on the records of `keys` (missing ones are empty): failures
+    /// past the window are forgotten; a key past its free attempts must have reached its
+    /// `nextAllowed`; the attempt then counts as a failure of every key until it succeeds.
+    static func reserve(_ records: inout [Key: Record], keys: [Key], now: Date, settings: Settings) -> Result<Ticket, RetryAfter> {
+        var wait: TimeInterval = 0
+        for key in keys {
+            var record = records[key] ?? Record()
+            record.failures.removeAll { now.timeIntervalSince($0) >= settings.window }
+            records[key] = record
+            if record.failures.count >= key.free { wait = max(wait, record.nextAllowed.timeIntervalSince(now)) }
+        }
+        if wait > 0 { return .failure(RetryAfter(seconds: max(1, Int(wait.rounded(.up))))) }
+        for key in keys {
+            var record = records[key]!
+            record.failures.append(now)
+            record.nextAllowed = now.addingTimeInterval(settings.delay(afterFailures: record.failures.count, free: key.free))
+            records[key] = record
+        }
+        return .success(Ticket(keys: keys, at: now))
+    }
+
+    /// The rule of a success: the pair's record goes, the others lose this attempt's failure.
+    static func succeeded(_ records: inout [Key: Record], ticket: Ticket, settings: Settings) {
+        guard let pair = ticket.keys.first else { return }
+        records.removeValue(forKey: pair)
+        for key in ticket.keys.dropFirst() {
+            guard var record = records[key] else { continue }
+            if let i = record.failures.lastIndex(of: ticket.at) { record.failures.remove(at: i) }
+            record.nextAllowed = record.failures.last.map {
+                $0.addingTimeInterval(settings.delay(afterFailures: record.failures.count, free: key.free))
+            } ?? .distantPast
+            records[key] = record
         }
     }
 
@@ -123,4 +140,14 @@ public final class LoginRateLimiter: Sendable {
     public struct RetryAfter: Error, Sendable, Equatable {
         public let seconds: Int
     }
+}
+
+/// Where the login rate limiter's state lives: in memory on one box, in PostgreSQL when
+/// instances share the limits (SPEC §9). Reservations are atomic per attempt.
+public protocol LoginAttemptLedger: Sendable {
+    var settings: LoginRateLimiter.Settings { get }
+    /// Reserves an attempt for `username` from `address`, or answers how many seconds to wait.
+    func reserve(username: String, address: String, now: Date) async throws -> Result<LoginRateLimiter.Ticket, LoginRateLimiter.RetryAfter>
+    /// The reserved attempt was right.
+    func succeeded(_ ticket: LoginRateLimiter.Ticket) async throws
 }

@@ -59,6 +59,17 @@ public final class ChangeNotifier: Sendable {
         for c in all { c.resume() }
     }
 
+    /// Wakes every waiter once (they re-read their feeds); later waits park as usual. For
+    /// when notifications from other instances may have been missed.
+    public func wakeAll() {
+        let all: [CheckedContinuation<Void, Never>] = state.withLock { s in
+            let out = s.waiters.values.flatMap { $0.values.map(\.continuation) }
+            s.waiters = [:]
+            return out
+        }
+        for c in all { c.resume() }
+    }
+
     /// Number of requests currently waiting (for tests and metrics).
     public var waiterCount: Int { state.withLock { $0.waiters.values.reduce(0) { $0 + $1.count } } }
 

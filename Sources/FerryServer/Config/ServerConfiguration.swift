@@ -13,6 +13,7 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
     public var webhooks = Webhooks()
     public var metrics = Metrics()
     public var security = Security()
+    public var metadata = Metadata()
 
     public struct Storage: Codable, Sendable, Equatable {
         /// Uploads are refused with 507 when free space would fall below this many bytes.
@@ -141,6 +142,24 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         }
     }
 
+    /// Where metadata lives: SQLite in the data directory (the default) or PostgreSQL, for
+    /// several instances over one database (SPEC §9).
+    public struct Metadata: Codable, Sendable, Equatable {
+        /// `postgres://USER:PASSWORD@HOST:5432/DBNAME`; unset, `ferry.sqlite` in the data directory.
+        public var url: String?
+        /// Connections each instance keeps to PostgreSQL at most.
+        public var maxConnections: Int = 16
+        public init() {}
+
+        /// The PostgreSQL URL, parsed and checked; nil for SQLite.
+        public func postgres() throws -> PostgresURL? { try url.map(PostgresURL.init) }
+
+        func validate() throws {
+            _ = try postgres()
+            guard (1...1000).contains(maxConnections) else { throw ConfigurationError("metadata.maxConnections must be 1 to 1000") }
+        }
+    }
+
     public init() {}
 
     /// Reads a configuration file; unknown keys are an error so typos do not pass silently.
@@ -160,6 +179,7 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         try http.validate()
         try metrics.validate()
         try security.validate()
+        try metadata.validate()
     }
 }
 
@@ -169,7 +189,7 @@ public struct ConfigurationError: Error, CustomStringConvertible {
 }
 
 extension ServerConfiguration {
-    enum CodingKeys: String, CodingKey { case dataDirectory, host, port, storage, auth, http, webhooks, metrics, security }
+    enum CodingKeys: String, CodingKey { case dataDirectory, host, port, storage, auth, http, webhooks, metrics, security, metadata }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self, section: "")
@@ -183,6 +203,7 @@ extension ServerConfiguration {
         webhooks = try c.decodeIfPresent(Webhooks.self, forKey: .webhooks) ?? webhooks
         metrics = try c.decodeIfPresent(Metrics.self, forKey: .metrics) ?? metrics
         security = try c.decodeIfPresent(Security.self, forKey: .security) ?? security
+        metadata = try c.decodeIfPresent(Metadata.self, forKey: .metadata) ?? metadata
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -196,6 +217,7 @@ extension ServerConfiguration {
         try c.encode(webhooks, forKey: .webhooks)
         try c.encode(metrics, forKey: .metrics)
         try c.encode(security, forKey: .security)
+        try c.encode(metadata, forKey: .metadata)
     }
 }
 
@@ -274,6 +296,16 @@ extension ServerConfiguration.Security {
         try decoder.rejectUnknownKeys(CodingKeys.self, section: "security")
         let c = try decoder.container(keyedBy: CodingKeys.self)
         logRetentionDays = try c.decodeIfPresent(Double.self, forKey: .logRetentionDays) ?? logRetentionDays
+    }
+}
+
+extension ServerConfiguration.Metadata {
+    enum CodingKeys: String, CodingKey { case url, maxConnections }
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self, section: "metadata")
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        url = try c.decodeIfPresent(String.self, forKey: .url)
+        maxConnections = try c.decodeIfPresent(Int.self, forKey: .maxConnections) ?? maxConnections
     }
 }
 

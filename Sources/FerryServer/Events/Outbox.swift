@@ -18,18 +18,41 @@ struct Subscribers {
 
     static func load(_ db: Database, userId: Int64) throws -> Subscribers {
         let rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT id, events FROM webhook WHERE user_id = ? AND active = 1"), arguments: [userId])
-        return Subscribers(endpoints: rows.compactMap { row in
-            guard let filter = try? JSONCoding.decoder.decode(EventFilter.self, from: Data((row["events"] as String).utf8)) else { return nil }
-            return (row["id"], filter)
+        return parse(rows.map { ($0["id"], $0["events"]) })
+    }
+
+    /// Endpoints from their ids and stored filters (JSON); an unreadable filter matches nothing.
+    static func parse(_ rows: [(id: String, events: String)]) -> Subscribers {
+        Subscribers(endpoints: rows.compactMap { row in
+            guard let filter = try? JSONCoding.decoder.decode(EventFilter.self, from: Data(row.events.utf8)) else { return nil }
+            return (row.id, filter)
         })
     }
 
     func matching(_ type: String) -> [String] { endpoints.filter { $0.filter.matches(type) }.map(\.id) }
 }
 
+/// An event ready to be written: its envelope encoded once (the exact bytes every attempt
+/// signs and sends) and the endpoints it goes to. Backend-neutral.
+struct PreparedEvent: Sendable {
+    let id: String
+    let userId: Int64
+    let type: EventType
+    let body: Data
+    let at: Date
+    let targets: [String]
+}
+
 /// Writes events and their pending deliveries inside the caller's transaction (the
 /// transactional outbox): the event exists exactly when the change it reports committed.
 enum Outbox {
+    /// The event `type` for `targets`, with its id and body.
+    static func prepare(userId: Int64, type: EventType, targets: [String], now: Date = Date(), data: some Encodable) throws -> PreparedEvent {
+        let id = SQLiteMetadataStore.newId("evt")
+        let body = try JSONCoding.encoder.encode(EventEnvelope(id: id, type: type.rawValue, timestamp: now, data: data))
+        return PreparedEvent(id: id, userId: userId, type: type, body: body, at: now, targets: targets)
+    }
+
     /// Records `type` for `userId`'s endpoints that subscribe to it (all of `only`, when
     /// given, e.g. a test ping). Returns the event id, or nil when nobody listens.
     @discardableResult
@@ -39,15 +62,19 @@ enum Outbox {
     ) throws -> String? {
         let targets = try only ?? (subscribers ?? Subscribers.load(db, userId: userId)).matching(type.rawValue)
         guard !targets.isEmpty else { return nil }
-        let id = SQLiteMetadataStore.newId("evt")
-        let body = try JSONCoding.encoder.encode(EventEnvelope(id: id, type: type.rawValue, timestamp: now, data: data))
+        let event = try prepare(userId: userId, type: type, targets: targets, now: now, data: data)
+        try insert(db, event)
+        return event.id
+    }
+
+    /// Writes a prepared event and one pending delivery per target.
+    static func insert(_ db: Database, _ event: PreparedEvent) throws {
         try db.cachedStatement(sql: "INSERT INTO event (id, user_id, type, body, created_at) VALUES (?, ?, ?, ?, ?)")
-            .execute(arguments: [id, userId, type.rawValue, body, now])
+            .execute(arguments: [event.id, event.userId, event.type.rawValue, event.body, event.at])
         let delivery = try db.cachedStatement(sql: """
             INSERT INTO delivery (webhook_id, event_id, state, attempts, next_attempt_at, created_at) VALUES (?, ?, 'pending', 0, ?, ?)
             """)
-        for target in targets { try delivery.execute(arguments: [target, id, now, now]) }
-        return id
+        for target in event.targets { try delivery.execute(arguments: [target, event.id, event.at, event.at]) }
     }
 }
 

@@ -19,30 +19,31 @@ public enum FerryServerApp {
     /// start), settles anything a crash left behind, and wires the services.
     public static func makeServices(_ configuration: ServerConfiguration, logger: Logger) async throws -> ServerServices {
         try configuration.validate()
-        let data = try DataDirectory(path: configuration.dataDirectory)
-        let pool = try ServerDatabase.open(path: data.databasePath)
-        let store = SQLiteMetadataStore(pool: pool, sessionLifetime: configuration.auth.sessionDays * 86400)
         let threadPool = Self.ioPool
-        let blobs = try FileBlobStore(dataDirectory: data.path, threadPool: threadPool)
-        try await Maintenance.recover(store: store, blobs: blobs, logger: logger)
+        let stores = try await StoreFactory.open(configuration, threadPool: threadPool, logger: logger)
+        let (store, blobs) = (stores.store, stores.blobs)
+        // Instances sharing the stores may have uploads in flight: only staged files an hour old are a crash's.
+        try await Maintenance.recover(store: store, blobs: blobs, stagingOlderThan: stores.isShared ? 3600 : 0, logger: logger)
         let tokens = await TokenService(
-            signingKey: try data.signingKey(), accessTokenLifetime: configuration.auth.accessTokenSeconds,
+            signingKey: try await stores.signingKey(), accessTokenLifetime: configuration.auth.accessTokenSeconds,
             refreshTokenLifetime: configuration.auth.refreshTokenSeconds)
         let passwords = PasswordHasher(iterations: configuration.auth.pbkdf2Iterations)
         let decoy = try await threadPool.runIfActive { try passwords.makeDecoy() }
         let auth = configuration.auth
+        let notifier = ChangeNotifier()
         return ServerServices(
             configuration: configuration, store: store, blobs: blobs, tokens: tokens,
             passwords: passwords, decoyPasswordHash: decoy,
-            limiter: LoginRateLimiter(settings: .init(freeAttempts: auth.loginFailureLimit, window: auth.loginFailureWindowSeconds,
-                                                      baseDelay: auth.loginDelaySeconds)),
+            limiter: stores.loginLedger(settings: .init(freeAttempts: auth.loginFailureLimit, window: auth.loginFailureWindowSeconds,
+                                                        baseDelay: auth.loginDelaySeconds)),
             passwordGate: ConcurrencyGate(total: auth.maxConcurrentPasswordChecks), refusals: RefusalLog(),
             trustedProxies: try TrustedProxies(configuration.http.trustedProxies),
             // A client keeps up to four commits in flight; eight bodies of at most 32 MiB
             // bound what large requests can hold in memory at once.
             largeBodies: ConcurrencyGate(total: 8, perKey: 4, maxWaiting: 256),
-            notifier: ChangeNotifier(), metrics: ServerMetrics(), threadPool: threadPool, logger: logger,
-            dispatcher: WebhookDispatcher(store: store, settings: configuration.webhooks, threadPool: threadPool, logger: logger))
+            notifier: notifier, metrics: ServerMetrics(), threadPool: threadPool, logger: logger,
+            dispatcher: WebhookDispatcher(store: store, settings: configuration.webhooks, threadPool: threadPool, logger: logger),
+            backgroundServices: stores.backgroundServices(notifier: notifier, logger: logger))
     }
 
     /// Blocking file work (blob writes, fsyncs, reads) and the password KDF. An fsync waits on
@@ -103,7 +104,8 @@ extension FerryServerApp {
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
     public static func serve(_ services: ServerServices) async throws {
         let group = ServiceGroup(configuration: .init(
-            services: [buildApplication(services), LongPollCloser(notifier: services.notifier), services.dispatcher, UpkeepService(services: services)],
+            services: [buildApplication(services), LongPollCloser(notifier: services.notifier), services.dispatcher, UpkeepService(services: services)]
+                + services.backgroundServices,
             gracefulShutdownSignals: [.sigterm, .sigint], logger: services.logger))
         try await group.run()
     }
@@ -117,7 +119,8 @@ extension FerryServerApp {
             portReady.yield(channel.localAddress?.port ?? 0)
             portReady.finish()
         }
-        let group = ServiceGroup(configuration: .init(services: [app, LongPollCloser(notifier: services.notifier), services.dispatcher, UpkeepService(services: services)],
+        let group = ServiceGroup(configuration: .init(services: [app, LongPollCloser(notifier: services.notifier), services.dispatcher, UpkeepService(services: services)]
+                                                          + services.backgroundServices,
                                                       gracefulShutdownSignals: [], logger: services.logger))
         return try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOPosix
+import ServiceLifecycle
 
 /// The parts every route uses, assembled once by `FerryServerApp`.
 public struct ServerServices: Sendable {
@@ -13,7 +14,7 @@ public struct ServerServices: Sendable {
     public let passwords: PasswordHasher
     /// Verified against when a login names an unknown user (see `PasswordHasher.makeDecoy`).
     public let decoyPasswordHash: String
-    public let limiter: LoginRateLimiter
+    public let limiter: any LoginAttemptLedger
     /// Bounds the password hashing in flight (per name and address, and overall).
     public let passwordGate: ConcurrencyGate
     /// Which refused logins are written to the security log, and with what count.
@@ -29,6 +30,8 @@ public struct ServerServices: Sendable {
     public let logger: Logger
     /// Delivers the webhook outbox; runs as a service next to the HTTP server.
     public let dispatcher: WebhookDispatcher
+    /// What the metadata backend runs beside the HTTP server (wake-ups from other instances).
+    public let backgroundServices: [any Service]
 
     /// The request sizes this server takes, announced at `GET /protocol`.
     var limits: ServerLimits {

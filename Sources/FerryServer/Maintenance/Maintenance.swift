@@ -14,9 +14,11 @@ public struct CheckReport: Sendable, Equatable {
 /// Offline-safe upkeep shared by `serve` (recovery on start) and the admin commands.
 public enum Maintenance {
     /// Settles what a crash may have left: staged uploads are removed (no row references
-    /// them) and blobs in the gc trash go back into place if their row survived.
-    public static func recover(store: any MetadataStore, blobs: any BlobStore, logger: Logger) async throws {
-        let staged = try blobs.sweepStaging(olderThan: 0)
+    /// them) and blobs in the gc trash go back into place if their row survived. With
+    /// stores shared by several instances only staged files older than `stagingOlderThan`
+    /// seconds go: younger ones may be another instance's uploads in flight.
+    public static func recover(store: any MetadataStore, blobs: any BlobStore, stagingOlderThan: Int64 = 0, logger: Logger) async throws {
+        let staged = try blobs.sweepStaging(olderThan: stagingOlderThan)
         var known: Set<ContentHash> = []
         for hash in try blobs.trashContents() where try await store.chunkExists(hash) { known.insert(hash) }
         let purged = try blobs.emptyTrash { known.contains($0) }

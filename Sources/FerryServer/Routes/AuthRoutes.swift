@@ -26,7 +26,7 @@ struct AuthRoutes {
         let address = context.remoteAddress ?? "unknown"
         // The attempt is reserved before any hashing, so parallel attempts cannot all pass.
         let ticket: LoginRateLimiter.Ticket
-        switch services.limiter.reserve(username: body.username, address: address) {
+        switch try await services.limiter.reserve(username: body.username, address: address, now: Date()) {
         case .success(let reserved): ticket = reserved
         case .failure(let wait):
             if let count = services.refusals.refused(username: body.username, address: address) {
@@ -52,7 +52,7 @@ struct AuthRoutes {
             try await services.store.recordSecurityEvent(.init(kind: .loginFailed, userId: user?.id, username: body.username, address: address))
             throw APIError.unauthorized("wrong user name or password")
         }
-        services.limiter.succeeded(ticket)
+        try await services.limiter.succeeded(ticket)
         let refresh = TokenService.randomToken(prefix: TokenService.refreshPrefix)
         let now = Date()
         let session = try await services.store.createSession(

@@ -128,7 +128,7 @@ struct FileRoutes {
         for chunk in completed { try await storeChunk(chunk, userId: user.userId) }
 
         let put = { (base: Int64?) in
-            CommitOperation.putFile(path, base: base, manifest: manifest, mtimeNs: mtime ?? CommitBatch.nanoseconds(Date()), mode: mode ?? 0o644)
+            CommitOperation.putFile(path, base: base, manifest: manifest, mtimeNs: mtime ?? CommitRules.nanoseconds(Date()), mode: mode ?? 0o644)
         }
         var attempts = 0
         while true {

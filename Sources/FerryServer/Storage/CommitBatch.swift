@@ -3,19 +3,44 @@ import FerrySQLite
 import Foundation
 import GRDB
 
+/// What a commit batch reads and writes in its backend, inside the batch's one transaction.
+/// The decisions are `CommitEngine`'s, the same for every backend; a ledger only answers
+/// and records (SQLite through cached statements, PostgreSQL from what it loaded up front).
+protocol CommitLedger {
+    /// The current version (tombstones included) of `path` in the batch's library.
+    mutating func current(_ path: FerryPath) throws -> FileVersion?
+    /// Some live entry strictly below `path`, if any.
+    mutating func liveDescendant(of path: FerryPath) throws -> String?
+    /// The recorded size of a chunk, if the committing user uploaded it.
+    mutating func chunkSize(_ hash: ContentHash) throws -> Int64?
+    /// A version of `path` by number.
+    mutating func version(_ path: FerryPath, seq: Int64) throws -> FileVersion?
+    /// Writes a new version and makes it the path's current entry.
+    mutating func append(_ version: FileVersion) throws
+    /// Marks open conflicts whose copy is `copyPath` as settled by the copy's deletion.
+    mutating func settleConflicts(copyPath: FerryPath, at stamp: Date) throws
+    /// Records an open conflict: `path` was won by `theirs`; the copy is `copyPath` at `mine`.
+    mutating func insertConflict(id: String, path: FerryPath, copyPath: FerryPath, mine: Int64, theirs: Int64, at stamp: Date) throws
+    /// Writes an event and its deliveries to the outbox.
+    mutating func emit(_ event: PreparedEvent) throws
+    /// Moves attachments that follow `version.path` to `version` and reports it.
+    mutating func followAttachments(_ version: FileVersion) throws
+    /// Writes the library's new head.
+    mutating func setHead(_ head: Int64) throws
+}
+
 /// Applies commit operations inside one write transaction. Each operation is decided and
 /// written on its own (atomic per item); the library head is written once at the end.
-struct CommitBatch {
-    let db: Database
+/// Backend-neutral: every read and write goes through the ledger.
+struct CommitEngine<Ledger: CommitLedger> {
+    var ledger: Ledger
     let userId: Int64
     let libraryId: String
     let deviceId: String?
     let libraryName: String
     private(set) var head: Int64
     private let startHead: Int64
-    private let now = Date()
-    /// `now` as the text SQLite stores, formatted once for the batch instead of per row.
-    private let stamp: String
+    let now: Date
     /// The user's endpoints, read once for the whole batch.
     private let subscribers: Subscribers
     /// Set by a restore: puts are reported as `file.restored` from this version.
@@ -25,56 +50,35 @@ struct CommitBatch {
     /// Paths seen to be live directories during this batch, kept up to date by `insert`:
     /// the files of one directory ask about the same parent a thousand times.
     private var liveDirectories = Set<String>()
-    /// The statements run for every operation, bound directly (`DirectStatement`).
-    private var entrySeq: DirectStatement
-    private var descendant: DirectStatement
-    private var chunkSize: DirectStatement
-    private var addVersion: DirectStatement
-    private var setEntry: DirectStatement
 
-    init(db: Database, userId: Int64, libraryId: String, deviceId: String?) throws {
-        guard let row = try Row.fetchOne(db, sql: "SELECT head, name FROM library WHERE id = ? AND user_id = ?", arguments: [libraryId, userId]) else {
-            throw MetadataError.notFound("library")
-        }
-        self.db = db
+    init(ledger: Ledger, userId: Int64, libraryId: String, deviceId: String?, libraryName: String, head: Int64,
+         subscribers: Subscribers, hasFollowers: Bool, now: Date = Date()) {
+        self.ledger = ledger
         self.userId = userId
         self.libraryId = libraryId
-        self.libraryName = row["name"]
         self.deviceId = deviceId
-        self.head = row["head"]
+        self.libraryName = libraryName
+        self.head = head
         self.startHead = head
-        self.stamp = String.fromDatabaseValue(now.databaseValue)!
-        entrySeq = DirectStatement(try db.cachedStatement(sql: "SELECT seq FROM entry WHERE library_id = ? AND path = ?"))
-        descendant = DirectStatement(try db.cachedStatement(sql: "SELECT path FROM entry WHERE library_id = ? AND path > ? AND path < ? AND deleted = 0 LIMIT 1"))
-        chunkSize = DirectStatement(try db.cachedStatement(
-            sql: "SELECT c.size FROM user_chunk u JOIN chunk c ON c.sha256 = u.sha256 WHERE u.user_id = ? AND u.sha256 = ?"))
-        addVersion = DirectStatement(try db.cachedStatement(sql: """
-            INSERT INTO version (library_id, seq, path, kind, deleted, size, sha256, mtime_ns, mode, chunks, target, device_id, committed_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """))
-        setEntry = DirectStatement(try db.cachedStatement(sql: """
-            INSERT INTO entry (library_id, path, seq, deleted) VALUES (?, ?, ?, ?)
-            ON CONFLICT (library_id, path) DO UPDATE SET seq = excluded.seq, deleted = excluded.deleted
-            """))
-        self.subscribers = try Subscribers.load(db, userId: userId)
-        self.hasFollowers = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM attachment WHERE library_id = ? AND follow = 1)",
-                                              arguments: [libraryId]) ?? false
+        self.subscribers = subscribers
+        self.hasFollowers = hasFollowers
+        self.now = now
     }
 
     /// Writes the new head if anything changed.
-    func finish() throws {
+    mutating func finish() throws {
         guard head != startHead else { return }
-        try db.cachedStatement(sql: "UPDATE library SET head = ? WHERE id = ?").execute(arguments: [head, libraryId])
+        try ledger.setHead(head)
     }
 
     /// Decides one operation and, if accepted, records it as the next version.
     mutating func apply(_ op: CommitOperation) throws -> CommitResult {
         let current = try currentVersion(of: op.path)
-        if let refusal = validate(op) { return CommitResult(status: .rejected, error: refusal) }
+        if let refusal = CommitRules.validate(op) { return CommitResult(status: .rejected, error: refusal) }
 
-        if !baseMatches(op.base, current: current) {
+        if !CommitRules.baseMatches(op.base, current: current) {
             // A retry whose first answer was lost: the same device already committed exactly this.
-            if let current, current.deviceId == deviceId, deviceId != nil, sameContent(op, current) {
+            if let current, current.deviceId == deviceId, deviceId != nil, CommitRules.sameContent(op, current) {
                 return CommitResult(status: .ok, version: current)
             }
             return CommitResult(status: .conflict, current: current)
@@ -87,11 +91,9 @@ struct CommitBatch {
                 return rejected("path_conflict", "directory '\(op.path)' is not empty ('\(child)' exists); delete its contents first")
             }
             let version = try insert(path: op.path, kind: current.kind, deleted: true, size: 0, sha256: nil,
-                                     mtimeNs: Self.nanoseconds(now), mode: current.mode, chunks: [], target: nil)
+                                     mtimeNs: CommitRules.nanoseconds(now), mode: current.mode, chunks: [], target: nil)
             // Deleting a conflict copy settles its conflict: the person chose the other side.
-            try db.cachedStatement(sql: """
-                UPDATE conflict SET resolved_at = ?, resolution = 'copy_deleted' WHERE library_id = ? AND copy_path = ? AND resolved_at IS NULL
-                """).execute(arguments: [stamp, libraryId, op.path.string])
+            try ledger.settleConflicts(copyPath: op.path, at: now)
             try report(.fileDeleted, version)
             return CommitResult(status: .ok, version: version)
 
@@ -113,7 +115,7 @@ struct CommitBatch {
             }
             var theirs: FileVersion?
             if let origin = op.conflictOf {
-                guard origin.path != op.path, let won = try Self.version(db, libraryId: libraryId, path: origin.path, seq: origin.theirs) else {
+                guard origin.path != op.path, let won = try ledger.version(origin.path, seq: origin.theirs) else {
                     return rejected("invalid_request", "conflict_of must name another path and a version of it that exists")
                 }
                 theirs = won
@@ -121,7 +123,7 @@ struct CommitBatch {
             let mode = op.mode ?? (kind == .directory ? 0o755 : kind == .symlink ? 0o777 : 0o644)
             let version = try insert(
                 path: op.path, kind: kind, deleted: false, size: kind == .file ? op.size! : 0,
-                sha256: kind == .file ? op.sha256 : nil, mtimeNs: op.mtimeNs ?? Self.nanoseconds(now), mode: mode,
+                sha256: kind == .file ? op.sha256 : nil, mtimeNs: op.mtimeNs ?? CommitRules.nanoseconds(now), mode: mode,
                 chunks: kind == .file ? chunks : [], target: kind == .symlink ? op.target : nil)
             if let restoringFrom {
                 try report(.fileRestored, version, restoredFrom: restoringFrom)
@@ -129,40 +131,46 @@ struct CommitBatch {
                 try report(current.map { $0.deleted } ?? true ? .fileCreated : .fileUpdated, version)
             }
             if let theirs { try recordConflict(copy: version, theirs: theirs) }
-            if hasFollowers, kind == .file { try SQLiteMetadataStore.followAttachments(db, libraryId: libraryId, version: version) }
+            if hasFollowers, kind == .file { try ledger.followAttachments(version) }
             return CommitResult(status: .ok, version: version)
         }
     }
 
     /// Writes a file event to the outbox when one of the user's endpoints listens.
-    private func report(_ type: EventType, _ version: FileVersion, restoredFrom: Int64? = nil) throws {
+    private mutating func report(_ type: EventType, _ version: FileVersion, restoredFrom: Int64? = nil) throws {
         let targets = subscribers.matching(type.rawValue)
         guard !targets.isEmpty else { return }
-        try Outbox.emit(db, userId: userId, type: type, data: FileEventData(library: libraryId, libraryName: libraryName, version: version, restoredFrom: restoredFrom),
-                        only: targets, now: now)
+        try ledger.emit(Outbox.prepare(userId: userId, type: type, targets: targets, now: now,
+                                       data: FileEventData(library: libraryId, libraryName: libraryName, version: version, restoredFrom: restoredFrom)))
     }
 
     /// Records an uploaded conflict copy as an open conflict and reports `file.conflict`.
-    private func recordConflict(copy: FileVersion, theirs: FileVersion) throws {
+    private mutating func recordConflict(copy: FileVersion, theirs: FileVersion) throws {
         let id = SQLiteMetadataStore.newId("cfl")
-        try db.cachedStatement(sql: """
-            INSERT INTO conflict (id, library_id, path, copy_path, mine_seq, theirs_seq, detected_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [id, libraryId, theirs.path.string, copy.path.string, copy.version, theirs.version, stamp])
+        try ledger.insertConflict(id: id, path: theirs.path, copyPath: copy.path, mine: copy.version, theirs: theirs.version, at: now)
         let info = ConflictInfo(id: id, library: libraryId, path: theirs.path, mine: ConflictSide(copy), theirs: ConflictSide(theirs),
                                 detectedAt: now, resolvedAt: nil, resolution: nil)
         let targets = subscribers.matching(EventType.fileConflict.rawValue)
         guard !targets.isEmpty else { return }
-        try Outbox.emit(db, userId: userId, type: .fileConflict, data: ConflictEventData(libraryName: libraryName, conflict: info), only: targets, now: now)
+        try ledger.emit(Outbox.prepare(userId: userId, type: .fileConflict, targets: targets, now: now,
+                                       data: ConflictEventData(libraryName: libraryName, conflict: info)))
     }
 
+    private func rejected(_ code: String, _ message: String) -> CommitResult {
+        CommitResult(status: .rejected, error: .init(code: code, message: message))
+    }
+}
+
+/// The rules of a commit that need no storage: shape checks and how a base is judged.
+enum CommitRules {
     /// A stale base is a conflict; a path that is absent or deleted may be (re)created from nothing.
-    private func baseMatches(_ base: Int64?, current: FileVersion?) -> Bool {
+    static func baseMatches(_ base: Int64?, current: FileVersion?) -> Bool {
         guard let current else { return base == nil }
         if current.deleted { return base == nil || base == current.version }
         return base == current.version
     }
 
-    private func sameContent(_ op: CommitOperation, _ v: FileVersion) -> Bool {
+    static func sameContent(_ op: CommitOperation, _ v: FileVersion) -> Bool {
         switch op.op {
         case .delete: v.deleted
         case .put: !v.deleted && v.kind == op.kind && v.sha256 == (op.kind == .file ? op.sha256 : nil)
@@ -171,7 +179,7 @@ struct CommitBatch {
     }
 
     /// Structural checks the JSON decoder cannot express.
-    private func validate(_ op: CommitOperation) -> ErrorBody? {
+    static func validate(_ op: CommitOperation) -> ErrorBody? {
         if let base = op.base, base < 1 { return .init(code: "invalid_request", message: "base must be a version number (≥ 1) or null") }
         guard op.op == .put else { return nil }
         guard let kind = op.kind else { return .init(code: "invalid_request", message: "a put needs 'kind' (file, directory or symlink)") }
@@ -210,16 +218,16 @@ struct CommitBatch {
         return nil
     }
 
-    private func rejected(_ code: String, _ message: String) -> CommitResult {
-        CommitResult(status: .rejected, error: .init(code: code, message: message))
-    }
+    static func nanoseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1e9).rounded()) }
+}
 
+extension CommitEngine {
     /// Chunks this user has not uploaded, and the first whose recorded size differs.
     private mutating func checkChunks(_ chunks: [ChunkRef]) throws -> ([ContentHash], ChunkRef?) {
         var missing: [ContentHash] = []
         var seen = Set<ContentHash>()
         for c in chunks where seen.insert(c.sha256).inserted {
-            guard let size = try chunkSize.int64(userId, c.sha256) else {
+            guard let size = try ledger.chunkSize(c.sha256) else {
                 missing.append(c.sha256)
                 continue
             }
@@ -243,17 +251,9 @@ struct CommitBatch {
         return nil
     }
 
-    /// Some live entry below `path`, if any. Paths under "a/" sort between "a/" and "a0".
-    private mutating func liveDescendant(of path: FerryPath) throws -> String? {
-        try descendant.text(libraryId, path.string + "/", path.string + "0")
-    }
+    private mutating func liveDescendant(of path: FerryPath) throws -> String? { try ledger.liveDescendant(of: path) }
 
-    /// `current` for this batch's library: the entry's sequence number first, then (only
-    /// for a path that has one) its version.
-    private mutating func currentVersion(of path: FerryPath) throws -> FileVersion? {
-        guard let seq = try entrySeq.int64(libraryId, path.string) else { return nil }
-        return try Self.version(db, libraryId: libraryId, path: path, seq: seq)
-    }
+    private mutating func currentVersion(of path: FerryPath) throws -> FileVersion? { try ledger.current(path) }
 
     private mutating func insert(
         path: FerryPath, kind: EntryKind, deleted: Bool, size: Int64, sha256: ContentHash?, mtimeNs: Int64, mode: Int32,
@@ -263,25 +263,9 @@ struct CommitBatch {
         if !deleted && kind == .directory { liveDirectories.insert(path.string) } else { liveDirectories.remove(path.string) }
         let v = FileVersion(version: head, path: path, kind: kind, deleted: deleted, size: size, sha256: sha256, mtimeNs: mtimeNs,
                             mode: mode, chunks: chunks, target: target, deviceId: deviceId, committedAt: now)
-        try addVersion.run(libraryId, head, path.string, kind.rawValue, deleted, size, sha256, mtimeNs, mode, ChunkList.encode(chunks), target,
-                           deviceId, stamp)
-        try setEntry.run(libraryId, path.string, head, deleted)
+        try ledger.append(v)
         return v
     }
-
-    static func current(_ db: Database, libraryId: String, path: FerryPath) throws -> FileVersion? {
-        try Row.fetchOne(
-            db.cachedStatement(sql: "SELECT v.* FROM entry e JOIN version v ON v.library_id = e.library_id AND v.seq = e.seq WHERE e.library_id = ? AND e.path = ?"),
-            arguments: [libraryId, path.string]
-        ).map(VersionRow.decode)
-    }
-
-    static func version(_ db: Database, libraryId: String, path: FerryPath, seq: Int64) throws -> FileVersion? {
-        try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM version WHERE library_id = ? AND seq = ? AND path = ?"),
-                         arguments: [libraryId, seq, path.string]).map(VersionRow.decode)
-    }
-
-    static func nanoseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1e9).rounded()) }
 }
 
 /// Decodes `version` rows.

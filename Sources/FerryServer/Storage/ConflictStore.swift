@@ -43,38 +43,12 @@ extension SQLiteMetadataStore {
                 throw MetadataError.stateConflict("conflict '\(id)' was already resolved (\(row["resolution"] as String? ?? "unknown"))")
             }
             let libraryId: String = row["library_id"]
-            let path = try FerryPath(row["path"] as String)
-            let copyPath = try FerryPath(row["copy_path"] as String)
             var batch = try CommitBatch(db: db, userId: userId, libraryId: libraryId, deviceId: deviceId)
-            let copy = try CommitBatch.current(db, libraryId: libraryId, path: copyPath).flatMap { $0.deleted ? nil : $0 }
-
-            if keep == .mine {
-                // The copy as it is now (it may have been edited since), or as uploaded if it is gone.
-                guard let source = try copy ?? CommitBatch.version(db, libraryId: libraryId, path: copyPath, seq: row["mine_seq"]) else {
-                    throw MetadataError.notFound("the conflict copy's version")
-                }
-                let current = try CommitBatch.current(db, libraryId: libraryId, path: path)
-                let put = CommitOperation(
-                    op: .put, path: path, base: current?.version, kind: source.kind, size: source.size, sha256: source.sha256,
-                    mtimeNs: source.mtimeNs, mode: source.mode, chunks: source.chunks, target: source.target)
-                try Self.require(batch.apply(put), doing: "keep the copy's content at '\(path)'")
-            }
-            if keep != .both, let copy {
-                try Self.require(batch.apply(.delete(copyPath, base: copy.version)), doing: "delete the conflict copy '\(copyPath)'")
-            }
-            try batch.finish()
+            try batch.resolve(path: try FerryPath(row["path"] as String), copyPath: try FerryPath(row["copy_path"] as String),
+                              mineSeq: row["mine_seq"], keep: keep)
             // Deleting the copy above marked it `copy_deleted`; the person's choice is what we record.
             try db.execute(sql: "UPDATE conflict SET resolved_at = ?, resolution = ? WHERE id = ?", arguments: [Date(), keep.rawValue, id])
             return try Self.conflictInfo(db, Row.fetchOne(db, sql: "SELECT * FROM conflict WHERE id = ?", arguments: [id])!)
-        }
-    }
-
-    private static func require(_ result: CommitResult, doing what: String) throws {
-        switch result.status {
-        case .ok: return
-        case .conflict: throw MetadataError.stateConflict("could not \(what): it changed meanwhile; try again")
-        case .missingChunks: throw MetadataError.invalid("could not \(what): its content is no longer stored")
-        case .rejected: throw MetadataError.invalid("could not \(what): \(result.error?.message ?? "refused")")
         }
     }
 

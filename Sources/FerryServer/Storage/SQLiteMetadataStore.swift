@@ -64,13 +64,13 @@ public final class SQLiteMetadataStore: MetadataStore {
                 sql: "UPDATE session SET revoked_at = ?, revoke_reason = 'password changed' WHERE user_id = ? AND revoked_at IS NULL",
                 arguments: [now, userId])
             try Self.disableWebhooks(db, userId: userId, createdBySessions: sessions, devices: [],
-                                     reason: "created in a session that a password change ended; re-enable it if it is yours")
+                                     reason: StoreRules.WebhookDisabled.sessionEndedByPasswordChange)
             guard revokeDevices else { return [] }
             let devices = try Row.fetchAll(db, sql: "SELECT * FROM device WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at, id",
                                            arguments: [userId]).map(Self.deviceInfo)
             for device in devices {
                 try Self.revokeDevice(db, userId: userId, deviceId: device.id, name: device.name, at: now,
-                                      reason: "created by a device that a password change revoked; re-enable it if it is yours")
+                                      reason: StoreRules.WebhookDisabled.deviceRevokedByPasswordChange)
             }
             return devices.map { var d = $0; d.revokedAt = now; return d }
         }
@@ -171,7 +171,7 @@ public final class SQLiteMetadataStore: MetadataStore {
             guard let name = try String.fetchOne(db, sql: "SELECT name FROM device WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
                                                  arguments: [deviceId, userId]) else { return false }
             try Self.revokeDevice(db, userId: userId, deviceId: deviceId, name: name, at: Date(),
-                                  reason: "created by a device that was revoked; re-enable it if it is yours")
+                                  reason: StoreRules.WebhookDisabled.deviceRevoked)
             return true
         }
     }
@@ -199,7 +199,7 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
         guard let (identity, lastSeen) = found else { return nil }
         // Remember when a device was last seen, at most once a minute (a write per request would serialise reads).
-        if lastSeen.map({ Date().timeIntervalSince($0) > 60 }) ?? true {
+        if StoreRules.lastSeenIsStale(lastSeen) {
             try await pool.write { db in
                 try db.execute(sql: "UPDATE device SET last_seen_at = ? WHERE id = ?", arguments: [Date(), identity.deviceId])
             }
@@ -339,25 +339,8 @@ public final class SQLiteMetadataStore: MetadataStore {
 
     public func restore(userId: Int64, libraryId: String, deviceId: String?, request: RestoreRequest) async throws -> FileVersion {
         try await writeAndSignal { db in
-            guard let source = try Row.fetchOne(db, sql: "SELECT * FROM version WHERE library_id = ? AND seq = ? AND path = ?",
-                                                arguments: [libraryId, request.version, request.path.string]).map(VersionRow.decode)
-            else { throw MetadataError.notFound("version \(request.version) of '\(request.path)'") }
-            guard !source.deleted else { throw MetadataError.invalid("version \(request.version) of '\(request.path)' is a deletion; restore an earlier version") }
             var batch = try CommitBatch(db: db, userId: userId, libraryId: libraryId, deviceId: deviceId)
-            batch.restoringFrom = request.version
-            let current = try CommitBatch.current(db, libraryId: libraryId, path: request.path)
-            let op = CommitOperation(
-                op: .put, path: source.path, base: request.base ?? current?.version, kind: source.kind, size: source.size,
-                sha256: source.sha256, mtimeNs: source.mtimeNs, mode: source.mode, chunks: source.chunks, target: source.target)
-            let result = try batch.apply(op)
-            switch result.status {
-            case .ok:
-                try batch.finish()
-                return result.version!
-            case .conflict: throw MetadataError.conflict(current: result.current)
-            case .missingChunks: throw MetadataError.invalid("the content of version \(request.version) is no longer stored")
-            case .rejected: throw MetadataError.invalid(result.error?.message ?? "restore refused")
-            }
+            return try batch.restore(request)
         }
     }
 
@@ -411,9 +394,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     static func referenced(_ db: Database) throws -> [ContentHash: Int64] {
         var out: [ContentHash: Int64] = [:]
         let cursor = try Data.fetchCursor(db, sql: "SELECT chunks FROM version WHERE deleted = 0 AND kind = 'file'")
-        while let packed = try cursor.next() {
-            for ref in try ChunkList.decode(packed) { out[ref.sha256] = ref.size }
-        }
+        while let packed = try cursor.next() { try StoreRules.reference(packed, into: &out) }
         return out
     }
 
@@ -426,32 +407,12 @@ public final class SQLiteMetadataStore: MetadataStore {
         let cutoff = Date().addingTimeInterval(-grace)
         return try await pool.write { db in
             let referenced = try Self.referenced(db)
-            var report = GarbageReport(removedChunks: 0, removedBytes: 0, keptInGrace: 0)
-            var removed: [ContentHash] = []
-            var rowed = Set<ContentHash>()
-            let delete = try db.cachedStatement(sql: "DELETE FROM chunk WHERE sha256 = ?")
-            let rows = try Row.fetchAll(db, sql: "SELECT sha256, size, touched_at FROM chunk")
-            for row in rows {
-                guard let hash = ContentHash(bytes: row["sha256"] as Data) else { continue }
-                rowed.insert(hash)
-                guard referenced[hash] == nil else { continue }
-                let touched: Date = row["touched_at"]
-                if touched > cutoff {
-                    report.keptInGrace += 1
-                    continue
-                }
-                try delete.execute(arguments: [hash.data])
-                removed.append(hash)
-                report.removedChunks += 1
-                report.removedBytes += row["size"] as Int64
+            let rows = try Row.fetchAll(db, sql: "SELECT sha256, size, touched_at FROM chunk").compactMap { row in
+                ContentHash(bytes: row["sha256"] as Data).map { StoreRules.ChunkRow(hash: $0, size: row["size"], touchedAt: row["touched_at"]) }
             }
-            // The blobs were listed before this lock (at a million blobs the listing takes
-            // seconds, which uploads would wait for). Uploads publish a blob and record its
-            // row under this lock, so a listed blob still without a row now belongs to no
-            // upload in flight: one that published it has committed its row or failed.
-            let orphans = listed.filter { !rowed.contains($0) }
-            report.removedOrphans = orphans.count
-            removed += orphans
+            let (deleted, removed, report) = StoreRules.garbage(rows: rows, referenced: referenced, listed: listed, cutoff: cutoff)
+            let delete = try db.cachedStatement(sql: "DELETE FROM chunk WHERE sha256 = ?")
+            for hash in deleted { try delete.execute(arguments: [hash.data]) }
             // Rows go first inside the transaction; the blobs go while the write lock still
             // holds, so no upload can re-reference them in between.
             try remove(removed)

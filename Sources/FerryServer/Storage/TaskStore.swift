@@ -29,7 +29,7 @@ extension SQLiteMetadataStore {
         do {
             return try await pool.write { db in try Self.insertProject(db, ownerId: userId, name: name) }
         } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
-            throw MetadataError.stateConflict("you already have a project named '\(name)'")
+            throw TaskRules.duplicateProject(name)
         }
     }
 
@@ -43,10 +43,9 @@ extension SQLiteMetadataStore {
 
     public func addProjectMember(userId: Int64, projectId: String, username: String) async throws -> ProjectInfo {
         try await pool.write { db in
-            guard let role = try Self.role(db, userId: userId, projectId: projectId) else { throw MetadataError.notFound("project '\(projectId)'") }
-            guard role == .owner else { throw MetadataError.forbidden("only the project's owner adds members") }
+            try TaskRules.checkAddMember(role: try Self.role(db, userId: userId, projectId: projectId), projectId: projectId)
             guard let member = try Int64.fetchOne(db, sql: "SELECT id FROM user WHERE username = ?", arguments: [username]) else {
-                throw MetadataError.invalid("there is no user named '\(username)'")
+                throw TaskRules.noSuchUser(username)
             }
             if member != userId {
                 try db.execute(sql: "INSERT OR IGNORE INTO project_member (project_id, user_id) VALUES (?, ?)", arguments: [projectId, member])
@@ -59,16 +58,14 @@ extension SQLiteMetadataStore {
         try await writeAndSignal { db in
             let projectId: String
             if let given = request.project {
-                guard try Self.role(db, userId: userId, projectId: given) != nil else { throw MetadataError.notFound("project '\(given)'") }
+                guard try Self.role(db, userId: userId, projectId: given) != nil else { throw TaskRules.projectNotFound(given) }
                 projectId = given
             } else {
                 projectId = try Self.inbox(db, userId: userId)
             }
             let role = try Self.role(db, userId: userId, projectId: projectId)
             let assignees = try Self.participantIds(db, projectId: projectId, usernames: request.assignees ?? [])
-            if role != .owner, !assignees.isEmpty, assignees != [userId] {
-                throw MetadataError.forbidden("only the project's owner assigns tasks to others")
-            }
+            try TaskRules.checkAssignment(role: role, assignees: assignees, userId: userId)
             let id = Self.newId("tsk")
             let now = Date()
             try db.execute(sql: """
@@ -127,39 +124,18 @@ extension SQLiteMetadataStore {
         try await writeAndSignal { db in
             let (role, projectId) = try Self.visibleTask(db, userId: userId, id: id)
             let before = try Self.taskInfo(db, id: id)
-            if role != .owner {
-                let assigned = try Bool.fetchOne(db, sql: "SELECT 1 FROM task_assignee WHERE task_id = ? AND user_id = ?", arguments: [id, userId]) != nil
-                guard assigned else { throw MetadataError.forbidden("members change only the tasks assigned to them") }
-                guard update.assignees == nil else { throw MetadataError.forbidden("only the project's owner changes who a task is assigned to") }
-            }
-            var changed: [String] = []
-            if let title = update.title, title != before.title {
-                try db.execute(sql: "UPDATE task SET title = ? WHERE id = ?", arguments: [title, id])
-                changed.append("title")
-            }
-            if let description = update.description, description != before.description {
-                try db.execute(sql: "UPDATE task SET description = ? WHERE id = ?", arguments: [description, id])
-                changed.append("description")
-            }
-            if let status = update.status, status != before.status {
-                guard before.status.canMove(to: status) else {
-                    throw MetadataError.stateConflict(
-                        "a task moves todo → in_progress → review → done one step at a time, or back; it is \(before.status.rawValue), so it cannot become \(status.rawValue)")
-                }
-                try db.execute(sql: "UPDATE task SET status = ? WHERE id = ?", arguments: [status.rawValue, id])
-                changed.append("status")
-            }
-            if let due = update.dueDate, due != (before.dueDate ?? "") {
-                try db.execute(sql: "UPDATE task SET due_date = ? WHERE id = ?", arguments: [due.isEmpty ? nil : due, id])
-                changed.append("due_date")
-            }
-            if let names = update.assignees {
+            let assigned = try Bool.fetchOne(db, sql: "SELECT 1 FROM task_assignee WHERE task_id = ? AND user_id = ?", arguments: [id, userId]) != nil
+            try TaskRules.checkUpdate(role: role, assigned: assigned, update)
+            let change = try TaskRules.change(from: before, update)
+            let changed = change.changed
+            if let title = change.title { try db.execute(sql: "UPDATE task SET title = ? WHERE id = ?", arguments: [title, id]) }
+            if let description = change.description { try db.execute(sql: "UPDATE task SET description = ? WHERE id = ?", arguments: [description, id]) }
+            if let status = change.status { try db.execute(sql: "UPDATE task SET status = ? WHERE id = ?", arguments: [status.rawValue, id]) }
+            if let due = change.dueDate { try db.execute(sql: "UPDATE task SET due_date = ? WHERE id = ?", arguments: [due, id]) }
+            if let names = change.assignees {
                 let ids = try Self.participantIds(db, projectId: projectId, usernames: names)
-                if Set(names) != Set(before.assignees) {
-                    try db.execute(sql: "DELETE FROM task_assignee WHERE task_id = ?", arguments: [id])
-                    for assignee in ids { try db.execute(sql: "INSERT INTO task_assignee (task_id, user_id) VALUES (?, ?)", arguments: [id, assignee]) }
-                    changed.append("assignees")
-                }
+                try db.execute(sql: "DELETE FROM task_assignee WHERE task_id = ?", arguments: [id])
+                for assignee in ids { try db.execute(sql: "INSERT INTO task_assignee (task_id, user_id) VALUES (?, ?)", arguments: [id, assignee]) }
             }
             guard !changed.isEmpty else { return before }
             try db.execute(sql: "UPDATE task SET updated_at = ? WHERE id = ?", arguments: [Date(), id])
@@ -181,13 +157,12 @@ extension SQLiteMetadataStore {
             } else {
                 version = try CommitBatch.current(db, libraryId: request.library, path: request.path)
             }
-            guard let version, !version.deleted else { throw MetadataError.notFound("'\(request.path)'" + (request.version.map { " version \($0)" } ?? "")) }
-            guard version.kind == .file else { throw MetadataError.invalid("'\(request.path)' is a \(version.kind.rawValue); only files can be attached") }
+            let attached = try TaskRules.attachable(version, request)
             let id = Self.newId("att")
             let now = Date()
             try db.execute(sql: """
                 INSERT INTO attachment (id, task_id, library_id, path, seq, follow, added_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [id, taskId, request.library, request.path.string, version.version, request.follow ?? false, userId, now, now])
+                """, arguments: [id, taskId, request.library, request.path.string, attached.version, request.follow ?? false, userId, now, now])
             let attachment = try Self.attachmentInfo(db, Row.fetchOne(db, sql: "SELECT * FROM attachment WHERE id = ?", arguments: [id])!)
             try Self.emitToProject(db, projectId: projectId, type: .taskAttachmentAdded,
                                    data: AttachmentEventData(task: try Self.taskInfo(db, id: taskId), attachment: attachment))
@@ -199,11 +174,9 @@ extension SQLiteMetadataStore {
         try await writeAndSignal { db in
             let (role, projectId) = try Self.visibleTask(db, userId: userId, id: taskId)
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM attachment WHERE id = ? AND task_id = ?", arguments: [attachmentId, taskId]) else {
-                throw MetadataError.notFound("attachment '\(attachmentId)'")
+                throw TaskRules.attachmentNotFound(attachmentId)
             }
-            guard role == .owner || (row["added_by"] as Int64) == userId else {
-                throw MetadataError.forbidden("only the project's owner or whoever added it removes an attachment")
-            }
+            try TaskRules.checkRemoveAttachment(role: role, addedBy: row["added_by"], userId: userId)
             let attachment = try Self.attachmentInfo(db, row)
             try db.execute(sql: "DELETE FROM attachment WHERE id = ?", arguments: [attachmentId])
             try Self.emitToProject(db, projectId: projectId, type: .taskAttachmentRemoved,
@@ -214,10 +187,10 @@ extension SQLiteMetadataStore {
     public func attachmentVersion(userId: Int64, id: String) async throws -> FileVersion {
         try await pool.read { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT task_id, library_id, path, seq FROM attachment WHERE id = ?", arguments: [id]) else {
-                throw MetadataError.notFound("attachment '\(id)'")
+                throw TaskRules.attachmentNotFound(id)
             }
             do { _ = try Self.visibleTask(db, userId: userId, id: row["task_id"]) } catch MetadataError.notFound {
-                throw MetadataError.notFound("attachment '\(id)'")
+                throw TaskRules.attachmentNotFound(id)
             }
             guard let version = try CommitBatch.version(db, libraryId: row["library_id"], path: try FerryPath(row["path"] as String), seq: row["seq"]) else {
                 throw MetadataError.invalid("attachment '\(id)' names a version that does not exist")
@@ -254,7 +227,7 @@ extension SQLiteMetadataStore {
     static func visibleTask(_ db: Database, userId: Int64, id: String) throws -> (ProjectRole, String) {
         guard let projectId = try String.fetchOne(db, sql: "SELECT project_id FROM task WHERE id = ?", arguments: [id]),
               let role = try role(db, userId: userId, projectId: projectId)
-        else { throw MetadataError.notFound("task '\(id)'") }
+        else { throw TaskRules.taskNotFound(id) }
         return (role, projectId)
     }
 
@@ -263,7 +236,7 @@ extension SQLiteMetadataStore {
         let participants = try participants(db, projectId: projectId)
         return try Set(usernames).sorted().map { name in
             guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM user WHERE username = ?", arguments: [name]), participants.contains(id) else {
-                throw MetadataError.invalid("'\(name)' is not a member of this project; add them with POST /projects/{id}/members first")
+                throw TaskRules.notParticipant(name)
             }
             return id
         }
@@ -292,7 +265,7 @@ extension SQLiteMetadataStore {
         guard let row = try Row.fetchOne(db, sql: """
             SELECT t.*, u.username AS creator FROM task t JOIN user u ON u.id = t.created_by WHERE t.id = ?
             """, arguments: [id])
-        else { throw MetadataError.notFound("task '\(id)'") }
+        else { throw TaskRules.taskNotFound(id) }
         let assignees = try String.fetchAll(db, sql: """
             SELECT u.username FROM task_assignee a JOIN user u ON u.id = a.user_id WHERE a.task_id = ? ORDER BY u.username
             """, arguments: [id])

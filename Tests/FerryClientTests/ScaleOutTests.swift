@@ -1,0 +1,119 @@
+@testable import FerryClient
+import FerryCore
+import FerryServer
+import FerryTestSupport
+import Foundation
+import Testing
+
+/// Several `ferry-server` instances over one PostgreSQL database (SPEC §9): any instance
+/// answers any request, commits wake long-polls on the other instances, and each webhook
+/// attempt is made by one instance. Runs when `FERRY_TEST_POSTGRES_URL` names a server.
+@Suite("scale-out: instances over one PostgreSQL", .enabled(if: Backend.adminURL != nil), .serialized)
+struct ScaleOutTests {
+    /// Two instances in-process, on one fresh database and one blob directory (the shared
+    /// file system of a cluster that keeps blobs as files).
+    static func withTwoInstances<T: Sendable>(
+        _ configure: @escaping (inout ServerConfiguration) -> Void = { _ in }, _ body: (Cloud, Cloud) async throws -> T
+    ) async throws -> T {
+        let url = try await Backend.freshDatabase()
+        let data = scratchDirectory("cluster")
+        let setUp: (inout ServerConfiguration) -> Void = { c in
+            c.metadata.url = url
+            configure(&c)
+        }
+        return try await Cloud.with(dataDirectory: data, configure: setUp) { first in
+            try await Cloud.with(dataDirectory: data, configure: setUp) { second in try await body(first, second) }
+        }
+    }
+
+    @Test func aTokenIssuedByOneInstanceIsAcceptedByTheOther() async throws {
+        try await Self.withTwoInstances { a, b in
+            let user = try await a.user("ann")
+            let onA = try await ServerAPI.enroll(serverURL: a.url, username: user.name, password: user.password, deviceName: "laptop")
+            let onB = ServerAPI.open(serverURL: b.url, token: onA.device.token)
+            let library = try await onB.createLibrary(name: "docs")
+            #expect(try await onA.api.library(named: "docs").id == library.id)
+            let session = try await ServerAPI.open(serverURL: a.url, token: "").login(username: user.name, password: user.password)
+            #expect(try await ServerAPI.open(serverURL: b.url, token: session.accessToken).library(named: "docs").id == library.id)
+        }
+    }
+
+    @Test func devicesOnDifferentInstancesConverge() async throws {
+        try await Self.withTwoInstances { a, b in
+            let user = try await a.user("bea")
+            let left = try await Device.make(a, user: user, name: "left")
+            let right = try await Device.make(b, user: user, name: "right")
+            defer { Task { await left.close(); await right.close() } }
+            try left.write("notes.txt", "from the left")
+            try left.write("docs/a.md", "# a")
+            try right.write("docs/b.md", "# b")
+            try await left.sync()
+            try await right.sync()
+            try await left.sync()
+            #expect(left.tree() == right.tree())
+            #expect(right.read("notes.txt") == "from the left")
+            #expect(left.read("docs/b.md") == "# b")
+        }
+    }
+
+    /// SPEC §9: a long-poll on one instance wakes within 100 ms of a commit on another.
+    @Test func aLongPollOnOneInstanceWakesWithin100msOfACommitOnTheOther() async throws {
+        try await Self.withTwoInstances { a, b in
+            let user = try await a.user("cal")
+            let writer = try await Device.make(a, user: user, name: "writer")
+            let reader = try await Device.make(b, user: user, name: "reader")
+            defer { Task { await writer.close(); await reader.close() } }
+            let library = try await reader.api.library(named: "docs")
+            for round in 0..<5 {
+                let head = try await reader.api.changes(library: library.id, since: 0).head
+                async let woke: ContinuousClock.Instant = {
+                    _ = try await reader.api.changes(library: library.id, since: head, wait: 30)
+                    return ContinuousClock.now
+                }()
+                // Give the long-poll time to park on instance B before committing on A.
+                try await waitUntil { b.services.notifier.waiterCount > 0 }
+                let start = ContinuousClock.now
+                _ = try await writer.api.commit(library: library.id, [CommitOperation(op: .put, path: try FerryPath("dir\(round)"), base: nil, kind: .directory)])
+                let latency = try await woke - start
+                #expect(latency < .milliseconds(100), "round \(round): woke after \(latency)")
+            }
+        }
+    }
+
+    @Test func eachWebhookEventIsDeliveredOnceByOneInstance() async throws {
+        try await withHookReceiver { url, log in
+            try await Self.withTwoInstances({ WebhookTests.fast(&$0) }) { a, b in
+                let user = try await a.user("dee")
+                let device = try await Device.make(a, user: user, name: "laptop")
+                defer { Task { await device.close() } }
+                _ = try await device.session().createWebhook(url: url, events: try EventFilter(["file.*"]))
+                for n in 0..<20 { try device.write("f\(n).txt", "content \(n)") }
+                try await device.sync()
+                try await waitUntil(seconds: 20) { await log.of(type: "file.created").count >= 20 }
+                // Both dispatchers run; give a duplicate time to show up.
+                try await Task.sleep(for: .milliseconds(500))
+                let created = await log.of(type: "file.created")
+                let ids = created.compactMap { $0.headers["webhook-id"] }
+                #expect(created.count == 20 && Set(ids).count == 20, "\(created.count) deliveries of \(Set(ids).count) events")
+                // One endpoint gets its events in commit order, whichever instance sent them.
+                let versions = created.compactMap { ($0.data["version"] as? NSNumber)?.int64Value }
+                #expect(versions == versions.sorted() && versions.count == 20)
+                _ = b
+            }
+        }
+    }
+}
+
+/// Polls `condition` every 5 ms until it holds, or fails after `seconds`.
+func waitUntil(seconds: Double = 10, _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + .seconds(seconds)
+    while try await !condition() {
+        guard ContinuousClock.now < deadline else { throw WaitTimedOut(seconds: seconds) }
+        try await Task.sleep(for: .milliseconds(5))
+    }
+}
+
+struct WaitTimedOut: Error, CustomStringConvertible {
+    let seconds: Double
+    var description: String { "the condition did not hold within \(seconds) s" }
+}
