@@ -70,18 +70,26 @@ public final class PostgresDatabase: Sendable {
             attempt += 1
             do {
                 return try await client.withTransaction(logger: logger, body)
-            } catch let error as PSQLError where attempt < 3 && Self.isRetryable(error) {
-                logger.debug("retrying a transaction", metadata: ["sqlstate": "\(error.serverInfo?[.sqlState] ?? "")"])
+            } catch let error as PostgresTransactionError {
+                // What the transaction's own code threw (a MetadataError, a unique violation)
+                // is the caller's error; the wrapper only says the rollback went well.
+                let cause = error.closureError ?? error.commitError ?? error.beginError ?? error
+                if attempt < 3, Self.isRetryable(cause) {
+                    logger.debug("retrying a transaction", metadata: ["sqlstate": "\(Self.sqlState(cause) ?? "")"])
+                    continue
+                }
+                throw cause
             }
         }
     }
 
-    static func isRetryable(_ error: PSQLError) -> Bool {
-        ["40P01", "40001"].contains(error.serverInfo?[.sqlState] ?? "")
-    }
+    static func isRetryable(_ error: any Error) -> Bool { ["40P01", "40001"].contains(sqlState(error) ?? "") }
 
     /// The SQLSTATE of a server error (`23505` a unique violation…), if it is one.
-    static func sqlState(_ error: any Error) -> String? { (error as? PSQLError)?.serverInfo?[.sqlState] }
+    static func sqlState(_ error: any Error) -> String? {
+        if let error = error as? PostgresTransactionError, let cause = error.closureError ?? error.commitError { return sqlState(cause) }
+        return (error as? PSQLError)?.serverInfo?[.sqlState]
+    }
 
     // MARK: Start-up
 

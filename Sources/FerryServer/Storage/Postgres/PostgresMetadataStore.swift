@@ -394,7 +394,7 @@ public final class PostgresMetadataStore: MetadataStore {
             let rows = try await PostgresDatabase.rows(connection, """
                 SELECT v.* FROM entry e JOIN version v ON v.library_id = e.library_id AND v.seq = e.seq
                 WHERE e.library_id = \(libraryId) AND e.path >= \(prefix) AND e.path < \(upper) AND e.path > \(max(after ?? "", prefix)) AND NOT e.deleted
-                  AND strpos(substr(e.path, \(Int64(prefix.unicodeScalars.count + 1))), '/') = 0
+                  AND strpos(substr(e.path, \(Int32(prefix.unicodeScalars.count + 1))), '/') = 0
                 ORDER BY e.path LIMIT \(Int64(limit) + 1)
                 """, logger: logger)
             let entries = try rows.prefix(limit).map(PostgresRows.version)

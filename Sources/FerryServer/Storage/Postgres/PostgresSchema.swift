@@ -37,7 +37,7 @@ enum PostgresSchema {
                 revoke_reason TEXT
             )
             """,
-            "CREATE INDEX session_user ON session(user_id)",
+            "CREATE INDEX session_by_user ON session(user_id)",
             """
             CREATE TABLE refresh_token (
                 token_hash BYTEA PRIMARY KEY CHECK (octet_length(token_hash) = 32),
