@@ -14,7 +14,7 @@ struct FerryServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ferry-server",
         abstract: "The Ferry NAS server: HTTP API, chunk store and metadata.",
-        subcommands: [Serve.self, User.self, Check.self, GC.self, SecurityLog.self],
+        subcommands: [Serve.self, User.self, Check.self, GC.self, SecurityLog.self, Migrate.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -243,5 +243,31 @@ struct SecurityLog: AsyncParsableCommand {
             if let detail = e.detail { line += "  (\(detail))" }
             print(line)
         }
+    }
+}
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Copy a one-box server's metadata and blobs into the PostgreSQL database the config names.",
+        discussion: """
+            Stop the one-box server first. Safe to run again after an interruption: what was copied \
+            is skipped. Then run 'ferry-server check --config FILE' and start the instances.
+            """)
+    @Option(help: "The one-box server's data directory.") var from: String
+    @Option(help: "The cluster's JSON configuration (with metadata.url).") var config: String
+
+    func run() async throws {
+        umask(0o077)
+        let configuration: ServerConfiguration
+        do { configuration = try ServerConfiguration.load(path: config) } catch { throw ValidationError("cannot read config '\(config)': \(error)") }
+        guard configuration.metadata.url != nil else {
+            throw ValidationError("'\(config)' names no metadata.url: migrate copies into PostgreSQL (postgres://USER:PASSWORD@HOST:5432/DBNAME)")
+        }
+        let logger = makeLogger("ferry-server")
+        let stores = try await StoreFactory.open(configuration, threadPool: .singleton, logger: logger)
+        let migration = try Migration(from: from, into: stores, threadPool: .singleton, logger: logger)
+        let report = try await migration.run { print($0) }
+        print("copied \(report.blobsCopied) blobs (\(report.blobsPresent) already there) and \(report.rows.values.reduce(0, +)) rows; "
+              + "run 'ferry-server check --config \(config)' to verify")
     }
 }

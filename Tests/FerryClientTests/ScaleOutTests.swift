@@ -3,6 +3,8 @@ import FerryCore
 import FerryServer
 import FerryTestSupport
 import Foundation
+import Logging
+import NIOPosix
 import Testing
 
 /// Several `ferry-server` instances over one PostgreSQL database (SPEC §9): any instance
@@ -118,4 +120,59 @@ func waitUntil(seconds: Double = 10, _ condition: () async throws -> Bool) async
 struct WaitTimedOut: Error, CustomStringConvertible {
     let seconds: Double
     var description: String { "the condition did not hold within \(seconds) s" }
+}
+
+/// `ferry-server migrate`: a populated one-box server copied into PostgreSQL (SPEC §9).
+@Suite("migrate a one-box server into PostgreSQL", .enabled(if: Backend.adminURL != nil), .serialized)
+struct MigrationTests {
+    @Test func aMigratedServerChecksCleanAndASyncSendsNothing() async throws {
+        let oneBox = scratchDirectory("one-box")
+        let folder = scratchDirectory("folder-laptop")
+        let state = scratchDirectory("state-laptop")
+        var user = (name: "", password: "")
+        // A one-box server with history, a large and small files, a deletion and a task.
+        let before: [String: String] = try await Backend.$current.withValue(.sqlite) {
+            try await Cloud.with(dataDirectory: oneBox) { cloud in
+                user = try await cloud.user("eve")
+                let device = try await Device.make(cloud, user: user, name: "laptop", root: folder, stateDirectory: state)
+                defer { Task { await device.close() } }
+                try device.write("a.txt", "one")
+                try device.write("big.bin", Data(seededBytes(3 << 20, seed: 3)))
+                try device.write("gone.txt", "soon deleted")
+                try await device.sync()
+                try device.write("a.txt", "two")
+                try device.remove("gone.txt")
+                try await device.sync()
+                _ = try await device.session().createTask(CreateTaskRequest(title: "review"))
+                return device.tree()
+            }
+        }
+        let url = try await Backend.freshDatabase()
+        let cluster = scratchDirectory("cluster")
+        var configuration = ServerConfiguration()
+        configuration.dataDirectory = cluster
+        configuration.metadata.url = url
+        var logger = Logger(label: "ferry-test-migrate")
+        logger.logLevel = .critical
+        let stores = try await StoreFactory.open(configuration, threadPool: .singleton, logger: logger)
+        let first = try await Migration(from: oneBox, into: stores, threadPool: .singleton, logger: logger).run()
+        #expect(first.rows["version"] == 5 && first.rows["ferry_user"] == 1 && first.rows["task"] == 1 && first.blobsCopied > 0)
+        // Run again (an interrupted migration is resumed so): nothing is copied twice.
+        let again = try await Migration(from: oneBox, into: stores, threadPool: .singleton, logger: logger).run()
+        #expect(again.rows.values.allSatisfy { $0 == 0 } && again.blobsCopied == 0 && again.blobsPresent == first.blobsCopied)
+        let check = try await Maintenance.check(store: stores.store, blobs: stores.blobs)
+        #expect(check.isClean && check.checked > 0)
+
+        try await Cloud.with(dataDirectory: cluster, configure: { $0.metadata.url = url }) { cloud in
+            // The same folder and index, now against the cluster: nothing to send, nothing changed.
+            let device = try await Device.make(cloud, user: user, name: "laptop", root: folder, stateDirectory: state)
+            defer { Task { await device.close() } }
+            let report = try await device.sync()
+            #expect(report.uploadedBytes == 0)
+            #expect(device.tree() == before)
+            let history = try await device.api.history(library: try await device.api.library(named: "docs").id, path: try FerryPath("a.txt"))
+            #expect(history.versions.count == 2)
+            #expect(try await device.session().tasks().tasks.map(\.title) == ["review"])
+        }
+    }
 }
