@@ -330,7 +330,11 @@ public final class PostgresMetadataStore: MetadataStore {
 
     /// A batch on the library, whose row is locked for the transaction: commits to one
     /// library serialise across instances, so sequence numbers stay gap-free and ordered.
+    /// The gc lock is held shared as well: a commit checks that the user holds its chunks,
+    /// and gc must not delete one of them between that check and the commit (on SQLite both
+    /// hold the one write lock).
     func batch(_ connection: PostgresConnection, userId: Int64, libraryId: String, deviceId: String?) async throws -> CommitEngine<PostgresCommitLedger> {
+        try await connection.query("SELECT pg_advisory_xact_lock_shared(\(Self.gcLock))", logger: logger)
         guard let row = try await PostgresDatabase.row(connection, """
             SELECT head, name FROM library WHERE id = \(libraryId) AND user_id = \(userId) FOR UPDATE
             """, logger: logger) else { throw MetadataError.notFound("library") }
