@@ -42,7 +42,7 @@ struct LoadBenchmark: AsyncParsableCommand {
             ("stress, \(quick ? 100 : 150) clients × \(quick ? 3 : 10) random operations", quick ? 100 : 150, quick ? 3 : 10,
              [.upload, .download, .download, .changes, .history, .delete]),
         ]
-        let rows = try await ServerProcess.with(root: root) { process, server -> [BenchRow] in
+        let rows = try await ServerProcess.with(root: root, metadataURL: options.metadataURL) { process, server -> [BenchRow] in
             let stored = Stored()
             var rows: [BenchRow] = []
             for (index, phase) in phases.enumerated() {

@@ -153,6 +153,8 @@ struct BenchOptions: ParsableArguments {
     @Option(help: "Directory under which a scratch directory for test files and server data is made (default: the system temporary directory).") var dataRoot: String?
     @Option(help: "Also write the results as JSON to this file.") var json: String?
     @Flag(help: "Keep the generated files.") var keep = false
+    @Option(help: "Keep the server's metadata in this PostgreSQL database (an empty one) instead of SQLite; for the benchmarks that start the server binary.")
+    var metadataURL: String?
 
     /// A fresh directory of the benchmark's own, so removing it afterwards never touches
     /// anything the caller keeps under --data-root.

@@ -1,4 +1,5 @@
 import FerryCore
+import FerryServer
 import Foundation
 import NIOPosix
 
@@ -14,13 +15,19 @@ struct ServerProcess {
     let dataDirectory: String
 
     /// Starts the server on a fresh data directory under `root` and runs `body` with it.
-    static func with<T: Sendable>(root: String, _ body: (ServerProcess, BenchServer) async throws -> T) async throws -> T {
+    /// `metadataURL`: a PostgreSQL database to keep the metadata in instead of SQLite.
+    static func with<T: Sendable>(root: String, metadataURL: String? = nil, _ body: (ServerProcess, BenchServer) async throws -> T) async throws -> T {
         guard let binary = SyncBenchmark.sibling("ferry-server") else {
             throw BenchError("ferry-server is not built next to ferry-bench; run 'swift build' first")
         }
         let data = root + "/server-process"
         let config = root + "/server-process.json"
-        try Data(#"{"storage": {"reserveBytes": 0}, "auth": {"pbkdf2Iterations": 1000}}"#.utf8).write(to: URL(fileURLWithPath: config))
+        var settings = ServerConfiguration()
+        settings.dataDirectory = data
+        settings.storage.reserveBytes = 0
+        settings.auth.pbkdf2Iterations = 1000
+        settings.metadata.url = metadataURL
+        try JSONEncoder().encode(settings).write(to: URL(fileURLWithPath: config))
         let passwordFile = root + "/password"
         try Data((BenchServer.password + "\n").utf8).write(to: URL(fileURLWithPath: passwordFile))
         let add = try runWithInput(binary, ["user", "add", "bench", "--password-stdin", "--data", data, "--config", config], input: passwordFile)
