@@ -27,6 +27,19 @@ public enum DeliveryOutcome: Sendable, Equatable {
     case failed(disable: String?)
 }
 
+extension WebhookInfo {
+    /// Takes the changes an update gives; switching an endpoint back on clears why it was disabled.
+    mutating func apply(_ update: UpdateWebhookRequest) {
+        if let url = update.url { self.url = url }
+        if let events = update.events { self.events = events }
+        if let active = update.active {
+            self.active = active
+            if active { disabledReason = nil }
+        }
+        if let keep = update.keepResponseExcerpts { keepResponseExcerpts = keep }
+    }
+}
+
 /// Webhook endpoints and the outbox's delivery log.
 public protocol WebhookStore: Sendable {
     /// Poked after every transaction that may have queued a delivery.
@@ -105,13 +118,7 @@ extension SQLiteMetadataStore {
                 throw MetadataError.notFound("webhook '\(id)'")
             }
             var info = try Self.webhookInfo(row)
-            if let url = update.url { info.url = url }
-            if let events = update.events { info.events = events }
-            if let active = update.active {
-                info.active = active
-                if active { info.disabledReason = nil }
-            }
-            if let keep = update.keepResponseExcerpts { info.keepResponseExcerpts = keep }
+            info.apply(update)
             try db.execute(sql: "UPDATE webhook SET url = ?, events = ?, active = ?, disabled_reason = ?, keep_response_excerpts = ? WHERE id = ?",
                            arguments: [info.url, try Self.encodeFilter(info.events), info.active, info.disabledReason, info.keepResponseExcerpts, id])
             return info

@@ -65,13 +65,7 @@ extension PostgresMetadataStore {
             guard let row = try await PostgresDatabase.row(connection, "SELECT * FROM webhook WHERE id = \(id) AND user_id = \(userId) FOR UPDATE",
                                                            logger: logger) else { throw MetadataError.notFound("webhook '\(id)'") }
             var info = try Self.webhookInfo(row)
-            if let url = update.url { info.url = url }
-            if let events = update.events { info.events = events }
-            if let active = update.active {
-                info.active = active
-                if active { info.disabledReason = nil }
-            }
-            if let keep = update.keepResponseExcerpts { info.keepResponseExcerpts = keep }
+            info.apply(update)
             try await connection.query("""
                 UPDATE webhook SET url = \(info.url), events = \(try Self.encodeFilter(info.events)), active = \(info.active),
                 disabled_reason = \(info.disabledReason), keep_response_excerpts = \(info.keepResponseExcerpts) WHERE id = \(id)
