@@ -44,11 +44,11 @@ public final class PostgresDatabase: Sendable {
     }
 
     /// A connection outside the pool (the LISTEN connection), with the same settings.
-    func connectionConfiguration() -> PostgresConnection.Configuration {
+    func connectionConfiguration() throws -> PostgresConnection.Configuration {
         let tls: PostgresConnection.Configuration.TLS = switch url.tls {
         case .disable: .disable
-        case .prefer: .prefer(try! NIOSSLContext(configuration: .makeClientConfiguration()))
-        case .require: .require(try! NIOSSLContext(configuration: .makeClientConfiguration()))
+        case .prefer: .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
+        case .require: .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
         }
         var configuration = PostgresConnection.Configuration(host: url.host, port: url.port, username: url.username, password: url.password,
                                                              database: url.database, tls: tls)
@@ -96,14 +96,21 @@ public final class PostgresDatabase: Sendable {
     /// Waits for the server (up to `timeout`), migrates the schema under an advisory lock (one
     /// instance migrates, the others wait and find nothing left to do) and checks durability.
     public func prepare(timeout: Duration = .seconds(30)) async throws {
+        // One connection of our own first: the pool retries every failure silently, a
+        // wrong password or database included. A server not up yet is waited for.
         let deadline = ContinuousClock.now + timeout
+        let configuration = try connectionConfiguration()
         while true {
             do {
-                try await client.withConnection { try await $0.query("SELECT 1", logger: logger) }
+                let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
+                try? await connection.close()
                 break
             } catch {
-                guard ContinuousClock.now < deadline else {
-                    throw PostgresStoreError("cannot reach PostgreSQL at \(url.redacted): \(Self.describe(error))")
+                if Self.sqlState(error) != nil {
+                    throw PostgresStoreError("cannot use PostgreSQL at \(url.redacted): \(Self.describe(error))")
+                }
+                guard ContinuousClock.now + .milliseconds(200) < deadline else {
+                    throw PostgresStoreError("cannot reach PostgreSQL at \(url.redacted) within \(timeout): \(Self.describe(error))")
                 }
                 try await Task.sleep(for: .milliseconds(200))
             }

@@ -44,7 +44,7 @@ public struct PostgresNotifications: Service {
     }
 
     private func listen(onReady: () -> Void) async throws {
-        let connection = try await PostgresConnection.connect(configuration: database.connectionConfiguration(), id: 0, logger: logger)
+        let connection = try await PostgresConnection.connect(configuration: try database.connectionConfiguration(), id: 0, logger: logger)
         do {
             let changes = try await connection.listen(PostgresMetadataStore.changesChannel)
             let queued = try await connection.listen(PostgresOutbox.channel)
