@@ -11,6 +11,7 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
     public var auth = Auth()
     public var http = HTTP()
     public var webhooks = Webhooks()
+    public var tls = TLS()
 
     public struct Storage: Codable, Sendable, Equatable {
         /// Uploads are refused with 507 when free space would fall below this many bytes.
@@ -92,14 +93,54 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         }
     }
 
+    /// HTTPS (SPEC §8): on whenever the server binds an address other machines can reach.
+    public struct TLS: Codable, Sendable, Equatable {
+        /// Serve HTTPS on a loopback address too (`serve --tls`).
+        public var enabled = false
+        /// Serve plain HTTP on an address other machines reach (`serve --insecure-http`):
+        /// passwords, tokens and files then cross the network readable by anyone on it.
+        public var insecureHTTP = false
+        /// A PEM certificate (leaf first, then any intermediates) and its PEM private key.
+        /// Without them the server makes a self-signed one in the data directory. Both are
+        /// read again on SIGHUP, so a renewed certificate needs no restart.
+        public var certificateFile: String?
+        public var keyFile: String?
+        public init() {}
+
+        func validate() throws {
+            guard !(enabled && insecureHTTP) else {
+                throw ConfigurationError("tls.enabled (--tls) and tls.insecureHTTP (--insecure-http) contradict each other; choose one")
+            }
+            guard (certificateFile == nil) == (keyFile == nil) else {
+                throw ConfigurationError("tls.certificateFile and tls.keyFile go together: give both, or neither for a self-signed certificate")
+            }
+            for (key, path) in [("tls.certificateFile", certificateFile), ("tls.keyFile", keyFile)] {
+                if let path, path.isEmpty { throw ConfigurationError("\(key) must be a file path") }
+            }
+        }
+    }
+
+    /// Whether `serve` speaks HTTPS: always on a non-loopback address unless plain HTTP was
+    /// asked for explicitly, and on loopback when asked for.
+    public var usesTLS: Bool {
+        if tls.insecureHTTP { return false }
+        return tls.enabled || !LoopbackHost.contains(host)
+    }
+
+    /// Checks every section (also after flags changed it).
+    public func validate() throws {
+        try webhooks.validate()
+        try http.validate()
+        try tls.validate()
+    }
+
     public init() {}
 
     /// Reads a configuration file; unknown keys are an error so typos do not pass silently.
     public static func load(path: String) throws -> ServerConfiguration {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         let configuration = try JSONDecoder().decode(ServerConfiguration.self, from: data)
-        try configuration.webhooks.validate()
-        try configuration.http.validate()
+        try configuration.validate()
         return configuration
     }
 }
@@ -110,7 +151,7 @@ public struct ConfigurationError: Error, CustomStringConvertible {
 }
 
 extension ServerConfiguration {
-    enum CodingKeys: String, CodingKey { case dataDirectory, host, port, storage, auth, http, webhooks }
+    enum CodingKeys: String, CodingKey { case dataDirectory, host, port, storage, auth, http, webhooks, tls }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -121,6 +162,7 @@ extension ServerConfiguration {
         auth = try c.decodeIfPresent(Auth.self, forKey: .auth) ?? auth
         http = try c.decodeIfPresent(HTTP.self, forKey: .http) ?? http
         webhooks = try c.decodeIfPresent(Webhooks.self, forKey: .webhooks) ?? webhooks
+        tls = try c.decodeIfPresent(TLS.self, forKey: .tls) ?? tls
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -132,6 +174,7 @@ extension ServerConfiguration {
         try c.encode(auth, forKey: .auth)
         try c.encode(http, forKey: .http)
         try c.encode(webhooks, forKey: .webhooks)
+        try c.encode(tls, forKey: .tls)
     }
 }
 
@@ -183,5 +226,16 @@ extension ServerConfiguration.Webhooks {
         retryBackoffSeconds = try c.decodeIfPresent([Double].self, forKey: .retryBackoffSeconds) ?? retryBackoffSeconds
         maxConcurrentDeliveries = try c.decodeIfPresent(Int.self, forKey: .maxConcurrentDeliveries) ?? maxConcurrentDeliveries
         requestTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .requestTimeoutSeconds) ?? requestTimeoutSeconds
+    }
+}
+
+extension ServerConfiguration.TLS {
+    enum CodingKeys: String, CodingKey { case enabled, insecureHTTP, certificateFile, keyFile }
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        enabled = try c.decodeIfPresent(Bool.self, forKey: .enabled) ?? enabled
+        insecureHTTP = try c.decodeIfPresent(Bool.self, forKey: .insecureHTTP) ?? insecureHTTP
+        certificateFile = try c.decodeIfPresent(String.self, forKey: .certificateFile)
+        keyFile = try c.decodeIfPresent(String.self, forKey: .keyFile)
     }
 }

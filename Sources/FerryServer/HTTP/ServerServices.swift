@@ -21,6 +21,8 @@ public struct ServerServices: Sendable {
     public let logger: Logger
     /// Delivers the webhook outbox; runs as a service next to the HTTP server.
     public let dispatcher: WebhookDispatcher
+    /// The certificate presented when the server speaks HTTPS; nil for plain HTTP.
+    public let certificate: ServerCertificate?
 
     /// The request sizes this server takes, announced at `GET /protocol`.
     var limits: ServerLimits {
