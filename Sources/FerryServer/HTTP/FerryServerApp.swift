@@ -104,7 +104,8 @@ public enum FerryServerApp {
         if let certificate = services.certificate {
             let http2 = HTTP2UpgradeChannel.Configuration(idleTimeout: .seconds(configuration.http.idleTimeoutSeconds), streamConfiguration: .init(idleTimeout: idle))
             server = HTTPServerBuilder { responder in
-                try HTTP2UpgradeChannel(tlsConfiguration: certificate.serverConfiguration(), configuration: http2, responder: responder)
+                HTTPSChannel(base: try HTTP2UpgradeChannel(tlsConfiguration: certificate.serverConfiguration(), configuration: http2, responder: responder),
+                             handshakeTimeout: idle)
             }
         } else {
             server = .http1(configuration: .init(idleTimeout: idle))
