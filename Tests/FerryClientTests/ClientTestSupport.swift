@@ -3,7 +3,6 @@ import FerryCore
 import FerryServer
 import Foundation
 import Logging
-import NIOSSL
 import Synchronization
 import Testing
 
@@ -36,7 +35,7 @@ struct Cloud {
         var logger = Logger(label: "ferry-test-server")
         logger.logLevel = .critical
         let services = try await FerryServerApp.makeServices(configuration, logger: logger)
-        let pin = try services.certificate.map { try CertificatePin(NIOSSLCertificate(bytes: $0.leafDER, format: .der)) }
+        let pin = try services.certificate.map { try CertificatePin(der: $0.leafDER) }
         return try await FerryServerApp.withRunningServer(services) { port in
             try await body(Cloud(url: "\(pin == nil ? "http" : "https")://127.0.0.1:\(port)", port: port, services: services, pin: pin))
         }
@@ -55,6 +54,10 @@ struct Cloud {
         return (name, password)
     }
 }
+
+/// Plain HTTP, then HTTPS with the server's certificate pinned: the `tls` argument of tests
+/// that run over both (`@Test(arguments: plainAndTLS)`).
+let plainAndTLS = [false, true]
 
 /// A fresh directory under the system's temporary directory. Tests hand these around
 /// (a restarted device reuses its folder, a restarted server its data), so none is removed

@@ -78,8 +78,6 @@ struct FaultInjectionTests {
     /// Where in the transfer the kill lands: after this share of the bytes is stored.
     static let killPoints = [0.15, 0.6]
 
-    /// Whether the devices reach the server over plain HTTP or HTTPS with its certificate pinned.
-    static let overTLS = [false, true]
     /// Every kill point over plain HTTP, and one over HTTPS (each case costs half a minute).
     static let killCases = killPoints.map { ($0, false) } + [(killPoints[1], true)]
 
@@ -186,7 +184,7 @@ struct FaultInjectionTests {
 
     // MARK: the network
 
-    @Test(arguments: overTLS) func connectionsResetMidTransferOnlyDelayTheSync(tls: Bool) async throws {
+    @Test(arguments: plainAndTLS) func connectionsResetMidTransferOnlyDelayTheSync(tls: Bool) async throws {
         try await Cloud.with(tls: tls) { cloud in
             let user = try await cloud.user("cal")
             // Every 11 MiB of traffic, the connection carrying it is reset: uploads (sent in
@@ -239,7 +237,7 @@ struct FaultInjectionTests {
         }
     }
 
-    @Test(.timeLimit(.minutes(2)), arguments: overTLS) func aStalledConnectionFailsTheRequestInsteadOfHangingTheSync(tls: Bool) async throws {
+    @Test(.timeLimit(.minutes(2)), arguments: plainAndTLS) func aStalledConnectionFailsTheRequestInsteadOfHangingTheSync(tls: Bool) async throws {
         try await Cloud.with(tls: tls) { cloud in
             let user = try await cloud.user("dee")
             let proxy = try FaultProxy(upstreamPort: cloud.port)

@@ -17,6 +17,14 @@ public struct CertificatePin: Codable, Sendable, Equatable {
         self.certificate = certificate
     }
 
+    /// Reads a DER certificate.
+    public init(der: [UInt8]) throws {
+        guard let certificate = try? NIOSSLCertificate(bytes: der, format: .der) else {
+            throw ClientError.invalidInput("the pinned certificate is not a DER certificate")
+        }
+        try self.init(certificate)
+    }
+
     /// Reads a PEM certificate (a server's `tls.crt`, or the config's copy).
     public init(pem: String) throws {
         guard let certificate = try? NIOSSLCertificate(bytes: Array(pem.utf8), format: .pem) else {
