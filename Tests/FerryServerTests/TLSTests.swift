@@ -3,6 +3,7 @@ import Crypto
 import FerryCore
 import FerryTLS
 import Foundation
+import GRDB
 import NIOCore
 import NIOHTTP1
 import NIOSSL
@@ -168,6 +169,26 @@ struct TLSTests {
         // No certificate yet: the fingerprint command says where it will come from.
         let empty = try DataDirectory(path: directory + "/data")
         #expect { _ = try ServerCertificate.existing(ServerConfiguration(), data: empty) } throws: { "\($0)".contains("makes it on its first start") }
+    }
+
+    /// SQLite holds the webhook pin to the one spelling, whatever code writes it.
+    @Test func aWebhookPinIsStoredInTheOneSpellingOnly() async throws {
+        let server = try await TestServer.make()
+        defer { server.removeData() }
+        let (user, _) = try await server.addUser("hooks")
+        let pin = CertificateFingerprint(der: [1, 2, 3])
+        let made = try await server.services.store.createWebhook(userId: user.id, url: "https://127.0.0.1:9/x", events: try EventFilter(["ping"]),
+                                                                 secret: "a-secret-of-sixteen", active: true, tlsFingerprint: pin)
+        #expect(try await server.services.store.webhooks(userId: user.id).map(\.tlsFingerprint) == [pin])
+        let pool = (server.services.store as! SQLiteMetadataStore).pool
+        for bad in ["sha256:" + pin.digest.hex, pin.digest.hex, "SHA256:00"] {
+            await #expect(throws: (any Error).self, "\(bad)") {
+                try await pool.write { db in try db.execute(sql: "UPDATE webhook SET tls_fingerprint = ? WHERE id = ?", arguments: [bad, made.id]) }
+            }
+        }
+        await #expect { try await server.services.store.createWebhook(userId: user.id, url: "http://127.0.0.1:9/x", events: try EventFilter(["ping"]),
+                                                                      secret: "a-secret-of-sixteen", active: true, tlsFingerprint: pin) }
+            throws: { "\($0)".contains("pins an https:// receiver") }
     }
 
     @Test(arguments: [

@@ -278,8 +278,8 @@ public struct ServerAPI: Sendable {
 
     // MARK: webhooks
 
-    public func createWebhook(url: String, events: EventFilter, secret: String? = nil) async throws -> CreatedWebhookResponse {
-        try await json(.POST, "/webhooks", CreateWebhookRequest(url: url, events: events, secret: secret))
+    public func createWebhook(url: String, events: EventFilter, secret: String? = nil, tlsFingerprint: String? = nil) async throws -> CreatedWebhookResponse {
+        try await json(.POST, "/webhooks", CreateWebhookRequest(url: url, events: events, secret: secret, tlsFingerprint: tlsFingerprint))
     }
 
     public func webhooks() async throws -> [WebhookInfo] {

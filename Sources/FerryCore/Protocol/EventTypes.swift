@@ -153,19 +153,23 @@ public struct WebhookInfo: Codable, Sendable, Hashable {
     /// Why the server switched it off, if it did.
     public var disabledReason: String?
     public var createdAt: Date
+    /// The receiver's pinned certificate (a self-signed one), if any.
+    public var tlsFingerprint: CertificateFingerprint?
 
-    public init(id: String, url: String, events: EventFilter, active: Bool, disabledReason: String?, createdAt: Date) {
+    public init(id: String, url: String, events: EventFilter, active: Bool, disabledReason: String?, createdAt: Date,
+                tlsFingerprint: CertificateFingerprint? = nil) {
         self.id = id
         self.url = url
         self.events = events
         self.active = active
         self.disabledReason = disabledReason
         self.createdAt = createdAt
+        self.tlsFingerprint = tlsFingerprint
     }
 
     enum CodingKeys: String, CodingKey {
         case id, url, events, active
-        case disabledReason = "disabled_reason", createdAt = "created_at"
+        case disabledReason = "disabled_reason", createdAt = "created_at", tlsFingerprint = "tls_fingerprint"
     }
 }
 
@@ -175,11 +179,20 @@ public struct CreateWebhookRequest: Codable, Sendable {
     /// Omit to have the server generate `whsec_` + base64 of 32 random bytes.
     public var secret: String?
     public var active: Bool?
-    public init(url: String, events: EventFilter, secret: String? = nil, active: Bool? = nil) {
+    /// Pins an https:// receiver's self-signed certificate by its SHA-256 fingerprint: it is
+    /// then the only certificate accepted, whatever the system trusts.
+    public var tlsFingerprint: String?
+    public init(url: String, events: EventFilter, secret: String? = nil, active: Bool? = nil, tlsFingerprint: String? = nil) {
         self.url = url
         self.events = events
         self.secret = secret
         self.active = active
+        self.tlsFingerprint = tlsFingerprint
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case url, events, secret, active
+        case tlsFingerprint = "tls_fingerprint"
     }
 }
 
@@ -197,10 +210,18 @@ public struct UpdateWebhookRequest: Codable, Sendable {
     public var url: String?
     public var events: EventFilter?
     public var active: Bool?
-    public init(url: String? = nil, events: EventFilter? = nil, active: Bool? = nil) {
+    /// A new pinned fingerprint; `""` removes the pin.
+    public var tlsFingerprint: String?
+    public init(url: String? = nil, events: EventFilter? = nil, active: Bool? = nil, tlsFingerprint: String? = nil) {
         self.url = url
         self.events = events
         self.active = active
+        self.tlsFingerprint = tlsFingerprint
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case url, events, active
+        case tlsFingerprint = "tls_fingerprint"
     }
 }
 

@@ -9,6 +9,8 @@ public struct PendingDelivery: Sendable, Equatable {
     public var userId: Int64
     public var url: String
     public var secret: String
+    /// The receiver's pinned certificate, if any.
+    public var tlsFingerprint: CertificateFingerprint?
     public var eventId: String
     public var eventType: String
     public var body: Data
@@ -29,9 +31,10 @@ public enum DeliveryOutcome: Sendable, Equatable {
 public protocol WebhookStore: Sendable {
     /// Poked after every transaction that may have queued a delivery.
     var outboxSignal: OutboxSignal { get }
-    func createWebhook(userId: Int64, url: String, events: EventFilter, secret: String, active: Bool) async throws -> WebhookInfo
+    func createWebhook(userId: Int64, url: String, events: EventFilter, secret: String, active: Bool, tlsFingerprint: CertificateFingerprint?) async throws -> WebhookInfo
     func webhooks(userId: Int64) async throws -> [WebhookInfo]
     /// Applies the changes given; switching an endpoint back on clears why it was disabled.
+    /// A pinned fingerprint needs an https:// URL.
     func updateWebhook(userId: Int64, id: String, _ update: UpdateWebhookRequest) async throws -> WebhookInfo
     func deleteWebhook(userId: Int64, id: String) async throws -> Bool
     /// The endpoint's deliveries, newest first, with every attempt.
@@ -51,16 +54,24 @@ public protocol WebhookStore: Sendable {
 }
 
 extension SQLiteMetadataStore {
-    public func createWebhook(userId: Int64, url: String, events: EventFilter, secret: String, active: Bool) async throws -> WebhookInfo {
+    public func createWebhook(userId: Int64, url: String, events: EventFilter, secret: String, active: Bool,
+                              tlsFingerprint: CertificateFingerprint?) async throws -> WebhookInfo {
         let info = WebhookInfo(id: Self.newId("wh"), url: url, events: events,
-                               active: active, disabledReason: nil, createdAt: Date())
+                               active: active, disabledReason: nil, createdAt: Date(), tlsFingerprint: tlsFingerprint)
+        try Self.checkPin(info)
         try await pool.write { db in
             let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM webhook WHERE user_id = ?", arguments: [userId]) ?? 0
             guard count < 100 else { throw MetadataError.stateConflict("an account may have at most 100 webhooks; remove one first") }
-            try db.execute(sql: "INSERT INTO webhook (id, user_id, url, events, secret, active, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           arguments: [info.id, userId, url, try Self.encodeFilter(events), secret, active, info.createdAt])
+            try db.execute(sql: "INSERT INTO webhook (id, user_id, url, events, secret, active, created_at, tls_fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           arguments: [info.id, userId, url, try Self.encodeFilter(events), secret, active, info.createdAt, tlsFingerprint?.description])
         }
         return info
+    }
+
+    /// A pin means nothing over plain HTTP; refused rather than silently ignored.
+    private static func checkPin(_ info: WebhookInfo) throws {
+        guard info.tlsFingerprint != nil, !info.url.lowercased().hasPrefix("https://") else { return }
+        throw MetadataError.invalid("tls_fingerprint pins an https:// receiver's certificate; '\(info.url)' is plain http://")
     }
 
     public func webhooks(userId: Int64) async throws -> [WebhookInfo] {
@@ -81,8 +92,10 @@ extension SQLiteMetadataStore {
                 info.active = active
                 if active { info.disabledReason = nil }
             }
-            try db.execute(sql: "UPDATE webhook SET url = ?, events = ?, active = ?, disabled_reason = ? WHERE id = ?",
-                           arguments: [info.url, try Self.encodeFilter(info.events), info.active, info.disabledReason, id])
+            if let pin = update.tlsFingerprint { info.tlsFingerprint = pin.isEmpty ? nil : try CertificateFingerprint(parsing: pin) }
+            try Self.checkPin(info)
+            try db.execute(sql: "UPDATE webhook SET url = ?, events = ?, active = ?, disabled_reason = ?, tls_fingerprint = ? WHERE id = ?",
+                           arguments: [info.url, try Self.encodeFilter(info.events), info.active, info.disabledReason, info.tlsFingerprint?.description, id])
             return info
         }
     }
@@ -147,7 +160,8 @@ extension SQLiteMetadataStore {
                 ORDER BY d.id
                 """)
             let run = try db.cachedStatement(sql: """
-                SELECT d.id, d.webhook_id, d.attempts, d.next_attempt_at, w.user_id, w.url, w.secret, e.id AS event_id, e.type, e.body
+                SELECT d.id, d.webhook_id, d.attempts, d.next_attempt_at, w.user_id, w.url, w.secret, w.tls_fingerprint,
+                       e.id AS event_id, e.type, e.body
                 FROM delivery d JOIN webhook w ON w.id = d.webhook_id JOIN event e ON e.id = d.event_id
                 WHERE d.webhook_id = ? AND d.state = 'pending' AND d.id >= ? ORDER BY d.id LIMIT ?
                 """)
@@ -159,7 +173,7 @@ extension SQLiteMetadataStore {
                 for row in try Row.fetchAll(run, arguments: [webhookId, head["id"] as Int64, perEndpoint]) {
                     guard (row["next_attempt_at"] as Date? ?? now) <= now else { break }
                     batch.append(PendingDelivery(id: row["id"], webhookId: webhookId, userId: row["user_id"], url: row["url"], secret: row["secret"],
-                                                 eventId: row["event_id"], eventType: row["type"], body: row["body"], attempt: (row["attempts"] as Int) + 1))
+                                                 tlsFingerprint: try Self.fingerprint(row["tls_fingerprint"]), eventId: row["event_id"], eventType: row["type"], body: row["body"], attempt: (row["attempts"] as Int) + 1))
                 }
                 out.append(batch)
             }
@@ -210,7 +224,12 @@ extension SQLiteMetadataStore {
 
     static func webhookInfo(_ row: Row) throws -> WebhookInfo {
         WebhookInfo(id: row["id"], url: row["url"], events: try JSONCoding.decoder.decode(EventFilter.self, from: Data((row["events"] as String).utf8)),
-                    active: row["active"], disabledReason: row["disabled_reason"], createdAt: row["created_at"])
+                    active: row["active"], disabledReason: row["disabled_reason"], createdAt: row["created_at"],
+                    tlsFingerprint: try fingerprint(row["tls_fingerprint"]))
+    }
+
+    private static func fingerprint(_ stored: String?) throws -> CertificateFingerprint? {
+        try stored.map { try CertificateFingerprint(parsing: $0) }
     }
 
     static func deliveryInfo(_ db: Database, _ row: Row) throws -> DeliveryInfo {

@@ -26,7 +26,9 @@ struct WebhookRoutes {
             }
         }
         let secret = body.secret ?? WebhookSigner.generateSecret()
-        let webhook = try await services.store.createWebhook(userId: user.userId, url: url, events: body.events, secret: secret, active: body.active ?? true)
+        let pin = try body.tlsFingerprint.map(checkedFingerprint)
+        let webhook = try await services.store.createWebhook(userId: user.userId, url: url, events: body.events, secret: secret,
+                                                             active: body.active ?? true, tlsFingerprint: pin)
         return EditedResponse(status: .created, headers: [.cacheControl: "no-store"], response: CreatedWebhookResponse(webhook: webhook, secret: secret))
     }
 
@@ -38,6 +40,7 @@ struct WebhookRoutes {
         let user = try context.user()
         var body = try await request.decodeJSON(UpdateWebhookRequest.self, limit: 16 * 1024)
         if let url = body.url { body.url = try checkedURL(url) }
+        if let pin = body.tlsFingerprint, !pin.isEmpty { body.tlsFingerprint = try checkedFingerprint(pin).description }
         return try await services.store.updateWebhook(userId: user.userId, id: try context.parameters.require("id"), body)
     }
 
@@ -65,6 +68,12 @@ struct WebhookRoutes {
         let raw = try context.parameters.require("id")
         guard let id = Int64(raw), id > 0 else { throw APIError.badRequest("a delivery id is a positive integer") }
         return EditedResponse(status: .accepted, response: try await services.store.redeliver(userId: try context.user().userId, deliveryId: id))
+    }
+
+    private func checkedFingerprint(_ raw: String) throws -> CertificateFingerprint {
+        do { return try CertificateFingerprint(parsing: raw) } catch {
+            throw APIError.badRequest("tls_fingerprint: \(error.description)", code: "invalid_fingerprint")
+        }
     }
 
     /// The URL's shape, and a literal address's range, are checked now; names at delivery.

@@ -295,6 +295,14 @@ public enum ServerDatabase {
                 ALTER TABLE user_chunk_by_hash RENAME TO user_chunk;
                 """)
         }
+        // A receiver's self-signed certificate pinned by its SHA-256 (SPEC §8), in the one
+        // spelling `CertificateFingerprint` writes.
+        m.registerMigration("v5-webhook-tls-fingerprint") { db in
+            try db.execute(sql: """
+                ALTER TABLE webhook ADD COLUMN tls_fingerprint TEXT
+                    CHECK (tls_fingerprint IS NULL OR (length(tls_fingerprint) = 71 AND substr(tls_fingerprint, 1, 7) = 'SHA256:'));
+                """)
+        }
         return m
     }
 }
