@@ -83,7 +83,13 @@ public struct ServerAPI: Sendable {
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 16)
         configuration.decompression = .disabled
         configuration.httpVersion = .http1Only
-        if let pin { configuration.tlsConfiguration = pin.tlsConfiguration }
+        if let pin {
+            configuration.tlsConfiguration = pin.tlsConfiguration
+            // A handshake the pin refused is refused again: fail the request at once (and
+            // name both certificates) instead of retrying until the connect timeout. The
+            // daemon's own backoff retries, as it does for a server that is down.
+            configuration.connectionPool.retryConnectionEstablishment = false
+        }
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
