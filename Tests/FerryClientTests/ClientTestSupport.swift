@@ -55,6 +55,14 @@ struct Cloud {
     }
 }
 
+extension CertificateFingerprint {
+    /// As `openssl x509 -fingerprint -sha256` prints it: upper case, colons between bytes.
+    var openSSLSpelling: String {
+        let hex = Array(digest.hex.uppercased())
+        return stride(from: 0, to: hex.count, by: 2).map { String(hex[$0..<$0 + 2]) }.joined(separator: ":")
+    }
+}
+
 /// Plain HTTP, then HTTPS with the server's certificate pinned: the `tls` argument of tests
 /// that run over both (`@Test(arguments: plainAndTLS)`).
 let plainAndTLS = [false, true]

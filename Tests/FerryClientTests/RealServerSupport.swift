@@ -73,6 +73,8 @@ struct RealServer {
     let port: Int
     /// Serves HTTPS (`serve --tls`) with the self-signed certificate it makes in `data`.
     var tls = false
+    /// The certificate file the config names (`tls.certificateFile`), if it names one.
+    var certificateFile: String?
     var url: String { url(via: port) }
 
     /// This server reached through another loopback port (a `FaultProxy`'s), in its scheme.
@@ -81,7 +83,7 @@ struct RealServer {
     /// The certificate a device pins, once the server has made it on its first start; nil over plain HTTP.
     func pin() throws -> CertificatePin? {
         guard tls else { return nil }
-        return try CertificatePin(pem: String(contentsOfFile: data + "/tls.crt", encoding: .utf8))
+        return try CertificatePin(pem: String(contentsOfFile: certificateFile ?? data + "/tls.crt", encoding: .utf8))
     }
 
     /// A data directory with one user, and a config file with test-speed password hashing.
@@ -101,10 +103,14 @@ struct RealServer {
         try await runTool(CLITests.binary("ferry-server"), arguments + ["--data", data, "--config", config], stdin: stdin)
     }
 
-    /// Starts the server and waits until `/health` answers.
-    func start() async throws -> Running {
-        let running = try Running(self)
-        try #require(await eventually { !tls || FileManager.default.fileExists(atPath: data + "/tls.crt") }, "ferry-server made no certificate")
+    /// What the server logged (at `logLevel`) since its last start.
+    var log: String { (try? String(contentsOfFile: config + ".log", encoding: .utf8)) ?? "" }
+
+    /// Starts the server and waits until `/health` answers. `arguments` replace the flags
+    /// that choose the transport (`--tls` when `tls`).
+    func start(arguments: [String]? = nil, logLevel: String = "critical") async throws -> Running {
+        let running = try Running(self, arguments: arguments ?? (tls ? ["--tls"] : []), logLevel: logLevel)
+        try #require(await eventually { !tls || FileManager.default.fileExists(atPath: certificateFile ?? data + "/tls.crt") }, "ferry-server made no certificate")
         try #require(await Self.waitForHealth(url, pin: try pin()), "ferry-server did not come up on \(url)")
         return running
     }
@@ -141,15 +147,19 @@ struct RealServer {
     final class Running: Sendable {
         let process: Process
 
-        init(_ server: RealServer) throws {
+        init(_ server: RealServer, arguments: [String], logLevel: String) throws {
             process = Process()
             process.executableURL = URL(fileURLWithPath: CLITests.binary("ferry-server"))
-            process.arguments = ["serve", "--data", server.data, "--config", server.config, "--port", String(server.port)] + (server.tls ? ["--tls"] : [])
-            process.environment = ["LOG_LEVEL": "critical", "PATH": "/usr/bin:/bin"]
-            process.standardError = FileHandle.nullDevice
+            process.arguments = ["serve", "--data", server.data, "--config", server.config, "--port", String(server.port)] + arguments
+            process.environment = ["LOG_LEVEL": logLevel, "PATH": "/usr/bin:/bin"]
+            FileManager.default.createFile(atPath: server.config + ".log", contents: nil)
+            process.standardError = FileHandle(forWritingAtPath: server.config + ".log")
             process.standardOutput = FileHandle.nullDevice
             try process.run()
         }
+
+        /// Sends a signal (SIGHUP: reload the certificate).
+        func signal(_ number: Int32) { kill(process.processIdentifier, number) }
 
         /// SIGKILL: no shutdown handler, no flush; what was not durable is gone.
         func kill9() {

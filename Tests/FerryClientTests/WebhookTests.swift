@@ -212,11 +212,7 @@ struct WebhookTests {
                 #expect(await log.requests.isEmpty)
 
                 // Pinned right (in openssl's spelling): delivered, and shown in the one spelling.
-                let colons = stride(from: 0, to: 64, by: 2).map { i in
-                    let hex = Array(fingerprint.digest.hex.uppercased())
-                    return String(hex[i..<i + 2])
-                }.joined(separator: ":")
-                let pinned = try await a.api.updateWebhook(id: wrong.webhook.id, UpdateWebhookRequest(tlsFingerprint: colons))
+                let pinned = try await a.api.updateWebhook(id: wrong.webhook.id, UpdateWebhookRequest(tlsFingerprint: fingerprint.openSSLSpelling))
                 #expect(pinned.tlsFingerprint == fingerprint)
                 #expect(try await a.api.webhooks().first { $0.id == wrong.webhook.id }?.tlsFingerprint == fingerprint)
                 let delivered = try await firstAttempt(wrong.webhook.id)
