@@ -167,11 +167,15 @@ struct Login: AsyncParsableCommand {
         do { verdict = try await ServerTrust.examine(address, expected: expected) } catch let e as ClientError { throw CLIError(e.description) }
         guard case .needsConfirmation(let certificate, let presented) = verdict else { return nil }
         if expected != nil { return try CertificatePin(certificate) }
-        let notice = """
+        var notice = """
             The server's certificate is not signed by an authority this system trusts.
             Its SHA-256 fingerprint is \(presented).
             Compare it with what 'ferry-server tls fingerprint' prints on the server.
             """
+        if let old = try? ClientConfig.load(from: options.locations.configFile), old.serverURL == url,
+           let pinned = old.certificatePin?.fingerprint, pinned != presented {
+            notice += "\nIt replaces the certificate this device pinned before, \(pinned)."
+        }
         // The terminal, not stdin: the password may come from stdin. Tests and scripts have none.
         guard isatty(STDIN_FILENO) == 1 || isatty(STDOUT_FILENO) == 1, let terminal = FileHandle(forUpdatingAtPath: "/dev/tty") else {
             throw CLIError("""
