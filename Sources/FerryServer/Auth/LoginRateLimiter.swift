@@ -100,15 +100,25 @@ public final class LoginRateLimiter: Sendable {
         table.withLock { table in
             guard let pair = ticket.keys.first else { return }
             table.removeValue(forKey: pair)
-            for key in ticket.keys.dropFirst() {
-                guard var record = table[key] else { continue }
-                if let i = record.failures.lastIndex(of: ticket.at) { record.failures.remove(at: i) }
-                record.nextAllowed = record.failures.last.map {
-                    $0.addingTimeInterval(settings.delay(afterFailures: record.failures.count, free: key.free))
-                } ?? .distantPast
-                table[key] = record
-            }
+            for key in ticket.keys.dropFirst() { Self.forget(ticket, key: key, in: &table, settings: settings) }
         }
+    }
+
+    /// The attempt was never judged (the server was too busy to check it, or failed): it
+    /// stops counting, and nothing else is forgotten.
+    public func withdraw(_ ticket: Ticket) {
+        table.withLock { table in
+            for key in ticket.keys { Self.forget(ticket, key: key, in: &table, settings: settings) }
+        }
+    }
+
+    private static func forget(_ ticket: Ticket, key: Key, in table: inout [Key: Record], settings: Settings) {
+        guard var record = table[key] else { return }
+        if let i = record.failures.lastIndex(of: ticket.at) { record.failures.remove(at: i) }
+        record.nextAllowed = record.failures.last.map {
+            $0.addingTimeInterval(settings.delay(afterFailures: record.failures.count, free: key.free))
+        } ?? .distantPast
+        table[key] = record
     }
 
     /// Bounds memory: keys with no failure left in the window go first, then the stalest.

@@ -34,19 +34,25 @@ struct AuthRoutes {
             }
             throw APIError(.tooManyRequests, "rate_limited", "too many failed logins; try again in \(wait.seconds) seconds", retryAfter: wait.seconds)
         }
-        let user = try await services.store.user(named: body.username)
-        let stored = user?.passwordHash ?? services.decoyPasswordHash
-        let hasher = services.passwords
-        let pool = services.threadPool
-        // Unknown users cost the same KDF time as known ones: no user enumeration by timing.
-        // The gate bounds the hashing in flight, per name and address and overall.
+        let user: StoredUser?
         let valid: Bool
         do {
+            user = try await services.store.user(named: body.username)
+            let stored = user?.passwordHash ?? services.decoyPasswordHash
+            let hasher = services.passwords
+            let pool = services.threadPool
+            // Unknown users cost the same KDF time as known ones: no user enumeration by timing.
+            // The gate bounds the hashing in flight, per name and address and overall.
             valid = try await services.passwordGate.run(key: address + "\u{0}" + body.username) {
                 try await pool.runIfActive { hasher.verify(body.password, against: stored) }
             }
-        } catch is ConcurrencyGate.Busy {
-            throw APIError(.serviceUnavailable, "busy", "the server is busy checking other sign-ins; try again in a second", retryAfter: 1)
+        } catch {
+            // Not judged: a busy server or a failure must not cost the caller an attempt.
+            services.limiter.withdraw(ticket)
+            if error is ConcurrencyGate.Busy {
+                throw APIError(.serviceUnavailable, "busy", "the server is busy checking other sign-ins; try again in a second", retryAfter: 1)
+            }
+            throw error
         }
         guard let user, valid else {
             try await services.store.recordSecurityEvent(.init(kind: .loginFailed, userId: user?.id, username: body.username, address: address))
