@@ -43,7 +43,7 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
             guard accessTokenSeconds > 0, refreshTokenSeconds > 0, sessionDays > 0 else {
                 throw ConfigurationError("auth.accessTokenSeconds, auth.refreshTokenSeconds and auth.sessionDays must be above 0")
             }
-            guard (1...1000).contains(loginFailureLimit) else { throw ConfigurationError("auth.loginFailureLimit must be 1 to 1000") }
+            guard (1...1_000_000).contains(loginFailureLimit) else { throw ConfigurationError("auth.loginFailureLimit must be 1 to 1000000") }
             guard loginFailureWindowSeconds >= 1 else { throw ConfigurationError("auth.loginFailureWindowSeconds must be at least 1") }
             guard loginDelaySeconds > 0, loginDelaySeconds <= loginFailureWindowSeconds else {
                 throw ConfigurationError("auth.loginDelaySeconds must be above 0 and at most auth.loginFailureWindowSeconds")
