@@ -177,8 +177,9 @@ struct TLSTests {
         defer { server.removeData() }
         let (user, _) = try await server.addUser("hooks")
         let pin = CertificateFingerprint(der: [1, 2, 3])
-        let made = try await server.services.store.createWebhook(userId: user.id, url: "https://127.0.0.1:9/x", events: try EventFilter(["ping"]),
-                                                                 secret: "a-secret-of-sixteen", active: true, tlsFingerprint: pin)
+        let made = try await server.services.store.createWebhook(userId: user.id, createdBy: .init(kind: .session, id: "s"), url: "https://127.0.0.1:9/x",
+                                                                 events: try EventFilter(["ping"]), secret: "a-secret-of-sixteen", active: true,
+                                                                 keepResponseExcerpts: false, tlsFingerprint: pin)
         #expect(try await server.services.store.webhooks(userId: user.id).map(\.tlsFingerprint) == [pin])
         let pool = (server.services.store as! SQLiteMetadataStore).pool
         for bad in ["sha256:" + pin.digest.hex, pin.digest.hex, "SHA256:00"] {
@@ -186,8 +187,9 @@ struct TLSTests {
                 try await pool.write { db in try db.execute(sql: "UPDATE webhook SET tls_fingerprint = ? WHERE id = ?", arguments: [bad, made.id]) }
             }
         }
-        await #expect { try await server.services.store.createWebhook(userId: user.id, url: "http://127.0.0.1:9/x", events: try EventFilter(["ping"]),
-                                                                      secret: "a-secret-of-sixteen", active: true, tlsFingerprint: pin) }
+        await #expect { try await server.services.store.createWebhook(userId: user.id, createdBy: .init(kind: .session, id: "s"), url: "http://127.0.0.1:9/x",
+                                                                      events: try EventFilter(["ping"]), secret: "a-secret-of-sixteen", active: true,
+                                                                      keepResponseExcerpts: false, tlsFingerprint: pin) }
             throws: { "\($0)".contains("pins an https:// receiver") }
     }
 

@@ -12,7 +12,7 @@ public struct LocalFile: Sendable, Equatable {
     public var size: Int64
     public var mtimeNs: Int64
     public var inode: UInt64
-    /// Permission bits (`st_mode & 0o7777`).
+    /// Permission bits (`st_mode & 0o777`): setuid, setgid and sticky bits are not synced.
     public var mode: Int32
     public var target: String?
     /// The inode's change time: moved by every write and by every `utimes`, and settable by
@@ -135,7 +135,7 @@ public enum LocalScanner {
         let mtime = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
         let ctime = Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec)
         return LocalFile(path: path, kind: kind, size: kind == .file ? Int64(st.st_size) : 0, mtimeNs: mtime,
-                         inode: UInt64(st.st_ino), mode: Int32(st.st_mode & 0o7777), target: target, ctimeNs: ctime)
+                         inode: UInt64(st.st_ino), mode: Int32(st.st_mode & 0o777), target: target, ctimeNs: ctime)
     }
 
     /// Hashes a file and checks it did not change while being read (same size, mtime, inode

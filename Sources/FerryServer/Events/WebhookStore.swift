@@ -9,13 +9,15 @@ public struct PendingDelivery: Sendable, Equatable {
     public var userId: Int64
     public var url: String
     public var secret: String
-    /// The receiver's pinned certificate, if any.
-    public var tlsFingerprint: CertificateFingerprint?
     public var eventId: String
     public var eventType: String
     public var body: Data
     /// The number of this attempt (1 for the first).
     public var attempt: Int
+    /// Whether the answer's first KiB goes into the delivery log.
+    public var keepResponseExcerpt: Bool = false
+    /// The receiver's pinned certificate, if any.
+    public var tlsFingerprint: CertificateFingerprint?
 }
 
 /// What an attempt led to.
@@ -31,7 +33,9 @@ public enum DeliveryOutcome: Sendable, Equatable {
 public protocol WebhookStore: Sendable {
     /// Poked after every transaction that may have queued a delivery.
     var outboxSignal: OutboxSignal { get }
-    func createWebhook(userId: Int64, url: String, events: EventFilter, secret: String, active: Bool, tlsFingerprint: CertificateFingerprint?) async throws -> WebhookInfo
+    /// `tlsFingerprint` pins the receiver's certificate; it needs an https:// URL.
+    func createWebhook(userId: Int64, createdBy: WebhookCreator, url: String, events: EventFilter, secret: String, active: Bool,
+                       keepResponseExcerpts: Bool, tlsFingerprint: CertificateFingerprint?) async throws -> WebhookInfo
     func webhooks(userId: Int64) async throws -> [WebhookInfo]
     /// Applies the changes given; switching an endpoint back on clears why it was disabled.
     /// A pinned fingerprint needs an https:// URL.
@@ -54,16 +58,21 @@ public protocol WebhookStore: Sendable {
 }
 
 extension SQLiteMetadataStore {
-    public func createWebhook(userId: Int64, url: String, events: EventFilter, secret: String, active: Bool,
-                              tlsFingerprint: CertificateFingerprint?) async throws -> WebhookInfo {
-        let info = WebhookInfo(id: Self.newId("wh"), url: url, events: events,
-                               active: active, disabledReason: nil, createdAt: Date(), tlsFingerprint: tlsFingerprint)
+    public func createWebhook(userId: Int64, createdBy: WebhookCreator, url: String, events: EventFilter, secret: String, active: Bool,
+                              keepResponseExcerpts: Bool, tlsFingerprint: CertificateFingerprint?) async throws -> WebhookInfo {
+        let info = WebhookInfo(id: Self.newId("wh"), url: url, events: events, active: active, disabledReason: nil, createdAt: Date(),
+                               createdBy: createdBy, keepResponseExcerpts: keepResponseExcerpts, tlsFingerprint: tlsFingerprint)
         try Self.checkPin(info)
         try await pool.write { db in
             let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM webhook WHERE user_id = ?", arguments: [userId]) ?? 0
             guard count < 100 else { throw MetadataError.stateConflict("an account may have at most 100 webhooks; remove one first") }
-            try db.execute(sql: "INSERT INTO webhook (id, user_id, url, events, secret, active, created_at, tls_fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                           arguments: [info.id, userId, url, try Self.encodeFilter(events), secret, active, info.createdAt, tlsFingerprint?.description])
+            try db.execute(sql: """
+                INSERT INTO webhook (id, user_id, url, events, secret, active, created_at, created_by_session, created_by_device, keep_response_excerpts,
+                                     tls_fingerprint)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [info.id, userId, url, try Self.encodeFilter(events), secret, active, info.createdAt,
+                                 createdBy.kind == .session ? createdBy.id : nil, createdBy.kind == .device ? createdBy.id : nil,
+                                 keepResponseExcerpts, tlsFingerprint?.description])
         }
         return info
     }
@@ -72,6 +81,28 @@ extension SQLiteMetadataStore {
     private static func checkPin(_ info: WebhookInfo) throws {
         guard info.tlsFingerprint != nil, !info.url.lowercased().hasPrefix("https://") else { return }
         throw MetadataError.invalid("tls_fingerprint pins an https:// receiver's certificate; '\(info.url)' is plain http://")
+    }
+
+    /// Switches off the user's active webhooks created by any of these sessions or devices,
+    /// saying why, and reports each as `webhook.disabled`.
+    static func disableWebhooks(_ db: Database, userId: Int64, createdBySessions sessions: [String], devices: [String], reason: String) throws {
+        guard !sessions.isEmpty || !devices.isEmpty else { return }
+        let rows = try Row.fetchAll(db, sql: """
+            SELECT id, url FROM webhook WHERE user_id = ? AND active = 1
+            AND (created_by_session IN (SELECT value FROM json_each(?)) OR created_by_device IN (SELECT value FROM json_each(?)))
+            """, arguments: [userId, String(decoding: try JSONEncoder().encode(sessions), as: UTF8.self),
+                             String(decoding: try JSONEncoder().encode(devices), as: UTF8.self)])
+        for row in rows {
+            try disableWebhook(db, userId: userId, id: row["id"], url: row["url"], reason: reason)
+        }
+    }
+
+    /// Switches one active endpoint off and reports it (to the user's other endpoints).
+    static func disableWebhook(_ db: Database, userId: Int64, id: String, url: String, reason: String) throws {
+        try db.execute(sql: "UPDATE webhook SET active = 0, disabled_reason = ? WHERE id = ? AND active = 1", arguments: [reason, id])
+        guard db.changesCount == 1 else { return }
+        struct Disabled: Encodable { let webhook: String; let url: String; let reason: String }
+        try Outbox.emit(db, userId: userId, type: .webhookDisabled, data: Disabled(webhook: id, url: url, reason: reason))
     }
 
     public func webhooks(userId: Int64) async throws -> [WebhookInfo] {
@@ -92,10 +123,13 @@ extension SQLiteMetadataStore {
                 info.active = active
                 if active { info.disabledReason = nil }
             }
+            if let keep = update.keepResponseExcerpts { info.keepResponseExcerpts = keep }
             if let pin = update.tlsFingerprint { info.tlsFingerprint = pin.isEmpty ? nil : try CertificateFingerprint(parsing: pin) }
             try Self.checkPin(info)
-            try db.execute(sql: "UPDATE webhook SET url = ?, events = ?, active = ?, disabled_reason = ?, tls_fingerprint = ? WHERE id = ?",
-                           arguments: [info.url, try Self.encodeFilter(info.events), info.active, info.disabledReason, info.tlsFingerprint?.description, id])
+            try db.execute(sql: """
+                UPDATE webhook SET url = ?, events = ?, active = ?, disabled_reason = ?, keep_response_excerpts = ?, tls_fingerprint = ? WHERE id = ?
+                """, arguments: [info.url, try Self.encodeFilter(info.events), info.active, info.disabledReason, info.keepResponseExcerpts,
+                                 info.tlsFingerprint?.description, id])
             return info
         }
     }
@@ -160,7 +194,7 @@ extension SQLiteMetadataStore {
                 ORDER BY d.id
                 """)
             let run = try db.cachedStatement(sql: """
-                SELECT d.id, d.webhook_id, d.attempts, d.next_attempt_at, w.user_id, w.url, w.secret, w.tls_fingerprint,
+                SELECT d.id, d.webhook_id, d.attempts, d.next_attempt_at, w.user_id, w.url, w.secret, w.keep_response_excerpts, w.tls_fingerprint,
                        e.id AS event_id, e.type, e.body
                 FROM delivery d JOIN webhook w ON w.id = d.webhook_id JOIN event e ON e.id = d.event_id
                 WHERE d.webhook_id = ? AND d.state = 'pending' AND d.id >= ? ORDER BY d.id LIMIT ?
@@ -173,7 +207,8 @@ extension SQLiteMetadataStore {
                 for row in try Row.fetchAll(run, arguments: [webhookId, head["id"] as Int64, perEndpoint]) {
                     guard (row["next_attempt_at"] as Date? ?? now) <= now else { break }
                     batch.append(PendingDelivery(id: row["id"], webhookId: webhookId, userId: row["user_id"], url: row["url"], secret: row["secret"],
-                                                 tlsFingerprint: try Self.fingerprint(row["tls_fingerprint"]), eventId: row["event_id"], eventType: row["type"], body: row["body"], attempt: (row["attempts"] as Int) + 1))
+                                                 eventId: row["event_id"], eventType: row["type"], body: row["body"], attempt: (row["attempts"] as Int) + 1,
+                                                 keepResponseExcerpt: row["keep_response_excerpts"], tlsFingerprint: try Self.fingerprint(row["tls_fingerprint"])))
                 }
                 out.append(batch)
             }
@@ -210,11 +245,7 @@ extension SQLiteMetadataStore {
             try db.execute(sql: "UPDATE delivery SET state = 'failed', attempts = ?, next_attempt_at = NULL WHERE id = ?",
                            arguments: [attempt.attempt, delivery.id])
             guard let reason = disable else { break }
-            try db.execute(sql: "UPDATE webhook SET active = 0, disabled_reason = ? WHERE id = ? AND active = 1", arguments: [reason, delivery.webhookId])
-            guard db.changesCount == 1 else { break }
-            struct Disabled: Encodable { let webhook: String; let url: String; let reason: String }
-            try Outbox.emit(db, userId: delivery.userId, type: .webhookDisabled,
-                            data: Disabled(webhook: delivery.webhookId, url: delivery.url, reason: reason))
+            try disableWebhook(db, userId: delivery.userId, id: delivery.webhookId, url: delivery.url, reason: reason)
         }
     }
 
@@ -223,9 +254,11 @@ extension SQLiteMetadataStore {
     }
 
     static func webhookInfo(_ row: Row) throws -> WebhookInfo {
-        WebhookInfo(id: row["id"], url: row["url"], events: try JSONCoding.decoder.decode(EventFilter.self, from: Data((row["events"] as String).utf8)),
-                    active: row["active"], disabledReason: row["disabled_reason"], createdAt: row["created_at"],
-                    tlsFingerprint: try fingerprint(row["tls_fingerprint"]))
+        let creator = (row["created_by_session"] as String?).map { WebhookCreator(kind: .session, id: $0) }
+            ?? (row["created_by_device"] as String?).map { WebhookCreator(kind: .device, id: $0) }
+        return WebhookInfo(id: row["id"], url: row["url"], events: try JSONCoding.decoder.decode(EventFilter.self, from: Data((row["events"] as String).utf8)),
+                           active: row["active"], disabledReason: row["disabled_reason"], createdAt: row["created_at"],
+                           createdBy: creator, keepResponseExcerpts: row["keep_response_excerpts"], tlsFingerprint: try fingerprint(row["tls_fingerprint"]))
     }
 
     private static func fingerprint(_ stored: String?) throws -> CertificateFingerprint? {
