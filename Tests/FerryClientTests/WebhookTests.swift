@@ -214,7 +214,8 @@ struct WebhookTests {
                 #expect(await log.requests.isEmpty)
 
                 // Pinned right (in openssl's spelling): delivered, and shown in the one spelling.
-                let pinned = try await session.updateWebhook(id: wrong.webhook.id, UpdateWebhookRequest(tlsFingerprint: fingerprint.openSSLSpelling))
+                // (Switched on again too: the refused ping may have spent its short retry schedule and switched it off.)
+                let pinned = try await session.updateWebhook(id: wrong.webhook.id, UpdateWebhookRequest(active: true, tlsFingerprint: fingerprint.openSSLSpelling))
                 #expect(pinned.tlsFingerprint == fingerprint)
                 #expect(try await session.webhooks().first { $0.id == wrong.webhook.id }?.tlsFingerprint == fingerprint)
                 let delivered = try await firstAttempt(wrong.webhook.id)
