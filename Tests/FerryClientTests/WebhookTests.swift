@@ -214,7 +214,9 @@ struct WebhookTests {
                 #expect(await log.requests.isEmpty)
 
                 // Pinned right (in openssl's spelling): delivered, and shown in the one spelling.
-                // (Switched on again too: the refused ping may have spent its short retry schedule and switched it off.)
+                // The refused ping spends its (short) retry schedule and switches the endpoint off;
+                // pinning the right certificate switches it on again.
+                #expect(try await eventually { try await session.webhooks().first { $0.id == wrong.webhook.id }?.active == false })
                 let pinned = try await session.updateWebhook(id: wrong.webhook.id, UpdateWebhookRequest(active: true, tlsFingerprint: fingerprint.openSSLSpelling))
                 #expect(pinned.tlsFingerprint == fingerprint)
                 #expect(try await session.webhooks().first { $0.id == wrong.webhook.id }?.tlsFingerprint == fingerprint)
