@@ -77,7 +77,7 @@ enum ChunkUpload {
                 sent += 1
                 continue
             }
-            let read = (try? FolderSync.readRange(root + "/" + item.path, offset: item.offset, size: item.chunk.size, appendingTo: &body)) ?? false
+            let read = (try? FolderSync.readRange(root: root, path: item.path, offset: item.offset, size: item.chunk.size, appendingTo: &body)) ?? false
             if read {
                 sent += 1
             } else {
