@@ -244,6 +244,20 @@ public final class FolderSync: Sendable {
         for (path, file) in scan.entries where file.kind != .file {
             local[path] = LocalState(file: file, sha256: nil, chunks: [])
         }
+        // Ferry's own names and what `.ferryignore` ignores are out of the plan on the other
+        // two sides too (the walk left them out of this one): never received, and never
+        // deleted here or on the server. A server version that breaks the protocol's rules
+        // is a problem of its path. (What the walk found is known not to be ignored.)
+        func outOfScope(_ path: String, isDirectory: Bool) -> Bool {
+            scan.entries[path] == nil && (RemoteCheck.isFerrysOwn(path) || rules.isIgnored(path, isDirectory: isDirectory))
+        }
+        var invalid: [String: String] = [:]
+        remote = remote.filter { path, v in
+            if outOfScope(path, isDirectory: v.kind == .directory) { return false }
+            if let problem = RemoteCheck.problem(with: v) { invalid[path] = problem }
+            return true
+        }
+        entries = entries.filter { !outOfScope($0.key, isDirectory: $0.value.kind == .directory) }
         // A large file is hashed by several threads already; they go one at a time.
         for file in large {
             let outcome = await Result(awaiting: {
@@ -251,7 +265,7 @@ public final class FolderSync: Sendable {
             })
             record(file, outcome)
         }
-        let problems = scan.problems.merging(failed) { a, _ in a }
+        let problems = scan.problems.merging(failed) { a, _ in a }.merging(invalid) { a, _ in a }
         // Not waited for here: planning and the journal go on while the last groups are stored.
         sender?.close()
         // A path that could not be read, or sits in a directory that could not be listed,
@@ -718,7 +732,7 @@ public final class FolderSync: Sendable {
         var count = 0, offset: Int64 = 0
         var buffer = [UInt8]()
         for chunk in chunks {
-            guard offset + chunk.size <= Int64(info.st_size) else { break }
+            guard chunk.size > 0, offset + chunk.size <= Int64(info.st_size) else { break }
             buffer = [UInt8](repeating: 0, count: Int(chunk.size))
             let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(offset)) }
             guard n == Int(chunk.size), ContentHash.of(buffer) == chunk.sha256 else { break }
