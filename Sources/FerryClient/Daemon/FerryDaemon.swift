@@ -170,6 +170,9 @@ public final class FerryDaemon: Sendable {
                     do {
                         let report = try await sync.syncUntilSettled(allowMassDelete: board.takeConfirmation(path))
                         backoff.reset()
+                        // What is open now, as `ferry conflicts` lists it: counting the conflicts
+                        // each pass made never counted one settled, here or elsewhere, down.
+                        let open = try? await sync.openConflicts()
                         if let pause = report.massDelete {
                             logger.warning("mass delete held back", metadata: ["folder": "\(path)", "why": "\(pause.description)"])
                         }
@@ -180,7 +183,7 @@ public final class FerryDaemon: Sendable {
                             s.lastSyncAt = Date()
                             s.lastPass = report
                             s.problems = report.problems
-                            s.conflicts += report.conflicts
+                            s.conflicts = open ?? s.conflicts
                         }
                         if report.didWork {
                             logger.info("synced", metadata: [

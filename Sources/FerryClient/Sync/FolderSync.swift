@@ -423,6 +423,11 @@ public final class FolderSync: Sendable {
         return "\(path) exists neither here nor on the server."
     }
 
+    /// How many conflicts the server holds open in this folder's library (up to 1,000).
+    public func openConflicts() async throws -> Int {
+        try await api.conflicts(library: folder.libraryId, state: "open", limit: 1000).count
+    }
+
     /// Passes until the folder is settled (or `limit` passes): what `ferry sync` and the
     /// daemon run. Settled is a pass that planned nothing, or one that finished everything it
     /// planned, made nothing new to sync (no conflict copies) and after which the server's
