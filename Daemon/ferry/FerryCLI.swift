@@ -14,7 +14,7 @@ struct FerryCLI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ferry",
         abstract: "Sync folders with a Ferry server.",
-        subcommands: [Login.self, Folder.self, Sync.self, Status.self, History.self, Restore.self, Conflicts.self, Device.self, Project.self, TaskCommand.self, Attach.self, Webhook.self])
+        subcommands: [Login.self, Folder.self, Sync.self, Status.self, History.self, Restore.self, Trash.self, Conflicts.self, Device.self, Project.self, TaskCommand.self, Attach.self, Webhook.self])
 
     static func main() async {
         do {
@@ -360,14 +360,27 @@ struct SyncedPath {
     let path: FerryPath
 
     init(_ argument: String, config: ClientConfig) throws {
-        let absolute = URL(fileURLWithPath: argument).standardizedFileURL.path
-        guard let (folder, relative) = config.folder(containing: absolute) ?? config.folder(containing: URL(fileURLWithPath: argument).resolvingSymlinksInPath().path),
-              !relative.isEmpty else {
-            throw CLIError("\(absolute) is not inside a synced folder (see 'ferry folder list')")
+        let (folder, relative) = try Self.locate(argument, config: config)
+        guard let relative else {
+            throw CLIError("\(folder.path) is a synced folder itself; name something inside it")
         }
         self.folder = folder
-        self.path = try FerryPath(relative)
+        self.path = relative
     }
+
+    /// The synced folder `argument` is in, and where in it (nil: the folder's root).
+    static func locate(_ argument: String, config: ClientConfig) throws -> (FolderConfig, FerryPath?) {
+        let absolute = URL(fileURLWithPath: argument).standardizedFileURL.path
+        guard let (folder, relative) = config.folder(containing: absolute) ?? config.folder(containing: URL(fileURLWithPath: argument).resolvingSymlinksInPath().path) else {
+            throw CLIError("\(absolute) is not inside a synced folder (see 'ferry folder list')")
+        }
+        return (folder, relative.isEmpty ? nil : try FerryPath(relative))
+    }
+}
+
+/// Device names by id, to show who did what.
+func deviceNames(_ api: ServerAPI) async throws -> [String: String] {
+    Dictionary(try await api.devices().map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
 }
 
 struct History: AsyncParsableCommand {
@@ -390,15 +403,17 @@ struct History: AsyncParsableCommand {
 }
 
 struct Restore: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Make an old version of a file current again (the daemon then downloads it).")
-    @Argument(help: "A file inside a synced folder.") var path: String
+    static let configuration = CommandConfiguration(
+        abstract: "Make an old version of a file or folder current again (the daemon then downloads it).",
+        discussion: "A deleted folder comes back with what was in it when it was deleted. 'ferry trash' lists what can be restored.")
+    @Argument(help: "A file or folder inside a synced folder.") var path: String
     @Option(help: "The version to restore (default: the one before the current).") var version: Int64?
     @OptionGroup var options: CommonOptions
 
     func run() async throws {
         let config = try options.load()
         let target = try SyncedPath(path, config: config)
-        let restored = try await options.withAPI(config) { api -> FileVersion in
+        let restored = try await options.withAPI(config) { api -> VersionResponse in
             let history = try await api.history(library: target.folder.libraryId, path: target.path, limit: 1000)
             guard let current = history.versions.first else { throw CLIError("\(target.path) has no history on the server") }
             let wanted: Int64
@@ -410,7 +425,8 @@ struct Restore: AsyncParsableCommand {
             }
             return try await api.restore(library: target.folder.libraryId, path: target.path, version: wanted, base: current.version)
         }
-        print("Restored \(target.path) as version \(restored.version); run 'ferry sync' or let ferryd bring it to disk.")
+        let beneath = restored.restoredEntries.map { $0 > 0 ? " with \($0) entr\($0 == 1 ? "y" : "ies") beneath it" : "" } ?? ""
+        print("Restored \(target.path)\(beneath) as version \(restored.version.version); run 'ferry sync' or let ferryd bring it to disk.")
     }
 }
 
@@ -431,8 +447,7 @@ struct Conflicts: AsyncParsableCommand {
                 for folder in config.folders {
                     for c in try await api.conflicts(library: folder.libraryId, state: all ? "all" : "open") { found.append((folder, c)) }
                 }
-                let names = Dictionary(try await api.devices().map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
-                return (found, names)
+                return (found, try await deviceNames(api))
             }
             if json { return try printJSON(found.map(\.1)) }
             if found.isEmpty { return print(all ? "No conflicts recorded." : "No open conflicts.") }

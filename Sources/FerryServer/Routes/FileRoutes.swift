@@ -6,7 +6,7 @@ import NIOCore
 import CoreMetrics
 import Metrics
 
-/// `/libraries/{lib}/…`: commit, files, changes, history, restore.
+/// `/libraries/{lib}/…`: commit, files, changes, history, list, trash, restore.
 struct FileRoutes {
     let services: ServerServices
 
@@ -18,6 +18,7 @@ struct FileRoutes {
         group.get("libraries/{lib}/history", use: history)
         group.get("libraries/{lib}/list", use: list)
         group.post("libraries/{lib}/restore", use: restore)
+        group.get("libraries/{lib}/trash", use: trash)
     }
 
     @Sendable func commit(_ request: Request, context: FerryRequestContext) async throws -> CommitResponse {
@@ -193,13 +194,22 @@ struct FileRoutes {
         return try await services.store.list(libraryId: library.id, directory: directory, after: request.query("after"), limit: limit)
     }
 
+    /// Deleted entries at and beneath `?path=` (the whole library when absent), paged by path.
+    @Sendable func trash(_ request: Request, context: FerryRequestContext) async throws -> TrashResponse {
+        let library = try await services.library(context)
+        let directory = try request.query("path").flatMap { $0.isEmpty ? nil : try FerryPath($0) }
+        let limit = Int(try request.intQuery("limit", in: 1...5000, default: 1000)!)
+        return try await services.store.trash(libraryId: library.id, directory: directory, after: request.query("after"), limit: limit)
+    }
+
     @Sendable func restore(_ request: Request, context: FerryRequestContext) async throws -> EditedResponse<VersionResponse> {
         let user = try context.user()
         let library = try await services.library(context)
         let body = try await request.decodeJSON(RestoreRequest.self, limit: 64 * 1024)
-        let version = try await services.store.restore(userId: user.userId, libraryId: library.id, deviceId: user.deviceId, request: body)
-        services.notifier.notify(library: library.id, head: version.version)
-        return EditedResponse(status: .created, response: VersionResponse(version: version))
+        let outcome = try await services.store.restore(userId: user.userId, libraryId: library.id, deviceId: user.deviceId, request: body)
+        services.notifier.notify(library: library.id, head: outcome.head)
+        return EditedResponse(status: .created, response: VersionResponse(
+            version: outcome.version, restoredEntries: outcome.version.kind == .directory ? outcome.restoredEntries : nil))
     }
 
     static func path(_ request: Request) throws -> FerryPath {
@@ -207,6 +217,8 @@ struct FileRoutes {
         return try FerryPath(raw)
     }
 }
+
+extension TrashResponse: ResponseEncodable {}
 
 /// A single `Range: bytes=…` request; multiple ranges are answered with the whole body.
 enum ByteRange: Equatable {

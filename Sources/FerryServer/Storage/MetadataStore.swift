@@ -31,6 +31,16 @@ public enum RefreshOutcome: Sendable, Equatable {
     case invalid
 }
 
+/// What a restore made current.
+public struct RestoreOutcome: Sendable, Equatable {
+    /// The restored path's new version.
+    public var version: FileVersion
+    /// Entries beneath a restored directory restored with it.
+    public var restoredEntries: Int
+    /// The library's head afterwards.
+    public var head: Int64
+}
+
 /// What garbage collection did.
 public struct GarbageReport: Sendable, Equatable {
     public var removedChunks: Int
@@ -101,7 +111,12 @@ public protocol MetadataStore: ConflictStore, WebhookStore, TaskStore {
     /// The live entries directly inside `directory` (nil: the library's root), by path,
     /// after `after`; a page is complete only when `nextAfter` is nil (SPEC §6).
     func list(libraryId: String, directory: FerryPath?, after: String?, limit: Int) async throws -> ListResponse
-    func restore(userId: Int64, libraryId: String, deviceId: String?, request: RestoreRequest) async throws -> FileVersion
+    /// Deleted entries (whose current version is a delete) at and beneath `directory` (nil:
+    /// the whole library), by path, after `after`; complete only when `nextAfter` is nil.
+    func trash(libraryId: String, directory: FerryPath?, after: String?, limit: Int) async throws -> TrashResponse
+    /// Makes an old version current again as a new version; a directory's comes back with
+    /// what was removed with it (see `SQLiteMetadataStore.removedWith`), in one transaction.
+    func restore(userId: Int64, libraryId: String, deviceId: String?, request: RestoreRequest) async throws -> RestoreOutcome
 
     // Security log
     func recordSecurityEvent(_ event: SecurityEvent) async throws
