@@ -228,7 +228,13 @@ struct Sync: AsyncParsableCommand {
     @Flag(help: "Print the result as JSON.") var json = false
     @Flag(help: "Show what a sync would do, with sizes, and change nothing anywhere.") var dryRun = false
     @Flag(help: "Let deletes held back by the mass-delete guard go through.") var allowMassDelete = false
+    @Option(name: .customLong("wait"), help: "Seconds to wait for another ferry process (a running ferryd) syncing the same folder.")
+    var waitSeconds = 120
     @OptionGroup var options: CommonOptions
+
+    func validate() throws {
+        guard (0...86_400).contains(waitSeconds) else { throw ValidationError("--wait must be 0 to 86400 seconds") }
+    }
 
     struct PlannedLine: Encodable {
         let action: String
@@ -256,14 +262,17 @@ struct Sync: AsyncParsableCommand {
                 if tty && !dryRun { FileHandle.standardOutput.write(Data("syncing \(folder.path) …".utf8)) }
                 do {
                     let sync = try FolderSync(folder: folder, index: index, api: api, deviceName: config.deviceName,
-                                              parallelism: config.uploadParallelism, policy: folder.policy, logger: quietLogger())
+                                              parallelism: config.uploadParallelism, policy: folder.policy,
+                                              lockTimeout: .seconds(waitSeconds), logger: quietLogger())
                     if dryRun {
                         let plan = try await sync.dryRun(allowMassDelete: allowMassDelete)
                         plans[folder.path] = FolderPlan(actions: plan.actions.map { PlannedLine(action: $0.summary.kind, path: $0.summary.path, bytes: $0.summary.bytes) },
                                                         held: plan.held, massDelete: plan.massDelete)
                         continue
                     }
-                    let report = try await sync.syncUntilSettled(allowMassDelete: allowMassDelete)
+                    let report = try await sync.syncUntilSettled(allowMassDelete: allowMassDelete) { holder in
+                        if tty { FileHandle.standardOutput.write(Data("\r\(folder.path): waiting for \(holder), which is syncing it …".utf8)) }
+                    }
                     results[folder.path] = report
                     if tty {
                         print("\r\(folder.path): ↑\(report.uploadedFiles) ↓\(report.downloadedFiles) deleted \(report.deletedLocal + report.deletedRemote), conflicts \(report.conflicts)")

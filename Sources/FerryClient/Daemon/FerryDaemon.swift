@@ -73,8 +73,9 @@ public final class FerryDaemon: Sendable {
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for folder in config.folders {
+                    // A `ferry sync` of the folder is waited for; past this the pass is retried later.
                     let sync = try FolderSync(folder: folder, index: index, api: api, deviceName: config.deviceName,
-                                              parallelism: config.uploadParallelism, policy: folder.policy, logger: logger)
+                                              parallelism: config.uploadParallelism, policy: folder.policy, lockTimeout: .seconds(600), logger: logger)
                     group.addTask { await self.runFolder(sync) }
                 }
                 try await group.waitForAll()

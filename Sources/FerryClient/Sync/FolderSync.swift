@@ -61,11 +61,14 @@ public final class FolderSync: Sendable {
 
     /// The guards' settings; `allowMassDelete` is set for one confirmed run.
     public let policy: SafetyPolicy
+    /// How long a run waits for another process that is syncing this folder (`FolderLock`).
+    public let lockTimeout: Duration
 
     public init(folder: FolderConfig, index: LocalIndex, api: ServerAPI, deviceName: String, parallelism: Int = 4,
-                policy: SafetyPolicy = SafetyPolicy(), logger: Logger) throws {
+                policy: SafetyPolicy = SafetyPolicy(), lockTimeout: Duration = .seconds(120), logger: Logger) throws {
         self.folder = folder
         self.policy = policy
+        self.lockTimeout = lockTimeout
         self.index = index
         self.api = api
         self.deviceName = deviceName
@@ -435,7 +438,18 @@ public final class FolderSync: Sendable {
     /// hash-check the folder again to find what it just recorded. What changes in the folder
     /// while a pass runs is the next pass's, as for any sync started a moment later: the
     /// daemon's watcher starts it.
-    public func syncUntilSettled(limit: Int = 6, allowMassDelete: Bool = false) async throws -> PassReport {
+    ///
+    /// The run holds the folder's `FolderLock`: another process syncing the folder is
+    /// waited for, up to `lockTimeout` (`waiting` is told who it is).
+    public func syncUntilSettled(limit: Int = 6, allowMassDelete: Bool = false,
+                                 waiting: @Sendable (FolderLock.Holder) -> Void = { _ in }) async throws -> PassReport {
+        try checkRoot()
+        let lock = try await FolderLock.acquire(root: root, timeout: lockTimeout, waiting: waiting)
+        defer { lock.release() }
+        return try await settle(limit: limit, allowMassDelete: allowMassDelete)
+    }
+
+    func settle(limit: Int, allowMassDelete: Bool) async throws -> PassReport {
         var total = PassReport()
         for _ in 0..<limit {
             let report = try await pass(allowMassDelete: allowMassDelete)
