@@ -260,10 +260,16 @@ struct Sync: AsyncParsableCommand {
         try await options.withAPI(config) { api in
             for folder in config.folders {
                 if tty && !dryRun { FileHandle.standardOutput.write(Data("syncing \(folder.path) …".utf8)) }
+                let progress = TransferProgress()
+                let drawing = tty && !dryRun ? Task { await Self.draw(progress, label: folder.path) } : nil
+                func stopDrawing() async {
+                    drawing?.cancel()
+                    await drawing?.value
+                }
                 do {
                     let sync = try FolderSync(folder: folder, index: index, api: api, deviceName: config.deviceName,
                                               parallelism: config.uploadParallelism, policy: folder.policy,
-                                              lockTimeout: .seconds(waitSeconds), logger: quietLogger())
+                                              lockTimeout: .seconds(waitSeconds), progress: progress, logger: quietLogger())
                     if dryRun {
                         let plan = try await sync.dryRun(allowMassDelete: allowMassDelete)
                         plans[folder.path] = FolderPlan(actions: plan.actions.map { PlannedLine(action: $0.summary.kind, path: $0.summary.path, bytes: $0.summary.bytes) },
@@ -274,14 +280,19 @@ struct Sync: AsyncParsableCommand {
                         if tty { FileHandle.standardOutput.write(Data("\r\(folder.path): waiting for \(holder), which is syncing it …".utf8)) }
                     }
                     results[folder.path] = report
+                    await stopDrawing()
                     if tty {
-                        print("\r\(folder.path): ↑\(report.uploadedFiles) ↓\(report.downloadedFiles) deleted \(report.deletedLocal + report.deletedRemote), conflicts \(report.conflicts)")
+                        let moved = ProgressLine.bytes(report.uploadedBytes + report.downloadedBytes)
+                        print("\r\u{1B}[K\(folder.path): ↑\(report.uploadedFiles) ↓\(report.downloadedFiles) deleted \(report.deletedLocal + report.deletedRemote), "
+                              + "conflicts \(report.conflicts), \(moved) sent and received")
                     }
                 } catch let e as APIFailure where e.isAuthentication {
+                    await stopDrawing()
                     throw CLIError("the server refused this device's token (revoked?); run 'ferry login' again")
                 } catch {
+                    await stopDrawing()
                     failures[folder.path] = CLIError.describe(error)
-                    if tty { print("\r\(folder.path): \(CLIError.describe(error))") }
+                    if tty { print("\r\u{1B}[K\(folder.path): \(CLIError.describe(error))") }
                 }
             }
         }
@@ -320,6 +331,19 @@ struct Sync: AsyncParsableCommand {
     }
 }
 
+extension Sync {
+    /// Redraws `progress` on one terminal line (`\r`, then clear to its end) every quarter
+    /// second while a pass runs, until cancelled.
+    static func draw(_ progress: TransferProgress, label: String) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(250))
+            let s = progress.snapshot
+            guard !Task.isCancelled, s.active, let started = s.phaseStarted else { continue }
+            FileHandle.standardOutput.write(Data("\r\u{1B}[K\(label): \(ProgressLine.format(s, elapsed: .now - started))".utf8))
+        }
+    }
+}
+
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show what the running ferryd is doing, or why a file is (not) in sync.")
     @Flag(help: "Print JSON.") var json = false
@@ -353,6 +377,10 @@ struct Status: AsyncParsableCommand {
             var line = "\(f.path) [\(f.library)]: \(f.state.rawValue)"
             if let at = f.lastSyncAt { line += ", last sync \(at.formatted(date: .omitted, time: .standard))" }
             if f.conflicts > 0 { line += ", \(f.conflicts) conflict(s)" }
+            if let queued = f.queuedBytes, queued > 0 || (f.queuedFiles ?? 0) > 0 {
+                line += ", \(ProgressLine.bytes(queued)) in \(f.queuedFiles ?? 0) file(s) queued"
+            }
+            if let moved = f.transferredBytes, moved > 0 { line += ", \(ProgressLine.bytes(moved)) transferred since start" }
             print(line)
             if let e = f.lastError { print("  error: \(e)") }
             if let pause = f.massDelete { print("  paused: \(pause.description), or 'ferry folder confirm-deletes \(f.path)'") }

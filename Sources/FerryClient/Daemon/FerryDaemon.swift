@@ -76,6 +76,7 @@ public final class FerryDaemon: Sendable {
                     // A `ferry sync` of the folder is waited for; past this the pass is retried later.
                     let sync = try FolderSync(folder: folder, index: index, api: api, deviceName: config.deviceName,
                                               parallelism: config.uploadParallelism, policy: folder.policy, lockTimeout: .seconds(600), logger: logger)
+                    board.track(folder.path, sync.progress)
                     group.addTask { await self.runFolder(sync) }
                 }
                 try await group.waitForAll()

@@ -63,12 +63,16 @@ public final class FolderSync: Sendable {
     public let policy: SafetyPolicy
     /// How long a run waits for another process that is syncing this folder (`FolderLock`).
     public let lockTimeout: Duration
+    /// What the passes count as they go, for a progress line or `ferry status` to read.
+    public let progress: TransferProgress
 
     public init(folder: FolderConfig, index: LocalIndex, api: ServerAPI, deviceName: String, parallelism: Int = 4,
-                policy: SafetyPolicy = SafetyPolicy(), lockTimeout: Duration = .seconds(120), logger: Logger) throws {
+                policy: SafetyPolicy = SafetyPolicy(), lockTimeout: Duration = .seconds(120), progress: TransferProgress = TransferProgress(),
+                logger: Logger) throws {
         self.folder = folder
         self.policy = policy
         self.lockTimeout = lockTimeout
+        self.progress = progress
         self.index = index
         self.api = api
         self.deviceName = deviceName
@@ -178,11 +182,13 @@ public final class FolderSync: Sendable {
         var large: [LocalFile] = []
         // Chunks of what is hashed here start on their way to the server at once, so the
         // server stores while the client hashes instead of the two taking turns.
-        let sender = uploadEarly ? EarlySender(api: api, root: root, parallelism: parallelism, limits: try await api.limits()) : nil
+        let progress = self.progress
+        let sender = uploadEarly ? EarlySender(api: api, root: root, parallelism: parallelism, limits: try await api.limits(), progress: progress) : nil
         func record(_ file: LocalFile, _ outcome: Result<LocalState?, any Error>) {
             switch outcome {
             case .success(let state?):
                 local[file.path] = state
+                if file.size < Self.largeFileSize { progress.hashed(file.size) }  // large ones count chunk by chunk
             case .success(nil):
                 failed[file.path] = "the file is changing; it will be synced once it settles"
                 skip.insert(file.path)
@@ -264,7 +270,12 @@ public final class FolderSync: Sendable {
         // A large file is hashed by several threads already; they go one at a time.
         for file in large {
             let outcome = await Result(awaiting: {
-                try await FolderSync.ioPool.runIfActive { try LocalScanner.hash(root: root, file: file) { sender?.offer([$0], path: file.path, at: $1) } }
+                try await FolderSync.ioPool.runIfActive {
+                    try LocalScanner.hash(root: root, file: file) { chunk, offset in
+                        progress.hashed(chunk.size)
+                        sender?.offer([chunk], path: file.path, at: offset)
+                    }
+                }
             })
             record(file, outcome)
         }
@@ -318,6 +329,8 @@ public final class FolderSync: Sendable {
     /// One pass: pull, scan, plan, apply. Errors that concern single paths are reported in
     /// `problems`; errors that stop the whole folder are thrown.
     public func pass(allowMassDelete: Bool = false) async throws -> PassReport {
+        progress.beginPass()
+        defer { progress.endPass() }
         try await pullChanges()
         var inputs = try await gatherInputs()
         inputs.index = try refreshTouched(inputs)
@@ -325,6 +338,8 @@ public final class FolderSync: Sendable {
         policy.allowMassDelete = policy.allowMassDelete || allowMassDelete
         let plan = Planner.plan(index: inputs.index, local: inputs.local, remote: inputs.remote, policy: policy)
         let actions = plan.actions
+        let moved = actions.compactMap(\.fileBytes)
+        progress.plan(bytes: moved.reduce(0, +), files: moved.count)
         var report = PassReport()
         report.passes = 1
         report.planned = actions.count
@@ -485,10 +500,12 @@ public final class FolderSync: Sendable {
                     try keepAsConflictCopy(local, theirs: remote, known: entries, report: &report)
                     if try await materialize(remote, expected: nil, sources: sources, report: &report, update: &update) {
                         report.downloadedFiles += 1
+                        if remote.kind == .file { progress.finishedFile() }
                     }
                 case .download(let remote):
                     if try await materialize(remote, expected: entries[remote.path.string], sources: sources, report: &report, update: &update) {
                         report.downloadedFiles += 1
+                        if remote.kind == .file { progress.finishedFile() }
                     } else {
                         report.deferred += 1
                     }
@@ -714,6 +731,7 @@ public final class FolderSync: Sendable {
             throw SystemCallError("resume \(shown)", errno: errno)
         }
         reused += resumed.bytes
+        progress.received(resumed.bytes)
         do {
             try await appendChunks(v.chunks[resumed.chunks...], of: v, fd: fd, temp: shown, sources: sources, hasher: &hasher,
                                    fetched: &fetched, reused: &reused)
@@ -789,6 +807,7 @@ public final class FolderSync: Sendable {
                 }
                 fetched += chunk.size
             }
+            progress.received(chunk.size)
             try bytes.withUnsafeReadableBytes { raw in
                 hasher.update(raw)
                 var offset = 0
@@ -901,7 +920,10 @@ public final class FolderSync: Sendable {
                     if op.conflictOf != nil { update.conflictCopiesReported.append(path) }
                     if let local {
                         update.synced.append(entry(local, version: version.version))
-                        if local.kind == .file { report.uploadedFiles += 1 }
+                        if local.kind == .file {
+                            report.uploadedFiles += 1
+                            progress.uploaded(local.path, size: local.file.size)
+                        }
                     } else {
                         update.unsynced.append(path)
                         report.deletedRemote += 1
@@ -1005,7 +1027,7 @@ public final class FolderSync: Sendable {
         let jobs = ChunkUpload.groups(missing.lazy.compactMap { location[$0] }, limits: limits)
 
         let root = self.root
-        let api = self.api
+        let api = self.api, progress = self.progress
         var sent: Int64 = 0
         try await withThrowingTaskGroup(of: (stored: Int64, present: [ContentHash], torn: [String]).self) { group in
             var next = 0
@@ -1013,7 +1035,7 @@ public final class FolderSync: Sendable {
                 guard next < jobs.count else { return }
                 let items = jobs[next]
                 next += 1
-                group.addTask { try await ChunkUpload.send(items, root: root, api: api) }
+                group.addTask { try await ChunkUpload.send(items, root: root, api: api, progress: progress) }
             }
             for _ in 0..<parallelism { launch() }
             while let answer = try await group.next() {
