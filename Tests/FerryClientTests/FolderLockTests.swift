@@ -57,10 +57,7 @@ struct FolderLockTests {
     @Test func ferrySyncBesideAnotherProcessRefusesWithASentence() async throws {
         try await Cloud.with { cloud in
             let user = try await cloud.user("loc")
-            let home = CLITests.Home()
-            #expect(try await home.ferry("login", cloud.url, "--user", user.name, "--password-stdin", stdin: user.password + "\n").status == 0)
-            let folder = scratchDirectory("locked-folder")
-            #expect(try await home.ferry("folder", "add", folder).status == 0)
+            let (home, folder) = try await CLITests.Home.syncing(cloud, as: user)
             try Data("x".utf8).write(to: URL(fileURLWithPath: folder + "/x.txt"))
 
             // This test process holds the folder, as a running ferryd would.

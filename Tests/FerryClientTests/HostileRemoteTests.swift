@@ -27,6 +27,18 @@ struct HostileRemoteTests {
         return line.flatMap { Int32($0.dropFirst(6).trimmingCharacters(in: .whitespaces), radix: 8) } ?? 0o022
     }
 
+    /// Commits `content` at each of `paths` (and `deletes`) from `device` the way a script or
+    /// a hostile client can: no directory above them is needed.
+    static func commit(_ content: String, at paths: [String], deleting deletes: [FileVersion] = [], from device: Device) async throws {
+        let bytes = Array(content.utf8)
+        let hash = ContentHash.of(bytes)
+        try await device.api.putChunk(hash, ByteBuffer(bytes: bytes))
+        let manifest = ContentManifest(size: Int64(bytes.count), sha256: hash, chunks: [ChunkRef(sha256: hash, size: Int64(bytes.count))])
+        let puts = try paths.map { CommitOperation.putFile(try FerryPath($0), base: nil, manifest: manifest, mtimeNs: 0, mode: 0o644) }
+        let answer = try await device.api.commit(library: device.sync.folder.libraryId, deletes.map { .delete($0.path, base: $0.version) } + puts)
+        #expect(answer.results.allSatisfy { $0.status == .ok })
+    }
+
     @Test func aLinkReplacedByADirectoryNeverLeadsADownloadOutsideTheFolder() async throws {
         try await Cloud.with { cloud in
             let user = try await cloud.user("mal")
@@ -67,16 +79,7 @@ struct HostileRemoteTests {
 
             // What a hostile client commits: the link's delete and a file beneath it, with no
             // directory in between (the server does not require one).
-            let content = Array("planted".utf8)
-            let hash = ContentHash.of(content)
-            let manifest = ContentManifest(size: Int64(content.count), sha256: hash, chunks: [ChunkRef(sha256: hash, size: Int64(content.count))])
-            try await a.api.putChunk(hash, ByteBuffer(bytes: content))
-            let answer = try await a.api.commit(library: a.sync.folder.libraryId, [
-                .delete(link.path, base: link.version),
-                .putFile(try FerryPath("s/x.txt"), base: nil, manifest: manifest, mtimeNs: 0, mode: 0o644),
-                .putFile(try FerryPath("s/tree/z.txt"), base: nil, manifest: manifest, mtimeNs: 0, mode: 0o644),
-            ])
-            #expect(answer.results.allSatisfy { $0.status == .ok })
+            try await Self.commit("planted", at: ["s/x.txt", "s/tree/z.txt"], deleting: [link], from: a)
             try await b.sync()
             #expect(Self.contents(of: outside).isEmpty)
             #expect(b.tree()["s"] == "dir")
@@ -93,11 +96,7 @@ struct HostileRemoteTests {
             defer { Task { await a.close(); await b.close() } }
             let outside = Self.outsideDirectory()
             // A file committed with no directory above it (a script's upload can do that)…
-            let content = Array("from a".utf8)
-            let hash = ContentHash.of(content)
-            try await a.api.putChunk(hash, ByteBuffer(bytes: content))
-            let manifest = ContentManifest(size: Int64(content.count), sha256: hash, chunks: [ChunkRef(sha256: hash, size: Int64(content.count))])
-            _ = try await a.api.commit(library: a.sync.folder.libraryId, [.putFile(try FerryPath("t/x.txt"), base: nil, manifest: manifest, mtimeNs: 0, mode: 0o644)])
+            try await Self.commit("from a", at: ["t/x.txt"], from: a)
             // …while B has a link of its own where that directory would go.
             try FileManager.default.createSymbolicLink(atPath: b.root + "/t", withDestinationPath: outside)
             let report = try await b.sync()

@@ -77,10 +77,7 @@ struct ProgressTests {
     @Test func ferrySyncOffATerminalPrintsWhatItDidBefore() async throws {
         try await Cloud.with { cloud in
             let user = try await cloud.user("pip")
-            let home = CLITests.Home()
-            #expect(try await home.ferry("login", cloud.url, "--user", user.name, "--password-stdin", stdin: user.password + "\n").status == 0)
-            let folder = scratchDirectory("piped-folder")
-            #expect(try await home.ferry("folder", "add", folder).status == 0)
+            let (home, folder) = try await CLITests.Home.syncing(cloud, as: user)
             try seededBytes(2 << 20, seed: 3).write(to: URL(fileURLWithPath: folder + "/big.bin"))
             let piped = try await home.ferry("sync")
             #expect(piped.status == 0, "\(piped.err)")

@@ -10,11 +10,7 @@ struct TrashTests {
     @Test func aDeletedFolderIsListedAndComesBackWhole() async throws {
         try await Cloud.with { cloud in
             let user = try await cloud.user("tia")
-            let home = CLITests.Home()
-            let login = try await home.ferry("login", cloud.url, "--user", user.name, "--password-stdin", stdin: user.password + "\n")
-            #expect(login.status == 0, "\(login.err)")
-            let folder = scratchDirectory("trash-folder")
-            #expect(try await home.ferry("folder", "add", folder, "--library", "work").status == 0)
+            let (home, folder) = try await CLITests.Home.syncing(cloud, as: user, library: "work")
             let other = try await Device.make(cloud, user: user, name: "other", library: "work")
             defer { Task { await other.close() } }
 
