@@ -263,8 +263,9 @@ struct Sync: AsyncParsableCommand {
                 let progress = TransferProgress()
                 let drawing = tty && !dryRun ? Task { await Self.draw(progress, label: folder.path) } : nil
                 func stopDrawing() async {
-                    drawing?.cancel()
-                    await drawing?.value
+                    guard let drawing else { return }
+                    drawing.cancel()
+                    await drawing.value
                 }
                 do {
                     let sync = try FolderSync(folder: folder, index: index, api: api, deviceName: config.deviceName,
