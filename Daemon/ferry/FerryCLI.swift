@@ -551,8 +551,11 @@ struct Webhook: AsyncParsableCommand {
         @Argument(help: "The receiver's http:// or https:// URL.") var url: String
         @Option(help: "Events to send, e.g. file.*,task.created.") var events: String
         @Option(help: "Your own secret (at least 16 bytes); by default one is generated.") var secret: String?
+        @Flag(help: "Keep the first KiB of each answer in the delivery log (off: only status and latency are kept).")
+        var keepResponses = false
         @Flag(help: "Print JSON.") var json = false
         @OptionGroup var options: CommonOptions
+        @OptionGroup var session: SessionOptions
 
         func run() async throws {
             let filter: EventFilter
@@ -560,7 +563,9 @@ struct Webhook: AsyncParsableCommand {
                 throw ValidationError(error.message)
             }
             let config = try options.load()
-            let created = try await options.withAPI(config) { try await $0.createWebhook(url: url, events: filter, secret: secret) }
+            let created = try await session.withSession(config, options) {
+                try await $0.createWebhook(url: url, events: filter, secret: secret, keepResponseExcerpts: keepResponses)
+            }
             if json { return try printJSON(created) }
             print("id:     \(created.webhook.id)")
             print("secret: \(created.secret)")
@@ -580,7 +585,8 @@ struct Webhook: AsyncParsableCommand {
             if hooks.isEmpty { print("No webhooks.") }
             for h in hooks {
                 let state = h.active ? "active" : "disabled" + (h.disabledReason.map { " (\($0))" } ?? "")
-                print("\(h.id)\t\(h.url)\t\(h.events.patterns.joined(separator: ","))\t\(state)")
+                let creator = h.createdBy.map { "created by \($0.kind.rawValue) \($0.id)" } ?? "creator not recorded"
+                print("\(h.id)\t\(h.url)\t\(h.events.patterns.joined(separator: ","))\t\(state)\t\(creator)")
             }
         }
     }
@@ -614,10 +620,11 @@ struct Webhook: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Send a ping event to an endpoint now.")
         @Argument(help: "The webhook id.") var id: String
         @OptionGroup var options: CommonOptions
+        @OptionGroup var session: SessionOptions
 
         func run() async throws {
             let config = try options.load()
-            let delivery = try await options.withAPI(config) { try await $0.testWebhook(id: id) }
+            let delivery = try await session.withSession(config, options) { try await $0.testWebhook(id: id) }
             print("Queued ping as delivery \(delivery.id); see 'ferry webhook deliveries \(id)'.")
         }
     }
@@ -626,10 +633,11 @@ struct Webhook: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Switch an endpoint back on (after the server disabled it); its queued events follow.")
         @Argument(help: "The webhook id.") var id: String
         @OptionGroup var options: CommonOptions
+        @OptionGroup var session: SessionOptions
 
         func run() async throws {
             let config = try options.load()
-            _ = try await options.withAPI(config) { try await $0.updateWebhook(id: id, UpdateWebhookRequest(active: true)) }
+            _ = try await session.withSession(config, options) { try await $0.updateWebhook(id: id, UpdateWebhookRequest(active: true)) }
             print("Enabled \(id).")
         }
     }
@@ -638,10 +646,11 @@ struct Webhook: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Send a delivery's event again.")
         @Argument(help: "The delivery id (from 'ferry webhook deliveries').") var delivery: Int64
         @OptionGroup var options: CommonOptions
+        @OptionGroup var session: SessionOptions
 
         func run() async throws {
             let config = try options.load()
-            let queued = try await options.withAPI(config) { try await $0.redeliver(delivery: delivery) }
+            let queued = try await session.withSession(config, options) { try await $0.redeliver(delivery: delivery) }
             print("Queued again as delivery \(queued.id).")
         }
     }
@@ -650,10 +659,11 @@ struct Webhook: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Remove an endpoint and its delivery log.")
         @Argument(help: "The webhook id.") var id: String
         @OptionGroup var options: CommonOptions
+        @OptionGroup var session: SessionOptions
 
         func run() async throws {
             let config = try options.load()
-            try await options.withAPI(config) { try await $0.deleteWebhook(id: id) }
+            try await session.withSession(config, options) { try await $0.deleteWebhook(id: id) }
             print("Removed \(id).")
         }
     }

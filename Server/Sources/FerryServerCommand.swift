@@ -14,7 +14,7 @@ struct FerryServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ferry-server",
         abstract: "The Ferry NAS server: HTTP API, chunk store and metadata.",
-        subcommands: [Serve.self, User.self, Check.self, GC.self],
+        subcommands: [Serve.self, User.self, Check.self, GC.self, SecurityLog.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -67,7 +67,12 @@ struct Serve: AsyncParsableCommand {
         var configuration = try options.resolve()
         if let host { configuration.host = host }
         if let port { configuration.port = port }
+        do { try configuration.validate() } catch { throw ValidationError("\(error)") }
         let logger = makeLogger("ferry-server")
+        // One server per data directory: a second would deliver every webhook twice and race
+        // the first's recovery. Held until the process exits.
+        let lock = try DataDirectory(path: configuration.dataDirectory).lockForServing()
+        defer { withExtendedLifetime(lock) {} }
         let services = try await FerryServerApp.makeServices(configuration, logger: logger)
         logger.info("data directory ready", metadata: ["data": "\(configuration.dataDirectory)"])
         try await FerryServerApp.serve(services)
@@ -120,18 +125,30 @@ struct User: AsyncParsableCommand {
     }
 
     struct Passwd: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Set a user's password and end their sessions.")
+        static let configuration = CommandConfiguration(
+            abstract: "Set a user's password, end their sessions and revoke their devices.",
+            discussion: """
+                After a stolen password every way in is closed: sessions end, devices are revoked \
+                (each must run 'ferry login' again) and webhooks they created are switched off. \
+                --keep-devices leaves the devices (and their webhooks) alone.
+                """)
         @OptionGroup var options: DataOption
         @Argument(help: "The user name.") var name: String
         @Flag(help: "Read the password from standard input instead of generating one.") var passwordStdin = false
+        @Flag(help: "Do not revoke the user's devices (only their sessions end).") var keepDevices = false
 
         func run() async throws {
             let (store, _, configuration) = try options.openStores()
             guard let user = try await store.user(named: name) else { throw ValidationError("no user named '\(name)'") }
             let (password, generated) = try readOrGeneratePassword(fromStdin: passwordStdin)
-            try await store.setPassword(userId: user.id, passwordHash: try PasswordHasher(iterations: configuration.auth.pbkdf2Iterations).hash(password))
+            let hash = try PasswordHasher(iterations: configuration.auth.pbkdf2Iterations).hash(password)
+            let revoked = try await store.setPassword(userId: user.id, passwordHash: hash, revokeDevices: !keepDevices)
             try await store.recordSecurityEvent(.init(kind: .passwordChanged, userId: user.id, username: name, detail: "admin command"))
-            print(generated ? "new password for '\(name)': \(password)\n(shown once; their sessions were ended)" : "password changed; '\(name)' sessions were ended")
+            for device in revoked {
+                try await store.recordSecurityEvent(.init(kind: .deviceRevoked, userId: user.id, username: name, deviceId: device.id, detail: "password changed"))
+            }
+            let ended = keepDevices ? "their sessions were ended" : "their sessions were ended and \(revoked.count) device(s) revoked"
+            print(generated ? "new password for '\(name)': \(password)\n(shown once; \(ended))" : "password changed; \(ended)")
         }
     }
 }
@@ -176,5 +193,53 @@ struct GC: AsyncParsableCommand {
         let report = try await Maintenance.collectGarbage(store: store, blobs: blobs, grace: grace)
         print("removed \(report.removedChunks) chunks (\(report.removedBytes) bytes) and \(report.removedOrphans) blobs no chunk named; "
               + "kept \(report.keptInGrace) recent unreferenced chunks")
+    }
+}
+
+struct SecurityLog: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "security-log", abstract: "Show the security log (logins, refusals, devices, passwords), newest first.")
+    @OptionGroup var options: DataOption
+    @Option(help: "Only entries since this: a duration back from now (30m, 24h, 7d) or an ISO 8601 time.") var since: String?
+    @Option(help: "Only entries of this user.") var user: String?
+    @Option(help: "At most this many entries (default 100).") var limit: Int = 100
+    @Flag(help: "Print JSON lines.") var json = false
+
+    func validate() throws {
+        guard (1...100_000).contains(limit) else { throw ValidationError("--limit must be 1 to 100000") }
+        if let since { _ = try Self.parseSince(since, now: Date()) }
+    }
+
+    /// `30m`, `24h`, `7d` back from `now`, or an ISO 8601 time.
+    static func parseSince(_ text: String, now: Date) throws -> Date {
+        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
+        if let unit = text.last.flatMap({ units[$0] }), let n = Double(text.dropLast()), n >= 0 { return now.addingTimeInterval(-n * unit) }
+        if let date = try? Date.ISO8601FormatStyle().parse(text) { return date }
+        throw ValidationError("--since takes a duration such as 30m, 24h or 7d, or an ISO 8601 time such as 2026-12-01T00:00:00Z")
+    }
+
+    func run() async throws {
+        let (store, _, _) = try options.openStores()
+        var userId: Int64?
+        if let user {
+            guard let found = try await store.user(named: user) else { throw ValidationError("no user named '\(user)'") }
+            userId = found.id
+        }
+        let cutoff = try since.map { try Self.parseSince($0, now: Date()) }
+        let events = try await store.securityEvents(userId: userId, since: cutoff, before: nil, limit: limit)
+        if json {
+            for event in events { print(String(decoding: try JSONCoding.encoder.encode(event), as: UTF8.self)) }
+            return
+        }
+        if events.isEmpty { print("No entries."); return }
+        for e in events {
+            var line = "\(e.at.ISO8601Format())  \(e.kind.rawValue)"
+            if e.count > 1 { line += " ×\(e.count)" }
+            if let name = e.username { line += "  user=\(name)" }
+            if let address = e.address { line += "  from=\(address)" }
+            if let device = e.deviceId { line += "  device=\(device)" }
+            if let detail = e.detail { line += "  (\(detail))" }
+            print(line)
+        }
     }
 }

@@ -155,17 +155,22 @@ struct CLITests {
                 #expect(try await home.ferry("login", cloud.url, "--user", user.name, "--password-stdin", stdin: user.password + "\n").status == 0)
                 let bad = try await home.ferry("webhook", "add", url, "--events", "file.*,nonsense")
                 #expect(bad.status == 2 && bad.err.contains("unknown event 'nonsense'"))
-                let add = try await home.ferry("webhook", "add", url, "--events", "file.*,ping")
+                // Changes are made as the user: the password is asked for, and a wrong one says so.
+                let wrong = try await home.ferry("webhook", "add", url, "--events", "ping", "--password-stdin", stdin: "not-it\n")
+                #expect(wrong.status == 1 && wrong.err.contains("wrong password"), "\(wrong.err)")
+                let pw = user.password + "\n"
+                let add = try await home.ferry("webhook", "add", url, "--events", "file.*,ping", "--password-stdin", stdin: pw)
                 #expect(add.status == 0, "\(add.err)")
                 let id = try #require(add.out.split(separator: "\n").first { $0.hasPrefix("id:") }?.split(separator: " ").last.map(String.init))
                 #expect(add.out.contains("secret: whsec_"))
-                #expect(try await home.ferry("webhook", "list").out.contains("\(id)\t\(url)\tfile.*,ping\tactive"))
-                #expect(try await home.ferry("webhook", "test", id).status == 0)
+                let listed = try await home.ferry("webhook", "list")
+                #expect(listed.out.contains("\(id)\t\(url)\tfile.*,ping\tactive\tcreated by session "), "\(listed.out)")
+                #expect(try await home.ferry("webhook", "test", id, "--password-stdin", stdin: pw).status == 0)
                 #expect(await eventually { await log.requests.count == 1 })
                 #expect(try await eventually { try await home.ferry("webhook", "deliveries", id).out.contains("ping\tdelivered\t1 attempt(s)\tlast: HTTP 200") })
-                #expect(try await home.ferry("webhook", "remove", id).status == 0)
+                #expect(try await home.ferry("webhook", "remove", id, "--password-stdin", stdin: pw).status == 0)
                 #expect(try await home.ferry("webhook", "list").out.contains("No webhooks."))
-                let gone = try await home.ferry("webhook", "test", id)
+                let gone = try await home.ferry("webhook", "test", id, "--password-stdin", stdin: pw)
                 #expect(gone.status == 1 && gone.err.contains("not found"))
             }
         }

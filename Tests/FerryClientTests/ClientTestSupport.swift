@@ -72,6 +72,8 @@ enum ScratchDirectories {
 
 /// One client device: its own folder, index and device token, syncing one library.
 final class Device: Sendable {
+    /// The user's password, for what needs a session rather than the device token.
+    let password: String
     let name: String
     let root: String
     let stateDirectory: String
@@ -108,10 +110,12 @@ final class Device: Sendable {
         var logger = Logger(label: "ferry-test-\(name)")
         logger.logLevel = .critical
         let sync = try FolderSync(folder: folder, index: index, api: api, deviceName: name, parallelism: parallelism, logger: logger)
-        return Device(name: name, root: root, stateDirectory: state, api: api, config: config, index: index, sync: sync)
+        return Device(name: name, root: root, stateDirectory: state, api: api, config: config, index: index, sync: sync, password: user.password)
     }
 
-    init(name: String, root: String, stateDirectory: String, api: ServerAPI, config: ClientConfig, index: LocalIndex, sync: FolderSync) {
+    init(name: String, root: String, stateDirectory: String, api: ServerAPI, config: ClientConfig, index: LocalIndex, sync: FolderSync,
+         password: String) {
+        self.password = password
         self.name = name
         self.root = root
         self.stateDirectory = stateDirectory
@@ -119,6 +123,11 @@ final class Device: Sendable {
         self.config = config
         self.index = index
         self.sync = sync
+    }
+
+    /// The same server as the user, signed in with a fresh session (webhooks are managed so).
+    func session() async throws -> ServerAPI {
+        api.with(token: try await api.login(username: config.username, password: password).accessToken)
     }
 
     /// Syncs until a pass plans nothing.

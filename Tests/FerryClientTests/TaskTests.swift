@@ -124,8 +124,8 @@ struct TaskTests {
                     let owner = try await Device.make(cloud, user: try await cloud.user("owen"), name: "o")
                     let member = try await Device.make(cloud, user: try await cloud.user("meg"), name: "m")
                     defer { Task { await owner.close(); await member.close() } }
-                    _ = try await owner.api.createWebhook(url: ownerURL, events: try EventFilter(["task.*"]))
-                    _ = try await member.api.createWebhook(url: memberURL, events: try EventFilter(["task.*"]))
+                    _ = try await owner.session().createWebhook(url: ownerURL, events: try EventFilter(["task.*"]))
+                    _ = try await member.session().createWebhook(url: memberURL, events: try EventFilter(["task.*"]))
                     let project = try await owner.api.createProject(name: "Shared")
                     _ = try await owner.api.addProjectMember(project: project.id, username: "meg")
                     let task = try await owner.api.createTask(CreateTaskRequest(project: project.id, title: "Design", assignees: ["meg"]))

@@ -19,7 +19,9 @@ struct WebhookRestartTests {
         try await withHookReceiver(holdFirst: 1) { hookURL, log in
             let first = try await server.start()
             let (api, _) = try await ServerAPI.enroll(serverURL: url, username: "kim", password: "kim-password-1", deviceName: "desk")
-            let hook = try await api.createWebhook(url: hookURL, events: try EventFilter(["file.created"]))
+            let hook = try await api.withUserSession(username: "kim", password: "kim-password-1") {
+                try await $0.createWebhook(url: hookURL, events: try EventFilter(["file.created"]))
+            }
             let library = try await api.library(named: "docs")
             let commit = try await api.commit(library: library.id, [CommitOperation(op: .put, path: try FerryPath("reports"), base: nil, kind: .directory)])
             #expect(commit.results.first?.status == .ok)

@@ -23,7 +23,7 @@ struct WebhookTests {
                 let user = try await cloud.user("hooks")
                 let a = try await Device.make(cloud, user: user, name: "alpha")
                 defer { Task { await a.close() } }
-                let created = try await a.api.createWebhook(url: url, events: try EventFilter(["file.*"]))
+                let created = try await a.session().createWebhook(url: url, events: try EventFilter(["file.*"]))
                 #expect(created.secret.hasPrefix("whsec_") && Data(base64Encoded: String(created.secret.dropFirst(6)))?.count == 32)
 
                 try a.write("plan.txt", "v1")
@@ -71,7 +71,7 @@ struct WebhookTests {
                 let user = try await cloud.user("events")
                 let a = try await Device.make(cloud, user: user, name: "alpha")
                 defer { Task { await a.close() } }
-                let hook = try await a.api.createWebhook(url: url, events: try EventFilter(["file.conflict", "device.*", "ping"]))
+                let hook = try await a.session().createWebhook(url: url, events: try EventFilter(["file.conflict", "device.*", "ping"]))
                 let b = try await Device.make(cloud, user: user, name: "beta")
                 defer { Task { await b.close() } }
                 try a.write("plan.txt", "v1")
@@ -82,7 +82,7 @@ struct WebhookTests {
                 try await a.sync()
                 try await b.sync()
                 try await a.api.revokeDevice(b.config.deviceId)
-                _ = try await a.api.testWebhook(id: hook.webhook.id)
+                _ = try await a.session().testWebhook(id: hook.webhook.id)
 
                 #expect(await eventually { await log.requests.count >= 4 })
                 let hooks = await log.requests
@@ -103,8 +103,9 @@ struct WebhookTests {
                 let user = try await cloud.user("retry")
                 let a = try await Device.make(cloud, user: user, name: "alpha")
                 defer { Task { await a.close() } }
-                let hook = try await a.api.createWebhook(url: url, events: try EventFilter(["ping"]))
-                _ = try await a.api.testWebhook(id: hook.webhook.id)
+                let session = try await a.session()
+                let hook = try await session.createWebhook(url: url, events: try EventFilter(["ping"]), keepResponseExcerpts: true)
+                _ = try await session.testWebhook(id: hook.webhook.id)
                 #expect(try await eventually { try await a.api.deliveries(webhook: hook.webhook.id).deliveries.first?.state == .delivered })
                 let delivery = try #require(try await a.api.deliveries(webhook: hook.webhook.id).deliveries.first)
                 #expect(delivery.attempts.map(\.status) == [500, 503, 200])
@@ -114,7 +115,7 @@ struct WebhookTests {
                 #expect(Set(seen.map { $0.headers["webhook-id"] }).count == 1)
 
                 // Redelivery sends the same event again as a new delivery.
-                let again = try await a.api.redeliver(delivery: delivery.id)
+                let again = try await a.session().redeliver(delivery: delivery.id)
                 #expect(again.id != delivery.id && again.eventId == delivery.eventId)
                 #expect(await eventually { await log.requests.count == 4 })
                 #expect(await log.requests.last?.headers["webhook-id"] == delivery.eventId)
@@ -129,17 +130,17 @@ struct WebhookTests {
                 let a = try await Device.make(cloud, user: user, name: "alpha")
                 defer { Task { await a.close() } }
                 let watcher = try await withHookReceiver { watcherURL, watcherLog in
-                    _ = try await a.api.createWebhook(url: watcherURL, events: try EventFilter(["webhook.disabled"]))
-                    let gone = try await a.api.createWebhook(url: url, events: try EventFilter(["ping"]))
-                    _ = try await a.api.testWebhook(id: gone.webhook.id)
+                    _ = try await a.session().createWebhook(url: watcherURL, events: try EventFilter(["webhook.disabled"]))
+                    let gone = try await a.session().createWebhook(url: url, events: try EventFilter(["ping"]))
+                    _ = try await a.session().testWebhook(id: gone.webhook.id)
                     #expect(try await eventually { try await a.api.webhooks().first { $0.id == gone.webhook.id }?.active == false })
                     #expect(try await a.api.webhooks().first { $0.id == gone.webhook.id }?.disabledReason?.contains("410") == true)
                     #expect(await eventually { await watcherLog.requests.count == 1 })
                     #expect(await watcherLog.requests.first?.data["webhook"] as? String == gone.webhook.id)
 
                     // Switched back on, it fails through the whole schedule (three attempts) and is disabled again.
-                    _ = try await a.api.updateWebhook(id: gone.webhook.id, UpdateWebhookRequest(active: true))
-                    _ = try await a.api.testWebhook(id: gone.webhook.id)
+                    _ = try await a.session().updateWebhook(id: gone.webhook.id, UpdateWebhookRequest(active: true))
+                    _ = try await a.session().testWebhook(id: gone.webhook.id)
                     #expect(try await eventually { try await a.api.deliveries(webhook: gone.webhook.id).deliveries.first?.state == .failed })
                     #expect(try await a.api.webhooks().first { $0.id == gone.webhook.id }?.disabledReason?.contains("3 attempts failed") == true)
                     #expect(await eventually { await watcherLog.requests.count == 2 })
@@ -159,12 +160,12 @@ struct WebhookTests {
                 let any = try EventFilter(["*"])
                 for refused in [url, "http://169.254.169.254/latest/meta-data", "http://[fe80::1]/x", "http://[::ffff:127.0.0.1]/x",
                                 "http://10.1.2.3/x", "http://0.0.0.0/x", "ftp://example.com/x", "http://user:pw@example.com/x", "not a url"] {
-                    await #expect(throws: APIFailure.self, "\(refused)") { try await a.api.createWebhook(url: refused, events: any) }
+                    await #expect(throws: APIFailure.self, "\(refused)") { try await a.session().createWebhook(url: refused, events: any) }
                 }
                 // A name is checked on the addresses it resolves to, when delivering.
                 let port = URL(string: url)!.port!
-                let named = try await a.api.createWebhook(url: "http://localhost:\(port)/hook", events: try EventFilter(["ping"]))
-                _ = try await a.api.testWebhook(id: named.webhook.id)
+                let named = try await a.session().createWebhook(url: "http://localhost:\(port)/hook", events: try EventFilter(["ping"]))
+                _ = try await a.session().testWebhook(id: named.webhook.id)
                 #expect(try await eventually { try await a.api.deliveries(webhook: named.webhook.id).deliveries.first?.attempts.isEmpty == false })
                 let attempt = try #require(try await a.api.deliveries(webhook: named.webhook.id).deliveries.first?.attempts.first)
                 #expect(attempt.status == nil && attempt.error?.contains("refused") == true && attempt.error?.contains("private") == true)
@@ -176,9 +177,9 @@ struct WebhookTests {
             let a = try await Device.make(cloud, user: try await cloud.user("ssrf2"), name: "alpha")
             defer { Task { await a.close() } }
             for refused in ["http://169.254.169.254/", "http://[fd00:ec2::254]/", "http://100.100.100.200/", "http://[fe80::1%25eth0]/"] {
-                await #expect(throws: APIFailure.self, "\(refused)") { try await a.api.createWebhook(url: refused, events: try EventFilter(["*"])) }
+                await #expect(throws: APIFailure.self, "\(refused)") { try await a.session().createWebhook(url: refused, events: try EventFilter(["*"])) }
             }
-            _ = try await a.api.createWebhook(url: "http://127.0.0.1:9/hook", events: try EventFilter(["*"]))
+            _ = try await a.session().createWebhook(url: "http://127.0.0.1:9/hook", events: try EventFilter(["*"]))
         }
     }
 
@@ -188,6 +189,11 @@ struct WebhookTests {
         ("0.0.0.0", "forbidden"), ("224.0.0.1", "forbidden"), ("::1", "private"), ("fc00::1", "private"), ("fe80::1", "forbidden"),
         ("::", "forbidden"), ("::ffff:10.0.0.1", "private"), ("::ffff:169.254.169.254", "forbidden"), ("2606:4700::1111", "global"),
         ("fd00:ec2::254", "forbidden"), ("64:ff9b::a9fe:a9fe", "forbidden"),
+        // Documentation, protocol-assignment, reserved and tunnel ranges, and the deprecated
+        // IPv4-compatible form (`::/96`).
+        ("192.0.2.1", "forbidden"), ("198.51.100.7", "forbidden"), ("203.0.113.9", "forbidden"), ("2001:db8::1", "forbidden"),
+        ("192.0.0.8", "forbidden"), ("240.0.0.1", "forbidden"), ("::10.0.0.1", "forbidden"), ("::8.8.8.8", "forbidden"),
+        ("2001::1", "forbidden"), ("2002:a9fe:a9fe::1", "forbidden"), ("2002:808:808::1", "global"), ("198.18.0.1", "private"),
     ])
     func addressesAreClassified(_ text: String, _ expected: String) throws {
         let address = try #require(IPAddress(text))
@@ -200,24 +206,44 @@ struct WebhookTests {
         #expect(address.description == text)  // every address above is in its canonical spelling
     }
 
+    /// A NAS with a global IPv6 address: its own addresses and its LAN are global by range,
+    /// but a webhook must not reach them unless private targets are allowed.
+    @Test func theServersOwnAddressesAndNetworksArePrivate() throws {
+        let lan = try #require(IPNetwork("2001:470:1:2::/64"))
+        let neighbour = try #require(IPAddress("2001:470:1:2::5"))
+        #expect(neighbour.classification == .global)
+        #expect(neighbour.classification(hostNetworks: [lan]) == .private)
+        #expect(IPAddress("2001:470:1:3::5")!.classification(hostNetworks: [lan]) == .global)
+        let own = IPNetwork.hostNetworks()
+        #expect(own.contains { $0.contains(IPAddress("127.0.0.1")!) })
+        for network in own where network.address.classification == .global {
+            #expect(network.address.classification(hostNetworks: own) == .private, "\(network)")
+            let host = network.address.description
+            let target = try WebhookTarget(host.contains(":") ? "https://[\(host)]/hook" : "https://\(host)/hook")
+            #expect(throws: WebhookTargetError.self) { try target.checkWithoutResolving(allowPrivate: false, allowedHosts: []) }
+        }
+        #expect(IPNetwork("10.0.0.0/8")!.contains(IPAddress("::ffff:10.1.2.3")!))
+        #expect(IPNetwork("10.0.0.0/33") == nil && IPNetwork("fe80::/129") == nil && IPNetwork("10.0.0.0/+8") == nil)
+    }
+
     @Test func inputIsValidatedAndOtherUsersSeeNothing() async throws {
         try await Cloud.with(configure: Self.fast) { cloud in
             let owner = try await Device.make(cloud, user: try await cloud.user("owner"), name: "o")
             let other = try await Device.make(cloud, user: try await cloud.user("other"), name: "x")
             defer { Task { await owner.close(); await other.close() } }
-            await #expect(throws: (any Error).self) { try await owner.api.createWebhook(url: "http://127.0.0.1/x", events: try EventFilter(["nope.*"])) }
-            await #expect(throws: APIFailure.self) { try await owner.api.createWebhook(url: "http://127.0.0.1/x", events: try EventFilter(["*"]), secret: "short") }
-            let mine = try await owner.api.createWebhook(url: "http://127.0.0.1:9/x", events: try EventFilter(["ping"]), secret: "a-secret-of-my-own!")
+            await #expect(throws: (any Error).self) { try await owner.session().createWebhook(url: "http://127.0.0.1/x", events: try EventFilter(["nope.*"])) }
+            await #expect(throws: APIFailure.self) { try await owner.session().createWebhook(url: "http://127.0.0.1/x", events: try EventFilter(["*"]), secret: "short") }
+            let mine = try await owner.session().createWebhook(url: "http://127.0.0.1:9/x", events: try EventFilter(["ping"]), secret: "a-secret-of-my-own!")
             #expect(mine.secret == "a-secret-of-my-own!")
-            let ping = try await owner.api.testWebhook(id: mine.webhook.id)
+            let ping = try await owner.session().testWebhook(id: mine.webhook.id)
             #expect(try await other.api.webhooks().isEmpty)
             await #expect(throws: APIFailure.self) { try await other.api.deliveries(webhook: mine.webhook.id) }
-            await #expect(throws: APIFailure.self) { try await other.api.testWebhook(id: mine.webhook.id) }
-            await #expect(throws: APIFailure.self) { try await other.api.redeliver(delivery: ping.id) }
-            await #expect(throws: APIFailure.self) { try await other.api.updateWebhook(id: mine.webhook.id, UpdateWebhookRequest(active: false)) }
-            await #expect(throws: APIFailure.self) { try await other.api.deleteWebhook(id: mine.webhook.id) }
+            await #expect(throws: APIFailure.self) { try await other.session().testWebhook(id: mine.webhook.id) }
+            await #expect(throws: APIFailure.self) { try await other.session().redeliver(delivery: ping.id) }
+            await #expect(throws: APIFailure.self) { try await other.session().updateWebhook(id: mine.webhook.id, UpdateWebhookRequest(active: false)) }
+            await #expect(throws: APIFailure.self) { try await other.session().deleteWebhook(id: mine.webhook.id) }
             #expect(try await owner.api.webhooks().map(\.id) == [mine.webhook.id])
-            try await owner.api.deleteWebhook(id: mine.webhook.id)
+            try await owner.session().deleteWebhook(id: mine.webhook.id)
             #expect(try await owner.api.webhooks().isEmpty)
         }
     }

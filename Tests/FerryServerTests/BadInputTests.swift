@@ -10,7 +10,7 @@ import Testing
 @Suite("Bad input")
 struct BadInputTests {
     @Test func oversizedJSONBodiesAre413AndChangeNothing() async throws {
-        let server = try await TestServer.make { $0.http.maxJSONBodyBytes = 2048 }
+        let server = try await TestServer.make { $0.http.maxJSONBodyBytes = 4096 }
         defer { server.removeData() }
         try await server.run { api in
             let token = try await api.newUser("alice")

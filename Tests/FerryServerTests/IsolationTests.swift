@@ -73,6 +73,8 @@ struct EveryRouteIsolationTests {
         case ownOnly
         /// Names no other user's resource (login, health, the caller's own creations).
         case notAboutOthers
+        /// Answers 403: for administrators only.
+        case forbidden
     }
 
     struct Probe {
@@ -162,6 +164,7 @@ struct EveryRouteIsolationTests {
                 "GET /api/v1/health": Probe(.get, "/health", nil, .notAboutOthers),
                 "GET /api/v1/metrics": Probe(.get, "/metrics", nil, .notAboutOthers),
                 "GET /api/v1/protocol": Probe(.get, "/protocol", nil, .notAboutOthers),
+                "GET /api/v1/admin/security-log": Probe(.get, "/admin/security-log?user=alice", nil, .forbidden),
             ]
             let served = Set(FerryServerApp.buildRouter(server.services).routes.map { "\($0.method.rawValue) \($0.path.description)" })
             #expect(Set(probes.keys) == served, "routes without an isolation probe: \(served.subtracting(probes.keys).sorted())")
@@ -181,6 +184,8 @@ struct EveryRouteIsolationTests {
                     #expect(answer.status == .notFound, "\(route) answered \(answer.status): \(text.prefix(200))")
                 case .ownOnly:
                     #expect((200..<300).contains(answer.status.code), "\(route) answered \(answer.status): \(text.prefix(200))")
+                case .forbidden:
+                    #expect(answer.status == .forbidden, "\(route) answered \(answer.status): \(text.prefix(200))")
                 case .notAboutOthers:
                     break
                 }

@@ -178,9 +178,9 @@ struct SlowClientTests {
     }
 }
 
-/// Polls every 20 ms until `condition` holds or 10 s pass.
-func eventuallyTrue(_ condition: () async -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + .seconds(10)
+/// Polls every 20 ms until `condition` holds or `timeout` passes.
+func eventuallyTrue(timeout: Duration = .seconds(10), _ condition: () async -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if await condition() { return true }
         try? await Task.sleep(for: .milliseconds(20))

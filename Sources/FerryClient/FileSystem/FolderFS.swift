@@ -177,7 +177,7 @@ extension LocalFile {
         }
         self.init(path: path, kind: kind, size: kind == .file ? Int64(st.st_size) : 0,
                   mtimeNs: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec), inode: UInt64(st.st_ino),
-                  mode: Int32(st.st_mode & 0o7777), target: target,
+                  mode: Int32(st.st_mode & 0o777), target: target,
                   ctimeNs: Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec))
     }
 }

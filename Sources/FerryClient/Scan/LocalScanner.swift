@@ -12,7 +12,7 @@ public struct LocalFile: Sendable, Equatable {
     public var size: Int64
     public var mtimeNs: Int64
     public var inode: UInt64
-    /// Permission bits (`st_mode & 0o7777`).
+    /// Permission bits (`st_mode & 0o777`): setuid, setgid and sticky bits are not synced.
     public var mode: Int32
     public var target: String?
     /// The inode's change time: moved by every write and by every `utimes`, and settable by

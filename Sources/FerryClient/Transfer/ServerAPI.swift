@@ -136,6 +136,24 @@ public struct ServerAPI: Sendable {
 
     public func me() async throws -> MeResponse { try await json(.GET, "/auth/me", Optional<Int>.none) }
 
+    /// Ends the session this API's access token belongs to.
+    public func logout() async throws { try await send(.POST, "/auth/logout") }
+
+    /// Runs `body` with this server and client signed in as the user (a session of its own,
+    /// ended afterwards), for what a device token may not do, such as managing webhooks.
+    /// A wrong password is an `APIFailure` with status 401.
+    public func withUserSession<T>(username: String, password: String, _ body: (ServerAPI) async throws -> T) async throws -> T {
+        let session = with(token: try await login(username: username, password: password).accessToken)
+        do {
+            let result = try await body(session)
+            try? await session.logout()
+            return result
+        } catch {
+            try? await session.logout()
+            throw error
+        }
+    }
+
     // MARK: protocol
 
     /// The request sizes to send this server: what it announced at `GET /protocol`, within
@@ -274,8 +292,9 @@ public struct ServerAPI: Sendable {
 
     // MARK: webhooks
 
-    public func createWebhook(url: String, events: EventFilter, secret: String? = nil) async throws -> CreatedWebhookResponse {
-        try await json(.POST, "/webhooks", CreateWebhookRequest(url: url, events: events, secret: secret))
+    /// Needs a user session (`userSession`), as every change to webhooks does.
+    public func createWebhook(url: String, events: EventFilter, secret: String? = nil, keepResponseExcerpts: Bool? = nil) async throws -> CreatedWebhookResponse {
+        try await json(.POST, "/webhooks", CreateWebhookRequest(url: url, events: events, secret: secret, keepResponseExcerpts: keepResponseExcerpts))
     }
 
     public func webhooks() async throws -> [WebhookInfo] {

@@ -144,6 +144,18 @@ public struct EventFilterError: Error, Sendable {
     init(_ message: String) { self.message = message }
 }
 
+/// What created a webhook: a signed-in session or (before webhooks needed one) a device.
+public struct WebhookCreator: Codable, Sendable, Hashable {
+    public enum Kind: String, Codable, Sendable { case session, device }
+    public var kind: Kind
+    public var id: String
+
+    public init(kind: Kind, id: String) {
+        self.kind = kind
+        self.id = id
+    }
+}
+
 /// A webhook endpoint as the API shows it (never with its secret).
 public struct WebhookInfo: Codable, Sendable, Hashable {
     public var id: String
@@ -153,19 +165,40 @@ public struct WebhookInfo: Codable, Sendable, Hashable {
     /// Why the server switched it off, if it did.
     public var disabledReason: String?
     public var createdAt: Date
+    /// The session or device that created it (nil for endpoints from before this was kept).
+    public var createdBy: WebhookCreator?
+    /// Whether the first KiB of each answer is kept in the delivery log. Off by default: a
+    /// receiver's answer is the receiver's data, and kept it could turn a webhook into a reader.
+    public var keepResponseExcerpts: Bool
 
-    public init(id: String, url: String, events: EventFilter, active: Bool, disabledReason: String?, createdAt: Date) {
+    public init(id: String, url: String, events: EventFilter, active: Bool, disabledReason: String?, createdAt: Date,
+                createdBy: WebhookCreator? = nil, keepResponseExcerpts: Bool = false) {
         self.id = id
         self.url = url
         self.events = events
         self.active = active
         self.disabledReason = disabledReason
         self.createdAt = createdAt
+        self.createdBy = createdBy
+        self.keepResponseExcerpts = keepResponseExcerpts
     }
 
     enum CodingKeys: String, CodingKey {
         case id, url, events, active
-        case disabledReason = "disabled_reason", createdAt = "created_at"
+        case disabledReason = "disabled_reason", createdAt = "created_at", createdBy = "created_by"
+        case keepResponseExcerpts = "keep_response_excerpts"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(String.self, forKey: .id)
+        url = try c.decode(String.self, forKey: .url)
+        events = try c.decode(EventFilter.self, forKey: .events)
+        active = try c.decode(Bool.self, forKey: .active)
+        disabledReason = try c.decodeIfPresent(String.self, forKey: .disabledReason)
+        createdAt = try c.decode(Date.self, forKey: .createdAt)
+        createdBy = try c.decodeIfPresent(WebhookCreator.self, forKey: .createdBy)
+        keepResponseExcerpts = try c.decodeIfPresent(Bool.self, forKey: .keepResponseExcerpts) ?? false
     }
 }
 
@@ -175,11 +208,20 @@ public struct CreateWebhookRequest: Codable, Sendable {
     /// Omit to have the server generate `whsec_` + base64 of 32 random bytes.
     public var secret: String?
     public var active: Bool?
-    public init(url: String, events: EventFilter, secret: String? = nil, active: Bool? = nil) {
+    /// Keep the first KiB of each answer in the delivery log (default off).
+    public var keepResponseExcerpts: Bool?
+
+    public init(url: String, events: EventFilter, secret: String? = nil, active: Bool? = nil, keepResponseExcerpts: Bool? = nil) {
         self.url = url
         self.events = events
         self.secret = secret
         self.active = active
+        self.keepResponseExcerpts = keepResponseExcerpts
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case url, events, secret, active
+        case keepResponseExcerpts = "keep_response_excerpts"
     }
 }
 
@@ -197,10 +239,18 @@ public struct UpdateWebhookRequest: Codable, Sendable {
     public var url: String?
     public var events: EventFilter?
     public var active: Bool?
-    public init(url: String? = nil, events: EventFilter? = nil, active: Bool? = nil) {
+    public var keepResponseExcerpts: Bool?
+
+    public init(url: String? = nil, events: EventFilter? = nil, active: Bool? = nil, keepResponseExcerpts: Bool? = nil) {
         self.url = url
         self.events = events
         self.active = active
+        self.keepResponseExcerpts = keepResponseExcerpts
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case url, events, active
+        case keepResponseExcerpts = "keep_response_excerpts"
     }
 }
 

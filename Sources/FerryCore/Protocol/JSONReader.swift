@@ -125,9 +125,17 @@ public struct JSONReader {
                 case UInt8(ascii: "r"): out.append(0x0D)
                 case UInt8(ascii: "t"): out.append(0x09)
                 case UInt8(ascii: "u"):
-                    // Only code points outside the surrogate range; pairs go to Foundation.
-                    let unit = try hex4()
-                    guard !(0xD800...0xDFFF).contains(unit), let scalar = Unicode.Scalar(unit) else { throw GiveUp() }
+                    // A code point, or a high surrogate followed by its low one (how encoders
+                    // that write ASCII only, such as Python's, spell emoji); a lone half gives up.
+                    var unit = try hex4()
+                    if (0xD800...0xDBFF).contains(unit) {
+                        guard at + 2 <= bytes.count, bytes[at] == UInt8(ascii: "\\"), bytes[at + 1] == UInt8(ascii: "u") else { throw GiveUp() }
+                        at += 2
+                        let low = try hex4()
+                        guard (0xDC00...0xDFFF).contains(low) else { throw GiveUp() }
+                        unit = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00)
+                    }
+                    guard let scalar = Unicode.Scalar(unit) else { throw GiveUp() }
                     out.append(contentsOf: String(Character(scalar)).utf8)
                 default: throw GiveUp()
                 }
@@ -237,12 +245,27 @@ public protocol JSONReadable {
 extension JSONCoding {
     /// Decodes with `JSONReader` when `T` supports it and the bytes have the plain shape,
     /// and with Foundation's decoder otherwise; the result is the same either way.
-    public static func decode<T: Decodable>(_ type: T.Type, from bytes: UnsafeRawBufferPointer) throws -> T {
+    ///
+    /// `foundationLimit` bounds what may go to Foundation: its decoder builds a tree of the
+    /// whole document first, about 28 bytes of memory per byte of JSON (a 32 MiB commit grew
+    /// the server by 900 MB), so a larger body of a `JSONReadable` type that the reader gives
+    /// up on is refused with `NotPlainJSON` instead.
+    public static func decode<T: Decodable>(_ type: T.Type, from bytes: UnsafeRawBufferPointer, foundationLimit: Int = .max) throws -> T {
         if let readable = type as? any JSONReadable.Type {
             var reader = JSONReader(bytes)
             if let value = try? readable.read(from: &reader) as? T, (try? reader.end()) != nil { return value }
+            guard bytes.count <= foundationLimit else { throw NotPlainJSON(limit: foundationLimit) }
         }
         return try decoder.decode(type, from: Data(bytes))
+    }
+
+    /// A large body that is not in the plain shape the fast reader takes.
+    public struct NotPlainJSON: Error, Sendable, CustomStringConvertible {
+        public let limit: Int
+        public var description: String {
+            "a body larger than \(limit) bytes must be plain JSON of the documented shape (no unknown or repeated members, "
+                + "integers without fractions or exponents, valid UTF-8); send it like that or in smaller requests"
+        }
     }
 }
 

@@ -1,52 +1,136 @@
 import Foundation
 import Synchronization
 
-/// Counts failed logins per user name and per client address in a sliding window; over
-/// the limit, further attempts are refused until the oldest failure leaves the window.
-/// Memory is bounded: at most `maxKeys` keys are tracked, oldest evicted first.
+/// Slows password guessing without letting anyone lock a user out.
+///
+/// Attempts are counted per key in a sliding window: the pair (user name, client address)
+/// and the address alone (one address trying many names). The first `freeAttempts` of a
+/// key cost nothing; after that every attempt must wait for a delay that doubles with each
+/// failure, up to `maxDelay`. Nobody else's failures ever delay a user at another address,
+/// so a stranger cannot lock the owner out (a hard per-name lock let anyone do that).
+///
+/// An attempt is *reserved* before its password is hashed, counting as a failure until it
+/// succeeds, all under one lock: parallel attempts cannot slip past the limit while the
+/// first ones are still being hashed (30 parallel logins used to get 30 tries, not 5).
 public final class LoginRateLimiter: Sendable {
-    public let maxFailures: Int
-    public let window: TimeInterval
-    let maxKeys: Int
-    private let failures = Mutex<[String: [Date]]>([:])
+    public struct Settings: Sendable, Equatable {
+        /// Attempts per (name, address) before delays start.
+        public var freeAttempts: Int
+        /// Attempts per address, across names, before delays start.
+        public var freeAttemptsPerAddress: Int
+        /// Failures older than this are forgotten.
+        public var window: TimeInterval
+        /// The first delay; each further failure doubles it.
+        public var baseDelay: TimeInterval
+        public var maxDelay: TimeInterval
 
-    public init(maxFailures: Int = 5, window: TimeInterval = 300, maxKeys: Int = 100_000) {
-        self.maxFailures = maxFailures
-        self.window = window
+        public init(freeAttempts: Int = 5, freeAttemptsPerAddress: Int? = nil, window: TimeInterval = 300,
+                    baseDelay: TimeInterval = 1, maxDelay: TimeInterval? = nil) {
+            self.freeAttempts = max(1, freeAttempts)
+            self.freeAttemptsPerAddress = max(1, freeAttemptsPerAddress ?? 4 * freeAttempts)
+            self.window = window
+            self.baseDelay = baseDelay
+            self.maxDelay = maxDelay ?? window
+        }
+
+        /// The wait after the `failures`-th failure of a key allowed `free` attempts.
+        func delay(afterFailures failures: Int, free: Int) -> TimeInterval {
+            guard failures >= free else { return 0 }
+            let doublings = min(failures - free, 40)
+            return min(maxDelay, baseDelay * pow(2, Double(doublings)))
+        }
+    }
+
+    /// A reserved attempt: report how it ended with `succeeded` (a failure needs nothing).
+    public struct Ticket: Sendable, Equatable {
+        let keys: [Key]
+        let at: Date
+    }
+
+    struct Key: Hashable, Sendable {
+        let name: String
+        let free: Int
+    }
+
+    struct Record {
+        var failures: [Date] = []
+        var nextAllowed: Date = .distantPast
+    }
+
+    public let settings: Settings
+    let maxKeys: Int
+    private let table = Mutex<[Key: Record]>([:])
+
+    public init(settings: Settings = Settings(), maxKeys: Int = 100_000) {
+        self.settings = settings
         self.maxKeys = maxKeys
     }
 
-    /// Seconds to wait if any of `keys` is over the limit, else nil.
-    public func retryAfter(keys: [String], now: Date = Date()) -> Int? {
-        failures.withLock { table in
-            keys.compactMap { key -> Int? in
-                let recent = (table[key] ?? []).filter { now.timeIntervalSince($0) < window }
-                guard recent.count >= maxFailures, let oldest = recent.first else { return nil }
-                return max(1, Int((window - now.timeIntervalSince(oldest)).rounded(.up)))
-            }.max()
-        }
+    /// The keys an attempt for `username` from `address` counts against.
+    func keys(username: String, address: String) -> [Key] {
+        [Key(name: "pair:\(address)\u{0}\(username)", free: settings.freeAttempts),
+         Key(name: "addr:\(address)", free: settings.freeAttemptsPerAddress)]
     }
 
-    /// Records a failed attempt against each key.
-    public func recordFailure(keys: [String], now: Date = Date()) {
-        failures.withLock { table in
+    /// Reserves an attempt for `username` from `address`, or answers how many seconds to wait.
+    public func reserve(username: String, address: String, now: Date = Date()) -> Result<Ticket, RetryAfter> {
+        let keys = keys(username: username, address: address)
+        return table.withLock { table in
+            var wait: TimeInterval = 0
             for key in keys {
-                var list = (table[key] ?? []).filter { now.timeIntervalSince($0) < window }
-                list.append(now)
-                table[key] = list
+                var record = table[key] ?? Record()
+                record.failures.removeAll { now.timeIntervalSince($0) >= settings.window }
+                table[key] = record
+                if record.failures.count >= key.free { wait = max(wait, record.nextAllowed.timeIntervalSince(now)) }
             }
-            if table.count > maxKeys {
-                // Drop keys whose failures are all outside the window, then the stalest.
-                table = table.filter { $0.value.contains { now.timeIntervalSince($0) < window } }
-                while table.count > maxKeys, let stalest = table.min(by: { ($0.value.last ?? .distantPast) < ($1.value.last ?? .distantPast) }) {
-                    table.removeValue(forKey: stalest.key)
-                }
+            if wait > 0 { return .failure(RetryAfter(seconds: max(1, Int(wait.rounded(.up))))) }
+            for key in keys {
+                var record = table[key]!
+                record.failures.append(now)
+                record.nextAllowed = now.addingTimeInterval(settings.delay(afterFailures: record.failures.count, free: key.free))
+                table[key] = record
             }
+            evict(&table, now: now)
+            return .success(Ticket(keys: keys, at: now))
         }
     }
 
-    /// Forgets a user's failures after a successful login (the address keeps its count).
-    public func reset(key: String) {
-        _ = failures.withLock { $0.removeValue(forKey: key) }
+    /// The attempt was right: the pair forgets its failures, the address only this attempt.
+    public func succeeded(_ ticket: Ticket) {
+        table.withLock { table in
+            guard let pair = ticket.keys.first else { return }
+            table.removeValue(forKey: pair)
+            for key in ticket.keys.dropFirst() { Self.forget(ticket, key: key, in: &table, settings: settings) }
+        }
+    }
+
+    /// The attempt was never judged (the server was too busy to check it, or failed): it
+    /// stops counting, and nothing else is forgotten.
+    public func withdraw(_ ticket: Ticket) {
+        table.withLock { table in
+            for key in ticket.keys { Self.forget(ticket, key: key, in: &table, settings: settings) }
+        }
+    }
+
+    private static func forget(_ ticket: Ticket, key: Key, in table: inout [Key: Record], settings: Settings) {
+        guard var record = table[key] else { return }
+        if let i = record.failures.lastIndex(of: ticket.at) { record.failures.remove(at: i) }
+        record.nextAllowed = record.failures.last.map {
+            $0.addingTimeInterval(settings.delay(afterFailures: record.failures.count, free: key.free))
+        } ?? .distantPast
+        table[key] = record
+    }
+
+    /// Bounds memory: keys with no failure left in the window go first, then the stalest.
+    private func evict(_ table: inout [Key: Record], now: Date) {
+        guard table.count > maxKeys else { return }
+        table = table.filter { $0.value.failures.contains { now.timeIntervalSince($0) < settings.window } }
+        while table.count > maxKeys, let stalest = table.min(by: { ($0.value.failures.last ?? .distantPast) < ($1.value.failures.last ?? .distantPast) }) {
+            table.removeValue(forKey: stalest.key)
+        }
+    }
+
+    public struct RetryAfter: Error, Sendable, Equatable {
+        public let seconds: Int
     }
 }

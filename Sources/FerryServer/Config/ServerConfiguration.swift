@@ -11,6 +11,8 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
     public var auth = Auth()
     public var http = HTTP()
     public var webhooks = Webhooks()
+    public var metrics = Metrics()
+    public var security = Security()
 
     public struct Storage: Codable, Sendable, Equatable {
         /// Uploads are refused with 507 when free space would fall below this many bytes.
@@ -25,9 +27,52 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         public var accessTokenSeconds: Double = 3600
         public var refreshTokenSeconds: Double = 24 * 3600
         public var sessionDays: Double = 30
+        /// Login attempts per user name and client address before each further one must
+        /// wait (1 s, doubling per failure, at most the window); never a hard lock.
         public var loginFailureLimit: Int = 5
+        /// Failed attempts older than this are forgotten.
         public var loginFailureWindowSeconds: Double = 300
+        /// The first delay after the free attempts; it doubles with each further failure.
+        public var loginDelaySeconds: Double = 1
+        /// Password checks (PBKDF2) running at once; more wait, up to 64, then get 503.
+        public var maxConcurrentPasswordChecks: Int = max(2, ProcessInfo.processInfo.activeProcessorCount)
         public init() {}
+
+        func validate() throws {
+            guard pbkdf2Iterations >= 1 else { throw ConfigurationError("auth.pbkdf2Iterations must be at least 1") }
+            guard accessTokenSeconds > 0, refreshTokenSeconds > 0, sessionDays > 0 else {
+                throw ConfigurationError("auth.accessTokenSeconds, auth.refreshTokenSeconds and auth.sessionDays must be above 0")
+            }
+            guard (1...1_000_000).contains(loginFailureLimit) else { throw ConfigurationError("auth.loginFailureLimit must be 1 to 1000000") }
+            guard loginFailureWindowSeconds >= 1 else { throw ConfigurationError("auth.loginFailureWindowSeconds must be at least 1") }
+            guard loginDelaySeconds > 0, loginDelaySeconds <= loginFailureWindowSeconds else {
+                throw ConfigurationError("auth.loginDelaySeconds must be above 0 and at most auth.loginFailureWindowSeconds")
+            }
+            guard (1...256).contains(maxConcurrentPasswordChecks) else { throw ConfigurationError("auth.maxConcurrentPasswordChecks must be 1 to 256") }
+        }
+    }
+
+    /// Who may read `GET /metrics`: an administrator's token, or this scrape token.
+    public struct Metrics: Codable, Sendable, Equatable {
+        /// A bearer token for Prometheus (at least 32 characters); unset, only administrators may scrape.
+        public var scrapeToken: String?
+        public init() {}
+
+        func validate() throws {
+            if let scrapeToken, scrapeToken.utf8.count < 32 || scrapeToken.contains(where: { $0.isWhitespace }) {
+                throw ConfigurationError("metrics.scrapeToken must be at least 32 characters without spaces")
+            }
+        }
+    }
+
+    public struct Security: Codable, Sendable, Equatable {
+        /// Security log entries older than this many days are removed (daily, and at start).
+        public var logRetentionDays: Double = 90
+        public init() {}
+
+        func validate() throws {
+            guard logRetentionDays >= 1 else { throw ConfigurationError("security.logRetentionDays must be at least 1") }
+        }
     }
 
     public struct HTTP: Codable, Sendable, Equatable {
@@ -47,6 +92,9 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         /// The most operations one commit may carry; each is applied in the commit's one
         /// transaction, which holds the write lock.
         public var maxCommitOperations: Int = ServerLimits.current.commitOperations
+        /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the
+        /// client, for the login rate limit and the security log. Empty: nobody's is believed.
+        public var trustedProxies: [String] = []
         public init() {}
 
         /// The bound above which a batch or commit limit is refused: every request of such a
@@ -64,6 +112,7 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
             guard (1...Self.largestCount).contains(maxCommitOperations) else {
                 throw ConfigurationError("http.maxCommitOperations must be between 1 and \(Self.largestCount)")
             }
+            _ = try TrustedProxies(trustedProxies)
         }
     }
 
@@ -98,9 +147,19 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
     public static func load(path: String) throws -> ServerConfiguration {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         let configuration = try JSONDecoder().decode(ServerConfiguration.self, from: data)
-        try configuration.webhooks.validate()
-        try configuration.http.validate()
+        try configuration.validate()
         return configuration
+    }
+
+    /// Checks every section; the first problem is thrown as one sentence naming the key.
+    public func validate() throws {
+        guard (0...65535).contains(port) else { throw ConfigurationError("port must be 0 to 65535") }
+        guard !host.isEmpty else { throw ConfigurationError("host must not be empty") }
+        try auth.validate()
+        try webhooks.validate()
+        try http.validate()
+        try metrics.validate()
+        try security.validate()
     }
 }
 
@@ -110,9 +169,10 @@ public struct ConfigurationError: Error, CustomStringConvertible {
 }
 
 extension ServerConfiguration {
-    enum CodingKeys: String, CodingKey { case dataDirectory, host, port, storage, auth, http, webhooks }
+    enum CodingKeys: String, CodingKey { case dataDirectory, host, port, storage, auth, http, webhooks, metrics, security }
 
     public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self, section: "")
         let c = try decoder.container(keyedBy: CodingKeys.self)
         dataDirectory = try c.decodeIfPresent(String.self, forKey: .dataDirectory) ?? dataDirectory
         host = try c.decodeIfPresent(String.self, forKey: .host) ?? host
@@ -121,6 +181,8 @@ extension ServerConfiguration {
         auth = try c.decodeIfPresent(Auth.self, forKey: .auth) ?? auth
         http = try c.decodeIfPresent(HTTP.self, forKey: .http) ?? http
         webhooks = try c.decodeIfPresent(Webhooks.self, forKey: .webhooks) ?? webhooks
+        metrics = try c.decodeIfPresent(Metrics.self, forKey: .metrics) ?? metrics
+        security = try c.decodeIfPresent(Security.self, forKey: .security) ?? security
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -132,12 +194,15 @@ extension ServerConfiguration {
         try c.encode(auth, forKey: .auth)
         try c.encode(http, forKey: .http)
         try c.encode(webhooks, forKey: .webhooks)
+        try c.encode(metrics, forKey: .metrics)
+        try c.encode(security, forKey: .security)
     }
 }
 
 extension ServerConfiguration.Storage {
     enum CodingKeys: String, CodingKey { case reserveBytes, gcGraceSeconds }
     public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self, section: "storage")
         let c = try decoder.container(keyedBy: CodingKeys.self)
         reserveBytes = try c.decodeIfPresent(Int64.self, forKey: .reserveBytes) ?? reserveBytes
         gcGraceSeconds = try c.decodeIfPresent(Double.self, forKey: .gcGraceSeconds) ?? gcGraceSeconds
@@ -147,8 +212,10 @@ extension ServerConfiguration.Storage {
 extension ServerConfiguration.Auth {
     enum CodingKeys: String, CodingKey {
         case pbkdf2Iterations, accessTokenSeconds, refreshTokenSeconds, sessionDays, loginFailureLimit, loginFailureWindowSeconds
+        case maxConcurrentPasswordChecks, loginDelaySeconds
     }
     public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self, section: "auth")
         let c = try decoder.container(keyedBy: CodingKeys.self)
         pbkdf2Iterations = try c.decodeIfPresent(Int.self, forKey: .pbkdf2Iterations) ?? pbkdf2Iterations
         accessTokenSeconds = try c.decodeIfPresent(Double.self, forKey: .accessTokenSeconds) ?? accessTokenSeconds
@@ -156,14 +223,18 @@ extension ServerConfiguration.Auth {
         sessionDays = try c.decodeIfPresent(Double.self, forKey: .sessionDays) ?? sessionDays
         loginFailureLimit = try c.decodeIfPresent(Int.self, forKey: .loginFailureLimit) ?? loginFailureLimit
         loginFailureWindowSeconds = try c.decodeIfPresent(Double.self, forKey: .loginFailureWindowSeconds) ?? loginFailureWindowSeconds
+        maxConcurrentPasswordChecks = try c.decodeIfPresent(Int.self, forKey: .maxConcurrentPasswordChecks) ?? maxConcurrentPasswordChecks
+        loginDelaySeconds = try c.decodeIfPresent(Double.self, forKey: .loginDelaySeconds) ?? loginDelaySeconds
     }
 }
 
 extension ServerConfiguration.HTTP {
     enum CodingKeys: String, CodingKey {
         case idleTimeoutSeconds, requestBodyTimeoutSeconds, requestBodyMinRate, maxJSONBodyBytes, maxBatchChunks, maxCommitOperations
+        case trustedProxies
     }
     public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self, section: "http")
         let c = try decoder.container(keyedBy: CodingKeys.self)
         idleTimeoutSeconds = try c.decodeIfPresent(Int64.self, forKey: .idleTimeoutSeconds) ?? idleTimeoutSeconds
         requestBodyTimeoutSeconds = try c.decodeIfPresent(Int64.self, forKey: .requestBodyTimeoutSeconds) ?? requestBodyTimeoutSeconds
@@ -171,17 +242,57 @@ extension ServerConfiguration.HTTP {
         maxJSONBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxJSONBodyBytes) ?? maxJSONBodyBytes
         maxBatchChunks = try c.decodeIfPresent(Int.self, forKey: .maxBatchChunks) ?? maxBatchChunks
         maxCommitOperations = try c.decodeIfPresent(Int.self, forKey: .maxCommitOperations) ?? maxCommitOperations
+        trustedProxies = try c.decodeIfPresent([String].self, forKey: .trustedProxies) ?? trustedProxies
     }
 }
 
 extension ServerConfiguration.Webhooks {
     enum CodingKeys: String, CodingKey { case allowPrivateTargets, allowedHosts, retryBackoffSeconds, maxConcurrentDeliveries, requestTimeoutSeconds }
     public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self, section: "webhooks")
         let c = try decoder.container(keyedBy: CodingKeys.self)
         allowPrivateTargets = try c.decodeIfPresent(Bool.self, forKey: .allowPrivateTargets) ?? allowPrivateTargets
         allowedHosts = try c.decodeIfPresent([String].self, forKey: .allowedHosts) ?? allowedHosts
         retryBackoffSeconds = try c.decodeIfPresent([Double].self, forKey: .retryBackoffSeconds) ?? retryBackoffSeconds
         maxConcurrentDeliveries = try c.decodeIfPresent(Int.self, forKey: .maxConcurrentDeliveries) ?? maxConcurrentDeliveries
         requestTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .requestTimeoutSeconds) ?? requestTimeoutSeconds
+    }
+}
+
+extension ServerConfiguration.Metrics {
+    enum CodingKeys: String, CodingKey { case scrapeToken }
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self, section: "metrics")
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        scrapeToken = try c.decodeIfPresent(String.self, forKey: .scrapeToken)
+    }
+}
+
+extension ServerConfiguration.Security {
+    enum CodingKeys: String, CodingKey { case logRetentionDays }
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self, section: "security")
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        logRetentionDays = try c.decodeIfPresent(Double.self, forKey: .logRetentionDays) ?? logRetentionDays
+    }
+}
+
+/// Any key, to see every key an object has (a keyed container only lists known ones).
+private struct AnyCodingKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
+extension Decoder {
+    /// A key the configuration does not know is an error, so a typo does not pass silently
+    /// (a misspelt `trustedProxies` would otherwise leave the rate limit keyed on the proxy).
+    func rejectUnknownKeys<Key: CodingKey>(_ known: Key.Type, section: String) throws {
+        let keys = try container(keyedBy: AnyCodingKey.self).allKeys.map(\.stringValue)
+        if let unknown = keys.first(where: { Key(stringValue: $0) == nil }) {
+            let name = section.isEmpty ? unknown : section + "." + unknown
+            throw ConfigurationError("unknown configuration key '\(name)' (see docs/operations.md for the keys)")
+        }
     }
 }

@@ -147,7 +147,9 @@ public actor WebhookDispatcher: Service {
                 let response = try await client.execute(request, timeout: .milliseconds(Int64(settings.requestTimeoutSeconds * 1000)))
                 status = Int(response.status.code)
                 retryAfter = response.headers.first(name: "Retry-After").flatMap(Self.parseRetryAfter)
-                excerpt = await Self.excerpt(of: response.body)
+                // Read either way (the connection is reused); kept only when the owner asked.
+                let text = await Self.excerpt(of: response.body)
+                if delivery.keepResponseExcerpt { excerpt = text }
             } catch {
                 failure = Self.describe(error)
             }

@@ -14,6 +14,8 @@ public struct PendingDelivery: Sendable, Equatable {
     public var body: Data
     /// The number of this attempt (1 for the first).
     public var attempt: Int
+    /// Whether the answer's first KiB goes into the delivery log.
+    public var keepResponseExcerpt: Bool = false
 }
 
 /// What an attempt led to.
@@ -29,7 +31,8 @@ public enum DeliveryOutcome: Sendable, Equatable {
 public protocol WebhookStore: Sendable {
     /// Poked after every transaction that may have queued a delivery.
     var outboxSignal: OutboxSignal { get }
-    func createWebhook(userId: Int64, url: String, events: EventFilter, secret: String, active: Bool) async throws -> WebhookInfo
+    func createWebhook(userId: Int64, createdBy: WebhookCreator, url: String, events: EventFilter, secret: String, active: Bool,
+                       keepResponseExcerpts: Bool) async throws -> WebhookInfo
     func webhooks(userId: Int64) async throws -> [WebhookInfo]
     /// Applies the changes given; switching an endpoint back on clears why it was disabled.
     func updateWebhook(userId: Int64, id: String, _ update: UpdateWebhookRequest) async throws -> WebhookInfo
@@ -51,16 +54,43 @@ public protocol WebhookStore: Sendable {
 }
 
 extension SQLiteMetadataStore {
-    public func createWebhook(userId: Int64, url: String, events: EventFilter, secret: String, active: Bool) async throws -> WebhookInfo {
-        let info = WebhookInfo(id: Self.newId("wh"), url: url, events: events,
-                               active: active, disabledReason: nil, createdAt: Date())
+    public func createWebhook(userId: Int64, createdBy: WebhookCreator, url: String, events: EventFilter, secret: String, active: Bool,
+                              keepResponseExcerpts: Bool) async throws -> WebhookInfo {
+        let info = WebhookInfo(id: Self.newId("wh"), url: url, events: events, active: active, disabledReason: nil, createdAt: Date(),
+                               createdBy: createdBy, keepResponseExcerpts: keepResponseExcerpts)
         try await pool.write { db in
             let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM webhook WHERE user_id = ?", arguments: [userId]) ?? 0
             guard count < 100 else { throw MetadataError.stateConflict("an account may have at most 100 webhooks; remove one first") }
-            try db.execute(sql: "INSERT INTO webhook (id, user_id, url, events, secret, active, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           arguments: [info.id, userId, url, try Self.encodeFilter(events), secret, active, info.createdAt])
+            try db.execute(sql: """
+                INSERT INTO webhook (id, user_id, url, events, secret, active, created_at, created_by_session, created_by_device, keep_response_excerpts)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [info.id, userId, url, try Self.encodeFilter(events), secret, active, info.createdAt,
+                                 createdBy.kind == .session ? createdBy.id : nil, createdBy.kind == .device ? createdBy.id : nil,
+                                 keepResponseExcerpts])
         }
         return info
+    }
+
+    /// Switches off the user's active webhooks created by any of these sessions or devices,
+    /// saying why, and reports each as `webhook.disabled`.
+    static func disableWebhooks(_ db: Database, userId: Int64, createdBySessions sessions: [String], devices: [String], reason: String) throws {
+        guard !sessions.isEmpty || !devices.isEmpty else { return }
+        let rows = try Row.fetchAll(db, sql: """
+            SELECT id, url FROM webhook WHERE user_id = ? AND active = 1
+            AND (created_by_session IN (SELECT value FROM json_each(?)) OR created_by_device IN (SELECT value FROM json_each(?)))
+            """, arguments: [userId, String(decoding: try JSONEncoder().encode(sessions), as: UTF8.self),
+                             String(decoding: try JSONEncoder().encode(devices), as: UTF8.self)])
+        for row in rows {
+            try disableWebhook(db, userId: userId, id: row["id"], url: row["url"], reason: reason)
+        }
+    }
+
+    /// Switches one active endpoint off and reports it (to the user's other endpoints).
+    static func disableWebhook(_ db: Database, userId: Int64, id: String, url: String, reason: String) throws {
+        try db.execute(sql: "UPDATE webhook SET active = 0, disabled_reason = ? WHERE id = ? AND active = 1", arguments: [reason, id])
+        guard db.changesCount == 1 else { return }
+        struct Disabled: Encodable { let webhook: String; let url: String; let reason: String }
+        try Outbox.emit(db, userId: userId, type: .webhookDisabled, data: Disabled(webhook: id, url: url, reason: reason))
     }
 
     public func webhooks(userId: Int64) async throws -> [WebhookInfo] {
@@ -81,8 +111,9 @@ extension SQLiteMetadataStore {
                 info.active = active
                 if active { info.disabledReason = nil }
             }
-            try db.execute(sql: "UPDATE webhook SET url = ?, events = ?, active = ?, disabled_reason = ? WHERE id = ?",
-                           arguments: [info.url, try Self.encodeFilter(info.events), info.active, info.disabledReason, id])
+            if let keep = update.keepResponseExcerpts { info.keepResponseExcerpts = keep }
+            try db.execute(sql: "UPDATE webhook SET url = ?, events = ?, active = ?, disabled_reason = ?, keep_response_excerpts = ? WHERE id = ?",
+                           arguments: [info.url, try Self.encodeFilter(info.events), info.active, info.disabledReason, info.keepResponseExcerpts, id])
             return info
         }
     }
@@ -147,7 +178,8 @@ extension SQLiteMetadataStore {
                 ORDER BY d.id
                 """)
             let run = try db.cachedStatement(sql: """
-                SELECT d.id, d.webhook_id, d.attempts, d.next_attempt_at, w.user_id, w.url, w.secret, e.id AS event_id, e.type, e.body
+                SELECT d.id, d.webhook_id, d.attempts, d.next_attempt_at, w.user_id, w.url, w.secret, w.keep_response_excerpts,
+                       e.id AS event_id, e.type, e.body
                 FROM delivery d JOIN webhook w ON w.id = d.webhook_id JOIN event e ON e.id = d.event_id
                 WHERE d.webhook_id = ? AND d.state = 'pending' AND d.id >= ? ORDER BY d.id LIMIT ?
                 """)
@@ -159,7 +191,8 @@ extension SQLiteMetadataStore {
                 for row in try Row.fetchAll(run, arguments: [webhookId, head["id"] as Int64, perEndpoint]) {
                     guard (row["next_attempt_at"] as Date? ?? now) <= now else { break }
                     batch.append(PendingDelivery(id: row["id"], webhookId: webhookId, userId: row["user_id"], url: row["url"], secret: row["secret"],
-                                                 eventId: row["event_id"], eventType: row["type"], body: row["body"], attempt: (row["attempts"] as Int) + 1))
+                                                 eventId: row["event_id"], eventType: row["type"], body: row["body"], attempt: (row["attempts"] as Int) + 1,
+                                                 keepResponseExcerpt: row["keep_response_excerpts"]))
                 }
                 out.append(batch)
             }
@@ -196,11 +229,7 @@ extension SQLiteMetadataStore {
             try db.execute(sql: "UPDATE delivery SET state = 'failed', attempts = ?, next_attempt_at = NULL WHERE id = ?",
                            arguments: [attempt.attempt, delivery.id])
             guard let reason = disable else { break }
-            try db.execute(sql: "UPDATE webhook SET active = 0, disabled_reason = ? WHERE id = ? AND active = 1", arguments: [reason, delivery.webhookId])
-            guard db.changesCount == 1 else { break }
-            struct Disabled: Encodable { let webhook: String; let url: String; let reason: String }
-            try Outbox.emit(db, userId: delivery.userId, type: .webhookDisabled,
-                            data: Disabled(webhook: delivery.webhookId, url: delivery.url, reason: reason))
+            try disableWebhook(db, userId: delivery.userId, id: delivery.webhookId, url: delivery.url, reason: reason)
         }
     }
 
@@ -209,8 +238,11 @@ extension SQLiteMetadataStore {
     }
 
     static func webhookInfo(_ row: Row) throws -> WebhookInfo {
-        WebhookInfo(id: row["id"], url: row["url"], events: try JSONCoding.decoder.decode(EventFilter.self, from: Data((row["events"] as String).utf8)),
-                    active: row["active"], disabledReason: row["disabled_reason"], createdAt: row["created_at"])
+        let creator = (row["created_by_session"] as String?).map { WebhookCreator(kind: .session, id: $0) }
+            ?? (row["created_by_device"] as String?).map { WebhookCreator(kind: .device, id: $0) }
+        return WebhookInfo(id: row["id"], url: row["url"], events: try JSONCoding.decoder.decode(EventFilter.self, from: Data((row["events"] as String).utf8)),
+                           active: row["active"], disabledReason: row["disabled_reason"], createdAt: row["created_at"],
+                           createdBy: creator, keepResponseExcerpts: row["keep_response_excerpts"])
     }
 
     static func deliveryInfo(_ db: Database, _ row: Row) throws -> DeliveryInfo {

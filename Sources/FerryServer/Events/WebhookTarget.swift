@@ -40,7 +40,7 @@ public struct WebhookTarget: Sendable, Equatable {
         if !allowedHosts.isEmpty && !allowedHosts.contains(where: { $0.lowercased() == host.lowercased() }) {
             throw WebhookTargetError("'\(host)' is not one of the hosts the server's configuration (webhooks.allowedHosts) allows")
         }
-        if let address = literalAddress { try address.check(allowPrivate: allowPrivate) }
+        if let address = literalAddress { try address.check(allowPrivate: allowPrivate, hostNetworks: IPNetwork.hostNetworks()) }
     }
 
     /// Resolves the host and returns the first address, having checked every one.
@@ -50,7 +50,8 @@ public struct WebhookTarget: Sendable, Equatable {
         let host = self.host
         let addresses = try await pool.runIfActive { try IPAddress.resolve(host) }
         guard let first = addresses.first else { throw WebhookTargetError("'\(host)' does not resolve to any address") }
-        for address in addresses { try address.check(allowPrivate: allowPrivate) }
+        let local = IPNetwork.hostNetworks()
+        for address in addresses { try address.check(allowPrivate: allowPrivate, hostNetworks: local) }
         return first
     }
 }
@@ -60,98 +61,70 @@ public struct WebhookTargetError: Error, Sendable, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// An IPv4 or IPv6 address and the ranges webhooks care about.
-public enum IPAddress: Sendable, Equatable, CustomStringConvertible {
-    case v4([UInt8])
-    case v6([UInt8])
-
-    public init?(_ text: String) {
-        var v4 = in_addr()
-        var v6 = in6_addr()
-        if inet_pton(AF_INET, text, &v4) == 1 {
-            self = .v4(withUnsafeBytes(of: &v4) { Array($0) })
-        } else if inet_pton(AF_INET6, text, &v6) == 1 {
-            self = .v6(withUnsafeBytes(of: &v6) { Array($0) })
-        } else {
-            return nil
-        }
-    }
-
-    public var description: String {
-        switch self {
-        case .v4(let b): return b.map(String.init).joined(separator: ".")
-        case .v6(let b):
-            var addr = in6_addr()
-            withUnsafeMutableBytes(of: &addr) { $0.copyBytes(from: b) }
-            var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-            guard inet_ntop(AF_INET6, &addr, &buffer, socklen_t(buffer.count)) != nil else { return "?" }
-            return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        }
-    }
-
+/// The ranges webhooks care about (SPEC §4).
+extension IPAddress {
     public enum Class: Sendable, Equatable {
         case global
-        /// Loopback, private, shared (CGNAT) and unique-local ranges.
+        /// Loopback, private, shared (CGNAT), unique-local, and this server's own addresses
+        /// and the networks its interfaces are on (a LAN with global IPv6 addresses included).
         case `private`
-        /// Link-local, cloud metadata, unspecified, multicast, reserved: never a webhook target.
+        /// Link-local, cloud metadata, unspecified, multicast, documentation, reserved and
+        /// deprecated ranges: never a webhook target.
         case forbidden(String)
     }
 
-    public var classification: Class {
-        switch self {
-        case .v4(let b):
-            if b == [169, 254, 169, 254] || b == [100, 100, 100, 200] || b == [192, 0, 0, 192] { return .forbidden("a cloud metadata address") }
-            if b[0] == 169 && b[1] == 254 { return .forbidden("a link-local address") }
-            if b[0] == 0 { return .forbidden("an unspecified address") }
-            if b[0] >= 224 { return .forbidden("a multicast or reserved address") }
-            if b[0] == 127 || b[0] == 10 || (b[0] == 172 && b[1] & 0xF0 == 16) || (b[0] == 192 && b[1] == 168)
-                || (b[0] == 100 && b[1] & 0xC0 == 64) || (b[0] == 198 && b[1] & 0xFE == 18) {
-                return .private
-            }
-            return .global
-        case .v6(let b):
-            if b.allSatisfy({ $0 == 0 }) { return .forbidden("an unspecified address") }
-            if b[0..<10].allSatisfy({ $0 == 0 }) && b[10] == 0xFF && b[11] == 0xFF { return IPAddress.v4(Array(b[12...])).classification }
-            if b[0..<12] == [0, 0x64, 0xFF, 0x9B, 0, 0, 0, 0, 0, 0, 0, 0] { return IPAddress.v4(Array(b[12...])).classification }
-            if b == [0xFD, 0, 0x0E, 0xC2] + [UInt8](repeating: 0, count: 10) + [0x02, 0x54] { return .forbidden("a cloud metadata address") }
-            if b[0] == 0xFE && b[1] & 0xC0 == 0x80 { return .forbidden("a link-local address") }
-            if b[0] == 0xFF { return .forbidden("a multicast address") }
-            if b[0..<15].allSatisfy({ $0 == 0 }) && b[15] == 1 { return .private }
-            if b[0] & 0xFE == 0xFC { return .private }
-            return .global
-        }
+    /// Ranges that are never a webhook target, checked first (most specific reasons first).
+    static let forbiddenRanges: [(IPNetwork, String)] = [
+        ("169.254.169.254/32", "a cloud metadata address"), ("100.100.100.200/32", "a cloud metadata address"),
+        ("192.0.0.192/32", "a cloud metadata address"), ("fd00:ec2::254/128", "a cloud metadata address"),
+        ("169.254.0.0/16", "a link-local address"), ("fe80::/10", "a link-local address"),
+        ("0.0.0.0/8", "an unspecified address"), ("::/128", "an unspecified address"),
+        ("192.0.0.0/24", "an address reserved for protocol assignments"),
+        ("192.0.2.0/24", "a documentation address"), ("198.51.100.0/24", "a documentation address"),
+        ("203.0.113.0/24", "a documentation address"), ("2001:db8::/32", "a documentation address"),
+        ("3fff::/20", "a documentation address"),
+        ("224.0.0.0/3", "a multicast or reserved address"), ("ff00::/8", "a multicast address"),
+        ("100::/64", "a discard-only address"), ("2001::/32", "a Teredo tunnel address"),
+        ("fec0::/10", "a deprecated site-local address"),
+    ].map { (IPNetwork($0.0)!, $0.1) }
+
+    /// Ranges that reach the server's own machine or network.
+    static let privateRanges: [IPNetwork] = [
+        "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "198.18.0.0/15",
+        "::1/128", "fc00::/7", "64:ff9b:1::/48",
+    ].map { IPNetwork($0)! }
+
+    /// IPv6 forms that carry an IPv4 address (mapped, NAT64, 6to4), which decides.
+    var embeddedV4: IPAddress? {
+        guard case .v6(let b) = self else { return nil }
+        if let mapped = mappedV4 { return mapped }
+        if b[0..<12] == [0, 0x64, 0xFF, 0x9B, 0, 0, 0, 0, 0, 0, 0, 0] { return .v4(Array(b[12...])) }
+        if b[0] == 0x20, b[1] == 0x02 { return .v4(Array(b[2..<6])) }
+        return nil
     }
 
-    func check(allowPrivate: Bool) throws(WebhookTargetError) {
-        switch classification {
+    /// The address's class by the fixed ranges alone.
+    public var classification: Class { classification(hostNetworks: []) }
+
+    /// The address's class, counting `hostNetworks` (this server's own addresses and the
+    /// networks of its interfaces) as private.
+    public func classification(hostNetworks: [IPNetwork]) -> Class {
+        if let v4 = embeddedV4 { return v4.classification(hostNetworks: hostNetworks) }
+        if let (_, reason) = Self.forbiddenRanges.first(where: { $0.0.contains(self) }) { return .forbidden(reason) }
+        if Self.privateRanges.contains(where: { $0.contains(self) }) { return .private }
+        // `::/96`, the deprecated IPv4-compatible form (`::a.b.c.d`); `::1` was taken above.
+        if case .v6(let b) = self, b[0..<12].allSatisfy({ $0 == 0 }) { return .forbidden("a deprecated IPv4-compatible address") }
+        if hostNetworks.contains(where: { $0.contains(self) }) { return .private }
+        return .global
+    }
+
+    func check(allowPrivate: Bool, hostNetworks: [IPNetwork]) throws(WebhookTargetError) {
+        switch classification(hostNetworks: hostNetworks) {
         case .global: return
         case .private where allowPrivate: return
         case .private:
-            throw WebhookTargetError("\(self) is a loopback or private address; the server's configuration (webhooks.allowPrivateTargets) refuses those")
+            throw WebhookTargetError("\(self) is a loopback or private address, or one of this server's own networks; the server's configuration (webhooks.allowPrivateTargets) refuses those")
         case .forbidden(let what): throw WebhookTargetError("\(self) is \(what), which is never a webhook target")
         }
-    }
-
-    /// Every address `host` resolves to (blocking: run it on a thread pool).
-    static func resolve(_ host: String) throws -> [IPAddress] {
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var result: UnsafeMutablePointer<addrinfo>?
-        let status = getaddrinfo(host, nil, &hints, &result)
-        guard status == 0 else { throw WebhookTargetError("cannot resolve '\(host)': \(String(cString: gai_strerror(status)))") }
-        defer { freeaddrinfo(result) }
-        var out: [IPAddress] = []
-        var cursor = result
-        while let info = cursor {
-            if info.pointee.ai_family == AF_INET, let sa = info.pointee.ai_addr {
-                let bytes = sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { p in withUnsafeBytes(of: p.pointee.sin_addr) { Array($0) } }
-                out.append(.v4(bytes))
-            } else if info.pointee.ai_family == AF_INET6, let sa = info.pointee.ai_addr {
-                let bytes = sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { p in withUnsafeBytes(of: p.pointee.sin6_addr) { Array($0) } }
-                out.append(.v6(bytes))
-            }
-            cursor = info.pointee.ai_next
-        }
-        return out
     }
 }

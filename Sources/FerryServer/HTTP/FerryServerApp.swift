@@ -18,6 +18,7 @@ public enum FerryServerApp {
     /// Opens the data directory (creating it, the database and the signing key on first
     /// start), settles anything a crash left behind, and wires the services.
     public static func makeServices(_ configuration: ServerConfiguration, logger: Logger) async throws -> ServerServices {
+        try configuration.validate()
         let data = try DataDirectory(path: configuration.dataDirectory)
         let pool = try ServerDatabase.open(path: data.databasePath)
         let store = SQLiteMetadataStore(pool: pool, sessionLifetime: configuration.auth.sessionDays * 86400)
@@ -29,10 +30,17 @@ public enum FerryServerApp {
             refreshTokenLifetime: configuration.auth.refreshTokenSeconds)
         let passwords = PasswordHasher(iterations: configuration.auth.pbkdf2Iterations)
         let decoy = try await threadPool.runIfActive { try passwords.makeDecoy() }
+        let auth = configuration.auth
         return ServerServices(
             configuration: configuration, store: store, blobs: blobs, tokens: tokens,
             passwords: passwords, decoyPasswordHash: decoy,
-            limiter: LoginRateLimiter(maxFailures: configuration.auth.loginFailureLimit, window: configuration.auth.loginFailureWindowSeconds),
+            limiter: LoginRateLimiter(settings: .init(freeAttempts: auth.loginFailureLimit, window: auth.loginFailureWindowSeconds,
+                                                      baseDelay: auth.loginDelaySeconds)),
+            passwordGate: ConcurrencyGate(total: auth.maxConcurrentPasswordChecks), refusals: RefusalLog(),
+            trustedProxies: try TrustedProxies(configuration.http.trustedProxies),
+            // A client keeps up to four commits in flight; eight bodies of at most 32 MiB
+            // bound what large requests can hold in memory at once.
+            largeBodies: ConcurrencyGate(total: 8, perKey: 4, maxWaiting: 256),
             notifier: ChangeNotifier(), metrics: ServerMetrics(), threadPool: threadPool, logger: logger,
             dispatcher: WebhookDispatcher(store: store, settings: configuration.webhooks, threadPool: threadPool, logger: logger))
     }
@@ -61,6 +69,7 @@ public enum FerryServerApp {
         ConflictRoutes(services: services).add(to: authed)
         WebhookRoutes(services: services).add(to: authed)
         TaskRoutes(services: services).add(to: authed)
+        AdminRoutes(services: services).add(to: authed)
         return router
     }
 
@@ -94,7 +103,7 @@ extension FerryServerApp {
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
     public static func serve(_ services: ServerServices) async throws {
         let group = ServiceGroup(configuration: .init(
-            services: [buildApplication(services), LongPollCloser(notifier: services.notifier), services.dispatcher],
+            services: [buildApplication(services), LongPollCloser(notifier: services.notifier), services.dispatcher, UpkeepService(services: services)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: services.logger))
         try await group.run()
     }
@@ -108,7 +117,7 @@ extension FerryServerApp {
             portReady.yield(channel.localAddress?.port ?? 0)
             portReady.finish()
         }
-        let group = ServiceGroup(configuration: .init(services: [app, LongPollCloser(notifier: services.notifier), services.dispatcher],
+        let group = ServiceGroup(configuration: .init(services: [app, LongPollCloser(notifier: services.notifier), services.dispatcher, UpkeepService(services: services)],
                                                       gracefulShutdownSignals: [], logger: services.logger))
         return try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
@@ -159,6 +168,37 @@ public struct DataDirectory: Sendable {
         try Posix.syncDirectory(path)
         return key
     }
+}
+
+extension DataDirectory {
+    /// An exclusive `flock` on `server.lock`, held for as long as the returned value lives:
+    /// a second `serve` on the same data directory stops at once, naming the first's pid.
+    /// Admin commands do not take it (they work beside a running server).
+    public func lockForServing() throws -> ServerLock {
+        let lockPath = path + "/server.lock"
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw DataDirectoryError("cannot open '\(lockPath)': \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let busy = errno == EWOULDBLOCK
+            var buffer = [UInt8](repeating: 0, count: 32)
+            let n = pread(fd, &buffer, buffer.count, 0)
+            close(fd)
+            guard busy else { throw DataDirectoryError("cannot lock '\(lockPath)': \(String(cString: strerror(errno)))") }
+            let pid = n > 0 ? String(decoding: buffer[..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : "unknown"
+            throw DataDirectoryError("another ferry-server (pid \(pid)) is already serving '\(path)'; stop it first (admin commands such as 'user add' work beside it)")
+        }
+        let pid = Array("\(getpid())\n".utf8)
+        _ = ftruncate(fd, 0)
+        _ = pid.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        return ServerLock(fd: fd)
+    }
+}
+
+/// The data directory's serving lock; released when this is deinitialised or the process ends.
+public final class ServerLock: Sendable {
+    let fd: Int32
+    init(fd: Int32) { self.fd = fd }
+    deinit { close(fd) }
 }
 
 public struct DataDirectoryError: Error, CustomStringConvertible {

@@ -15,6 +15,9 @@ struct ErrorAndMetricsMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var request = request
+        var context = context
+        context.remoteAddress = services.trustedProxies.clientAddress(
+            peer: context.peerAddress, forwardedFor: request.headers[values: TrustedProxies.forwardedFor])
         let metrics = services.metrics
         let http = services.configuration.http
         let allowance = BodyAllowance(seconds: http.requestBodyTimeoutSeconds, minRate: http.requestBodyMinRate)
@@ -73,23 +76,36 @@ struct AuthMiddleware: RouterMiddleware {
     let services: ServerServices
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let header = request.headers[.authorization], header.count > 7, header.prefix(7).lowercased() == "bearer " else {
+        var context = context
+        let identity = try await services.authenticate(request)
+        context.identity = identity
+        context.logger[metadataKey: "user"] = "\(identity.userId)"
+        return try await next(request, context)
+    }
+}
+
+extension ServerServices {
+    /// The bearer token in `Authorization`, if there is one.
+    static func bearerToken(_ request: Request) -> String? {
+        guard let header = request.headers[.authorization], header.count > 7, header.prefix(7).lowercased() == "bearer " else { return nil }
+        return String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+    }
+
+    /// Who the request's bearer token belongs to: a live device token or a user access token
+    /// whose session is still live; anything else is 401.
+    func authenticate(_ request: Request) async throws -> Identity {
+        guard let token = Self.bearerToken(request) else {
             throw APIError.unauthorized("sign in first: send 'Authorization: Bearer <token>'")
         }
-        let token = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
-        var context = context
         if token.hasPrefix(TokenService.devicePrefix) {
-            guard let identity = try await services.store.identity(deviceTokenHash: TokenService.storedHash(token)) else {
+            guard let identity = try await store.identity(deviceTokenHash: TokenService.storedHash(token)) else {
                 throw APIError.unauthorized("this device token is unknown or revoked; run 'ferry login' again")
             }
-            context.identity = identity
-        } else {
-            guard let identity = await services.tokens.verifyAccessToken(token), let session = identity.sessionId,
-                  try await services.store.isSessionActive(id: session, userId: identity.userId)
-            else { throw APIError.unauthorized("the access token is invalid, expired or revoked; refresh it or log in again") }
-            context.identity = identity
+            return identity
         }
-        context.logger[metadataKey: "user"] = "\(context.identity!.userId)"
-        return try await next(request, context)
+        guard let identity = await tokens.verifyAccessToken(token), let session = identity.sessionId,
+              try await store.isSessionActive(id: session, userId: identity.userId)
+        else { throw APIError.unauthorized("the access token is invalid, expired or revoked; refresh it or log in again") }
+        return identity
     }
 }

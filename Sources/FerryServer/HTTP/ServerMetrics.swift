@@ -12,8 +12,9 @@ public final class ServerMetrics: Sendable {
     let bytesIn: Metrics.Counter
     let bytesOut: Metrics.Counter
     let chunkUploads: Metrics.Counter
-    let chunkDedupHits: Metrics.Counter
-    let chunkBytesStored: Metrics.Counter
+    /// Chunk bytes received, whether or not the server already held them: a count of new
+    /// or deduplicated bytes would tell an uploader whether anyone stored that content.
+    let chunkBytesReceived: Metrics.Counter
     let commitLatency: Metrics.Timer
     let commitOperations: Metrics.Counter
     private let requestCounters = Mutex<[String: Metrics.Counter]>([:])
@@ -28,8 +29,7 @@ public final class ServerMetrics: Sendable {
         bytesIn = Metrics.Counter(label: "ferry_http_request_bytes_total", dimensions: [], factory: factory)
         bytesOut = Metrics.Counter(label: "ferry_http_response_bytes_total", dimensions: [], factory: factory)
         chunkUploads = Metrics.Counter(label: "ferry_chunk_uploads_total", dimensions: [], factory: factory)
-        chunkDedupHits = Metrics.Counter(label: "ferry_chunk_dedup_hits_total", dimensions: [], factory: factory)
-        chunkBytesStored = Metrics.Counter(label: "ferry_chunk_bytes_stored_total", dimensions: [], factory: factory)
+        chunkBytesReceived = Metrics.Counter(label: "ferry_chunk_bytes_received_total", dimensions: [], factory: factory)
         commitLatency = Metrics.Timer(label: "ferry_commit_duration_seconds", dimensions: [], factory: factory)
         commitOperations = Metrics.Counter(label: "ferry_commit_operations_total", dimensions: [], factory: factory)
     }

@@ -14,6 +14,14 @@ public struct ServerServices: Sendable {
     /// Verified against when a login names an unknown user (see `PasswordHasher.makeDecoy`).
     public let decoyPasswordHash: String
     public let limiter: LoginRateLimiter
+    /// Bounds the password hashing in flight (per name and address, and overall).
+    public let passwordGate: ConcurrencyGate
+    /// Which refused logins are written to the security log, and with what count.
+    let refusals: RefusalLog
+    /// Whose `X-Forwarded-For` names the client.
+    public let trustedProxies: TrustedProxies
+    /// Large JSON bodies being read and decoded at once (see `decodeBulk`).
+    let largeBodies: ConcurrencyGate
     public let notifier: ChangeNotifier
     public let metrics: ServerMetrics
     /// Blocking work (KDF, file I/O) runs here, never on an event loop.

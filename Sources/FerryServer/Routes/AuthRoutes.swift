@@ -24,22 +24,41 @@ struct AuthRoutes {
             throw APIError.badRequest("username (1–64 bytes) and password (1–1024 bytes) are required")
         }
         let address = context.remoteAddress ?? "unknown"
-        let keys = ["user:" + body.username, "addr:" + address]
-        if let wait = services.limiter.retryAfter(keys: keys) {
-            try await services.store.recordSecurityEvent(.init(kind: .rateLimited, username: body.username, address: address))
-            throw APIError(.tooManyRequests, "rate_limited", "too many failed logins; try again in \(wait) seconds", retryAfter: wait)
+        // The attempt is reserved before any hashing, so parallel attempts cannot all pass.
+        let ticket: LoginRateLimiter.Ticket
+        switch services.limiter.reserve(username: body.username, address: address) {
+        case .success(let reserved): ticket = reserved
+        case .failure(let wait):
+            if let count = services.refusals.refused(username: body.username, address: address) {
+                try await services.store.recordSecurityEvent(.init(kind: .rateLimited, username: body.username, address: address, count: count))
+            }
+            throw APIError(.tooManyRequests, "rate_limited", "too many failed logins; try again in \(wait.seconds) seconds", retryAfter: wait.seconds)
         }
-        let user = try await services.store.user(named: body.username)
-        let stored = user?.passwordHash ?? services.decoyPasswordHash
-        let hasher = services.passwords
-        // Unknown users cost the same KDF time as known ones: no user enumeration by timing.
-        let valid = try await services.threadPool.runIfActive { hasher.verify(body.password, against: stored) }
+        let user: StoredUser?
+        let valid: Bool
+        do {
+            user = try await services.store.user(named: body.username)
+            let stored = user?.passwordHash ?? services.decoyPasswordHash
+            let hasher = services.passwords
+            let pool = services.threadPool
+            // Unknown users cost the same KDF time as known ones: no user enumeration by timing.
+            // The gate bounds the hashing in flight, per name and address and overall.
+            valid = try await services.passwordGate.run(key: address + "\u{0}" + body.username) {
+                try await pool.runIfActive { hasher.verify(body.password, against: stored) }
+            }
+        } catch {
+            // Not judged: a busy server or a failure must not cost the caller an attempt.
+            services.limiter.withdraw(ticket)
+            if error is ConcurrencyGate.Busy {
+                throw APIError(.serviceUnavailable, "busy", "the server is busy checking other sign-ins; try again in a second", retryAfter: 1)
+            }
+            throw error
+        }
         guard let user, valid else {
-            services.limiter.recordFailure(keys: keys)
             try await services.store.recordSecurityEvent(.init(kind: .loginFailed, userId: user?.id, username: body.username, address: address))
             throw APIError.unauthorized("wrong user name or password")
         }
-        services.limiter.reset(key: "user:" + body.username)
+        services.limiter.succeeded(ticket)
         let refresh = TokenService.randomToken(prefix: TokenService.refreshPrefix)
         let now = Date()
         let session = try await services.store.createSession(

@@ -19,12 +19,16 @@ struct ChunkRoutes {
 
     @Sendable func missing(_ request: Request, context: FerryRequestContext) async throws -> MissingChunksResponse {
         let user = try context.user()
-        let body = try await request.decodeJSON(MissingChunksRequest.self, limit: services.configuration.http.maxJSONBodyBytes)
+        let body = try await services.decodeBulk(MissingChunksRequest.self, request, userId: user.userId, limit: Self.missingQueryBytes)
         guard body.chunks.count <= FerryProtocol.maxMissingQuery else {
             throw APIError.tooLarge("ask about at most \(FerryProtocol.maxMissingQuery) chunks per request")
         }
         return MissingChunksResponse(missing: try await services.store.missingChunks(userId: user.userId, among: body.chunks))
     }
+
+    /// The largest missing-chunks query: `maxMissingQuery` hashes of 66 bytes each, with room
+    /// for a separator and indentation per line.
+    static let missingQueryBytes = FerryProtocol.maxMissingQuery * 96 + 4096
 
     @Sendable func upload(_ request: Request, context: FerryRequestContext) async throws -> EditedResponse<ChunkUploadResponse> {
         let user = try context.user()
@@ -62,11 +66,9 @@ struct ChunkRoutes {
         let refs = staged.map { ChunkRef(sha256: $0.hash, size: $0.size) }
         if !staged.isEmpty {
             do {
-                let isNew = try await services.store.recordChunks(userId: user.userId, refs) { try blobs.publishBatch(staged) }
+                _ = try await services.store.recordChunks(userId: user.userId, refs) { try blobs.publishBatch(staged) }
                 services.metrics.chunkUploads.increment(by: staged.count)
-                for (blob, new) in zip(staged, isNew) {
-                    if new { services.metrics.chunkBytesStored.increment(by: Int(blob.size)) } else { services.metrics.chunkDedupHits.increment() }
-                }
+                services.metrics.chunkBytesReceived.increment(by: Int(staged.reduce(0) { $0 + $1.size }))
             } catch {
                 for blob in staged { blobs.discard(blob) }
                 throw error
@@ -119,11 +121,11 @@ struct ChunkRoutes {
     static func record(_ staged: StagedBlob, for userId: Int64, services: ServerServices) async throws {
         let blobs = services.blobs
         do {
-            let isNew = try await services.store.recordChunks(userId: userId, [ChunkRef(sha256: staged.hash, size: staged.size)]) {
+            _ = try await services.store.recordChunks(userId: userId, [ChunkRef(sha256: staged.hash, size: staged.size)]) {
                 [try blobs.publish(staged)]
-            }[0]
+            }
             services.metrics.chunkUploads.increment()
-            if isNew { services.metrics.chunkBytesStored.increment(by: Int(staged.size)) } else { services.metrics.chunkDedupHits.increment() }
+            services.metrics.chunkBytesReceived.increment(by: Int(staged.size))
         } catch {
             blobs.discard(staged)
             throw error

@@ -24,7 +24,7 @@ struct FileRoutes {
     @Sendable func commit(_ request: Request, context: FerryRequestContext) async throws -> CommitResponse {
         let user = try context.user()
         let library = try await services.library(context)
-        let body = try await request.decodeJSON(CommitRequest.self, limit: services.configuration.http.maxJSONBodyBytes)
+        let body = try await services.decodeBulk(CommitRequest.self, request, userId: user.userId, limit: services.configuration.http.maxJSONBodyBytes)
         let most = services.limits.commitOperations
         guard (1...most).contains(body.operations.count) else {
             throw APIError.badRequest("a commit carries 1 to \(most) operations")
@@ -98,7 +98,7 @@ struct FileRoutes {
         let path = try Self.path(request)
         let base = try request.intQuery("base", in: 1...Int64.max)
         let mtime = try request.intQuery("mtime_ns", in: Int64.min...Int64.max)
-        let mode = try request.intQuery("mode", in: 0...0o7777).map { Int32($0) }
+        let mode = try request.intQuery("mode", in: 0...0o777).map { Int32($0) }
         let version = try await storeUpload(request, user: user, libraryId: library.id, path: path, base: base, mtimeNs: mtime, mode: mode)
         return EditedResponse(status: .created, response: VersionResponse(version: version))
     }
@@ -106,7 +106,8 @@ struct FileRoutes {
     /// Chunks and stores a streamed body, then commits it at `path`. Without a base the
     /// upload replaces whatever is current (the old content stays in history).
     func storeUpload(_ request: Request, user: Identity, libraryId: String, path: FerryPath, base: Int64?, mtimeNs mtime: Int64?, mode: Int32?) async throws -> FileVersion {
-        try services.ensureSpace(for: request.headers[.contentLength].flatMap(Int64.init) ?? 0)
+        // A body of unknown length (chunked, `curl -T -`) is checked per chunk as it is stored.
+        try services.ensureSpace(for: request.headers[.contentLength].flatMap(Int64.init) ?? Int64(FerryProtocol.maxChunkSize))
 
         var chunker = ContentChunker()
         var pending = ByteBuffer()
@@ -149,6 +150,7 @@ struct FileRoutes {
     }
 
     private func storeChunk(_ chunk: ByteBuffer, userId: Int64) async throws {
+        try services.ensureSpace(for: Int64(chunk.readableBytes))
         struct One: AsyncSequence, Sendable {
             let buffer: ByteBuffer
             struct AsyncIterator: AsyncIteratorProtocol {

@@ -4,7 +4,8 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 
-/// `/health`, `/metrics` and `/protocol`: unauthenticated, aggregate only (no user data).
+/// `/health` and `/protocol` (unauthenticated, aggregate only: no user data) and `/metrics`
+/// (administrators and the scrape token).
 struct OperationRoutes {
     let services: ServerServices
 
@@ -47,8 +48,20 @@ struct OperationRoutes {
                              dispatcher: await services.dispatcher.isRunning ? "running" : "stopped"))
     }
 
+    /// Prometheus text for an administrator or the configured scrape token. Aggregates only,
+    /// and none that moves with what one user stores: a dedup counter, for one, told anyone
+    /// whether somebody already had the bytes they just uploaded.
     @Sendable func metrics(_ request: Request, context: FerryRequestContext) async throws -> Response {
-        Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+        let scrape = services.configuration.metrics.scrapeToken
+        let presented = ServerServices.bearerToken(request)
+        if let scrape, let presented, ConstantTime.equal(Array(TokenService.storedHash(presented)), Array(TokenService.storedHash(scrape))) {
+            // The scrape token.
+        } else {
+            guard try await services.authenticate(request).isAdmin else {
+                throw APIError.forbidden("/metrics is for administrators or the configured scrape token (metrics.scrapeToken)")
+            }
+        }
+        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                  body: .init(byteBuffer: ByteBuffer(string: services.metrics.render())))
     }
 }

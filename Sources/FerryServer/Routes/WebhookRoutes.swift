@@ -17,7 +17,7 @@ struct WebhookRoutes {
     }
 
     @Sendable func create(_ request: Request, context: FerryRequestContext) async throws -> EditedResponse<CreatedWebhookResponse> {
-        let user = try context.user()
+        let (user, session) = try Self.session(context)
         let body = try await request.decodeJSON(CreateWebhookRequest.self, limit: 16 * 1024)
         let url = try checkedURL(body.url)
         if let secret = body.secret {
@@ -26,7 +26,9 @@ struct WebhookRoutes {
             }
         }
         let secret = body.secret ?? WebhookSigner.generateSecret()
-        let webhook = try await services.store.createWebhook(userId: user.userId, url: url, events: body.events, secret: secret, active: body.active ?? true)
+        let webhook = try await services.store.createWebhook(
+            userId: user.userId, createdBy: WebhookCreator(kind: .session, id: session), url: url, events: body.events, secret: secret,
+            active: body.active ?? true, keepResponseExcerpts: body.keepResponseExcerpts ?? false)
         return EditedResponse(status: .created, headers: [.cacheControl: "no-store"], response: CreatedWebhookResponse(webhook: webhook, secret: secret))
     }
 
@@ -35,7 +37,7 @@ struct WebhookRoutes {
     }
 
     @Sendable func update(_ request: Request, context: FerryRequestContext) async throws -> WebhookInfo {
-        let user = try context.user()
+        let (user, _) = try Self.session(context)
         var body = try await request.decodeJSON(UpdateWebhookRequest.self, limit: 16 * 1024)
         if let url = body.url { body.url = try checkedURL(url) }
         return try await services.store.updateWebhook(userId: user.userId, id: try context.parameters.require("id"), body)
@@ -43,7 +45,7 @@ struct WebhookRoutes {
 
     @Sendable func remove(_ request: Request, context: FerryRequestContext) async throws -> Response {
         let id = try context.parameters.require("id")
-        guard try await services.store.deleteWebhook(userId: try context.user().userId, id: id) else {
+        guard try await services.store.deleteWebhook(userId: try Self.session(context).user.userId, id: id) else {
             throw APIError.notFound("webhook '\(id)' not found")
         }
         return Response(status: .noContent)
@@ -57,14 +59,25 @@ struct WebhookRoutes {
     }
 
     @Sendable func test(_ request: Request, context: FerryRequestContext) async throws -> EditedResponse<DeliveryInfo> {
-        let delivery = try await services.store.queuePing(userId: try context.user().userId, webhookId: try context.parameters.require("id"))
+        let delivery = try await services.store.queuePing(userId: try Self.session(context).user.userId, webhookId: try context.parameters.require("id"))
         return EditedResponse(status: .accepted, response: delivery)
     }
 
     @Sendable func redeliver(_ request: Request, context: FerryRequestContext) async throws -> EditedResponse<DeliveryInfo> {
         let raw = try context.parameters.require("id")
         guard let id = Int64(raw), id > 0 else { throw APIError.badRequest("a delivery id is a positive integer") }
-        return EditedResponse(status: .accepted, response: try await services.store.redeliver(userId: try context.user().userId, deliveryId: id))
+        return EditedResponse(status: .accepted, response: try await services.store.redeliver(userId: try Self.session(context).user.userId, deliveryId: id))
+    }
+
+    /// Endpoints are managed from a signed-in session only. A device token lives on disk for
+    /// years; one copied off a laptop must not be able to set up a receiver of every future
+    /// event that outlives the device's revocation. Reading the list and the log needs no session.
+    static func session(_ context: FerryRequestContext) throws -> (user: Identity, session: String) {
+        let user = try context.user()
+        guard let session = user.sessionId else {
+            throw APIError.forbidden("webhooks are managed from a signed-in session, not with a device token; 'ferry webhook' asks for your password")
+        }
+        return (user, session)
     }
 
     /// The URL's shape, and a literal address's range, are checked now; names at delivery.

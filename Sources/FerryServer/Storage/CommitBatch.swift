@@ -175,7 +175,11 @@ struct CommitBatch {
         if let base = op.base, base < 1 { return .init(code: "invalid_request", message: "base must be a version number (≥ 1) or null") }
         guard op.op == .put else { return nil }
         guard let kind = op.kind else { return .init(code: "invalid_request", message: "a put needs 'kind' (file, directory or symlink)") }
-        if let mode = op.mode, !(0...0o7777).contains(mode) { return .init(code: "invalid_request", message: "mode must be permission bits between 0 and 0o7777") }
+        // Only rwx bits: setuid, setgid and sticky bits arriving on another device could
+        // make a synced program run as its owner there.
+        if let mode = op.mode, !(0...0o777).contains(mode) {
+            return .init(code: "invalid_request", message: "mode must be permission bits between 0 and 0o777 (no setuid, setgid or sticky bit)")
+        }
         switch kind {
         case .file:
             guard let size = op.size, size >= 0 else { return .init(code: "invalid_request", message: "a file put needs a non-negative 'size'") }

@@ -72,8 +72,11 @@ public protocol MetadataStore: ConflictStore, WebhookStore, TaskStore {
     func user(named username: String) async throws -> StoredUser?
     func user(id: Int64) async throws -> StoredUser?
     func users() async throws -> [StoredUser]
-    /// Replaces a password hash and ends every session of that user.
-    func setPassword(userId: Int64, passwordHash: String) async throws
+    /// Replaces a password hash and ends every session of that user, and with
+    /// `revokeDevices` every device too; webhooks created by what was ended are switched off.
+    /// Returns the devices revoked.
+    @discardableResult
+    func setPassword(userId: Int64, passwordHash: String, revokeDevices: Bool) async throws -> [DeviceInfo]
 
     // Sessions and refresh tokens
     func createSession(userId: Int64, refreshTokenHash: [UInt8], refreshExpiresAt: Date, sessionExpiresAt: Date) async throws -> String
@@ -85,6 +88,7 @@ public protocol MetadataStore: ConflictStore, WebhookStore, TaskStore {
     // Devices
     func createDevice(userId: Int64, name: String, tokenHash: [UInt8]) async throws -> DeviceInfo
     func devices(userId: Int64) async throws -> [DeviceInfo]
+    /// Revokes a device and switches off the webhooks it created.
     func revokeDevice(userId: Int64, deviceId: String) async throws -> Bool
     func identity(deviceTokenHash: [UInt8]) async throws -> Identity?
 
@@ -120,7 +124,10 @@ public protocol MetadataStore: ConflictStore, WebhookStore, TaskStore {
 
     // Security log
     func recordSecurityEvent(_ event: SecurityEvent) async throws
-    func securityEvents(userId: Int64?, limit: Int) async throws -> [SecurityEvent]
+    /// Entries newest first: of one user (or all), at or after `since`, with ids below `before`.
+    func securityEvents(userId: Int64?, since: Date?, before: Int64?, limit: Int) async throws -> [SecurityEvent]
+    /// Removes entries older than `cutoff`; returns how many.
+    func pruneSecurityEvents(before cutoff: Date) async throws -> Int
 
     // Maintenance
     /// Every chunk some version references, with its recorded size.
@@ -148,6 +155,8 @@ public struct SecurityEvent: Sendable, Equatable, Codable {
         case refreshTokenReused = "refresh_token.reused"
     }
 
+    /// Set once stored; pages of the log go by it.
+    public var id: Int64?
     public var at: Date
     public var kind: Kind
     public var userId: Int64?
@@ -155,8 +164,12 @@ public struct SecurityEvent: Sendable, Equatable, Codable {
     public var deviceId: String?
     public var address: String?
     public var detail: String?
+    /// How many occurrences this line stands for (refused logins are written counted).
+    public var count: Int
 
-    public init(at: Date = Date(), kind: Kind, userId: Int64? = nil, username: String? = nil, deviceId: String? = nil, address: String? = nil, detail: String? = nil) {
+    public init(id: Int64? = nil, at: Date = Date(), kind: Kind, userId: Int64? = nil, username: String? = nil, deviceId: String? = nil,
+                address: String? = nil, detail: String? = nil, count: Int = 1) {
+        self.id = id
         self.at = at
         self.kind = kind
         self.userId = userId
@@ -164,5 +177,18 @@ public struct SecurityEvent: Sendable, Equatable, Codable {
         self.deviceId = deviceId
         self.address = address
         self.detail = detail
+        self.count = count
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, at, kind, username, address, detail, count
+        case userId = "user_id", deviceId = "device_id"
+    }
+}
+
+extension MetadataStore {
+    /// The newest `limit` entries, of one user or of everyone.
+    public func securityEvents(userId: Int64?, limit: Int) async throws -> [SecurityEvent] {
+        try await securityEvents(userId: userId, since: nil, before: nil, limit: limit)
     }
 }

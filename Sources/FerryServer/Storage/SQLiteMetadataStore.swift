@@ -53,14 +53,26 @@ public final class SQLiteMetadataStore: MetadataStore {
         try await pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM user ORDER BY username").map(Self.user) }
     }
 
-    public func setPassword(userId: Int64, passwordHash: String) async throws {
+    @discardableResult
+    public func setPassword(userId: Int64, passwordHash: String, revokeDevices: Bool) async throws -> [DeviceInfo] {
         let now = Date()
-        try await pool.write { db in
+        return try await writeAndSignal { db in
             try db.execute(sql: "UPDATE user SET password_hash = ?, password_changed_at = ? WHERE id = ?", arguments: [passwordHash, now, userId])
             guard db.changesCount == 1 else { throw MetadataError.notFound("user") }
+            let sessions = try String.fetchAll(db, sql: "SELECT id FROM session WHERE user_id = ? AND revoked_at IS NULL", arguments: [userId])
             try db.execute(
                 sql: "UPDATE session SET revoked_at = ?, revoke_reason = 'password changed' WHERE user_id = ? AND revoked_at IS NULL",
                 arguments: [now, userId])
+            try Self.disableWebhooks(db, userId: userId, createdBySessions: sessions, devices: [],
+                                     reason: "created in a session that a password change ended; re-enable it if it is yours")
+            guard revokeDevices else { return [] }
+            let devices = try Row.fetchAll(db, sql: "SELECT * FROM device WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at, id",
+                                           arguments: [userId]).map(Self.deviceInfo)
+            for device in devices {
+                try Self.revokeDevice(db, userId: userId, deviceId: device.id, name: device.name, at: now,
+                                      reason: "created by a device that a password change revoked; re-enable it if it is yours")
+            }
+            return devices.map { var d = $0; d.revokedAt = now; return d }
         }
     }
 
@@ -146,21 +158,31 @@ public final class SQLiteMetadataStore: MetadataStore {
 
     public func devices(userId: Int64) async throws -> [DeviceInfo] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM device WHERE user_id = ? ORDER BY created_at, id", arguments: [userId]).map {
-                DeviceInfo(id: $0["id"], name: $0["name"], createdAt: $0["created_at"], lastSeenAt: $0["last_seen_at"], revokedAt: $0["revoked_at"])
-            }
+            try Row.fetchAll(db, sql: "SELECT * FROM device WHERE user_id = ? ORDER BY created_at, id", arguments: [userId]).map(Self.deviceInfo)
         }
+    }
+
+    static func deviceInfo(_ row: Row) -> DeviceInfo {
+        DeviceInfo(id: row["id"], name: row["name"], createdAt: row["created_at"], lastSeenAt: row["last_seen_at"], revokedAt: row["revoked_at"])
     }
 
     public func revokeDevice(userId: Int64, deviceId: String) async throws -> Bool {
         try await writeAndSignal { db in
-            try db.execute(sql: "UPDATE device SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
-                           arguments: [Date(), deviceId, userId])
-            guard db.changesCount == 1 else { return false }
-            let name = try String.fetchOne(db, sql: "SELECT name FROM device WHERE id = ?", arguments: [deviceId])
-            try Outbox.emit(db, userId: userId, type: .deviceRevoked, data: DeviceEventData(device: deviceId, name: name))
+            guard let name = try String.fetchOne(db, sql: "SELECT name FROM device WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
+                                                 arguments: [deviceId, userId]) else { return false }
+            try Self.revokeDevice(db, userId: userId, deviceId: deviceId, name: name, at: Date(),
+                                  reason: "created by a device that was revoked; re-enable it if it is yours")
             return true
         }
+    }
+
+    /// Revokes one live device, reports it, and switches off the webhooks it created: a lost
+    /// or stolen device must not leave behind an endpoint that keeps receiving events.
+    static func revokeDevice(_ db: Database, userId: Int64, deviceId: String, name: String, at now: Date, reason: String) throws {
+        try db.execute(sql: "UPDATE device SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL", arguments: [now, deviceId, userId])
+        guard db.changesCount == 1 else { return }
+        try Outbox.emit(db, userId: userId, type: .deviceRevoked, data: DeviceEventData(device: deviceId, name: name), now: now)
+        try disableWebhooks(db, userId: userId, createdBySessions: [], devices: [deviceId], reason: reason)
     }
 
     public func identity(deviceTokenHash: [UInt8]) async throws -> Identity? {
@@ -426,23 +448,39 @@ public final class SQLiteMetadataStore: MetadataStore {
     public func recordSecurityEvent(_ e: SecurityEvent) async throws {
         try await pool.write { db in
             try db.execute(
-                sql: "INSERT INTO security_event (at, kind, user_id, username, device_id, address, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                arguments: [e.at, e.kind.rawValue, e.userId, e.username, e.deviceId, e.address, e.detail])
+                sql: "INSERT INTO security_event (at, kind, user_id, username, device_id, address, detail, count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                arguments: [e.at, e.kind.rawValue, e.userId, e.username, e.deviceId, e.address, e.detail, max(1, e.count)])
         }
     }
 
-    public func securityEvents(userId: Int64?, limit: Int) async throws -> [SecurityEvent] {
+    public func securityEvents(userId: Int64?, since: Date?, before: Int64?, limit: Int) async throws -> [SecurityEvent] {
         try await pool.read { db in
-            let rows = if let userId {
-                try Row.fetchAll(db, sql: "SELECT * FROM security_event WHERE user_id = ? ORDER BY id DESC LIMIT ?", arguments: [userId, limit])
-            } else {
-                try Row.fetchAll(db, sql: "SELECT * FROM security_event ORDER BY id DESC LIMIT ?", arguments: [limit])
+            var conditions = ["id < ?"]
+            var arguments: StatementArguments = [before ?? Int64.max]
+            if let userId {
+                conditions.append("user_id = ?")
+                _ = arguments.append(contentsOf: [userId])
             }
+            if let since {
+                conditions.append("at >= ?")
+                _ = arguments.append(contentsOf: [since])
+            }
+            _ = arguments.append(contentsOf: [limit])
+            let rows = try Row.fetchAll(db, sql: "SELECT * FROM security_event WHERE \(conditions.joined(separator: " AND ")) ORDER BY id DESC LIMIT ?",
+                                        arguments: arguments)
             return rows.compactMap { row in
                 SecurityEvent.Kind(rawValue: row["kind"]).map {
-                    SecurityEvent(at: row["at"], kind: $0, userId: row["user_id"], username: row["username"], deviceId: row["device_id"], address: row["address"], detail: row["detail"])
+                    SecurityEvent(id: row["id"], at: row["at"], kind: $0, userId: row["user_id"], username: row["username"], deviceId: row["device_id"],
+                                  address: row["address"], detail: row["detail"], count: row["count"])
                 }
             }
+        }
+    }
+
+    public func pruneSecurityEvents(before cutoff: Date) async throws -> Int {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM security_event WHERE at < ?", arguments: [cutoff])
+            return db.changesCount
         }
     }
 

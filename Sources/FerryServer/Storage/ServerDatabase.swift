@@ -295,6 +295,18 @@ public enum ServerDatabase {
                 ALTER TABLE user_chunk_by_hash RENAME TO user_chunk;
                 """)
         }
+        // Security fixes: who created each webhook (a session or a device, so revoking one
+        // can switch off what it made), response excerpts kept only when the owner asks,
+        // refused logins written as one counted line, and the log read by time.
+        m.registerMigration("v5-webhook-creator-and-security-log") { db in
+            try db.execute(sql: """
+                ALTER TABLE webhook ADD COLUMN created_by_session TEXT;
+                ALTER TABLE webhook ADD COLUMN created_by_device TEXT;
+                ALTER TABLE webhook ADD COLUMN keep_response_excerpts BOOLEAN NOT NULL DEFAULT 0;
+                ALTER TABLE security_event ADD COLUMN count INTEGER NOT NULL DEFAULT 1 CHECK (count >= 1);
+                CREATE INDEX security_event_at ON security_event(at);
+                """)
+        }
         return m
     }
 }
