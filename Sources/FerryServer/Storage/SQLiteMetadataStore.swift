@@ -312,16 +312,25 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func list(libraryId: String, directory: FerryPath?, after: String?, limit: Int) async throws -> ListResponse {
+        try await children(libraryId: libraryId, directory: directory, deleted: false, after: after, limit: limit)
+    }
+
+    public func trash(libraryId: String, directory: FerryPath?, after: String?, limit: Int) async throws -> ListResponse {
+        try await children(libraryId: libraryId, directory: directory, deleted: true, after: after, limit: limit)
+    }
+
+    /// The entries directly inside `directory` whose current version is (or is not) a delete.
+    private func children(libraryId: String, directory: FerryPath?, deleted: Bool, after: String?, limit: Int) async throws -> ListResponse {
         try await pool.read { db in
             // Paths under "a/" sort between "a/" and "a0"; a child has no further '/'.
             let prefix = directory.map { $0.string + "/" } ?? ""
             let upper = directory.map { $0.string + "0" } ?? "\u{10FFFF}"
             let rows = try Row.fetchAll(db, sql: """
                 SELECT v.* FROM entry e JOIN version v ON v.library_id = e.library_id AND v.seq = e.seq
-                WHERE e.library_id = ? AND e.path >= ? AND e.path < ? AND e.path > ? AND e.deleted = 0
+                WHERE e.library_id = ? AND e.path >= ? AND e.path < ? AND e.path > ? AND e.deleted = ?
                   AND instr(substr(e.path, ?), '/') = 0
                 ORDER BY e.path LIMIT ?
-                """, arguments: [libraryId, prefix, upper, max(after ?? "", prefix), prefix.unicodeScalars.count + 1, limit + 1])
+                """, arguments: [libraryId, prefix, upper, max(after ?? "", prefix), deleted, prefix.unicodeScalars.count + 1, limit + 1])
             let entries = try rows.prefix(limit).map(VersionRow.decode)
             return ListResponse(entries: entries, nextAfter: rows.count > limit ? entries.last?.path.string : nil)
         }
