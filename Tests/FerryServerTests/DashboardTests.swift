@@ -198,7 +198,7 @@ struct DashboardTests {
             let browser = try await DashboardBrowser.signIn(api, "alice", password)
 
             let root = try await browser.get("/libraries/\(lib)")
-            #expect(root.text.contains(#"<a class="directory" href="/libraries/\#(lib)?path=notes">notes</a>"#))
+            #expect(root.text.contains(#"<span class="icon directory" aria-hidden="true"></span><a href="/libraries/\#(lib)?path=notes">notes</a>"#))
             let folder = try await browser.get("/libraries/\(lib)?path=notes")
             #expect(folder.text.contains(#"href="/libraries/\#(lib)/file?path=notes/a%20b%26c.txt">a b&amp;c.txt</a>"#), "\(folder.text)")
             #expect(folder.text.contains(#"<label for="upload-input">Upload files</label>"#) && folder.text.contains(">Trash</a>"))

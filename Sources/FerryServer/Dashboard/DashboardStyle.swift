@@ -36,9 +36,12 @@ enum DashboardStyle {
     th, td { text-align: left; padding: .4rem .6rem; border-bottom: 1px solid var(--line); vertical-align: top; }
     td { overflow-wrap: anywhere; }
     th { font-size: .9rem; color: var(--muted); font-weight: 600; }
-    a.directory::before { content: "📁 "; }
-    a.file::before { content: "📄 "; }
-    a.symlink::before { content: "🔗 "; }
+    /* Kind marks sit in their own aria-hidden span (inside the link they would join its
+       name), drawn with borders so no emoji font is needed: filled for a folder, outlined
+       for a file, dashed for a link. */
+    .icon { display: inline-block; width: .8em; height: .65em; margin-right: .5em; border: 2px solid var(--muted); border-radius: 2px; }
+    .icon.directory { background: var(--muted); }
+    .icon.symlink { border-style: dashed; }
     button { font: inherit; padding: .35rem .8rem; border: 1px solid var(--line); border-radius: 6px; background: var(--panel); color: var(--fg); cursor: pointer; }
     button:hover { border-color: var(--accent); }
     button.danger { color: var(--danger); }
@@ -59,7 +62,7 @@ enum DashboardStyle {
     figure.preview img { max-width: 100%; height: auto; border: 1px solid var(--line); }
     .dropzone { border: 2px dashed var(--line); border-radius: 8px; padding: 1rem; display: none; gap: .5rem; }
     .dropzone.over { border-color: var(--accent); background: var(--panel); }
-    html.js .dropzone { display: grid; }
+    html.js .dropzone { display: grid; grid-template-columns: minmax(0, 1fr); }
     html.js .nojs { display: none; }
     #upload-progress { list-style: none; padding: 0; }
     #upload-progress progress { width: 12rem; max-width: 60%; }

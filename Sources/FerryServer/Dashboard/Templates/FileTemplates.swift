@@ -34,7 +34,7 @@ enum FileTemplates {
     <caption class="visually-hidden">Contents of {{heading}}</caption>
     <thead><tr><th scope="col">Name</th><th scope="col">Size</th><th scope="col">Modified</th></tr></thead>
     <tbody>
-    {{#entries}}<tr><td><a class="{{kind}}" href="{{href}}">{{name}}</a>{{#target}} <span class="meta">→ {{target}}</span>{{/target}}</td><td>{{size}}</td><td><time datetime="{{modifiedISO}}">{{modified}}</time></td></tr>
+    {{#entries}}<tr><td><span class="icon {{kind}}" aria-hidden="true"></span><a href="{{href}}">{{name}}</a>{{#target}} <span class="meta">→ {{target}}</span>{{/target}}</td><td>{{size}}</td><td><time datetime="{{modifiedISO}}">{{modified}}</time></td></tr>
     {{/entries}}
     </tbody>
     </table>
@@ -67,7 +67,7 @@ enum FileTemplates {
     <caption class="visually-hidden">Deleted files</caption>
     <thead><tr><th scope="col">Name</th><th scope="col">Deleted</th><th scope="col">By</th><th scope="col"><span class="visually-hidden">Action</span></th></tr></thead>
     <tbody>
-    {{#entries}}<tr><td>{{#isDirectory}}<a class="directory" href="{{browseHref}}">{{name}}</a>{{/isDirectory}}{{^isDirectory}}{{name}}{{/isDirectory}}</td><td><time datetime="{{deletedISO}}">{{deleted}}</time></td><td>{{device}}</td>
+    {{#entries}}<tr><td>{{#isDirectory}}<span class="icon directory" aria-hidden="true"></span><a href="{{browseHref}}">{{name}}</a>{{/isDirectory}}{{^isDirectory}}{{name}}{{/isDirectory}}</td><td><time datetime="{{deletedISO}}">{{deleted}}</time></td><td>{{device}}</td>
     <td><form class="inline" method="post" action="{{restoreHref}}">{{> csrf}}<input type="hidden" name="path" value="{{path}}"><input type="hidden" name="deleted" value="{{version}}"><button type="submit">Restore</button></form></td></tr>
     {{/entries}}
     </tbody>
