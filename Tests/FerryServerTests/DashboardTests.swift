@@ -21,6 +21,19 @@ struct DashboardTests {
         }
     }
 
+    /// A fresh server where alice has the library "docs": her API token, and a browser
+    /// signed in to the dashboard as her.
+    static func withAlice(_ body: @Sendable (TestServer, API, _ token: String, _ library: String, DashboardBrowser) async throws -> Void) async throws {
+        let server = try await make()
+        defer { server.removeData() }
+        let (_, password) = try await server.addUser("alice")
+        try await server.run { api in
+            let token = try await api.login("alice", password).accessToken
+            let lib = try await api.createLibrary("docs", token: token).id
+            try await body(server, api, token, lib, try await DashboardBrowser.signIn(api, "alice", password))
+        }
+    }
+
     // MARK: sessions, cookies, headers
 
     @Test func signInGivesAStrictHttpOnlyCookieThatIsStoredOnlyHashed() async throws {
@@ -184,18 +197,12 @@ struct DashboardTests {
     // MARK: files
 
     @Test func browseDownloadRestoreDeleteAndTheTrash() async throws {
-        let server = try await Self.make()
-        defer { server.removeData() }
-        let (_, password) = try await server.addUser("alice")
-        try await server.run { api in
-            let token = try await api.login("alice", password).accessToken
-            let lib = try await api.createLibrary("docs", token: token).id
+        try await Self.withAlice { server, api, token, lib, browser in
             let dir = CommitOperation(op: .put, path: try FerryPath("notes"), base: nil, kind: .directory, size: 0, sha256: nil, mtimeNs: 0, mode: 0o755, chunks: [])
             _ = try await api.commit(lib, [dir], token: token)
             let first = randomBytes(300_000, seed: 1), second = Array("second & <b>last</b>\n".utf8)
             let v1 = try await api.putFile(lib, "notes/a b&c.txt", first, base: nil, token: token).version!.version
             let v2 = try await api.putFile(lib, "notes/a b&c.txt", second, base: v1, token: token).version!.version
-            let browser = try await DashboardBrowser.signIn(api, "alice", password)
 
             let root = try await browser.get("/libraries/\(lib)")
             #expect(root.text.contains(#"<span class="icon directory" aria-hidden="true"></span><a href="/libraries/\#(lib)?path=notes">notes</a>"#))
@@ -236,13 +243,7 @@ struct DashboardTests {
     }
 
     @Test func uploadsStreamAndPreviewsNeverServeActiveContent() async throws {
-        let server = try await Self.make()
-        defer { server.removeData() }
-        let (_, password) = try await server.addUser("alice")
-        try await server.run { api in
-            let token = try await api.login("alice", password).accessToken
-            let lib = try await api.createLibrary("docs", token: token).id
-            let browser = try await DashboardBrowser.signIn(api, "alice", password)
+        try await Self.withAlice { server, api, token, lib, browser in
             let content = randomBytes(5_000_000, seed: 7)
             let stored = try await browser.send(.put, "/libraries/\(lib)/upload?path=big.bin&mtime_ns=1700000000000000000",
                                                 headers: [HTTPField.Name(CSRFToken.header)!: browser.csrf], body: ByteBuffer(bytes: content))
@@ -268,12 +269,7 @@ struct DashboardTests {
     }
 
     @Test func theLibraryPageIsPagedAndHistoryToo() async throws {
-        let server = try await Self.make()
-        defer { server.removeData() }
-        let (_, password) = try await server.addUser("alice")
-        try await server.run { api in
-            let token = try await api.login("alice", password).accessToken
-            let lib = try await api.createLibrary("many", token: token).id
+        try await Self.withAlice { server, api, token, lib, browser in
             let empty = ContentHash.of([UInt8]())
             let ops = (0..<(LibraryPages.pageSize + 20)).map { i in
                 CommitOperation(op: .put, path: try! FerryPath(String(format: "f%04d", i)), base: nil, kind: .file, size: 0, sha256: empty, mtimeNs: 0, mode: 0o644, chunks: [])
@@ -281,7 +277,6 @@ struct DashboardTests {
             _ = try await api.commit(lib, ops, token: token)
             var base: Int64? = nil
             for i in 0..<(FilePages.historyPageSize + 5) { base = try await api.putFile(lib, "h.txt", Array("v\(i)".utf8), base: base, token: token).version!.version }
-            let browser = try await DashboardBrowser.signIn(api, "alice", password)
             let first = try await browser.get("/libraries/\(lib)")
             #expect(first.text.components(separatedBy: "<tr><td>").count - 1 == LibraryPages.pageSize)
             let next = try #require(first.text.firstMatch(of: /href="([^"]+)" rel="next"/).map { String($0.1) })
@@ -297,13 +292,7 @@ struct DashboardTests {
     // MARK: live updates
 
     @Test func anOpenLibraryHearsOfACommitAndTheStreamEndsOnShutdown() async throws {
-        let server = try await Self.make()
-        defer { server.removeData() }
-        let (_, password) = try await server.addUser("alice")
-        try await server.run { api in
-            let token = try await api.login("alice", password).accessToken
-            let lib = try await api.createLibrary("docs", token: token).id
-            let browser = try await DashboardBrowser.signIn(api, "alice", password)
+        try await Self.withAlice { server, api, token, lib, browser in
             async let stream = browser.get("/libraries/\(lib)/events?since=0", headers: [.accept: "text/event-stream"])
             #expect(await eventuallyTrue { server.services.notifier.waiterCount == 1 })
             try await api.putFile(lib, "new.txt", Array("hello".utf8), base: nil, token: token)
@@ -338,18 +327,12 @@ struct DashboardTests {
     }
 
     @Test func conflictsAreSettledWithKeepMine() async throws {
-        let server = try await Self.make()
-        defer { server.removeData() }
-        let (_, password) = try await server.addUser("alice")
-        try await server.run { api in
-            let token = try await api.login("alice", password).accessToken
-            let lib = try await api.createLibrary("docs", token: token).id
+        try await Self.withAlice { server, api, token, lib, browser in
             let theirs = try await api.putFile(lib, "plan.txt", Array("theirs".utf8), base: nil, token: token).version!
             let manifest = try await api.uploadContent(Array("mine".utf8), token: token)
             var copy = CommitOperation.putFile(try FerryPath("plan.conflict-laptop-20260101-120000.txt"), base: nil, manifest: manifest, mtimeNs: 0, mode: 0o644)
             copy.conflictOf = ConflictOrigin(path: try FerryPath("plan.txt"), theirs: theirs.version)
             _ = try await api.commit(lib, [copy], token: token)
-            let browser = try await DashboardBrowser.signIn(api, "alice", password)
             let page = try await browser.get("/conflicts")
             for button in ["Keep mine", "Keep theirs", "Keep both"] { #expect(page.text.contains(">\(button)</button>")) }
             let action = try #require(page.text.firstMatch(of: /action="(\/conflicts\/[^"]+\/resolve)"/).map { String($0.1) })
@@ -361,14 +344,8 @@ struct DashboardTests {
     }
 
     @Test func tasksAreCreatedEditedAndGetAttachments() async throws {
-        let server = try await Self.make()
-        defer { server.removeData() }
-        let (_, password) = try await server.addUser("alice")
-        try await server.run { api in
-            let token = try await api.login("alice", password).accessToken
-            let lib = try await api.createLibrary("docs", token: token).id
+        try await Self.withAlice { server, api, token, lib, browser in
             try await api.putFile(lib, "report.pdf", Array("%PDF report".utf8), base: nil, token: token)
-            let browser = try await DashboardBrowser.signIn(api, "alice", password)
             #expect(try await browser.post("/tasks", [("title", "  ")]).text.contains("Title must be 1 to 500 characters"))
             let made = try await browser.post("/tasks", [("title", "Review the report")])
             let taskPage = try #require(made.headers[.location])
