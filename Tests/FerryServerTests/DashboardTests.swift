@@ -102,7 +102,11 @@ struct DashboardTests {
     }
 
     @Test func aWrongPasswordShowsInvalidAndCountsAgainstTheSameLimit() async throws {
-        let server = try await Self.make { $0.auth.loginFailureLimit = 2 }
+        // A long delay after the free attempts: the third must be refused however slow the machine.
+        let server = try await Self.make {
+            $0.auth.loginFailureLimit = 2
+            $0.auth.loginDelaySeconds = 120
+        }
         defer { server.removeData() }
         try await server.addUser("alice", password: "right-password")
         try await server.run { api in
