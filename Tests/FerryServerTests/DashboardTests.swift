@@ -11,8 +11,10 @@ import Testing
 
 /// The web dashboard's server side (SPEC §7): sessions and their cookie, CSRF and origin
 /// checks, the security headers, what each page shows and does, and bad forms. The browser
-/// flows themselves are tested in Chromium (`Tests/browser`).
-@Suite("Dashboard")
+/// flows themselves are tested in Chromium (`Tests/browser`). One test at a time: each
+/// opens a server (a synchronous database open and migration), and seventeen at once
+/// starved the other suites' tasks for seconds on two cores.
+@Suite("Dashboard", .serialized)
 struct DashboardTests {
     static func make(_ configure: @escaping (inout ServerConfiguration) -> Void = { _ in }) async throws -> TestServer {
         try await TestServer.make { configuration in
