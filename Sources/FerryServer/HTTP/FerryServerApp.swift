@@ -25,8 +25,9 @@ public enum FerryServerApp {
         let threadPool = Self.ioPool
         let blobs = try FileBlobStore(dataDirectory: data.path, threadPool: threadPool)
         try await Maintenance.recover(store: store, blobs: blobs, logger: logger)
+        let signingKey = try data.signingKey()
         let tokens = await TokenService(
-            signingKey: try data.signingKey(), accessTokenLifetime: configuration.auth.accessTokenSeconds,
+            signingKey: signingKey, accessTokenLifetime: configuration.auth.accessTokenSeconds,
             refreshTokenLifetime: configuration.auth.refreshTokenSeconds)
         let passwords = PasswordHasher(iterations: configuration.auth.pbkdf2Iterations)
         let decoy = try await threadPool.runIfActive { try passwords.makeDecoy() }
@@ -42,7 +43,8 @@ public enum FerryServerApp {
             // bound what large requests can hold in memory at once.
             largeBodies: ConcurrencyGate(total: 8, perKey: 4, maxWaiting: 256),
             notifier: ChangeNotifier(), metrics: ServerMetrics(), threadPool: threadPool, logger: logger,
-            dispatcher: WebhookDispatcher(store: store, settings: configuration.webhooks, threadPool: threadPool, logger: logger))
+            dispatcher: WebhookDispatcher(store: store, settings: configuration.webhooks, threadPool: threadPool, logger: logger),
+            dashboard: try DashboardState(signingKey: signingKey))
     }
 
     /// Blocking file work (blob writes, fsyncs, reads) and the password KDF. An fsync waits on
@@ -54,7 +56,7 @@ public enum FerryServerApp {
         return pool
     }()
 
-    /// The router with every `/api/v1` route.
+    /// The router with every `/api/v1` route and the web dashboard's pages.
     public static func buildRouter(_ services: ServerServices) -> Router<FerryRequestContext> {
         let router = Router(context: FerryRequestContext.self)
         router.add(middleware: ErrorAndMetricsMiddleware(services: services))
@@ -70,6 +72,7 @@ public enum FerryServerApp {
         WebhookRoutes(services: services).add(to: authed)
         TaskRoutes(services: services).add(to: authed)
         AdminRoutes(services: services).add(to: authed)
+        DashboardRoutes(services: services).add(to: router)
         return router
     }
 

@@ -29,6 +29,8 @@ public struct ServerServices: Sendable {
     public let logger: Logger
     /// Delivers the webhook outbox; runs as a service next to the HTTP server.
     public let dispatcher: WebhookDispatcher
+    /// The web dashboard's templates, CSRF key and live-stream limit.
+    public let dashboard: DashboardState
 
     /// The request sizes this server takes, announced at `GET /protocol`.
     var limits: ServerLimits {

@@ -29,11 +29,7 @@ struct FileRoutes {
         guard (1...most).contains(body.operations.count) else {
             throw APIError.badRequest("a commit carries 1 to \(most) operations")
         }
-        let started = DispatchTime.now()
-        let response = try await services.store.commit(userId: user.userId, libraryId: library.id, deviceId: user.deviceId, operations: body.operations)
-        services.metrics.commitLatency.recordInterval(since: started)
-        services.metrics.commitOperations.increment(by: body.operations.count)
-        if response.head != library.head { services.notifier.notify(library: library.id, head: response.head) }
+        let response = try await services.commit(body.operations, by: user, to: library)
         return body.brief == true ? response.brief(for: body.operations) : response
     }
 
@@ -75,6 +71,16 @@ struct FileRoutes {
                     .response().withHeader(.contentRange, "bytes */\(version.size)")
             }
         }
+        let spans = Self.spans(of: version, range: range)
+        let blobs = services.blobs
+        return Response(status: status, headers: headers, body: ResponseBody(contentLength: Int(range.count)) { [spans] writer in
+            try await blobs.stream(spans) { try await writer.write($0) }
+            try await writer.finish(nil)
+        })
+    }
+
+    /// The pieces of the version's chunks that hold the bytes in `range`.
+    static func spans(of version: FileVersion, range: Range<Int64>) -> [BlobSpan] {
         var spans: [BlobSpan] = []
         var offset: Int64 = 0
         for chunk in version.chunks {
@@ -83,11 +89,7 @@ struct FileRoutes {
             offset += chunk.size
             if offset >= range.upperBound { break }
         }
-        let blobs = services.blobs
-        return Response(status: status, headers: headers, body: ResponseBody(contentLength: Int(range.count)) { [spans] writer in
-            try await blobs.stream(spans) { try await writer.write($0) }
-            try await writer.finish(nil)
-        })
+        return spans
     }
 
     /// A plain streamed upload: the server chunks the body, so `curl -T` works for any size.
@@ -208,8 +210,7 @@ struct FileRoutes {
         let user = try context.user()
         let library = try await services.library(context)
         let body = try await request.decodeJSON(RestoreRequest.self, limit: 64 * 1024)
-        let outcome = try await services.store.restore(userId: user.userId, libraryId: library.id, deviceId: user.deviceId, request: body)
-        services.notifier.notify(library: library.id, head: outcome.head)
+        let outcome = try await services.restore(body, by: user, in: library)
         return EditedResponse(status: .created, response: VersionResponse(
             version: outcome.version, restoredEntries: outcome.version.kind == .directory ? outcome.restoredEntries : nil))
     }

@@ -84,6 +84,12 @@ public protocol MetadataStore: ConflictStore, WebhookStore, TaskStore {
     func revokeSession(id: String, userId: Int64, reason: String) async throws
     func isSessionActive(id: String, userId: Int64) async throws -> Bool
     func sessionForRefreshToken(_ hash: [UInt8]) async throws -> (sessionId: String, userId: Int64)?
+    /// A dashboard sign-in: a session without refresh tokens, found by its browser cookie,
+    /// which is stored only as its SHA-256. It ends like any session (sign-out, password
+    /// change, expiry).
+    func createDashboardSession(userId: Int64, cookieHash: [UInt8], expiresAt: Date) async throws -> String
+    /// Who a dashboard cookie signs in, while its session is live.
+    func dashboardIdentity(cookieHash: [UInt8]) async throws -> Identity?
 
     // Devices
     func createDevice(userId: Int64, name: String, tokenHash: [UInt8]) async throws -> DeviceInfo
@@ -122,6 +128,10 @@ public protocol MetadataStore: ConflictStore, WebhookStore, TaskStore {
     /// what was removed with it (see `SQLiteMetadataStore.removedWith`), in one transaction.
     func restore(userId: Int64, libraryId: String, deviceId: String?, request: RestoreRequest) async throws -> RestoreOutcome
 
+    /// Bytes stored, and per user the bytes of the chunks they uploaded (each counted once
+    /// per user, as quotas count). One pass over the chunk tables: for the admin page.
+    func storageUse() async throws -> StorageUse
+
     // Security log
     func recordSecurityEvent(_ event: SecurityEvent) async throws
     /// Entries newest first: of one user (or all), at or after `since`, with ids below `before`.
@@ -140,6 +150,19 @@ public protocol MetadataStore: ConflictStore, WebhookStore, TaskStore {
                         remove: @escaping @Sendable ([ContentHash]) throws -> Void) async throws -> GarbageReport
     /// Whether a chunk row exists (used to settle the blob trash after a crash).
     func chunkExists(_ hash: ContentHash) async throws -> Bool
+}
+
+/// What the blob store holds, in all and per user.
+public struct StorageUse: Sendable, Equatable {
+    public struct PerUser: Sendable, Equatable {
+        public var username: String
+        public var chunks: Int
+        public var bytes: Int64
+    }
+    public var chunks: Int
+    public var bytes: Int64
+    /// Every user, by name; users who uploaded nothing count zero.
+    public var users: [PerUser]
 }
 
 /// One line of the security log.
