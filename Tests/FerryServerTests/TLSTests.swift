@@ -4,6 +4,8 @@ import FerryCore
 import FerryTLS
 import Foundation
 import GRDB
+import HTTPTypes
+import HummingbirdTesting
 import NIOCore
 import NIOHTTP1
 import NIOSSL
@@ -169,6 +171,18 @@ struct TLSTests {
         // No certificate yet: the fingerprint command says where it will come from.
         let empty = try DataDirectory(path: directory + "/data")
         #expect { _ = try ServerCertificate.existing(ServerConfiguration(), data: empty) } throws: { "\($0)".contains("makes it on its first start") }
+    }
+
+    /// SPEC §7: the dashboard's cookies are `Secure` over TLS, with no proxy to say so.
+    @Test func theDashboardsCookiesAreSecureWhenTheServerSpeaksHTTPS() async throws {
+        let server = try await TestServer.make(tls: true)
+        defer { server.removeData() }
+        try await server.run(server.live) { api in
+            let form = try await DashboardBrowser(api).get("/signin")
+            #expect(form.status == .ok)
+            let line = try #require(DashboardBrowser.setCookie(DashboardCookie.signIn, in: form))
+            #expect(line.contains("Secure") && line.contains("HttpOnly"), "\(line)")
+        }
     }
 
     /// SQLite holds the webhook pin to the one spelling, whatever code writes it.

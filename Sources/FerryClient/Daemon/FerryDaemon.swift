@@ -73,8 +73,10 @@ public final class FerryDaemon: Sendable {
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for folder in config.folders {
+                    // A `ferry sync` of the folder is waited for; past this the pass is retried later.
                     let sync = try FolderSync(folder: folder, index: index, api: api, deviceName: config.deviceName,
-                                              parallelism: config.uploadParallelism, policy: folder.policy, logger: logger)
+                                              parallelism: config.uploadParallelism, policy: folder.policy, lockTimeout: .seconds(600), logger: logger)
+                    board.track(folder.path, sync.progress)
                     group.addTask { await self.runFolder(sync) }
                 }
                 try await group.waitForAll()
@@ -170,6 +172,9 @@ public final class FerryDaemon: Sendable {
                     do {
                         let report = try await sync.syncUntilSettled(allowMassDelete: board.takeConfirmation(path))
                         backoff.reset()
+                        // What is open now, as `ferry conflicts` lists it: counting the conflicts
+                        // each pass made never counted one settled, here or elsewhere, down.
+                        let open = try? await sync.openConflicts()
                         if let pause = report.massDelete {
                             logger.warning("mass delete held back", metadata: ["folder": "\(path)", "why": "\(pause.description)"])
                         }
@@ -180,7 +185,7 @@ public final class FerryDaemon: Sendable {
                             s.lastSyncAt = Date()
                             s.lastPass = report
                             s.problems = report.problems
-                            s.conflicts += report.conflicts
+                            s.conflicts = open ?? s.conflicts
                         }
                         if report.didWork {
                             logger.info("synced", metadata: [

@@ -283,9 +283,17 @@ public struct ServerAPI: Sendable {
         return try await json(.GET, "/libraries/\(Self.escape(library))/list?\(query)", Optional<Int>.none)
     }
 
-    public func restore(library: String, path: FerryPath, version: Int64, base: Int64?) async throws -> FileVersion {
-        let r: VersionResponse = try await json(.POST, "/libraries/\(Self.escape(library))/restore", RestoreRequest(path: path, version: version, base: base))
-        return r.version
+    /// Deleted entries at and beneath `directory` (nil: the whole library), one page.
+    public func trash(library: String, directory: FerryPath?, after: String? = nil, limit: Int = 1000) async throws -> TrashResponse {
+        var query = "limit=\(limit)"
+        if let directory { query += "&path=\(Self.escape(directory.string))" }
+        if let after { query += "&after=\(Self.escape(after))" }
+        return try await json(.GET, "/libraries/\(Self.escape(library))/trash?\(query)", Optional<Int>.none)
+    }
+
+    /// Makes `version` of `path` current again; a directory comes back with what was removed with it.
+    public func restore(library: String, path: FerryPath, version: Int64, base: Int64?) async throws -> VersionResponse {
+        try await json(.POST, "/libraries/\(Self.escape(library))/restore", RestoreRequest(path: path, version: version, base: base))
     }
 
     /// Conflict records, newest first: all libraries, or one.

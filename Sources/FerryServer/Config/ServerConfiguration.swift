@@ -28,6 +28,8 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         public var accessTokenSeconds: Double = 3600
         public var refreshTokenSeconds: Double = 24 * 3600
         public var sessionDays: Double = 30
+        /// A dashboard sign-in (its browser cookie and the server-side session) lasts this long.
+        public var dashboardSessionHours: Double = 12
         /// Login attempts per user name and client address before each further one must
         /// wait (1 s, doubling per failure, at most the window); never a hard lock.
         public var loginFailureLimit: Int = 5
@@ -43,6 +45,9 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
             guard pbkdf2Iterations >= 1 else { throw ConfigurationError("auth.pbkdf2Iterations must be at least 1") }
             guard accessTokenSeconds > 0, refreshTokenSeconds > 0, sessionDays > 0 else {
                 throw ConfigurationError("auth.accessTokenSeconds, auth.refreshTokenSeconds and auth.sessionDays must be above 0")
+            }
+            guard dashboardSessionHours > 0, dashboardSessionHours <= 24 * 30 else {
+                throw ConfigurationError("auth.dashboardSessionHours must be above 0 and at most 720 (30 days)")
             }
             guard (1...1_000_000).contains(loginFailureLimit) else { throw ConfigurationError("auth.loginFailureLimit must be 1 to 1000000") }
             guard loginFailureWindowSeconds >= 1 else { throw ConfigurationError("auth.loginFailureWindowSeconds must be at least 1") }
@@ -250,7 +255,7 @@ extension ServerConfiguration.Storage {
 extension ServerConfiguration.Auth {
     enum CodingKeys: String, CodingKey {
         case pbkdf2Iterations, accessTokenSeconds, refreshTokenSeconds, sessionDays, loginFailureLimit, loginFailureWindowSeconds
-        case maxConcurrentPasswordChecks, loginDelaySeconds
+        case maxConcurrentPasswordChecks, loginDelaySeconds, dashboardSessionHours
     }
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self, section: "auth")
@@ -263,6 +268,7 @@ extension ServerConfiguration.Auth {
         loginFailureWindowSeconds = try c.decodeIfPresent(Double.self, forKey: .loginFailureWindowSeconds) ?? loginFailureWindowSeconds
         maxConcurrentPasswordChecks = try c.decodeIfPresent(Int.self, forKey: .maxConcurrentPasswordChecks) ?? maxConcurrentPasswordChecks
         loginDelaySeconds = try c.decodeIfPresent(Double.self, forKey: .loginDelaySeconds) ?? loginDelaySeconds
+        dashboardSessionHours = try c.decodeIfPresent(Double.self, forKey: .dashboardSessionHours) ?? dashboardSessionHours
     }
 }
 

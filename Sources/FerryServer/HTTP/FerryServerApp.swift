@@ -26,8 +26,9 @@ public enum FerryServerApp {
         let threadPool = Self.ioPool
         let blobs = try FileBlobStore(dataDirectory: data.path, threadPool: threadPool)
         try await Maintenance.recover(store: store, blobs: blobs, logger: logger)
+        let signingKey = try data.signingKey()
         let tokens = await TokenService(
-            signingKey: try data.signingKey(), accessTokenLifetime: configuration.auth.accessTokenSeconds,
+            signingKey: signingKey, accessTokenLifetime: configuration.auth.accessTokenSeconds,
             refreshTokenLifetime: configuration.auth.refreshTokenSeconds)
         let passwords = PasswordHasher(iterations: configuration.auth.pbkdf2Iterations)
         let decoy = try await threadPool.runIfActive { try passwords.makeDecoy() }
@@ -45,7 +46,7 @@ public enum FerryServerApp {
             largeBodies: ConcurrencyGate(total: 8, perKey: 4, maxWaiting: 256),
             notifier: ChangeNotifier(), metrics: ServerMetrics(), threadPool: threadPool, logger: logger,
             dispatcher: WebhookDispatcher(store: store, settings: configuration.webhooks, threadPool: threadPool, logger: logger),
-            certificate: certificate)
+            certificate: certificate, dashboard: try DashboardState(signingKey: signingKey))
     }
 
     /// The certificate `serve` presents when it speaks HTTPS (made on first start when none
@@ -82,7 +83,7 @@ public enum FerryServerApp {
         return pool
     }()
 
-    /// The router with every `/api/v1` route.
+    /// The router with every `/api/v1` route and the web dashboard's pages.
     public static func buildRouter(_ services: ServerServices) -> Router<FerryRequestContext> {
         let router = Router(context: FerryRequestContext.self)
         router.add(middleware: ErrorAndMetricsMiddleware(services: services))
@@ -98,6 +99,7 @@ public enum FerryServerApp {
         WebhookRoutes(services: services).add(to: authed)
         TaskRoutes(services: services).add(to: authed)
         AdminRoutes(services: services).add(to: authed)
+        DashboardRoutes(services: services).add(to: router)
         return router
     }
 

@@ -31,6 +31,8 @@ public struct ServerServices: Sendable {
     public let dispatcher: WebhookDispatcher
     /// The certificate presented when the server speaks HTTPS; nil for plain HTTP.
     public let certificate: ServerCertificate?
+    /// The web dashboard's templates, CSRF key and live-stream limit.
+    public let dashboard: DashboardState
 
     /// The request sizes this server takes, announced at `GET /protocol`.
     var limits: ServerLimits {

@@ -327,6 +327,30 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
+    public func trash(libraryId: String, directory: FerryPath?, after: String?, limit: Int) async throws -> TrashResponse {
+        try await pool.read { db in
+            // The directory itself, then the paths under "d/" (they sort between "d/" and "d0").
+            let exact = directory?.string ?? ""
+            let prefix = directory.map { $0.string + "/" } ?? ""
+            let upper = directory.map { $0.string + "0" } ?? "\u{10FFFF}"
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT e.path, t.seq AS deleted_seq, t.committed_at AS deleted_at, t.device_id AS deleted_by, l.seq, l.kind, l.size
+                FROM entry e
+                JOIN version t ON t.library_id = e.library_id AND t.seq = e.seq
+                JOIN version l ON l.library_id = e.library_id AND l.path = e.path AND l.seq = (
+                    SELECT max(seq) FROM version WHERE library_id = e.library_id AND path = e.path AND seq < e.seq AND deleted = 0)
+                WHERE e.library_id = ? AND e.deleted = 1 AND (e.path = ? OR (e.path >= ? AND e.path < ?)) AND e.path > ?
+                ORDER BY e.path LIMIT ?
+                """, arguments: [libraryId, exact, prefix, upper, after ?? "", limit + 1])
+            let entries = try rows.prefix(limit).map { row in
+                guard let kind = EntryKind(rawValue: row["kind"]) else { throw MetadataError.invalid("unknown entry kind in database") }
+                return TrashEntry(path: try FerryPath(row["path"] as String), kind: kind, version: row["seq"], size: row["size"],
+                                  deletedVersion: row["deleted_seq"], deletedAt: row["deleted_at"], deletedBy: row["deleted_by"])
+            }
+            return TrashResponse(entries: entries, nextAfter: rows.count > limit ? entries.last?.path.string : nil)
+        }
+    }
+
     public func history(libraryId: String, path: FerryPath, before: Int64?, limit: Int) async throws -> HistoryResponse {
         try await pool.read { db in
             let rows = try Row.fetchAll(db, sql: """
@@ -337,7 +361,7 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
-    public func restore(userId: Int64, libraryId: String, deviceId: String?, request: RestoreRequest) async throws -> FileVersion {
+    public func restore(userId: Int64, libraryId: String, deviceId: String?, request: RestoreRequest) async throws -> RestoreOutcome {
         try await writeAndSignal { db in
             guard let source = try Row.fetchOne(db, sql: "SELECT * FROM version WHERE library_id = ? AND seq = ? AND path = ?",
                                                 arguments: [libraryId, request.version, request.path.string]).map(VersionRow.decode)
@@ -346,19 +370,77 @@ public final class SQLiteMetadataStore: MetadataStore {
             var batch = try CommitBatch(db: db, userId: userId, libraryId: libraryId, deviceId: deviceId)
             batch.restoringFrom = request.version
             let current = try CommitBatch.current(db, libraryId: libraryId, path: request.path)
-            let op = CommitOperation(
-                op: .put, path: source.path, base: request.base ?? current?.version, kind: source.kind, size: source.size,
-                sha256: source.sha256, mtimeNs: source.mtimeNs, mode: source.mode, chunks: source.chunks, target: source.target)
-            let result = try batch.apply(op)
+            let result = try batch.apply(Self.put(source, base: request.base ?? current?.version))
             switch result.status {
-            case .ok:
-                try batch.finish()
-                return result.version!
+            case .ok: break
             case .conflict: throw MetadataError.conflict(current: result.current)
             case .missingChunks: throw MetadataError.invalid("the content of version \(request.version) is no longer stored")
             case .rejected: throw MetadataError.invalid(result.error?.message ?? "restore refused")
             }
+            // A directory comes back with what was removed with it, each entry from its last
+            // version, in this transaction: all of it or nothing.
+            var restored = 0
+            if source.kind == .directory {
+                for (entry, tombstone) in try Self.removedWith(db, libraryId: libraryId, directory: source) {
+                    batch.restoringFrom = entry.version
+                    let put = try batch.apply(Self.put(entry, base: tombstone))
+                    guard put.status == .ok else {
+                        let why = put.error?.message ?? (put.status == .missingChunks ? "its content is no longer stored" : "it changed meanwhile")
+                        throw MetadataError.stateConflict("'\(entry.path)' cannot be restored with '\(source.path)': \(why); nothing was restored")
+                    }
+                    restored += 1
+                }
+            }
+            try batch.finish()
+            return RestoreOutcome(version: result.version!, restoredEntries: restored, head: batch.head)
         }
+    }
+
+    /// A put that makes `source`'s content current again.
+    static func put(_ source: FileVersion, base: Int64?) -> CommitOperation {
+        CommitOperation(op: .put, path: source.path, base: base, kind: source.kind, size: source.size, sha256: source.sha256,
+                        mtimeNs: source.mtimeNs, mode: source.mode, chunks: source.chunks, target: source.target)
+    }
+
+    /// What the removal that deleted `directory`'s version took away beneath it, each as its
+    /// last live version with the tombstone that is current now, ancestors first; entries
+    /// live again since are left out.
+    ///
+    /// A directory is deleted only once it is empty, so a device removing a folder deletes
+    /// everything in it first, deepest first, just before the folder. The removal is that
+    /// run: walking back from the folder's delete, the deletes beneath it by the same device,
+    /// up to anything else under it (a put, another device's change) or a put of that
+    /// device anywhere (its pass sent its puts before its deletes). A file deleted on its
+    /// own earlier is not part of it and stays in the trash.
+    static func removedWith(_ db: Database, libraryId: String, directory: FileVersion) throws -> [(FileVersion, Int64)] {
+        guard let removal = try Row.fetchOne(db, sql: """
+            SELECT seq, device_id FROM version WHERE library_id = ? AND path = ? AND seq > ? AND deleted = 1 ORDER BY seq LIMIT 1
+            """, arguments: [libraryId, directory.path.string, directory.version]) else { return [] }
+        let device: String? = removal["device_id"]
+        let prefix = directory.path.string + "/"
+        var removed: [String: Int64] = [:]
+        let walk = try Row.fetchCursor(db, sql: "SELECT seq, path, deleted, device_id FROM version WHERE library_id = ? AND seq < ? ORDER BY seq DESC",
+                                       arguments: [libraryId, removal["seq"] as Int64])
+        while let row = try walk.next() {
+            let path: String = row["path"], deleted: Bool = row["deleted"], sameDevice = (row["device_id"] as String?) == device
+            if path.hasPrefix(prefix) {
+                guard deleted, sameDevice else { break }
+                if removed[path] == nil { removed[path] = row["seq"] }
+            } else if sameDevice, !deleted {
+                break
+            }
+        }
+        var entries: [(FileVersion, Int64)] = []
+        for (path, deletedAt) in removed.sorted(by: { $0.key < $1.key }) {
+            let p = try FerryPath(path)
+            guard let now = try CommitBatch.current(db, libraryId: libraryId, path: p), now.deleted,
+                  let last = try Row.fetchOne(db, sql: """
+                      SELECT * FROM version WHERE library_id = ? AND path = ? AND seq < ? AND deleted = 0 ORDER BY seq DESC LIMIT 1
+                      """, arguments: [libraryId, path, deletedAt]).map(VersionRow.decode)
+            else { continue }
+            entries.append((last, now.version))
+        }
+        return entries
     }
 
     // MARK: Security log
