@@ -55,6 +55,7 @@ struct CLIError: Error {
         case let e as APIFailure where e.isAuthentication: "the server refused the credentials (\(e.message)); run 'ferry login' again"
         case let e as APIFailure: e.message
         case let e as ClientError: e.description
+        case let e as CertificatePinMismatch: e.description
         case let e as SystemCallError: e.description
         case let e as PathError: e.description
         default: "\(error)"
@@ -72,9 +73,9 @@ struct CommonOptions: ParsableArguments {
         do { return try ClientConfig.load(from: locations.configFile) } catch let e as ClientError { throw CLIError(e.description) }
     }
 
-    /// Runs `body` with an API client for the configured server and device token.
+    /// Runs `body` with an API client for the configured server, device token and pinned certificate.
     func withAPI<T>(_ config: ClientConfig, _ body: (ServerAPI) async throws -> T) async throws -> T {
-        let api = ServerAPI.open(serverURL: config.serverURL, token: config.deviceToken)
+        let api = ServerAPI.open(serverURL: config.serverURL, token: config.deviceToken, pin: config.certificatePin)
         do {
             let result = try await body(api)
             await api.close()
@@ -102,21 +103,33 @@ func quietLogger() -> Logger {
 // MARK: login
 
 struct Login: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Register this device with a server and store its token.")
+    static let configuration = CommandConfiguration(
+        abstract: "Register this device with a server and store its token (and, for a self-signed certificate, pin it).")
 
-    @Argument(help: "The server, e.g. http://127.0.0.1:8720") var url: String
+    @Argument(help: "The server, e.g. https://nas.local:8720 (http:// only for this machine, or with --insecure-http).") var url: String
     @Option(help: "Your user name on the server.") var user: String
     @Option(help: "A name for this device (default: the host name).") var deviceName: String?
     @Flag(help: "Read the password from standard input instead of prompting.") var passwordStdin = false
+    @Option(help: "Pin the server's certificate if its SHA-256 fingerprint is this one (as 'ferry-server tls fingerprint' prints it), without asking.")
+    var fingerprint: String?
+    @Flag(help: "Allow plain http:// to another machine: the password, token and files cross the network readable by anyone on it.")
+    var insecureHTTP = false
     @OptionGroup var options: CommonOptions
 
     func validate() throws {
-        guard let u = URL(string: url), let scheme = u.scheme, ["http", "https"].contains(scheme), u.host != nil else {
-            throw ValidationError("'\(url)' is not an http(s) URL such as http://127.0.0.1:8720")
+        let address: ServerTrust.Address
+        do { address = try ServerTrust.Address(url) } catch { throw ValidationError(error.description) }
+        if let fingerprint {
+            guard address.isHTTPS else { throw ValidationError("--fingerprint pins an https:// server's certificate; '\(url)' is plain http://") }
+            do { _ = try CertificateFingerprint(parsing: fingerprint) } catch { throw ValidationError(error.description) }
         }
     }
 
     func run() async throws {
+        let address = try ServerTrust.Address(url)
+        // Before any connection or lookup: plain HTTP to another machine would show the password.
+        do { try address.checkPlainHTTP(allowed: insecureHTTP) } catch { throw CLIError(error.description) }
+        let pin = address.isHTTPS ? try await confirmCertificate(address) : nil
         let password: String
         if passwordStdin {
             password = readLine(strippingNewline: true) ?? ""
@@ -128,7 +141,7 @@ struct Login: AsyncParsableCommand {
         let name = deviceName ?? ProcessInfo.processInfo.hostName
         let device: RegisterDeviceResponse
         do {
-            let enrolled = try await ServerAPI.enroll(serverURL: url, username: user, password: password, deviceName: name)
+            let enrolled = try await ServerAPI.enroll(serverURL: url, username: user, password: password, deviceName: name, pin: pin)
             device = enrolled.device
             await enrolled.api.close()
         } catch let e as APIFailure {
@@ -136,11 +149,51 @@ struct Login: AsyncParsableCommand {
         }
         let locations = options.locations
         var config = ClientConfig(serverURL: url, username: user, deviceId: device.device.id, deviceName: device.device.name, deviceToken: device.token)
+        config.certificatePin = pin
         if let old = try? ClientConfig.load(from: locations.configFile), old.serverURL == url, old.username == user {
             config.folders = old.folders
         }
         try config.save(to: locations.configFile)
         print("Logged in as \(user); this device is '\(device.device.name)' (\(device.device.id)). Token stored in \(locations.configFile).")
+        if let pin { print("Pinned the server's certificate \(pin.fingerprint).") }
+    }
+
+    /// The pin for an HTTPS server whose certificate the system does not vouch for: the one
+    /// `--fingerprint` names, or the one the user confirms on the terminal. Nil when the
+    /// system's trust roots accept the certificate.
+    func confirmCertificate(_ address: ServerTrust.Address) async throws -> CertificatePin? {
+        let expected = try fingerprint.map { try CertificateFingerprint(parsing: $0) }
+        let verdict: ServerTrust.Verdict
+        do { verdict = try await ServerTrust.examine(address, expected: expected) } catch let e as ClientError { throw CLIError(e.description) }
+        guard case .needsConfirmation(let certificate, let presented) = verdict else { return nil }
+        if expected != nil { return try CertificatePin(certificate) }
+        var notice = """
+            The server's certificate is not signed by an authority this system trusts.
+            Its SHA-256 fingerprint is \(presented).
+            Compare it with what 'ferry-server tls fingerprint' prints on the server.
+            """
+        if let old = try? ClientConfig.load(from: options.locations.configFile), old.serverURL == url,
+           let pinned = old.certificatePin?.fingerprint, pinned != presented {
+            notice += "\nIt replaces the certificate this device pinned before, \(pinned)."
+        }
+        // The terminal, not stdin: the password may come from stdin. Tests and scripts have none.
+        guard isatty(STDIN_FILENO) == 1 || isatty(STDOUT_FILENO) == 1, let terminal = FileHandle(forUpdatingAtPath: "/dev/tty") else {
+            throw CLIError("""
+                the server's certificate \(presented) is self-signed and there is no terminal to confirm it on; compare it with \
+                'ferry-server tls fingerprint' on the server and pass it with --fingerprint
+                """)
+        }
+        terminal.write(Data((notice + "\nPin it and continue? [yes/no] ").utf8))
+        let answer = String(decoding: Self.readAnswer(terminal), as: UTF8.self).trimmingCharacters(in: .whitespaces).lowercased()
+        guard answer == "yes" || answer == "y" else { throw CLIError("the certificate was not confirmed, so nothing was sent; no login was made") }
+        return try CertificatePin(certificate)
+    }
+
+    /// One line from the terminal, without its newline.
+    static func readAnswer(_ handle: FileHandle) -> Data {
+        var line = Data()
+        while let byte = try? handle.read(upToCount: 1), let b = byte.first, b != UInt8(ascii: "\n") { line.append(b) }
+        return line
     }
 }
 

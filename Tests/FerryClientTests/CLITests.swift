@@ -18,6 +18,10 @@ struct CLITests {
         }
 
         func ferry(_ arguments: String..., stdin: String? = nil) async throws -> Run {
+            try await ferry(arguments, stdin: stdin)
+        }
+
+        func ferry(_ arguments: [String], stdin: String? = nil) async throws -> Run {
             try await runTool(CLITests.binary("ferry"), arguments, environment: environment, stdin: stdin)
         }
 

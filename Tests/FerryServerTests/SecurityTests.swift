@@ -312,7 +312,8 @@ struct SecurityTests {
             let store = server.services.store
             let deviceId = try api.decode(MeResponse.self, try await api.call(.get, "/auth/me", token: device)).deviceId!
             let byDevice = try await store.createWebhook(userId: user.id, createdBy: .init(kind: .device, id: deviceId), url: "https://example.com/d",
-                                                         events: try EventFilter(["*"]), secret: "0123456789abcdef", active: true, keepResponseExcerpts: false)
+                                                         events: try EventFilter(["*"]), secret: "0123456789abcdef", active: true, keepResponseExcerpts: false,
+                                                         tlsFingerprint: nil)
             let created = try await api.call(.post, "/webhooks", token: session,
                                              json: CreateWebhookRequest(url: "https://example.com/s", events: try EventFilter(["*"])))
             #expect(created.status == .created)

@@ -15,20 +15,26 @@ struct TestServer {
     let services: ServerServices
     let dataDirectory: String
 
-    static func make(dataDirectory: String? = nil, _ configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> TestServer {
+    /// `tls`: serve HTTPS on loopback (`serve --tls`), with a certificate made in the data directory.
+    static func make(dataDirectory: String? = nil, tls: Bool = false, _ configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> TestServer {
         let dir = dataDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("ferry-test-\(UUID().uuidString)").path
         var configuration = ServerConfiguration()
         configuration.dataDirectory = dir
         configuration.port = 0
         configuration.storage.reserveBytes = 0
         configuration.auth.pbkdf2Iterations = 1000
+        configuration.tls.enabled = tls
         configure(&configuration)
         var logger = Logger(label: "ferry-test")
         logger.logLevel = .critical
         return TestServer(services: try await FerryServerApp.makeServices(configuration, logger: logger), dataDirectory: dir)
     }
 
-    /// Runs `body` against the real router in-process (`.router`) or a live loopback server (`.live`).
+    /// A live loopback server as this server speaks: plain HTTP, or HTTPS through a client that
+    /// negotiates HTTP/2 by ALPN (and checks no certificate: `TLSTests` checks those).
+    var live: TestingSetup { services.certificate == nil ? .live : .ahc(.https) }
+
+    /// Runs `body` against the real router in-process (`.router`) or a live loopback server (`live`).
     func run<T: Sendable>(_ setup: TestingSetup = .router, _ body: @Sendable (API) async throws -> T) async throws -> T {
         let app = FerryServerApp.buildApplication(services)
         return try await app.test(setup) { client in try await body(API(client: client, server: self)) }

@@ -47,8 +47,8 @@ public final class FerryDaemon: Sendable {
     /// Runs until the task is cancelled.
     public func run() async throws {
         let index = try LocalIndex(path: locations.stateDirectory + "/index.sqlite")
-        let client = ServerAPI.makeClient()
-        let api = ServerAPI(serverURL: config.serverURL, token: config.deviceToken, client: client)
+        let client = ServerAPI.makeClient(pin: config.certificatePin)
+        let api = ServerAPI(serverURL: config.serverURL, token: config.deviceToken, client: client, pin: config.certificatePin)
         let board = self.board
         let passTriggers = self.passTriggers
         let socket = try ControlSocket(path: locations.socketPath) { request in
@@ -200,12 +200,15 @@ public final class FerryDaemon: Sendable {
                         }
                         logger.error("device token refused; this folder stops syncing until 'ferry login' is run again", metadata: ["folder": "\(path)"])
                         throw TokenRefused()
-                    } catch let failure as ClientError {
+                    } catch let failure where failure is ClientError || failure is CertificatePinMismatch {
+                        // Needs the user (a folder gone, a server certificate that changed):
+                        // an error state, the work kept queued, and another try after a backoff.
+                        let message = String(describing: failure)
                         board.update(path) { s in
                             s.state = .error
-                            s.lastError = failure.description
+                            s.lastError = message
                         }
-                        logger.error("\(failure.description)")
+                        logger.error("\(message)")
                         let wait = backoff.next()
                         Task { try? await Task.sleep(for: wait); trigger.yield() }
                     } catch {

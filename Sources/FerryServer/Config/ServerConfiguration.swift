@@ -11,6 +11,7 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
     public var auth = Auth()
     public var http = HTTP()
     public var webhooks = Webhooks()
+    public var tls = TLS()
     public var metrics = Metrics()
     public var security = Security()
 
@@ -146,6 +147,40 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         }
     }
 
+    /// HTTPS (SPEC §8): on whenever the server binds an address other machines can reach.
+    public struct TLS: Codable, Sendable, Equatable {
+        /// Serve HTTPS on a loopback address too (`serve --tls`).
+        public var enabled = false
+        /// Serve plain HTTP on an address other machines reach (`serve --insecure-http`):
+        /// passwords, tokens and files then cross the network readable by anyone on it.
+        public var insecureHTTP = false
+        /// A PEM certificate (leaf first, then any intermediates) and its PEM private key.
+        /// Without them the server makes a self-signed one in the data directory. Both are
+        /// read again on SIGHUP, so a renewed certificate needs no restart.
+        public var certificateFile: String?
+        public var keyFile: String?
+        public init() {}
+
+        func validate() throws {
+            guard !(enabled && insecureHTTP) else {
+                throw ConfigurationError("tls.enabled (--tls) and tls.insecureHTTP (--insecure-http) contradict each other; choose one")
+            }
+            guard (certificateFile == nil) == (keyFile == nil) else {
+                throw ConfigurationError("tls.certificateFile and tls.keyFile go together: give both, or neither for a self-signed certificate")
+            }
+            for (key, path) in [("tls.certificateFile", certificateFile), ("tls.keyFile", keyFile)] {
+                if let path, path.isEmpty { throw ConfigurationError("\(key) must be a file path") }
+            }
+        }
+    }
+
+    /// Whether `serve` speaks HTTPS: always on a non-loopback address unless plain HTTP was
+    /// asked for explicitly, and on loopback when asked for.
+    public var usesTLS: Bool {
+        if tls.insecureHTTP { return false }
+        return tls.enabled || !LoopbackHost.contains(host)
+    }
+
     public init() {}
 
     /// Reads a configuration file; unknown keys are an error so typos do not pass silently.
@@ -165,6 +200,7 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         try http.validate()
         try metrics.validate()
         try security.validate()
+        try tls.validate()
     }
 }
 
@@ -174,7 +210,7 @@ public struct ConfigurationError: Error, CustomStringConvertible {
 }
 
 extension ServerConfiguration {
-    enum CodingKeys: String, CodingKey { case dataDirectory, host, port, storage, auth, http, webhooks, metrics, security }
+    enum CodingKeys: String, CodingKey { case dataDirectory, host, port, storage, auth, http, webhooks, metrics, security, tls }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self, section: "")
@@ -188,6 +224,7 @@ extension ServerConfiguration {
         webhooks = try c.decodeIfPresent(Webhooks.self, forKey: .webhooks) ?? webhooks
         metrics = try c.decodeIfPresent(Metrics.self, forKey: .metrics) ?? metrics
         security = try c.decodeIfPresent(Security.self, forKey: .security) ?? security
+        tls = try c.decodeIfPresent(TLS.self, forKey: .tls) ?? tls
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -201,6 +238,7 @@ extension ServerConfiguration {
         try c.encode(webhooks, forKey: .webhooks)
         try c.encode(metrics, forKey: .metrics)
         try c.encode(security, forKey: .security)
+        try c.encode(tls, forKey: .tls)
     }
 }
 
@@ -300,5 +338,17 @@ extension Decoder {
             let name = section.isEmpty ? unknown : section + "." + unknown
             throw ConfigurationError("unknown configuration key '\(name)' (see docs/operations.md for the keys)")
         }
+    }
+}
+
+extension ServerConfiguration.TLS {
+    enum CodingKeys: String, CodingKey { case enabled, insecureHTTP, certificateFile, keyFile }
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self, section: "tls")
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        enabled = try c.decodeIfPresent(Bool.self, forKey: .enabled) ?? enabled
+        insecureHTTP = try c.decodeIfPresent(Bool.self, forKey: .insecureHTTP) ?? insecureHTTP
+        certificateFile = try c.decodeIfPresent(String.self, forKey: .certificateFile)
+        keyFile = try c.decodeIfPresent(String.self, forKey: .keyFile)
     }
 }

@@ -11,14 +11,15 @@ enum DashboardCookie {
     static let signIn = "ferry_signin"
     static let forwardedProto = HTTPField.Name("X-Forwarded-Proto")!
 
-    /// Whether the request reached us over TLS, so cookies are marked `Secure`. Today only a
-    /// trusted reverse proxy (`http.trustedProxies`) can say so, with `X-Forwarded-Proto:
-    /// https`; a client's own header is ignored. The server's TLS listener (SPEC §8) is to
-    /// answer here too: this is the one place that decides.
-    static func isSecure(_ request: Request, _ context: FerryRequestContext, trusting proxies: TrustedProxies) -> Bool {
+    /// Whether the request reached us over TLS, so cookies are marked `Secure`: always when
+    /// the server speaks HTTPS itself (SPEC §8), and behind a trusted reverse proxy
+    /// (`http.trustedProxies`) that says so with `X-Forwarded-Proto: https`; a client's own
+    /// header is ignored. This is the one place that decides.
+    static func isSecure(_ request: Request, _ context: FerryRequestContext, services: ServerServices) -> Bool {
+        if services.certificate != nil { return true }
         guard let proto = request.headers[forwardedProto]?.split(separator: ",").last?.trimmingCharacters(in: .whitespaces).lowercased(),
               proto == "https", let peer = context.peerAddress.flatMap({ IPAddress($0) }) else { return false }
-        return proxies.trusts(peer)
+        return services.trustedProxies.trusts(peer)
     }
 
     static func make(_ name: String, value: String, maxAge: Int, secure: Bool) -> Cookie {

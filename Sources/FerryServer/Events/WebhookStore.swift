@@ -16,6 +16,8 @@ public struct PendingDelivery: Sendable, Equatable {
     public var attempt: Int
     /// Whether the answer's first KiB goes into the delivery log.
     public var keepResponseExcerpt: Bool = false
+    /// The receiver's pinned certificate, if any.
+    public var tlsFingerprint: CertificateFingerprint?
 }
 
 /// What an attempt led to.
@@ -31,10 +33,12 @@ public enum DeliveryOutcome: Sendable, Equatable {
 public protocol WebhookStore: Sendable {
     /// Poked after every transaction that may have queued a delivery.
     var outboxSignal: OutboxSignal { get }
+    /// `tlsFingerprint` pins the receiver's certificate; it needs an https:// URL.
     func createWebhook(userId: Int64, createdBy: WebhookCreator, url: String, events: EventFilter, secret: String, active: Bool,
-                       keepResponseExcerpts: Bool) async throws -> WebhookInfo
+                       keepResponseExcerpts: Bool, tlsFingerprint: CertificateFingerprint?) async throws -> WebhookInfo
     func webhooks(userId: Int64) async throws -> [WebhookInfo]
     /// Applies the changes given; switching an endpoint back on clears why it was disabled.
+    /// A pinned fingerprint needs an https:// URL.
     func updateWebhook(userId: Int64, id: String, _ update: UpdateWebhookRequest) async throws -> WebhookInfo
     func deleteWebhook(userId: Int64, id: String) async throws -> Bool
     /// The endpoint's deliveries, newest first, with every attempt.
@@ -55,20 +59,28 @@ public protocol WebhookStore: Sendable {
 
 extension SQLiteMetadataStore {
     public func createWebhook(userId: Int64, createdBy: WebhookCreator, url: String, events: EventFilter, secret: String, active: Bool,
-                              keepResponseExcerpts: Bool) async throws -> WebhookInfo {
+                              keepResponseExcerpts: Bool, tlsFingerprint: CertificateFingerprint?) async throws -> WebhookInfo {
         let info = WebhookInfo(id: Self.newId("wh"), url: url, events: events, active: active, disabledReason: nil, createdAt: Date(),
-                               createdBy: createdBy, keepResponseExcerpts: keepResponseExcerpts)
+                               createdBy: createdBy, keepResponseExcerpts: keepResponseExcerpts, tlsFingerprint: tlsFingerprint)
+        try Self.checkPin(info)
         try await pool.write { db in
             let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM webhook WHERE user_id = ?", arguments: [userId]) ?? 0
             guard count < 100 else { throw MetadataError.stateConflict("an account may have at most 100 webhooks; remove one first") }
             try db.execute(sql: """
-                INSERT INTO webhook (id, user_id, url, events, secret, active, created_at, created_by_session, created_by_device, keep_response_excerpts)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO webhook (id, user_id, url, events, secret, active, created_at, created_by_session, created_by_device, keep_response_excerpts,
+                                     tls_fingerprint)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [info.id, userId, url, try Self.encodeFilter(events), secret, active, info.createdAt,
                                  createdBy.kind == .session ? createdBy.id : nil, createdBy.kind == .device ? createdBy.id : nil,
-                                 keepResponseExcerpts])
+                                 keepResponseExcerpts, tlsFingerprint?.description])
         }
         return info
+    }
+
+    /// A pin means nothing over plain HTTP; refused rather than silently ignored.
+    private static func checkPin(_ info: WebhookInfo) throws {
+        guard info.tlsFingerprint != nil, !info.url.lowercased().hasPrefix("https://") else { return }
+        throw MetadataError.invalid("tls_fingerprint pins an https:// receiver's certificate; '\(info.url)' is plain http://")
     }
 
     /// Switches off the user's active webhooks created by any of these sessions or devices,
@@ -112,8 +124,12 @@ extension SQLiteMetadataStore {
                 if active { info.disabledReason = nil }
             }
             if let keep = update.keepResponseExcerpts { info.keepResponseExcerpts = keep }
-            try db.execute(sql: "UPDATE webhook SET url = ?, events = ?, active = ?, disabled_reason = ?, keep_response_excerpts = ? WHERE id = ?",
-                           arguments: [info.url, try Self.encodeFilter(info.events), info.active, info.disabledReason, info.keepResponseExcerpts, id])
+            if let pin = update.tlsFingerprint { info.tlsFingerprint = pin.isEmpty ? nil : try CertificateFingerprint(parsing: pin) }
+            try Self.checkPin(info)
+            try db.execute(sql: """
+                UPDATE webhook SET url = ?, events = ?, active = ?, disabled_reason = ?, keep_response_excerpts = ?, tls_fingerprint = ? WHERE id = ?
+                """, arguments: [info.url, try Self.encodeFilter(info.events), info.active, info.disabledReason, info.keepResponseExcerpts,
+                                 info.tlsFingerprint?.description, id])
             return info
         }
     }
@@ -178,7 +194,7 @@ extension SQLiteMetadataStore {
                 ORDER BY d.id
                 """)
             let run = try db.cachedStatement(sql: """
-                SELECT d.id, d.webhook_id, d.attempts, d.next_attempt_at, w.user_id, w.url, w.secret, w.keep_response_excerpts,
+                SELECT d.id, d.webhook_id, d.attempts, d.next_attempt_at, w.user_id, w.url, w.secret, w.keep_response_excerpts, w.tls_fingerprint,
                        e.id AS event_id, e.type, e.body
                 FROM delivery d JOIN webhook w ON w.id = d.webhook_id JOIN event e ON e.id = d.event_id
                 WHERE d.webhook_id = ? AND d.state = 'pending' AND d.id >= ? ORDER BY d.id LIMIT ?
@@ -192,7 +208,7 @@ extension SQLiteMetadataStore {
                     guard (row["next_attempt_at"] as Date? ?? now) <= now else { break }
                     batch.append(PendingDelivery(id: row["id"], webhookId: webhookId, userId: row["user_id"], url: row["url"], secret: row["secret"],
                                                  eventId: row["event_id"], eventType: row["type"], body: row["body"], attempt: (row["attempts"] as Int) + 1,
-                                                 keepResponseExcerpt: row["keep_response_excerpts"]))
+                                                 keepResponseExcerpt: row["keep_response_excerpts"], tlsFingerprint: try Self.fingerprint(row["tls_fingerprint"])))
                 }
                 out.append(batch)
             }
@@ -242,7 +258,11 @@ extension SQLiteMetadataStore {
             ?? (row["created_by_device"] as String?).map { WebhookCreator(kind: .device, id: $0) }
         return WebhookInfo(id: row["id"], url: row["url"], events: try JSONCoding.decoder.decode(EventFilter.self, from: Data((row["events"] as String).utf8)),
                            active: row["active"], disabledReason: row["disabled_reason"], createdAt: row["created_at"],
-                           createdBy: creator, keepResponseExcerpts: row["keep_response_excerpts"])
+                           createdBy: creator, keepResponseExcerpts: row["keep_response_excerpts"], tlsFingerprint: try fingerprint(row["tls_fingerprint"]))
+    }
+
+    private static func fingerprint(_ stored: String?) throws -> CertificateFingerprint? {
+        try stored.map { try CertificateFingerprint(parsing: $0) }
     }
 
     static func deliveryInfo(_ db: Database, _ row: Row) throws -> DeliveryInfo {

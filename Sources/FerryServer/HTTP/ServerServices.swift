@@ -29,6 +29,8 @@ public struct ServerServices: Sendable {
     public let logger: Logger
     /// Delivers the webhook outbox; runs as a service next to the HTTP server.
     public let dispatcher: WebhookDispatcher
+    /// The certificate presented when the server speaks HTTPS; nil for plain HTTP.
+    public let certificate: ServerCertificate?
     /// The web dashboard's templates, CSRF key and live-stream limit.
     public let dashboard: DashboardState
 

@@ -116,10 +116,18 @@ extension ServerServices {
             }
         }
         let secret = body.secret ?? WebhookSigner.generateSecret()
+        let pin = try body.tlsFingerprint.map(checkedWebhookFingerprint)
         let webhook = try await store.createWebhook(
             userId: user.userId, createdBy: WebhookCreator(kind: .session, id: session), url: url, events: body.events, secret: secret,
-            active: body.active ?? true, keepResponseExcerpts: body.keepResponseExcerpts ?? false)
+            active: body.active ?? true, keepResponseExcerpts: body.keepResponseExcerpts ?? false, tlsFingerprint: pin)
         return CreatedWebhookResponse(webhook: webhook, secret: secret)
+    }
+
+    /// A receiver's pinned certificate fingerprint, in any accepted spelling.
+    func checkedWebhookFingerprint(_ raw: String) throws -> CertificateFingerprint {
+        do { return try CertificateFingerprint(parsing: raw) } catch {
+            throw APIError.badRequest("tls_fingerprint: \(error.description)", code: "invalid_fingerprint")
+        }
     }
 
     /// The URL's shape, and a literal address's range, are checked now; names at delivery.

@@ -31,6 +31,7 @@ struct WebhookRoutes {
         let (user, _) = try Self.session(context)
         var body = try await request.decodeJSON(UpdateWebhookRequest.self, limit: 16 * 1024)
         if let url = body.url { body.url = try services.checkedWebhookURL(url) }
+        if let pin = body.tlsFingerprint, !pin.isEmpty { body.tlsFingerprint = try services.checkedWebhookFingerprint(pin).description }
         return try await services.store.updateWebhook(userId: user.userId, id: try context.parameters.require("id"), body)
     }
 

@@ -63,7 +63,7 @@ struct SignInPages {
                                                             expiresAt: Date().addingTimeInterval(lifetime))
         try await services.store.recordSecurityEvent(.init(kind: .loginSucceeded, userId: user.id, username: user.username,
                                                            address: context.remoteAddress, detail: "dashboard"))
-        let secure = DashboardCookie.isSecure(request, context, trusting: services.trustedProxies)
+        let secure = DashboardCookie.isSecure(request, context, services: services)
         var response = seeOther(next)
         response.setCookie(DashboardCookie.make(DashboardCookie.session, value: token, maxAge: Int(lifetime), secure: secure))
         response.setCookie(DashboardCookie.expired(DashboardCookie.signIn, secure: secure))
@@ -73,7 +73,7 @@ struct SignInPages {
     @Sendable func signOut(_ request: Request, context: FerryRequestContext) async throws -> Response {
         try await services.signOut(try context.user(), address: context.remoteAddress)
         var response = seeOther("/signin")
-        response.setCookie(DashboardCookie.expired(DashboardCookie.session, secure: DashboardCookie.isSecure(request, context, trusting: services.trustedProxies)))
+        response.setCookie(DashboardCookie.expired(DashboardCookie.session, secure: DashboardCookie.isSecure(request, context, services: services)))
         return response
     }
 
@@ -83,7 +83,7 @@ struct SignInPages {
         let page = DashboardPage(title: "Sign in", section: nil, content: view, context: context, state: services.dashboard,
                                  csrf: CSRFToken.forSignIn(nonce, key: services.dashboard.csrfKey))
         var response = services.dashboard.render("signin", page, status: status)
-        let secure = DashboardCookie.isSecure(request, context, trusting: services.trustedProxies)
+        let secure = DashboardCookie.isSecure(request, context, services: services)
         response.setCookie(DashboardCookie.make(DashboardCookie.signIn, value: nonce, maxAge: 3600, secure: secure))
         return response
     }
