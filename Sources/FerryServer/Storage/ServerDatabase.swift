@@ -317,7 +317,7 @@ public enum ServerDatabase {
         }
         // A receiver's self-signed certificate pinned by its SHA-256 (SPEC §8), in the one
         // spelling `CertificateFingerprint` writes. (Named when v5 was next; it runs after v6.)
-        m.registerMigration("v5-webhook-tls-fingerprint") { db in
+        m.registerMigration("v7-webhook-tls-fingerprint") { db in
             try db.execute(sql: """
                 ALTER TABLE webhook ADD COLUMN tls_fingerprint TEXT
                     CHECK (tls_fingerprint IS NULL OR (length(tls_fingerprint) = 71 AND substr(tls_fingerprint, 1, 7) = 'SHA256:'));
