@@ -38,17 +38,22 @@ struct BenchServer {
 
     static let password = "bench-password"
 
-    /// Logs in as "bench" on a server at `port` and creates the library "bench".
-    static func connect<T: Sendable>(port: Int, _ body: (BenchServer) async throws -> T) async throws -> T {
+    /// Logs in as "bench" on a server at `port` and creates the library "bench". With `pin`,
+    /// over HTTPS trusting that certificate, as a device that pinned it does (HTTP/1.1).
+    static func connect<T: Sendable>(port: Int, pin: CertificatePin? = nil, _ body: (BenchServer) async throws -> T) async throws -> T {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 256)
+        if let pin {
+            configuration.tlsConfiguration = pin.tlsConfiguration
+            configuration.httpVersion = .http1Only
+        }
         let client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
         do {
-            let base = "http://127.0.0.1:\(port)/api/v1"
+            let base = "\(pin == nil ? "http" : "https")://127.0.0.1:\(port)/api/v1"
             let login: TokenResponse = try await Self.json(client, .POST, base + "/auth/login", LoginRequest(username: "bench", password: password))
             let lib: LibraryInfo = try await Self.json(client, .POST, base + "/libraries", CreateLibraryRequest(name: "bench"), token: login.accessToken)
             let result = try await body(BenchServer(baseURL: base, token: login.accessToken, library: lib.id, client: client,
-                                                          api: ServerAPI(serverURL: base, token: login.accessToken, client: client)))
+                                                          api: ServerAPI(serverURL: base, token: login.accessToken, client: client, pin: pin)))
             try await client.shutdown()
             return result
         } catch {

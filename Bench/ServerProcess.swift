@@ -1,3 +1,4 @@
+import FerryClient
 import FerryCore
 import FerryServer
 import Foundation
@@ -15,13 +16,16 @@ struct ServerProcess {
     let dataDirectory: String
 
     /// Starts the server on a fresh data directory under `root` and runs `body` with it.
+    /// `tls`: HTTPS (`serve --tls`), the client pinning the certificate the server made.
     /// `metadataURL`: a PostgreSQL database to keep the metadata in instead of SQLite.
-    static func with<T: Sendable>(root: String, metadataURL: String? = nil, _ body: (ServerProcess, BenchServer) async throws -> T) async throws -> T {
+    static func with<T: Sendable>(root: String, tls: Bool = false, metadataURL: String? = nil,
+                                  _ body: (ServerProcess, BenchServer) async throws -> T) async throws -> T {
         guard let binary = SyncBenchmark.sibling("ferry-server") else {
             throw BenchError("ferry-server is not built next to ferry-bench; run 'swift build' first")
         }
-        let data = root + "/server-process"
-        let config = root + "/server-process.json"
+        let name = tls ? "server-process-tls" : "server-process"
+        let data = root + "/" + name
+        let config = root + "/\(name).json"
         var settings = ServerConfiguration()
         settings.dataDirectory = data
         settings.storage.reserveBytes = 0
@@ -33,15 +37,24 @@ struct ServerProcess {
         let add = try runWithInput(binary, ["user", "add", "bench", "--password-stdin", "--data", data, "--config", config], input: passwordFile)
         guard add == 0 else { throw BenchError("ferry-server user add failed (\(add))") }
         let port = try freePort()
-        let pid = try spawn(binary, ["serve", "--data", data, "--config", config, "--port", String(port)],
-                            stdout: "/dev/null", stderr: root + "/server-process.log", environment: ["LOG_LEVEL": "error"])
+        let pid = try spawn(binary, ["serve", "--data", data, "--config", config, "--port", String(port)] + (tls ? ["--tls"] : []),
+                            stdout: "/dev/null", stderr: root + "/\(name).log", environment: ["LOG_LEVEL": "error"])
         let server = ServerProcess(pid: pid, port: port, dataDirectory: data)
         defer {
             kill(pid, SIGTERM)
             _ = try? wait(for: pid)
         }
         guard try await SyncBenchmark.poll(timeout: .seconds(30), { server.isListening }) else { throw BenchError("ferry-server did not start") }
-        return try await BenchServer.connect(port: port) { try await body(server, $0) }
+        let pin = tls ? try CertificatePin(pem: String(contentsOfFile: data + "/tls.crt", encoding: .utf8)) : nil
+        return try await BenchServer.connect(port: port, pin: pin) { try await body(server, $0) }
+    }
+
+    /// The plain server, and with `tls` a second one over HTTPS beside it.
+    static func with<T: Sendable>(root: String, alsoTLS tls: Bool, _ body: ([(ServerProcess, BenchServer)]) async throws -> T) async throws -> T {
+        try await with(root: root) { plain, plainServer in
+            guard tls else { return try await body([(plain, plainServer)]) }
+            return try await with(root: root, tls: true) { secure, secureServer in try await body([(plain, plainServer), (secure, secureServer)]) }
+        }
     }
 
     /// Resident memory of the server process, in bytes.

@@ -23,6 +23,8 @@ struct ThroughputBenchmark: AsyncParsableCommand {
     @Option(name: .customLong("only-kib"), parsing: .upToNextOption,
             help: "Only these file sizes, in KiB (3 runs each), skipping the other sections: for before/after runs of one row.")
     var onlyKiB: [Int] = []
+    @Flag(help: "Also measure every size over HTTPS: a second ferry-server with --tls, each run right after plain HTTP's on the same file.")
+    var tls = false
 
     struct SizeRow: Encodable {
         let size: Int
@@ -61,11 +63,14 @@ struct ThroughputBenchmark: AsyncParsableCommand {
         var ddSeconds: [Double] = [], sendfileSeconds: [Double] = []
         let referenceBytes = max(64 << 20, largest)
 
-        let (sizeRows, concurrency, memory, queries) = try await ServerProcess.with(root: root) { process, server in
-            // 1. Upload and download by size. Each run is new random content (no dedup).
-            var table: [SizeRow] = []
+        let (tables, concurrency, memory, queries) = try await ServerProcess.with(root: root, alsoTLS: tls) { servers in
+            let (process, server) = servers[0]
+            // 1. Upload and download by size. Each run is new random content (no dedup); with
+            // --tls the HTTPS server gets the same file right after the plain one, so both
+            // see the same machine at nearly the same moment.
+            var tables: [[SizeRow]] = servers.map { _ in [] }
             for (size, runs) in sizes {
-                var up: [Double] = [], warm: [Double] = [], cold: [Double] = []
+                var up = servers.map { _ in [Double]() }, warm = up, cold = up
                 for run in 0..<runs {
                     let file = root + "/payload.bin"
                     try writeRandomFile(file, size: size, seed: UInt64(size) &* 31 &+ UInt64(run))
@@ -76,18 +81,22 @@ struct ThroughputBenchmark: AsyncParsableCommand {
                         sendfileSeconds.append(Double(referenceBytes) / 1e6 / (try pageCacheReadRate(cached)))
                     }
                     let path = "sizes/\(size)/\(run).bin"
-                    up.append(try await seconds { try await uploadFile(file, as: path, to: server) })
-                    // Blob files are written around the page cache (O_DIRECT), so an upload
-                    // leaves nothing cached: one untimed download fills the cache for the warm row.
-                    _ = try await server.fetch(path)
-                    warm.append(try await seconds { _ = try await server.fetch(path) })
-                    process.evictPageCache()
-                    cold.append(try await seconds { _ = try await server.fetch(path) })
+                    for (i, (process, server)) in servers.enumerated() {
+                        up[i].append(try await seconds { try await uploadFile(file, as: path, to: server) })
+                        // Blob files are written around the page cache (O_DIRECT), so an upload
+                        // leaves nothing cached: one untimed download fills the cache for the warm row.
+                        _ = try await server.fetch(path)
+                        warm[i].append(try await seconds { _ = try await server.fetch(path) })
+                        process.evictPageCache()
+                        cold[i].append(try await seconds { _ = try await server.fetch(path) })
+                    }
                 }
                 let mb = Double(size) / 1e6
-                table.append(SizeRow(size: size, runs: runs, uploadMeanSeconds: mean(up), uploadP95Seconds: percentile(up, 95),
-                                     uploadMBps: mb / mean(up), warmDownloadMeanSeconds: mean(warm), warmDownloadMBps: mb / mean(warm),
-                                     coldDownloadMeanSeconds: mean(cold), coldDownloadMBps: mb / mean(cold)))
+                for i in servers.indices {
+                    tables[i].append(SizeRow(size: size, runs: runs, uploadMeanSeconds: mean(up[i]), uploadP95Seconds: percentile(up[i], 95),
+                                             uploadMBps: mb / mean(up[i]), warmDownloadMeanSeconds: mean(warm[i]), warmDownloadMBps: mb / mean(warm[i]),
+                                             coldDownloadMeanSeconds: mean(cold[i]), coldDownloadMBps: mb / mean(cold[i])))
+                }
             }
 
             // 2. Concurrent 100 KiB uploads (chunk PUT + commit each).
@@ -139,8 +148,9 @@ struct ThroughputBenchmark: AsyncParsableCommand {
                 }
                 queries.append((count, find, list, changes))
             }
-            return (table, concurrency, memory, queries)
+            return (tables, concurrency, memory, queries)
         }
+        let sizeRows = tables[0]
 
         // Chunking and hashing next to openssl (in memory, warm).
         if onlyKiB.isEmpty {
@@ -165,6 +175,16 @@ struct ThroughputBenchmark: AsyncParsableCommand {
                                  unit: "MB/s", reference: big ? "sendfile of a cached file over 127.0.0.1, mean of \(sendfileSeconds.count)" : nil, referenceValue: big ? cacheRate : nil,
                                  goal: big ? "≥ 70 % of loopback" : nil))
             rows.append(BenchRow(name: "download \(label), cold server cache (mean \(String(format: "%.4f", r.coldDownloadMeanSeconds)) s)", value: r.coldDownloadMBps, unit: "MB/s"))
+        }
+        // Over HTTPS, each beside the same row over plain HTTP (SPEC §8's cost goal: ≤ 10 %).
+        for (r, plain) in zip(tables.dropFirst().first ?? [], sizeRows) {
+            let label = Self.label(r.size), goal = r.size >= 1 << 30 ? "≥ 90 % of plain HTTP" : nil
+            rows.append(BenchRow(name: "TLS upload \(label) (mean of \(r.runs); p95 \(String(format: "%.3f", r.uploadP95Seconds)) s)", value: r.uploadMBps,
+                                 unit: "MB/s", reference: "plain HTTP, same run", referenceValue: plain.uploadMBps, goal: goal))
+            rows.append(BenchRow(name: "TLS download \(label), warm server cache (mean \(String(format: "%.4f", r.warmDownloadMeanSeconds)) s)",
+                                 value: r.warmDownloadMBps, unit: "MB/s", reference: "plain HTTP, same run", referenceValue: plain.warmDownloadMBps, goal: goal))
+            rows.append(BenchRow(name: "TLS download \(label), cold server cache (mean \(String(format: "%.4f", r.coldDownloadMeanSeconds)) s)",
+                                 value: r.coldDownloadMBps, unit: "MB/s", reference: "plain HTTP, same run", referenceValue: plain.coldDownloadMBps))
         }
         for (level, opsPerSecond, meanMs) in concurrency {
             rows.append(BenchRow(name: "\(level) concurrent 100 KiB uploads (mean \(String(format: "%.1f", meanMs)) ms per op)", value: opsPerSecond, unit: "ops/s"))

@@ -14,7 +14,7 @@ struct FerryCLI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ferry",
         abstract: "Sync folders with a Ferry server.",
-        subcommands: [Login.self, Folder.self, Sync.self, Status.self, History.self, Restore.self, Conflicts.self, Device.self, Project.self, TaskCommand.self, Attach.self, Webhook.self])
+        subcommands: [Login.self, Folder.self, Sync.self, Status.self, History.self, Restore.self, Trash.self, Conflicts.self, Device.self, Project.self, TaskCommand.self, Attach.self, Webhook.self])
 
     static func main() async {
         do {
@@ -55,6 +55,7 @@ struct CLIError: Error {
         case let e as APIFailure where e.isAuthentication: "the server refused the credentials (\(e.message)); run 'ferry login' again"
         case let e as APIFailure: e.message
         case let e as ClientError: e.description
+        case let e as CertificatePinMismatch: e.description
         case let e as SystemCallError: e.description
         case let e as PathError: e.description
         default: "\(error)"
@@ -72,9 +73,9 @@ struct CommonOptions: ParsableArguments {
         do { return try ClientConfig.load(from: locations.configFile) } catch let e as ClientError { throw CLIError(e.description) }
     }
 
-    /// Runs `body` with an API client for the configured server and device token.
+    /// Runs `body` with an API client for the configured server, device token and pinned certificate.
     func withAPI<T>(_ config: ClientConfig, _ body: (ServerAPI) async throws -> T) async throws -> T {
-        let api = ServerAPI.open(serverURL: config.serverURL, token: config.deviceToken)
+        let api = ServerAPI.open(serverURL: config.serverURL, token: config.deviceToken, pin: config.certificatePin)
         do {
             let result = try await body(api)
             await api.close()
@@ -102,21 +103,33 @@ func quietLogger() -> Logger {
 // MARK: login
 
 struct Login: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Register this device with a server and store its token.")
+    static let configuration = CommandConfiguration(
+        abstract: "Register this device with a server and store its token (and, for a self-signed certificate, pin it).")
 
-    @Argument(help: "The server, e.g. http://127.0.0.1:8720") var url: String
+    @Argument(help: "The server, e.g. https://nas.local:8720 (http:// only for this machine, or with --insecure-http).") var url: String
     @Option(help: "Your user name on the server.") var user: String
     @Option(help: "A name for this device (default: the host name).") var deviceName: String?
     @Flag(help: "Read the password from standard input instead of prompting.") var passwordStdin = false
+    @Option(help: "Pin the server's certificate if its SHA-256 fingerprint is this one (as 'ferry-server tls fingerprint' prints it), without asking.")
+    var fingerprint: String?
+    @Flag(help: "Allow plain http:// to another machine: the password, token and files cross the network readable by anyone on it.")
+    var insecureHTTP = false
     @OptionGroup var options: CommonOptions
 
     func validate() throws {
-        guard let u = URL(string: url), let scheme = u.scheme, ["http", "https"].contains(scheme), u.host != nil else {
-            throw ValidationError("'\(url)' is not an http(s) URL such as http://127.0.0.1:8720")
+        let address: ServerTrust.Address
+        do { address = try ServerTrust.Address(url) } catch { throw ValidationError(error.description) }
+        if let fingerprint {
+            guard address.isHTTPS else { throw ValidationError("--fingerprint pins an https:// server's certificate; '\(url)' is plain http://") }
+            do { _ = try CertificateFingerprint(parsing: fingerprint) } catch { throw ValidationError(error.description) }
         }
     }
 
     func run() async throws {
+        let address = try ServerTrust.Address(url)
+        // Before any connection or lookup: plain HTTP to another machine would show the password.
+        do { try address.checkPlainHTTP(allowed: insecureHTTP) } catch { throw CLIError(error.description) }
+        let pin = address.isHTTPS ? try await confirmCertificate(address) : nil
         let password: String
         if passwordStdin {
             password = readLine(strippingNewline: true) ?? ""
@@ -128,7 +141,7 @@ struct Login: AsyncParsableCommand {
         let name = deviceName ?? ProcessInfo.processInfo.hostName
         let device: RegisterDeviceResponse
         do {
-            let enrolled = try await ServerAPI.enroll(serverURL: url, username: user, password: password, deviceName: name)
+            let enrolled = try await ServerAPI.enroll(serverURL: url, username: user, password: password, deviceName: name, pin: pin)
             device = enrolled.device
             await enrolled.api.close()
         } catch let e as APIFailure {
@@ -136,11 +149,51 @@ struct Login: AsyncParsableCommand {
         }
         let locations = options.locations
         var config = ClientConfig(serverURL: url, username: user, deviceId: device.device.id, deviceName: device.device.name, deviceToken: device.token)
+        config.certificatePin = pin
         if let old = try? ClientConfig.load(from: locations.configFile), old.serverURL == url, old.username == user {
             config.folders = old.folders
         }
         try config.save(to: locations.configFile)
         print("Logged in as \(user); this device is '\(device.device.name)' (\(device.device.id)). Token stored in \(locations.configFile).")
+        if let pin { print("Pinned the server's certificate \(pin.fingerprint).") }
+    }
+
+    /// The pin for an HTTPS server whose certificate the system does not vouch for: the one
+    /// `--fingerprint` names, or the one the user confirms on the terminal. Nil when the
+    /// system's trust roots accept the certificate.
+    func confirmCertificate(_ address: ServerTrust.Address) async throws -> CertificatePin? {
+        let expected = try fingerprint.map { try CertificateFingerprint(parsing: $0) }
+        let verdict: ServerTrust.Verdict
+        do { verdict = try await ServerTrust.examine(address, expected: expected) } catch let e as ClientError { throw CLIError(e.description) }
+        guard case .needsConfirmation(let certificate, let presented) = verdict else { return nil }
+        if expected != nil { return try CertificatePin(certificate) }
+        var notice = """
+            The server's certificate is not signed by an authority this system trusts.
+            Its SHA-256 fingerprint is \(presented).
+            Compare it with what 'ferry-server tls fingerprint' prints on the server.
+            """
+        if let old = try? ClientConfig.load(from: options.locations.configFile), old.serverURL == url,
+           let pinned = old.certificatePin?.fingerprint, pinned != presented {
+            notice += "\nIt replaces the certificate this device pinned before, \(pinned)."
+        }
+        // The terminal, not stdin: the password may come from stdin. Tests and scripts have none.
+        guard isatty(STDIN_FILENO) == 1 || isatty(STDOUT_FILENO) == 1, let terminal = FileHandle(forUpdatingAtPath: "/dev/tty") else {
+            throw CLIError("""
+                the server's certificate \(presented) is self-signed and there is no terminal to confirm it on; compare it with \
+                'ferry-server tls fingerprint' on the server and pass it with --fingerprint
+                """)
+        }
+        terminal.write(Data((notice + "\nPin it and continue? [yes/no] ").utf8))
+        let answer = String(decoding: Self.readAnswer(terminal), as: UTF8.self).trimmingCharacters(in: .whitespaces).lowercased()
+        guard answer == "yes" || answer == "y" else { throw CLIError("the certificate was not confirmed, so nothing was sent; no login was made") }
+        return try CertificatePin(certificate)
+    }
+
+    /// One line from the terminal, without its newline.
+    static func readAnswer(_ handle: FileHandle) -> Data {
+        var line = Data()
+        while let byte = try? handle.read(upToCount: 1), let b = byte.first, b != UInt8(ascii: "\n") { line.append(b) }
+        return line
     }
 }
 
@@ -228,7 +281,13 @@ struct Sync: AsyncParsableCommand {
     @Flag(help: "Print the result as JSON.") var json = false
     @Flag(help: "Show what a sync would do, with sizes, and change nothing anywhere.") var dryRun = false
     @Flag(help: "Let deletes held back by the mass-delete guard go through.") var allowMassDelete = false
+    @Option(name: .customLong("wait"), help: "Seconds to wait for another ferry process (a running ferryd) syncing the same folder.")
+    var waitSeconds = 120
     @OptionGroup var options: CommonOptions
+
+    func validate() throws {
+        guard (0...86_400).contains(waitSeconds) else { throw ValidationError("--wait must be 0 to 86400 seconds") }
+    }
 
     struct PlannedLine: Encodable {
         let action: String
@@ -254,25 +313,40 @@ struct Sync: AsyncParsableCommand {
         try await options.withAPI(config) { api in
             for folder in config.folders {
                 if tty && !dryRun { FileHandle.standardOutput.write(Data("syncing \(folder.path) …".utf8)) }
+                let progress = TransferProgress()
+                let drawing = tty && !dryRun ? Task { await Self.draw(progress, label: folder.path) } : nil
+                func stopDrawing() async {
+                    guard let drawing else { return }
+                    drawing.cancel()
+                    await drawing.value
+                }
                 do {
                     let sync = try FolderSync(folder: folder, index: index, api: api, deviceName: config.deviceName,
-                                              parallelism: config.uploadParallelism, policy: folder.policy, logger: quietLogger())
+                                              parallelism: config.uploadParallelism, policy: folder.policy,
+                                              lockTimeout: .seconds(waitSeconds), progress: progress, logger: quietLogger())
                     if dryRun {
                         let plan = try await sync.dryRun(allowMassDelete: allowMassDelete)
                         plans[folder.path] = FolderPlan(actions: plan.actions.map { PlannedLine(action: $0.summary.kind, path: $0.summary.path, bytes: $0.summary.bytes) },
                                                         held: plan.held, massDelete: plan.massDelete)
                         continue
                     }
-                    let report = try await sync.syncUntilSettled(allowMassDelete: allowMassDelete)
+                    let report = try await sync.syncUntilSettled(allowMassDelete: allowMassDelete) { holder in
+                        if tty { FileHandle.standardOutput.write(Data("\r\(folder.path): waiting for \(holder), which is syncing it …".utf8)) }
+                    }
                     results[folder.path] = report
+                    await stopDrawing()
                     if tty {
-                        print("\r\(folder.path): ↑\(report.uploadedFiles) ↓\(report.downloadedFiles) deleted \(report.deletedLocal + report.deletedRemote), conflicts \(report.conflicts)")
+                        let moved = ProgressLine.bytes(report.uploadedBytes + report.downloadedBytes)
+                        print("\r\u{1B}[K\(folder.path): ↑\(report.uploadedFiles) ↓\(report.downloadedFiles) deleted \(report.deletedLocal + report.deletedRemote), "
+                              + "conflicts \(report.conflicts), \(moved) sent and received")
                     }
                 } catch let e as APIFailure where e.isAuthentication {
+                    await stopDrawing()
                     throw CLIError("the server refused this device's token (revoked?); run 'ferry login' again")
                 } catch {
+                    await stopDrawing()
                     failures[folder.path] = CLIError.describe(error)
-                    if tty { print("\r\(folder.path): \(CLIError.describe(error))") }
+                    if tty { print("\r\u{1B}[K\(folder.path): \(CLIError.describe(error))") }
                 }
             }
         }
@@ -311,6 +385,19 @@ struct Sync: AsyncParsableCommand {
     }
 }
 
+extension Sync {
+    /// Redraws `progress` on one terminal line (`\r`, then clear to its end) every quarter
+    /// second while a pass runs, until cancelled.
+    static func draw(_ progress: TransferProgress, label: String) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(250))
+            let s = progress.snapshot
+            guard !Task.isCancelled, s.active, let started = s.phaseStarted else { continue }
+            FileHandle.standardOutput.write(Data("\r\u{1B}[K\(label): \(ProgressLine.format(s, elapsed: .now - started))".utf8))
+        }
+    }
+}
+
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show what the running ferryd is doing, or why a file is (not) in sync.")
     @Flag(help: "Print JSON.") var json = false
@@ -344,6 +431,10 @@ struct Status: AsyncParsableCommand {
             var line = "\(f.path) [\(f.library)]: \(f.state.rawValue)"
             if let at = f.lastSyncAt { line += ", last sync \(at.formatted(date: .omitted, time: .standard))" }
             if f.conflicts > 0 { line += ", \(f.conflicts) conflict(s)" }
+            if let queued = f.queuedBytes, queued > 0 || (f.queuedFiles ?? 0) > 0 {
+                line += ", \(ProgressLine.bytes(queued)) in \(f.queuedFiles ?? 0) file(s) queued"
+            }
+            if let moved = f.transferredBytes, moved > 0 { line += ", \(ProgressLine.bytes(moved)) transferred since start" }
             print(line)
             if let e = f.lastError { print("  error: \(e)") }
             if let pause = f.massDelete { print("  paused: \(pause.description), or 'ferry folder confirm-deletes \(f.path)'") }
@@ -360,14 +451,27 @@ struct SyncedPath {
     let path: FerryPath
 
     init(_ argument: String, config: ClientConfig) throws {
-        let absolute = URL(fileURLWithPath: argument).standardizedFileURL.path
-        guard let (folder, relative) = config.folder(containing: absolute) ?? config.folder(containing: URL(fileURLWithPath: argument).resolvingSymlinksInPath().path),
-              !relative.isEmpty else {
-            throw CLIError("\(absolute) is not inside a synced folder (see 'ferry folder list')")
+        let (folder, relative) = try Self.locate(argument, config: config)
+        guard let relative else {
+            throw CLIError("\(folder.path) is a synced folder itself; name something inside it")
         }
         self.folder = folder
-        self.path = try FerryPath(relative)
+        self.path = relative
     }
+
+    /// The synced folder `argument` is in, and where in it (nil: the folder's root).
+    static func locate(_ argument: String, config: ClientConfig) throws -> (FolderConfig, FerryPath?) {
+        let absolute = URL(fileURLWithPath: argument).standardizedFileURL.path
+        guard let (folder, relative) = config.folder(containing: absolute) ?? config.folder(containing: URL(fileURLWithPath: argument).resolvingSymlinksInPath().path) else {
+            throw CLIError("\(absolute) is not inside a synced folder (see 'ferry folder list')")
+        }
+        return (folder, relative.isEmpty ? nil : try FerryPath(relative))
+    }
+}
+
+/// Device names by id, to show who did what.
+func deviceNames(_ api: ServerAPI) async throws -> [String: String] {
+    Dictionary(try await api.devices().map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
 }
 
 struct History: AsyncParsableCommand {
@@ -390,15 +494,17 @@ struct History: AsyncParsableCommand {
 }
 
 struct Restore: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Make an old version of a file current again (the daemon then downloads it).")
-    @Argument(help: "A file inside a synced folder.") var path: String
+    static let configuration = CommandConfiguration(
+        abstract: "Make an old version of a file or folder current again (the daemon then downloads it).",
+        discussion: "A deleted folder comes back with what was in it when it was deleted. 'ferry trash' lists what can be restored.")
+    @Argument(help: "A file or folder inside a synced folder.") var path: String
     @Option(help: "The version to restore (default: the one before the current).") var version: Int64?
     @OptionGroup var options: CommonOptions
 
     func run() async throws {
         let config = try options.load()
         let target = try SyncedPath(path, config: config)
-        let restored = try await options.withAPI(config) { api -> FileVersion in
+        let restored = try await options.withAPI(config) { api -> VersionResponse in
             let history = try await api.history(library: target.folder.libraryId, path: target.path, limit: 1000)
             guard let current = history.versions.first else { throw CLIError("\(target.path) has no history on the server") }
             let wanted: Int64
@@ -410,7 +516,8 @@ struct Restore: AsyncParsableCommand {
             }
             return try await api.restore(library: target.folder.libraryId, path: target.path, version: wanted, base: current.version)
         }
-        print("Restored \(target.path) as version \(restored.version); run 'ferry sync' or let ferryd bring it to disk.")
+        let beneath = restored.restoredEntries.map { $0 > 0 ? " with \($0) entr\($0 == 1 ? "y" : "ies") beneath it" : "" } ?? ""
+        print("Restored \(target.path)\(beneath) as version \(restored.version.version); run 'ferry sync' or let ferryd bring it to disk.")
     }
 }
 
@@ -431,8 +538,7 @@ struct Conflicts: AsyncParsableCommand {
                 for folder in config.folders {
                     for c in try await api.conflicts(library: folder.libraryId, state: all ? "all" : "open") { found.append((folder, c)) }
                 }
-                let names = Dictionary(try await api.devices().map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
-                return (found, names)
+                return (found, try await deviceNames(api))
             }
             if json { return try printJSON(found.map(\.1)) }
             if found.isEmpty { return print(all ? "No conflicts recorded." : "No open conflicts.") }

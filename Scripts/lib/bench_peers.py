@@ -198,6 +198,8 @@ class Tool:
 
 class Ferry(Tool):
     name = "Ferry"
+    # Plain HTTP on 127.0.0.1; FerryTLS below is the same over HTTPS.
+    tls = False
 
     def __init__(self, work, binaries):
         self.work = work
@@ -211,9 +213,13 @@ class Ferry(Tool):
         with open(config, "w") as f:
             json.dump({"storage": {"reserveBytes": 0}}, f)
         run([self.bin["ferry-server"], "user", "add", "bench", "--password-stdin", "--data", self.data], stdin="bench-password-123\n")
-        self.server = subprocess.Popen([self.bin["ferry-server"], "serve", "--data", self.data, "--config", config, "--port", str(self.port)],
+        self.server = subprocess.Popen([self.bin["ferry-server"], "serve", "--data", self.data, "--config", config, "--port", str(self.port)]
+                                       + (["--tls"] if self.tls else []),
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "LOG_LEVEL": "error"})
         wait_for_port(self.port)
+        self.url = f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+        # A device pins the certificate the server made on its first start (SPEC §8).
+        self.trust = ["--fingerprint", run([self.bin["ferry-server"], "tls", "fingerprint", "--data", self.data]).strip()] if self.tls else []
 
     def env(self, dataset):
         home = os.path.join(self.work, "home-" + dataset)
@@ -223,8 +229,8 @@ class Ferry(Tool):
     def prepare(self, dataset, source, phase):
         """A device per dataset, logged in once (its pairing with the server)."""
         if phase == "initial":
-            run([self.bin["ferry"], "login", f"http://127.0.0.1:{self.port}", "--user", "bench", "--device-name", "bench-" + dataset,
-                 "--password-stdin"], env=self.env(dataset), stdin="bench-password-123\n")
+            run([self.bin["ferry"], "login", self.url, "--user", "bench", "--device-name", "bench-" + dataset, "--password-stdin"] + self.trust,
+                env=self.env(dataset), stdin="bench-password-123\n")
 
     def sync(self, dataset, source, phase):
         env = self.env(dataset)
@@ -241,6 +247,11 @@ class Ferry(Tool):
     def stop(self):
         self.server.send_signal(signal.SIGTERM)
         self.server.wait(timeout=30)
+
+
+class FerryTLS(Ferry):
+    name = "Ferry (TLS)"
+    tls = True
 
 
 class Rsync(Tool):
@@ -417,7 +428,7 @@ class Syncthing(Tool):
                 node["process"].kill()
 
 
-TOOLS = {"ferry": Ferry, "rsync": Rsync, "rclone": Rclone, "syncthing": Syncthing}
+TOOLS = {"ferry": Ferry, "ferry-tls": FerryTLS, "rsync": Rsync, "rclone": Rclone, "syncthing": Syncthing}
 
 
 # ---------------------------------------------------------------- the run
@@ -504,27 +515,28 @@ def cell(result):
 def markdown(report, tools):
     names = [TOOLS[k].name for k in tools]
     header = "| dataset: phase | " + " | ".join(f"{n} s (MiB on wire)" for n in names)
-    peers = [n for n in names if n != "Ferry"] if "Ferry" in names else []
-    if peers:
-        header += " | " + " | ".join(f"Ferry/{p} time" for p in peers)
-    columns = 1 + len(names) + len(peers)
+    # Ferry over TLS is compared with Ferry over plain HTTP; the peers with Ferry.
+    peers = [n for n in names if n not in ("Ferry", FerryTLS.name)] if "Ferry" in names else []
+    ratios = [("Ferry", p) for p in peers] + ([(FerryTLS.name, "Ferry")] if "Ferry" in names and FerryTLS.name in names else [])
+    if ratios:
+        header += " | " + " | ".join(f"{a}/{b} time" for a, b in ratios)
+    columns = 1 + len(names) + len(ratios)
     lines = [header + " |", "|" + "---|" * columns]
     for row, by_tool in report["rows"].items():
         cells = [cell(by_tool.get(n)) for n in names]
-        if peers:
-            ferry = by_tool.get("Ferry", {}).get("seconds")
-            for p in peers:
-                other = by_tool.get(p, {}).get("seconds")
-                cells.append(f"{ferry / other:.2f}" if ferry is not None and other else "")
+        for a, b in ratios:
+            mine, other = by_tool.get(a, {}).get("seconds"), by_tool.get(b, {}).get("seconds")
+            cells.append(f"{mine / other:.2f}" if mine is not None and other else "")
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     sets = ", ".join(f"{k}: {v['files']} files, {v['bytes'] / MiB:.0f} MiB" for k, v in report["datasets"].items())
-    return "\n".join(lines) + f"\n\nDatasets: {sets}. A ratio below 1 means Ferry was faster.\n"
+    return "\n".join(lines) + f"\n\nDatasets: {sets}. A ratio below 1 means the first was faster.\n"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="8 MiB of real files, 300 small files, a 32 MiB file")
     parser.add_argument("--tools", default="ferry,rsync,rclone,syncthing", help="comma-separated: " + ", ".join(TOOLS))
+    parser.add_argument("--tls", action="store_true", help="also run Ferry over HTTPS (the tool ferry-tls), right after Ferry over plain HTTP")
     parser.add_argument("--data-root", default=None, help="directory for the scratch data (default: the system temporary directory)")
     parser.add_argument("--json", default=None, help="also write the results as JSON here")
     parser.add_argument("--bin", default=".build/release", help="where ferry and ferry-server are built")
@@ -534,6 +546,8 @@ def main():
     global PHASE_BUDGET
     PHASE_BUDGET = args.phase_budget if args.phase_budget is not None else (None if args.quick else 300)
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    if args.tls and "ferry-tls" not in tools:
+        tools.insert(tools.index("ferry") + 1 if "ferry" in tools else 0, "ferry-tls")
     unknown = [t for t in tools if t not in TOOLS]
     if unknown:
         parser.error(f"unknown tool(s): {', '.join(unknown)}")

@@ -12,18 +12,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 def main(source, target):
     report = json.load(open(source))
-    series = {"upload": {}, "download, warm server cache": {}, "download, cold server cache": {}}
+    series = {}
     for row in report["rows"]:
-        m = re.match(r"(upload|download) (\d+) (KiB|MiB|GiB)(, (warm|cold) server cache)?", row["name"])
+        m = re.match(r"(TLS )?(upload|download) (\d+) (KiB|MiB|GiB)(, (warm|cold) server cache)?", row["name"])
         if not m or row["unit"] != "MB/s":
             continue
-        size = int(m.group(2)) * {"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}[m.group(3)]
-        key = "upload" if m.group(1) == "upload" else f"download, {m.group(5)} server cache"
-        series[key][size] = row["value"]
+        size = int(m.group(3)) * {"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}[m.group(4)]
+        key = "upload" if m.group(2) == "upload" else f"download, {m.group(6)} server cache"
+        series.setdefault(key + (" (TLS)" if m.group(1) else ""), {})[size] = row["value"]
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     for label, points in series.items():
         sizes = sorted(points)
-        ax.plot(sizes, [points[s] for s in sizes], marker="o", label=label)
+        ax.plot(sizes, [points[s] for s in sizes], marker="o", label=label, linestyle="--" if "TLS" in label else "-")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ticks = sorted({s for points in series.values() for s in points})

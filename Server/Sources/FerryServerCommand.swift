@@ -14,7 +14,7 @@ struct FerryServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ferry-server",
         abstract: "The Ferry NAS server: HTTP API, chunk store and metadata.",
-        subcommands: [Serve.self, User.self, Check.self, GC.self, SecurityLog.self, Migrate.self],
+        subcommands: [Serve.self, User.self, Check.self, GC.self, SecurityLog.self, TLSCommand.self, Migrate.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -63,11 +63,15 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var options: DataOption
     @Option(help: "Address to listen on (default 127.0.0.1).") var host: String?
     @Option(help: "Port to listen on (default 8720).") var port: Int?
+    @Flag(help: "Serve HTTPS on a loopback address too (any other address always gets HTTPS).") var tls = false
+    @Flag(help: "Serve plain HTTP on a non-loopback address: passwords and files cross the network in clear text.") var insecureHTTP = false
 
     func run() async throws {
         var configuration = try options.resolve()
         if let host { configuration.host = host }
         if let port { configuration.port = port }
+        if tls { configuration.tls.enabled = true }
+        if insecureHTTP { configuration.tls.insecureHTTP = true }
         do { try configuration.validate() } catch { throw ValidationError("\(error)") }
         let logger = makeLogger("ferry-server")
         // One server per data directory on one box: a second would deliver every webhook twice
@@ -269,5 +273,26 @@ struct Migrate: AsyncParsableCommand {
         let report = try await migration.run { print($0) }
         print("copied \(report.blobsCopied) blobs (\(report.blobsPresent) already there) and \(report.rows.values.reduce(0, +)) rows; "
               + "run 'ferry-server check --config \(config)' to verify")
+    }
+}
+
+struct TLSCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tls", abstract: "The server's TLS certificate.", subcommands: [Fingerprint.self])
+
+    struct Fingerprint: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the SHA-256 fingerprint of the certificate the server presents, as devices pin it (SHA256:<64 hex>).")
+        @OptionGroup var options: DataOption
+
+        func run() async throws {
+            let configuration = try options.resolve()
+            do {
+                let certificate = try ServerCertificate.existing(configuration, data: try DataDirectory(path: configuration.dataDirectory))
+                print(certificate.fingerprint)
+            } catch let error as ServerCertificateError {
+                throw ValidationError(error.description)
+            }
+        }
     }
 }

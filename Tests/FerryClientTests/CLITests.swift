@@ -18,7 +18,24 @@ struct CLITests {
         }
 
         func ferry(_ arguments: String..., stdin: String? = nil) async throws -> Run {
+            try await ferry(arguments, stdin: stdin)
+        }
+
+        func ferry(_ arguments: [String], stdin: String? = nil) async throws -> Run {
             try await runTool(CLITests.binary("ferry"), arguments, environment: environment, stdin: stdin)
+        }
+
+        /// A home logged in to `cloud` as `user`, syncing a fresh folder with `library`
+        /// (default: the folder's name); returns the home and the folder.
+        static func syncing(_ cloud: Cloud, as user: (name: String, password: String), library: String? = nil) async throws -> (Home, String) {
+            let home = Home()
+            let login = try await home.ferry("login", cloud.url, "--user", user.name, "--password-stdin", stdin: user.password + "\n")
+            try #require(login.status == 0, "\(login.err)")
+            let folder = scratchDirectory("cli-folder")
+            let add = try await runTool(CLITests.binary("ferry"), ["folder", "add", folder] + (library.map { ["--library", $0] } ?? []),
+                                        environment: home.environment)
+            try #require(add.status == 0, "\(add.err)")
+            return (home, folder)
         }
     }
 

@@ -16,11 +16,15 @@ struct Cloud {
     let url: String
     let port: Int
     let services: ServerServices
+    /// What a device pins to reach this server over HTTPS; nil over plain HTTP.
+    let pin: CertificatePin?
 
     /// Runs the server while `body` runs. A given data directory and port let a test stop
-    /// the server and start it again where clients expect it.
+    /// the server and start it again where clients expect it. `tls`: HTTPS on loopback
+    /// (`serve --tls`) with its self-signed certificate, which `Device.make` pins.
     static func with<T: Sendable>(
-        dataDirectory: String? = nil, port: Int = 0, configure: (inout ServerConfiguration) -> Void = { _ in }, _ body: (Cloud) async throws -> T
+        dataDirectory: String? = nil, port: Int = 0, tls: Bool = false, configure: (inout ServerConfiguration) -> Void = { _ in },
+        _ body: (Cloud) async throws -> T
     ) async throws -> T {
         var configuration = ServerConfiguration()
         configuration.dataDirectory = dataDirectory ?? scratchDirectory("server")
@@ -28,14 +32,22 @@ struct Cloud {
         configuration.storage.reserveBytes = 0
         configuration.auth.pbkdf2Iterations = 1000
         configuration.metadata.url = try await Backend.metadataURL(for: configuration.dataDirectory)
+        configuration.tls.enabled = tls
         configure(&configuration)
         var logger = Logger(label: "ferry-test-server")
         logger.logLevel = .critical
         let services = try await FerryServerApp.makeServices(configuration, logger: logger)
+        let pin = try services.certificate.map { try CertificatePin(der: $0.leafDER) }
         return try await FerryServerApp.withRunningServer(services) { port in
-            try await body(Cloud(url: "http://127.0.0.1:\(port)", port: port, services: services))
+            try await body(Cloud(url: "\(pin == nil ? "http" : "https")://127.0.0.1:\(port)", port: port, services: services, pin: pin))
         }
     }
+
+    /// This server reached through another loopback port (a `FaultProxy`'s), in its scheme.
+    func url(via port: Int) -> String { "\(pin == nil ? "http" : "https")://127.0.0.1:\(port)" }
+
+    /// What `ferry login` needs to trust this server: its fingerprint over HTTPS.
+    var loginTrust: [String] { pin.map { ["--fingerprint", $0.fingerprint.description] } ?? [] }
 
     /// A user with a known password.
     func user(_ name: String) async throws -> (name: String, password: String) {
@@ -44,6 +56,18 @@ struct Cloud {
         return (name, password)
     }
 }
+
+extension CertificateFingerprint {
+    /// As `openssl x509 -fingerprint -sha256` prints it: upper case, colons between bytes.
+    var openSSLSpelling: String {
+        let hex = Array(digest.hex.uppercased())
+        return stride(from: 0, to: hex.count, by: 2).map { String(hex[$0..<$0 + 2]) }.joined(separator: ":")
+    }
+}
+
+/// Plain HTTP, then HTTPS with the server's certificate pinned: the `tls` argument of tests
+/// that run over both (`@Test(arguments: plainAndTLS)`).
+let plainAndTLS = [false, true]
 
 /// A fresh directory under the system's temporary directory. Tests hand these around
 /// (a restarted device reuses its folder, a restarted server its data), so none is removed
@@ -90,16 +114,17 @@ final class Device: Sendable {
         _ cloud: Cloud, user: (name: String, password: String), name: String, library: String = "docs", root: String? = nil,
         stateDirectory: String? = nil
     ) async throws -> Device {
-        try await make(serverURL: cloud.url, user: user, name: name, library: library, root: root, stateDirectory: stateDirectory)
+        try await make(serverURL: cloud.url, user: user, name: name, library: library, root: root, stateDirectory: stateDirectory, pin: cloud.pin)
     }
 
-    /// A device of a server that is not in-process (the real binary, or behind a proxy).
+    /// A device of a server that is not in-process (the real binary, or behind a proxy);
+    /// `pin`: the server's certificate, when it speaks HTTPS.
     static func make(
         serverURL: String, user: (name: String, password: String), name: String, library: String = "docs", root: String? = nil,
-        stateDirectory: String? = nil, timeouts: ServerAPI.Timeouts = .init(), parallelism: Int = 4
+        stateDirectory: String? = nil, timeouts: ServerAPI.Timeouts = .init(), parallelism: Int = 4, pin: CertificatePin? = nil
     ) async throws -> Device {
         let (api, registered) = try await ServerAPI.enroll(serverURL: serverURL, username: user.name, password: user.password,
-                                                           deviceName: name, timeouts: timeouts)
+                                                           deviceName: name, timeouts: timeouts, pin: pin)
         let info = try await api.library(named: library)
         let root = root ?? scratchDirectory("folder-\(name)")
         try FileManager.default.createDirectory(atPath: root + "/.ferry", withIntermediateDirectories: true)
@@ -108,6 +133,7 @@ final class Device: Sendable {
         var config = ClientConfig(serverURL: serverURL, username: user.name, deviceId: registered.device.id, deviceName: name,
                                   deviceToken: registered.token, folders: [folder])
         config.settleMilliseconds = 50
+        config.certificatePin = pin
         let index = try LocalIndex(path: state + "/index.sqlite")
         var logger = Logger(label: "ferry-test-\(name)")
         logger.logLevel = .critical

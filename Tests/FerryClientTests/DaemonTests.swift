@@ -70,6 +70,33 @@ struct DaemonTests {
         }
     }
 
+    @Test func theConflictCountFallsOnceTheConflictIsResolved() async throws {
+        try await Cloud.with { cloud in
+            let user = try await cloud.user("cy")
+            let a = try await Device.make(cloud, user: user, name: "a")
+            let b = try await Device.make(cloud, user: user, name: "b")
+            defer { Task { await a.close(); await b.close() } }
+            try a.write("plan.txt", "v1")
+            try await a.sync()
+            try await b.sync()
+            try a.write("plan.txt", "a's edit")
+            try await a.sync()
+            try b.write("plan.txt", "b's edit")
+
+            // B's daemon finds the conflict on its first pass and counts it.
+            let db = Self.daemon(b)
+            let run = Task { try await db.run() }
+            defer { run.cancel() }
+            #expect(await eventually { db.board.snapshot.folders[0].conflicts == 1 })
+            let open = try await a.api.conflicts(library: a.sync.folder.libraryId)
+            #expect(open.count == 1)
+
+            // Settled elsewhere: the copy's delete reaches B, and the count falls with it.
+            _ = try await a.api.resolveConflict(id: try #require(open.first).id, keep: .theirs)
+            #expect(await eventually { db.board.snapshot.folders[0].conflicts == 0 && b.tree().keys.allSatisfy { !ConflictName.isConflictCopy($0) } })
+        }
+    }
+
     @Test func aSecondDaemonOnTheSameSocketIsRefused() async throws {
         let dir = scratchDirectory("socket")
         let first = try ControlSocket(path: dir + "/s.sock") { _ in Data("{}".utf8) }

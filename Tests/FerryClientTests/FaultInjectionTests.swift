@@ -78,18 +78,23 @@ struct FaultInjectionTests {
     /// Where in the transfer the kill lands: after this share of the bytes is stored.
     static let killPoints = [0.15, 0.6]
 
-    @Test(arguments: killPoints)
-    func aServerKilledMidSyncLosesNothingAndCommittedChunksAreNotSentAgain(at share: Double) async throws {
+    /// Every kill point over plain HTTP, and the early one over HTTPS (each case costs half a
+    /// minute; the early one leaves the most margin for a loaded machine to land the kill mid-sync).
+    static let killCases = killPoints.map { ($0, false) } + [(killPoints[0], true)]
+
+    @Test(arguments: killCases)
+    func aServerKilledMidSyncLosesNothingAndCommittedChunksAreNotSentAgain(at share: Double, tls: Bool) async throws {
         let user = (name: "ann", password: "ann-password-1")
-        let server = try await RealServer.prepare(user: user.name, password: user.password)
+        let server = try await RealServer.prepare(user: user.name, password: user.password, tls: tls)
         var running = try await server.start()
+        let pin = try server.pin()
         // A slow link makes "the middle of the sync" a wide window rather than a race.
         let proxy = try FaultProxy(upstreamPort: server.port, mode: .slow(bytesPerSecond: 12 << 20))
         defer { proxy.stop(); running.kill9() }
         // One upload batch at a time, so batches are recorded one after another and a kill
         // after one of them finds the next still on its way.
-        let a = try await Device.make(serverURL: proxy.url, user: user, name: "a", parallelism: 1)
-        let direct = ServerAPI.open(serverURL: server.url, token: a.config.deviceToken)
+        let a = try await Device.make(serverURL: server.url(via: proxy.port), user: user, name: "a", parallelism: 1, pin: pin)
+        let direct = ServerAPI.open(serverURL: server.url, token: a.config.deviceToken, pin: pin)
         defer { Task { await a.close(); await direct.close() } }
         try Self.writeWorkload(a, megabytes: 24, seed: 61)
 
@@ -114,22 +119,23 @@ struct FaultInjectionTests {
         let report = try await a.sync()
         #expect(report.uploadedBytes == missing, "a resumed sync sends exactly the chunks the server lacks")
         #expect(report.deferred == 0 && report.problems.isEmpty)
-        let b = try await Device.make(serverURL: server.url, user: user, name: "b")
+        let b = try await Device.make(serverURL: server.url, user: user, name: "b", pin: pin)
         defer { Task { await b.close() } }
         try await b.sync()
         #expect(b.tree() == a.tree())
         #expect(try await server.check().status == 0)
     }
 
-    @Test(arguments: killPoints)
-    func aClientKilledMidSyncResumesWithoutSendingCommittedChunksAgain(at share: Double) async throws {
+    @Test(arguments: killCases)
+    func aClientKilledMidSyncResumesWithoutSendingCommittedChunksAgain(at share: Double, tls: Bool) async throws {
         let data = scratchDirectory("server-client-kill")
-        try await Cloud.with(dataDirectory: data) { cloud in
+        try await Cloud.with(dataDirectory: data, tls: tls) { cloud in
             let user = try await cloud.user("bea")
             let proxy = try FaultProxy(upstreamPort: cloud.port, mode: .slow(bytesPerSecond: 12 << 20))
             defer { proxy.stop() }
             let home = CLITests.Home()
-            let login = try await home.ferry("login", proxy.url, "--user", user.name, "--device-name", "desk", "--password-stdin", stdin: user.password + "\n")
+            let login = try await home.ferry(["login", cloud.url(via: proxy.port), "--user", user.name, "--device-name", "desk", "--password-stdin"]
+                                             + cloud.loginTrust, stdin: user.password + "\n")
             try #require(login.status == 0, "\(login.err)")
             let folder = scratchDirectory("killed-client")
             try #require(try await home.ferry("folder", "add", folder, "--library", "docs").status == 0)
@@ -155,7 +161,8 @@ struct FaultInjectionTests {
             proxy.resetAll()
             #expect(await eventually { proxy.openConnections == 0 })
 
-            let (checker, _) = try await ServerAPI.enroll(serverURL: cloud.url, username: user.name, password: user.password, deviceName: "checker")
+            let (checker, _) = try await ServerAPI.enroll(serverURL: cloud.url, username: user.name, password: user.password, deviceName: "checker",
+                                                          pin: cloud.pin)
             defer { Task { await checker.close() } }
             let (missing, total) = try await Self.bytesStillMissing(checker, root: folder)
             #expect(missing > 0 && missing < total, "the kill should land mid-sync: \(missing) of \(total) missing")
@@ -178,15 +185,15 @@ struct FaultInjectionTests {
 
     // MARK: the network
 
-    @Test func connectionsResetMidTransferOnlyDelayTheSync() async throws {
-        try await Cloud.with { cloud in
+    @Test(arguments: plainAndTLS) func connectionsResetMidTransferOnlyDelayTheSync(tls: Bool) async throws {
+        try await Cloud.with(tls: tls) { cloud in
             let user = try await cloud.user("cal")
             // Every 11 MiB of traffic, the connection carrying it is reset: uploads (sent in
             // batches of up to 8 MiB) and downloads are cut mid-request again and again.
             let proxy = try FaultProxy(upstreamPort: cloud.port, mode: .cutEvery(bytes: 11 << 20))
             defer { proxy.stop() }
-            let a = try await Device.make(serverURL: proxy.url, user: user, name: "a")
-            let b = try await Device.make(serverURL: proxy.url, user: user, name: "b")
+            let a = try await Device.make(serverURL: cloud.url(via: proxy.port), user: user, name: "a", pin: cloud.pin)
+            let b = try await Device.make(serverURL: cloud.url(via: proxy.port), user: user, name: "b", pin: cloud.pin)
             defer { Task { await a.close(); await b.close() } }
             try Self.writeWorkload(a, megabytes: 32, seed: 63)
 
@@ -231,12 +238,13 @@ struct FaultInjectionTests {
         }
     }
 
-    @Test(.timeLimit(.minutes(2))) func aStalledConnectionFailsTheRequestInsteadOfHangingTheSync() async throws {
-        try await Cloud.with { cloud in
+    @Test(.timeLimit(.minutes(2)), arguments: plainAndTLS) func aStalledConnectionFailsTheRequestInsteadOfHangingTheSync(tls: Bool) async throws {
+        try await Cloud.with(tls: tls) { cloud in
             let user = try await cloud.user("dee")
             let proxy = try FaultProxy(upstreamPort: cloud.port)
             defer { proxy.stop() }
-            let a = try await Device.make(serverURL: proxy.url, user: user, name: "a", timeouts: .init(connect: .seconds(2), stall: .seconds(1)))
+            let a = try await Device.make(serverURL: cloud.url(via: proxy.port), user: user, name: "a", timeouts: .init(connect: .seconds(2), stall: .seconds(1)),
+                                          pin: cloud.pin)
             defer { Task { await a.close() } }
             try Self.writeWorkload(a, megabytes: 4, seed: 64)
 

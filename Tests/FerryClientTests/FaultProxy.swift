@@ -23,7 +23,6 @@ final class FaultProxy: @unchecked Sendable {
     }
 
     let port: Int
-    var url: String { "http://127.0.0.1:\(port)" }
     private let upstreamPort: Int
     private let listener: Int32
     /// Guards the state below; stalled pumps wait on it for the mode to change.

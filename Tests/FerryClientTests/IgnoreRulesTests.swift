@@ -66,6 +66,38 @@ struct IgnoreRulesTests {
         #expect(rules.isIgnored(String(repeating: "a", count: 200) + "b", isDirectory: false))
     }
 
+    /// Runs `pattern` against `path` with a step count: at most one step per pattern segment
+    /// per path component, however many `**` the pattern holds.
+    static func boundedMatch(_ pattern: String, _ path: String) throws -> Bool {
+        let rule = try #require(IgnoreRules.parse(pattern))
+        let parts = path.split(separator: "/").map { Array($0.utf8) }
+        var steps = 0
+        let matched = IgnoreRules.matchSegments(rule.segments[...], parts[...], steps: &steps)
+        #expect(steps <= (rule.segments.count + 1) * (parts.count + 1), "\(steps) steps for \(pattern)")
+        return matched
+    }
+
+    @Test func repeatedDoubleStarsOnADeepPathThatDoesNotMatchReturn() throws {
+        // Matched by backtracking, each `**` tried every split of the rest: C(71, 11) ways.
+        let stars = Array(repeating: "**", count: 12).joined(separator: "/") + "/a"
+        #expect(try #require(IgnoreRules.parse(stars)).segments.count == 2)
+        let deep = (1...60).map { "d\($0)" }.joined(separator: "/")
+        #expect(try !Self.boundedMatch(stars, deep))
+        #expect(try Self.boundedMatch(stars, deep + "/a"))
+        let rules = IgnoreRules(userPatterns: stars, includeDefaults: false)
+        #expect(!rules.isIgnored(deep, isDirectory: false))
+        #expect(rules.isIgnored(deep + "/a", isDirectory: false))
+
+        // Stars that cannot collapse, with a literal between each.
+        let spaced = Array(repeating: "**/x", count: 10).joined(separator: "/") + "/b"
+        let xs = Array(repeating: "x", count: 60).joined(separator: "/")
+        #expect(try !Self.boundedMatch(spaced, xs + "/c"))
+        #expect(try Self.boundedMatch(spaced, xs + "/b"))
+        #expect(try !Self.boundedMatch(spaced, Array(repeating: "x", count: 9).joined(separator: "/") + "/b"))
+        #expect(try Self.boundedMatch("out/**/**", "out/a"))
+        #expect(try !Self.boundedMatch("out/**/**", "out"))
+    }
+
     @Test func theWalkShortcutAgreesWhereNoAncestorIsIgnored() {
         let rules = IgnoreRules(userPatterns: "*.log\n!keep.log\n/build/\ncache/\na/**/b")
         for path in ["x.log", "d/keep.log", "build", "src/build", "cache", "a/q/b", "notes.txt", "d/.DS_Store"] {

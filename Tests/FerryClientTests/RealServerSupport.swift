@@ -71,15 +71,28 @@ struct RealServer {
     let data: String
     let config: String
     let port: Int
-    var url: String { "http://127.0.0.1:\(port)" }
+    /// Serves HTTPS (`serve --tls`) with the self-signed certificate it makes in `data`.
+    var tls = false
+    /// The certificate file the config names (`tls.certificateFile`), if it names one.
+    var certificateFile: String?
+    var url: String { url(via: port) }
+
+    /// This server reached through another loopback port (a `FaultProxy`'s), in its scheme.
+    func url(via port: Int) -> String { "\(tls ? "https" : "http")://127.0.0.1:\(port)" }
+
+    /// The certificate a device pins, once the server has made it on its first start; nil over plain HTTP.
+    func pin() throws -> CertificatePin? {
+        guard tls else { return nil }
+        return try CertificatePin(pem: String(contentsOfFile: certificateFile ?? data + "/tls.crt", encoding: .utf8))
+    }
 
     /// A data directory with one user, and a config file with test-speed password hashing.
-    static func prepare(user: String, password: String, settings: String = "") async throws -> RealServer {
+    static func prepare(user: String, password: String, settings: String = "", tls: Bool = false) async throws -> RealServer {
         let data = scratchDirectory("real-server")
         let config = scratchDirectory("real-server-config") + "/config.json"
         let extra = settings.isEmpty ? "" : ", " + settings
         try Data(#"{"auth": {"pbkdf2Iterations": 1000}, "storage": {"reserveBytes": 0}\#(extra)}"#.utf8).write(to: URL(fileURLWithPath: config))
-        let server = RealServer(data: data, config: config, port: try freeLoopbackPort())
+        let server = RealServer(data: data, config: config, port: try freeLoopbackPort(), tls: tls)
         let add = try await server.tool("user", "add", user, "--password-stdin", stdin: password + "\n")
         try #require(add.status == 0, "user add failed: \(add.err)")
         return server
@@ -90,10 +103,15 @@ struct RealServer {
         try await runTool(CLITests.binary("ferry-server"), arguments + ["--data", data, "--config", config], stdin: stdin)
     }
 
-    /// Starts the server and waits until `/health` answers.
-    func start() async throws -> Running {
-        let running = try Running(self)
-        try #require(await Self.waitForHealth(url), "ferry-server did not come up on \(url)")
+    /// What the server logged (at `logLevel`) since its last start.
+    var log: String { (try? String(contentsOfFile: config + ".log", encoding: .utf8)) ?? "" }
+
+    /// Starts the server and waits until `/health` answers. `arguments` replace the flags
+    /// that choose the transport (`--tls` when `tls`).
+    func start(arguments: [String]? = nil, logLevel: String = "critical") async throws -> Running {
+        let running = try Running(self, arguments: arguments ?? (tls ? ["--tls"] : []), logLevel: logLevel)
+        try #require(await eventually { !tls || FileManager.default.fileExists(atPath: certificateFile ?? data + "/tls.crt") }, "ferry-server made no certificate")
+        try #require(await Self.waitForHealth(url, pin: try pin()), "ferry-server did not come up on \(url)")
         return running
     }
 
@@ -118,9 +136,9 @@ struct RealServer {
         return total + (rows.flatMap { $0 } ?? 0)
     }
 
-    static func waitForHealth(_ url: String) async -> Bool {
+    static func waitForHealth(_ url: String, pin: CertificatePin? = nil) async -> Bool {
         await eventually {
-            let api = ServerAPI.open(serverURL: url, token: "")
+            let api = ServerAPI.open(serverURL: url, token: "", pin: pin)
             defer { Task { await api.close() } }
             return (try? await api.health()) == true
         }
@@ -129,15 +147,19 @@ struct RealServer {
     final class Running: Sendable {
         let process: Process
 
-        init(_ server: RealServer) throws {
+        init(_ server: RealServer, arguments: [String], logLevel: String) throws {
             process = Process()
             process.executableURL = URL(fileURLWithPath: CLITests.binary("ferry-server"))
-            process.arguments = ["serve", "--data", server.data, "--config", server.config, "--port", String(server.port)]
-            process.environment = ["LOG_LEVEL": "critical", "PATH": "/usr/bin:/bin"]
-            process.standardError = FileHandle.nullDevice
+            process.arguments = ["serve", "--data", server.data, "--config", server.config, "--port", String(server.port)] + arguments
+            process.environment = ["LOG_LEVEL": logLevel, "PATH": "/usr/bin:/bin"]
+            FileManager.default.createFile(atPath: server.config + ".log", contents: nil)
+            process.standardError = FileHandle(forWritingAtPath: server.config + ".log")
             process.standardOutput = FileHandle.nullDevice
             try process.run()
         }
+
+        /// Sends a signal (SIGHUP: reload the certificate).
+        func signal(_ number: Int32) { kill(process.processIdentifier, number) }
 
         /// SIGKILL: no shutdown handler, no flush; what was not durable is gone.
         func kill9() {

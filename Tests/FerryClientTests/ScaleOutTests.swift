@@ -188,6 +188,20 @@ struct MigrationTests {
                 return device.tree()
             }
         }
+        // What main's later migrations added: a dashboard sign-in (its cookie's hash) and a
+        // webhook pinned to its receiver's certificate.
+        var oneBoxConfiguration = ServerConfiguration()
+        oneBoxConfiguration.dataDirectory = oneBox
+        var quiet = Logger(label: "ferry-test-migrate")
+        quiet.logLevel = .critical
+        let cookieHash = [UInt8](repeating: 7, count: 32)
+        let pin = try CertificateFingerprint(parsing: "SHA256:" + String(repeating: "ab", count: 32))
+        let oneBoxStores = try await StoreFactory.open(oneBoxConfiguration, threadPool: .singleton, logger: quiet)
+        let eve = try #require(try await oneBoxStores.store.user(named: "eve"))
+        _ = try await oneBoxStores.store.createDashboardSession(userId: eve.id, cookieHash: cookieHash, expiresAt: Date().addingTimeInterval(3600))
+        _ = try await oneBoxStores.store.createWebhook(userId: eve.id, createdBy: .init(kind: .session, id: "s"), url: "https://127.0.0.1:9/hook",
+                                                       events: try EventFilter(["ping"]), secret: "a-secret-of-sixteen", active: true,
+                                                       keepResponseExcerpts: false, tlsFingerprint: pin)
         let url = try await Backend.freshDatabase()
         let cluster = scratchDirectory("cluster")
         var configuration = ServerConfiguration()
@@ -203,6 +217,8 @@ struct MigrationTests {
         #expect(again.rows.values.allSatisfy { $0 == 0 } && again.blobsCopied == 0 && again.blobsPresent == first.blobsCopied)
         let check = try await Maintenance.check(store: stores.store, blobs: stores.blobs)
         #expect(check.isClean && check.checked > 0)
+        #expect(try await stores.store.dashboardIdentity(cookieHash: cookieHash)?.username == "eve")
+        #expect(try await stores.store.webhooks(userId: eve.id).map(\.tlsFingerprint) == [pin])
 
         try await Cloud.with(dataDirectory: cluster, configure: { $0.metadata.url = url }) { cloud in
             // The same folder and index, now against the cluster: nothing to send, nothing changed.

@@ -7,7 +7,10 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import NIOCore
+// Which module owns Glibc's structs (stat, timespec) depends on the order modules were
+// built in; importing each candidate keeps the file compiling whichever it is.
 import CoreFoundation
+import CNIOLinux
 import NIOPosix
 import FerryTestSupport
 import Testing

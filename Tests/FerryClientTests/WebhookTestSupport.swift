@@ -1,8 +1,11 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import HummingbirdTesting
+import HummingbirdTLS
 import HTTPTypes
 import NIOCore
+import NIOSSL
 
 /// One request a test receiver got.
 struct ReceivedHook: Sendable {
@@ -51,9 +54,11 @@ actor HookLog {
     func of(type: String) -> [ReceivedHook] { requests.filter { $0.type == type } }
 }
 
-/// A real HTTP receiver on 127.0.0.1 for the duration of `body`.
+/// A real HTTP receiver on 127.0.0.1 for the duration of `body`; with `tls` (a PEM
+/// certificate and key) an HTTPS one.
 func withHookReceiver<T: Sendable>(
-    script: [Int] = [], holdFirst: Int = 0, _ body: @Sendable (_ url: String, _ log: HookLog) async throws -> T
+    script: [Int] = [], holdFirst: Int = 0, tls: (certificate: String, key: String)? = nil,
+    _ body: @Sendable (_ url: String, _ log: HookLog) async throws -> T
 ) async throws -> T {
     let log = HookLog(script: script, holdFirst: holdFirst)
     let router = Router()
@@ -67,10 +72,17 @@ func withHookReceiver<T: Sendable>(
         if status == 429 || status == 503 { fields[.retryAfter] = "0" }
         return Response(status: .init(code: status), headers: fields, body: .init(byteBuffer: ByteBuffer(string: "answer \(status)")))
     }
-    let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+    var server = HTTPServerBuilder.http1()
+    if let tls {
+        let configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(tls.certificate.utf8)).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(tls.key.utf8), format: .pem)))
+        server = try .tls(.http1(), tlsConfiguration: configuration)
+    }
+    let app = Application(router: router, server: server, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
     return try await app.test(.live) { client in
         do {
-            let result = try await body("http://127.0.0.1:\(client.port!)/hook", log)
+            let result = try await body("\(tls == nil ? "http" : "https")://127.0.0.1:\(client.port!)/hook", log)
             await log.release()
             return result
         } catch {

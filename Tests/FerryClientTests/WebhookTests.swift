@@ -1,13 +1,14 @@
 @testable import FerryClient
 import Crypto
 import FerryCore
-import FerryServer
+@testable import FerryServer
 import Foundation
 import FerryTestSupport
 import Testing
 
 /// Webhooks end to end (issue 4): the real server and dispatcher, a real receiver on
-/// loopback, signatures checked by this test's own HMAC code.
+/// loopback, signatures checked by this test's own HMAC code; devices reach the server over
+/// plain HTTP and over HTTPS.
 @Suite("webhooks", .eachBackend)
 struct WebhookTests {
     /// Loopback receivers need private targets; retries come fast.
@@ -18,8 +19,8 @@ struct WebhookTests {
 
     static func hex(_ mac: some Sequence<UInt8>) -> String { mac.map { String(format: "%02x", $0) }.joined() }
 
-    @Test func fileEventsArriveInOrderWithBothSignatures() async throws {
-        try await Cloud.with(configure: Self.fast) { cloud in
+    @Test(arguments: plainAndTLS) func fileEventsArriveInOrderWithBothSignatures(tls: Bool) async throws {
+        try await Cloud.with(tls: tls, configure: Self.fast) { cloud in
             try await withHookReceiver { url, log in
                 let user = try await cloud.user("hooks")
                 let a = try await Device.make(cloud, user: user, name: "alpha")
@@ -66,8 +67,8 @@ struct WebhookTests {
         }
     }
 
-    @Test func conflictsDevicesAndPingsAreEventsToo() async throws {
-        try await Cloud.with(configure: Self.fast) { cloud in
+    @Test(arguments: plainAndTLS) func conflictsDevicesAndPingsAreEventsToo(tls: Bool) async throws {
+        try await Cloud.with(tls: tls, configure: Self.fast) { cloud in
             try await withHookReceiver { url, log in
                 let user = try await cloud.user("events")
                 let a = try await Device.make(cloud, user: user, name: "alpha")
@@ -98,8 +99,8 @@ struct WebhookTests {
         }
     }
 
-    @Test func aReceiverFailingTwiceSeesTheThirdAttemptSucceed() async throws {
-        try await Cloud.with(configure: Self.fast) { cloud in
+    @Test(arguments: plainAndTLS) func aReceiverFailingTwiceSeesTheThirdAttemptSucceed(tls: Bool) async throws {
+        try await Cloud.with(tls: tls, configure: Self.fast) { cloud in
             try await withHookReceiver(script: [500, 503]) { url, log in
                 let user = try await cloud.user("retry")
                 let a = try await Device.make(cloud, user: user, name: "alpha")
@@ -124,8 +125,8 @@ struct WebhookTests {
         }
     }
 
-    @Test func goneOrExhaustedEndpointsAreDisabledAndTheOwnerIsTold() async throws {
-        try await Cloud.with(configure: Self.fast) { cloud in
+    @Test(arguments: plainAndTLS) func goneOrExhaustedEndpointsAreDisabledAndTheOwnerIsTold(tls: Bool) async throws {
+        try await Cloud.with(tls: tls, configure: Self.fast) { cloud in
             try await withHookReceiver(script: [410, 500, 500, 500]) { url, log in
                 let user = try await cloud.user("gone")
                 let a = try await Device.make(cloud, user: user, name: "alpha")
@@ -152,8 +153,8 @@ struct WebhookTests {
         }
     }
 
-    @Test func privateLinkLocalAndMetadataTargetsAreRefused() async throws {
-        try await Cloud.with { cloud in
+    @Test(arguments: plainAndTLS) func privateLinkLocalAndMetadataTargetsAreRefused(tls: Bool) async throws {
+        try await Cloud.with(tls: tls) { cloud in
             try await withHookReceiver { url, log in
                 let user = try await cloud.user("ssrf")
                 let a = try await Device.make(cloud, user: user, name: "alpha")
@@ -174,13 +175,67 @@ struct WebhookTests {
             }
         }
         // Allowing private targets never allows link-local or metadata addresses.
-        try await Cloud.with(configure: Self.fast) { cloud in
+        try await Cloud.with(tls: tls, configure: Self.fast) { cloud in
             let a = try await Device.make(cloud, user: try await cloud.user("ssrf2"), name: "alpha")
             defer { Task { await a.close() } }
             for refused in ["http://169.254.169.254/", "http://[fd00:ec2::254]/", "http://100.100.100.200/", "http://[fe80::1%25eth0]/"] {
                 await #expect(throws: APIFailure.self, "\(refused)") { try await a.session().createWebhook(url: refused, events: try EventFilter(["*"])) }
             }
             _ = try await a.session().createWebhook(url: "http://127.0.0.1:9/hook", events: try EventFilter(["*"]))
+        }
+    }
+
+    /// A receiver with a self-signed certificate: refused as ever unless its fingerprint is
+    /// pinned on the endpoint, and then only that certificate is accepted (SPEC §8).
+    @Test func aSelfSignedReceiverIsReachedOnlyThroughItsPinnedFingerprint() async throws {
+        let pair = try SelfSignedCertificate.make(names: ["localhost"], addresses: ["127.0.0.1"])
+        let fingerprint = try CertificatePin(pem: pair.certificatePEM).fingerprint
+        let other = try CertificatePin(pem: try SelfSignedCertificate.make(names: ["localhost"], addresses: []).certificatePEM).fingerprint
+        // A refused handshake is retried until the connect timeout, which the request timeout bounds.
+        try await Cloud.with(tls: true, configure: { Self.fast(&$0); $0.webhooks.requestTimeoutSeconds = 2 }) { cloud in
+            try await withHookReceiver(tls: (pair.certificatePEM, pair.keyPEM)) { url, log in
+                let a = try await Device.make(cloud, user: try await cloud.user("pinner"), name: "alpha")
+                defer { Task { await a.close() } }
+                let session = try await a.session()
+                func firstAttempt(_ id: String) async throws -> DeliveryAttempt {
+                    _ = try await session.testWebhook(id: id)
+                    #expect(try await eventually { try await session.deliveries(webhook: id).deliveries.first?.attempts.isEmpty == false })
+                    return try #require(try await session.deliveries(webhook: id).deliveries.first?.attempts.first)
+                }
+                // Not pinned: the certificate is verified as before, and refused.
+                let plain = try await session.createWebhook(url: url, events: try EventFilter(["ping"]))
+                #expect(plain.webhook.tlsFingerprint == nil)
+                let refused = try await firstAttempt(plain.webhook.id)
+                #expect(refused.status == nil && refused.error?.contains("request failed") == true, "\(refused)")
+
+                // Pinned to another certificate: refused naming both, before anything is sent.
+                let wrong = try await session.createWebhook(url: url, events: try EventFilter(["ping"]), tlsFingerprint: other.description)
+                let mismatch = try await firstAttempt(wrong.webhook.id)
+                #expect(mismatch.error?.contains("presented certificate \(fingerprint), not the pinned \(other)") == true, "\(mismatch)")
+                #expect(await log.requests.isEmpty)
+
+                // Pinned right (in openssl's spelling): delivered, and shown in the one spelling.
+                // The refused ping spends its (short) retry schedule and switches the endpoint off;
+                // pinning the right certificate switches it on again.
+                #expect(try await eventually { try await session.webhooks().first { $0.id == wrong.webhook.id }?.active == false })
+                let pinned = try await session.updateWebhook(id: wrong.webhook.id, UpdateWebhookRequest(active: true, tlsFingerprint: fingerprint.openSSLSpelling))
+                #expect(pinned.tlsFingerprint == fingerprint)
+                #expect(try await session.webhooks().first { $0.id == wrong.webhook.id }?.tlsFingerprint == fingerprint)
+                let delivered = try await firstAttempt(wrong.webhook.id)
+                #expect(delivered.status == 200, "\(delivered)")
+                // (The ping refused above may follow it on its retry schedule, now also delivered.)
+                let received = await log.requests
+                #expect(!received.isEmpty && received.allSatisfy { $0.type == "ping" })
+
+                // The pin is removed with "", and refused on plain http:// or in a wrong spelling.
+                #expect(try await session.updateWebhook(id: wrong.webhook.id, UpdateWebhookRequest(tlsFingerprint: "")).tlsFingerprint == nil)
+                await #expect { try await session.createWebhook(url: "http://127.0.0.1:9/hook", events: try EventFilter(["ping"]), tlsFingerprint: fingerprint.description) }
+                    throws: { ($0 as? APIFailure)?.message.contains("pins an https:// receiver") == true }
+                await #expect { try await session.createWebhook(url: url, events: try EventFilter(["ping"]), tlsFingerprint: "SHA256:1234") }
+                    throws: { ($0 as? APIFailure)?.code == "invalid_fingerprint" }
+                await #expect { try await session.updateWebhook(id: plain.webhook.id, UpdateWebhookRequest(url: "http://127.0.0.1:9/hook", tlsFingerprint: fingerprint.description)) }
+                    throws: { ($0 as? APIFailure)?.status == 400 }
+            }
         }
     }
 
@@ -227,8 +282,8 @@ struct WebhookTests {
         #expect(IPNetwork("10.0.0.0/33") == nil && IPNetwork("fe80::/129") == nil && IPNetwork("10.0.0.0/+8") == nil)
     }
 
-    @Test func inputIsValidatedAndOtherUsersSeeNothing() async throws {
-        try await Cloud.with(configure: Self.fast) { cloud in
+    @Test(arguments: plainAndTLS) func inputIsValidatedAndOtherUsersSeeNothing(tls: Bool) async throws {
+        try await Cloud.with(tls: tls, configure: Self.fast) { cloud in
             let owner = try await Device.make(cloud, user: try await cloud.user("owner"), name: "o")
             let other = try await Device.make(cloud, user: try await cloud.user("other"), name: "x")
             defer { Task { await owner.close(); await other.close() } }

@@ -123,7 +123,7 @@ struct AuthTests {
         }
     }
 
-    @Test func deviceTokensRegisterListAndRevoke() async throws {
+    @Test(.eachBackend) func deviceTokensRegisterListAndRevoke() async throws {
         let server = try await TestServer.make()
         defer { server.removeData() }
         try await server.run { api in
@@ -150,10 +150,8 @@ struct AuthTests {
             #expect(after.devices.first?.revokedAt != nil)
         }
         // The token itself is never stored, only its hash.
-        let stored = try await (server.services.store as! SQLiteMetadataStore).pool.read { db in
-            try Data.fetchAll(db, sql: "SELECT token_hash FROM device").map { [UInt8]($0) }
-        }
-        #expect(stored.allSatisfy { $0.count == 32 })
+        let stored = try await server.fetchBytes("SELECT token_hash FROM device")
+        #expect(!stored.isEmpty && stored.allSatisfy { $0.count == 32 })
     }
 
     @Test(.eachBackend) func passwordChangeEndsSessions() async throws {

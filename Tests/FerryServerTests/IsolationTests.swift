@@ -30,6 +30,7 @@ struct IsolationTests {
                 (.get, "/libraries/\(lib)/changes?since=0", nil),
                 (.get, "/libraries/\(lib)/history?path=s.txt", nil),
                 (.post, "/libraries/\(lib)/restore", ByteBuffer(string: #"{"path":"s.txt","version":1}"#)),
+                (.get, "/libraries/\(lib)/trash", nil),
                 (.post, "/libraries/\(lib)/commit", ByteBuffer(string: #"{"operations":[{"op":"delete","path":"s.txt","base":1}]}"#)),
                 (.get, "/chunks/\(hash.hex)", nil),
                 (.delete, "/devices/\(device.device.id)", nil),
@@ -140,6 +141,7 @@ struct EveryRouteIsolationTests {
                 "GET /api/v1/libraries/{lib}/history": Probe(.get, "/libraries/\(lib)/history?path=s.txt", nil, .notFound),
                 "GET /api/v1/libraries/{lib}/list": Probe(.get, "/libraries/\(lib)/list", nil, .notFound),
                 "POST /api/v1/libraries/{lib}/restore": Probe(.post, "/libraries/\(lib)/restore", #"{"path":"s.txt","version":1}"#, .notFound),
+                "GET /api/v1/libraries/{lib}/trash": Probe(.get, "/libraries/\(lib)/trash", nil, .notFound),
                 "GET /api/v1/conflicts": Probe(.get, "/conflicts?state=all", nil, .ownOnly),
                 "POST /api/v1/conflicts/{id}/resolve": Probe(.post, "/conflicts/\(conflict.id)/resolve", #"{"keep":"mine"}"#, .notFound),
                 "POST /api/v1/projects": Probe(.post, "/projects", #"{"name":"bobs"}"#, .ownOnly),
@@ -165,8 +167,72 @@ struct EveryRouteIsolationTests {
                 "GET /api/v1/protocol": Probe(.get, "/protocol", nil, .notAboutOthers),
                 "GET /api/v1/admin/security-log": Probe(.get, "/admin/security-log?user=alice", nil, .forbidden),
             ]
+            // The dashboard's pages, probed by bob signed in to the dashboard.
+            let form = "application/x-www-form-urlencoded"
+            let pages: [String: Probe] = [
+                "GET /assets/dashboard.css": Probe(.get, "/assets/dashboard.css", nil, .notAboutOthers),
+                "GET /assets/dashboard.js": Probe(.get, "/assets/dashboard.js", nil, .notAboutOthers),
+                "GET /signin": Probe(.get, "/signin", nil, .notAboutOthers),
+                "POST /signin": Probe(.post, "/signin", "username=bob&password=wrong", .notAboutOthers),
+                "GET /": Probe(.get, "/", nil, .ownOnly),
+                "POST /signout": Probe(.post, "/signout", "", .notAboutOthers),
+                "GET /libraries": Probe(.get, "/libraries", nil, .ownOnly),
+                "POST /libraries": Probe(.post, "/libraries", "name=bobs-pages", .ownOnly),
+                "GET /libraries/{lib}": Probe(.get, "/libraries/\(lib)", nil, .notFound),
+                "GET /libraries/{lib}/trash": Probe(.get, "/libraries/\(lib)/trash", nil, .notFound),
+                "GET /libraries/{lib}/file": Probe(.get, "/libraries/\(lib)/file?path=s.txt", nil, .notFound),
+                "GET /libraries/{lib}/download": Probe(.get, "/libraries/\(lib)/download?path=s.txt", nil, .notFound),
+                "GET /libraries/{lib}/preview": Probe(.get, "/libraries/\(lib)/preview?path=s.txt", nil, .notFound),
+                "GET /libraries/{lib}/events": Probe(.get, "/libraries/\(lib)/events?since=0", nil, .notFound),
+                "PUT /libraries/{lib}/upload": Probe(.put, "/libraries/\(lib)/upload?path=t.txt", nil, .notFound),
+                "POST /libraries/{lib}/restore": Probe(.post, "/libraries/\(lib)/restore", "path=s.txt&version=1", .notFound),
+                "POST /libraries/{lib}/delete": Probe(.post, "/libraries/\(lib)/delete", "path=s.txt&confirmed=yes", .notFound),
+                "GET /devices": Probe(.get, "/devices", nil, .ownOnly),
+                "POST /devices/{id}/revoke": Probe(.post, "/devices/\(device.device.id)/revoke", "confirmed=yes", .notFound),
+                "GET /conflicts": Probe(.get, "/conflicts", nil, .ownOnly),
+                "POST /conflicts/{id}/resolve": Probe(.post, "/conflicts/\(conflict.id)/resolve", "keep=mine", .notFound),
+                "GET /tasks": Probe(.get, "/tasks", nil, .ownOnly),
+                "POST /tasks": Probe(.post, "/tasks", "title=sneaky&project=\(project.id)", .notFound),
+                "GET /tasks/{id}": Probe(.get, "/tasks/\(task.id)", nil, .notFound),
+                "POST /tasks/{id}": Probe(.post, "/tasks/\(task.id)", "title=defaced", .notFound),
+                "POST /tasks/{id}/attachments": Probe(.post, "/tasks/\(task.id)/attachments", "library=\(lib)&path=s.txt", .notFound),
+                "POST /tasks/{id}/attachments/{attachment}/remove": Probe(.post, "/tasks/\(task.id)/attachments/\(attachment.id)/remove", "", .notFound),
+                "GET /attachments/{id}/download": Probe(.get, "/attachments/\(attachment.id)/download", nil, .notFound),
+                "GET /webhooks": Probe(.get, "/webhooks", nil, .ownOnly),
+                "POST /webhooks": Probe(.post, "/webhooks", "url=http%3A%2F%2F127.0.0.1%3A9%2Fbob&events=*", .ownOnly),
+                "GET /webhooks/{id}": Probe(.get, "/webhooks/\(hook.webhook.id)", nil, .notFound),
+                "POST /webhooks/{id}/test": Probe(.post, "/webhooks/\(hook.webhook.id)/test", "", .notFound),
+                "POST /webhooks/{id}/enable": Probe(.post, "/webhooks/\(hook.webhook.id)/enable", "", .notFound),
+                "POST /webhooks/{id}/remove": Probe(.post, "/webhooks/\(hook.webhook.id)/remove", "confirmed=yes", .notFound),
+                "POST /deliveries/{id}/redeliver": Probe(.post, "/deliveries/\(delivery.id)/redeliver", "", .notFound),
+                "GET /admin": Probe(.get, "/admin", nil, .notFound),
+            ]
             let served = Set(FerryServerApp.buildRouter(server.services).routes.map { "\($0.method.rawValue) \($0.path.description)" })
-            #expect(Set(probes.keys) == served, "routes without an isolation probe: \(served.subtracting(probes.keys).sorted())")
+            let probed = Set(probes.keys).union(pages.keys)
+            #expect(probed == served, "routes without an isolation probe: \(served.subtracting(probed).sorted()); probes of no route: \(probed.subtracting(served).sorted())")
+
+            // bob's dashboard session, made directly (his password is not known here).
+            let bobId = try #require(try await server.services.store.user(named: "bob")).id
+            let cookie = "fds_bob-\(UUID())"
+            let session = try await server.services.store.createDashboardSession(userId: bobId, cookieHash: TokenService.storedHash(cookie),
+                                                                                expiresAt: Date().addingTimeInterval(3600))
+            let csrf = CSRFToken.forSession(session, key: server.services.dashboard.csrfKey)
+            for (route, probe) in pages.sorted(by: { ($0.key.hasSuffix("signout") ? 1 : 0, $0.key) < ($1.key.hasSuffix("signout") ? 1 : 0, $1.key) }) {
+                var headers: HTTPFields = [.cookie: "\(DashboardCookie.session)=\(cookie)", .accept: "text/html", HTTPField.Name(CSRFToken.header)!: csrf]
+                if probe.json != nil { headers[.contentType] = form }
+                let answer = try await api.client.execute(uri: probe.uri, method: probe.method, headers: headers, body: probe.json.map { ByteBuffer(string: $0) })
+                let text = String(buffer: answer.body)
+                #expect(answer.status.code < 500, "\(route) answered \(answer.status)")
+                switch probe.expect {
+                case .notFound: #expect(answer.status == .notFound, "\(route) answered \(answer.status): \(text.prefix(200))")
+                case .ownOnly: #expect((200..<400).contains(answer.status.code), "\(route) answered \(answer.status): \(text.prefix(200))")
+                case .forbidden: #expect(answer.status == .forbidden, "\(route) answered \(answer.status)")
+                case .notAboutOthers: break
+                }
+                for id in aliceIds where !probe.uri.contains(id) && probe.json?.contains(id) != true {
+                    #expect(!text.contains(id), "\(route) revealed \(id): \(text.prefix(200))")
+                }
+            }
 
             // Logging out ends bob's session, so it goes last.
             for (route, probe) in probes.sorted(by: { ($0.key.hasSuffix("logout") ? 1 : 0, $0.key) < ($1.key.hasSuffix("logout") ? 1 : 0, $1.key) }) {

@@ -11,9 +11,10 @@ struct OpenAPITests {
     @Test func documentsExactlyTheRoutesTheRouterServes() async throws {
         let server = try await TestServer.make()
         defer { server.removeData() }
+        // The dashboard's HTML pages (outside /api/v1) are not part of the JSON API.
         let served = Set(FerryServerApp.buildRouter(server.services).routes.map { route in
             "\(route.method.rawValue) \(route.path.description)"
-        })
+        }.filter { $0.contains(" /api/v1/") })
         let documented = try Self.documentedRoutes()
         #expect(!served.isEmpty)
         #expect(served.subtracting(documented).sorted() == [], "served but not documented")

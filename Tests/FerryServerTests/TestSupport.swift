@@ -7,6 +7,7 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import FerryTestSupport
+import PostgresNIO
 import Testing
 
 @testable import FerryServer
@@ -16,7 +17,8 @@ struct TestServer {
     let services: ServerServices
     let dataDirectory: String
 
-    static func make(dataDirectory: String? = nil, _ configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> TestServer {
+    /// `tls`: serve HTTPS on loopback (`serve --tls`), with a certificate made in the data directory.
+    static func make(dataDirectory: String? = nil, tls: Bool = false, _ configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> TestServer {
         let dir = dataDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("ferry-test-\(UUID().uuidString)").path
         var configuration = ServerConfiguration()
         configuration.dataDirectory = dir
@@ -24,13 +26,18 @@ struct TestServer {
         configuration.storage.reserveBytes = 0
         configuration.auth.pbkdf2Iterations = 1000
         configuration.metadata.url = try await Backend.metadataURL(for: dir)
+        configuration.tls.enabled = tls
         configure(&configuration)
         var logger = Logger(label: "ferry-test")
         logger.logLevel = .critical
         return TestServer(services: try await FerryServerApp.makeServices(configuration, logger: logger), dataDirectory: dir)
     }
 
-    /// Runs `body` against the real router in-process (`.router`) or a live loopback server (`.live`).
+    /// A live loopback server as this server speaks: plain HTTP, or HTTPS through a client that
+    /// negotiates HTTP/2 by ALPN (and checks no certificate: `TLSTests` checks those).
+    var live: TestingSetup { services.certificate == nil ? .live : .ahc(.https) }
+
+    /// Runs `body` against the real router in-process (`.router`) or a live loopback server (`live`).
     func run<T: Sendable>(_ setup: TestingSetup = .router, _ body: @Sendable (API) async throws -> T) async throws -> T {
         let app = FerryServerApp.buildApplication(services)
         return try await app.test(setup) { client in try await body(API(client: client, server: self)) }
@@ -61,6 +68,55 @@ struct TestServer {
         }
         return blobFiles() + rows.map { "row:" + ContentHash(bytes: [UInt8]($0))!.hex }
     }
+}
+
+extension TestServer {
+    /// Runs one statement straight on the metadata database, whichever backend holds it
+    /// (`?` placeholders, text arguments): for tests of what the schema itself refuses.
+    func executeRaw(_ sql: String, _ arguments: [String]) async throws {
+        switch services.store {
+        case let store as SQLiteMetadataStore:
+            try await store.pool.write { try $0.execute(sql: sql, arguments: StatementArguments(arguments)) }
+        case let store as PostgresMetadataStore:
+            let query = Self.postgresQuery(sql, arguments)
+            try await store.database.write { _ = try await $0.query(query, logger: store.logger).collect() }
+        default:
+            throw TestFailure("no raw access to \(type(of: services.store))")
+        }
+    }
+
+    /// The first column of every row a query answers, as bytes, on either backend.
+    func fetchBytes(_ sql: String) async throws -> [Data] {
+        switch services.store {
+        case let store as SQLiteMetadataStore:
+            return try await store.pool.read { try Data.fetchAll($0, sql: sql) }
+        case let store as PostgresMetadataStore:
+            let query = Self.postgresQuery(sql, [])
+            let buffers = try await store.database.read { connection in
+                try await PostgresDatabase.column(connection, query, as: ByteBuffer.self, logger: store.logger)
+            }
+            return buffers.map { Data($0.readableBytesView) }
+        default:
+            throw TestFailure("no raw access to \(type(of: services.store))")
+        }
+    }
+
+    /// SQLite's `?` placeholders as PostgreSQL's `$1, $2…`.
+    private static func postgresQuery(_ sql: String, _ arguments: [String]) -> PostgresQuery {
+        var numbered = ""
+        var n = 0
+        for character in sql {
+            if character == "?" { n += 1; numbered += "$\(n)" } else { numbered.append(character) }
+        }
+        var binds = PostgresBindings()
+        for argument in arguments { binds.append(argument) }
+        return PostgresQuery(unsafeSQL: numbered, binds: binds)
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
 
 /// Runs `body` on a fresh in-process server with user "alice" logged in and her library

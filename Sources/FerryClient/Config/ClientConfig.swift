@@ -48,6 +48,9 @@ public struct ClientConfig: Codable, Sendable {
     public var rescanIntervalSeconds: Int
     /// Quiet time after the last change to a path before it is uploaded.
     public var settleMilliseconds: Int
+    /// The server's certificate as pinned by `ferry login` (absent when the system's trust
+    /// roots vouch for it, or for plain HTTP).
+    public var certificatePin: CertificatePin?
 
     public init(serverURL: String, username: String, deviceId: String, deviceName: String, deviceToken: String, folders: [FolderConfig] = []) {
         self.serverURL = serverURL
@@ -66,6 +69,7 @@ public struct ClientConfig: Codable, Sendable {
         case serverURL = "server_url", deviceId = "device_id", deviceName = "device_name", deviceToken = "device_token"
         case uploadParallelism = "upload_parallelism", rescanIntervalSeconds = "rescan_interval_seconds"
         case settleMilliseconds = "settle_milliseconds"
+        case certificatePin = "pinned_certificate"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -79,6 +83,7 @@ public struct ClientConfig: Codable, Sendable {
         uploadParallelism = min(max(try c.decodeIfPresent(Int.self, forKey: .uploadParallelism) ?? 4, 1), 32)
         rescanIntervalSeconds = max(try c.decodeIfPresent(Int.self, forKey: .rescanIntervalSeconds) ?? 3600, 10)
         settleMilliseconds = min(max(try c.decodeIfPresent(Int.self, forKey: .settleMilliseconds) ?? 300, 0), 60_000)
+        certificatePin = try c.decodeIfPresent(CertificatePin.self, forKey: .certificatePin)
     }
 
     /// Reads the config, with one actionable sentence when it is missing or broken.

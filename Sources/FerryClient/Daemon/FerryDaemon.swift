@@ -47,8 +47,8 @@ public final class FerryDaemon: Sendable {
     /// Runs until the task is cancelled.
     public func run() async throws {
         let index = try LocalIndex(path: locations.stateDirectory + "/index.sqlite")
-        let client = ServerAPI.makeClient()
-        let api = ServerAPI(serverURL: config.serverURL, token: config.deviceToken, client: client)
+        let client = ServerAPI.makeClient(pin: config.certificatePin)
+        let api = ServerAPI(serverURL: config.serverURL, token: config.deviceToken, client: client, pin: config.certificatePin)
         let board = self.board
         let passTriggers = self.passTriggers
         let socket = try ControlSocket(path: locations.socketPath) { request in
@@ -73,8 +73,10 @@ public final class FerryDaemon: Sendable {
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for folder in config.folders {
+                    // A `ferry sync` of the folder is waited for; past this the pass is retried later.
                     let sync = try FolderSync(folder: folder, index: index, api: api, deviceName: config.deviceName,
-                                              parallelism: config.uploadParallelism, policy: folder.policy, logger: logger)
+                                              parallelism: config.uploadParallelism, policy: folder.policy, lockTimeout: .seconds(600), logger: logger)
+                    board.track(folder.path, sync.progress)
                     group.addTask { await self.runFolder(sync) }
                 }
                 try await group.waitForAll()
@@ -170,6 +172,9 @@ public final class FerryDaemon: Sendable {
                     do {
                         let report = try await sync.syncUntilSettled(allowMassDelete: board.takeConfirmation(path))
                         backoff.reset()
+                        // What is open now, as `ferry conflicts` lists it: counting the conflicts
+                        // each pass made never counted one settled, here or elsewhere, down.
+                        let open = try? await sync.openConflicts()
                         if let pause = report.massDelete {
                             logger.warning("mass delete held back", metadata: ["folder": "\(path)", "why": "\(pause.description)"])
                         }
@@ -180,7 +185,7 @@ public final class FerryDaemon: Sendable {
                             s.lastSyncAt = Date()
                             s.lastPass = report
                             s.problems = report.problems
-                            s.conflicts += report.conflicts
+                            s.conflicts = open ?? s.conflicts
                         }
                         if report.didWork {
                             logger.info("synced", metadata: [
@@ -195,12 +200,15 @@ public final class FerryDaemon: Sendable {
                         }
                         logger.error("device token refused; this folder stops syncing until 'ferry login' is run again", metadata: ["folder": "\(path)"])
                         throw TokenRefused()
-                    } catch let failure as ClientError {
+                    } catch let failure where failure is ClientError || failure is CertificatePinMismatch {
+                        // Needs the user (a folder gone, a server certificate that changed):
+                        // an error state, the work kept queued, and another try after a backoff.
+                        let message = String(describing: failure)
                         board.update(path) { s in
                             s.state = .error
-                            s.lastError = failure.description
+                            s.lastError = message
                         }
-                        logger.error("\(failure.description)")
+                        logger.error("\(message)")
                         let wait = backoff.next()
                         Task { try? await Task.sleep(for: wait); trigger.yield() }
                     } catch {

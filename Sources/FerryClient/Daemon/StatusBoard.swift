@@ -16,6 +16,12 @@ public struct FolderStatus: Codable, Sendable, Equatable {
     public var lastPass: PassReport?
     /// Deletes held back by the mass-delete guard until confirmed.
     public var massDelete: MassDeletePause?
+    /// File bytes and files the running pass has still to upload or download (nil from a
+    /// daemon older than these fields).
+    public var queuedBytes: Int64?
+    public var queuedFiles: Int?
+    /// File bytes uploaded and downloaded since the daemon started.
+    public var transferredBytes: Int64?
 
     public init(path: String, library: String) {
         self.path = path
@@ -28,6 +34,7 @@ public struct FolderStatus: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case path, library, state, conflicts, problems
         case lastError = "last_error", lastSyncAt = "last_sync_at", lastPass = "last_pass", massDelete = "mass_delete"
+        case queuedBytes = "queued_bytes", queuedFiles = "queued_files", transferredBytes = "transferred_bytes"
     }
 }
 
@@ -47,6 +54,8 @@ public struct DaemonStatus: Codable, Sendable, Equatable {
 /// The daemon's live status, readable synchronously from the control-socket thread.
 public final class StatusBoard: Sendable {
     private let state: Mutex<DaemonStatus>
+    /// Each folder's pass counts, read when a snapshot is taken.
+    private let progress = Mutex<[String: TransferProgress]>([:])
     /// Folders whose held mass delete the user confirmed, for their next pass.
     private let confirmed = Mutex<Set<String>>([])
 
@@ -67,7 +76,23 @@ public final class StatusBoard: Sendable {
                                    folders: folders.map { FolderStatus(path: $0.path, library: $0.libraryName) }))
     }
 
-    public var snapshot: DaemonStatus { state.withLock { $0 } }
+    /// The status now, with each tracked folder's queued and transferred bytes.
+    public var snapshot: DaemonStatus {
+        var status = state.withLock { $0 }
+        let counts = progress.withLock { $0 }.mapValues(\.snapshot)
+        for i in status.folders.indices {
+            guard let c = counts[status.folders[i].path] else { continue }
+            status.folders[i].queuedBytes = c.queuedBytes
+            status.folders[i].queuedFiles = c.queuedFiles
+            status.folders[i].transferredBytes = c.transferredBytes
+        }
+        return status
+    }
+
+    /// Shows `folder`'s transfer counts in the status from now on.
+    public func track(_ folder: String, _ counts: TransferProgress) {
+        progress.withLock { $0[folder] = counts }
+    }
 
     public func update(_ folder: String, _ change: (inout FolderStatus) -> Void) {
         state.withLock { status in

@@ -275,8 +275,12 @@ public final class LocalIndex: Sendable {
                 WHERE excluded.version > remote.version
                 """))
             for v in update.remote {
+                // SQLite text ends at a NUL, so a link target holding one (which no server
+                // should send) is stored as none: the pass then refuses the version as invalid
+                // instead of making a link to the part before the NUL.
+                let target = v.target.flatMap { $0.utf8.contains(0) ? nil : $0 }
                 try mirror.run(folder, v.path.string, v.version, v.kind.rawValue, v.deleted, v.size, v.sha256, v.mtimeNs, v.mode,
-                               PackedChunkList.encode(v.chunks), v.target, v.deviceId, v.committedAt.timeIntervalSince1970)
+                               PackedChunkList.encode(v.chunks), target, v.deviceId, v.committedAt.timeIntervalSince1970)
             }
             var settle = DirectStatement(try db.cachedStatement(sql: "DELETE FROM journal WHERE folder = ? AND path = ?"))
             for path in update.journalDone { try settle.run(folder, path) }

@@ -82,7 +82,11 @@ public struct IgnoreRules: Sendable {
         let anchored = line.contains("/")
         while line.hasPrefix("/") { line.removeFirst() }
         guard !line.isEmpty else { return nil }
-        let segments = line.split(separator: "/").map { Array($0.utf8) }
+        // `**/**` matches what `**` matches: repeats collapse to one.
+        var segments: [[UInt8]] = []
+        for segment in line.split(separator: "/").map({ Array($0.utf8) }) where !(segment == doubleStar && segments.last == doubleStar) {
+            segments.append(segment)
+        }
         return Rule(text: raw.trimmingCharacters(in: .whitespaces), negated: negated, directoryOnly: directoryOnly, anchored: anchored, segments: segments)
     }
 
@@ -96,21 +100,54 @@ public struct IgnoreRules: Sendable {
         return matchSegments(rule.segments[...], parts[...])
     }
 
-    /// Segment-wise match where `**` spans zero or more whole components.
+    /// Segment-wise match where `**` spans zero or more whole components (one or more when
+    /// it ends the pattern: `dir/**` matches what is inside `dir`, not `dir`).
     static func matchSegments(_ pattern: ArraySlice<[UInt8]>, _ parts: ArraySlice<[UInt8]>) -> Bool {
-        guard let first = pattern.first else { return parts.isEmpty }
-        if first == doubleStar {
-            let rest = pattern.dropFirst()
-            if rest.isEmpty { return !parts.isEmpty }  // `dir/**` matches everything inside
-            var tail = parts
-            while true {
-                if matchSegments(rest, tail) { return true }
-                guard !tail.isEmpty else { return false }
-                tail = tail.dropFirst()
+        var steps = 0
+        return matchSegments(pattern, parts, steps: &steps)
+    }
+
+    /// `matchSegments`, counting in `steps` each pattern position tried against a component.
+    ///
+    /// The pattern runs as a set of positions, one component at a time, as a regular
+    /// expression runs as an automaton: at most (segments + 1) × components steps, where
+    /// trying each `**` at every split backtracks exponentially (12 of them against a
+    /// 60-component path never returned).
+    static func matchSegments(_ pattern: ArraySlice<[UInt8]>, _ parts: ArraySlice<[UInt8]>, steps: inout Int) -> Bool {
+        let segments = Array(pattern)
+        let end = segments.count
+        let trailingStar = segments.last == doubleStar
+        // Positions reached; `end` is a full match. A `**` also stands for no component at
+        // all (its position reaches the next), except at the end of the pattern.
+        var current = [Bool](repeating: false, count: end + 1)
+        var next = current
+        func reach(_ position: Int, in set: inout [Bool]) {
+            var p = position
+            while p <= end, !set[p] {
+                set[p] = true
+                guard p < end, segments[p] == doubleStar, !(trailingStar && p == end - 1) else { return }
+                p += 1
             }
         }
-        guard let part = parts.first, glob(first, part) else { return false }
-        return matchSegments(pattern.dropFirst(), parts.dropFirst())
+        reach(0, in: &current)
+        for part in parts {
+            for i in next.indices { next[i] = false }
+            var any = false
+            for p in 0..<end where current[p] {
+                steps += 1
+                if segments[p] == doubleStar {
+                    reach(p, in: &next)  // one more component inside the `**`
+                    if trailingStar && p == end - 1 { next[end] = true }
+                    any = true
+                } else if glob(segments[p], part) {
+                    reach(p + 1, in: &next)
+                    any = true
+                }
+            }
+            guard any else { return false }
+            swap(&current, &next)
+        }
+        return current[end]
     }
 
     /// Glob of one component: `*`, `?`, `[...]`, `[!...]`, `\x`. Linear-time star

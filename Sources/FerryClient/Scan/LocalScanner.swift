@@ -58,18 +58,29 @@ public enum LocalScanner {
 
     /// `found` is called with each entry as it is taken into the result (on the walking
     /// thread), so work on it can start before the walk ends.
+    ///
+    /// Each directory is opened through `FolderFS` (never through a link) and its entries
+    /// are looked at relative to its descriptor.
     public static func scan(root: String, rules: IgnoreRules, found: (LocalFile) -> Void = { _ in }) -> ScanResult {
         var result = ScanResult()
+        let fs = FolderFS(root: root)
         var pending: [String] = [""]
         while let relative = pending.popLast() {
-            let absolute = relative.isEmpty ? root : root + "/" + relative
-            guard let dir = opendir(absolute) else {
+            let directory: FolderFS.Directory
+            let listing: OpaquePointer?
+            do {
+                directory = try fs.directory(relative)
+                listing = fdopendir(dup(directory.fd))
+                if listing == nil { throw SystemCallError("list \(relative)", errno: errno) }
+            } catch {
                 if !relative.isEmpty {
                     result.unreadableDirectories.insert(relative)
-                    result.problems[relative] = "cannot list this directory: \(String(cString: strerror(errno)))"
+                    let reason = (error as? SystemCallError).map { String(cString: strerror($0.errno)) } ?? "\(error)"
+                    result.problems[relative] = "cannot list this directory: \(reason)"
                 }
                 continue
             }
+            guard let dir = listing else { continue }
             defer { closedir(dir) }
             while let item = readdir(dir) {
                 let name = withUnsafeBytes(of: item.pointee.d_name) { raw -> String? in
@@ -83,8 +94,8 @@ public enum LocalScanner {
                 }
                 if name == "." || name == ".." { continue }
                 if relative.isEmpty && name == markerName { continue }
-                let path = relative.isEmpty ? name : relative + "/" + name
-                guard let file = stat(root: root, path: path) else {
+                let path = directory.child(name)
+                guard let file = directory.status(name) else {
                     if errno != ENOENT { result.problems[path] = "cannot read: \(String(cString: strerror(errno)))" }
                     continue
                 }
@@ -111,31 +122,23 @@ public enum LocalScanner {
         return result
     }
 
-    /// `lstat` of `root/path` as a `LocalFile`, or nil (errno set) when it is gone or unreadable.
+    /// `lstat` of `root/path` as a `LocalFile`, or nil (errno set) when it is gone, unreadable
+    /// or beneath something that is not a directory (no link on the way is followed).
     public static func stat(root: String, path: String) -> LocalFile? {
-        let absolute = path.isEmpty ? root : root + "/" + path
-        var st = Glibc.stat()
-        guard lstat(absolute, &st) == 0 else { return nil }
-        let type = st.st_mode & S_IFMT
-        let kind: EntryKind
-        var target: String?
-        switch type {
-        case S_IFREG: kind = .file
-        case S_IFDIR: kind = .directory
-        case S_IFLNK:
-            kind = .symlink
-            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-            let n = readlink(absolute, &buffer, buffer.count - 1)
-            guard n >= 0 else { return nil }
-            target = String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        default:
-            errno = EINVAL  // sockets, FIFOs, devices: not synced
-            return nil
+        do {
+            if path.isEmpty {
+                var st = Glibc.stat()
+                guard lstat(root, &st) == 0 else { return nil }
+                return LocalFile(path: "", stat: st, target: nil)
+            }
+            let (directory, name) = try FolderFS(root: root).parent(of: path)
+            return directory.status(name)
+        } catch let failure as SystemCallError {
+            errno = failure.errno
+        } catch {
+            errno = ENOTDIR
         }
-        let mtime = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
-        let ctime = Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec)
-        return LocalFile(path: path, kind: kind, size: kind == .file ? Int64(st.st_size) : 0, mtimeNs: mtime,
-                         inode: UInt64(st.st_ino), mode: Int32(st.st_mode & 0o777), target: target, ctimeNs: ctime)
+        return nil
     }
 
     /// Hashes a file and checks it did not change while being read (same size, mtime, inode
@@ -147,13 +150,29 @@ public enum LocalScanner {
     /// `hash`, and the bytes it hashed when the file was small enough to be read in one
     /// piece (see `ContentChunker.manifest`): they are the file's content as the returned
     /// state describes it, checked unchanged like the hash.
+    ///
+    /// The file is opened through `FolderFS` and checked on the open descriptor before and
+    /// after reading: what is read is the file the walk found, never one a link leads to.
     public static func hashKeepingContent(root: String, file: LocalFile, onChunk: ((ChunkRef, Int64) -> Void)? = nil) throws
         -> (state: LocalState, content: ArraySlice<UInt8>?)? {
+        let fd: Int32
+        do {
+            fd = try FolderFS(root: root).open(file.path, flags: O_RDONLY)
+        } catch let failure as SystemCallError where failure.errno == ELOOP {
+            return nil  // it became a link since the walk: the next one sees it
+        } catch is FolderFS.NotADirectory {
+            return nil
+        }
+        defer { close(fd) }
+        func unchanged() -> Bool {
+            var st = Glibc.stat()
+            guard fstat(fd, &st) == 0, let now = LocalFile(path: file.path, stat: st, target: nil) else { return false }
+            return now.sameStat(size: file.size, mtimeNs: file.mtimeNs, inode: file.inode, ctimeNs: file.ctimeNs)
+        }
+        guard unchanged() else { return nil }
         var content: ArraySlice<UInt8>?
-        let manifest = try ContentChunker.manifest(ofFileAt: root + "/" + file.path, onChunk: onChunk) { content = $0 }
-        guard let after = stat(root: root, path: file.path), after.sameStat(size: file.size, mtimeNs: file.mtimeNs, inode: file.inode, ctimeNs: file.ctimeNs),
-              manifest.size == file.size
-        else { return nil }
+        let manifest = try ContentChunker.manifest(ofFileDescriptor: fd, onChunk: onChunk) { content = $0 }
+        guard unchanged(), manifest.size == file.size else { return nil }
         return (LocalState(file: file, sha256: manifest.sha256, chunks: manifest.chunks), content)
     }
 }

@@ -53,12 +53,18 @@ enum ChunkUpload {
     /// receives, so bytes that changed since hashing come back in `rejected` and nothing of
     /// them is stored; a file that is gone or shorter is not sent. Both kinds of path are
     /// returned in `torn`, with the chunk bytes the server stored and their hashes.
-    static func send(_ items: [ChunkLocation], root: String, api: ServerAPI) async throws -> (stored: Int64, present: [ContentHash], torn: [String]) {
+    /// `progress` is told which file each stored chunk belongs to.
+    static func send(_ items: [ChunkLocation], root: String, api: ServerAPI, progress: TransferProgress? = nil) async throws
+        -> (stored: Int64, present: [ContentHash], torn: [String]) {
         var (body, sent, torn) = try await FolderSync.ioPool.runIfActive { batchBody(items, root: root) }
         guard sent > 0 else { return (0, [], torn) }
         let answer = try await api.putChunks(body: body)
         let rejected = Set(answer.rejected)
         torn += items.filter { rejected.contains($0.chunk.sha256) }.map(\.path)
+        if let progress {
+            var stored = Set(answer.stored.map(\.sha256))
+            for item in items where stored.remove(item.chunk.sha256) != nil { progress.sent(item.chunk.size, of: item.path) }
+        }
         return (answer.stored.reduce(0) { $0 + $1.size }, answer.stored.map(\.sha256), torn)
     }
 
@@ -77,7 +83,7 @@ enum ChunkUpload {
                 sent += 1
                 continue
             }
-            let read = (try? FolderSync.readRange(root + "/" + item.path, offset: item.offset, size: item.chunk.size, appendingTo: &body)) ?? false
+            let read = (try? FolderSync.readRange(root: root, path: item.path, offset: item.offset, size: item.chunk.size, appendingTo: &body)) ?? false
             if read {
                 sent += 1
             } else {
@@ -113,8 +119,10 @@ public final class EarlySender: Sendable {
     /// stays inside it.
     public static let heldContentLimit = 64 << 20
 
-    /// `limits`: the batch sizes agreed with the server (`ServerAPI.limits()`).
-    public init(api: ServerAPI, root: String, parallelism: Int, limits: ServerLimits, heldContentLimit: Int = EarlySender.heldContentLimit) {
+    /// `limits`: the batch sizes agreed with the server (`ServerAPI.limits()`). `progress` is
+    /// told of the chunks stored, file by file.
+    public init(api: ServerAPI, root: String, parallelism: Int, limits: ServerLimits, heldContentLimit: Int = EarlySender.heldContentLimit,
+                progress: TransferProgress? = nil) {
         held = HeldContent(limit: heldContentLimit)
         let (items, continuation) = AsyncStream<ChunkLocation>.makeStream()
         self.continuation = continuation
@@ -137,7 +145,7 @@ public final class EarlySender: Sendable {
                     inFlight += 1
                     tasks.addTask {
                         defer { held.release(members) }
-                        return await Self.send(members, root: root, api: api, confirmed: confirmed)
+                        return await Self.send(members, root: root, api: api, confirmed: confirmed, progress: progress)
                     }
                 }
                 for await item in items {
@@ -227,11 +235,13 @@ public final class EarlySender: Sendable {
     }
 
     /// Sends the members the server lacks; returns the chunk bytes it stored.
-    static func send(_ members: [ChunkLocation], root: String, api: ServerAPI, confirmed: Confirmed) async -> Int64 {
+    static func send(_ members: [ChunkLocation], root: String, api: ServerAPI, confirmed: Confirmed, progress: TransferProgress?) async -> Int64 {
         guard let missing = try? await api.missingChunks(members.map(\.chunk.sha256)) else { return 0 }
         let wanted = Set(missing)
         confirmed.add(members.lazy.map(\.chunk.sha256).filter { !wanted.contains($0) })
-        guard !wanted.isEmpty, let sent = try? await ChunkUpload.send(members.filter { wanted.contains($0.chunk.sha256) }, root: root, api: api) else { return 0 }
+        guard !wanted.isEmpty,
+              let sent = try? await ChunkUpload.send(members.filter { wanted.contains($0.chunk.sha256) }, root: root, api: api, progress: progress)
+        else { return 0 }
         confirmed.add(sent.present)
         return sent.stored
     }

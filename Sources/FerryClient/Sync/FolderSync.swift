@@ -61,11 +61,18 @@ public final class FolderSync: Sendable {
 
     /// The guards' settings; `allowMassDelete` is set for one confirmed run.
     public let policy: SafetyPolicy
+    /// How long a run waits for another process that is syncing this folder (`FolderLock`).
+    public let lockTimeout: Duration
+    /// What the passes count as they go, for a progress line or `ferry status` to read.
+    public let progress: TransferProgress
 
     public init(folder: FolderConfig, index: LocalIndex, api: ServerAPI, deviceName: String, parallelism: Int = 4,
-                policy: SafetyPolicy = SafetyPolicy(), logger: Logger) throws {
+                policy: SafetyPolicy = SafetyPolicy(), lockTimeout: Duration = .seconds(120), progress: TransferProgress = TransferProgress(),
+                logger: Logger) throws {
         self.folder = folder
         self.policy = policy
+        self.lockTimeout = lockTimeout
+        self.progress = progress
         self.index = index
         self.api = api
         self.deviceName = deviceName
@@ -175,11 +182,13 @@ public final class FolderSync: Sendable {
         var large: [LocalFile] = []
         // Chunks of what is hashed here start on their way to the server at once, so the
         // server stores while the client hashes instead of the two taking turns.
-        let sender = uploadEarly ? EarlySender(api: api, root: root, parallelism: parallelism, limits: try await api.limits()) : nil
+        let progress = self.progress
+        let sender = uploadEarly ? EarlySender(api: api, root: root, parallelism: parallelism, limits: try await api.limits(), progress: progress) : nil
         func record(_ file: LocalFile, _ outcome: Result<LocalState?, any Error>) {
             switch outcome {
             case .success(let state?):
                 local[file.path] = state
+                if file.size < Self.largeFileSize { progress.hashed(file.size) }  // large ones count chunk by chunk
             case .success(nil):
                 failed[file.path] = "the file is changing; it will be synced once it settles"
                 skip.insert(file.path)
@@ -244,14 +253,33 @@ public final class FolderSync: Sendable {
         for (path, file) in scan.entries where file.kind != .file {
             local[path] = LocalState(file: file, sha256: nil, chunks: [])
         }
+        // Ferry's own names and what `.ferryignore` ignores are out of the plan on the other
+        // two sides too (the walk left them out of this one): never received, and never
+        // deleted here or on the server. A server version that breaks the protocol's rules
+        // is a problem of its path. (What the walk found is known not to be ignored.)
+        func outOfScope(_ path: String, isDirectory: Bool) -> Bool {
+            scan.entries[path] == nil && (RemoteCheck.isFerrysOwn(path) || rules.isIgnored(path, isDirectory: isDirectory))
+        }
+        var invalid: [String: String] = [:]
+        remote = remote.filter { path, v in
+            if outOfScope(path, isDirectory: v.kind == .directory) { return false }
+            if let problem = RemoteCheck.problem(with: v) { invalid[path] = problem }
+            return true
+        }
+        entries = entries.filter { !outOfScope($0.key, isDirectory: $0.value.kind == .directory) }
         // A large file is hashed by several threads already; they go one at a time.
         for file in large {
             let outcome = await Result(awaiting: {
-                try await FolderSync.ioPool.runIfActive { try LocalScanner.hash(root: root, file: file) { sender?.offer([$0], path: file.path, at: $1) } }
+                try await FolderSync.ioPool.runIfActive {
+                    try LocalScanner.hash(root: root, file: file) { chunk, offset in
+                        progress.hashed(chunk.size)
+                        sender?.offer([chunk], path: file.path, at: offset)
+                    }
+                }
             })
             record(file, outcome)
         }
-        let problems = scan.problems.merging(failed) { a, _ in a }
+        let problems = scan.problems.merging(failed) { a, _ in a }.merging(invalid) { a, _ in a }
         // Not waited for here: planning and the journal go on while the last groups are stored.
         sender?.close()
         // A path that could not be read, or sits in a directory that could not be listed,
@@ -301,6 +329,8 @@ public final class FolderSync: Sendable {
     /// One pass: pull, scan, plan, apply. Errors that concern single paths are reported in
     /// `problems`; errors that stop the whole folder are thrown.
     public func pass(allowMassDelete: Bool = false) async throws -> PassReport {
+        progress.beginPass()
+        defer { progress.endPass() }
         try await pullChanges()
         var inputs = try await gatherInputs()
         inputs.index = try refreshTouched(inputs)
@@ -308,6 +338,8 @@ public final class FolderSync: Sendable {
         policy.allowMassDelete = policy.allowMassDelete || allowMassDelete
         let plan = Planner.plan(index: inputs.index, local: inputs.local, remote: inputs.remote, policy: policy)
         let actions = plan.actions
+        let moved = actions.compactMap(\.fileBytes)
+        progress.plan(bytes: moved.reduce(0, +), files: moved.count)
         var report = PassReport()
         report.passes = 1
         report.planned = actions.count
@@ -409,6 +441,11 @@ public final class FolderSync: Sendable {
         return "\(path) exists neither here nor on the server."
     }
 
+    /// How many conflicts the server holds open in this folder's library (up to 1,000).
+    public func openConflicts() async throws -> Int {
+        try await api.conflicts(library: folder.libraryId, state: "open", limit: 1000).count
+    }
+
     /// Passes until the folder is settled (or `limit` passes): what `ferry sync` and the
     /// daemon run. Settled is a pass that planned nothing, or one that finished everything it
     /// planned, made nothing new to sync (no conflict copies) and after which the server's
@@ -416,7 +453,18 @@ public final class FolderSync: Sendable {
     /// hash-check the folder again to find what it just recorded. What changes in the folder
     /// while a pass runs is the next pass's, as for any sync started a moment later: the
     /// daemon's watcher starts it.
-    public func syncUntilSettled(limit: Int = 6, allowMassDelete: Bool = false) async throws -> PassReport {
+    ///
+    /// The run holds the folder's `FolderLock`: another process syncing the folder is
+    /// waited for, up to `lockTimeout` (`waiting` is told who it is).
+    public func syncUntilSettled(limit: Int = 6, allowMassDelete: Bool = false,
+                                 waiting: @Sendable (FolderLock.Holder) -> Void = { _ in }) async throws -> PassReport {
+        try checkRoot()
+        let lock = try await FolderLock.acquire(root: root, timeout: lockTimeout, waiting: waiting)
+        defer { lock.release() }
+        return try await settle(limit: limit, allowMassDelete: allowMassDelete)
+    }
+
+    func settle(limit: Int, allowMassDelete: Bool) async throws -> PassReport {
         var total = PassReport()
         for _ in 0..<limit {
             let report = try await pass(allowMassDelete: allowMassDelete)
@@ -433,33 +481,31 @@ public final class FolderSync: Sendable {
 
     // MARK: local side: conflicts, downloads, deletes
 
+    /// Applies the local half of a plan. Every step goes through `FolderFS`, so none follows
+    /// a link out of the folder, and the order keeps each step's ancestors real directories:
+    /// deletes that must make way (a link or file being deleted where a download needs a
+    /// directory, the entries of a directory that becomes a file) come first, deepest first;
+    /// then conflicts, downloads and records in path order (an ancestor before what is in
+    /// it); then the remaining deletes, last so that moved files' chunks can still be copied
+    /// from where they were.
     func applyLocal(_ actions: [PlannedAction], index entries: [String: IndexEntry], report: inout PassReport) async throws {
         var update = IndexUpdate()
         let sources = LocalChunkSources(root: root, entries: entries)
+        let (early, late) = Self.orderDeletes(actions)
+        removeAll(early, report: &report, update: &update)
         for action in actions {
             do {
                 switch action {
                 case .conflict(let local, let remote):
-                    // Never rename over an existing entry: a second conflict on the same file in
-                    // the same second would otherwise replace the first copy.
-                    let now = Date()
-                    var attempt = 1
-                    var copy = ConflictName.make(for: local.path, device: deviceName, at: now)
-                    while LocalScanner.stat(root: root, path: copy) != nil || entries[copy] != nil {
-                        attempt += 1
-                        copy = ConflictName.make(for: local.path, device: deviceName, at: now, attempt: attempt)
-                    }
-                    guard rename(root + "/" + local.path, root + "/" + copy) == 0 else { throw SystemCallError("rename \(local.path)", errno: errno) }
-                    AtomicFile.fsyncDirectory(parentDirectory(of: root + "/" + local.path))
-                    try index.recordConflictCopy(folder: root, copy: copy, origin: ConflictOrigin(path: remote.path, theirs: remote.version))
-                    report.conflicts += 1
-                    logger.notice("conflict: kept the local version as a copy", metadata: ["path": "\(local.path)", "copy": "\(copy)"])
+                    try keepAsConflictCopy(local, theirs: remote, known: entries, report: &report)
                     if try await materialize(remote, expected: nil, sources: sources, report: &report, update: &update) {
                         report.downloadedFiles += 1
+                        if remote.kind == .file { progress.finishedFile() }
                     }
                 case .download(let remote):
                     if try await materialize(remote, expected: entries[remote.path.string], sources: sources, report: &report, update: &update) {
                         report.downloadedFiles += 1
+                        if remote.kind == .file { progress.finishedFile() }
                     } else {
                         report.deferred += 1
                     }
@@ -477,8 +523,45 @@ public final class FolderSync: Sendable {
                 report.deferred += 1
             }
         }
-        // Deletes last and deepest first, so a directory is empty when its turn comes.
-        let deletes = actions.compactMap { if case .deleteLocal(let e) = $0 { e } else { nil } }.sorted { $0.path > $1.path }
+        removeAll(late, report: &report, update: &update)
+        try index.apply(folder: root, update)
+    }
+
+    /// The plan's local deletes in two groups, each deepest first: those that must go before
+    /// any download (a non-directory where a download needs a directory above it; anything
+    /// inside a directory a download turns into a file or link), and the rest.
+    static func orderDeletes(_ actions: [PlannedAction]) -> (early: [IndexEntry], late: [IndexEntry]) {
+        var ancestors = Set<String>()
+        var becomingLeaves = Set<String>()
+        for action in actions {
+            let placed: FileVersion
+            switch action {
+            case .download(let v), .conflict(_, let v): placed = v
+            default: continue
+            }
+            let path = placed.path.string
+            if placed.kind != .directory { becomingLeaves.insert(path) }
+            var slash = path.lastIndex(of: "/")
+            while let s = slash {
+                ancestors.insert(String(path[..<s]))
+                slash = path[..<s].lastIndex(of: "/")
+            }
+        }
+        var early: [IndexEntry] = [], late: [IndexEntry] = []
+        for case .deleteLocal(let e) in actions {
+            var first = e.kind != .directory && ancestors.contains(e.path)
+            var slash = e.path.lastIndex(of: "/")
+            while !first, let s = slash {
+                first = becomingLeaves.contains(String(e.path[..<s]))
+                slash = e.path[..<s].lastIndex(of: "/")
+            }
+            if first { early.append(e) } else { late.append(e) }
+        }
+        return (early.sorted { $0.path > $1.path }, late.sorted { $0.path > $1.path })
+    }
+
+    /// Removes `deletes` (already deepest first) and records what happened.
+    func removeAll(_ deletes: [IndexEntry], report: inout PassReport, update: inout IndexUpdate) {
         for e in deletes {
             switch removeLocal(e) {
             case .removed:
@@ -495,48 +578,89 @@ public final class FolderSync: Sendable {
                 report.deferred += 1
             }
         }
-        try index.apply(folder: root, update)
+    }
+
+    /// Moves the local side of a conflict aside, to a conflict copy beside it, and records it.
+    func keepAsConflictCopy(_ local: LocalState, theirs remote: FileVersion, known entries: [String: IndexEntry], report: inout PassReport) throws {
+        let (directory, name) = try FolderFS(root: root).parent(of: local.path)
+        // Never rename over an existing entry: a second conflict on the same file in
+        // the same second would otherwise replace the first copy.
+        let now = Date()
+        var attempt = 1
+        var copy = ConflictName.make(for: local.path, device: deviceName, at: now)
+        while directory.status(FolderFS.split(copy).name) != nil || entries[copy] != nil {
+            attempt += 1
+            copy = ConflictName.make(for: local.path, device: deviceName, at: now, attempt: attempt)
+        }
+        try directory.rename(name, to: FolderFS.split(copy).name)
+        directory.sync()
+        try index.recordConflictCopy(folder: root, copy: copy, origin: ConflictOrigin(path: remote.path, theirs: remote.version))
+        report.conflicts += 1
+        logger.notice("conflict: kept the local version as a copy", metadata: ["path": "\(local.path)", "copy": "\(copy)"])
     }
 
     enum RemovalOutcome { case removed, keptChanged, keptNotEmpty, failed(String) }
 
-    /// Removes a local entry only if it is still exactly what the index last saw.
+    /// Removes a local entry only if it is still exactly what the index last saw. An entry
+    /// whose ancestor is no longer a directory is no longer in the folder: nothing to remove.
     func removeLocal(_ e: IndexEntry) -> RemovalOutcome {
-        let absolute = root + "/" + e.path
-        guard let now = LocalScanner.stat(root: root, path: e.path) else { return .removed }
-        guard now.kind == e.kind else { return .keptChanged }
-        switch e.kind {
-        case .directory:
-            if rmdir(absolute) == 0 { break }
-            return errno == ENOTEMPTY || errno == EEXIST ? .keptNotEmpty : .failed("cannot remove directory: \(String(cString: strerror(errno)))")
-        case .file, .symlink:
-            guard e.kind == .symlink ? now.target == e.target : now.sameStat(size: e.size, mtimeNs: e.mtimeNs, inode: e.inode, ctimeNs: e.ctimeNs) else {
-                return .keptChanged
-            }
-            guard unlink(absolute) == 0 else { return .failed("cannot remove: \(String(cString: strerror(errno)))") }
+        let directory: FolderFS.Directory, name: String
+        do {
+            (directory, name) = try FolderFS(root: root).parent(of: e.path)
+        } catch is FolderFS.NotADirectory {
+            return .removed
+        } catch let failure as SystemCallError where failure.errno == ENOENT {
+            return .removed
+        } catch {
+            return .failed("cannot remove: \(Self.describe(error))")
         }
-        AtomicFile.fsyncDirectory(parentDirectory(of: absolute))
+        guard let now = directory.status(name) else { return .removed }
+        guard Self.unchanged(now, since: e) else { return .keptChanged }
+        let failure = directory.remove(name, isDirectory: e.kind == .directory)
+        if failure != 0 {
+            if e.kind == .directory && (failure == ENOTEMPTY || failure == EEXIST) { return .keptNotEmpty }
+            return .failed("cannot remove\(e.kind == .directory ? " directory" : ""): \(String(cString: strerror(failure)))")
+        }
+        directory.sync()
         return .removed
+    }
+
+    /// Whether a local entry is still what the index saw: same kind, and for a link the same
+    /// target, for a file the same identity. A directory is itself whatever happened inside.
+    static func unchanged(_ now: LocalFile, since e: IndexEntry) -> Bool {
+        guard now.kind == e.kind else { return false }
+        switch e.kind {
+        case .directory: return true
+        case .symlink: return now.target == e.target
+        case .file: return now.sameStat(size: e.size, mtimeNs: e.mtimeNs, inode: e.inode, ctimeNs: e.ctimeNs)
+        }
     }
 
     /// Brings one server version onto disk. Returns false when the local entry changed since
     /// the index saw it (the next pass turns that into an upload or a conflict).
+    ///
+    /// Throws `FolderFS.NotADirectory` when an ancestor of the path is a link or a file here:
+    /// nothing is written until it is a directory again.
     func materialize(_ v: FileVersion, expected: IndexEntry?, sources: LocalChunkSources, report: inout PassReport, update: inout IndexUpdate) async throws -> Bool {
         let path = v.path.string
-        let absolute = root + "/" + path
-        let directory = parentDirectory(of: absolute)
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let current = LocalScanner.stat(root: root, path: path)
+        let (directory, name) = try FolderFS(root: root).parent(of: path, create: true)
+        let current = directory.status(name)
 
         if v.kind == .directory {
-            if let current {
-                guard current.kind == .directory else { return false }
-            } else {
-                guard mkdir(absolute, mode_t(v.mode & 0o7777 == 0 ? 0o755 : v.mode & 0o7777)) == 0 || errno == EEXIST else {
-                    throw SystemCallError("mkdir \(path)", errno: errno)
-                }
+            if let current, current.kind != .directory {
+                // The link or file the index saw becomes a directory: it goes first. One that
+                // changed since stays, and the next pass makes it a conflict.
+                guard let expected, Self.unchanged(current, since: expected) else { return false }
+                let failure = directory.remove(name)
+                guard failure == 0 || failure == ENOENT else { throw SystemCallError("remove \(path)", errno: failure) }
             }
-            guard let made = LocalScanner.stat(root: root, path: path) else { return false }
+            if current?.kind != .directory {
+                do {
+                    try directory.makeDirectory(name, mode: FolderFS.localMode(v.mode & 0o777 == 0 ? 0o755 : v.mode))
+                } catch let failure as SystemCallError where failure.errno == EEXIST {}
+            }
+            guard let made = directory.status(name), made.kind == .directory else { return false }
+            directory.sync()
             update.synced.append(IndexEntry(path: path, kind: .directory, size: 0, mtimeNs: made.mtimeNs, inode: made.inode, ctimeNs: made.ctimeNs,
                                             mode: made.mode, sha256: nil, chunks: [], target: nil, version: v.version))
             return true
@@ -544,92 +668,96 @@ public final class FolderSync: Sendable {
 
         let temp: String
         if v.kind == .symlink {
-            temp = directory + "/" + LocalScanner.partialPrefix + UUID().uuidString
-            guard symlink(v.target ?? "", temp) == 0 else { throw SystemCallError("symlink \(path)", errno: errno) }
+            temp = LocalScanner.partialPrefix + UUID().uuidString
+            try directory.makeLink(temp, target: v.target ?? "")
         } else {
             // A download cut short keeps its temp file (one per target name), and the next
             // attempt resumes after its verified chunks: a link that drops every few MiB
             // still brings a large file in.
-            temp = directory + "/" + Self.partialName(for: absolute)
-            let fetched = try await writeContent(of: v, to: temp, sources: sources)
+            temp = Self.partialName(for: name)
+            let fetched = try await writeContent(of: v, in: directory, temp: temp, sources: sources)
             report.downloadedBytes += fetched.remote
             report.reusedLocalBytes += fetched.local
         }
         var keep = false
-        defer { if !keep { unlink(temp) } }
+        defer { if !keep { directory.remove(temp) } }
         // The last check before replacing: the target is still what the index last saw
         // (or still absent). A file edited meanwhile is never overwritten.
-        let now = LocalScanner.stat(root: root, path: path)
+        let now = directory.status(name)
         switch (expected, now) {
         case (nil, nil): break
-        case (let e?, let n?) where e.kind == n.kind && (e.kind == .symlink ? e.target == n.target : n.sameStat(size: e.size, mtimeNs: e.mtimeNs, inode: e.inode, ctimeNs: e.ctimeNs)):
-            break
+        case (let e?, let n?) where Self.unchanged(n, since: e): break
         case (let e?, nil) where e.kind != .directory: break  // deleted locally meanwhile: modify beats delete
         default:
             return false
         }
         if let now, now.kind == .directory {
-            return false  // a directory in the way: the planner sees the kind change next pass
+            // A synced directory becomes a file or link: what was in it was deleted first.
+            // One that still holds something (unsynced or ignored files) stays as it is.
+            guard directory.remove(name, isDirectory: true) == 0 else { return false }
         }
-        guard rename(temp, absolute) == 0 else { throw SystemCallError("rename into \(path)", errno: errno) }
+        try directory.rename(temp, to: name)
         keep = true
-        AtomicFile.fsyncDirectory(directory)
-        guard let placed = LocalScanner.stat(root: root, path: path) else { return false }
+        directory.sync()
+        guard let placed = directory.status(name) else { return false }
         update.synced.append(IndexEntry(path: path, kind: v.kind, size: placed.size, mtimeNs: placed.mtimeNs, inode: placed.inode, ctimeNs: placed.ctimeNs,
                                         mode: placed.mode, sha256: v.sha256, chunks: v.chunks, target: v.target, version: v.version))
         return true
     }
 
-    /// Writes a version's content to `temp`, chunk by chunk, from local copies where the
-    /// index knows one (verified by hash) and from the server otherwise; checks the whole
-    /// file's SHA-256, sets mode and mtime, fsyncs. Returns bytes fetched and reused.
+    /// Writes a version's content to `temp` in `directory`, chunk by chunk, from local copies
+    /// where the index knows one (verified by hash) and from the server otherwise; checks the
+    /// whole file's SHA-256, sets mode (`FolderFS.localMode`) and mtime, fsyncs. Returns bytes
+    /// fetched and reused.
     ///
     /// An unfinished `temp` from an earlier attempt is resumed: its leading chunks that still
     /// match this version (size and hash, re-read) are kept, the rest is cut off. On a full
     /// disk or a final hash mismatch `temp` is removed; on any other failure it is kept for
     /// the next attempt.
-    func writeContent(of v: FileVersion, to temp: String, sources: LocalChunkSources) async throws -> (remote: Int64, local: Int64) {
+    func writeContent(of v: FileVersion, in directory: FolderFS.Directory, temp: String, sources: LocalChunkSources) async throws -> (remote: Int64, local: Int64) {
         // Never through a link: something else by that name is replaced, not followed.
-        var fd = open(temp, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        var fd = openat(directory.fd, temp, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
         if fd < 0 && errno == ELOOP {
-            unlink(temp)
-            fd = open(temp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            directory.remove(temp)
+            fd = openat(directory.fd, temp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         }
-        guard fd >= 0 else { throw SystemCallError("create \(temp)", errno: errno) }
+        let shown = directory.child(temp)
+        guard fd >= 0 else { throw SystemCallError("create \(shown)", errno: errno) }
         defer { close(fd) }
         var hasher = StreamingHasher()
         var fetched: Int64 = 0, reused: Int64 = 0
         let resumed = Self.verifiedPrefix(fd: fd, chunks: v.chunks, hasher: &hasher)
         guard ftruncate(fd, off_t(resumed.bytes)) == 0, lseek(fd, off_t(resumed.bytes), SEEK_SET) == off_t(resumed.bytes) else {
-            throw SystemCallError("resume \(temp)", errno: errno)
+            throw SystemCallError("resume \(shown)", errno: errno)
         }
         reused += resumed.bytes
+        progress.received(resumed.bytes)
         do {
-            try await appendChunks(v.chunks[resumed.chunks...], of: v, fd: fd, temp: temp, sources: sources, hasher: &hasher,
+            try await appendChunks(v.chunks[resumed.chunks...], of: v, fd: fd, temp: shown, sources: sources, hasher: &hasher,
                                    fetched: &fetched, reused: &reused)
             guard hasher.count == v.size, hasher.finalize() == (v.sha256 ?? .empty) else {
                 throw ClientError.io("\(v.path) did not match its SHA-256 after download; nothing was replaced")
             }
-            _ = fchmod(fd, mode_t(v.mode & 0o7777))
+            _ = fchmod(fd, FolderFS.localMode(v.mode))
             var times = [timespec(tv_sec: 0, tv_nsec: Int(utimeOmit)),
                          timespec(tv_sec: Int(v.mtimeNs / 1_000_000_000), tv_nsec: Int(v.mtimeNs % 1_000_000_000))]
             if v.mtimeNs < 0 { times[1] = timespec(tv_sec: 0, tv_nsec: Int(utimeOmit)) }
             _ = futimens(fd, &times)
             guard fsync(fd) == 0 else {
                 if errno == ENOSPC || errno == EDQUOT { throw ClientError.io("the local disk is full; free space to download \(v.path) (nothing was replaced)") }
-                throw SystemCallError("fsync \(temp)", errno: errno)
+                throw SystemCallError("fsync \(shown)", errno: errno)
             }
         } catch let error as ClientError {
-            unlink(temp)  // a full disk needs the space back; a wrong whole-file hash is not worth resuming
+            directory.remove(temp)  // a full disk needs the space back; a wrong whole-file hash is not worth resuming
             throw error
         }
         return (fetched, reused)
     }
 
-    /// The temp name a download of `absolute` uses: fixed per target, so a later attempt
-    /// finds it; hashed, so any name fits and two targets never share one.
-    static func partialName(for absolute: String) -> String {
-        let name = absolute.split(separator: "/").last.map(String.init) ?? absolute
+    /// The temp name a download of `target` (a path or a name) uses: fixed per target, so a
+    /// later attempt finds it; hashed, so any name fits and two targets never share one.
+    static func partialName(for target: String) -> String {
+        let name = target.split(separator: "/").last.map(String.init) ?? target
         return LocalScanner.partialPrefix + String(ContentHash.of(Data(name.utf8)).hex.prefix(32))
     }
 
@@ -641,7 +769,7 @@ public final class FolderSync: Sendable {
         var count = 0, offset: Int64 = 0
         var buffer = [UInt8]()
         for chunk in chunks {
-            guard offset + chunk.size <= Int64(info.st_size) else { break }
+            guard chunk.size > 0, offset + chunk.size <= Int64(info.st_size) else { break }
             buffer = [UInt8](repeating: 0, count: Int(chunk.size))
             let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(offset)) }
             guard n == Int(chunk.size), ContentHash.of(buffer) == chunk.sha256 else { break }
@@ -656,7 +784,11 @@ public final class FolderSync: Sendable {
     /// replaced meanwhile), as Syncthing drops old temporaries during its scan.
     func sweepStalePartials(_ partials: [String: Int64]) {
         let cutoff = (Int64(Date().timeIntervalSince1970) - 86_400) * 1_000_000_000
-        for (path, mtimeNs) in partials where mtimeNs < cutoff { unlink(root + "/" + path) }
+        let fs = FolderFS(root: root)
+        for (path, mtimeNs) in partials where mtimeNs < cutoff {
+            guard let (directory, name) = try? fs.parent(of: path), directory.status(name)?.kind == .file else { continue }
+            directory.remove(name)
+        }
     }
 
     func appendChunks(
@@ -675,6 +807,7 @@ public final class FolderSync: Sendable {
                 }
                 fetched += chunk.size
             }
+            progress.received(chunk.size)
             try bytes.withUnsafeReadableBytes { raw in
                 hasher.update(raw)
                 var offset = 0
@@ -787,7 +920,10 @@ public final class FolderSync: Sendable {
                     if op.conflictOf != nil { update.conflictCopiesReported.append(path) }
                     if let local {
                         update.synced.append(entry(local, version: version.version))
-                        if local.kind == .file { report.uploadedFiles += 1 }
+                        if local.kind == .file {
+                            report.uploadedFiles += 1
+                            progress.uploaded(local.path, size: local.file.size)
+                        }
                     } else {
                         update.unsynced.append(path)
                         report.deletedRemote += 1
@@ -891,7 +1027,7 @@ public final class FolderSync: Sendable {
         let jobs = ChunkUpload.groups(missing.lazy.compactMap { location[$0] }, limits: limits)
 
         let root = self.root
-        let api = self.api
+        let api = self.api, progress = self.progress
         var sent: Int64 = 0
         try await withThrowingTaskGroup(of: (stored: Int64, present: [ContentHash], torn: [String]).self) { group in
             var next = 0
@@ -899,7 +1035,7 @@ public final class FolderSync: Sendable {
                 guard next < jobs.count else { return }
                 let items = jobs[next]
                 next += 1
-                group.addTask { try await ChunkUpload.send(items, root: root, api: api) }
+                group.addTask { try await ChunkUpload.send(items, root: root, api: api, progress: progress) }
             }
             for _ in 0..<parallelism { launch() }
             while let answer = try await group.next() {
@@ -911,32 +1047,38 @@ public final class FolderSync: Sendable {
         return sent
     }
 
-    static func readRange(_ path: String, offset: Int64, size: Int64) throws -> ByteBuffer? {
+    /// `size` bytes of the file at `absolute` from `offset`, or nil when it is gone or shorter.
+    static func readRange(_ absolute: String, offset: Int64, size: Int64) throws -> ByteBuffer? {
         var buffer = ByteBuffer()
-        return try readRange(path, offset: offset, size: size, appendingTo: &buffer) ? buffer : nil
+        let (directory, name) = FolderFS.split(absolute)
+        return try readRange(root: directory, path: name, offset: offset, size: size, appendingTo: &buffer) ? buffer : nil
     }
 
-    /// Appends `size` bytes of the file at `path` from `offset` to `buffer`. False, with
-    /// `buffer` as it was, when the file is gone or shorter.
-    static func readRange(_ path: String, offset: Int64, size: Int64, appendingTo buffer: inout ByteBuffer) throws -> Bool {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            if errno == ENOENT { return false }
-            throw SystemCallError("open \(path)", errno: errno)
+    /// Appends `size` bytes of the file at `path` in the folder `root` from `offset` to
+    /// `buffer`, opened through `FolderFS`. False, with `buffer` as it was, when the file is
+    /// gone, shorter, or beneath something that is no longer a directory.
+    static func readRange(root: String, path: String, offset: Int64, size: Int64, appendingTo buffer: inout ByteBuffer) throws -> Bool {
+        guard size >= 0, offset >= 0 else { return false }
+        let fd: Int32
+        do { fd = try FolderFS(root: root).open(path, flags: O_RDONLY) } catch let failure as SystemCallError where failure.errno == ENOENT || failure.errno == ELOOP {
+            return false
+        } catch is FolderFS.NotADirectory {
+            return false
         }
         defer { close(fd) }
         let start = buffer.writerIndex
-        let read = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Int(size)) { raw -> Int in
+        let wanted = Int(size)
+        let read = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: wanted) { raw -> Int in
             var done = 0
-            while done < Int(size) {
-                let n = pread(fd, raw.baseAddress! + done, Int(size) - done, off_t(offset) + off_t(done))
+            while done < wanted {
+                let n = pread(fd, raw.baseAddress! + done, wanted - done, off_t(offset) + off_t(done))
                 if n < 0 { if errno == EINTR { continue }; throw SystemCallError("read \(path)", errno: errno) }
                 if n == 0 { break }
                 done += n
             }
             return done
         }
-        guard read == Int(size) else {
+        guard read == wanted else {
             buffer.moveWriterIndex(to: start)
             return false
         }
@@ -949,8 +1091,6 @@ public final class FolderSync: Sendable {
         IndexEntry(path: l.path, kind: l.kind, size: l.file.size, mtimeNs: l.file.mtimeNs, inode: l.file.inode, ctimeNs: l.file.ctimeNs, mode: l.file.mode,
                    sha256: l.sha256, chunks: l.chunks, target: l.file.target, version: version)
     }
-
-    func parentDirectory(of absolute: String) -> String { (absolute as NSString).deletingLastPathComponent }
 
     static func describe(_ error: any Error) -> String {
         switch error {
@@ -1001,10 +1141,15 @@ struct LocalChunkSources: Sendable {
         locations = map
     }
 
+    static func read(root: String, path: String, offset: Int64, size: Int64) -> ByteBuffer? {
+        var buffer = ByteBuffer()
+        return (try? FolderSync.readRange(root: root, path: path, offset: offset, size: size, appendingTo: &buffer)) == true ? buffer : nil
+    }
+
     func read(_ chunk: ChunkRef) -> ByteBuffer? {
         for (e, offset) in locations[chunk.sha256] ?? [] {
             guard let now = LocalScanner.stat(root: root, path: e.path), now.sameStat(size: e.size, mtimeNs: e.mtimeNs, inode: e.inode, ctimeNs: e.ctimeNs),
-                  let bytes = try? FolderSync.readRange(root + "/" + e.path, offset: offset, size: chunk.size),
+                  let bytes = Self.read(root: root, path: e.path, offset: offset, size: chunk.size),
                   ContentHash.of(bytes.readableBytesView) == chunk.sha256
             else { continue }
             return bytes

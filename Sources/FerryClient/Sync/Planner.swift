@@ -31,6 +31,16 @@ public enum PlannedAction: Sendable, Equatable {
         }
     }
 
+    /// The file bytes this action moves (uploads, downloads, the download of a conflict);
+    /// nil for what moves no file content.
+    public var fileBytes: Int64? {
+        switch self {
+        case .upload(let l, _) where l.kind == .file: l.file.size
+        case .download(let v) where v.kind == .file, .conflict(_, let v) where v.kind == .file: v.size
+        default: nil
+        }
+    }
+
     public var path: String {
         switch self {
         case .upload(let l, _), .conflict(let l, _), .adopt(let l, _): l.path

@@ -1,8 +1,10 @@
 import AsyncHTTPClient
 import FerryCore
+import FerryTLS
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 import Synchronization
 
 /// A refusal from the server: its status and the `{"error": {code, message}}` body.
@@ -33,21 +35,26 @@ public struct ServerAPI: Sendable {
     public let baseURL: String
     public let token: String
     public let client: HTTPClient
+    /// The certificate the client was made to trust alone (`makeClient(pin:)`): a TLS
+    /// failure is then checked against it, to say so when the server presents another.
+    public let pin: CertificatePin?
     private let announced: Announced
 
-    /// `serverURL` is e.g. `http://127.0.0.1:8720`; `/api/v1` is appended. `limitsLifetime`:
-    /// how long the server's announced limits are used before it is asked again.
-    public init(serverURL: String, token: String, client: HTTPClient, limitsLifetime: Duration = .seconds(600)) {
+    /// `serverURL` is e.g. `https://nas:8720`; `/api/v1` is appended. `limitsLifetime`:
+    /// how long the server's announced limits are used before it is asked again. `pin`: the
+    /// certificate `client` trusts (see `makeClient`).
+    public init(serverURL: String, token: String, client: HTTPClient, pin: CertificatePin? = nil, limitsLifetime: Duration = .seconds(600)) {
         var base = serverURL
         while base.hasSuffix("/") { base.removeLast() }
         if !base.hasSuffix("/api/v1") { base += "/api/v1" }
-        self.init(baseURL: base, token: token, client: client, announced: Announced(lifetime: limitsLifetime))
+        self.init(baseURL: base, token: token, client: client, pin: pin, announced: Announced(lifetime: limitsLifetime))
     }
 
-    private init(baseURL: String, token: String, client: HTTPClient, announced: Announced) {
+    private init(baseURL: String, token: String, client: HTTPClient, pin: CertificatePin?, announced: Announced) {
         self.baseURL = baseURL
         self.token = token
         self.client = client
+        self.pin = pin
         self.announced = announced
     }
 
@@ -66,22 +73,33 @@ public struct ServerAPI: Sendable {
         }
     }
 
-    /// One shared client per process: connection pooling, bounded timeouts.
-    public static func makeClient(timeouts: Timeouts = Timeouts()) -> HTTPClient {
+    /// One shared client per process: connection pooling, bounded timeouts. With a `pin`,
+    /// HTTPS trusts that certificate alone; without, the system's trust roots (SPEC §8).
+    /// HTTP/1.1 over several connections: uploads and downloads spread over connections
+    /// (and the server's event loops) instead of sharing one HTTP/2 connection's window.
+    public static func makeClient(timeouts: Timeouts = Timeouts(), pin: CertificatePin? = nil) -> HTTPClient {
         var configuration = HTTPClient.Configuration()
         configuration.timeout = .init(connect: timeouts.connect, read: timeouts.stall, write: timeouts.stall)
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 16)
         configuration.decompression = .disabled
+        configuration.httpVersion = .http1Only
+        if let pin {
+            configuration.tlsConfiguration = pin.tlsConfiguration
+            // A handshake the pin refused is refused again: fail the request at once (and
+            // name both certificates) instead of retrying until the connect timeout. The
+            // daemon's own backoff retries, as it does for a server that is down.
+            configuration.connectionPool.retryConnectionEstablishment = false
+        }
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
     /// An API with its own HTTP client; call `close()` when done.
-    public static func open(serverURL: String, token: String, timeouts: Timeouts = Timeouts()) -> ServerAPI {
-        ServerAPI(serverURL: serverURL, token: token, client: makeClient(timeouts: timeouts))
+    public static func open(serverURL: String, token: String, timeouts: Timeouts = Timeouts(), pin: CertificatePin? = nil) -> ServerAPI {
+        ServerAPI(serverURL: serverURL, token: token, client: makeClient(timeouts: timeouts, pin: pin), pin: pin)
     }
 
     /// The same server and client with another token.
-    public func with(token: String) -> ServerAPI { ServerAPI(baseURL: baseURL, token: token, client: client, announced: announced) }
+    public func with(token: String) -> ServerAPI { ServerAPI(baseURL: baseURL, token: token, client: client, pin: pin, announced: announced) }
 
     /// Shuts the HTTP client down.
     public func close() async { try? await client.shutdown() }
@@ -95,9 +113,9 @@ public struct ServerAPI: Sendable {
     /// Logs in as a user and registers a device; returns the API authenticated as that
     /// device (the user's password and access token are not kept).
     public static func enroll(
-        serverURL: String, username: String, password: String, deviceName: String, timeouts: Timeouts = Timeouts()
+        serverURL: String, username: String, password: String, deviceName: String, timeouts: Timeouts = Timeouts(), pin: CertificatePin? = nil
     ) async throws -> (api: ServerAPI, device: RegisterDeviceResponse) {
-        let anonymous = ServerAPI.open(serverURL: serverURL, token: "", timeouts: timeouts)
+        let anonymous = ServerAPI.open(serverURL: serverURL, token: "", timeouts: timeouts, pin: pin)
         do {
             let tokens = try await anonymous.login(username: username, password: password)
             let device = try await anonymous.with(token: tokens.accessToken).registerDevice(name: deviceName)
@@ -129,7 +147,7 @@ public struct ServerAPI: Sendable {
 
     /// Whether the server answers `/health` with 200.
     public func health() async throws -> Bool {
-        let response = try await client.execute(request(.GET, "/health", authenticated: false), timeout: .seconds(10))
+        let response = try await execute(request(.GET, "/health", authenticated: false), timeout: .seconds(10))
         _ = try await response.body.collect(upTo: 1 << 16)
         return response.status == .ok
     }
@@ -215,7 +233,7 @@ public struct ServerAPI: Sendable {
         var request = request(.PUT, "/chunks/\(hash.hex)")
         request.headers.add(name: "Content-Type", value: "application/octet-stream")
         request.body = .bytes(bytes)
-        let response = try await client.execute(request, timeout: .seconds(300))
+        let response = try await execute(request, timeout: .seconds(300))
         try await Self.check(response)
         _ = try await response.body.collect(upTo: 1 << 20)
     }
@@ -226,14 +244,14 @@ public struct ServerAPI: Sendable {
         var request = request(.POST, "/chunks/batch")
         request.headers.add(name: "Content-Type", value: "application/octet-stream")
         request.body = .bytes(body)
-        let response = try await client.execute(request, timeout: .seconds(300))
+        let response = try await execute(request, timeout: .seconds(300))
         try await Self.check(response)
         let bytes = try await response.body.collect(upTo: 4 << 20)
         return try bytes.withUnsafeReadableBytes { try JSONCoding.decode(ChunkBatchResponse.self, from: $0) }
     }
 
     public func chunk(_ hash: ContentHash) async throws -> ByteBuffer {
-        let response = try await client.execute(request(.GET, "/chunks/\(hash.hex)"), timeout: .seconds(300))
+        let response = try await execute(request(.GET, "/chunks/\(hash.hex)"), timeout: .seconds(300))
         try await Self.check(response)
         return try await response.body.collect(upTo: FerryProtocol.maxChunkSize + 1)
     }
@@ -265,9 +283,17 @@ public struct ServerAPI: Sendable {
         return try await json(.GET, "/libraries/\(Self.escape(library))/list?\(query)", Optional<Int>.none)
     }
 
-    public func restore(library: String, path: FerryPath, version: Int64, base: Int64?) async throws -> FileVersion {
-        let r: VersionResponse = try await json(.POST, "/libraries/\(Self.escape(library))/restore", RestoreRequest(path: path, version: version, base: base))
-        return r.version
+    /// Deleted entries at and beneath `directory` (nil: the whole library), one page.
+    public func trash(library: String, directory: FerryPath?, after: String? = nil, limit: Int = 1000) async throws -> TrashResponse {
+        var query = "limit=\(limit)"
+        if let directory { query += "&path=\(Self.escape(directory.string))" }
+        if let after { query += "&after=\(Self.escape(after))" }
+        return try await json(.GET, "/libraries/\(Self.escape(library))/trash?\(query)", Optional<Int>.none)
+    }
+
+    /// Makes `version` of `path` current again; a directory comes back with what was removed with it.
+    public func restore(library: String, path: FerryPath, version: Int64, base: Int64?) async throws -> VersionResponse {
+        try await json(.POST, "/libraries/\(Self.escape(library))/restore", RestoreRequest(path: path, version: version, base: base))
     }
 
     /// Conflict records, newest first: all libraries, or one.
@@ -285,8 +311,10 @@ public struct ServerAPI: Sendable {
     // MARK: webhooks
 
     /// Needs a user session (`userSession`), as every change to webhooks does.
-    public func createWebhook(url: String, events: EventFilter, secret: String? = nil, keepResponseExcerpts: Bool? = nil) async throws -> CreatedWebhookResponse {
-        try await json(.POST, "/webhooks", CreateWebhookRequest(url: url, events: events, secret: secret, keepResponseExcerpts: keepResponseExcerpts))
+    public func createWebhook(url: String, events: EventFilter, secret: String? = nil, keepResponseExcerpts: Bool? = nil,
+                              tlsFingerprint: String? = nil) async throws -> CreatedWebhookResponse {
+        try await json(.POST, "/webhooks", CreateWebhookRequest(url: url, events: events, secret: secret, keepResponseExcerpts: keepResponseExcerpts,
+                                                                tlsFingerprint: tlsFingerprint))
     }
 
     public func webhooks() async throws -> [WebhookInfo] {
@@ -363,7 +391,7 @@ public struct ServerAPI: Sendable {
 
     /// An attachment's pinned content (for small files: it is held in memory).
     public func attachmentContent(id: String, limit: Int = 64 << 20) async throws -> Data {
-        let response = try await client.execute(request(.GET, "/attachments/\(Self.escape(id))/content"), timeout: .seconds(120))
+        let response = try await execute(request(.GET, "/attachments/\(Self.escape(id))/content"), timeout: .seconds(120))
         try await Self.check(response)
         return Data(try await response.body.collect(upTo: limit).readableBytesView)
     }
@@ -374,6 +402,29 @@ public struct ServerAPI: Sendable {
         var allowed = CharacterSet.alphanumerics
         allowed.insert(charactersIn: "-._~")
         return s.addingPercentEncoding(withAllowedCharacters: allowed) ?? s
+    }
+
+    /// Sends a request; with a pin, a failed TLS handshake is checked against it, so a server
+    /// that presents another certificate is refused with both fingerprints named.
+    func execute(_ request: HTTPClientRequest, timeout: TimeAmount) async throws -> HTTPClientResponse {
+        do {
+            return try await client.execute(request, timeout: timeout)
+        } catch {
+            throw await explain(error)
+        }
+    }
+
+    /// `CertificatePinMismatch` when `error` ended a handshake with a pinned server that now
+    /// presents another certificate (seen by a probe that sends nothing); `error` otherwise.
+    func explain(_ error: any Error) async -> any Error {
+        guard let pin, error is NIOSSLError || error is BoringSSLError, let url = URL(string: baseURL), let host = url.host else { return error }
+        let port = url.port ?? (url.scheme == "https" ? 443 : 80)
+        guard let chain = try? await CertificateProbe.presentedChain(host: host, port: port, serverName: host),
+              let presented = try? CertificateProbe.fingerprint(of: chain[0]), presented != pin.fingerprint
+        else { return error }
+        var server = baseURL
+        if server.hasSuffix("/api/v1") { server.removeLast("/api/v1".count) }
+        return CertificatePinMismatch(server: server, expected: pin.fingerprint, presented: presented)
     }
 
     func request(_ method: HTTPMethod, _ path: String, authenticated: Bool = true) -> HTTPClientRequest {
@@ -391,14 +442,14 @@ public struct ServerAPI: Sendable {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(bytes: try JSONCoding.encode(body)))
         }
-        let response = try await client.execute(request, timeout: timeout)
+        let response = try await execute(request, timeout: timeout)
         try await Self.check(response)
         let bytes = try await response.body.collect(upTo: 256 << 20)
         return try bytes.withUnsafeReadableBytes { try JSONCoding.decode(Answer.self, from: $0) }
     }
 
     func send(_ method: HTTPMethod, _ path: String) async throws {
-        let response = try await client.execute(request(method, path), timeout: .seconds(60))
+        let response = try await execute(request(method, path), timeout: .seconds(60))
         try await Self.check(response)
         _ = try await response.body.collect(upTo: 1 << 20)
     }

@@ -201,7 +201,9 @@ public enum PackedChunkList {
         var out = Data(capacity: chunks.count * 40)
         for c in chunks {
             c.sha256.withUnsafeBytes { out.append(contentsOf: $0) }
-            withUnsafeBytes(of: UInt64(c.size).bigEndian) { out.append(contentsOf: $0) }
+            // Bit for bit: a size a server should never send (a negative one) round-trips for
+            // the client to refuse, instead of trapping here.
+            withUnsafeBytes(of: UInt64(bitPattern: c.size).bigEndian) { out.append(contentsOf: $0) }
         }
         return out
     }
@@ -212,7 +214,7 @@ public enum PackedChunkList {
         return data.withUnsafeBytes { bytes in
             stride(from: 0, to: bytes.count, by: 40).compactMap { i in
                 let size = bytes[(i + 32)..<(i + 40)].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-                return ContentHash(bytes: UnsafeRawBufferPointer(rebasing: bytes[i..<(i + 32)])).map { ChunkRef(sha256: $0, size: Int64(size)) }
+                return ContentHash(bytes: UnsafeRawBufferPointer(rebasing: bytes[i..<(i + 32)])).map { ChunkRef(sha256: $0, size: Int64(bitPattern: size)) }
             }
         }
     }

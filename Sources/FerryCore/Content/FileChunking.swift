@@ -40,6 +40,19 @@ extension ContentChunker {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SystemCallError("open", errno: errno) }
         defer { close(fd) }
+        return try manifest(ofFileDescriptor: fd, parameters: parameters, bufferSize: bufferSize, onChunk: onChunk, content: content)
+    }
+
+    /// `manifest(ofFileAt:)` of a file just opened (read from its start), so the caller
+    /// chooses how it is opened and can check the same file before and after. The caller
+    /// keeps and closes `fd`.
+    public static func manifest(
+        ofFileDescriptor fd: Int32,
+        parameters: ChunkerParameters = .v1,
+        bufferSize: Int = 1 << 20,
+        onChunk: ((ChunkRef, Int64) -> Void)? = nil,
+        content: ((ArraySlice<UInt8>) -> Void)? = nil
+    ) throws -> ContentManifest {
         if let (small, bytes) = try smallFileManifest(fd: fd, parameters: parameters, bufferSize: bufferSize) {
             if let chunk = small.chunks.first { onChunk?(chunk, 0) }
             content?(bytes)

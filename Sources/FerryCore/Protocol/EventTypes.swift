@@ -170,9 +170,11 @@ public struct WebhookInfo: Codable, Sendable, Hashable {
     /// Whether the first KiB of each answer is kept in the delivery log. Off by default: a
     /// receiver's answer is the receiver's data, and kept it could turn a webhook into a reader.
     public var keepResponseExcerpts: Bool
+    /// The receiver's pinned certificate (a self-signed one), if any.
+    public var tlsFingerprint: CertificateFingerprint?
 
     public init(id: String, url: String, events: EventFilter, active: Bool, disabledReason: String?, createdAt: Date,
-                createdBy: WebhookCreator? = nil, keepResponseExcerpts: Bool = false) {
+                createdBy: WebhookCreator? = nil, keepResponseExcerpts: Bool = false, tlsFingerprint: CertificateFingerprint? = nil) {
         self.id = id
         self.url = url
         self.events = events
@@ -181,12 +183,13 @@ public struct WebhookInfo: Codable, Sendable, Hashable {
         self.createdAt = createdAt
         self.createdBy = createdBy
         self.keepResponseExcerpts = keepResponseExcerpts
+        self.tlsFingerprint = tlsFingerprint
     }
 
     enum CodingKeys: String, CodingKey {
         case id, url, events, active
         case disabledReason = "disabled_reason", createdAt = "created_at", createdBy = "created_by"
-        case keepResponseExcerpts = "keep_response_excerpts"
+        case keepResponseExcerpts = "keep_response_excerpts", tlsFingerprint = "tls_fingerprint"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -199,6 +202,7 @@ public struct WebhookInfo: Codable, Sendable, Hashable {
         createdAt = try c.decode(Date.self, forKey: .createdAt)
         createdBy = try c.decodeIfPresent(WebhookCreator.self, forKey: .createdBy)
         keepResponseExcerpts = try c.decodeIfPresent(Bool.self, forKey: .keepResponseExcerpts) ?? false
+        tlsFingerprint = try c.decodeIfPresent(CertificateFingerprint.self, forKey: .tlsFingerprint)
     }
 }
 
@@ -210,18 +214,23 @@ public struct CreateWebhookRequest: Codable, Sendable {
     public var active: Bool?
     /// Keep the first KiB of each answer in the delivery log (default off).
     public var keepResponseExcerpts: Bool?
+    /// Pins an https:// receiver's self-signed certificate by its SHA-256 fingerprint: it is
+    /// then the only certificate accepted, whatever the system trusts.
+    public var tlsFingerprint: String?
 
-    public init(url: String, events: EventFilter, secret: String? = nil, active: Bool? = nil, keepResponseExcerpts: Bool? = nil) {
+    public init(url: String, events: EventFilter, secret: String? = nil, active: Bool? = nil, keepResponseExcerpts: Bool? = nil,
+                tlsFingerprint: String? = nil) {
         self.url = url
         self.events = events
         self.secret = secret
         self.active = active
         self.keepResponseExcerpts = keepResponseExcerpts
+        self.tlsFingerprint = tlsFingerprint
     }
 
     enum CodingKeys: String, CodingKey {
         case url, events, secret, active
-        case keepResponseExcerpts = "keep_response_excerpts"
+        case keepResponseExcerpts = "keep_response_excerpts", tlsFingerprint = "tls_fingerprint"
     }
 }
 
@@ -240,17 +249,21 @@ public struct UpdateWebhookRequest: Codable, Sendable {
     public var events: EventFilter?
     public var active: Bool?
     public var keepResponseExcerpts: Bool?
+    /// A new pinned fingerprint; `""` removes the pin.
+    public var tlsFingerprint: String?
 
-    public init(url: String? = nil, events: EventFilter? = nil, active: Bool? = nil, keepResponseExcerpts: Bool? = nil) {
+    public init(url: String? = nil, events: EventFilter? = nil, active: Bool? = nil, keepResponseExcerpts: Bool? = nil,
+                tlsFingerprint: String? = nil) {
         self.url = url
         self.events = events
         self.active = active
         self.keepResponseExcerpts = keepResponseExcerpts
+        self.tlsFingerprint = tlsFingerprint
     }
 
     enum CodingKeys: String, CodingKey {
         case url, events, active
-        case keepResponseExcerpts = "keep_response_excerpts"
+        case keepResponseExcerpts = "keep_response_excerpts", tlsFingerprint = "tls_fingerprint"
     }
 }
 

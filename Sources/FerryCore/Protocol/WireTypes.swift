@@ -264,6 +264,54 @@ public struct ListResponse: Codable, Sendable {
     }
 }
 
+/// One deleted entry of `GET /libraries/{lib}/trash`: a path whose current version is a
+/// delete, with the version that `restore` brings back.
+public struct TrashEntry: Codable, Sendable, Hashable {
+    public var path: FerryPath
+    public var kind: EntryKind
+    /// The last version before the delete: the one to restore.
+    public var version: Int64
+    /// That version's size (0 for directories and links).
+    public var size: Int64
+    /// The delete's own version number.
+    public var deletedVersion: Int64
+    public var deletedAt: Date
+    /// The device that deleted it; nil for a user token (web, scripts).
+    public var deletedBy: String?
+
+    public init(path: FerryPath, kind: EntryKind, version: Int64, size: Int64, deletedVersion: Int64, deletedAt: Date, deletedBy: String?) {
+        self.path = path
+        self.kind = kind
+        self.version = version
+        self.size = size
+        self.deletedVersion = deletedVersion
+        self.deletedAt = deletedAt
+        self.deletedBy = deletedBy
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case path, kind, version, size
+        case deletedVersion = "deleted_version", deletedAt = "deleted_at", deletedBy = "deleted_by"
+    }
+}
+
+/// `GET /libraries/{lib}/trash` answer: deleted entries at and under a directory, by path.
+public struct TrashResponse: Codable, Sendable {
+    public var entries: [TrashEntry]
+    /// Pass as `after` for the next page; nil when the listing is complete.
+    public var nextAfter: String?
+
+    public init(entries: [TrashEntry], nextAfter: String?) {
+        self.entries = entries
+        self.nextAfter = nextAfter
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case entries
+        case nextAfter = "next_after"
+    }
+}
+
 /// `GET /libraries/{lib}/history` answer, newest first.
 public struct HistoryResponse: Codable, Sendable {
     public var versions: [FileVersion]
@@ -298,7 +346,17 @@ public struct RestoreRequest: Codable, Sendable {
 /// A single version answer (`PUT .../files`, restore).
 public struct VersionResponse: Codable, Sendable {
     public var version: FileVersion
-    public init(version: FileVersion) { self.version = version }
+    /// For a restored directory: how many entries under it were restored with it.
+    public var restoredEntries: Int?
+    public init(version: FileVersion, restoredEntries: Int? = nil) {
+        self.version = version
+        self.restoredEntries = restoredEntries
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case version
+        case restoredEntries = "restored_entries"
+    }
 }
 
 /// The error body of every non-2xx answer: `{"error": {"code", "message"}}`.

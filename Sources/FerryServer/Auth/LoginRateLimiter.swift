@@ -93,6 +93,12 @@ public final class LoginRateLimiter: LoginAttemptLedger {
         table.withLock { Self.succeeded(&$0, ticket: ticket, settings: settings) }
     }
 
+    /// The attempt was never judged (the server was too busy to check it, or failed): it
+    /// stops counting, and nothing else is forgotten.
+    public func withdraw(_ ticket: Ticket) {
+        table.withLock { Self.withdrawn(&$0, ticket: ticket, settings: settings) }
+    }
+
     /// The rule of a reservation, on the records of `keys` (missing ones are empty): failures
     /// past the window are forgotten; a key past its free attempts must have reached its
     /// `nextAllowed`; the attempt then counts as a failure of every key until it succeeds.
@@ -118,14 +124,21 @@ public final class LoginRateLimiter: LoginAttemptLedger {
     static func succeeded(_ records: inout [Key: Record], ticket: Ticket, settings: Settings) {
         guard let pair = ticket.keys.first else { return }
         records.removeValue(forKey: pair)
-        for key in ticket.keys.dropFirst() {
-            guard var record = records[key] else { continue }
-            if let i = record.failures.lastIndex(of: ticket.at) { record.failures.remove(at: i) }
-            record.nextAllowed = record.failures.last.map {
-                $0.addingTimeInterval(settings.delay(afterFailures: record.failures.count, free: key.free))
-            } ?? .distantPast
-            records[key] = record
-        }
+        for key in ticket.keys.dropFirst() { forget(ticket, key: key, in: &records, settings: settings) }
+    }
+
+    /// The rule of a withdrawal: every key loses this attempt's failure, and only that.
+    static func withdrawn(_ records: inout [Key: Record], ticket: Ticket, settings: Settings) {
+        for key in ticket.keys { forget(ticket, key: key, in: &records, settings: settings) }
+    }
+
+    private static func forget(_ ticket: Ticket, key: Key, in table: inout [Key: Record], settings: Settings) {
+        guard var record = table[key] else { return }
+        if let i = record.failures.lastIndex(of: ticket.at) { record.failures.remove(at: i) }
+        record.nextAllowed = record.failures.last.map {
+            $0.addingTimeInterval(settings.delay(afterFailures: record.failures.count, free: key.free))
+        } ?? .distantPast
+        table[key] = record
     }
 
     /// Bounds memory: keys with no failure left in the window go first, then the stalest.
@@ -150,4 +163,6 @@ public protocol LoginAttemptLedger: Sendable {
     func reserve(username: String, address: String, now: Date) async throws -> Result<LoginRateLimiter.Ticket, LoginRateLimiter.RetryAfter>
     /// The reserved attempt was right.
     func succeeded(_ ticket: LoginRateLimiter.Ticket) async throws
+    /// The reserved attempt was never judged: it stops counting.
+    func withdraw(_ ticket: LoginRateLimiter.Ticket) async throws
 }

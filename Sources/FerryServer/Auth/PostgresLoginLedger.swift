@@ -48,6 +48,14 @@ public final class PostgresLoginLedger: LoginAttemptLedger {
         }
     }
 
+    public func withdraw(_ ticket: LoginRateLimiter.Ticket) async throws {
+        try await database.write { connection in
+            var records = try await load(ticket.keys, connection)
+            LoginRateLimiter.withdrawn(&records, ticket: ticket, settings: settings)
+            try await store(records, keys: ticket.keys, connection)
+        }
+    }
+
     /// The keys' records, their rows locked (created first, so there is a row to lock), in
     /// one order for every transaction.
     private func load(_ keys: [LoginRateLimiter.Key], _ connection: PostgresConnection) async throws -> [LoginRateLimiter.Key: LoginRateLimiter.Record] {

@@ -70,6 +70,9 @@ public final class ChangeNotifier: Sendable {
         for c in all { c.resume() }
     }
 
+    /// Whether `shutdown` ran: a stream of changes (the dashboard's) ends instead of waiting again.
+    public var isShutDown: Bool { state.withLock { $0.closed } }
+
     /// Number of requests currently waiting (for tests and metrics).
     public var waiterCount: Int { state.withLock { $0.waiters.values.reduce(0) { $0 + $1.count } } }
 

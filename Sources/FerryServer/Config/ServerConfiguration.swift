@@ -11,6 +11,7 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
     public var auth = Auth()
     public var http = HTTP()
     public var webhooks = Webhooks()
+    public var tls = TLS()
     public var metrics = Metrics()
     public var security = Security()
     public var metadata = Metadata()
@@ -28,6 +29,8 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         public var accessTokenSeconds: Double = 3600
         public var refreshTokenSeconds: Double = 24 * 3600
         public var sessionDays: Double = 30
+        /// A dashboard sign-in (its browser cookie and the server-side session) lasts this long.
+        public var dashboardSessionHours: Double = 12
         /// Login attempts per user name and client address before each further one must
         /// wait (1 s, doubling per failure, at most the window); never a hard lock.
         public var loginFailureLimit: Int = 5
@@ -44,7 +47,10 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
             guard accessTokenSeconds > 0, refreshTokenSeconds > 0, sessionDays > 0 else {
                 throw ConfigurationError("auth.accessTokenSeconds, auth.refreshTokenSeconds and auth.sessionDays must be above 0")
             }
-            guard (1...1000).contains(loginFailureLimit) else { throw ConfigurationError("auth.loginFailureLimit must be 1 to 1000") }
+            guard dashboardSessionHours > 0, dashboardSessionHours <= 24 * 30 else {
+                throw ConfigurationError("auth.dashboardSessionHours must be above 0 and at most 720 (30 days)")
+            }
+            guard (1...1_000_000).contains(loginFailureLimit) else { throw ConfigurationError("auth.loginFailureLimit must be 1 to 1000000") }
             guard loginFailureWindowSeconds >= 1 else { throw ConfigurationError("auth.loginFailureWindowSeconds must be at least 1") }
             guard loginDelaySeconds > 0, loginDelaySeconds <= loginFailureWindowSeconds else {
                 throw ConfigurationError("auth.loginDelaySeconds must be above 0 and at most auth.loginFailureWindowSeconds")
@@ -142,6 +148,40 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         }
     }
 
+    /// HTTPS (SPEC §8): on whenever the server binds an address other machines can reach.
+    public struct TLS: Codable, Sendable, Equatable {
+        /// Serve HTTPS on a loopback address too (`serve --tls`).
+        public var enabled = false
+        /// Serve plain HTTP on an address other machines reach (`serve --insecure-http`):
+        /// passwords, tokens and files then cross the network readable by anyone on it.
+        public var insecureHTTP = false
+        /// A PEM certificate (leaf first, then any intermediates) and its PEM private key.
+        /// Without them the server makes a self-signed one in the data directory. Both are
+        /// read again on SIGHUP, so a renewed certificate needs no restart.
+        public var certificateFile: String?
+        public var keyFile: String?
+        public init() {}
+
+        func validate() throws {
+            guard !(enabled && insecureHTTP) else {
+                throw ConfigurationError("tls.enabled (--tls) and tls.insecureHTTP (--insecure-http) contradict each other; choose one")
+            }
+            guard (certificateFile == nil) == (keyFile == nil) else {
+                throw ConfigurationError("tls.certificateFile and tls.keyFile go together: give both, or neither for a self-signed certificate")
+            }
+            for (key, path) in [("tls.certificateFile", certificateFile), ("tls.keyFile", keyFile)] {
+                if let path, path.isEmpty { throw ConfigurationError("\(key) must be a file path") }
+            }
+        }
+    }
+
+    /// Whether `serve` speaks HTTPS: always on a non-loopback address unless plain HTTP was
+    /// asked for explicitly, and on loopback when asked for.
+    public var usesTLS: Bool {
+        if tls.insecureHTTP { return false }
+        return tls.enabled || !LoopbackHost.contains(host)
+    }
+
     /// Where metadata lives: SQLite in the data directory (the default) or PostgreSQL, for
     /// several instances over one database (SPEC §9).
     public struct Metadata: Codable, Sendable, Equatable {
@@ -179,6 +219,7 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         try http.validate()
         try metrics.validate()
         try security.validate()
+        try tls.validate()
         try metadata.validate()
     }
 }
@@ -189,7 +230,7 @@ public struct ConfigurationError: Error, CustomStringConvertible {
 }
 
 extension ServerConfiguration {
-    enum CodingKeys: String, CodingKey { case dataDirectory, host, port, storage, auth, http, webhooks, metrics, security, metadata }
+    enum CodingKeys: String, CodingKey { case dataDirectory, host, port, storage, auth, http, webhooks, metrics, security, tls, metadata }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self, section: "")
@@ -203,6 +244,7 @@ extension ServerConfiguration {
         webhooks = try c.decodeIfPresent(Webhooks.self, forKey: .webhooks) ?? webhooks
         metrics = try c.decodeIfPresent(Metrics.self, forKey: .metrics) ?? metrics
         security = try c.decodeIfPresent(Security.self, forKey: .security) ?? security
+        tls = try c.decodeIfPresent(TLS.self, forKey: .tls) ?? tls
         metadata = try c.decodeIfPresent(Metadata.self, forKey: .metadata) ?? metadata
     }
 
@@ -217,6 +259,7 @@ extension ServerConfiguration {
         try c.encode(webhooks, forKey: .webhooks)
         try c.encode(metrics, forKey: .metrics)
         try c.encode(security, forKey: .security)
+        try c.encode(tls, forKey: .tls)
         try c.encode(metadata, forKey: .metadata)
     }
 }
@@ -234,7 +277,7 @@ extension ServerConfiguration.Storage {
 extension ServerConfiguration.Auth {
     enum CodingKeys: String, CodingKey {
         case pbkdf2Iterations, accessTokenSeconds, refreshTokenSeconds, sessionDays, loginFailureLimit, loginFailureWindowSeconds
-        case maxConcurrentPasswordChecks, loginDelaySeconds
+        case maxConcurrentPasswordChecks, loginDelaySeconds, dashboardSessionHours
     }
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self, section: "auth")
@@ -247,6 +290,7 @@ extension ServerConfiguration.Auth {
         loginFailureWindowSeconds = try c.decodeIfPresent(Double.self, forKey: .loginFailureWindowSeconds) ?? loginFailureWindowSeconds
         maxConcurrentPasswordChecks = try c.decodeIfPresent(Int.self, forKey: .maxConcurrentPasswordChecks) ?? maxConcurrentPasswordChecks
         loginDelaySeconds = try c.decodeIfPresent(Double.self, forKey: .loginDelaySeconds) ?? loginDelaySeconds
+        dashboardSessionHours = try c.decodeIfPresent(Double.self, forKey: .dashboardSessionHours) ?? dashboardSessionHours
     }
 }
 
@@ -326,5 +370,17 @@ extension Decoder {
             let name = section.isEmpty ? unknown : section + "." + unknown
             throw ConfigurationError("unknown configuration key '\(name)' (see docs/operations.md for the keys)")
         }
+    }
+}
+
+extension ServerConfiguration.TLS {
+    enum CodingKeys: String, CodingKey { case enabled, insecureHTTP, certificateFile, keyFile }
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self, section: "tls")
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        enabled = try c.decodeIfPresent(Bool.self, forKey: .enabled) ?? enabled
+        insecureHTTP = try c.decodeIfPresent(Bool.self, forKey: .insecureHTTP) ?? insecureHTTP
+        certificateFile = try c.decodeIfPresent(String.self, forKey: .certificateFile)
+        keyFile = try c.decodeIfPresent(String.self, forKey: .keyFile)
     }
 }

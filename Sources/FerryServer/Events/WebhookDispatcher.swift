@@ -1,10 +1,12 @@
 import AsyncHTTPClient
 import FerryCore
+import FerryTLS
 import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 
 /// Delivers the outbox (SPEC §4): at least once, each endpoint's events in commit order
@@ -101,6 +103,9 @@ public actor WebhookDispatcher: Service {
             var configuration = HTTPClient.Configuration()
             // Connect to the address just checked; TLS still verifies the certificate for the name.
             configuration.dnsOverride = [target.host: address.description]
+            if let pin = first.tlsFingerprint {
+                configuration.tlsConfiguration = try await Self.pinnedTrust(pin, target: target, address: address)
+            }
             configuration.redirectConfiguration = .disallow
             configuration.timeout = .init(connect: .seconds(Int64(min(settings.requestTimeoutSeconds, 10))))
             client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
@@ -195,6 +200,22 @@ public actor WebhookDispatcher: Service {
             }
         } catch {}
         return collected.isEmpty ? nil : String(decoding: collected, as: UTF8.self)
+    }
+
+    /// Trust in the receiver's pinned certificate alone: the certificate it presents (seen by
+    /// a handshake that sends nothing) must have the pinned fingerprint, and the delivery's
+    /// connection then accepts that certificate only, for whatever name.
+    static func pinnedTrust(_ pin: CertificateFingerprint, target: WebhookTarget, address: IPAddress) async throws -> TLSConfiguration {
+        let port = target.url.port ?? 443
+        let chain: [NIOSSLCertificate]
+        do { chain = try await CertificateProbe.presentedChain(host: address.description, port: port, serverName: target.host) } catch {
+            throw WebhookTargetError("no TLS handshake with \(target.host):\(port) to check its pinned certificate (\(error))")
+        }
+        let presented = try CertificateProbe.fingerprint(of: chain[0])
+        guard presented == pin else {
+            throw WebhookTargetError("the receiver presented certificate \(presented), not the pinned \(pin); update the webhook's tls_fingerprint if it was replaced")
+        }
+        return PinnedTrust.clientConfiguration(trusting: chain[0])
     }
 
     static func describe(_ error: any Error) -> String {

@@ -16,6 +16,8 @@ public struct PendingDelivery: Sendable, Equatable {
     public var attempt: Int
     /// Whether the answer's first KiB goes into the delivery log.
     public var keepResponseExcerpt: Bool = false
+    /// The receiver's pinned certificate, if any.
+    public var tlsFingerprint: CertificateFingerprint?
 }
 
 /// What an attempt led to.
@@ -28,8 +30,9 @@ public enum DeliveryOutcome: Sendable, Equatable {
 }
 
 extension WebhookInfo {
-    /// Takes the changes an update gives; switching an endpoint back on clears why it was disabled.
-    mutating func apply(_ update: UpdateWebhookRequest) {
+    /// Takes the changes an update gives; switching an endpoint back on clears why it was
+    /// disabled, and an empty fingerprint removes the pin. Every backend applies updates so.
+    mutating func apply(_ update: UpdateWebhookRequest) throws {
         if let url = update.url { self.url = url }
         if let events = update.events { self.events = events }
         if let active = update.active {
@@ -37,6 +40,14 @@ extension WebhookInfo {
             if active { disabledReason = nil }
         }
         if let keep = update.keepResponseExcerpts { keepResponseExcerpts = keep }
+        if let pin = update.tlsFingerprint { tlsFingerprint = pin.isEmpty ? nil : try CertificateFingerprint(parsing: pin) }
+        try checkPin()
+    }
+
+    /// A pin means nothing over plain HTTP; refused rather than silently ignored.
+    func checkPin() throws {
+        guard tlsFingerprint != nil, !url.lowercased().hasPrefix("https://") else { return }
+        throw MetadataError.invalid("tls_fingerprint pins an https:// receiver's certificate; '\(url)' is plain http://")
     }
 }
 
@@ -44,10 +55,12 @@ extension WebhookInfo {
 public protocol WebhookStore: Sendable {
     /// Poked after every transaction that may have queued a delivery.
     var outboxSignal: OutboxSignal { get }
+    /// `tlsFingerprint` pins the receiver's certificate; it needs an https:// URL.
     func createWebhook(userId: Int64, createdBy: WebhookCreator, url: String, events: EventFilter, secret: String, active: Bool,
-                       keepResponseExcerpts: Bool) async throws -> WebhookInfo
+                       keepResponseExcerpts: Bool, tlsFingerprint: CertificateFingerprint?) async throws -> WebhookInfo
     func webhooks(userId: Int64) async throws -> [WebhookInfo]
     /// Applies the changes given; switching an endpoint back on clears why it was disabled.
+    /// A pinned fingerprint needs an https:// URL.
     func updateWebhook(userId: Int64, id: String, _ update: UpdateWebhookRequest) async throws -> WebhookInfo
     func deleteWebhook(userId: Int64, id: String) async throws -> Bool
     /// The endpoint's deliveries, newest first, with every attempt.
@@ -68,18 +81,20 @@ public protocol WebhookStore: Sendable {
 
 extension SQLiteMetadataStore {
     public func createWebhook(userId: Int64, createdBy: WebhookCreator, url: String, events: EventFilter, secret: String, active: Bool,
-                              keepResponseExcerpts: Bool) async throws -> WebhookInfo {
+                              keepResponseExcerpts: Bool, tlsFingerprint: CertificateFingerprint?) async throws -> WebhookInfo {
         let info = WebhookInfo(id: Self.newId("wh"), url: url, events: events, active: active, disabledReason: nil, createdAt: Date(),
-                               createdBy: createdBy, keepResponseExcerpts: keepResponseExcerpts)
+                               createdBy: createdBy, keepResponseExcerpts: keepResponseExcerpts, tlsFingerprint: tlsFingerprint)
+        try info.checkPin()
         try await pool.write { db in
             let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM webhook WHERE user_id = ?", arguments: [userId]) ?? 0
             guard count < 100 else { throw MetadataError.stateConflict("an account may have at most 100 webhooks; remove one first") }
             try db.execute(sql: """
-                INSERT INTO webhook (id, user_id, url, events, secret, active, created_at, created_by_session, created_by_device, keep_response_excerpts)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO webhook (id, user_id, url, events, secret, active, created_at, created_by_session, created_by_device, keep_response_excerpts,
+                                     tls_fingerprint)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [info.id, userId, url, try Self.encodeFilter(events), secret, active, info.createdAt,
                                  createdBy.kind == .session ? createdBy.id : nil, createdBy.kind == .device ? createdBy.id : nil,
-                                 keepResponseExcerpts])
+                                 keepResponseExcerpts, tlsFingerprint?.description])
         }
         return info
     }
@@ -118,9 +133,11 @@ extension SQLiteMetadataStore {
                 throw MetadataError.notFound("webhook '\(id)'")
             }
             var info = try Self.webhookInfo(row)
-            info.apply(update)
-            try db.execute(sql: "UPDATE webhook SET url = ?, events = ?, active = ?, disabled_reason = ?, keep_response_excerpts = ? WHERE id = ?",
-                           arguments: [info.url, try Self.encodeFilter(info.events), info.active, info.disabledReason, info.keepResponseExcerpts, id])
+            try info.apply(update)
+            try db.execute(sql: """
+                UPDATE webhook SET url = ?, events = ?, active = ?, disabled_reason = ?, keep_response_excerpts = ?, tls_fingerprint = ? WHERE id = ?
+                """, arguments: [info.url, try Self.encodeFilter(info.events), info.active, info.disabledReason, info.keepResponseExcerpts,
+                                 info.tlsFingerprint?.description, id])
             return info
         }
     }
@@ -185,7 +202,7 @@ extension SQLiteMetadataStore {
                 ORDER BY d.id
                 """)
             let run = try db.cachedStatement(sql: """
-                SELECT d.id, d.webhook_id, d.attempts, d.next_attempt_at, w.user_id, w.url, w.secret, w.keep_response_excerpts,
+                SELECT d.id, d.webhook_id, d.attempts, d.next_attempt_at, w.user_id, w.url, w.secret, w.keep_response_excerpts, w.tls_fingerprint,
                        e.id AS event_id, e.type, e.body
                 FROM delivery d JOIN webhook w ON w.id = d.webhook_id JOIN event e ON e.id = d.event_id
                 WHERE d.webhook_id = ? AND d.state = 'pending' AND d.id >= ? ORDER BY d.id LIMIT ?
@@ -199,7 +216,7 @@ extension SQLiteMetadataStore {
                     guard (row["next_attempt_at"] as Date? ?? now) <= now else { break }
                     batch.append(PendingDelivery(id: row["id"], webhookId: webhookId, userId: row["user_id"], url: row["url"], secret: row["secret"],
                                                  eventId: row["event_id"], eventType: row["type"], body: row["body"], attempt: (row["attempts"] as Int) + 1,
-                                                 keepResponseExcerpt: row["keep_response_excerpts"]))
+                                                 keepResponseExcerpt: row["keep_response_excerpts"], tlsFingerprint: try Self.fingerprint(row["tls_fingerprint"])))
                 }
                 out.append(batch)
             }
@@ -249,7 +266,11 @@ extension SQLiteMetadataStore {
             ?? (row["created_by_device"] as String?).map { WebhookCreator(kind: .device, id: $0) }
         return WebhookInfo(id: row["id"], url: row["url"], events: try JSONCoding.decoder.decode(EventFilter.self, from: Data((row["events"] as String).utf8)),
                            active: row["active"], disabledReason: row["disabled_reason"], createdAt: row["created_at"],
-                           createdBy: creator, keepResponseExcerpts: row["keep_response_excerpts"])
+                           createdBy: creator, keepResponseExcerpts: row["keep_response_excerpts"], tlsFingerprint: try fingerprint(row["tls_fingerprint"]))
+    }
+
+    private static func fingerprint(_ stored: String?) throws -> CertificateFingerprint? {
+        try stored.map { try CertificateFingerprint(parsing: $0) }
     }
 
     static func deliveryInfo(_ db: Database, _ row: Row) throws -> DeliveryInfo {

@@ -7,6 +7,7 @@ import Foundation
 import GRDB
 import Hummingbird
 import HummingbirdCore
+import HummingbirdHTTP2
 import Logging
 import NIOCore
 import NIOPosix
@@ -21,14 +22,17 @@ public enum FerryServerApp {
         try configuration.validate()
         let threadPool = Self.ioPool
         let stores = try await StoreFactory.open(configuration, threadPool: threadPool, logger: logger)
-        let (store, blobs) = (stores.store, stores.blobs)
+        let (store, blobs, data) = (stores.store, stores.blobs, stores.dataDirectory)
         // Instances sharing the stores may have uploads in flight: only staged files an hour old are a crash's.
         try await Maintenance.recover(store: store, blobs: blobs, stagingOlderThan: stores.isShared ? 3600 : 0, logger: logger)
+        // One key every instance shares: tokens and the dashboard's CSRF tokens verify anywhere.
+        let signingKey = try await stores.signingKey()
         let tokens = await TokenService(
-            signingKey: try await stores.signingKey(), accessTokenLifetime: configuration.auth.accessTokenSeconds,
+            signingKey: signingKey, accessTokenLifetime: configuration.auth.accessTokenSeconds,
             refreshTokenLifetime: configuration.auth.refreshTokenSeconds)
         let passwords = PasswordHasher(iterations: configuration.auth.pbkdf2Iterations)
         let decoy = try await threadPool.runIfActive { try passwords.makeDecoy() }
+        let certificate = try await prepareTLS(configuration, data: data, logger: logger)
         let auth = configuration.auth
         let notifier = ChangeNotifier()
         return ServerServices(
@@ -43,7 +47,33 @@ public enum FerryServerApp {
             largeBodies: ConcurrencyGate(total: 8, perKey: 4, maxWaiting: 256),
             notifier: notifier, metrics: ServerMetrics(), threadPool: threadPool, logger: logger,
             dispatcher: WebhookDispatcher(store: store, settings: configuration.webhooks, threadPool: threadPool, logger: logger),
+            certificate: certificate, dashboard: try DashboardState(signingKey: signingKey),
             backgroundServices: stores.backgroundServices(notifier: notifier, logger: logger))
+    }
+
+    /// The certificate `serve` presents when it speaks HTTPS (made on first start when none
+    /// is configured), with its fingerprint logged; nil for plain HTTP, which is warned
+    /// about on every start where it reaches a network (SPEC §8).
+    static func prepareTLS(_ configuration: ServerConfiguration, data: DataDirectory, logger: Logger) async throws -> ServerCertificate? {
+        guard configuration.usesTLS else {
+            if !LoopbackHost.contains(configuration.host) {
+                logger.warning("""
+                    serving plain HTTP on \(configuration.host) (--insecure-http): passwords, device tokens and files cross \
+                    the network readable by anyone on it; serve HTTPS unless a TLS-terminating proxy on this host is the only client
+                    """)
+            }
+            return nil
+        }
+        let (certificate, created) = try await ioPool.runIfActive { try ServerCertificate.prepare(configuration, data: data) }
+        logger.notice(created ? "created a self-signed TLS certificate" : "TLS certificate loaded", metadata: [
+            "fingerprint": "\(certificate.fingerprint)", "certificate": "\(certificate.certificatePath)",
+        ])
+        if certificate.notValidAfter < Date().addingTimeInterval(30 * 86400) {
+            logger.warning("the TLS certificate expires soon or has expired; renew it and send SIGHUP", metadata: [
+                "certificate": "\(certificate.certificatePath)", "notValidAfter": "\(certificate.notValidAfter)",
+            ])
+        }
+        return certificate
     }
 
     /// Blocking file work (blob writes, fsyncs, reads) and the password KDF. An fsync waits on
@@ -55,7 +85,7 @@ public enum FerryServerApp {
         return pool
     }()
 
-    /// The router with every `/api/v1` route.
+    /// The router with every `/api/v1` route and the web dashboard's pages.
     public static func buildRouter(_ services: ServerServices) -> Router<FerryRequestContext> {
         let router = Router(context: FerryRequestContext.self)
         router.add(middleware: ErrorAndMetricsMiddleware(services: services))
@@ -71,18 +101,31 @@ public enum FerryServerApp {
         WebhookRoutes(services: services).add(to: authed)
         TaskRoutes(services: services).add(to: authed)
         AdminRoutes(services: services).add(to: authed)
+        DashboardRoutes(services: services).add(to: router)
         return router
     }
 
     /// The HTTP application: idle connections are closed (SPEC §6), JSON bodies are bounded
-    /// per route, and uploads stream.
+    /// per route, and uploads stream. With a certificate it speaks HTTPS (SPEC §8), HTTP/2 or
+    /// HTTP/1.1 as the client's ALPN chooses; without, plain HTTP/1.1.
     public static func buildApplication(
         _ services: ServerServices, onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let configuration = services.configuration
+        let idle = TimeAmount.seconds(configuration.http.idleTimeoutSeconds)
+        let server: HTTPServerBuilder
+        if let certificate = services.certificate {
+            let http2 = HTTP2UpgradeChannel.Configuration(idleTimeout: .seconds(configuration.http.idleTimeoutSeconds), streamConfiguration: .init(idleTimeout: idle))
+            server = HTTPServerBuilder { responder in
+                HTTPSChannel(base: try HTTP2UpgradeChannel(tlsConfiguration: certificate.serverConfiguration(), configuration: http2, responder: responder),
+                             handshakeTimeout: idle)
+            }
+        } else {
+            server = .http1(configuration: .init(idleTimeout: idle))
+        }
         return Application(
             router: buildRouter(services),
-            server: .http1(configuration: .init(idleTimeout: .seconds(configuration.http.idleTimeoutSeconds))),
+            server: server,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "ferry-server"),
             onServerRunning: onServerRunning,
             logger: services.logger)
@@ -103,10 +146,13 @@ struct LongPollCloser: Service {
 extension FerryServerApp {
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
     public static func serve(_ services: ServerServices) async throws {
+        var parts: [any Service] = [buildApplication(services), LongPollCloser(notifier: services.notifier), services.dispatcher,
+                                    UpkeepService(services: services)]
+        if let certificate = services.certificate {
+            parts.append(CertificateReloader(certificate: certificate, threadPool: services.threadPool, logger: services.logger))
+        }
         let group = ServiceGroup(configuration: .init(
-            services: [buildApplication(services), LongPollCloser(notifier: services.notifier), services.dispatcher, UpkeepService(services: services)]
-                + services.backgroundServices,
-            gracefulShutdownSignals: [.sigterm, .sigint], logger: services.logger))
+            services: parts + services.backgroundServices, gracefulShutdownSignals: [.sigterm, .sigint], logger: services.logger))
         try await group.run()
     }
 
@@ -140,11 +186,15 @@ extension FerryServerApp {
     }
 }
 
-/// The data directory's layout: `ferry.sqlite`, `blobs/`, `tmp/`, `signing.key` (0600).
+/// The data directory's layout: `ferry.sqlite`, `blobs/`, `tmp/`, `signing.key` (0600), and
+/// with TLS and no configured certificate `tls.crt` and `tls.key` (0600).
 public struct DataDirectory: Sendable {
     public let path: String
     public var databasePath: String { path + "/ferry.sqlite" }
     public var signingKeyPath: String { path + "/signing.key" }
+    /// The self-signed certificate made on first start when none is configured, and its key (0600).
+    public var tlsCertificatePath: String { path + "/tls.crt" }
+    public var tlsKeyPath: String { path + "/tls.key" }
 
     public init(path: String) throws {
         self.path = path

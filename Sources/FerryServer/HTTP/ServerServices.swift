@@ -30,6 +30,10 @@ public struct ServerServices: Sendable {
     public let logger: Logger
     /// Delivers the webhook outbox; runs as a service next to the HTTP server.
     public let dispatcher: WebhookDispatcher
+    /// The certificate presented when the server speaks HTTPS; nil for plain HTTP.
+    public let certificate: ServerCertificate?
+    /// The web dashboard's templates, CSRF key and live-stream limit.
+    public let dashboard: DashboardState
     /// What the metadata backend runs beside the HTTP server (wake-ups from other instances).
     public let backgroundServices: [any Service]
 

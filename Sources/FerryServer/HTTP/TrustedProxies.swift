@@ -18,7 +18,10 @@ public struct TrustedProxies: Sendable, Equatable {
         }
     }
 
-    public static let none = try! TrustedProxies([])
+    /// Believes nobody's `X-Forwarded-For`.
+    public static let none = TrustedProxies(networks: [])
+
+    private init(networks: [IPNetwork]) { self.networks = networks }
 
     static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
 

@@ -20,46 +20,14 @@ struct AuthRoutes {
 
     @Sendable func login(_ request: Request, context: FerryRequestContext) async throws -> Response {
         let body = try await request.decodeJSON(LoginRequest.self, limit: 16 * 1024)
-        guard !body.username.isEmpty, body.username.utf8.count <= 64, !body.password.isEmpty, body.password.utf8.count <= 1024 else {
-            throw APIError.badRequest("username (1–64 bytes) and password (1–1024 bytes) are required")
-        }
-        let address = context.remoteAddress ?? "unknown"
-        // The attempt is reserved before any hashing, so parallel attempts cannot all pass.
-        let ticket: LoginRateLimiter.Ticket
-        switch try await services.limiter.reserve(username: body.username, address: address, now: Date()) {
-        case .success(let reserved): ticket = reserved
-        case .failure(let wait):
-            if let count = services.refusals.refused(username: body.username, address: address) {
-                try await services.store.recordSecurityEvent(.init(kind: .rateLimited, username: body.username, address: address, count: count))
-            }
-            throw APIError(.tooManyRequests, "rate_limited", "too many failed logins; try again in \(wait.seconds) seconds", retryAfter: wait.seconds)
-        }
-        let user = try await services.store.user(named: body.username)
-        let stored = user?.passwordHash ?? services.decoyPasswordHash
-        let hasher = services.passwords
-        let pool = services.threadPool
-        // Unknown users cost the same KDF time as known ones: no user enumeration by timing.
-        // The gate bounds the hashing in flight, per name and address and overall.
-        let valid: Bool
-        do {
-            valid = try await services.passwordGate.run(key: address + "\u{0}" + body.username) {
-                try await pool.runIfActive { hasher.verify(body.password, against: stored) }
-            }
-        } catch is ConcurrencyGate.Busy {
-            throw APIError(.serviceUnavailable, "busy", "the server is busy checking other sign-ins; try again in a second", retryAfter: 1)
-        }
-        guard let user, valid else {
-            try await services.store.recordSecurityEvent(.init(kind: .loginFailed, userId: user?.id, username: body.username, address: address))
-            throw APIError.unauthorized("wrong user name or password")
-        }
-        try await services.limiter.succeeded(ticket)
+        let user = try await services.signIn(username: body.username, password: body.password, address: context.remoteAddress)
         let refresh = TokenService.randomToken(prefix: TokenService.refreshPrefix)
         let now = Date()
         let session = try await services.store.createSession(
             userId: user.id, refreshTokenHash: TokenService.storedHash(refresh),
             refreshExpiresAt: now.addingTimeInterval(services.tokens.refreshTokenLifetime),
             sessionExpiresAt: now.addingTimeInterval(services.configuration.auth.sessionDays * 86400))
-        try await services.store.recordSecurityEvent(.init(kind: .loginSucceeded, userId: user.id, username: user.username, address: address))
+        try await services.store.recordSecurityEvent(.init(kind: .loginSucceeded, userId: user.id, username: user.username, address: context.remoteAddress))
         return try await tokens(user: user, session: session, refresh: refresh, context: context, request: request)
     }
 
@@ -84,11 +52,10 @@ struct AuthRoutes {
 
     @Sendable func logout(_ request: Request, context: FerryRequestContext) async throws -> Response {
         let user = try context.user()
-        guard let session = user.sessionId else {
+        guard user.sessionId != nil else {
             throw APIError.badRequest("a device token does not log out; revoke the device with DELETE /devices/{id}")
         }
-        try await services.store.revokeSession(id: session, userId: user.userId, reason: "logout")
-        try await services.store.recordSecurityEvent(.init(kind: .logout, userId: user.userId, username: user.username, address: context.remoteAddress))
+        try await services.signOut(user, address: context.remoteAddress)
         return Response(status: .noContent)
     }
 

@@ -29,10 +29,6 @@ struct ConflictRoutes {
         let user = try context.user()
         let id = try context.parameters.require("id")
         let body = try await request.decodeJSON(ResolveConflictRequest.self, limit: 4096)
-        let info = try await services.store.resolveConflict(userId: user.userId, id: id, keep: body.keep, deviceId: user.deviceId)
-        if let head = try await services.store.library(userId: user.userId, id: info.library)?.head {
-            services.notifier.notify(library: info.library, head: head)
-        }
-        return info
+        return try await services.resolveConflict(id, keep: body.keep, by: user)
     }
 }

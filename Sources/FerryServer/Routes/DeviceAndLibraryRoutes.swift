@@ -35,21 +35,14 @@ struct DeviceAndLibraryRoutes {
     @Sendable func revokeDevice(_ request: Request, context: FerryRequestContext) async throws -> Response {
         let user = try context.user()
         let id = try context.parameters.require("id")
-        guard try await services.store.revokeDevice(userId: user.userId, deviceId: id) else {
-            throw APIError.notFound("device '\(id)' not found or already revoked")
-        }
-        try await services.store.recordSecurityEvent(.init(kind: .deviceRevoked, userId: user.userId, username: user.username, deviceId: id, address: context.remoteAddress))
+        try await services.revokeDevice(id, by: user, address: context.remoteAddress)
         return Response(status: .noContent)
     }
 
     @Sendable func createLibrary(_ request: Request, context: FerryRequestContext) async throws -> EditedResponse<LibraryInfo> {
         let user = try context.user()
         let body = try await request.decodeJSON(CreateLibraryRequest.self, limit: 16 * 1024)
-        let name = body.name.precomposedStringWithCanonicalMapping
-        guard (1...255).contains(name.utf8.count), !name.contains("/"), !name.utf8.contains(0), name != ".", name != ".." else {
-            throw APIError.badRequest("library name must be 1 to 255 bytes, without '/' or NUL, and not '.' or '..'")
-        }
-        return EditedResponse(status: .created, response: try await services.store.createLibrary(userId: user.userId, name: name))
+        return EditedResponse(status: .created, response: try await services.createLibrary(named: body.name, for: user))
     }
 
     @Sendable func listLibraries(_ request: Request, context: FerryRequestContext) async throws -> LibraryListResponse {

@@ -6,7 +6,7 @@ import NIOCore
 import CoreMetrics
 import Metrics
 
-/// `/libraries/{lib}/…`: commit, files, changes, history, restore.
+/// `/libraries/{lib}/…`: commit, files, changes, history, list, trash, restore.
 struct FileRoutes {
     let services: ServerServices
 
@@ -18,6 +18,7 @@ struct FileRoutes {
         group.get("libraries/{lib}/history", use: history)
         group.get("libraries/{lib}/list", use: list)
         group.post("libraries/{lib}/restore", use: restore)
+        group.get("libraries/{lib}/trash", use: trash)
     }
 
     @Sendable func commit(_ request: Request, context: FerryRequestContext) async throws -> CommitResponse {
@@ -28,11 +29,7 @@ struct FileRoutes {
         guard (1...most).contains(body.operations.count) else {
             throw APIError.badRequest("a commit carries 1 to \(most) operations")
         }
-        let started = DispatchTime.now()
-        let response = try await services.store.commit(userId: user.userId, libraryId: library.id, deviceId: user.deviceId, operations: body.operations)
-        services.metrics.commitLatency.recordInterval(since: started)
-        services.metrics.commitOperations.increment(by: body.operations.count)
-        if response.head != library.head { services.notifier.notify(library: library.id, head: response.head) }
+        let response = try await services.commit(body.operations, by: user, to: library)
         return body.brief == true ? response.brief(for: body.operations) : response
     }
 
@@ -74,6 +71,16 @@ struct FileRoutes {
                     .response().withHeader(.contentRange, "bytes */\(version.size)")
             }
         }
+        let spans = Self.spans(of: version, range: range)
+        let blobs = services.blobs
+        return Response(status: status, headers: headers, body: ResponseBody(contentLength: Int(range.count)) { [spans] writer in
+            try await blobs.stream(spans) { try await writer.write($0) }
+            try await writer.finish(nil)
+        })
+    }
+
+    /// The pieces of the version's chunks that hold the bytes in `range`.
+    static func spans(of version: FileVersion, range: Range<Int64>) -> [BlobSpan] {
         var spans: [BlobSpan] = []
         var offset: Int64 = 0
         for chunk in version.chunks {
@@ -82,11 +89,7 @@ struct FileRoutes {
             offset += chunk.size
             if offset >= range.upperBound { break }
         }
-        let blobs = services.blobs
-        return Response(status: status, headers: headers, body: ResponseBody(contentLength: Int(range.count)) { [spans] writer in
-            try await blobs.stream(spans) { try await writer.write($0) }
-            try await writer.finish(nil)
-        })
+        return spans
     }
 
     /// A plain streamed upload: the server chunks the body, so `curl -T` works for any size.
@@ -195,13 +198,21 @@ struct FileRoutes {
         return try await services.store.list(libraryId: library.id, directory: directory, after: request.query("after"), limit: limit)
     }
 
+    /// Deleted entries at and beneath `?path=` (the whole library when absent), paged by path.
+    @Sendable func trash(_ request: Request, context: FerryRequestContext) async throws -> TrashResponse {
+        let library = try await services.library(context)
+        let directory = try request.query("path").flatMap { $0.isEmpty ? nil : try FerryPath($0) }
+        let limit = Int(try request.intQuery("limit", in: 1...5000, default: 1000)!)
+        return try await services.store.trash(libraryId: library.id, directory: directory, after: request.query("after"), limit: limit)
+    }
+
     @Sendable func restore(_ request: Request, context: FerryRequestContext) async throws -> EditedResponse<VersionResponse> {
         let user = try context.user()
         let library = try await services.library(context)
         let body = try await request.decodeJSON(RestoreRequest.self, limit: 64 * 1024)
-        let version = try await services.store.restore(userId: user.userId, libraryId: library.id, deviceId: user.deviceId, request: body)
-        services.notifier.notify(library: library.id, head: version.version)
-        return EditedResponse(status: .created, response: VersionResponse(version: version))
+        let outcome = try await services.restore(body, by: user, in: library)
+        return EditedResponse(status: .created, response: VersionResponse(
+            version: outcome.version, restoredEntries: outcome.version.kind == .directory ? outcome.restoredEntries : nil))
     }
 
     static func path(_ request: Request) throws -> FerryPath {
@@ -209,6 +220,8 @@ struct FileRoutes {
         return try FerryPath(raw)
     }
 }
+
+extension TrashResponse: ResponseEncodable {}
 
 /// A single `Range: bytes=…` request; multiple ranges are answered with the whole body.
 enum ByteRange: Equatable {

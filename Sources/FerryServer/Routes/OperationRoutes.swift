@@ -36,16 +36,8 @@ struct OperationRoutes {
     }
 
     @Sendable func health(_ request: Request, context: FerryRequestContext) async throws -> EditedResponse<Health> {
-        var database = "ok"
-        do { _ = try await services.store.user(id: 0) } catch { database = "error: \(error)" }
-        let free = (try? services.blobs.freeBytes()) ?? -1
-        let reserve = services.configuration.storage.reserveBytes
-        let diskOK = free >= reserve
-        let healthy = database == "ok" && diskOK
-        return EditedResponse(
-            status: healthy ? .ok : .serviceUnavailable,
-            response: Health(status: healthy ? "ok" : "degraded", database: database, disk: .init(freeBytes: free, reserveBytes: reserve, ok: diskOK),
-                             dispatcher: await services.dispatcher.isRunning ? "running" : "stopped"))
+        let health = await services.health()
+        return EditedResponse(status: health.status == "ok" ? .ok : .serviceUnavailable, response: health)
     }
 
     /// Prometheus text for an administrator or the configured scrape token. Aggregates only,
@@ -65,4 +57,20 @@ struct OperationRoutes {
                  body: .init(byteBuffer: ByteBuffer(string: services.metrics.render())))
     }
 }
+extension ServerServices {
+    /// The database, the disk's free space against the reserve, and the webhook dispatcher:
+    /// what `GET /health` answers and the dashboard's admin page shows.
+    func health() async -> OperationRoutes.Health {
+        var database = "ok"
+        do { _ = try await store.user(id: 0) } catch { database = "error: \(error)" }
+        let free = (try? blobs.freeBytes()) ?? -1
+        let reserve = configuration.storage.reserveBytes
+        let diskOK = free >= reserve
+        let healthy = database == "ok" && diskOK
+        return OperationRoutes.Health(status: healthy ? "ok" : "degraded", database: database,
+                                      disk: .init(freeBytes: free, reserveBytes: reserve, ok: diskOK),
+                                      dispatcher: await dispatcher.isRunning ? "running" : "stopped")
+    }
+}
+
 extension ProtocolResponse: ResponseEncodable {}

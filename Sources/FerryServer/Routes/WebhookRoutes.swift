@@ -19,17 +19,8 @@ struct WebhookRoutes {
     @Sendable func create(_ request: Request, context: FerryRequestContext) async throws -> EditedResponse<CreatedWebhookResponse> {
         let (user, session) = try Self.session(context)
         let body = try await request.decodeJSON(CreateWebhookRequest.self, limit: 16 * 1024)
-        let url = try checkedURL(body.url)
-        if let secret = body.secret {
-            guard (16...256).contains(secret.utf8.count), !secret.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-                throw APIError.badRequest("a secret must be 16 to 256 bytes without control characters (or omit it to have one generated)")
-            }
-        }
-        let secret = body.secret ?? WebhookSigner.generateSecret()
-        let webhook = try await services.store.createWebhook(
-            userId: user.userId, createdBy: WebhookCreator(kind: .session, id: session), url: url, events: body.events, secret: secret,
-            active: body.active ?? true, keepResponseExcerpts: body.keepResponseExcerpts ?? false)
-        return EditedResponse(status: .created, headers: [.cacheControl: "no-store"], response: CreatedWebhookResponse(webhook: webhook, secret: secret))
+        let created = try await services.createWebhook(body, by: user, session: session)
+        return EditedResponse(status: .created, headers: [.cacheControl: "no-store"], response: created)
     }
 
     @Sendable func list(_ request: Request, context: FerryRequestContext) async throws -> WebhookListResponse {
@@ -39,7 +30,8 @@ struct WebhookRoutes {
     @Sendable func update(_ request: Request, context: FerryRequestContext) async throws -> WebhookInfo {
         let (user, _) = try Self.session(context)
         var body = try await request.decodeJSON(UpdateWebhookRequest.self, limit: 16 * 1024)
-        if let url = body.url { body.url = try checkedURL(url) }
+        if let url = body.url { body.url = try services.checkedWebhookURL(url) }
+        if let pin = body.tlsFingerprint, !pin.isEmpty { body.tlsFingerprint = try services.checkedWebhookFingerprint(pin).description }
         return try await services.store.updateWebhook(userId: user.userId, id: try context.parameters.require("id"), body)
     }
 
@@ -78,18 +70,6 @@ struct WebhookRoutes {
             throw APIError.forbidden("webhooks are managed from a signed-in session, not with a device token; 'ferry webhook' asks for your password")
         }
         return (user, session)
-    }
-
-    /// The URL's shape, and a literal address's range, are checked now; names at delivery.
-    private func checkedURL(_ raw: String) throws -> String {
-        do {
-            let target = try WebhookTarget(raw)
-            let settings = services.configuration.webhooks
-            try target.checkWithoutResolving(allowPrivate: settings.allowPrivateTargets, allowedHosts: settings.allowedHosts)
-            return target.url.absoluteString
-        } catch {
-            throw APIError.badRequest("webhook URL refused: \(error.description)", code: "invalid_url")
-        }
     }
 }
 

@@ -15,6 +15,17 @@ protocol CommitLedger {
     mutating func chunkSize(_ hash: ContentHash) throws -> Int64?
     /// A version of `path` by number.
     mutating func version(_ path: FerryPath, seq: Int64) throws -> FileVersion?
+    /// What the removal that deleted `directory`'s version took away beneath it, each as its
+    /// last live version with the tombstone that is current now, ancestors first; entries
+    /// live again since are left out.
+    ///
+    /// A directory is deleted only once it is empty, so a device removing a folder deletes
+    /// everything in it first, deepest first, just before the folder. The removal is that
+    /// run: walking back from the folder's delete, the deletes beneath it by the same device,
+    /// up to anything else under it (a put, another device's change) or a put of that
+    /// device anywhere (its pass sent its puts before its deletes). A file deleted on its
+    /// own earlier is not part of it and stays in the trash (`RemovalWalk`).
+    mutating func removedWith(_ directory: FileVersion) throws -> [(FileVersion, Int64)]
     /// Writes a new version and makes it the path's current entry.
     mutating func append(_ version: FileVersion) throws
     /// Marks open conflicts whose copy is `copyPath` as settled by the copy's deletion.
@@ -158,6 +169,32 @@ struct CommitEngine<Ledger: CommitLedger> {
 
     private func rejected(_ code: String, _ message: String) -> CommitResult {
         CommitResult(status: .rejected, error: .init(code: code, message: message))
+    }
+}
+
+/// The walk back from a directory's delete that finds what was removed with it (see
+/// `CommitLedger.removedWith`), fed versions newest first; the same rule on every backend.
+struct RemovalWalk {
+    let prefix: String
+    let device: String?
+    /// Each path beneath the directory deleted by the removal, with its delete's number.
+    private(set) var removed: [String: Int64] = [:]
+    private(set) var done = false
+
+    init(directory: FerryPath, removedBy device: String?) {
+        self.prefix = directory.string + "/"
+        self.device = device
+    }
+
+    /// Takes the next older version; sets `done` at the first that ends the removal.
+    mutating func take(seq: Int64, path: String, deleted: Bool, deviceId: String?) {
+        let sameDevice = deviceId == device
+        if path.hasPrefix(prefix) {
+            guard deleted, sameDevice else { done = true; return }
+            if removed[path] == nil { removed[path] = seq }
+        } else if sameDevice, !deleted {
+            done = true
+        }
     }
 }
 

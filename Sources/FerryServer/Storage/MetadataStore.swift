@@ -31,6 +31,16 @@ public enum RefreshOutcome: Sendable, Equatable {
     case invalid
 }
 
+/// What a restore made current.
+public struct RestoreOutcome: Sendable, Equatable {
+    /// The restored path's new version.
+    public var version: FileVersion
+    /// Entries beneath a restored directory restored with it.
+    public var restoredEntries: Int
+    /// The library's head afterwards.
+    public var head: Int64
+}
+
 /// What garbage collection did.
 public struct GarbageReport: Sendable, Equatable {
     public var removedChunks: Int
@@ -74,6 +84,12 @@ public protocol MetadataStore: ConflictStore, WebhookStore, TaskStore {
     func revokeSession(id: String, userId: Int64, reason: String) async throws
     func isSessionActive(id: String, userId: Int64) async throws -> Bool
     func sessionForRefreshToken(_ hash: [UInt8]) async throws -> (sessionId: String, userId: Int64)?
+    /// A dashboard sign-in: a session without refresh tokens, found by its browser cookie,
+    /// which is stored only as its SHA-256. It ends like any session (sign-out, password
+    /// change, expiry).
+    func createDashboardSession(userId: Int64, cookieHash: [UInt8], expiresAt: Date) async throws -> String
+    /// Who a dashboard cookie signs in, while its session is live.
+    func dashboardIdentity(cookieHash: [UInt8]) async throws -> Identity?
 
     // Devices
     func createDevice(userId: Int64, name: String, tokenHash: [UInt8]) async throws -> DeviceInfo
@@ -105,7 +121,16 @@ public protocol MetadataStore: ConflictStore, WebhookStore, TaskStore {
     /// The live entries directly inside `directory` (nil: the library's root), by path,
     /// after `after`; a page is complete only when `nextAfter` is nil (SPEC §6).
     func list(libraryId: String, directory: FerryPath?, after: String?, limit: Int) async throws -> ListResponse
-    func restore(userId: Int64, libraryId: String, deviceId: String?, request: RestoreRequest) async throws -> FileVersion
+    /// Deleted entries (whose current version is a delete) at and beneath `directory` (nil:
+    /// the whole library), by path, after `after`; complete only when `nextAfter` is nil.
+    func trash(libraryId: String, directory: FerryPath?, after: String?, limit: Int) async throws -> TrashResponse
+    /// Makes an old version current again as a new version; a directory's comes back with
+    /// what was removed with it (see `SQLiteMetadataStore.removedWith`), in one transaction.
+    func restore(userId: Int64, libraryId: String, deviceId: String?, request: RestoreRequest) async throws -> RestoreOutcome
+
+    /// Bytes stored, and per user the bytes of the chunks they uploaded (each counted once
+    /// per user, as quotas count). One pass over the chunk tables: for the admin page.
+    func storageUse() async throws -> StorageUse
 
     // Security log
     func recordSecurityEvent(_ event: SecurityEvent) async throws
@@ -125,6 +150,19 @@ public protocol MetadataStore: ConflictStore, WebhookStore, TaskStore {
                         remove: @escaping @Sendable ([ContentHash]) throws -> Void) async throws -> GarbageReport
     /// Whether a chunk row exists (used to settle the blob trash after a crash).
     func chunkExists(_ hash: ContentHash) async throws -> Bool
+}
+
+/// What the blob store holds, in all and per user.
+public struct StorageUse: Sendable, Equatable {
+    public struct PerUser: Sendable, Equatable {
+        public var username: String
+        public var chunks: Int
+        public var bytes: Int64
+    }
+    public var chunks: Int
+    public var bytes: Int64
+    /// Every user, by name; users who uploaded nothing count zero.
+    public var users: [PerUser]
 }
 
 /// One line of the security log.

@@ -56,6 +56,28 @@ struct SQLiteCommitLedger: CommitLedger {
         try CommitBatch.version(db, libraryId: libraryId, path: path, seq: seq)
     }
 
+    mutating func removedWith(_ directory: FileVersion) throws -> [(FileVersion, Int64)] {
+        guard let removal = try Row.fetchOne(db, sql: """
+            SELECT seq, device_id FROM version WHERE library_id = ? AND path = ? AND seq > ? AND deleted = 1 ORDER BY seq LIMIT 1
+            """, arguments: [libraryId, directory.path.string, directory.version]) else { return [] }
+        var walk = RemovalWalk(directory: directory.path, removedBy: removal["device_id"])
+        let rows = try Row.fetchCursor(db, sql: "SELECT seq, path, deleted, device_id FROM version WHERE library_id = ? AND seq < ? ORDER BY seq DESC",
+                                       arguments: [libraryId, removal["seq"] as Int64])
+        while !walk.done, let row = try rows.next() {
+            walk.take(seq: row["seq"], path: row["path"], deleted: row["deleted"], deviceId: row["device_id"])
+        }
+        var entries: [(FileVersion, Int64)] = []
+        for (path, deletedAt) in walk.removed.sorted(by: { $0.key < $1.key }) {
+            guard let now = try current(try FerryPath(path)), now.deleted,
+                  let last = try Row.fetchOne(db, sql: """
+                      SELECT * FROM version WHERE library_id = ? AND path = ? AND seq < ? AND deleted = 0 ORDER BY seq DESC LIMIT 1
+                      """, arguments: [libraryId, path, deletedAt]).map(VersionRow.decode)
+            else { continue }
+            entries.append((last, now.version))
+        }
+        return entries
+    }
+
     mutating func append(_ v: FileVersion) throws {
         try addVersion.run(libraryId, v.version, v.path.string, v.kind.rawValue, v.deleted, v.size, v.sha256, v.mtimeNs, v.mode,
                            ChunkList.encode(v.chunks), v.target, v.deviceId, stamp)

@@ -327,6 +327,30 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
+    public func trash(libraryId: String, directory: FerryPath?, after: String?, limit: Int) async throws -> TrashResponse {
+        try await pool.read { db in
+            // The directory itself, then the paths under "d/" (they sort between "d/" and "d0").
+            let exact = directory?.string ?? ""
+            let prefix = directory.map { $0.string + "/" } ?? ""
+            let upper = directory.map { $0.string + "0" } ?? "\u{10FFFF}"
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT e.path, t.seq AS deleted_seq, t.committed_at AS deleted_at, t.device_id AS deleted_by, l.seq, l.kind, l.size
+                FROM entry e
+                JOIN version t ON t.library_id = e.library_id AND t.seq = e.seq
+                JOIN version l ON l.library_id = e.library_id AND l.path = e.path AND l.seq = (
+                    SELECT max(seq) FROM version WHERE library_id = e.library_id AND path = e.path AND seq < e.seq AND deleted = 0)
+                WHERE e.library_id = ? AND e.deleted = 1 AND (e.path = ? OR (e.path >= ? AND e.path < ?)) AND e.path > ?
+                ORDER BY e.path LIMIT ?
+                """, arguments: [libraryId, exact, prefix, upper, after ?? "", limit + 1])
+            let entries = try rows.prefix(limit).map { row in
+                guard let kind = EntryKind(rawValue: row["kind"]) else { throw MetadataError.invalid("unknown entry kind in database") }
+                return TrashEntry(path: try FerryPath(row["path"] as String), kind: kind, version: row["seq"], size: row["size"],
+                                  deletedVersion: row["deleted_seq"], deletedAt: row["deleted_at"], deletedBy: row["deleted_by"])
+            }
+            return TrashResponse(entries: entries, nextAfter: rows.count > limit ? entries.last?.path.string : nil)
+        }
+    }
+
     public func history(libraryId: String, path: FerryPath, before: Int64?, limit: Int) async throws -> HistoryResponse {
         try await pool.read { db in
             let rows = try Row.fetchAll(db, sql: """
@@ -337,7 +361,7 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
-    public func restore(userId: Int64, libraryId: String, deviceId: String?, request: RestoreRequest) async throws -> FileVersion {
+    public func restore(userId: Int64, libraryId: String, deviceId: String?, request: RestoreRequest) async throws -> RestoreOutcome {
         try await writeAndSignal { db in
             var batch = try CommitBatch(db: db, userId: userId, libraryId: libraryId, deviceId: deviceId)
             return try batch.restore(request)

@@ -307,6 +307,22 @@ public enum ServerDatabase {
                 CREATE INDEX security_event_at ON security_event(at);
                 """)
         }
+        // Dashboard sign-ins are sessions too (sign-out, a password change and expiry end
+        // them like any other), found by the browser's cookie, kept only as its SHA-256.
+        m.registerMigration("v6-dashboard-sessions") { db in
+            try db.execute(sql: """
+                ALTER TABLE session ADD COLUMN cookie_hash BLOB CHECK (cookie_hash IS NULL OR length(cookie_hash) = 32);
+                CREATE UNIQUE INDEX session_cookie ON session(cookie_hash) WHERE cookie_hash IS NOT NULL;
+                """)
+        }
+        // A receiver's self-signed certificate pinned by its SHA-256 (SPEC §8), in the one
+        // spelling `CertificateFingerprint` writes. (Named when v5 was next; it runs after v6.)
+        m.registerMigration("v7-webhook-tls-fingerprint") { db in
+            try db.execute(sql: """
+                ALTER TABLE webhook ADD COLUMN tls_fingerprint TEXT
+                    CHECK (tls_fingerprint IS NULL OR (length(tls_fingerprint) = 71 AND substr(tls_fingerprint, 1, 7) = 'SHA256:'));
+                """)
+        }
         return m
     }
 }

@@ -21,6 +21,8 @@ struct PostgresCommitLedger: CommitLedger {
     private var chunkSizes: [ContentHash: Int64] = [:]
     private var loadedChunks = Set<ContentHash>()
     private var versions: [String: FileVersion] = [:]
+    /// What a directory's removal took with it, by "seq:path" of the directory's version.
+    private var removals: [String: [(FileVersion, Int64)]] = [:]
     /// Paths written by this batch: live or not.
     private var written: [String: Bool] = [:]
     /// How many paths written live by this batch lie below each directory.
@@ -120,6 +122,54 @@ struct PostgresCommitLedger: CommitLedger {
         }
     }
 
+    /// Loads what restoring `directory` brings back with it (`removedWith`): the walk back
+    /// from its delete, a page of versions at a time, then each path's entry, ancestors and
+    /// descendants, its last live version and that version's chunks.
+    mutating func loadRemoval(of directory: FileVersion, _ connection: PostgresConnection, logger: Logger) async throws {
+        let key = "\(directory.version):\(directory.path.string)"
+        guard removals[key] == nil else { return }
+        guard let removal = try await PostgresDatabase.row(connection, """
+            SELECT seq, device_id FROM version WHERE library_id = \(libraryId) AND path = \(directory.path.string) AND seq > \(directory.version)
+            AND deleted ORDER BY seq LIMIT 1
+            """, logger: logger) else {
+            removals[key] = []
+            return
+        }
+        var walk = RemovalWalk(directory: directory.path, removedBy: try removal.get("device_id", as: String?.self))
+        var before: Int64 = try removal.get("seq")
+        while !walk.done {
+            let page = try await PostgresDatabase.rows(connection, """
+                SELECT seq, path, deleted, device_id FROM version WHERE library_id = \(libraryId) AND seq < \(before) ORDER BY seq DESC LIMIT 1000
+                """, logger: logger)
+            for row in page where !walk.done {
+                before = try row.get("seq")
+                walk.take(seq: before, path: try row.get("path"), deleted: try row.get("deleted"), deviceId: try row.get("device_id"))
+            }
+            if page.count < 1000 { break }
+        }
+        let removed = walk.removed.sorted { $0.key < $1.key }
+        guard !removed.isEmpty else {
+            removals[key] = []
+            return
+        }
+        let rows = try await PostgresDatabase.rows(connection, """
+            SELECT DISTINCT ON (v.path) v.* FROM version v JOIN unnest(\(removed.map(\.key))::text[], \(removed.map(\.value))::bigint[]) AS r(path, at)
+                ON v.path = r.path COLLATE "C"
+            WHERE v.library_id = \(libraryId) AND v.seq < r.at AND NOT v.deleted ORDER BY v.path, v.seq DESC
+            """, logger: logger)
+        var last: [String: FileVersion] = [:]
+        for row in rows {
+            let version = try PostgresRows.version(row)
+            last[version.path.string] = version
+        }
+        let paths = try removed.map { try FerryPath($0.key) }
+        try await load(paths: paths, chunks: last.values.flatMap { $0.chunks.map(\.sha256) }, versions: [], operations: [], connection, logger: logger)
+        removals[key] = removed.compactMap { path, _ in
+            guard let now = entries[path], now.deleted, let version = last[path] else { return nil }
+            return (version, now.version)
+        }
+    }
+
     /// How many of `sorted` lie strictly below `path`.
     static func countBelow(_ path: String, in sorted: [String]) -> Int {
         let low = path + "/", high = path + "0"
@@ -161,6 +211,13 @@ struct PostgresCommitLedger: CommitLedger {
         if let v = versions["\(seq):\(path.string)"] { return v }
         if let v = entries[path.string], v.version == seq { return v }
         return newVersions.first { $0.version == seq && $0.path == path }
+    }
+
+    func removedWith(_ directory: FileVersion) throws -> [(FileVersion, Int64)] {
+        guard let removed = removals["\(directory.version):\(directory.path.string)"] else {
+            throw NotLoaded(what: "what was removed with '\(directory.path)'")
+        }
+        return removed
     }
 
     mutating func append(_ version: FileVersion) throws {

@@ -12,9 +12,10 @@ extension PostgresMetadataStore {
     static let maxWebhooks = 100
 
     public func createWebhook(userId: Int64, createdBy: WebhookCreator, url: String, events: EventFilter, secret: String, active: Bool,
-                              keepResponseExcerpts: Bool) async throws -> WebhookInfo {
+                              keepResponseExcerpts: Bool, tlsFingerprint: CertificateFingerprint?) async throws -> WebhookInfo {
         let info = WebhookInfo(id: SQLiteMetadataStore.newId("wh"), url: url, events: events, active: active, disabledReason: nil, createdAt: Date(),
-                               createdBy: createdBy, keepResponseExcerpts: keepResponseExcerpts)
+                               createdBy: createdBy, keepResponseExcerpts: keepResponseExcerpts, tlsFingerprint: tlsFingerprint)
+        try info.checkPin()
         let filter = try Self.encodeFilter(events)
         try await write { connection in
             // The user's row serialises creations, so two instances cannot both pass the count.
@@ -22,9 +23,11 @@ extension PostgresMetadataStore {
             let count = try await PostgresDatabase.scalar(connection, "SELECT count(*) FROM webhook WHERE user_id = \(userId)", as: Int64.self, logger: logger) ?? 0
             guard count < Self.maxWebhooks else { throw MetadataError.stateConflict("an account may have at most 100 webhooks; remove one first") }
             try await connection.query("""
-                INSERT INTO webhook (id, user_id, url, events, secret, active, created_at, created_by_session, created_by_device, keep_response_excerpts)
+                INSERT INTO webhook (id, user_id, url, events, secret, active, created_at, created_by_session, created_by_device, keep_response_excerpts,
+                                     tls_fingerprint)
                 VALUES (\(info.id), \(userId), \(url), \(filter), \(secret), \(active), \(info.createdAt),
-                        \(createdBy.kind == .session ? createdBy.id : nil), \(createdBy.kind == .device ? createdBy.id : nil), \(keepResponseExcerpts))
+                        \(createdBy.kind == .session ? createdBy.id : nil), \(createdBy.kind == .device ? createdBy.id : nil), \(keepResponseExcerpts),
+                        \(tlsFingerprint?.description))
                 """, logger: logger)
         }
         return info
@@ -65,10 +68,11 @@ extension PostgresMetadataStore {
             guard let row = try await PostgresDatabase.row(connection, "SELECT * FROM webhook WHERE id = \(id) AND user_id = \(userId) FOR UPDATE",
                                                            logger: logger) else { throw MetadataError.notFound("webhook '\(id)'") }
             var info = try Self.webhookInfo(row)
-            info.apply(update)
+            try info.apply(update)
             try await connection.query("""
                 UPDATE webhook SET url = \(info.url), events = \(try Self.encodeFilter(info.events)), active = \(info.active),
-                disabled_reason = \(info.disabledReason), keep_response_excerpts = \(info.keepResponseExcerpts) WHERE id = \(id)
+                disabled_reason = \(info.disabledReason), keep_response_excerpts = \(info.keepResponseExcerpts),
+                tls_fingerprint = \(info.tlsFingerprint?.description) WHERE id = \(id)
                 """, logger: logger)
             if info.active { try await connection.query("SELECT pg_notify(\(PostgresOutbox.channel), '')", logger: logger) }
             return info
@@ -143,7 +147,7 @@ extension PostgresMetadataStore {
             var out: [[PendingDelivery]] = []
             for webhookId in claimed {
                 let rows = try await PostgresDatabase.rows(connection, """
-                    SELECT d.id, d.attempts, d.next_attempt_at, w.user_id, w.url, w.secret, w.keep_response_excerpts, e.id AS event_id, e.type, e.body
+                    SELECT d.id, d.attempts, d.next_attempt_at, w.user_id, w.url, w.secret, w.keep_response_excerpts, w.tls_fingerprint, e.id AS event_id, e.type, e.body
                     FROM delivery d JOIN webhook w ON w.id = d.webhook_id JOIN event e ON e.id = d.event_id
                     WHERE d.webhook_id = \(webhookId) AND d.state = 'pending' ORDER BY d.id LIMIT \(Int64(perEndpoint))
                     """, logger: logger)
@@ -153,7 +157,8 @@ extension PostgresMetadataStore {
                     batch.append(PendingDelivery(
                         id: try row.get("id"), webhookId: webhookId, userId: try row.get("user_id"), url: try row.get("url"), secret: try row.get("secret"),
                         eventId: try row.get("event_id"), eventType: try row.get("type"), body: Data(try row.get("body", as: ByteBuffer.self).readableBytesView),
-                        attempt: Int(try row.get("attempts", as: Int32.self)) + 1, keepResponseExcerpt: try row.get("keep_response_excerpts")))
+                        attempt: Int(try row.get("attempts", as: Int32.self)) + 1, keepResponseExcerpt: try row.get("keep_response_excerpts"),
+                        tlsFingerprint: try Self.fingerprint(row.get("tls_fingerprint"))))
                 }
                 out.append(batch)
             }
@@ -218,7 +223,12 @@ extension PostgresMetadataStore {
         return WebhookInfo(id: try row.get("id"), url: try row.get("url"),
                            events: try JSONCoding.decoder.decode(EventFilter.self, from: Data(try row.get("events", as: String.self).utf8)),
                            active: try row.get("active"), disabledReason: try row.get("disabled_reason"), createdAt: try row.get("created_at"),
-                           createdBy: creator, keepResponseExcerpts: try row.get("keep_response_excerpts"))
+                           createdBy: creator, keepResponseExcerpts: try row.get("keep_response_excerpts"),
+                           tlsFingerprint: try fingerprint(row.get("tls_fingerprint")))
+    }
+
+    private static func fingerprint(_ stored: String?) throws -> CertificateFingerprint? {
+        try stored.map { try CertificateFingerprint(parsing: $0) }
     }
 
     static func deliveryInfo(_ connection: PostgresConnection, _ row: PostgresRandomAccessRow, logger: Logger) async throws -> DeliveryInfo {

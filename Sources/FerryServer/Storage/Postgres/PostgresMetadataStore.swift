@@ -406,6 +406,32 @@ public final class PostgresMetadataStore: MetadataStore {
         }
     }
 
+    public func trash(libraryId: String, directory: FerryPath?, after: String?, limit: Int) async throws -> TrashResponse {
+        // The directory itself, then the paths under "d/" (they sort between "d/" and "d0").
+        let exact = directory?.string ?? ""
+        let prefix = directory.map { $0.string + "/" } ?? ""
+        let upper = directory.map { $0.string + "0" } ?? "\u{10FFFF}"
+        return try await read { connection in
+            let rows = try await PostgresDatabase.rows(connection, """
+                SELECT e.path, t.seq AS deleted_seq, t.committed_at AS deleted_at, t.device_id AS deleted_by, l.seq, l.kind, l.size
+                FROM entry e
+                JOIN version t ON t.library_id = e.library_id AND t.seq = e.seq
+                JOIN LATERAL (
+                    SELECT v.seq, v.kind, v.size FROM version v
+                    WHERE v.library_id = e.library_id AND v.path = e.path AND v.seq < e.seq AND NOT v.deleted ORDER BY v.seq DESC LIMIT 1) l ON true
+                WHERE e.library_id = \(libraryId) AND e.deleted AND (e.path = \(exact) OR (e.path >= \(prefix) AND e.path < \(upper)))
+                  AND e.path > \(after ?? "")
+                ORDER BY e.path LIMIT \(Int64(limit) + 1)
+                """, logger: logger)
+            let entries = try rows.prefix(limit).map { row in
+                guard let kind = EntryKind(rawValue: try row.get("kind", as: String.self)) else { throw MetadataError.invalid("unknown entry kind in database") }
+                return TrashEntry(path: try FerryPath(try row.get("path", as: String.self)), kind: kind, version: try row.get("seq"), size: try row.get("size"),
+                                  deletedVersion: try row.get("deleted_seq"), deletedAt: try row.get("deleted_at"), deletedBy: try row.get("deleted_by"))
+            }
+            return TrashResponse(entries: entries, nextAfter: rows.count > limit ? entries.last?.path.string : nil)
+        }
+    }
+
     public func history(libraryId: String, path: FerryPath, before: Int64?, limit: Int) async throws -> HistoryResponse {
         try await read { connection in
             let rows = try await PostgresDatabase.rows(connection, """
@@ -417,18 +443,19 @@ public final class PostgresMetadataStore: MetadataStore {
         }
     }
 
-    public func restore(userId: Int64, libraryId: String, deviceId: String?, request: RestoreRequest) async throws -> FileVersion {
+    public func restore(userId: Int64, libraryId: String, deviceId: String?, request: RestoreRequest) async throws -> RestoreOutcome {
         try await writeAndSignal { connection in
             var batch = try await batch(connection, userId: userId, libraryId: libraryId, deviceId: deviceId)
             let startHead = batch.head
             try await batch.ledger.load(paths: [request.path], chunks: [], versions: [(request.path, request.version)], operations: [],
                                         connection, logger: logger)
-            if let source = try batch.ledger.version(request.path, seq: request.version) {
+            if let source = try batch.ledger.version(request.path, seq: request.version), !source.deleted {
                 try await batch.ledger.load(paths: [], chunks: source.chunks.map(\.sha256), versions: [], operations: [], connection, logger: logger)
+                if source.kind == .directory { try await batch.ledger.loadRemoval(of: source, connection, logger: logger) }
             }
-            let version = try batch.restore(request)
+            let outcome = try batch.restore(request)
             try await finish(batch, startHead: startHead, connection)
-            return version
+            return outcome
         }
     }
 

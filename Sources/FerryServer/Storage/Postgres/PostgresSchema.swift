@@ -256,5 +256,18 @@ enum PostgresSchema {
             )
             """,
         ]),
+        // Main's SQLite migrations after v5, under the same names (ServerDatabase.swift).
+        // Dashboard sign-ins are sessions found by the browser's cookie, kept only as its SHA-256.
+        ("v6-dashboard-sessions", [
+            "ALTER TABLE session ADD COLUMN cookie_hash BYTEA CHECK (cookie_hash IS NULL OR octet_length(cookie_hash) = 32)",
+            "CREATE UNIQUE INDEX session_cookie ON session(cookie_hash) WHERE cookie_hash IS NOT NULL",
+        ]),
+        // A receiver's certificate pinned by its SHA-256 (SPEC §8), as `CertificateFingerprint` writes it.
+        ("v7-webhook-tls-fingerprint", [
+            """
+            ALTER TABLE webhook ADD COLUMN tls_fingerprint TEXT
+                CHECK (tls_fingerprint IS NULL OR (char_length(tls_fingerprint) = 71 AND substr(tls_fingerprint, 1, 7) = 'SHA256:'))
+            """,
+        ]),
     ]
 }
