@@ -85,7 +85,10 @@ struct SlowClientTests {
         let hexPort = String(format: "%04X", port)
         var count = 0
         for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-            guard let text = try? String(contentsOfFile: table, encoding: .utf8) else { continue }
+            // Read to the end: a /proc file has no size, and a one-read loader sees only the
+            // first page of a table that other suites' connections make long.
+            guard let data = FileHandle(forReadingAtPath: table)?.readDataToEndOfFile() else { continue }
+            let text = String(decoding: data, as: UTF8.self)
             for line in text.split(separator: "\n").dropFirst() {
                 let fields = line.split(separator: " ")
                 guard fields.count > 3 else { continue }
