@@ -33,6 +33,7 @@ struct Cloud {
         configuration.auth.pbkdf2Iterations = 1000
         configuration.metadata.url = try await Backend.metadataURL(for: configuration.dataDirectory)
         configuration.tls.enabled = tls
+        try await BlobBackend.configure(&configuration)
         configure(&configuration)
         var logger = Logger(label: "ferry-test-server")
         logger.logLevel = .critical

@@ -166,13 +166,15 @@ struct WaitTimedOut: Error, CustomStringConvertible {
 /// `ferry-server migrate`: a populated one-box server copied into PostgreSQL (SPEC §9).
 @Suite("migrate a one-box server into PostgreSQL", .enabled(if: Backend.adminURL != nil), .serialized)
 struct MigrationTests {
-    @Test func aMigratedServerChecksCleanAndASyncSendsNothing() async throws {
+    /// Into PostgreSQL with the blobs in the cluster's data directory, and into PostgreSQL + S3.
+    @Test(.eachBlobBackend) func aMigratedServerChecksCleanAndASyncSendsNothing() async throws {
         let oneBox = scratchDirectory("one-box")
         let folder = scratchDirectory("folder-laptop")
         let state = scratchDirectory("state-laptop")
         var user = (name: "", password: "")
         // A one-box server with history, a large and small files, a deletion and a task.
-        let before: [String: String] = try await Backend.$current.withValue(.sqlite) {
+        let target = BlobBackend.current
+        let before: [String: String] = try await Backend.$current.withValue(.sqlite) { try await BlobBackend.$current.withValue(.file) {
             try await Cloud.with(dataDirectory: oneBox) { cloud in
                 user = try await cloud.user("eve")
                 let device = try await Device.make(cloud, user: user, name: "laptop", root: folder, stateDirectory: state)
@@ -187,7 +189,7 @@ struct MigrationTests {
                 _ = try await device.session().createTask(CreateTaskRequest(title: "review"))
                 return device.tree()
             }
-        }
+        } }
         // What main's later migrations added: a dashboard sign-in (its cookie's hash) and a
         // webhook pinned to its receiver's certificate.
         var oneBoxConfiguration = ServerConfiguration()
@@ -207,6 +209,8 @@ struct MigrationTests {
         var configuration = ServerConfiguration()
         configuration.dataDirectory = cluster
         configuration.metadata.url = url
+        try await BlobBackend.configure(&configuration)
+        #expect(try configuration.blobs.s3() != nil || target == .file)
         var logger = Logger(label: "ferry-test-migrate")
         logger.logLevel = .critical
         let stores = try await StoreFactory.open(configuration, threadPool: .singleton, logger: logger)

@@ -22,7 +22,7 @@ import Glibc
 /// Two or three devices against the real server on loopback, each with its own folder.
 @Suite("Sync between devices", .serialized, .eachBackend)
 struct SyncTests {
-    @Test func createModifyDeleteRenameAndMoveArriveIdentically() async throws {
+    @Test(.eachBlobBackend) func createModifyDeleteRenameAndMoveArriveIdentically() async throws {
         try await Cloud.with { cloud in
             let user = try await cloud.user("ann")
             let a = try await Device.make(cloud, user: user, name: "laptop")
@@ -71,7 +71,7 @@ struct SyncTests {
         }
     }
 
-    @Test func largeFileEditsTransferOnlyAFewChunks() async throws {
+    @Test(.eachBlobBackend) func largeFileEditsTransferOnlyAFewChunks() async throws {
         try await Cloud.with { cloud in
             let user = try await cloud.user("bob")
             let a = try await Device.make(cloud, user: user, name: "a")
@@ -600,7 +600,7 @@ struct SyncTests {
         }
     }
 
-    @Test func chunksOfSmallFilesReachTheServerWhileThePassIsStillHashing() async throws {
+    @Test(.eachBlobBackend) func chunksOfSmallFilesReachTheServerWhileThePassIsStillHashing() async throws {
         try await Cloud.with { cloud in
             let user = try await cloud.user("pia")
             let a = try await Device.make(cloud, user: user, name: "a")

@@ -11,7 +11,7 @@ import Testing
 @Suite("Files and chunks", .eachBackend)
 struct FilesAndChunksTests {
     /// In-process, and over HTTPS (HTTP/2) on loopback: streaming, ranges and ETags the same.
-    @Test(arguments: [false, true]) func plainUploadIsChunkedByTheServerAndStreamsBack(overTLS: Bool) async throws {
+    @Test(.eachBlobBackend, arguments: [false, true]) func plainUploadIsChunkedByTheServerAndStreamsBack(overTLS: Bool) async throws {
         let server = try await TestServer.make(tls: overTLS)
         defer { server.removeData() }
         let data = randomBytes(6 << 20, seed: 7)
@@ -114,7 +114,7 @@ struct FilesAndChunksTests {
         }
     }
 
-    @Test func chunkUploadVerifiesTheHashAndLeavesNothingOnMismatch() async throws {
+    @Test(.eachBlobBackend) func chunkUploadVerifiesTheHashAndLeavesNothingOnMismatch() async throws {
         let server = try await TestServer.make()
         defer { server.removeData() }
         try await server.run { api in
@@ -123,7 +123,7 @@ struct FilesAndChunksTests {
             let wrong = try await api.call(.put, "/chunks/\(hash.hex)", token: token, body: ByteBuffer(string: "other body"))
             #expect(wrong.status == .unprocessableContent)
             #expect(api.errorCode(wrong) == "hash_mismatch")
-            #expect(try server.storedBlobs().isEmpty)
+            #expect(try await server.storedBlobs().isEmpty)
             #expect(try server.stagedFiles().isEmpty)
             let stillMissing = try await api.call(.post, "/chunks/missing", token: token, json: MissingChunksRequest(chunks: [hash]))
             #expect(try api.decode(MissingChunksResponse.self, stillMissing).missing == [hash])
@@ -131,7 +131,7 @@ struct FilesAndChunksTests {
             #expect(try await api.call(.put, "/chunks/\(hash.hex)", token: token, body: ByteBuffer(bytes: good)).status == .created)
             // Idempotent.
             #expect(try await api.call(.put, "/chunks/\(hash.hex)", token: token, body: ByteBuffer(bytes: good)).status == .created)
-            #expect(try server.storedBlobs().count == 1)
+            #expect(try await server.storedBlobs().count == 1)
             let back = try await api.call(.get, "/chunks/\(hash.hex)", token: token)
             #expect(Array(back.body.readableBytesView) == good)
             let gone = try await api.call(.post, "/chunks/missing", token: token, json: MissingChunksRequest(chunks: [hash, hash]))
@@ -189,7 +189,7 @@ struct FilesAndChunksTests {
             #expect(put.status == .created)
             let batch = try await api.call(.post, "/chunks/batch", token: alice, body: Self.batchBody([(ContentHash.of(batched), batched)]))
             #expect(batch.status == .ok)
-            #expect(try server.storedBlobs().count == 2)
+            #expect(try await server.storedBlobs().count == 2)
             #expect(try server.stagedFiles().isEmpty)
         }
         #expect(try await Maintenance.check(store: server.services.store, blobs: server.services.blobs).isClean)
@@ -238,7 +238,7 @@ struct FilesAndChunksTests {
         return body
     }
 
-    @Test func chunkBatchStoresGoodFramesAndRejectsMismatchedOnes() async throws {
+    @Test(.eachBlobBackend) func chunkBatchStoresGoodFramesAndRejectsMismatchedOnes() async throws {
         let server = try await TestServer.make()
         defer { server.removeData() }
         try await server.run { api in
@@ -253,7 +253,7 @@ struct FilesAndChunksTests {
             let answer = try api.decode(ChunkBatchResponse.self, r)
             #expect(answer.stored.map(\.sha256) == chunks.map { ContentHash.of($0) })
             #expect(answer.rejected == [ContentHash.of([9, 9, 9])])
-            #expect(try server.storedBlobs().count == 50)
+            #expect(try await server.storedBlobs().count == 50)
             #expect(try server.stagedFiles().isEmpty)
             let missing = try await api.call(.post, "/chunks/missing", token: alice, json: MissingChunksRequest(chunks: frames.map(\.0)))
             #expect(try api.decode(MissingChunksResponse.self, missing).missing == [ContentHash.of([9, 9, 9])])
@@ -264,11 +264,11 @@ struct FilesAndChunksTests {
             #expect(try api.decode(MissingChunksResponse.self, bobMissing).missing.count == 1)
             let again = try await api.call(.post, "/chunks/batch", token: bob, body: Self.batchBody([(ContentHash.of(chunks[0]), chunks[0])]))
             #expect(again.status == .ok)
-            #expect(try server.storedBlobs().count == 50)
+            #expect(try await server.storedBlobs().count == 50)
         }
     }
 
-    @Test(arguments: ["truncated header", "truncated content", "oversized frame", "empty"])
+    @Test(.eachBlobBackend, arguments: ["truncated header", "truncated content", "oversized frame", "empty"])
     func malformedChunkBatchesAreRefusedAndLeaveNothing(_ kind: String) async throws {
         let server = try await TestServer.make()
         defer { server.removeData() }
@@ -286,14 +286,14 @@ struct FilesAndChunksTests {
             let r = try await api.call(.post, "/chunks/batch", token: token, body: body)
             #expect(r.status == .badRequest)
             #expect(api.errorCode(r) == "invalid_batch")
-            #expect(try server.storedBlobs().isEmpty)
+            #expect(try await server.storedBlobs().isEmpty)
             #expect(try server.stagedFiles().isEmpty)
         }
     }
 
     /// `GET /protocol` names the limits this server enforces: a batch of as many chunks as
     /// announced is stored, one more is refused whole, and the JSON bound is the configured one.
-    @Test func theAnnouncedLimitsAreTheEnforcedOnes() async throws {
+    @Test(.eachBlobBackend) func theAnnouncedLimitsAreTheEnforcedOnes() async throws {
         let server = try await TestServer.make { $0.http.maxJSONBodyBytes = 1 << 20 }
         defer { server.removeData() }
         try await server.run { api in
@@ -311,14 +311,14 @@ struct FilesAndChunksTests {
             let tooMany = try await api.call(.post, "/chunks/batch", token: token, body: Self.batchBody(frames))
             #expect(tooMany.status == .badRequest)
             #expect(api.errorCode(tooMany) == "invalid_batch")
-            #expect(try server.storedBlobs().isEmpty)
+            #expect(try await server.storedBlobs().isEmpty)
             let full = try await api.call(.post, "/chunks/batch", token: token, body: Self.batchBody(Array(frames.dropLast())))
             #expect(full.status == .ok)
             #expect(try api.decode(ChunkBatchResponse.self, full).stored.count == announced.limits.batchChunks)
         }
     }
 
-    @Test func oversizedChunkBatchIs413() async throws {
+    @Test(.eachBlobBackend) func oversizedChunkBatchIs413() async throws {
         let server = try await TestServer.make()
         defer { server.removeData() }
         try await server.run { api in
@@ -326,11 +326,11 @@ struct FilesAndChunksTests {
             let body = ByteBuffer(bytes: [UInt8](repeating: 0, count: ServerLimits.current.batchRequestBytes + 1))
             let r = try await api.call(.post, "/chunks/batch", token: token, body: body)
             #expect(r.status == .contentTooLarge)
-            #expect(try server.storedBlobs().isEmpty)
+            #expect(try await server.storedBlobs().isEmpty)
         }
     }
 
-    @Test func oversizedChunkIs413AndLeavesNothing() async throws {
+    @Test(.eachBlobBackend) func oversizedChunkIs413AndLeavesNothing() async throws {
         let server = try await TestServer.make()
         defer { server.removeData() }
         try await server.run { api in
@@ -338,7 +338,7 @@ struct FilesAndChunksTests {
             let big = [UInt8](repeating: 1, count: FerryProtocol.maxChunkSize + 1)
             let r = try await api.call(.put, "/chunks/\(ContentHash.of(big).hex)", token: token, body: ByteBuffer(bytes: big))
             #expect(r.status == .contentTooLarge)
-            #expect(try server.storedBlobs().isEmpty)
+            #expect(try await server.storedBlobs().isEmpty)
             #expect(try server.stagedFiles().isEmpty)
         }
     }
@@ -355,7 +355,7 @@ struct FilesAndChunksTests {
             #expect(api.errorCode(chunk) == "insufficient_storage")
             let file = try await api.call(.put, "/libraries/\(lib)/files?path=a", token: token, body: ByteBuffer(bytes: body))
             #expect(file.status.code == 507)
-            #expect(try server.storedBlobs().isEmpty)
+            #expect(try await server.storedBlobs().isEmpty)
             #expect(try await api.changes(lib, token: token).head == 0)
             let health = try await api.call(.get, "/health")
             #expect(health.status == .serviceUnavailable)

@@ -53,7 +53,7 @@ struct IsolationTests {
             #expect(try await api.commit(bobLib, [steal], token: bob).results[0].status == .missingChunks)
             // Uploading the bytes proves possession; the blob is stored once.
             #expect(try await api.call(.put, "/chunks/\(hash.hex)", token: bob, body: ByteBuffer(bytes: secret)).status == .created)
-            #expect(try server.storedBlobs().count == 1)
+            #expect(try await server.storedBlobs().count == 1)
             #expect(try await api.commit(bobLib, [steal], token: bob).results[0].status == .ok)
 
             // Alice's data is untouched.

@@ -156,7 +156,7 @@ struct SlowClientTests {
             }
             let answer = try await c.readUntilClosed(timeout: .seconds(10)) { $0.contains("}") }
             #expect(answer.text.hasPrefix("HTTP/1.1 201"), "\(answer.text.prefix(200))")
-            #expect(try server.storedBlobs().count == 1)
+            #expect(try await server.storedBlobs().count == 1)
         }
     }
 

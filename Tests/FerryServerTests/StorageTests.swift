@@ -248,12 +248,12 @@ struct StorageTests {
         // Within the grace period an unreferenced chunk may belong to an upload in flight.
         let early = try await Maintenance.collectGarbage(store: store, blobs: blobs, grace: 3600)
         #expect(early == GarbageReport(removedChunks: 0, removedBytes: 0, keptInGrace: 1, removedOrphans: 0))
-        #expect(try blobs.exists(ContentHash.of(orphan)))  // its chunk row names it: no orphan
+        #expect(try await blobs.exists(ContentHash.of(orphan)))  // its chunk row names it: no orphan
         let late = try await Maintenance.collectGarbage(store: store, blobs: blobs, grace: 0)
         #expect(late == GarbageReport(removedChunks: 1, removedBytes: Int64(orphan.count), keptInGrace: 0))
-        #expect(try !blobs.exists(ContentHash.of(orphan)))
-        #expect(try blobs.exists(ContentHash.of(kept)))
-        #expect(try blobs.exists(ContentHash.of(replaced)))  // history keeps it
+        #expect(try await !blobs.exists(ContentHash.of(orphan)))
+        #expect(try await blobs.exists(ContentHash.of(kept)))
+        #expect(try await blobs.exists(ContentHash.of(replaced)))  // history keeps it
         #expect(try blobs.trashContents().isEmpty)
         #expect(try await store.missingChunks(userId: 1, among: [ContentHash.of(orphan)]) == [ContentHash.of(orphan)])
         #expect(try await Maintenance.check(store: store, blobs: blobs).isClean)
@@ -287,9 +287,10 @@ struct StorageTests {
             #expect(try live.allSatisfy { try !blobs.exists($0) })
         }
         let restarted = try await TestServer.make(dataDirectory: dir)
-        #expect(try live.allSatisfy { try restarted.services.blobs.exists($0) })
+        let restartedBlobs = try #require(restarted.services.blobs as? FileBlobStore)
+        #expect(try live.allSatisfy { try restartedBlobs.exists($0) })
         #expect(try restarted.services.blobs.trashContents().isEmpty)
-        #expect(try restarted.storedBlobs().count == 2)
+        #expect(try await restarted.storedBlobs().count == 2)
         #expect(try restarted.stagedFiles().isEmpty)
     }
 
@@ -471,7 +472,7 @@ struct StorageTests {
             let deadline = ContinuousClock.now + .seconds(30)
             while (try server.stagedFiles().isEmpty == false) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
             #expect(try server.stagedFiles().isEmpty)
-            #expect(try server.storedBlobs().isEmpty)
+            #expect(try await server.storedBlobs().isEmpty)
             let missing = try await api.call(.post, "/chunks/missing", token: token, json: MissingChunksRequest(chunks: [hash]))
             #expect(try api.decode(MissingChunksResponse.self, missing).missing == [hash])
             // The full upload afterwards succeeds.

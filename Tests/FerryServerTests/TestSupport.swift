@@ -27,6 +27,7 @@ struct TestServer {
         configuration.auth.pbkdf2Iterations = 1000
         configuration.metadata.url = try await Backend.metadataURL(for: dir)
         configuration.tls.enabled = tls
+        try await BlobBackend.configure(&configuration)
         configure(&configuration)
         var logger = Logger(label: "ferry-test")
         logger.logLevel = .critical
@@ -52,8 +53,11 @@ struct TestServer {
 
     func removeData() { try? FileManager.default.removeItem(atPath: dataDirectory) }
 
-    /// Files left in the staging directory (`tmp/`).
-    func stagedFiles() throws -> [String] { try FileManager.default.contentsOfDirectory(atPath: dataDirectory + "/tmp") }
+    /// Files left in the staging directory (`tmp/`); none with S3 blobs, which stage nothing here.
+    func stagedFiles() throws -> [String] {
+        if services.blobs is S3BlobStore { return [] }
+        return try FileManager.default.contentsOfDirectory(atPath: dataDirectory + "/tmp")
+    }
 
     /// Every blob file under `blobs/`.
     func blobFiles() -> [String] {
@@ -61,9 +65,11 @@ struct TestServer {
         return (FileManager.default.enumerator(atPath: root)?.allObjects as? [String] ?? []).filter { $0.split(separator: "/").count == 2 }
     }
 
-    /// Every stored blob: the files, and the small blobs kept as rows (`row:<sha256>`).
-    func storedBlobs() throws -> [String] {
-        let rows = try (services.blobs as! FileBlobStore).inline.pool.read { db in
+    /// Every stored blob: the files, and the small blobs kept as rows (`row:<sha256>`); in
+    /// S3, the bucket's objects (`s3:<sha256>`).
+    func storedBlobs() async throws -> [String] {
+        if let s3 = services.blobs as? S3BlobStore { return try await s3.storedHashes().map { "s3:" + $0.hex } }
+        let rows = try await (services.blobs as! FileBlobStore).inline.pool.read { db in
             try Data.fetchAll(db, sql: "SELECT sha256 FROM blob WHERE NOT trashed")
         }
         return blobFiles() + rows.map { "row:" + ContentHash(bytes: [UInt8]($0))!.hex }

@@ -15,6 +15,7 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
     public var metrics = Metrics()
     public var security = Security()
     public var metadata = Metadata()
+    public var blobs = Blobs()
 
     public struct Storage: Codable, Sendable, Equatable {
         /// Uploads are refused with 507 when free space would fall below this many bytes.
@@ -200,6 +201,50 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         }
     }
 
+    /// Where blobs live: files (and small rows) in the data directory (the default) or an
+    /// S3-compatible bucket, for several instances over one store (SPEC §9).
+    public struct Blobs: Codable, Sendable, Equatable {
+        /// `s3://BUCKET[/PREFIX]?endpoint=http://HOST:PORT&region=us-east-1&pathStyle=true`;
+        /// unset (or `file://`), the data directory's `blobs/`.
+        public var url: String?
+        /// The S3 access key; unset, `AWS_ACCESS_KEY_ID` from the environment.
+        public var accessKeyId: String?
+        /// The S3 secret; unset, `AWS_SECRET_ACCESS_KEY`. Never logged or printed.
+        public var secretAccessKey: String?
+        public init() {}
+
+        /// The bucket, parsed and checked; nil for the data directory.
+        public func s3() throws -> S3Location? {
+            guard let url, !url.hasPrefix("file:") else { return nil }
+            return try S3Location(url)
+        }
+
+        /// The credentials for the bucket, from the configuration or else the environment.
+        public func credentials(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> SigV4Signer.Credentials {
+            guard let id = accessKeyId ?? environment["AWS_ACCESS_KEY_ID"], !id.isEmpty,
+                  let secret = secretAccessKey ?? environment["AWS_SECRET_ACCESS_KEY"], !secret.isEmpty else {
+                throw ConfigurationError("blobs.url names an S3 bucket but no credentials: set blobs.accessKeyId and blobs.secretAccessKey, "
+                                         + "or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+            }
+            return SigV4Signer.Credentials(accessKeyId: id, secretAccessKey: secret)
+        }
+
+        func validate() throws {
+            guard let url else {
+                guard accessKeyId == nil && secretAccessKey == nil else { throw ConfigurationError("blobs.accessKeyId and blobs.secretAccessKey need blobs.url") }
+                return
+            }
+            if url.hasPrefix("file:") {
+                guard url == "file://" || url == "file:" else {
+                    throw ConfigurationError("blobs.url 'file://' takes no path: blobs stay in the data directory (move dataDirectory instead)")
+                }
+                return
+            }
+            _ = try s3()
+            _ = try credentials()
+        }
+    }
+
     public init() {}
 
     /// Reads a configuration file; unknown keys are an error so typos do not pass silently.
@@ -221,6 +266,7 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         try security.validate()
         try tls.validate()
         try metadata.validate()
+        try blobs.validate()
     }
 }
 
@@ -230,7 +276,7 @@ public struct ConfigurationError: Error, CustomStringConvertible {
 }
 
 extension ServerConfiguration {
-    enum CodingKeys: String, CodingKey { case dataDirectory, host, port, storage, auth, http, webhooks, metrics, security, tls, metadata }
+    enum CodingKeys: String, CodingKey { case dataDirectory, host, port, storage, auth, http, webhooks, metrics, security, tls, metadata, blobs }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self, section: "")
@@ -246,6 +292,7 @@ extension ServerConfiguration {
         security = try c.decodeIfPresent(Security.self, forKey: .security) ?? security
         tls = try c.decodeIfPresent(TLS.self, forKey: .tls) ?? tls
         metadata = try c.decodeIfPresent(Metadata.self, forKey: .metadata) ?? metadata
+        blobs = try c.decodeIfPresent(Blobs.self, forKey: .blobs) ?? blobs
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -261,6 +308,7 @@ extension ServerConfiguration {
         try c.encode(security, forKey: .security)
         try c.encode(tls, forKey: .tls)
         try c.encode(metadata, forKey: .metadata)
+        try c.encode(blobs, forKey: .blobs)
     }
 }
 
@@ -350,6 +398,26 @@ extension ServerConfiguration.Metadata {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         url = try c.decodeIfPresent(String.self, forKey: .url)
         maxConnections = try c.decodeIfPresent(Int.self, forKey: .maxConnections) ?? maxConnections
+    }
+}
+
+/// A configuration printed or dumped never shows the S3 secret.
+extension ServerConfiguration.Blobs: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    public var description: String {
+        "blobs(url: \(url ?? "data directory"), accessKeyId: \(accessKeyId ?? "from environment"), secretAccessKey: \(secretAccessKey == nil ? "from environment" : "(not shown)"))"
+    }
+    public var debugDescription: String { description }
+    public var customMirror: Mirror { Mirror(self, children: ["description": description]) }
+}
+
+extension ServerConfiguration.Blobs {
+    enum CodingKeys: String, CodingKey { case url, accessKeyId, secretAccessKey }
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self, section: "blobs")
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        url = try c.decodeIfPresent(String.self, forKey: .url)
+        accessKeyId = try c.decodeIfPresent(String.self, forKey: .accessKeyId)
+        secretAccessKey = try c.decodeIfPresent(String.self, forKey: .secretAccessKey)
     }
 }
 

@@ -47,6 +47,7 @@ public enum Maintenance {
     /// Deletes chunks no version references, keeping those uploaded within `grace` seconds
     /// (an upload whose commit has not arrived yet).
     public static func collectGarbage(store: any MetadataStore, blobs: any BlobStore, grace: TimeInterval) async throws -> GarbageReport {
+        guard blobs.collectsGarbage else { throw BlobError.io("gc is not available with S3 blob storage yet: nothing was removed") }
         let listed = try await blobs.storedHashes()
         let report = try await store.collectGarbage(grace: grace, listed: listed) { try blobs.moveToTrash($0) }
         _ = try blobs.emptyTrash { _ in false }

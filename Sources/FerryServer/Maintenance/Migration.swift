@@ -125,7 +125,7 @@ public struct Migration: Sendable {
     func copyBlobs(_ report: inout MigrationReport, progress: @Sendable (String) -> Void) async throws {
         let hashes = try await sourceBlobs.storedHashes()
         for (n, hash) in hashes.enumerated() {
-            if try targetBlobs.exists(hash) {
+            if try await targetBlobs.exists(hash) {
                 report.blobsPresent += 1
                 continue
             }

@@ -21,7 +21,7 @@ public protocol BlobStore: Sendable {
     /// Removes a staged blob that will not be published.
     func discard(_ staged: StagedBlob)
     /// Whether a blob is present.
-    func exists(_ hash: ContentHash) throws -> Bool
+    func exists(_ hash: ContentHash) async throws -> Bool
     /// Re-hashes a blob; returns its size and whether it matches its name.
     func verify(_ hash: ContentHash) async throws -> (size: Int64, intact: Bool)
     /// Moves blobs out of place into the trash (garbage collection). Blocking; called under
@@ -42,6 +42,12 @@ public protocol BlobStore: Sendable {
     /// Reads `spans`, in order, into one buffer (a download's piece). Throws
     /// `BlobError.notFound` or `.io` when a blob is gone or shorter than a span.
     func readTogether(_ spans: [BlobSpan]) async throws -> ByteBuffer
+    /// Whether `gc` may remove blobs from this store (`moveToTrash`, `emptyTrash`).
+    var collectsGarbage: Bool { get }
+}
+
+extension BlobStore {
+    public var collectsGarbage: Bool { true }
 }
 
 /// Streams the bytes of one blob into staging while hashing them.
@@ -65,12 +71,24 @@ public struct StagedBlob: Sendable {
     public let stagingPath: String
     /// The bytes of a small blob that never went to a staging file.
     public let bytes: ByteBuffer?
+    /// Already at its final place, acknowledged by the store (an object store's PUT): its
+    /// publication moves nothing.
+    public let placed: Bool
 
     init(hash: ContentHash, size: Int64, stagingPath: String) {
         self.hash = hash
         self.size = size
         self.stagingPath = stagingPath
         self.bytes = nil
+        self.placed = false
+    }
+
+    init(placed hash: ContentHash, size: Int64) {
+        self.hash = hash
+        self.size = size
+        self.stagingPath = ""
+        self.bytes = nil
+        self.placed = true
     }
 
     init(hash: ContentHash, bytes: ByteBuffer) {
@@ -78,6 +96,7 @@ public struct StagedBlob: Sendable {
         self.size = Int64(bytes.readableBytes)
         self.stagingPath = ""
         self.bytes = bytes
+        self.placed = false
     }
 }
 

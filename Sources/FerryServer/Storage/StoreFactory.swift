@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOPosix
@@ -38,7 +39,7 @@ public struct OpenedStores: Sendable {
 public enum StoreFactory {
     public static func open(_ configuration: ServerConfiguration, threadPool: NIOThreadPool, logger: Logger) async throws -> OpenedStores {
         let data = try DataDirectory(path: configuration.dataDirectory)
-        let blobs = try FileBlobStore(dataDirectory: data.path, threadPool: threadPool)
+        let blobs = try await openBlobs(configuration, data: data, threadPool: threadPool, logger: logger)
         let sessionLifetime = configuration.auth.sessionDays * 86400
         if let url = try configuration.metadata.postgres() {
             let database = PostgresDatabase(url: url, connections: configuration.metadata.maxConnections, logger: logger)
@@ -49,5 +50,19 @@ public enum StoreFactory {
         }
         let pool = try ServerDatabase.open(path: data.databasePath)
         return OpenedStores(store: SQLiteMetadataStore(pool: pool, sessionLifetime: sessionLifetime), blobs: blobs, postgres: nil, dataDirectory: data)
+    }
+
+    /// The data directory's blobs, or the bucket `blobs.url` names (checked reachable, with
+    /// the credentials accepted, before the server starts).
+    static func openBlobs(_ configuration: ServerConfiguration, data: DataDirectory, threadPool: NIOThreadPool, logger: Logger) async throws -> any BlobStore {
+        guard let location = try configuration.blobs.s3() else { return try FileBlobStore(dataDirectory: data.path, threadPool: threadPool) }
+        let client = S3Client(location: location, credentials: try configuration.blobs.credentials(), http: S3Client.sharedHTTP)
+        do {
+            _ = try await client.list(prefix: location.prefix + "blobs/", continuation: nil, maxKeys: 1)
+        } catch {
+            throw ConfigurationError("cannot use the S3 bucket '\(location.bucket)' at \(location.endpoint): \(error)")
+        }
+        logger.info("blobs in S3", metadata: ["bucket": "\(location.bucket)", "endpoint": "\(location.endpoint)", "prefix": "\(location.prefix)"])
+        return S3BlobStore(client: client)
     }
 }

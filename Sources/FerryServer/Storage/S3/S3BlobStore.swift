@@ -1,0 +1,187 @@
+import FerryCore
+import Foundation
+import NIOCore
+import Synchronization
+
+/// Blobs as objects of an S3 bucket, under `PREFIX/blobs/ab/<sha256>`. A blob is content-
+/// addressed, so it goes to its final key while it is staged: the writer hashes the bytes,
+/// and only bytes that match their name are sent, with their SHA-256 and MD5 declared so the
+/// store checks them again (`S3Client.put`). `publish` is then free of I/O (it runs under the metadata store's write
+/// lock): the row that references a blob is written only after the store acknowledged its PUT
+/// (SPEC §9). An object whose row never comes (a failed record, a crash) is an orphan that no
+/// row names; it is never deleted by the upload itself, since another upload of the same
+/// bytes may already reference it.
+///
+/// Garbage collection is not implemented for this store (see `collectsGarbage`): deleting an
+/// object safely needs a fence between gc's delete and an upload that saw the object before
+/// it, which the metadata stores do not have yet.
+public final class S3BlobStore: BlobStore {
+    public let client: S3Client
+    let maxBlobSize: Int64
+    /// Blobs larger than this go up as multipart uploads of `partSize` parts.
+    let multipartThreshold: Int
+    let partSize: Int
+    /// At most this many PUTs of one batch in flight at a time.
+    static let parallelPuts = 8
+
+    public init(client: S3Client, maxBlobSize: Int64 = Int64(FerryProtocol.maxChunkSize), multipartThreshold: Int = 16 << 20, partSize: Int = 8 << 20) {
+        self.client = client
+        self.maxBlobSize = maxBlobSize
+        self.multipartThreshold = multipartThreshold
+        self.partSize = partSize
+    }
+
+    public var collectsGarbage: Bool { false }
+
+    /// The object key of a blob; the two-character level spreads keys over 256 prefixes.
+    public func key(of hash: ContentHash) -> String {
+        let hex = hash.hex
+        return "\(client.location.prefix)blobs/\(hex.prefix(2))/\(hex)"
+    }
+
+    /// Puts verified bytes at their final key: one PUT, or parts above the threshold.
+    func place(_ bytes: ByteBuffer, hash: ContentHash) async throws {
+        do {
+            if bytes.readableBytes > multipartThreshold {
+                try await client.putMultipart(key: key(of: hash), body: bytes, partSize: partSize)
+            } else {
+                try await client.put(key: key(of: hash), body: bytes, sha256: hash)
+            }
+        } catch let failure as S3Client.Failure {
+            throw BlobError.io("store blob \(hash.hex) in S3: \(failure)")
+        }
+    }
+
+    public func makeWriter() async throws -> any BlobWriter {
+        S3BlobWriter(store: self, limit: maxBlobSize)
+    }
+
+    public func publish(_ staged: StagedBlob) throws -> Bool {
+        // Already acknowledged by the store while it was staged; nothing to move.
+        precondition(staged.placed, "an S3 blob is published only after its PUT")
+        return true
+    }
+
+    public func stageBatch(_ items: [(hash: ContentHash, bytes: ByteBuffer)]) async throws -> (staged: [StagedBlob], mismatched: [ContentHash]) {
+        var good: [(hash: ContentHash, bytes: ByteBuffer)] = []
+        var mismatched: [ContentHash] = []
+        for item in items {
+            if item.bytes.withUnsafeReadableBytes({ ContentHash.of($0) }) == item.hash { good.append(item) } else { mismatched.append(item.hash) }
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (n, item) in good.enumerated() {
+                if n >= Self.parallelPuts { try await group.next() }
+                group.addTask { try await self.place(item.bytes, hash: item.hash) }
+            }
+            try await group.waitForAll()
+        }
+        return (good.map { StagedBlob(placed: $0.hash, size: Int64($0.bytes.readableBytes)) }, mismatched)
+    }
+
+    public func publishBatch(_ staged: [StagedBlob]) throws -> [Bool] {
+        try staged.map { try publish($0) }
+    }
+
+    /// Nothing to remove: the object may be another upload's, already referenced.
+    public func discard(_ staged: StagedBlob) {}
+
+    public func exists(_ hash: ContentHash) async throws -> Bool {
+        try await s3 { try await client.head(key: key(of: hash)) != nil }
+    }
+
+    public func verify(_ hash: ContentHash) async throws -> (size: Int64, intact: Bool) {
+        guard let bytes = try await s3({ try await client.get(key: key(of: hash)) }) else { throw BlobError.notFound(hash) }
+        return (Int64(bytes.readableBytes), bytes.withUnsafeReadableBytes { ContentHash.of($0) } == hash)
+    }
+
+    public func moveToTrash(_ hashes: [ContentHash]) throws {
+        throw BlobError.io("garbage collection is not available with S3 blob storage yet")
+    }
+
+    public func emptyTrash(isKnown: (ContentHash) throws -> Bool) throws -> Int { 0 }
+
+    public func trashContents() throws -> [ContentHash] { [] }
+
+    public func storedHashes() async throws -> [ContentHash] {
+        let prefix = client.location.prefix + "blobs/"
+        var hashes: [ContentHash] = []
+        var token: String?
+        repeat {
+            let page = try await s3 { try await client.list(prefix: prefix, continuation: token) }
+            hashes += page.objects.compactMap { object in
+                object.key.hasPrefix(prefix) ? ContentHash(hex: object.key.split(separator: "/").last ?? "") : nil
+            }
+            token = page.next
+        } while token != nil
+        return hashes
+    }
+
+    /// Nothing is staged on this machine.
+    public func sweepStaging(olderThan age: Int64) throws -> Int { 0 }
+
+    /// A bucket has no free-space figure; quotas, not the disk, bound it.
+    public func freeBytes() throws -> Int64 { .max }
+
+    public func readTogether(_ spans: [BlobSpan]) async throws -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: spans.reduce(0) { $0 + Int($1.length) })
+        for span in spans where span.length > 0 {
+            let range = span.offset..<(span.offset + span.length)
+            guard var bytes = try await s3({ try await client.get(key: key(of: span.hash), range: range) }) else {
+                throw BlobError.notFound(span.hash)
+            }
+            buffer.writeBuffer(&bytes)
+        }
+        return buffer
+    }
+
+    /// Runs an S3 call; the store's refusals become `BlobError.io` (a range past the end of a
+    /// blob is a blob shorter than its recorded size).
+    func s3<T>(_ call: () async throws -> T) async throws -> T {
+        do { return try await call() } catch let failure as S3Client.Failure {
+            throw BlobError.io("S3: \(failure)")
+        }
+    }
+}
+
+/// Hashes a blob's bytes into memory (at most `limit`, a chunk's 4 MiB), then places them at
+/// their final key once they are known to match their name.
+final class S3BlobWriter: BlobWriter {
+    private struct State {
+        var hasher = StreamingHasher()
+        var bytes = ByteBuffer()
+        var size: Int64 = 0
+    }
+    private let state = Mutex(State())
+    let store: S3BlobStore
+    let limit: Int64
+
+    init(store: S3BlobStore, limit: Int64) {
+        self.store = store
+        self.limit = limit
+    }
+
+    func write(_ buffer: ByteBuffer) async throws {
+        try state.withLock { s in
+            s.size += Int64(buffer.readableBytes)
+            if s.size > limit { throw BlobError.tooLarge(limit: limit) }
+            buffer.withUnsafeReadableBytes { s.hasher.update($0) }
+            var copy = buffer
+            s.bytes.writeBuffer(&copy)
+        }
+    }
+
+    func finish(expected: ContentHash?) async throws -> StagedBlob {
+        let (bytes, hasher) = state.withLock { s in
+            defer { s.bytes = ByteBuffer() }
+            return (s.bytes, s.hasher)
+        }
+        let actual = hasher.finalize()
+        if let expected, expected != actual { throw BlobError.hashMismatch(expected: expected, actual: actual) }
+        try await store.place(bytes, hash: actual)
+        return StagedBlob(placed: actual, size: Int64(bytes.readableBytes))
+    }
+
+    func abort() async {
+        state.withLock { $0.bytes = ByteBuffer() }
+    }
+}
