@@ -69,6 +69,7 @@ struct ScaleOutTests {
             let reader = try await Device.make(b, user: user, name: "reader")
             defer { Task { await writer.close(); await reader.close() } }
             let library = try await reader.api.library(named: "docs")
+            var delays: [Duration] = []
             for round in 0..<5 {
                 let head = try await reader.api.changes(library: library.id, since: 0).head
                 async let woke: ContinuousClock.Instant = {
@@ -82,9 +83,15 @@ struct ScaleOutTests {
                 // From the commit's acknowledgement (the wake may even come first).
                 let acknowledged = ContinuousClock.now
                 let answered = try await woke
-                #expect(answered - acknowledged < .milliseconds(100),
+                delays.append(answered - acknowledged)
+                // No round may look like a fallback poll, even on a machine busy with other suites.
+                #expect(answered - acknowledged < .milliseconds(500),
                         "round \(round): answered \(answered - acknowledged) after the commit was acknowledged (\(acknowledged - start) to commit)")
             }
+            // The typical wake-up is within 100 ms; one round slowed by a CPU the whole test run
+            // shares (two cores) does not decide it.
+            let median = delays.sorted()[delays.count / 2]
+            #expect(median < .milliseconds(100), "wake-ups after the acknowledgement: \(delays)")
         }
     }
 
