@@ -5,6 +5,7 @@ import HTTPTypes
 import HummingbirdTesting
 import Logging
 import NIOCore
+import NIOPosix
 import Testing
 
 @testable import FerryServer
@@ -163,7 +164,7 @@ struct S3BlobStoreTests {
 
     @Test func theStoreVerifiesBeforeItPlacesAndReadsSpansBack() async throws {
         let client = try await Self.client()
-        let store = S3BlobStore(client: client, maxBlobSize: 1 << 20, multipartThreshold: 16 << 20)
+        let store = S3BlobStore(client: client, threadPool: .singleton, maxBlobSize: 1 << 20, multipartThreshold: 16 << 20)
         let content = Self.bytes(String(repeating: "ferry ", count: 1000))
         let hash = Self.hash(content)
 

@@ -63,6 +63,6 @@ public enum StoreFactory {
             throw ConfigurationError("cannot use the S3 bucket '\(location.bucket)' at \(location.endpoint): \(error)")
         }
         logger.info("blobs in S3", metadata: ["bucket": "\(location.bucket)", "endpoint": "\(location.endpoint)", "prefix": "\(location.prefix)"])
-        return S3BlobStore(client: client)
+        return S3BlobStore(client: client, threadPool: threadPool)
     }
 }

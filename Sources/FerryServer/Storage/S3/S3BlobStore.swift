@@ -1,6 +1,7 @@
 import FerryCore
 import Foundation
 import NIOCore
+import NIOPosix
 import Synchronization
 
 /// Blobs as objects of an S3 bucket, under `PREFIX/blobs/ab/<sha256>`. A blob is content-
@@ -17,6 +18,8 @@ import Synchronization
 /// it, which the metadata stores do not have yet.
 public final class S3BlobStore: BlobStore {
     public let client: S3Client
+    /// Hashing of batches and of whole blobs (`verify`) runs here, off the event loops.
+    let threadPool: NIOThreadPool
     let maxBlobSize: Int64
     /// Blobs larger than this go up as multipart uploads of `partSize` parts.
     let multipartThreshold: Int
@@ -24,8 +27,10 @@ public final class S3BlobStore: BlobStore {
     /// At most this many PUTs of one batch in flight at a time.
     static let parallelPuts = 8
 
-    public init(client: S3Client, maxBlobSize: Int64 = Int64(FerryProtocol.maxChunkSize), multipartThreshold: Int = 16 << 20, partSize: Int = 8 << 20) {
+    public init(client: S3Client, threadPool: NIOThreadPool, maxBlobSize: Int64 = Int64(FerryProtocol.maxChunkSize), multipartThreshold: Int = 16 << 20,
+                partSize: Int = 8 << 20) {
         self.client = client
+        self.threadPool = threadPool
         self.maxBlobSize = maxBlobSize
         self.multipartThreshold = multipartThreshold
         self.partSize = partSize
@@ -63,10 +68,13 @@ public final class S3BlobStore: BlobStore {
     }
 
     public func stageBatch(_ items: [(hash: ContentHash, bytes: ByteBuffer)]) async throws -> (staged: [StagedBlob], mismatched: [ContentHash]) {
-        var good: [(hash: ContentHash, bytes: ByteBuffer)] = []
-        var mismatched: [ContentHash] = []
-        for item in items {
-            if item.bytes.withUnsafeReadableBytes({ ContentHash.of($0) }) == item.hash { good.append(item) } else { mismatched.append(item.hash) }
+        let (good, mismatched) = try await threadPool.runIfActive {
+            var good: [(hash: ContentHash, bytes: ByteBuffer)] = []
+            var mismatched: [ContentHash] = []
+            for item in items {
+                if item.bytes.withUnsafeReadableBytes({ ContentHash.of($0) }) == item.hash { good.append(item) } else { mismatched.append(item.hash) }
+            }
+            return (good, mismatched)
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (n, item) in good.enumerated() {
@@ -91,7 +99,8 @@ public final class S3BlobStore: BlobStore {
 
     public func verify(_ hash: ContentHash) async throws -> (size: Int64, intact: Bool) {
         guard let bytes = try await s3({ try await client.get(key: key(of: hash)) }) else { throw BlobError.notFound(hash) }
-        return (Int64(bytes.readableBytes), bytes.withUnsafeReadableBytes { ContentHash.of($0) } == hash)
+        let actual = try await threadPool.runIfActive { bytes.withUnsafeReadableBytes { ContentHash.of($0) } }
+        return (Int64(bytes.readableBytes), actual == hash)
     }
 
     public func moveToTrash(_ hashes: [ContentHash]) throws {
