@@ -152,7 +152,7 @@ struct RealServer {
             process.executableURL = URL(fileURLWithPath: CLITests.binary("ferry-server"))
             process.arguments = ["serve", "--data", server.data, "--config", server.config, "--port", String(server.port)] + arguments
             process.environment = ["LOG_LEVEL": logLevel, "PATH": "/usr/bin:/bin"]
-            FileManager.default.createFile(atPath: server.config + ".log", contents: nil)
+            _ = FileManager.default.createFile(atPath: server.config + ".log", contents: nil)
             process.standardError = FileHandle(forWritingAtPath: server.config + ".log")
             process.standardOutput = FileHandle.nullDevice
             try process.run()
