@@ -16,14 +16,16 @@ struct ServerProcess {
 
     /// Starts the server on a fresh data directory under `root` and runs `body` with it.
     /// `tls`: HTTPS (`serve --tls`), the client pinning the certificate the server made.
-    static func with<T: Sendable>(root: String, tls: Bool = false, _ body: (ServerProcess, BenchServer) async throws -> T) async throws -> T {
+    /// `configuration`: the server's JSON configuration file's content.
+    static func with<T: Sendable>(root: String, tls: Bool = false, configuration: String = defaultConfiguration,
+                                  _ body: (ServerProcess, BenchServer) async throws -> T) async throws -> T {
         guard let binary = SyncBenchmark.sibling("ferry-server") else {
             throw BenchError("ferry-server is not built next to ferry-bench; run 'swift build' first")
         }
         let name = tls ? "server-process-tls" : "server-process"
         let data = root + "/" + name
         let config = root + "/\(name).json"
-        try Data(#"{"storage": {"reserveBytes": 0}, "auth": {"pbkdf2Iterations": 1000}}"#.utf8).write(to: URL(fileURLWithPath: config))
+        try Data(configuration.utf8).write(to: URL(fileURLWithPath: config))
         let passwordFile = root + "/password"
         try Data((BenchServer.password + "\n").utf8).write(to: URL(fileURLWithPath: passwordFile))
         let add = try runWithInput(binary, ["user", "add", "bench", "--password-stdin", "--data", data, "--config", config], input: passwordFile)
@@ -40,6 +42,8 @@ struct ServerProcess {
         let pin = tls ? try CertificatePin(pem: String(contentsOfFile: data + "/tls.crt", encoding: .utf8)) : nil
         return try await BenchServer.connect(port: port, pin: pin) { try await body(server, $0) }
     }
+
+    static let defaultConfiguration = #"{"storage": {"reserveBytes": 0}, "auth": {"pbkdf2Iterations": 1000}}"#
 
     /// The plain server, and with `tls` a second one over HTTPS beside it.
     static func with<T: Sendable>(root: String, alsoTLS tls: Bool, _ body: ([(ServerProcess, BenchServer)]) async throws -> T) async throws -> T {
