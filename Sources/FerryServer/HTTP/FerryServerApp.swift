@@ -96,6 +96,7 @@ public enum FerryServerApp {
         ChunkRoutes(services: services).add(to: authed)
         FileRoutes(services: services).add(to: authed)
         ConflictRoutes(services: services).add(to: authed)
+        DeleteConfirmationRoutes(services: services).add(to: authed)
         WebhookRoutes(services: services).add(to: authed)
         TaskRoutes(services: services).add(to: authed)
         AdminRoutes(services: services).add(to: authed)
