@@ -296,6 +296,32 @@ public struct ServerAPI: Sendable {
         try await json(.POST, "/libraries/\(Self.escape(library))/restore", RestoreRequest(path: path, version: version, base: base))
     }
 
+    /// Records deletion versions of a library as confirmed past the mass-delete guard, so the
+    /// user's other devices let them through; returns those the server recorded.
+    public func confirmDeletions(library: String, versions: [Int64]) async throws -> [Int64] {
+        try await inGroups(versions) { group in
+            let answer: ConfirmedDeletions = try await json(.POST, "/libraries/\(Self.escape(library))/confirmed-deletes", ConfirmedDeletions(versions: group))
+            return answer.versions
+        }
+    }
+
+    /// Of these deletion versions of a library, those confirmed (on any of the user's devices or in the dashboard).
+    public func confirmedDeletions(library: String, among versions: [Int64]) async throws -> Set<Int64> {
+        Set(try await inGroups(versions) { group in
+            let answer: ConfirmedDeletions = try await json(.POST, "/libraries/\(Self.escape(library))/confirmed-deletes/lookup", ConfirmedDeletions(versions: group))
+            return answer.versions
+        })
+    }
+
+    /// `body` over `versions` in requests of at most `ConfirmedDeletions.maxCount`.
+    private func inGroups(_ versions: [Int64], _ body: ([Int64]) async throws -> [Int64]) async throws -> [Int64] {
+        var out: [Int64] = []
+        for start in stride(from: 0, to: versions.count, by: ConfirmedDeletions.maxCount) {
+            out += try await body(Array(versions[start..<min(start + ConfirmedDeletions.maxCount, versions.count)]))
+        }
+        return out
+    }
+
     /// Conflict records, newest first: all libraries, or one.
     public func conflicts(library: String? = nil, state: String = "open", limit: Int = 1000) async throws -> [ConflictInfo] {
         var query = "state=\(Self.escape(state))&limit=\(limit)"
