@@ -14,7 +14,14 @@ struct FerryCLI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ferry",
         abstract: "Sync folders with a Ferry server.",
+        version: FerryVersion.description,
         subcommands: [Login.self, Folder.self, Sync.self, Status.self, History.self, Restore.self, Trash.self, Conflicts.self, Device.self, Project.self, TaskCommand.self, Attach.self, Webhook.self])
+
+    /// Bare `ferry` is a usage error: the help, on standard error, and exit code 2.
+    func run() async throws {
+        FileHandle.standardError.write(Data((Self.helpMessage() + "\n").utf8))
+        throw ExitCode(2)
+    }
 
     static func main() async {
         do {
