@@ -63,6 +63,7 @@ struct CLIError: Error {
         case let e as APIFailure: e.message
         case let e as ClientError: e.description
         case let e as CertificatePinMismatch: e.description
+        case let e as ServerUnreachable: "\(e.description); check that ferry-server is running there and try again"
         case let e as SystemCallError: e.description
         case let e as PathError: e.description
         default: "\(error)"
@@ -350,6 +351,11 @@ struct Sync: AsyncParsableCommand {
                 } catch let e as APIFailure where e.isAuthentication {
                     await stopDrawing()
                     throw CLIError("the server refused this device's token (revoked?); run 'ferry login' again")
+                } catch let e as ServerUnreachable {
+                    // Every other folder would wait for the same silence.
+                    await stopDrawing()
+                    if tty { print("") }
+                    throw CLIError(CLIError.describe(e))
                 } catch {
                     await stopDrawing()
                     failures[folder.path] = CLIError.describe(error)
@@ -363,7 +369,7 @@ struct Sync: AsyncParsableCommand {
                 try printJSON(Output(folders: plans, errors: failures))
             } else {
                 for (path, plan) in plans.sorted(by: { $0.key < $1.key }) {
-                    print("\(path): \(plan.actions.isEmpty ? "in sync" : "\(plan.actions.count) action(s)")")
+                    print("\(path): \(Self.headline(actions: plan.actions.count, held: plan.held.count, paused: plan.massDelete != nil))")
                     for line in plan.actions { print("  \(line.action)\t\(line.path)\(line.bytes > 0 ? "\t\(line.bytes) bytes" : "")") }
                     for (file, why) in plan.held.sorted(by: { $0.key < $1.key }) { print("  held\t\(file)\t\(why)") }
                     if let pause = plan.massDelete { print("  paused: \(pause.description)") }
@@ -393,6 +399,16 @@ struct Sync: AsyncParsableCommand {
 }
 
 extension Sync {
+    /// A folder's first line in a dry run: "in sync" only when nothing is planned, held or
+    /// paused (a folder the mass-delete guard paused is anything but).
+    static func headline(actions: Int, held: Int, paused: Bool) -> String {
+        var parts: [String] = []
+        if actions > 0 { parts.append("\(actions) action(s)") }
+        if paused { parts.append("paused by the mass-delete guard") }
+        if held > 0 { parts.append("\(held) file(s) held back") }
+        return parts.isEmpty ? "in sync" : parts.joined(separator: ", ")
+    }
+
     /// Redraws `progress` on one terminal line (`\r`, then clear to its end) every quarter
     /// second while a pass runs, until cancelled.
     static func draw(_ progress: TransferProgress, label: String) async {
@@ -424,6 +440,7 @@ struct Status: AsyncParsableCommand {
             if json { return try printJSON(["path": target.path.string, "why": answer]) }
             return print(answer)
         }
+        _ = try options.load()  // "not logged in" before "ferryd is not running"
         let socket = options.locations.socketPath
         let data: Data
         do { data = try ControlSocket.request(path: socket, ControlRequest(command: "status")) } catch {
@@ -436,7 +453,10 @@ struct Status: AsyncParsableCommand {
         print("ferryd: device '\(status.device)' → \(status.server)")
         for f in status.folders {
             var line = "\(f.path) [\(f.library)]: \(f.state.rawValue)"
-            if let at = f.lastSyncAt { line += ", last sync \(at.formatted(date: .omitted, time: .standard))" }
+            if let retry = f.retryAt, f.state == .offline || f.state == .error {
+                line += ", retrying in \(max(1, Int(retry.timeIntervalSinceNow.rounded(.up)))) s"
+            }
+            if let at = f.lastSyncAt { line += ", last sync \(isoDate(at))" }
             if f.conflicts > 0 { line += ", \(f.conflicts) conflict(s)" }
             if let queued = f.queuedBytes, queued > 0 || (f.queuedFiles ?? 0) > 0 {
                 line += ", \(ProgressLine.bytes(queued)) in \(f.queuedFiles ?? 0) file(s) queued"

@@ -162,6 +162,9 @@ public final class FerryDaemon: Sendable {
             // The passes.
             group.addTask { [logger, board] in
                 var backoff = Backoff()
+                // A folder paused on deletions made elsewhere looks again now and then: the
+                // user may confirm them on another device, which moves no change feed here.
+                var recheck = Backoff(base: .seconds(5), cap: .seconds(300))
                 for await _ in triggers {
                     // Wait until local writes have been quiet for the settle time.
                     while let last = signals.lastLocalEvent.withLock({ $0 }), ContinuousClock.now - last < settle {
@@ -178,10 +181,17 @@ public final class FerryDaemon: Sendable {
                         if let pause = report.massDelete {
                             logger.warning("mass delete held back", metadata: ["folder": "\(path)", "why": "\(pause.description)"])
                         }
+                        if let pause = report.massDelete, pause.localDeletes > 0 {
+                            let wait = recheck.next()
+                            Task { try? await Task.sleep(for: wait); trigger.yield() }
+                        } else {
+                            recheck.reset()
+                        }
                         board.update(path) { s in
                             s.state = report.massDelete == nil ? .idle : .paused
                             s.massDelete = report.massDelete
                             s.lastError = nil
+                            s.retryAt = nil
                             s.lastSyncAt = Date()
                             s.lastPass = report
                             s.problems = report.problems
@@ -204,20 +214,27 @@ public final class FerryDaemon: Sendable {
                         // Needs the user (a folder gone, a server certificate that changed):
                         // an error state, the work kept queued, and another try after a backoff.
                         let message = String(describing: failure)
+                        let wait = backoff.next()
                         board.update(path) { s in
                             s.state = .error
                             s.lastError = message
+                            s.retryAt = Date() + wait.timeInterval
                         }
                         logger.error("\(message)")
-                        let wait = backoff.next()
                         Task { try? await Task.sleep(for: wait); trigger.yield() }
                     } catch {
+                        let wait = backoff.next()
                         board.update(path) { s in
                             s.state = .offline
                             s.lastError = FolderSync.describe(error)
+                            s.retryAt = Date() + wait.timeInterval
                         }
-                        let wait = backoff.next()
-                        logger.warning("sync failed; retrying", metadata: ["folder": "\(path)", "error": "\(error)", "in": "\(wait)"])
+                        let retry = "retrying in \(Int(wait.timeInterval.rounded(.up))) s"
+                        if let unreachable = error as? ServerUnreachable {
+                            logger.warning("\(unreachable.description); \(retry)", metadata: ["folder": "\(path)"])
+                        } else {
+                            logger.warning("sync failed; \(retry)", metadata: ["folder": "\(path)", "error": "\(FolderSync.describe(error))"])
+                        }
                         Task { try? await Task.sleep(for: wait); trigger.yield() }
                     }
                 }

@@ -22,6 +22,8 @@ public struct FolderStatus: Codable, Sendable, Equatable {
     public var queuedFiles: Int?
     /// File bytes uploaded and downloaded since the daemon started.
     public var transferredBytes: Int64?
+    /// When the next try after a failure is due (offline or in error), nil otherwise.
+    public var retryAt: Date?
 
     public init(path: String, library: String) {
         self.path = path
@@ -35,6 +37,7 @@ public struct FolderStatus: Codable, Sendable, Equatable {
         case path, library, state, conflicts, problems
         case lastError = "last_error", lastSyncAt = "last_sync_at", lastPass = "last_pass", massDelete = "mass_delete"
         case queuedBytes = "queued_bytes", queuedFiles = "queued_files", transferredBytes = "transferred_bytes"
+        case retryAt = "retry_at"
     }
 }
 

@@ -1105,6 +1105,7 @@ public final class FolderSync: Sendable {
         case let e as ClientError: e.description
         case let e as APIFailure: e.description
         case let e as SystemCallError: e.description
+        case let e as ServerUnreachable: e.description
         default: "\(error)"
         }
     }

@@ -440,17 +440,24 @@ public struct ServerAPI: Sendable {
         }
     }
 
-    /// `CertificatePinMismatch` when `error` ended a handshake with a pinned server that now
-    /// presents another certificate (seen by a probe that sends nothing); `error` otherwise.
+    /// `ServerUnreachable` when no connection could be made; `CertificatePinMismatch` when
+    /// `error` ended a handshake with a pinned server that now presents another certificate
+    /// (seen by a probe that sends nothing); `error` otherwise.
     func explain(_ error: any Error) async -> any Error {
+        if let unreachable = ServerUnreachable.classify(error, server: serverURL) { return unreachable }
         guard let pin, error is NIOSSLError || error is BoringSSLError, let url = URL(string: baseURL), let host = url.host else { return error }
         let port = url.port ?? (url.scheme == "https" ? 443 : 80)
         guard let chain = try? await CertificateProbe.presentedChain(host: host, port: port, serverName: host),
               let presented = try? CertificateProbe.fingerprint(of: chain[0]), presented != pin.fingerprint
         else { return error }
+        return CertificatePinMismatch(server: serverURL, expected: pin.fingerprint, presented: presented)
+    }
+
+    /// The server as configured: the base URL without `/api/v1`.
+    public var serverURL: String {
         var server = baseURL
         if server.hasSuffix("/api/v1") { server.removeLast("/api/v1".count) }
-        return CertificatePinMismatch(server: server, expected: pin.fingerprint, presented: presented)
+        return server
     }
 
     func request(_ method: HTTPMethod, _ path: String, authenticated: Bool = true) -> HTTPClientRequest {
