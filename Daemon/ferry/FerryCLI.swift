@@ -231,7 +231,11 @@ struct Folder: AsyncParsableCommand {
             try FileManager.default.createDirectory(atPath: path + "/" + LocalScanner.markerName, withIntermediateDirectories: true)
             config.folders.append(FolderConfig(path: path, libraryId: info.id, libraryName: info.name))
             try config.save(to: options.locations.configFile)
-            print("Syncing \(path) with library '\(info.name)'. Restart ferryd (or run 'ferry sync') to start.")
+            switch DaemonControl.reload(socketPath: options.locations.socketPath) {
+            case .reloaded: print("Syncing \(path) with library '\(info.name)'; the running ferryd has started on it.")
+            case .notRunning: print("Syncing \(path) with library '\(info.name)'; start ferryd, or run 'ferry sync', to sync it now.")
+            case .failed(let why): throw CLIError("\(path) was added to the configuration, but the running ferryd did not take it up: \(why)")
+            }
         }
     }
 
@@ -276,6 +280,10 @@ struct Folder: AsyncParsableCommand {
             guard let i = config.folders.firstIndex(where: { $0.path == path }) else { throw CLIError("\(path) is not a synced folder") }
             config.folders.remove(at: i)
             try config.save(to: options.locations.configFile)
+            // The daemon stops the folder's loop before answering, so nothing of it still writes to the index below.
+            if case .failed(let why) = DaemonControl.reload(socketPath: options.locations.socketPath) {
+                throw CLIError("\(path) was removed from the configuration, but the running ferryd still syncs it (\(why)); restart ferryd")
+            }
             if let index = try? LocalIndex(path: options.locations.stateDirectory + "/index.sqlite") { try index.forget(folder: path) }
             print("No longer syncing \(path); its files are untouched.")
         }

@@ -92,6 +92,33 @@ public final class StatusBoard: Sendable {
         return status
     }
 
+    /// The folders from now on: those kept keep their state, new ones start idle, removed
+    /// ones (and their counts) go.
+    public func setFolders(_ folders: [FolderConfig]) {
+        state.withLock { status in
+            let known = Dictionary(status.folders.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
+            status.folders = folders.map { f in
+                var s = known[f.path] ?? FolderStatus(path: f.path, library: f.libraryName)
+                s.library = f.libraryName
+                return s
+            }
+        }
+        let kept = Set(folders.map(\.path))
+        progress.withLock { $0 = $0.filter { kept.contains($0.key) } }
+        confirmed.withLock { $0 = $0.filter { kept.contains($0) } }
+    }
+
+    /// Another server or device (after `ferry login`): every folder starts afresh.
+    public func reset(server: String, device: String) {
+        state.withLock { status in
+            status.server = server
+            status.device = device
+            status.folders = []
+        }
+        progress.withLock { $0 = [:] }
+        confirmed.withLock { $0 = [] }
+    }
+
     /// Shows `folder`'s transfer counts in the status from now on.
     public func track(_ folder: String, _ counts: TransferProgress) {
         progress.withLock { $0[folder] = counts }
