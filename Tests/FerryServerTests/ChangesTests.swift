@@ -8,10 +8,29 @@ import Testing
 
 @testable import FerryServer
 
-/// Counts the reads a test's `SharedReads` ran and holds them until released.
+/// Counts the reads a test's `SharedReads` ran and holds them, suspended, until released.
 final class ReadProbe: Sendable {
     let queries = Atomic<Int>(0)
-    let released = Atomic<Bool>(false)
+    private let gate = Mutex<(open: Bool, held: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func hold() async {
+        await withCheckedContinuation { continuation in
+            let open = gate.withLock { g in
+                if !g.open { g.held.append(continuation) }
+                return g.open
+            }
+            if open { continuation.resume() }
+        }
+    }
+
+    func release() {
+        let held = gate.withLock { g in
+            g.open = true
+            defer { g.held = [] }
+            return g.held
+        }
+        for continuation in held { continuation.resume() }
+    }
 }
 
 @Suite("Change feed")
@@ -109,7 +128,7 @@ struct ChangesTests {
         let probe = ReadProbe()
         @Sendable func held() async throws -> Int {
             probe.queries.add(1, ordering: .relaxed)
-            while !probe.released.load(ordering: .acquiring) { await Task.yield() }
+            await probe.hold()
             return 42
         }
         try await withThrowingTaskGroup(of: Int.self) { group in
@@ -117,7 +136,7 @@ struct ChangesTests {
             // Another key is another read.
             group.addTask { try await reads.value(for: 2, held) }
             #expect(await eventuallyTrue { reads.callers(1) == 50 && reads.callers(2) == 1 })
-            probe.released.store(true, ordering: .releasing)
+            probe.release()
             var answers: [Int] = []
             for try await answer in group { answers.append(answer) }
             #expect(answers == Array(repeating: 42, count: 51))
@@ -134,7 +153,7 @@ struct ChangesTests {
         let reads = SharedReads<String, Int>()
         let probe = ReadProbe()
         let failing: @Sendable () async throws -> Int = {
-            while !probe.released.load(ordering: .acquiring) { await Task.yield() }
+            await probe.hold()
             throw Broken()
         }
         @Sendable func outcome() async -> Result<Int, any Error> {
@@ -143,7 +162,7 @@ struct ChangesTests {
         async let first = outcome()
         async let second = outcome()
         #expect(await eventuallyTrue { reads.callers("k") == 2 })
-        probe.released.store(true, ordering: .releasing)
+        probe.release()
         for outcome in await [first, second] {
             #expect(throws: Broken.self) { try outcome.get() }
         }
