@@ -704,6 +704,10 @@ struct Webhook: AsyncParsableCommand {
         @Option(help: "Your own secret (at least 16 bytes); by default one is generated.") var secret: String?
         @Flag(help: "Keep the first KiB of each answer in the delivery log (off: only status and latency are kept).")
         var keepResponses = false
+        @Option(help: ArgumentHelp(
+            "Trust the https:// receiver's self-signed certificate with this SHA-256 fingerprint, and only it.",
+            discussion: "As 'openssl x509 -noout -fingerprint -sha256' prints it, or SHA256: and 64 hex digits (SPEC §8)."))
+        var tlsFingerprint: String?
         @Flag(help: "Print JSON.") var json = false
         @OptionGroup var options: CommonOptions
         @OptionGroup var session: SessionOptions
@@ -713,9 +717,14 @@ struct Webhook: AsyncParsableCommand {
             do { filter = try EventFilter(events.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }) } catch {
                 throw ValidationError(error.message)
             }
+            var pin: CertificateFingerprint?
+            if let tlsFingerprint {
+                do throws(FingerprintError) { pin = try CertificateFingerprint(parsing: tlsFingerprint) } catch { throw ValidationError(error.description) }
+            }
             let config = try options.load()
             let created = try await session.withSession(config, options) {
-                try await $0.createWebhook(url: url, events: filter, secret: secret, keepResponseExcerpts: keepResponses)
+                try await $0.createWebhook(url: url, events: filter, secret: secret, keepResponseExcerpts: keepResponses,
+                                           tlsFingerprint: pin?.description)
             }
             if json { return try printJSON(created) }
             print("id:     \(created.webhook.id)")
@@ -737,7 +746,8 @@ struct Webhook: AsyncParsableCommand {
             for h in hooks {
                 let state = h.active ? "active" : "disabled" + (h.disabledReason.map { " (\($0))" } ?? "")
                 let creator = h.createdBy.map { "created by \($0.kind.rawValue) \($0.id)" } ?? "creator not recorded"
-                print("\(h.id)\t\(h.url)\t\(h.events.patterns.joined(separator: ","))\t\(state)\t\(creator)")
+                let pinned = h.tlsFingerprint.map { "\tpinned \($0)" } ?? ""
+                print("\(h.id)\t\(h.url)\t\(h.events.patterns.joined(separator: ","))\t\(state)\t\(creator)\(pinned)")
             }
         }
     }
