@@ -18,7 +18,9 @@ struct ServerProcess {
     /// Starts the server on a fresh data directory under `root` and runs `body` with it.
     /// `tls`: HTTPS (`serve --tls`), the client pinning the certificate the server made.
     /// `metadataURL`: a PostgreSQL database to keep the metadata in instead of SQLite.
+    /// `configure`: changes to the server's configuration beyond those.
     static func with<T: Sendable>(root: String, tls: Bool = false, metadataURL: String? = nil,
+                                  configure: (inout ServerConfiguration) -> Void = { _ in },
                                   _ body: (ServerProcess, BenchServer) async throws -> T) async throws -> T {
         guard let binary = SyncBenchmark.sibling("ferry-server") else {
             throw BenchError("ferry-server is not built next to ferry-bench; run 'swift build' first")
@@ -31,6 +33,7 @@ struct ServerProcess {
         settings.storage.reserveBytes = 0
         settings.auth.pbkdf2Iterations = 1000
         settings.metadata.url = metadataURL
+        configure(&settings)
         try JSONEncoder().encode(settings).write(to: URL(fileURLWithPath: config))
         let passwordFile = root + "/password"
         try Data((BenchServer.password + "\n").utf8).write(to: URL(fileURLWithPath: passwordFile))

@@ -224,6 +224,11 @@ func uploadFile(_ file: String, as path: String, to server: BenchServer) async t
 
 /// The same for bytes in memory (small files: one chunk PUT each).
 func uploadBytes(_ bytes: [UInt8], as path: String, to server: BenchServer) async throws {
+    try await commitFile(try await putChunks(bytes, to: server), as: path, to: server)
+}
+
+/// Uploads the chunks of `bytes`; returns the manifest a commit names them by.
+func putChunks(_ bytes: [UInt8], to server: BenchServer) async throws -> ContentManifest {
     var chunker = ContentChunker()
     var pieces: [ByteBuffer] = []
     var current = ByteBuffer()
@@ -233,7 +238,7 @@ func uploadBytes(_ bytes: [UInt8], as path: String, to server: BenchServer) asyn
     }
     let manifest = chunker.finish { piece in if piece.completes != nil { pieces.append(current) } }
     for (ref, piece) in zip(manifest.chunks, pieces) { try await server.putChunk(ref.sha256, piece) }
-    try await commitFile(manifest, as: path, to: server)
+    return manifest
 }
 
 func commitFile(_ manifest: ContentManifest, as path: String, to server: BenchServer) async throws {

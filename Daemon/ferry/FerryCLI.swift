@@ -14,7 +14,14 @@ struct FerryCLI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ferry",
         abstract: "Sync folders with a Ferry server.",
+        version: FerryVersion.description,
         subcommands: [Login.self, Folder.self, Sync.self, Status.self, History.self, Restore.self, Trash.self, Conflicts.self, Device.self, Project.self, TaskCommand.self, Attach.self, Webhook.self])
+
+    /// Bare `ferry` is a usage error: the help, on standard error, and exit code 2.
+    func run() async throws {
+        FileHandle.standardError.write(Data((Self.helpMessage() + "\n").utf8))
+        throw ExitCode(2)
+    }
 
     static func main() async {
         do {
@@ -56,6 +63,7 @@ struct CLIError: Error {
         case let e as APIFailure: e.message
         case let e as ClientError: e.description
         case let e as CertificatePinMismatch: e.description
+        case let e as ServerUnreachable: "\(e.description); check that ferry-server is running there and try again"
         case let e as SystemCallError: e.description
         case let e as PathError: e.description
         default: "\(error)"
@@ -223,7 +231,11 @@ struct Folder: AsyncParsableCommand {
             try FileManager.default.createDirectory(atPath: path + "/" + LocalScanner.markerName, withIntermediateDirectories: true)
             config.folders.append(FolderConfig(path: path, libraryId: info.id, libraryName: info.name))
             try config.save(to: options.locations.configFile)
-            print("Syncing \(path) with library '\(info.name)'. Restart ferryd (or run 'ferry sync') to start.")
+            switch DaemonControl.reload(socketPath: options.locations.socketPath) {
+            case .reloaded: print("Syncing \(path) with library '\(info.name)'; the running ferryd has started on it.")
+            case .notRunning: print("Syncing \(path) with library '\(info.name)'; start ferryd, or run 'ferry sync', to sync it now.")
+            case .failed(let why): throw CLIError("\(path) was added to the configuration, but the running ferryd did not take it up: \(why)")
+            }
         }
     }
 
@@ -268,6 +280,10 @@ struct Folder: AsyncParsableCommand {
             guard let i = config.folders.firstIndex(where: { $0.path == path }) else { throw CLIError("\(path) is not a synced folder") }
             config.folders.remove(at: i)
             try config.save(to: options.locations.configFile)
+            // The daemon stops the folder's loop before answering, so nothing of it still writes to the index below.
+            if case .failed(let why) = DaemonControl.reload(socketPath: options.locations.socketPath) {
+                throw CLIError("\(path) was removed from the configuration, but the running ferryd still syncs it (\(why)); restart ferryd")
+            }
             if let index = try? LocalIndex(path: options.locations.stateDirectory + "/index.sqlite") { try index.forget(folder: path) }
             print("No longer syncing \(path); its files are untouched.")
         }
@@ -343,6 +359,11 @@ struct Sync: AsyncParsableCommand {
                 } catch let e as APIFailure where e.isAuthentication {
                     await stopDrawing()
                     throw CLIError("the server refused this device's token (revoked?); run 'ferry login' again")
+                } catch let e as ServerUnreachable {
+                    // Every other folder would wait for the same silence.
+                    await stopDrawing()
+                    if tty { print("") }
+                    throw CLIError(CLIError.describe(e))
                 } catch {
                     await stopDrawing()
                     failures[folder.path] = CLIError.describe(error)
@@ -356,7 +377,7 @@ struct Sync: AsyncParsableCommand {
                 try printJSON(Output(folders: plans, errors: failures))
             } else {
                 for (path, plan) in plans.sorted(by: { $0.key < $1.key }) {
-                    print("\(path): \(plan.actions.isEmpty ? "in sync" : "\(plan.actions.count) action(s)")")
+                    print("\(path): \(Self.headline(actions: plan.actions.count, held: plan.held.count, paused: plan.massDelete != nil))")
                     for line in plan.actions { print("  \(line.action)\t\(line.path)\(line.bytes > 0 ? "\t\(line.bytes) bytes" : "")") }
                     for (file, why) in plan.held.sorted(by: { $0.key < $1.key }) { print("  held\t\(file)\t\(why)") }
                     if let pause = plan.massDelete { print("  paused: \(pause.description)") }
@@ -386,6 +407,16 @@ struct Sync: AsyncParsableCommand {
 }
 
 extension Sync {
+    /// A folder's first line in a dry run: "in sync" only when nothing is planned, held or
+    /// paused (a folder the mass-delete guard paused is anything but).
+    static func headline(actions: Int, held: Int, paused: Bool) -> String {
+        var parts: [String] = []
+        if actions > 0 { parts.append("\(actions) action(s)") }
+        if paused { parts.append("paused by the mass-delete guard") }
+        if held > 0 { parts.append("\(held) file(s) held back") }
+        return parts.isEmpty ? "in sync" : parts.joined(separator: ", ")
+    }
+
     /// Redraws `progress` on one terminal line (`\r`, then clear to its end) every quarter
     /// second while a pass runs, until cancelled.
     static func draw(_ progress: TransferProgress, label: String) async {
@@ -417,6 +448,7 @@ struct Status: AsyncParsableCommand {
             if json { return try printJSON(["path": target.path.string, "why": answer]) }
             return print(answer)
         }
+        _ = try options.load()  // "not logged in" before "ferryd is not running"
         let socket = options.locations.socketPath
         let data: Data
         do { data = try ControlSocket.request(path: socket, ControlRequest(command: "status")) } catch {
@@ -429,7 +461,10 @@ struct Status: AsyncParsableCommand {
         print("ferryd: device '\(status.device)' → \(status.server)")
         for f in status.folders {
             var line = "\(f.path) [\(f.library)]: \(f.state.rawValue)"
-            if let at = f.lastSyncAt { line += ", last sync \(at.formatted(date: .omitted, time: .standard))" }
+            if let retry = f.retryAt, f.state == .offline || f.state == .error {
+                line += ", retrying in \(max(1, Int(retry.timeIntervalSinceNow.rounded(.up)))) s"
+            }
+            if let at = f.lastSyncAt { line += ", last sync \(isoDate(at))" }
             if f.conflicts > 0 { line += ", \(f.conflicts) conflict(s)" }
             if let queued = f.queuedBytes, queued > 0 || (f.queuedFiles ?? 0) > 0 {
                 line += ", \(ProgressLine.bytes(queued)) in \(f.queuedFiles ?? 0) file(s) queued"
@@ -474,6 +509,36 @@ func deviceNames(_ api: ServerAPI) async throws -> [String: String] {
     Dictionary(try await api.devices().map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
 }
 
+/// Who made a version: the device's name, its id when the device is gone, "web" for the
+/// dashboard or a script with a user's token.
+func deviceLabel(_ id: String?, _ names: [String: String]) -> String {
+    id.map { names[$0] ?? $0 } ?? "web"
+}
+
+/// A time in ISO 8601 with this machine's offset (2026-03-04T17:05:09+01:00): the same in
+/// every locale, sortable, and never day-month or month-day.
+func isoDate(_ date: Date) -> String {
+    let formatter = ISO8601DateFormatter()
+    formatter.timeZone = .current
+    formatter.formatOptions = [.withInternetDateTime]
+    return formatter.string(from: date)
+}
+
+/// A version number as `ferry history` prints it, or as `v12` elsewhere. Parsing never
+/// fails here: a bad value is refused by the command's `validate()`, because a value that
+/// fails to parse makes ArgumentParser look again at `--version` and print the program's
+/// version instead of an error.
+struct VersionNumber: ExpressibleByArgument {
+    let argument: String
+    /// The number, nil when the argument is not a positive number.
+    let value: Int64?
+    init?(argument: String) {
+        self.argument = argument
+        let digits = argument.hasPrefix("v") ? argument.dropFirst() : Substring(argument)
+        value = Int64(digits).flatMap { $0 > 0 ? $0 : nil }
+    }
+}
+
 struct History: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List the versions of a synced file, newest first.")
     @Argument(help: "A file inside a synced folder.") var path: String
@@ -483,13 +548,16 @@ struct History: AsyncParsableCommand {
     func run() async throws {
         let config = try options.load()
         let target = try SyncedPath(path, config: config)
-        let history = try await options.withAPI(config) { try await $0.history(library: target.folder.libraryId, path: target.path) }
+        let (history, names) = try await options.withAPI(config) { api in
+            (try await api.history(library: target.folder.libraryId, path: target.path), try await deviceNames(api))
+        }
         if json { return try printJSON(history.versions) }
         if history.versions.isEmpty { print("No versions of \(target.path) on the server.") }
         for v in history.versions {
             let what = v.deleted ? "deleted" : v.kind == .file ? "\(v.size) bytes  \(v.sha256?.hex.prefix(12) ?? "")" : v.kind.rawValue
-            print("\(v.version)\t\(v.committedAt.formatted(date: .numeric, time: .standard))\t\(what)\t\(v.deviceId ?? "web")")
+            print("\(v.version)\t\(isoDate(v.committedAt))\t\(what)\t\(deviceLabel(v.deviceId, names))")
         }
+        if history.versions.count > 1 { print("Restore one with 'ferry restore \(path) --version N', N from the first column.") }
     }
 }
 
@@ -498,8 +566,15 @@ struct Restore: AsyncParsableCommand {
         abstract: "Make an old version of a file or folder current again (the daemon then downloads it).",
         discussion: "A deleted folder comes back with what was in it when it was deleted. 'ferry trash' lists what can be restored.")
     @Argument(help: "A file or folder inside a synced folder.") var path: String
-    @Option(help: "The version to restore (default: the one before the current).") var version: Int64?
+    @Option(help: "The version to restore, as the first column of 'ferry history' shows it (default: the one before the current).")
+    var version: VersionNumber?
     @OptionGroup var options: CommonOptions
+
+    func validate() throws {
+        if let version, version.value == nil {
+            throw ValidationError("--version takes a version number as 'ferry history' prints it (such as 12 or v12), not '\(version.argument)'")
+        }
+    }
 
     func run() async throws {
         let config = try options.load()
@@ -508,7 +583,13 @@ struct Restore: AsyncParsableCommand {
             let history = try await api.history(library: target.folder.libraryId, path: target.path, limit: 1000)
             guard let current = history.versions.first else { throw CLIError("\(target.path) has no history on the server") }
             let wanted: Int64
-            if let version { wanted = version } else {
+            if let version = version?.value {
+                // A file with more versions than listed here is left to the server to check.
+                guard history.versions.count >= 1000 || history.versions.contains(where: { $0.version == version }) else {
+                    throw CLIError("\(target.path) has no version \(version); 'ferry history \(path)' lists its versions")
+                }
+                wanted = version
+            } else {
                 guard let previous = history.versions.dropFirst().first(where: { !$0.deleted }) else {
                     throw CLIError("\(target.path) has no earlier version to restore")
                 }
@@ -543,21 +624,34 @@ struct Conflicts: AsyncParsableCommand {
             if json { return try printJSON(found.map(\.1)) }
             if found.isEmpty { return print(all ? "No conflicts recorded." : "No open conflicts.") }
             for (folder, c) in found {
-                let who = { (side: ConflictSide) in "\(names[side.deviceId ?? ""] ?? side.deviceId ?? "web") v\(side.version), \(side.size) bytes" }
+                let who = { (side: ConflictSide) in "\(deviceLabel(side.deviceId, names)) v\(side.version), \(side.size) bytes" }
                 print("\(folder.path)/\(c.path)\(c.resolution.map { "  [resolved: \($0)]" } ?? "")")
-                print("  mine:   \(c.mine.path)  (\(who(c.mine)))")
-                print("  theirs: \(c.theirs.path)  (\(who(c.theirs)))")
-                print("  since \(c.detectedAt.formatted(date: .numeric, time: .standard)); settle with 'ferry conflicts resolve \(folder.path)/\(c.path) --keep mine|theirs|both'")
+                let choices: String
+                if let (mine, theirs) = ConflictPerspective(c, deviceId: config.deviceId).mineAndTheirs {
+                    print("  mine:   \(mine.path)  (\(who(mine)))")
+                    print("  theirs: \(theirs.path)  (\(who(theirs)))")
+                    choices = "mine|theirs|both"
+                } else {
+                    print("  copy:    \(c.mine.path)  (\(who(c.mine)))")
+                    print("  current: \(c.theirs.path)  (\(who(c.theirs)))")
+                    choices = "copy|current|both"
+                }
+                print("  since \(isoDate(c.detectedAt)); settle with 'ferry conflicts resolve \(folder.path)/\(c.path) --keep \(choices)'")
             }
         }
     }
 
     struct Resolve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Settle a conflict: keep mine (the conflict copy's content), theirs (the file as it is), or both.",
-            discussion: "The side given up stays in the file's history ('ferry history'). The folder is synced afterwards.")
+            abstract: "Settle a conflict: keep mine (what this device wrote), theirs (the other device's side), or both.",
+            discussion: """
+                "Mine" is this device's side on whichever device you run it: the conflict copy where this device lost the race, \
+                the file itself where it won. Where neither side came from this device, keep copy (the conflict copy's content) \
+                or current (the file as it is). The side given up stays in the file's history ('ferry history'). The folder is \
+                synced afterwards.
+                """)
         @Argument(help: "The conflicted file, or its conflict copy.") var path: String
-        @Option(help: "mine, theirs or both.") var keep: ConflictKeep
+        @Option(help: "mine (this device's side), theirs (the other side), both, copy or current.") var keep: ConflictChoice
         @OptionGroup var options: CommonOptions
 
         func run() async throws {
@@ -574,23 +668,27 @@ struct Conflicts: AsyncParsableCommand {
                     throw CLIError("\(target.path) has \(matches.count) open conflicts; name the conflict copy instead: "
                                    + matches.map(\.mine.path.string).joined(separator: ", "))
                 }
-                let resolved = try await api.resolveConflict(id: conflict.id, keep: keep)
+                let resolution: ConflictKeep
+                do { resolution = try ConflictPerspective(conflict, deviceId: config.deviceId).resolution(for: keep, names: try await deviceNames(api)) } catch let e as ClientError {
+                    throw CLIError(e.description)
+                }
+                let resolved = try await api.resolveConflict(id: conflict.id, keep: resolution)
                 let sync = try FolderSync(folder: target.folder, index: index, api: api, deviceName: config.deviceName,
                                           policy: target.folder.policy, logger: quietLogger())
                 _ = try await sync.syncUntilSettled()
                 return resolved
             }
-            let outcome = switch keep {
-            case .mine: "kept the conflict copy's content at \(resolved.path) and removed \(resolved.mine.path)"
-            case .theirs: "kept \(resolved.path) as it is and removed \(resolved.mine.path)"
-            case .both: "kept both \(resolved.path) and \(resolved.mine.path)"
+            let outcome = switch resolved.resolution {
+            case "mine": "kept the conflict copy's content at \(resolved.path) and removed \(resolved.mine.path)"
+            case "theirs": "kept \(resolved.path) as it is and removed \(resolved.mine.path)"
+            default: "kept both \(resolved.path) and \(resolved.mine.path)"
             }
             print("Resolved: \(outcome); earlier versions stay in 'ferry history'.")
         }
     }
 }
 
-extension ConflictKeep: ExpressibleByArgument {}
+extension ConflictChoice: ExpressibleByArgument {}
 
 struct Webhook: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -606,6 +704,10 @@ struct Webhook: AsyncParsableCommand {
         @Option(help: "Your own secret (at least 16 bytes); by default one is generated.") var secret: String?
         @Flag(help: "Keep the first KiB of each answer in the delivery log (off: only status and latency are kept).")
         var keepResponses = false
+        @Option(help: ArgumentHelp(
+            "Trust the https:// receiver's self-signed certificate with this SHA-256 fingerprint, and only it.",
+            discussion: "As 'openssl x509 -noout -fingerprint -sha256' prints it, or SHA256: and 64 hex digits (SPEC §8)."))
+        var tlsFingerprint: String?
         @Flag(help: "Print JSON.") var json = false
         @OptionGroup var options: CommonOptions
         @OptionGroup var session: SessionOptions
@@ -615,9 +717,14 @@ struct Webhook: AsyncParsableCommand {
             do { filter = try EventFilter(events.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }) } catch {
                 throw ValidationError(error.message)
             }
+            var pin: CertificateFingerprint?
+            if let tlsFingerprint {
+                do throws(FingerprintError) { pin = try CertificateFingerprint(parsing: tlsFingerprint) } catch { throw ValidationError(error.description) }
+            }
             let config = try options.load()
             let created = try await session.withSession(config, options) {
-                try await $0.createWebhook(url: url, events: filter, secret: secret, keepResponseExcerpts: keepResponses)
+                try await $0.createWebhook(url: url, events: filter, secret: secret, keepResponseExcerpts: keepResponses,
+                                           tlsFingerprint: pin?.description)
             }
             if json { return try printJSON(created) }
             print("id:     \(created.webhook.id)")
@@ -639,7 +746,8 @@ struct Webhook: AsyncParsableCommand {
             for h in hooks {
                 let state = h.active ? "active" : "disabled" + (h.disabledReason.map { " (\($0))" } ?? "")
                 let creator = h.createdBy.map { "created by \($0.kind.rawValue) \($0.id)" } ?? "creator not recorded"
-                print("\(h.id)\t\(h.url)\t\(h.events.patterns.joined(separator: ","))\t\(state)\t\(creator)")
+                let pinned = h.tlsFingerprint.map { "\tpinned \($0)" } ?? ""
+                print("\(h.id)\t\(h.url)\t\(h.events.patterns.joined(separator: ","))\t\(state)\t\(creator)\(pinned)")
             }
         }
     }
@@ -663,7 +771,7 @@ struct Webhook: AsyncParsableCommand {
                     line += "\tlast: " + (last.status.map { "HTTP \($0)" } ?? "no answer") + " in \(last.latencyMs) ms"
                     if let error = last.error, last.status.map({ !(200..<300).contains($0) }) ?? true { line += " (\(error))" }
                 }
-                if d.state == .pending, let next = d.nextAttemptAt { line += "\tnext \(next.formatted(date: .omitted, time: .standard))" }
+                if d.state == .pending, let next = d.nextAttemptAt { line += "\tnext \(isoDate(next))" }
                 print(line)
             }
         }
@@ -852,7 +960,7 @@ struct TaskCommand: AsyncParsableCommand {
             if json { return try printJSON(task) }
             print(TaskCommand.line(task))
             if !task.description.isEmpty { print(task.description) }
-            print("created by \(task.createdBy) \(task.createdAt.formatted(date: .numeric, time: .standard)), project \(task.project)")
+            print("created by \(task.createdBy) \(isoDate(task.createdAt)), project \(task.project)")
             for a in task.attachments ?? [] {
                 print("  attachment \(a.id): \(a.path) v\(a.version), \(a.size) bytes\(a.follow ? ", follows the file" : "")")
             }

@@ -47,8 +47,8 @@ struct Trash: AsyncParsableCommand {
             for e in folder.entries {
                 let path = folder.folder + "/" + e.path.string
                 let what = e.kind == .file ? "\(e.size) bytes" : e.kind.rawValue
-                let who = e.deletedBy.map { names[$0] ?? $0 } ?? "web"
-                print("\(path)\t\(what)\tdeleted \(e.deletedAt.formatted(date: .numeric, time: .standard)) by \(who)\trestore: ferry restore \(path) --version \(e.version)")
+                let who = deviceLabel(e.deletedBy, names)
+                print("\(path)\t\(what)\tdeleted \(isoDate(e.deletedAt)) by \(who)\trestore: ferry restore \(path) --version \(e.version)")
             }
         }
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FerryClient
+import FerryCore
 import Foundation
 import Logging
 
@@ -7,7 +8,8 @@ import Logging
 @main
 struct FerrydCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "ferryd", abstract: "Keeps this device's Ferry folders in sync with the server.")
+        commandName: "ferryd", abstract: "Keeps this device's Ferry folders in sync with the server.",
+        version: FerryVersion.description)
 
     @Option(help: "Configuration file (default: $XDG_CONFIG_HOME/ferry/config.json).") var config: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: String = "info"

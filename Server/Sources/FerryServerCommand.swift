@@ -14,6 +14,7 @@ struct FerryServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ferry-server",
         abstract: "The Ferry NAS server: HTTP API, chunk store and metadata.",
+        version: FerryVersion.description,
         subcommands: [Serve.self, User.self, Check.self, GC.self, SecurityLog.self, TLSCommand.self, Migrate.self],
         defaultSubcommand: Serve.self)
 }

@@ -1,5 +1,6 @@
 @testable import FerryClient
 import FerryCore
+@testable import FerryServer
 import Foundation
 import NIOPosix
 import Testing
@@ -174,6 +175,19 @@ struct CLITests {
                 #expect(try await eventually { try await home.ferry("webhook", "deliveries", id).out.contains("ping\tdelivered\t1 attempt(s)\tlast: HTTP 200") })
                 #expect(try await home.ferry("webhook", "remove", id, "--password-stdin", stdin: pw).status == 0)
                 #expect(try await home.ferry("webhook", "list").out.contains("No webhooks."))
+
+                // A pinned receiver (SPEC §8): the fingerprint is checked before anything is
+                // asked, a pin needs https://, and the list shows it.
+                let garbled = try await home.ferry("webhook", "add", url, "--events", "ping", "--tls-fingerprint", "SHA256:12:34")
+                #expect(garbled.status == 2 && garbled.err.contains("SHA256:"), "\(garbled.err)")
+                let pin = try CertificatePin(pem: try SelfSignedCertificate.make(names: ["localhost"], addresses: ["127.0.0.1"]).certificatePEM).fingerprint
+                let plainPinned = try await home.ferry("webhook", "add", url, "--events", "ping", "--tls-fingerprint", pin.description, "--password-stdin", stdin: pw)
+                #expect(plainPinned.status == 1 && plainPinned.err.contains("https"), "\(plainPinned.err)")
+                let httpsURL = "https://127.0.0.1:9/hook"
+                let pinned = try await home.ferry("webhook", "add", httpsURL, "--events", "ping", "--tls-fingerprint", pin.openSSLSpelling, "--password-stdin", stdin: pw)
+                #expect(pinned.status == 0, "\(pinned.err)")
+                #expect(try await home.ferry("webhook", "list").out.contains("\t\(httpsURL)\tping\tactive\t"), "listed")
+                #expect(try await home.ferry("webhook", "list").out.contains("\tpinned \(pin)"))
                 let gone = try await home.ferry("webhook", "test", id, "--password-stdin", stdin: pw)
                 #expect(gone.status == 1 && gone.err.contains("not found"))
             }

@@ -2,6 +2,7 @@
 import FerryCore
 import Foundation
 import Logging
+import NIOPosix
 import Testing
 
 /// Real daemons (in this process) on temp folders against the real server on loopback.
@@ -94,6 +95,47 @@ struct DaemonTests {
             // Settled elsewhere: the copy's delete reaches B, and the count falls with it.
             _ = try await a.api.resolveConflict(id: try #require(open.first).id, keep: .theirs)
             #expect(await eventually { db.board.snapshot.folders[0].conflicts == 0 && b.tree().keys.allSatisfy { !ConflictName.isConflictCopy($0) } })
+        }
+    }
+
+    /// `DaemonControl.reload` off the cooperative pool: it waits on the socket.
+    static func reload(_ device: Device) async throws -> DaemonControl.ReloadOutcome {
+        try await NIOThreadPool.singleton.runIfActive { DaemonControl.reload(socketPath: Self.locations(device).socketPath) }
+    }
+
+    @Test func aReloadFollowsTheConfigFileAndKeepsTheFoldersWhenItIsBroken() async throws {
+        try await Cloud.with { cloud in
+            let user = try await cloud.user("rel")
+            let a = try await Device.make(cloud, user: user, name: "a")
+            defer { Task { await a.close() } }
+            let configFile = Self.locations(a).configFile
+            #expect(try await Self.reload(a) == .notRunning)
+            try a.config.save(to: configFile)
+            let daemon = Self.daemon(a)
+            let run = Task { try await daemon.run() }
+            defer { run.cancel() }
+            #expect(await eventually { daemon.board.snapshot.folders.first?.lastSyncAt != nil })
+
+            // A broken file: said so, and the folder goes on being synced.
+            try Data("{ not json".utf8).write(to: URL(fileURLWithPath: configFile))
+            let broken = try await Self.reload(a)
+            guard case .failed(let why) = broken else { Issue.record("reloaded a broken config: \(broken)"); return }
+            #expect(why.contains("is not a valid Ferry configuration") && why.contains("the folders synced stay as they were"), "\(why)")
+            #expect(daemon.board.snapshot.folders.map(\.path) == [a.root])
+            try a.write("still.txt", "synced after the failed reload")
+            #expect(try await eventually { try await a.api.history(library: a.config.folders[0].libraryId, path: FerryPath("still.txt")).versions.count == 1 })
+
+            // The folder removed: its loop stops.
+            var none = a.config
+            none.folders = []
+            try none.save(to: configFile)
+            #expect(try await Self.reload(a) == .reloaded(folders: []))
+            #expect(daemon.board.snapshot.folders.isEmpty)
+            // Back again: a new loop syncs what was written meanwhile.
+            try a.write("meanwhile.txt", "written while not synced")
+            try a.config.save(to: configFile)
+            #expect(try await Self.reload(a) == .reloaded(folders: [a.root]))
+            #expect(try await eventually { try await a.api.history(library: a.config.folders[0].libraryId, path: FerryPath("meanwhile.txt")).versions.count == 1 })
         }
     }
 

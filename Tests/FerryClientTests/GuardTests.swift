@@ -1,6 +1,8 @@
 @testable import FerryClient
 import FerryCore
+import FerryTestSupport
 import Foundation
+import Logging
 import Testing
 
 #if canImport(Glibc)
@@ -37,16 +39,49 @@ struct GuardTests {
             try await b.sync()
             #expect(Self.fileCount(b) == 150)
 
-            // Confirmed: the deletes go through, and B's download pass is guarded too.
+            // Confirmed on A: the deletes go through, and B, whose pass deletes the same
+            // files, is not asked again (issue 26).
             let confirmed = try await a.sync.syncUntilSettled(allowMassDelete: true)
             #expect(confirmed.deletedRemote == 120)
-            let pausedHere = try await b.sync()
-            #expect(pausedHere.massDelete?.localDeletes == 120)
-            #expect(Self.fileCount(b) == 150)
-            let applied = try await b.sync.syncUntilSettled(allowMassDelete: true)
-            #expect(applied.deletedLocal == 120)
+            let followed = try await b.sync()
+            #expect(followed.massDelete == nil && followed.deletedLocal == 120)
             #expect(Self.fileCount(b) == 30)
             #expect(a.tree() == b.tree())
+        }
+    }
+
+    /// Server deletions nobody confirmed (a device with a laxer guard, a script) are held on
+    /// every device; once one device lets them through, the others follow without asking.
+    @Test(.eachBackend) func aMassDeleteConfirmedOnOneDeviceIsNotAskedAgainOnTheOthers() async throws {
+        try await Cloud.with { cloud in
+            let user = try await cloud.user("pim")
+            let a = try await Device.make(cloud, user: user, name: "a")
+            let b = try await Device.make(cloud, user: user, name: "b")
+            let c = try await Device.make(cloud, user: user, name: "c")
+            defer { Task { await a.close(); await b.close(); await c.close() } }
+            try Self.populate(a, 150)
+            try await a.sync()
+            try await b.sync()
+            try await c.sync()
+
+            // A's guard allows up to 1000 deletes: 120 go without anyone confirming them.
+            var logger = Logger(label: "lax")
+            logger.logLevel = .critical
+            let lax = try FolderSync(folder: a.config.folders[0], index: a.index, api: a.api, deviceName: a.name,
+                                     policy: SafetyPolicy(massDeleteFraction: 0.5, massDeleteMinimum: 1000), logger: logger)
+            for i in 0..<120 { try a.remove("set/f\(i).txt") }
+            #expect(try await lax.syncUntilSettled().deletedRemote == 120)
+
+            let heldOnB = try await b.sync()
+            #expect(heldOnB.massDelete?.localDeletes == 120 && Self.fileCount(b) == 150)
+            let heldOnC = try await c.sync()
+            #expect(heldOnC.massDelete?.localDeletes == 120 && Self.fileCount(c) == 150)
+
+            // Confirmed on B: C, asked already, now follows on its next pass.
+            #expect(try await b.sync.syncUntilSettled(allowMassDelete: true).deletedLocal == 120)
+            let followed = try await c.sync()
+            #expect(followed.massDelete == nil && followed.deletedLocal == 120)
+            #expect(b.tree() == c.tree() && Self.fileCount(c) == 30)
         }
     }
 

@@ -112,6 +112,30 @@ struct PlannerTests {
         #expect((down.massDelete?.localDeletes == deletions) == paused)
     }
 
+    @Test func deletionsConfirmedElsewherePassTheGuardAndOnlyThey() {
+        // 150 synced files, 120 of them deleted on the server (versions 1001…1120), all still here.
+        let files = Self.many(150)
+        let index = Dictionary(uniqueKeysWithValues: files.map { ($0.path, Self.entry($0, version: 1)) })
+        let local = Dictionary(uniqueKeysWithValues: files.map { ($0.path, $0) })
+        var remote = Dictionary(uniqueKeysWithValues: files.map { ($0.path, Self.remote($0, version: 1)) })
+        for (i, f) in files.prefix(120).enumerated() { remote[f.path] = Self.remote(Self.file(f.path, ""), version: 1001 + Int64(i), deleted: true) }
+        var policy = SafetyPolicy(massDeleteFraction: 0.5, massDeleteMinimum: 10)
+        let held = Planner.plan(index: index, local: local, remote: remote, policy: policy)
+        #expect(held.massDelete?.localDeletes == 120 && held.actions.isEmpty && held.heldDeletes.count == 120)
+
+        policy.confirmedDeletions = Set(1001...1120)
+        let confirmed = Planner.plan(index: index, local: local, remote: remote, policy: policy)
+        #expect(confirmed.massDelete == nil && confirmed.actions.count == 120 && confirmed.heldDeletes.isEmpty)
+
+        // 40 confirmed: those go, the other 80 are still a mass delete and wait.
+        policy.confirmedDeletions = Set(1001...1040)
+        let part = Planner.plan(index: index, local: local, remote: remote, policy: policy)
+        #expect(part.massDelete?.localDeletes == 80 && part.actions.count == 40 && part.heldDeletes.count == 80)
+        // A confirmed version that is not this file's tombstone lets nothing through.
+        policy.confirmedDeletions = Set(1...120)
+        #expect(Planner.plan(index: index, local: local, remote: remote, policy: policy).massDelete?.localDeletes == 120)
+    }
+
     @Test func conflictNamesKeepTheExtensionAndMarkTheDevice() {
         let date = Date(timeIntervalSince1970: 1_795_000_000)  // 2026-11-18 11:06:40 UTC
         #expect(ConflictName.make(for: "docs/plan.txt", device: "my laptop", at: date) == "docs/plan.conflict-my-laptop-20261118-110640.txt")

@@ -3,6 +3,7 @@ import FerryCore
 import Foundation
 import GRDB
 import NIOPosix
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -48,8 +49,8 @@ func loopbackAddress(port: Int) -> sockaddr_in {
 }
 
 /// Binds `fd` to a free port on 127.0.0.1 and returns the port.
-func bindLoopback(_ fd: Int32) throws -> Int {
-    var address = loopbackAddress(port: 0)
+func bindLoopback(_ fd: Int32, port: Int = 0) throws -> Int {
+    var address = loopbackAddress(port: port)
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     let bound = withUnsafeMutablePointer(to: &address) { p in
         p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
@@ -58,11 +59,27 @@ func bindLoopback(_ fd: Int32) throws -> Int {
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
-/// A loopback port free right now.
+/// The next port `freeLoopbackPort` tries: one sequence for the test process, from a random
+/// start below the kernel's ephemeral range (32768 and up), so other test processes on the
+/// machine rarely start on the same ports.
+private let nextRealServerPort = Mutex(Int.random(in: 20_000..<30_000))
+
+/// A loopback port free right now that nothing else in this test process will be given: not
+/// by this function again, and not by the kernel, which hands out ports for `bind(0)` and for
+/// clients' own ends from its ephemeral range only. A real server restarted on its port after
+/// SIGKILL therefore finds it free, and no other test's server is listening there in between
+/// (one was, under a loaded full run, and answered the restarted server's clients 401).
 func freeLoopbackPort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    return try bindLoopback(fd)
+    for _ in 0..<1_000 {
+        let port = nextRealServerPort.withLock { next in
+            defer { next = next >= 32_000 ? 20_000 : next + 1 }
+            return next
+        }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        if (try? bindLoopback(fd, port: port)) != nil { return port }
+    }
+    throw SystemCallError("bind", errno: EADDRINUSE)
 }
 
 /// The real `ferry-server` binary on its own data directory and a fixed loopback port, so a
@@ -152,7 +169,7 @@ struct RealServer {
             process.executableURL = URL(fileURLWithPath: CLITests.binary("ferry-server"))
             process.arguments = ["serve", "--data", server.data, "--config", server.config, "--port", String(server.port)] + arguments
             process.environment = ["LOG_LEVEL": logLevel, "PATH": "/usr/bin:/bin"]
-            FileManager.default.createFile(atPath: server.config + ".log", contents: nil)
+            _ = FileManager.default.createFile(atPath: server.config + ".log", contents: nil)
             process.standardError = FileHandle(forWritingAtPath: server.config + ".log")
             process.standardOutput = FileHandle.nullDevice
             try process.run()

@@ -4,9 +4,35 @@ import HTTPTypes
 import HummingbirdTesting
 import NIOCore
 import FerryTestSupport
+import Synchronization
 import Testing
 
 @testable import FerryServer
+
+/// Counts the reads a test's `SharedReads` ran and holds them, suspended, until released.
+final class ReadProbe: Sendable {
+    let queries = Atomic<Int>(0)
+    private let gate = Mutex<(open: Bool, held: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func hold() async {
+        await withCheckedContinuation { continuation in
+            let open = gate.withLock { g in
+                if !g.open { g.held.append(continuation) }
+                return g.open
+            }
+            if open { continuation.resume() }
+        }
+    }
+
+    func release() {
+        let held = gate.withLock { g in
+            g.open = true
+            defer { g.held = [] }
+            return g.held
+        }
+        for continuation in held { continuation.resume() }
+    }
+}
 
 @Suite("Change feed", .eachBackend)
 struct ChangesTests {
@@ -84,12 +110,12 @@ struct ChangesTests {
 
     @Test func notifierWakesOnlyWaitersBehindTheHead() async {
         let notifier = ChangeNotifier()
-        async let behind: Void = notifier.wait(library: "a", after: 4, timeout: .seconds(600))
+        async let behind = notifier.wait(library: "a", after: 4, timeout: .seconds(600))
         while notifier.waiterCount < 1 { await Task.yield() }
         notifier.notify(library: "b", head: 10)  // another library: no effect
         #expect(notifier.waiterCount == 1)
         notifier.notify(library: "a", head: 5)
-        await behind
+        #expect(await behind == 5, "a woken waiter learns the head it was woken for")
         #expect(notifier.waiterCount == 0)
         // Already ahead: returns at once.
         await notifier.wait(library: "a", after: 3, timeout: .seconds(600))
@@ -98,11 +124,58 @@ struct ChangesTests {
         #expect(notifier.waiterCount == 0)
     }
 
+    @Test func readsOfLongPollsWokenTogetherAreOneQuery() async throws {
+        let reads = SharedReads<Int, Int>()
+        let probe = ReadProbe()
+        @Sendable func held() async throws -> Int {
+            probe.queries.add(1, ordering: .relaxed)
+            await probe.hold()
+            return 42
+        }
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<50 { group.addTask { try await reads.value(for: 1, held) } }
+            // Another key is another read.
+            group.addTask { try await reads.value(for: 2, held) }
+            // A generous bound: a full parallel run can keep these tasks waiting for a thread.
+            #expect(await eventuallyTrue(timeout: .seconds(120)) { reads.callers(1) == 50 && reads.callers(2) == 1 })
+            probe.release()
+            var answers: [Int] = []
+            for try await answer in group { answers.append(answer) }
+            #expect(answers == Array(repeating: 42, count: 51))
+        }
+        #expect(probe.queries.load(ordering: .relaxed) == 2)
+        #expect(reads.callers(1) == 0, "nothing is kept once the read is done")
+        // A later caller reads afresh.
+        #expect(try await reads.value(for: 1, held) == 42)
+        #expect(probe.queries.load(ordering: .relaxed) == 3)
+    }
+
+    @Test func aFailedSharedReadFailsEveryCallerAndIsNotKept() async throws {
+        struct Broken: Error {}
+        let reads = SharedReads<String, Int>()
+        let probe = ReadProbe()
+        let failing: @Sendable () async throws -> Int = {
+            await probe.hold()
+            throw Broken()
+        }
+        @Sendable func outcome() async -> Result<Int, any Error> {
+            do { return .success(try await reads.value(for: "k", failing)) } catch { return .failure(error) }
+        }
+        async let first = outcome()
+        async let second = outcome()
+        #expect(await eventuallyTrue(timeout: .seconds(120)) { reads.callers("k") == 2 })
+        probe.release()
+        for outcome in await [first, second] {
+            #expect(throws: Broken.self) { try outcome.get() }
+        }
+        #expect(try await reads.value(for: "k") { 7 } == 7)
+    }
+
     @Test func shutdownReleasesEveryLongPollAtOnce() async {
         let notifier = ChangeNotifier()
         let start = ContinuousClock.now
-        async let first: Void = notifier.wait(library: "a", after: 0, timeout: .seconds(300))
-        async let second: Void = notifier.wait(library: "b", after: 5, timeout: .seconds(300))
+        async let first = notifier.wait(library: "a", after: 0, timeout: .seconds(300))
+        async let second = notifier.wait(library: "b", after: 5, timeout: .seconds(300))
         while notifier.waiterCount < 2 { await Task.yield() }
         notifier.shutdown()
         _ = await (first, second)

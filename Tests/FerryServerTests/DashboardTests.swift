@@ -235,6 +235,9 @@ struct DashboardTests {
             #expect(try await browser.post("/libraries/\(lib)/delete", [("path", "notes/a b&c.txt"), ("confirmed", "yes")]).status == .seeOther)
             let tombstone = try #require(try await server.services.store.current(libraryId: lib, path: try FerryPath("notes/a b&c.txt")))
             #expect(tombstone.deleted)
+            // Confirmed in the dashboard: the user's devices let this deletion through their mass-delete guard.
+            let alice = try #require(try await server.services.store.user(named: "alice"))
+            #expect(try await server.services.store.confirmedDeletions(userId: alice.id, libraryId: lib, among: [tombstone.version, v2]) == [tombstone.version])
 
             let trash = try await browser.get("/libraries/\(lib)/trash?path=notes")
             #expect(trash.text.contains("a b&amp;c.txt") && trash.text.contains(#"name="deleted" value="\#(tombstone.version)""#))

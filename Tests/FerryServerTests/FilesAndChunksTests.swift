@@ -384,6 +384,17 @@ struct FilesAndChunksTests {
             #expect(text.contains("ferry_commit_duration_seconds_count 1"))
             #expect(text.contains(#"ferry_http_requests_total{method="PUT",status="201"} 2"#))
             #expect(text.contains("ferry_http_request_bytes_total"))
+            #expect(text.contains("ferry_changes_waiting 0"))
+
+            // A parked long-poll is counted while it waits, and not after a commit woke it.
+            let poll = Task { try await api.call(.get, "/libraries/\(lib)/changes?since=1&wait=60", token: token) }
+            #expect(await eventuallyTrue { server.services.notifier.waiterCount == 1 })
+            let waiting = String(buffer: try await api.call(.get, "/metrics", token: admin).body)
+            #expect(waiting.contains("ferry_changes_waiting 1"))
+            _ = try await api.commit(lib, [CommitOperation(op: .put, path: try FerryPath("e"), base: nil, kind: .directory)], token: token)
+            #expect(try await poll.value.status == .ok)
+            let after = String(buffer: try await api.call(.get, "/metrics", token: admin).body)
+            #expect(after.contains("ferry_changes_waiting 0"))
         }
     }
 }

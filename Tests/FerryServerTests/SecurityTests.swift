@@ -126,7 +126,7 @@ struct SecurityTests {
             #expect(owner.status == .ok)
         }
         let failed = try await server.services.store.securityEvents(userId: nil, limit: 50).filter { $0.kind == .loginFailed }
-        #expect(failed.count == 5 && failed.allSatisfy { $0.address == "203.0.113.9" })
+        #expect(failed.count == 5 && failed.allSatisfy { $0.address == "203.0.113.9" }, "\(failed.map { "\($0.username ?? "-")@\($0.address ?? "-")" })")
     }
 
     @Test func withoutTrustedProxiesForwardedForIsIgnored() async throws {

@@ -89,7 +89,7 @@ public struct ClientConfig: Codable, Sendable {
     /// Reads the config, with one actionable sentence when it is missing or broken.
     public static func load(from path: String) throws -> ClientConfig {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw ClientError.notConfigured("no configuration at \(path); run 'ferry login URL --user NAME' first")
+            throw ClientError.notConfigured("not logged in (no configuration at \(path)); run 'ferry login URL --user NAME' first")
         }
         do { return try JSONDecoder().decode(ClientConfig.self, from: data) } catch {
             throw ClientError.notConfigured("\(path) is not a valid Ferry configuration (\(error)); fix it or run 'ferry login' again")

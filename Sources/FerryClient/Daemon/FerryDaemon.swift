@@ -44,52 +44,118 @@ public final class FerryDaemon: Sendable {
         self.board = StatusBoard(server: config.serverURL, device: config.deviceName, folders: config.folders)
     }
 
-    /// Runs until the task is cancelled.
+    /// Runs until the task is cancelled. The folder list follows the config file: a
+    /// `reload` on the control socket (what `ferry folder add` and `remove` send) or a change
+    /// to the file seen within two seconds starts and stops folder loops without a restart.
     public func run() async throws {
         let index = try LocalIndex(path: locations.stateDirectory + "/index.sqlite")
-        let client = ServerAPI.makeClient(pin: config.certificatePin)
-        let api = ServerAPI(serverURL: config.serverURL, token: config.deviceToken, client: client, pin: config.certificatePin)
-        let board = self.board
-        let passTriggers = self.passTriggers
-        let socket = try ControlSocket(path: locations.socketPath) { request in
-            switch request.command {
-            case "status", "ping":
-                let encoder = JSONEncoder()
-                encoder.dateEncodingStrategy = .iso8601
-                encoder.outputFormatting = [.sortedKeys]
-                return (try? encoder.encode(board.snapshot)) ?? Data("{}".utf8)
-            case "confirm-deletes":
-                guard let folder = request.folder, board.confirmDeletes(folder) else {
-                    return Data(#"{"error":"that folder has no deletes waiting for confirmation"}"#.utf8)
-                }
-                passTriggers.fire(folder)
-                return Data(#"{"ok":true}"#.utf8)
-            default:
-                return Data(#"{"error":"unknown command"}"#.utf8)
-            }
+        let (reloads, requestReload) = AsyncStream<ReloadTicket>.makeStream()
+        let socket = try ControlSocket(path: locations.socketPath) { [board, passTriggers] request in
+            Self.answer(request, board: board, triggers: passTriggers, reload: requestReload)
         }
         logger.info("ferryd started", metadata: ["folders": "\(config.folders.count)", "socket": "\(socket.path)"])
         defer { socket.stop() }
-        do {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for folder in config.folders {
-                    // A `ferry sync` of the folder is waited for; past this the pass is retried later.
-                    let sync = try FolderSync(folder: folder, index: index, api: api, deviceName: config.deviceName,
-                                              parallelism: config.uploadParallelism, policy: folder.policy, lockTimeout: .seconds(600), logger: logger)
-                    board.track(folder.path, sync.progress)
-                    group.addTask { await self.runFolder(sync) }
+        let configFile = locations.configFile
+        let watch = Task {
+            var seen = FileIdentity(path: configFile)
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(2))
+                let now = FileIdentity(path: configFile)
+                if now != seen {
+                    seen = now
+                    requestReload.yield(ReloadTicket())
                 }
-                try await group.waitForAll()
             }
-        } catch {
-            try? await client.shutdown()
-            throw error
         }
-        try? await client.shutdown()
+        var settings = config
+        var connection = DaemonConnection(settings)
+        let loops = FolderLoops()
+        await withTaskCancellationHandler {
+            await loops.apply(settings.folders) { start($0, settings: settings, connection: connection, index: index) }
+            for await ticket in reloads {
+                let fresh: ClientConfig
+                do { fresh = try ClientConfig.load(from: configFile) } catch {
+                    let message = "\(error); the folders synced stay as they were"
+                    logger.error("\(message)")
+                    ticket.finish(.failed(message))
+                    continue
+                }
+                if !Self.sameSettings(fresh, settings) {
+                    // Another server, token, certificate or tuning: every loop starts again with it.
+                    await loops.stopAll()
+                    await connection.close()
+                    connection = DaemonConnection(fresh)
+                    board.reset(server: fresh.serverURL, device: fresh.deviceName)
+                }
+                settings = fresh
+                board.setFolders(fresh.folders)
+                let current = settings, client = connection
+                let (started, stopped) = await loops.apply(fresh.folders) { start($0, settings: current, connection: client, index: index) }
+                if !started.isEmpty || !stopped.isEmpty {
+                    logger.info("configuration reloaded", metadata: ["started": "\(started)", "stopped": "\(stopped)"])
+                }
+                ticket.finish(.applied(loops.paths))
+            }
+        } onCancel: {
+            requestReload.finish()
+        }
+        watch.cancel()
+        await loops.stopAll()
+        await connection.close()
+    }
+
+    /// Starts one folder's loop; a folder that cannot be opened is shown in error instead.
+    func start(_ folder: FolderConfig, settings: ClientConfig, connection: DaemonConnection, index: LocalIndex) -> Task<Void, Never> {
+        do {
+            // A `ferry sync` of the folder is waited for; past this the pass is retried later.
+            let sync = try FolderSync(folder: folder, index: index, api: connection.api, deviceName: settings.deviceName,
+                                      parallelism: settings.uploadParallelism, policy: folder.policy, lockTimeout: .seconds(600), logger: logger)
+            board.track(folder.path, sync.progress)
+            return Task { await self.runFolder(sync, settings: settings) }
+        } catch {
+            let message = FolderSync.describe(error)
+            board.update(folder.path) { s in
+                s.state = .error
+                s.lastError = message
+            }
+            logger.error("cannot sync \(folder.path): \(message)")
+            return Task {}
+        }
+    }
+
+    /// Everything but the folder list is the same: the loops may go on as they are.
+    static func sameSettings(_ a: ClientConfig, _ b: ClientConfig) -> Bool {
+        a.serverURL == b.serverURL && a.deviceToken == b.deviceToken && a.deviceName == b.deviceName && a.certificatePin == b.certificatePin
+            && a.uploadParallelism == b.uploadParallelism && a.rescanIntervalSeconds == b.rescanIntervalSeconds
+            && a.settleMilliseconds == b.settleMilliseconds
+    }
+
+    /// One control-socket request, answered on the socket's thread.
+    static func answer(_ request: ControlRequest, board: StatusBoard, triggers: TriggerTable,
+                       reload: AsyncStream<ReloadTicket>.Continuation) -> Data {
+        switch request.command {
+        case "status", "ping":
+            let encoder = JSONEncoder()
+            encoder.dateEncodingStrategy = .iso8601
+            encoder.outputFormatting = [.sortedKeys]
+            return (try? encoder.encode(board.snapshot)) ?? Data("{}".utf8)
+        case "confirm-deletes":
+            guard let folder = request.folder, board.confirmDeletes(folder) else {
+                return Data(#"{"error":"that folder has no deletes waiting for confirmation"}"#.utf8)
+            }
+            triggers.fire(folder)
+            return Data(#"{"ok":true}"#.utf8)
+        case "reload":
+            let ticket = ReloadTicket()
+            reload.yield(ticket)
+            return ticket.answer(waitingUpTo: 60)
+        default:
+            return Data(#"{"error":"unknown command"}"#.utf8)
+        }
     }
 
     /// The loop of one folder. Returns only when cancelled or when the device token is refused.
-    func runFolder(_ sync: FolderSync) async {
+    func runFolder(_ sync: FolderSync, settings config: ClientConfig) async {
         let board = self.board
         let path = sync.folder.path
         let (triggers, trigger) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
@@ -162,6 +228,9 @@ public final class FerryDaemon: Sendable {
             // The passes.
             group.addTask { [logger, board] in
                 var backoff = Backoff()
+                // A folder paused on deletions made elsewhere looks again now and then: the
+                // user may confirm them on another device, which moves no change feed here.
+                var recheck = Backoff(base: .seconds(5), cap: .seconds(300))
                 for await _ in triggers {
                     // Wait until local writes have been quiet for the settle time.
                     while let last = signals.lastLocalEvent.withLock({ $0 }), ContinuousClock.now - last < settle {
@@ -178,10 +247,17 @@ public final class FerryDaemon: Sendable {
                         if let pause = report.massDelete {
                             logger.warning("mass delete held back", metadata: ["folder": "\(path)", "why": "\(pause.description)"])
                         }
+                        if let pause = report.massDelete, pause.localDeletes > 0 {
+                            let wait = recheck.next()
+                            Task { try? await Task.sleep(for: wait); trigger.yield() }
+                        } else {
+                            recheck.reset()
+                        }
                         board.update(path) { s in
                             s.state = report.massDelete == nil ? .idle : .paused
                             s.massDelete = report.massDelete
                             s.lastError = nil
+                            s.retryAt = nil
                             s.lastSyncAt = Date()
                             s.lastPass = report
                             s.problems = report.problems
@@ -204,20 +280,27 @@ public final class FerryDaemon: Sendable {
                         // Needs the user (a folder gone, a server certificate that changed):
                         // an error state, the work kept queued, and another try after a backoff.
                         let message = String(describing: failure)
+                        let wait = backoff.next()
                         board.update(path) { s in
                             s.state = .error
                             s.lastError = message
+                            s.retryAt = Date() + wait.timeInterval
                         }
                         logger.error("\(message)")
-                        let wait = backoff.next()
                         Task { try? await Task.sleep(for: wait); trigger.yield() }
                     } catch {
+                        let wait = backoff.next()
                         board.update(path) { s in
                             s.state = .offline
                             s.lastError = FolderSync.describe(error)
+                            s.retryAt = Date() + wait.timeInterval
                         }
-                        let wait = backoff.next()
-                        logger.warning("sync failed; retrying", metadata: ["folder": "\(path)", "error": "\(error)", "in": "\(wait)"])
+                        let retry = "retrying in \(Int(wait.timeInterval.rounded(.up))) s"
+                        if let unreachable = error as? ServerUnreachable {
+                            logger.warning("\(unreachable.description); \(retry)", metadata: ["folder": "\(path)"])
+                        } else {
+                            logger.warning("sync failed; \(retry)", metadata: ["folder": "\(path)", "error": "\(FolderSync.describe(error))"])
+                        }
                         Task { try? await Task.sleep(for: wait); trigger.yield() }
                     }
                 }
@@ -234,6 +317,62 @@ public final class FerryDaemon: Sendable {
             }
         }
     }
+}
+
+/// The HTTP client and API of the daemon's current server and token.
+struct DaemonConnection: Sendable {
+    let api: ServerAPI
+
+    init(_ config: ClientConfig) {
+        let client = ServerAPI.makeClient(pin: config.certificatePin)
+        api = ServerAPI(serverURL: config.serverURL, token: config.deviceToken, client: client, pin: config.certificatePin)
+    }
+
+    func close() async { try? await api.client.shutdown() }
+}
+
+/// A request to read the configuration again, answered once it is applied (or has failed).
+final class ReloadTicket: Sendable {
+    enum Outcome: Sendable {
+        case applied([String])
+        case failed(String)
+    }
+
+    private let done = DispatchSemaphore(value: 0)
+    private let outcome = Mutex<Outcome?>(nil)
+
+    func finish(_ result: Outcome) {
+        outcome.withLock { $0 = result }
+        done.signal()
+    }
+
+    /// The control socket's answer: the folders now synced, or why the reload failed.
+    func answer(waitingUpTo seconds: Int) -> Data {
+        _ = done.wait(timeout: .now() + .seconds(seconds))
+        let reply: [String: ReloadReply] = switch outcome.withLock({ $0 }) {
+        case .applied(let folders)?: ["folders": .folders(folders)]
+        case .failed(let message)?: ["error": .message(message)]
+        case nil: ["error": .message("ferryd did not finish reloading within \(seconds) s; see its log")]
+        }
+        return (try? JSONEncoder().encode(reply)) ?? Data(#"{"error":"could not encode the answer"}"#.utf8)
+    }
+
+    enum ReloadReply: Encodable {
+        case folders([String])
+        case message(String)
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.singleValueContainer()
+            switch self {
+            case .folders(let f): try c.encode(f)
+            case .message(let m): try c.encode(m)
+            }
+        }
+    }
+}
+
+extension Duration {
+    /// In seconds with their fraction, for a date or a message.
+    var timeInterval: TimeInterval { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
 
 /// State shared by the tasks of one folder's loop.

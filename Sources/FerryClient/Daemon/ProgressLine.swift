@@ -6,7 +6,7 @@ public enum ProgressLine {
     /// hashing's). `elapsed` is the time since the snapshot's phase began; under half a
     /// second gives no rate yet.
     public static func format(_ s: TransferProgress.Snapshot, elapsed: Duration) -> String {
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.timeInterval
         guard let planned = s.plannedBytes else {
             var line = "scanning: \(bytes(s.hashedBytes)) hashed"
             if s.doneBytes > 0 { line += ", \(bytes(s.doneBytes)) sent" }

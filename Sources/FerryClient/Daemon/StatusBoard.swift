@@ -22,6 +22,8 @@ public struct FolderStatus: Codable, Sendable, Equatable {
     public var queuedFiles: Int?
     /// File bytes uploaded and downloaded since the daemon started.
     public var transferredBytes: Int64?
+    /// When the next try after a failure is due (offline or in error), nil otherwise.
+    public var retryAt: Date?
 
     public init(path: String, library: String) {
         self.path = path
@@ -35,6 +37,7 @@ public struct FolderStatus: Codable, Sendable, Equatable {
         case path, library, state, conflicts, problems
         case lastError = "last_error", lastSyncAt = "last_sync_at", lastPass = "last_pass", massDelete = "mass_delete"
         case queuedBytes = "queued_bytes", queuedFiles = "queued_files", transferredBytes = "transferred_bytes"
+        case retryAt = "retry_at"
     }
 }
 
@@ -87,6 +90,33 @@ public final class StatusBoard: Sendable {
             status.folders[i].transferredBytes = c.transferredBytes
         }
         return status
+    }
+
+    /// The folders from now on: those kept keep their state, new ones start idle, removed
+    /// ones (and their counts) go.
+    public func setFolders(_ folders: [FolderConfig]) {
+        state.withLock { status in
+            let known = Dictionary(status.folders.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
+            status.folders = folders.map { f in
+                var s = known[f.path] ?? FolderStatus(path: f.path, library: f.libraryName)
+                s.library = f.libraryName
+                return s
+            }
+        }
+        let kept = Set(folders.map(\.path))
+        progress.withLock { $0 = $0.filter { kept.contains($0.key) } }
+        confirmed.withLock { $0 = $0.filter { kept.contains($0) } }
+    }
+
+    /// Another server or device (after `ferry login`): every folder starts afresh.
+    public func reset(server: String, device: String) {
+        state.withLock { status in
+            status.server = server
+            status.device = device
+            status.folders = []
+        }
+        progress.withLock { $0 = [:] }
+        confirmed.withLock { $0 = [] }
     }
 
     /// Shows `folder`'s transfer counts in the status from now on.

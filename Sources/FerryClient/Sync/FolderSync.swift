@@ -31,6 +31,8 @@ public struct PassReport: Sendable, Codable, Equatable {
     public var problems: [String: String] = [:]
     /// Deletes held back by the mass-delete guard, if any.
     public var massDelete: MassDeletePause?
+    /// The versions this pass's deletions got on the server (not in the JSON).
+    public var remoteDeleteVersions: [Int64] = []
 
     public init() {}
 
@@ -336,7 +338,10 @@ public final class FolderSync: Sendable {
         inputs.index = try refreshTouched(inputs)
         var policy = self.policy
         policy.allowMassDelete = policy.allowMassDelete || allowMassDelete
-        let plan = Planner.plan(index: inputs.index, local: inputs.local, remote: inputs.remote, policy: policy)
+        let gate = MassDeleteGate(api: api, library: folder.libraryId, logger: logger)
+        let decision = try await gate.decide(index: inputs.index, local: inputs.local, remote: inputs.remote, policy: policy)
+        let plan = decision.plan
+        await gate.record(decision.confirmedTombstones)
         let actions = plan.actions
         let moved = actions.compactMap(\.fileBytes)
         progress.plan(bytes: moved.reduce(0, +), files: moved.count)
@@ -352,6 +357,7 @@ public final class FolderSync: Sendable {
             do {
                 try await applyLocal(actions, index: inputs.index, report: &report)
                 try await applyRemote(actions, waitingFor: inputs.early, report: &report)
+                if decision.confirmsRemoteDeletes { await gate.record(report.remoteDeleteVersions) }
             } catch {
                 _ = await inputs.earlyUploads()  // no sending left behind a failed pass
                 throw error
@@ -397,7 +403,8 @@ public final class FolderSync: Sendable {
         let inputs = try await gatherInputs(newer: newer, uploadEarly: false)
         var policy = self.policy
         policy.allowMassDelete = policy.allowMassDelete || allowMassDelete
-        var plan = Planner.plan(index: inputs.index, local: inputs.local, remote: inputs.remote, policy: policy)
+        var plan = try await MassDeleteGate(api: api, library: folder.libraryId, logger: logger)
+            .decide(index: inputs.index, local: inputs.local, remote: inputs.remote, policy: policy).plan
         plan.held.merge(inputs.problems) { a, _ in a }
         return plan
     }
@@ -927,6 +934,7 @@ public final class FolderSync: Sendable {
                     } else {
                         update.unsynced.append(path)
                         report.deletedRemote += 1
+                        report.remoteDeleteVersions.append(version.version)
                     }
                 case .conflict:
                     // Someone else changed it first: the next pass sees their version and decides.
@@ -1097,6 +1105,7 @@ public final class FolderSync: Sendable {
         case let e as ClientError: e.description
         case let e as APIFailure: e.description
         case let e as SystemCallError: e.description
+        case let e as ServerUnreachable: e.description
         default: "\(error)"
         }
     }

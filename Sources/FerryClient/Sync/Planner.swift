@@ -59,6 +59,9 @@ public struct SafetyPolicy: Sendable, Equatable {
     public var massDeleteMinimum: Int
     /// Confirmed by the user (`ferry sync --allow-mass-delete`, `ferry folder confirm-deletes`).
     public var allowMassDelete: Bool
+    /// Server deletions (their versions) the user already confirmed on another device or in
+    /// the dashboard: a local delete that follows one is neither counted nor held.
+    public var confirmedDeletions: Set<Int64> = []
 
     public init(massDeleteFraction: Double = 0.5, massDeleteMinimum: Int = 100, allowMassDelete: Bool = false) {
         self.massDeleteFraction = massDeleteFraction
@@ -95,6 +98,8 @@ public struct Plan: Sendable, Equatable {
     /// Per path: the guard that holds it back.
     public var held: [String: String]
     public var massDelete: MassDeletePause?
+    /// The deletes the mass-delete guard holds back (what confirming it lets through).
+    public var heldDeletes: [PlannedAction] = []
 }
 
 /// The three-way decision of SPEC §2, as a pure function of what the index last synced, what
@@ -114,22 +119,29 @@ public enum Planner {
                 actions.append(action)
             }
         }
+        /// A local delete that follows a server deletion the user confirmed elsewhere.
+        func confirmed(_ action: PlannedAction) -> Bool {
+            guard case .deleteLocal(let e) = action, let tombstone = remote[e.path], tombstone.deleted else { return false }
+            return policy.confirmedDeletions.contains(tombstone.version)
+        }
         let remoteDeletes = actions.filter { if case .deleteRemote = $0 { true } else { false } }
-        let localDeletes = actions.filter { if case .deleteLocal = $0 { true } else { false } }
+        let localDeletes = actions.filter { if case .deleteLocal = $0 { !confirmed($0) } else { false } }
         func excessive(_ n: Int) -> Bool {
             n >= policy.massDeleteMinimum && Double(n) > policy.massDeleteFraction * Double(index.count)
         }
         let holdRemote = excessive(remoteDeletes.count), holdLocal = excessive(localDeletes.count)
         guard !policy.allowMassDelete, holdRemote || holdLocal else { return Plan(actions: actions, held: held, massDelete: nil) }
         let pause = MassDeletePause(remoteDeletes: holdRemote ? remoteDeletes.count : 0, localDeletes: holdLocal ? localDeletes.count : 0, entries: index.count)
-        actions.removeAll { action in
+        func holds(_ action: PlannedAction) -> Bool {
             switch action {
             case .deleteRemote: holdRemote
-            case .deleteLocal: holdLocal
+            case .deleteLocal: holdLocal && !confirmed(action)
             default: false
             }
         }
-        return Plan(actions: actions, held: held, massDelete: pause)
+        let heldDeletes = actions.filter(holds)
+        actions.removeAll(where: holds)
+        return Plan(actions: actions, held: held, massDelete: pause, heldDeletes: heldDeletes)
     }
 
     /// A file that became 0 bytes while its mtime did not move is what a power cut leaves

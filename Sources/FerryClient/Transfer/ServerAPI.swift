@@ -296,6 +296,32 @@ public struct ServerAPI: Sendable {
         try await json(.POST, "/libraries/\(Self.escape(library))/restore", RestoreRequest(path: path, version: version, base: base))
     }
 
+    /// Records deletion versions of a library as confirmed past the mass-delete guard, so the
+    /// user's other devices let them through; returns those the server recorded.
+    public func confirmDeletions(library: String, versions: [Int64]) async throws -> [Int64] {
+        try await inGroups(versions) { group in
+            let answer: ConfirmedDeletions = try await json(.POST, "/libraries/\(Self.escape(library))/confirmed-deletes", ConfirmedDeletions(versions: group))
+            return answer.versions
+        }
+    }
+
+    /// Of these deletion versions of a library, those confirmed (on any of the user's devices or in the dashboard).
+    public func confirmedDeletions(library: String, among versions: [Int64]) async throws -> Set<Int64> {
+        Set(try await inGroups(versions) { group in
+            let answer: ConfirmedDeletions = try await json(.POST, "/libraries/\(Self.escape(library))/confirmed-deletes/lookup", ConfirmedDeletions(versions: group))
+            return answer.versions
+        })
+    }
+
+    /// `body` over `versions` in requests of at most `ConfirmedDeletions.maxCount`.
+    private func inGroups(_ versions: [Int64], _ body: ([Int64]) async throws -> [Int64]) async throws -> [Int64] {
+        var out: [Int64] = []
+        for start in stride(from: 0, to: versions.count, by: ConfirmedDeletions.maxCount) {
+            out += try await body(Array(versions[start..<min(start + ConfirmedDeletions.maxCount, versions.count)]))
+        }
+        return out
+    }
+
     /// Conflict records, newest first: all libraries, or one.
     public func conflicts(library: String? = nil, state: String = "open", limit: Int = 1000) async throws -> [ConflictInfo] {
         var query = "state=\(Self.escape(state))&limit=\(limit)"
@@ -414,17 +440,24 @@ public struct ServerAPI: Sendable {
         }
     }
 
-    /// `CertificatePinMismatch` when `error` ended a handshake with a pinned server that now
-    /// presents another certificate (seen by a probe that sends nothing); `error` otherwise.
+    /// `ServerUnreachable` when no connection could be made; `CertificatePinMismatch` when
+    /// `error` ended a handshake with a pinned server that now presents another certificate
+    /// (seen by a probe that sends nothing); `error` otherwise.
     func explain(_ error: any Error) async -> any Error {
+        if let unreachable = ServerUnreachable.classify(error, server: serverURL) { return unreachable }
         guard let pin, error is NIOSSLError || error is BoringSSLError, let url = URL(string: baseURL), let host = url.host else { return error }
         let port = url.port ?? (url.scheme == "https" ? 443 : 80)
         guard let chain = try? await CertificateProbe.presentedChain(host: host, port: port, serverName: host),
               let presented = try? CertificateProbe.fingerprint(of: chain[0]), presented != pin.fingerprint
         else { return error }
+        return CertificatePinMismatch(server: serverURL, expected: pin.fingerprint, presented: presented)
+    }
+
+    /// The server as configured: the base URL without `/api/v1`.
+    public var serverURL: String {
         var server = baseURL
         if server.hasSuffix("/api/v1") { server.removeLast("/api/v1".count) }
-        return CertificatePinMismatch(server: server, expected: pin.fingerprint, presented: presented)
+        return server
     }
 
     func request(_ method: HTTPMethod, _ path: String, authenticated: Bool = true) -> HTTPClientRequest {

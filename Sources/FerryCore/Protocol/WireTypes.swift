@@ -663,3 +663,16 @@ public struct ChunkBatchResponse: Codable, Sendable, Equatable {
         self.rejected = rejected
     }
 }
+
+/// Deletion versions of a library: confirmed past the mass-delete guard (`POST
+/// /libraries/{lib}/confirmed-deletes`), or asked about (`…/confirmed-deletes/lookup`) and
+/// answered with those confirmed.
+public struct ConfirmedDeletions: Codable, Sendable, Equatable {
+    /// At most `maxCount` per request.
+    public var versions: [Int64]
+
+    /// The most versions one request carries.
+    public static let maxCount = 10_000
+
+    public init(versions: [Int64]) { self.versions = versions }
+}

@@ -37,14 +37,18 @@ public final class ChangeNotifier: Sendable {
     }
 
     /// Returns when `library` has a change after `after`, after `timeout`, or on cancellation,
-    /// whichever comes first. The caller re-reads the feed either way.
-    public func wait(library: String, after: Int64, timeout: Duration) async {
+    /// whichever comes first. The caller re-reads the feed either way. Returns the head this
+    /// notifier last heard of for the library (0 if none): waiters woken by the same commit
+    /// see the same head, so they can share one read (`SharedReads`).
+    @discardableResult
+    public func wait(library: String, after: Int64, timeout: Duration) async -> Int64 {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.waitForNotification(library: library, after: after) }
             group.addTask { try? await Task.sleep(for: timeout) }
             await group.next()
             group.cancelAll()
         }
+        return state.withLock { $0.heads[library] ?? 0 }
     }
 
     /// Wakes every waiter and makes later waits return at once: the server is shutting down

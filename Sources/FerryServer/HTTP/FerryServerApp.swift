@@ -98,6 +98,7 @@ public enum FerryServerApp {
         ChunkRoutes(services: services).add(to: authed)
         FileRoutes(services: services).add(to: authed)
         ConflictRoutes(services: services).add(to: authed)
+        DeleteConfirmationRoutes(services: services).add(to: authed)
         WebhookRoutes(services: services).add(to: authed)
         TaskRoutes(services: services).add(to: authed)
         AdminRoutes(services: services).add(to: authed)
@@ -107,7 +108,8 @@ public enum FerryServerApp {
 
     /// The HTTP application: idle connections are closed (SPEC §6), JSON bodies are bounded
     /// per route, and uploads stream. With a certificate it speaks HTTPS (SPEC §8), HTTP/2 or
-    /// HTTP/1.1 as the client's ALPN chooses; without, plain HTTP/1.1.
+    /// HTTP/1.1 as the client's ALPN chooses; without, plain HTTP/1.1. Either way a request
+    /// that sends `Expect: 100-continue` is answered `100 Continue` at once.
     public static func buildApplication(
         _ services: ServerServices, onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
@@ -115,13 +117,15 @@ public enum FerryServerApp {
         let idle = TimeAmount.seconds(configuration.http.idleTimeoutSeconds)
         let server: HTTPServerBuilder
         if let certificate = services.certificate {
-            let http2 = HTTP2UpgradeChannel.Configuration(idleTimeout: .seconds(configuration.http.idleTimeoutSeconds), streamConfiguration: .init(idleTimeout: idle))
+            let http2 = HTTP2UpgradeChannel.Configuration(
+                idleTimeout: .seconds(configuration.http.idleTimeoutSeconds),
+                streamConfiguration: .init(additionalChannelHandlers: [ExpectContinueHandler()], idleTimeout: idle))
             server = HTTPServerBuilder { responder in
                 HTTPSChannel(base: try HTTP2UpgradeChannel(tlsConfiguration: certificate.serverConfiguration(), configuration: http2, responder: responder),
                              handshakeTimeout: idle)
             }
         } else {
-            server = .http1(configuration: .init(idleTimeout: idle))
+            server = .http1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler()], idleTimeout: idle))
         }
         return Application(
             router: buildRouter(services),

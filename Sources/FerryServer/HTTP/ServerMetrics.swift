@@ -17,6 +17,8 @@ public final class ServerMetrics: Sendable {
     let chunkBytesReceived: Metrics.Counter
     let commitLatency: Metrics.Timer
     let commitOperations: Metrics.Counter
+    /// Long-polls on `/changes` parked right now (set when scraped): what idle devices hold.
+    let waitingLongPolls: Metrics.Gauge
     private let requestCounters = Mutex<[String: Metrics.Counter]>([:])
 
     public init() {
@@ -32,6 +34,7 @@ public final class ServerMetrics: Sendable {
         chunkBytesReceived = Metrics.Counter(label: "ferry_chunk_bytes_received_total", dimensions: [], factory: factory)
         commitLatency = Metrics.Timer(label: "ferry_commit_duration_seconds", dimensions: [], factory: factory)
         commitOperations = Metrics.Counter(label: "ferry_commit_operations_total", dimensions: [], factory: factory)
+        waitingLongPolls = Metrics.Gauge(label: "ferry_changes_waiting", dimensions: [], factory: factory)
     }
 
     /// Counts one answered request by method and status.
@@ -45,6 +48,8 @@ public final class ServerMetrics: Sendable {
         }
         counter.increment()
     }
+
+    func recordWaitingLongPolls(_ count: Int) { waitingLongPolls.record(count) }
 
     /// The Prometheus text exposition.
     public func render() -> String {

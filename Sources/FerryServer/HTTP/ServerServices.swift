@@ -24,6 +24,8 @@ public struct ServerServices: Sendable {
     /// Large JSON bodies being read and decoded at once (see `decodeBulk`).
     let largeBodies: ConcurrencyGate
     public let notifier: ChangeNotifier
+    /// The change-feed reads of long-polls woken together, one query for all of them.
+    let wokenReads = SharedReads<WokenRead, ChangesResponse>()
     public let metrics: ServerMetrics
     /// Blocking work (KDF, file I/O) runs here, never on an event loop.
     public let threadPool: NIOThreadPool
@@ -36,6 +38,15 @@ public struct ServerServices: Sendable {
     public let dashboard: DashboardState
     /// What the metadata backend runs beside the HTTP server (wake-ups from other instances).
     public let backgroundServices: [any Service]
+
+    /// What a woken long-poll's read depends on.
+    struct WokenRead: Hashable, Sendable {
+        var library: String
+        var since: Int64
+        var limit: Int
+        /// The head the notifier had heard of when the long-poll woke.
+        var head: Int64
+    }
 
     /// The request sizes this server takes, announced at `GET /protocol`.
     var limits: ServerLimits {

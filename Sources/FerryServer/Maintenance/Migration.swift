@@ -93,6 +93,8 @@ public struct Migration: Sendable {
         Table(source: "task_assignee", target: "task_assignee", columns: [("task_id", .text), ("user_id", .int)], key: "task_id, user_id"),
         Table(source: "attachment", target: "attachment", columns: [("id", .text), ("task_id", .text), ("library_id", .text), ("path", .text), ("seq", .int),
                                                                 ("follow", .bool), ("added_by", .int), ("created_at", .date), ("updated_at", .date)], key: "id"),
+        Table(source: "confirmed_deletion", target: "confirmed_deletion", columns: [("library_id", .text), ("seq", .int), ("device_id", .text),
+                                                                                ("confirmed_at", .date)], key: "library_id, seq"),
     ]
 
     /// Serial columns whose sequences must continue after the copied ids.

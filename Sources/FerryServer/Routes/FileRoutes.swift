@@ -178,8 +178,11 @@ struct FileRoutes {
                            "the cursor \(since) is past this library's head \(first.head): the server was restored from an older backup; start over from 0")
         }
         guard first.changes.isEmpty, wait > 0 else { return first }
-        await services.notifier.wait(library: library.id, after: max(since, first.head), timeout: .seconds(wait))
-        return try await services.store.changes(libraryId: library.id, since: since, limit: limit)
+        let head = await services.notifier.wait(library: library.id, after: max(since, first.head), timeout: .seconds(wait))
+        let store = services.store
+        return try await services.wokenReads.value(for: .init(library: library.id, since: since, limit: limit, head: head)) {
+            try await store.changes(libraryId: library.id, since: since, limit: limit)
+        }
     }
 
     @Sendable func history(_ request: Request, context: FerryRequestContext) async throws -> HistoryResponse {

@@ -53,6 +53,7 @@ struct OperationRoutes {
                 throw APIError.forbidden("/metrics is for administrators or the configured scrape token (metrics.scrapeToken)")
             }
         }
+        services.metrics.recordWaitingLongPolls(services.notifier.waiterCount)
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                  body: .init(byteBuffer: ByteBuffer(string: services.metrics.render())))
     }

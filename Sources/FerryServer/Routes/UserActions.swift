@@ -85,6 +85,17 @@ extension ServerServices {
         return response
     }
 
+    /// Deletes one entry a person confirmed deleting (the dashboard asks first), and records
+    /// the deletion as confirmed: a device whose mass-delete guard would hold it as part of a
+    /// larger set lets it through without asking again.
+    func deleteConfirmed(_ path: FerryPath, base: Int64, by user: Identity, in library: LibraryInfo) async throws -> CommitResult {
+        let result = try await commit([.delete(path, base: base)], by: user, to: library).results[0]
+        if result.status == .ok, let seq = result.version?.version {
+            _ = try await store.confirmDeletions(userId: user.userId, libraryId: library.id, versions: [seq], deviceId: user.deviceId)
+        }
+        return result
+    }
+
     /// Makes an old version current again, as a new version.
     /// A deleted directory comes back with what its removal took (`RestoreOutcome`).
     func restore(_ request: RestoreRequest, by user: Identity, in library: LibraryInfo) async throws -> RestoreOutcome {

@@ -323,6 +323,21 @@ public enum ServerDatabase {
                     CHECK (tls_fingerprint IS NULL OR (length(tls_fingerprint) = 71 AND substr(tls_fingerprint, 1, 7) = 'SHA256:'));
                 """)
         }
+        // Deletions a person confirmed past the mass-delete guard, on a device or in the
+        // dashboard, one row per deletion version: the user's other devices let exactly these
+        // through without asking again (DeleteConfirmationStore). Gone with their version.
+        m.registerMigration("v8-confirmed-deletions") { db in
+            try db.execute(sql: """
+                CREATE TABLE confirmed_deletion (
+                    library_id TEXT NOT NULL,
+                    seq INTEGER NOT NULL,
+                    device_id TEXT,
+                    confirmed_at DATETIME NOT NULL,
+                    PRIMARY KEY (library_id, seq),
+                    FOREIGN KEY (library_id, seq) REFERENCES version(library_id, seq) ON DELETE CASCADE
+                ) WITHOUT ROWID;
+                """)
+        }
         return m
     }
 }

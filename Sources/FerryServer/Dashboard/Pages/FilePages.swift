@@ -159,7 +159,7 @@ struct FilePages {
                                    action: links.delete, fields: [.init(name: "path", value: path.string)], button: "Delete", cancelHref: links.file(path))
             return services.dashboard.page("confirm", title: view.heading, section: .libraries, content: view, context: context)
         }
-        let result = try await services.commit([.delete(path, base: current.version)], by: try context.user(), to: library).results[0]
+        let result = try await services.deleteConfirmed(path, base: current.version, by: try context.user(), in: library)
         guard result.status == .ok else { throw APIError.conflict(result.error?.message ?? "'\(path)' changed meanwhile; look at it again") }
         return seeOther(links.folder(LibraryLinks.parent(of: path)))
     }

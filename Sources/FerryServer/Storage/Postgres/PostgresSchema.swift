@@ -269,5 +269,18 @@ enum PostgresSchema {
                 CHECK (tls_fingerprint IS NULL OR (char_length(tls_fingerprint) = 71 AND substr(tls_fingerprint, 1, 7) = 'SHA256:'))
             """,
         ]),
+        // Deletions a person confirmed past the mass-delete guard (DeleteConfirmationStore).
+        ("v8-confirmed-deletions", [
+            """
+            CREATE TABLE confirmed_deletion (
+                library_id TEXT NOT NULL,
+                seq BIGINT NOT NULL,
+                device_id TEXT,
+                confirmed_at TIMESTAMPTZ NOT NULL,
+                PRIMARY KEY (library_id, seq),
+                FOREIGN KEY (library_id, seq) REFERENCES version(library_id, seq) ON DELETE CASCADE
+            )
+            """,
+        ]),
     ]
 }

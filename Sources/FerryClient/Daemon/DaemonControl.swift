@@ -1,0 +1,36 @@
+import Foundation
+
+/// What the `ferry` command asks a running `ferryd` over its control socket.
+public enum DaemonControl {
+    /// How a request to read the configuration again went.
+    public enum ReloadOutcome: Equatable, Sendable {
+        /// No daemon answers on the socket: the change takes effect when one starts.
+        case notRunning
+        /// The daemon syncs these folders now.
+        case reloaded(folders: [String])
+        /// The daemon answered with this error and kept its folders.
+        case failed(String)
+    }
+
+    /// Asks the daemon to read its configuration again, and waits until it has started and
+    /// stopped folder loops to match (ferryd answers once that is done).
+    public static func reload(socketPath: String) -> ReloadOutcome {
+        let answer: Data
+        do { answer = try ControlSocket.request(path: socketPath, ControlRequest(command: "reload"), timeoutSeconds: 70) } catch let e as ClientError {
+            // Connected, but no answer came (a daemon stuck, or gone meanwhile).
+            return .failed(e.description)
+        } catch {
+            return .notRunning  // nothing listens on the socket
+        }
+        struct Reply: Decodable {
+            let folders: [String]?
+            let error: String?
+        }
+        guard let reply = try? JSONDecoder().decode(Reply.self, from: answer) else {
+            return .failed("ferryd gave an answer this ferry cannot read; restart it ('systemctl --user restart ferryd')")
+        }
+        if let folders = reply.folders { return .reloaded(folders: folders) }
+        if reply.error == "unknown command" { return .failed("this ferryd is older than ferry and cannot reload; restart it") }
+        return .failed(reply.error ?? "ferryd did not say what went wrong; see its log")
+    }
+}

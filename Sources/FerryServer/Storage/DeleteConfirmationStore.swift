@@ -1,0 +1,50 @@
+import FerryCore
+import Foundation
+import GRDB
+
+/// Deletions a person confirmed (issue 26): when the mass-delete guard of SPEC §6 held a
+/// batch of deletes and the user let it go on one device (`ferry sync --allow-mass-delete`,
+/// `ferry folder confirm-deletes`) or deleted in the dashboard, the deletion versions are
+/// recorded here, and the user's other devices let those same deletions through without
+/// asking again. A different mass delete has other versions, so it still asks.
+public protocol DeleteConfirmationStore: Sendable {
+    /// Records `versions` of the user's library as confirmed by `deviceId` (nil: the
+    /// dashboard); versions that are not deletions of that library are skipped. Returns the
+    /// versions recorded now or before, ascending.
+    func confirmDeletions(userId: Int64, libraryId: String, versions: [Int64], deviceId: String?) async throws -> [Int64]
+    /// Of `versions`, those recorded as confirmed, ascending.
+    func confirmedDeletions(userId: Int64, libraryId: String, among versions: [Int64]) async throws -> [Int64]
+}
+
+extension SQLiteMetadataStore {
+    public func confirmDeletions(userId: Int64, libraryId: String, versions: [Int64], deviceId: String?) async throws -> [Int64] {
+        try await pool.write { db in
+            try Self.requireLibrary(db, userId: userId, libraryId: libraryId)
+            let now = Date()
+            let insert = try db.cachedStatement(sql: """
+                INSERT OR IGNORE INTO confirmed_deletion (library_id, seq, device_id, confirmed_at)
+                SELECT library_id, seq, ?, ? FROM version WHERE library_id = ? AND seq = ? AND deleted
+                """)
+            for seq in Set(versions) { try insert.execute(arguments: [deviceId, now, libraryId, seq]) }
+            return try Self.confirmed(db, libraryId: libraryId, among: versions)
+        }
+    }
+
+    public func confirmedDeletions(userId: Int64, libraryId: String, among versions: [Int64]) async throws -> [Int64] {
+        try await pool.read { db in
+            try Self.requireLibrary(db, userId: userId, libraryId: libraryId)
+            return try Self.confirmed(db, libraryId: libraryId, among: versions)
+        }
+    }
+
+    private static func requireLibrary(_ db: Database, userId: Int64, libraryId: String) throws {
+        guard try Bool.fetchOne(db, sql: "SELECT 1 FROM library WHERE id = ? AND user_id = ?", arguments: [libraryId, userId]) == true else {
+            throw MetadataError.notFound("library '\(libraryId)'")
+        }
+    }
+
+    private static func confirmed(_ db: Database, libraryId: String, among versions: [Int64]) throws -> [Int64] {
+        let lookup = try db.cachedStatement(sql: "SELECT 1 FROM confirmed_deletion WHERE library_id = ? AND seq = ?")
+        return try Set(versions).sorted().filter { try Bool.fetchOne(lookup, arguments: [libraryId, $0]) == true }
+    }
+}
