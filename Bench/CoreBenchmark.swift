@@ -144,7 +144,7 @@ func opensslDigestRate(file: String, size: Int) throws -> Double {
         let result = try run(openssl, ["dgst", "-sha256", file])
         let d = ContinuousClock.now - start
         guard result.status == 0 else { throw BenchError("openssl dgst failed: \(result.err)") }
-        best = min(best, Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
+        best = min(best, d.timeInterval)
     }
     return Double(size) / best / 1e6
 }
@@ -157,7 +157,7 @@ func ddWriteRate(_ path: String, megabytes: Int) throws -> Double {
     let d = ContinuousClock.now - start
     try? FileManager.default.removeItem(atPath: path)
     guard result.status == 0 else { throw BenchError("dd failed: \(result.err)") }
-    return Double(megabytes << 20) / (Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18) / 1e6
+    return Double(megabytes << 20) / (d.timeInterval) / 1e6
 }
 
 /// PUTs every chunk of `manifest`, reading each from `file` at its offset, `parallelism` at a time.

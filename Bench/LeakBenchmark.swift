@@ -45,7 +45,7 @@ struct LeakBenchmark: AsyncParsableCommand {
             let deadline = started + .seconds(duration)
             func elapsed() -> Double {
                 let d = ContinuousClock.now - started
-                return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+                return d.timeInterval
             }
             let samples = await withTaskGroup(of: [Sample].self) { group in
                 group.addTask {

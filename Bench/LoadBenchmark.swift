@@ -118,7 +118,7 @@ struct LoadBenchmark: AsyncParsableCommand {
             ok = false
         }
         let d = ContinuousClock.now - started
-        return Outcome(seconds: Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18, bytes: bytes, ok: ok)
+        return Outcome(seconds: d.timeInterval, bytes: bytes, ok: ok)
     }
 }
 

@@ -144,7 +144,7 @@ func seconds(_ body: () async throws -> Void) async rethrows -> Double {
     let start = ContinuousClock.now
     try await body()
     let d = ContinuousClock.now - start
-    return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    return d.timeInterval
 }
 
 /// Options every benchmark takes.

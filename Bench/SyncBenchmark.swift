@@ -151,7 +151,7 @@ struct SyncBenchmark: AsyncParsableCommand {
                 throw BenchError("file \(i) did not arrive within 30 s")
             }
             let d = ContinuousClock.now - start
-            latencies.append(Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
+            latencies.append(d.timeInterval)
         }
         let rss = pids.map(Self.residentBytes).max() ?? 0
         return (latencies, rss)

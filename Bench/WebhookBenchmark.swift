@@ -73,7 +73,7 @@ struct WebhookBenchmark: AsyncParsableCommand {
                         }
                     }
                     let latencies = arrivals.times.withLock { times in
-                        sent.compactMap { path, at in times[path].map { $0 - at } }.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 }
+                        sent.compactMap { path, at in times[path].map { $0 - at } }.map { $0.timeInterval }
                     }.sorted()
                     func percentile(_ p: Int) -> Double { latencies[min(latencies.count - 1, latencies.count * p / 100)] * 1000 }
                     let shape = perCommit == 1 ? "one per commit" : "\(perCommit) per commit"

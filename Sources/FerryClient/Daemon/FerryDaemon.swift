@@ -370,10 +370,6 @@ final class ReloadTicket: Sendable {
     }
 }
 
-extension Duration {
-    /// In seconds with their fraction, for a date or a message.
-    var timeInterval: TimeInterval { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
 
 /// State shared by the tasks of one folder's loop.
 final class FolderSignals: Sendable {

@@ -1,3 +1,5 @@
+import FerryCore
+
 /// The one-line progress `ferry sync` redraws on a terminal, and the byte counts of
 /// `ferry status`: pure text from a `TransferProgress.Snapshot`.
 public enum ProgressLine {
