@@ -39,7 +39,6 @@ struct LongPollBenchmark: AsyncParsableCommand {
 
     /// What waking `count` long-polls with one commit measured.
     struct Wake {
-        var count: Int
         /// Server RSS growth per parked long-poll, bytes.
         var bytesPerPoll: Double
         /// Seconds from the commit request's start to each long-poll's answer, sorted. (Its
@@ -73,8 +72,8 @@ struct LongPollBenchmark: AsyncParsableCommand {
                      reference: "bare idle connection", referenceValue: kib(bare), goal: "< 50 KiB"),
             BenchRow(name: "one commit wakes all \(count): last answer", value: ms(many.seconds.last ?? 0), unit: "ms",
                      reference: "one long-poll", referenceValue: ms(single.seconds.last ?? 0), goal: "< 1000 ms"),
-            BenchRow(name: "one commit wakes all \(count): p50 answer", value: ms(Self.percentile(many.seconds, 50)), unit: "ms"),
-            BenchRow(name: "one commit wakes all \(count): p99 answer", value: ms(Self.percentile(many.seconds, 99)), unit: "ms"),
+            BenchRow(name: "one commit wakes all \(count): p50 answer", value: ms(percentile(many.seconds, 50)), unit: "ms"),
+            BenchRow(name: "one commit wakes all \(count): p99 answer", value: ms(percentile(many.seconds, 99)), unit: "ms"),
             BenchRow(name: "parking \(count) long-polls (connect, request, counted by the server)", value: many.parkSeconds, unit: "s"),
         ]
         try BenchReport(benchmark: "longpoll", mode: options.quick ? "quick" : "full", machine: BenchReport.machine(), rows: rows)
@@ -90,9 +89,8 @@ struct LongPollBenchmark: AsyncParsableCommand {
         guard try await SyncBenchmark.poll(timeout: .seconds(120), { LeakBenchmark.openDescriptors(process.pid) >= descriptors + count }) else {
             throw BenchError("the server did not accept \(count) connections")
         }
-        // The channels are set up on accept; give the event loops a moment to finish.
-        try await Task.sleep(for: .milliseconds(500))
-        let grown = Double(process.residentBytes - before) / Double(count)
+        // The channels are set up just after accept: read the memory once it stops moving.
+        let grown = Double(try await settledResidentBytes(process) - before) / Double(count)
         sockets.closeAll()
         return grown
     }
@@ -112,15 +110,29 @@ struct LongPollBenchmark: AsyncParsableCommand {
             guard ContinuousClock.now < deadline else { throw BenchError("the server parked fewer than \(count) long-polls within 180 s") }
             try await Task.sleep(for: .milliseconds(20))
         }
-        let parkSeconds = Self.elapsed(since: parkStart)
-        let bytesPerPoll = Double(process.residentBytes - before) / Double(count)
+        let parkSeconds = (ContinuousClock.now - parkStart).timeInterval
+        let bytesPerPoll = Double(try await settledResidentBytes(process) - before) / Double(count)
         let answers = Task { try await NIOThreadPool.singleton.runIfActive { try sockets.awaitAnswers(timeout: .seconds(60)) } }
         let manifest = try await putChunks(seededBytes(4096, seed: UInt64(count) + 2), to: server)
         let committing = ContinuousClock.now
         try await commitFile(manifest, as: "wake-\(count).bin", to: server)
         let times = try await answers.value
-        let seconds = times.map { Self.seconds($0 - committing) }.sorted()
-        return Wake(count: count, bytesPerPoll: bytesPerPoll, seconds: seconds, parkSeconds: parkSeconds)
+        let seconds = times.map { ($0 - committing).timeInterval }.sorted()
+        return Wake(bytesPerPoll: bytesPerPoll, seconds: seconds, parkSeconds: parkSeconds)
+    }
+
+    /// The server's RSS once two samples 50 ms apart agree (at most 10 s): what the
+    /// connections just set up cost, not a reading taken halfway through.
+    static func settledResidentBytes(_ process: ServerProcess) async throws -> Int {
+        var last = process.residentBytes
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+            let now = process.residentBytes
+            if now == last { return now }
+            last = now
+        }
+        return last
     }
 
     /// The server's gauge of parked long-polls, read from /metrics with the scrape token.
@@ -148,9 +160,6 @@ struct LongPollBenchmark: AsyncParsableCommand {
         guard setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { throw SystemCallError("setrlimit", errno: errno) }
     }
 
-    static func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
-    static func elapsed(since start: ContinuousClock.Instant) -> Double { seconds(ContinuousClock.now - start) }
-    static func percentile(_ sorted: [Double], _ p: Int) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, sorted.count * p / 100)] }
 }
 
 /// Many blocking loopback sockets to one port, written once and read by one `poll(2)` loop.
@@ -168,16 +177,8 @@ final class RawSockets: @unchecked Sendable {
     }
 
     static func connect(port: Int) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw SystemCallError("socket", errno: errno) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let ok = withUnsafePointer(to: &address) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-        guard ok else {
+        let fd = try Loopback.socket()
+        guard Loopback.connect(fd, port: port) else {
             let code = errno
             close(fd)
             throw SystemCallError("connect", errno: code)

@@ -64,15 +64,9 @@ struct ServerProcess {
     var residentBytes: Int { SyncBenchmark.residentBytes(pid) }
 
     var isListening: Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard let fd = try? Loopback.socket() else { return false }
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &address) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
+        return Loopback.connect(fd, port: port)
     }
 
     /// Drops the server's stored files from the page cache, so the next reads come from disk.
@@ -90,17 +84,9 @@ struct ServerProcess {
 
 /// A loopback port free right now.
 func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let fd = try Loopback.socket()
     defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let ok = withUnsafeMutablePointer(to: &address) { p in
-        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-    }
-    guard ok else { throw SystemCallError("bind", errno: errno) }
-    return Int(UInt16(bigEndian: address.sin_port))
+    return try Loopback.bind(fd)
 }
 
 /// Runs a program with standard input from a file; returns its exit status.

@@ -268,21 +268,13 @@ func pageCacheReadRate(_ path: String) throws -> Double {
     var sink = [UInt8](repeating: 0, count: 1 << 20)
     while sink.withUnsafeMutableBytes({ read(file, $0.baseAddress, $0.count) }) > 0 {}  // into the page cache
 
-    let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let listener = try Loopback.socket()
     defer { close(listener) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) { p in
-        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0 }
-    }
-    guard bound, listen(listener, 1) == 0 else { throw SystemCallError("listen", errno: errno) }
-    let reader = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let port = try Loopback.bind(listener)
+    guard listen(listener, 1) == 0 else { throw SystemCallError("listen", errno: errno) }
+    let reader = try Loopback.socket()
     defer { close(reader) }
-    let connected = withUnsafePointer(to: &address) { p in
-        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(reader, $0, length) == 0 }
-    }
+    let connected = Loopback.connect(reader, port: port)
     let writer = accept(listener, nil, nil)
     guard connected, writer >= 0 else { throw SystemCallError("connect", errno: errno) }
     let start = ContinuousClock.now
@@ -300,7 +292,7 @@ func pageCacheReadRate(_ path: String) throws -> Double {
     }
     let d = ContinuousClock.now - start
     guard received == size else { throw BenchError("the loopback reference moved \(received) of \(size) bytes") }
-    return Double(size) / (Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18) / 1e6
+    return Double(size) / (d.timeInterval) / 1e6
 }
 
 /// Deterministic bytes.
