@@ -116,9 +116,8 @@ public final class S3Client: Sendable {
         for key in keys { xml += "<Object><Key>\(S3XML.escape(key))</Key></Object>" }
         xml += "</Delete>"
         let body = ByteBuffer(string: xml)
-        let md5 = Data(Insecure.MD5.hash(data: Data(xml.utf8))).base64EncodedString()
-        let response = try await send("POST", key: "", query: [("delete", "")], headers: [("content-md5", md5), ("content-type", "application/xml")],
-                                      body: body, payloadHash: SigV4Signer.hex(SHA256.hash(data: Data(xml.utf8))), expect: [200], collect: 1 << 20)
+        let response = try await send("POST", key: "", query: [("delete", "")], headers: [("content-md5", Self.md5(body)), ("content-type", "application/xml")],
+                                      body: body, payloadHash: ContentHash.of(body.readableBytesView).hex, expect: [200], collect: 1 << 20)
         let failed = S3XML.elements("Error", in: String(buffer: response.body))
         if let first = failed.first {
             throw Failure(status: 200, code: S3XML.value("Code", in: first),
@@ -152,7 +151,7 @@ public final class S3Client: Sendable {
             for part in parts { xml += "<Part><PartNumber>\(part.number)</PartNumber><ETag>\(S3XML.escape(part.etag))</ETag></Part>" }
             xml += "</CompleteMultipartUpload>"
             let done = try await send("POST", key: key, query: [("uploadId", uploadId)], headers: [("content-type", "application/xml")],
-                                      body: ByteBuffer(string: xml), payloadHash: SigV4Signer.hex(SHA256.hash(data: Data(xml.utf8))), expect: [200], collect: 1 << 16)
+                                      body: ByteBuffer(string: xml), payloadHash: ContentHash.of(xml.utf8).hex, expect: [200], collect: 1 << 16)
             // S3 may answer 200 and put the error in the body.
             let answer = String(buffer: done.body)
             if answer.contains("<Error>") {
