@@ -58,7 +58,8 @@ public final class S3Client: Sendable {
         try await put(key: key, body: body, sha256: sha256, md5: Self.md5(body))
     }
 
-    /// `put` with the MD5 given: what the store receives when bytes change on the way.
+    /// `put` with the MD5 given: taken with the SHA-256 by the blob store (`S3BlobStore.place`),
+    /// or, in tests, one that no longer matches the bytes, as when they change on the way.
     func put(key: String, body: ByteBuffer, sha256: ContentHash, md5: String) async throws {
         _ = try await send("PUT", key: key, headers: [("content-md5", md5)], body: body, payloadHash: sha256.hex, expect: [200])
     }
