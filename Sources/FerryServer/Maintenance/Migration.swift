@@ -124,10 +124,13 @@ public struct Migration: Sendable {
     }
 
     /// Every stored blob into the target's blob store, made durable before any row names it.
+    /// What the target holds already is listed once (on S3 one request per 1,000 objects,
+    /// not a HEAD per blob), so a migration run again sends only what is missing.
     func copyBlobs(_ report: inout MigrationReport, progress: @Sendable (String) -> Void) async throws {
         let hashes = try await sourceBlobs.storedHashes()
+        var present = Set(try await targetBlobs.storedHashes())
         for (n, hash) in hashes.enumerated() {
-            if try await targetBlobs.exists(hash) {
+            guard present.insert(hash).inserted else {
                 report.blobsPresent += 1
                 continue
             }
