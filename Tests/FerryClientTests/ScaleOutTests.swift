@@ -4,6 +4,7 @@ import FerryServer
 import FerryTestSupport
 import Foundation
 import Logging
+import NIOCore
 import NIOPosix
 import Synchronization
 import Testing
@@ -175,6 +176,35 @@ struct WaitTimedOut: Error, CustomStringConvertible {
 /// `ferry-server migrate`: a populated one-box server copied into PostgreSQL (SPEC §9).
 @Suite("migrate a one-box server into PostgreSQL", .enabled(if: Backend.adminURL != nil), .serialized)
 struct MigrationTests {
+    /// A blob damaged on the one-box disk is not copied: the migration stops, naming it, and
+    /// the target holds nothing under its name (each blob is read once and checked by the
+    /// target's writer).
+    @Test(.eachBlobBackend) func aDamagedBlobStopsTheMigrationAndIsNotCopied() async throws {
+        var quiet = Logger(label: "ferry-test-migrate")
+        quiet.logLevel = .critical
+        var oneBox = ServerConfiguration()
+        oneBox.dataDirectory = scratchDirectory("one-box-damaged")
+        let source = try await BlobBackend.$current.withValue(.file) {
+            try await StoreFactory.open(oneBox, threadPool: .singleton, logger: quiet)
+        }
+        let bytes = ByteBuffer(bytes: seededBytes(100_000, seed: 9)), hash = ContentHash.of(bytes.readableBytesView)
+        let writer = try await source.blobs.makeWriter()
+        try await writer.write(bytes)
+        _ = try source.blobs.publish(try await writer.finish(expected: hash))
+        let file = try #require(source.blobs as? FileBlobStore).path(of: hash)
+        try Data(repeating: 0, count: 100_000).write(to: URL(fileURLWithPath: file))
+
+        var cluster = ServerConfiguration()
+        cluster.dataDirectory = scratchDirectory("cluster-damaged")
+        cluster.metadata.url = try await Backend.freshDatabase()
+        try await BlobBackend.configure(&cluster)
+        let stores = try await StoreFactory.open(cluster, threadPool: .singleton, logger: quiet)
+        await #expect(throws: BlobError.hashMismatch(expected: hash, actual: ContentHash.of(Data(repeating: 0, count: 100_000)))) {
+            _ = try await Migration(from: oneBox.dataDirectory, into: stores, threadPool: .singleton, logger: quiet).run()
+        }
+        #expect(try await stores.blobs.exists(hash) == false)
+    }
+
     /// Into PostgreSQL with the blobs in the cluster's data directory, and into PostgreSQL + S3.
     @Test(.eachBlobBackend) func aMigratedServerChecksCleanAndASyncSendsNothing() async throws {
         let oneBox = scratchDirectory("one-box")

@@ -42,6 +42,14 @@ struct S3ConfigurationTests {
         }
     }
 
+    /// A listing's dates, with and without fractions as stores write them; anything else is no date.
+    @Test func listingDatesAreReadWithOrWithoutFractions() {
+        #expect(S3XML.date("2013-05-24T00:00:00.000Z") == Date(timeIntervalSince1970: 1_369_353_600))
+        #expect(S3XML.date("2013-05-24T00:00:01.250Z") == Date(timeIntervalSince1970: 1_369_353_601.25))
+        #expect(S3XML.date("2013-05-24T00:00:00Z") == Date(timeIntervalSince1970: 1_369_353_600))
+        #expect(S3XML.date("yesterday") == nil && S3XML.date("") == nil)
+    }
+
     @Test func credentialsComeFromTheConfigurationOrTheEnvironmentAndAreNeverShown() throws {
         var blobs = ServerConfiguration.Blobs()
         blobs.url = "s3://bucket?endpoint=http://127.0.0.1:1"
@@ -108,7 +116,8 @@ struct S3BlobStoreTests {
         repeat {
             let page = try await client.list(prefix: "t/", continuation: token, maxKeys: 2)
             keys += page.objects.map(\.key)
-            #expect(page.objects.allSatisfy { $0.lastModified != nil })
+            // Just written: a date read wrong (a time zone, a unit) would be far from now.
+            #expect(page.objects.allSatisfy { abs($0.lastModified?.timeIntervalSinceNow ?? .infinity) < 600 })
             token = page.next
             pages += 1
         } while token != nil

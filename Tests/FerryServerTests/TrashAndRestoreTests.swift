@@ -83,6 +83,31 @@ struct TrashAndRestoreTests {
         }
     }
 
+    /// The walk back from a folder's delete reads the versions a page of 1,000 at a time on
+    /// PostgreSQL (`PostgresCommitLedger.loadRemoval`): a removal longer than a page, over
+    /// several commits, comes back whole.
+    @Test func aRemovalLongerThanOnePageOfTheWalkIsRestoredWhole() async throws {
+        try await withLibrary { api, token, lib in
+            let folder = try await api.commit(lib, [try Self.directory("big")], token: token).results[0].version!.version
+            let names = (0..<1_200).map { "big/d\($0)" }
+            var made: [(String, Int64)] = []
+            for start in stride(from: 0, to: names.count, by: 400) {
+                let part = Array(names[start..<start + 400])
+                let answer = try await api.commit(lib, try part.map { try Self.directory($0) }, token: token)
+                made += zip(part, answer.results.map { $0.version!.version })
+            }
+            for start in stride(from: 0, to: made.count, by: 400) {
+                let answer = try await api.commit(lib, try made[start..<start + 400].map { .delete(try FerryPath($0.0), base: $0.1) }, token: token)
+                #expect(answer.results.allSatisfy { $0.status == .ok })
+            }
+            let removed = try await api.commit(lib, [.delete(try FerryPath("big"), base: folder)], token: token)
+            let answer = try await Self.restore(api, lib, "big", version: folder, token: token)
+            #expect(answer.status == .created, "\(String(buffer: answer.body))")
+            #expect(try api.decode(VersionResponse.self, answer).restoredEntries == 1_200)
+            #expect(try await api.changes(lib, token: token).head == removed.head + 1_201)
+        }
+    }
+
     static func trash(_ api: API, _ lib: String, _ query: String, token: String) async throws -> TrashResponse {
         let r = try await api.call(.get, "/libraries/\(lib)/trash\(query)", token: token)
         #expect(r.status == .ok, "\(String(buffer: r.body))")

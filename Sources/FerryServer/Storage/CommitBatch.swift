@@ -309,7 +309,7 @@ extension CommitEngine {
 enum VersionRow {
     static func decode(_ row: Row) throws -> FileVersion {
         let path = try FerryPath(row["path"] as String)
-        guard let kind = EntryKind(rawValue: row["kind"]) else { throw MetadataError.invalid("unknown entry kind in database") }
+        let kind = try StoreRules.kind(row["kind"])
         let sha = (row["sha256"] as Data?).flatMap { ContentHash(bytes: $0) }
         return FileVersion(
             version: row["seq"], path: path, kind: kind, deleted: row["deleted"], size: row["size"], sha256: sha, mtimeNs: row["mtime_ns"],

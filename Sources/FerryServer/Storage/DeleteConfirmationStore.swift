@@ -20,20 +20,19 @@ extension SQLiteMetadataStore {
     public func confirmDeletions(userId: Int64, libraryId: String, versions: [Int64], deviceId: String?) async throws -> [Int64] {
         try await pool.write { db in
             try Self.requireLibrary(db, userId: userId, libraryId: libraryId)
-            let now = Date()
-            let insert = try db.cachedStatement(sql: """
+            let wanted = try Self.jsonArray(versions)
+            try db.execute(sql: """
                 INSERT OR IGNORE INTO confirmed_deletion (library_id, seq, device_id, confirmed_at)
-                SELECT library_id, seq, ?, ? FROM version WHERE library_id = ? AND seq = ? AND deleted
-                """)
-            for seq in Set(versions) { try insert.execute(arguments: [deviceId, now, libraryId, seq]) }
-            return try Self.confirmed(db, libraryId: libraryId, among: versions)
+                SELECT library_id, seq, ?, ? FROM version WHERE library_id = ? AND seq IN (SELECT value FROM json_each(?)) AND deleted
+                """, arguments: [deviceId, Date(), libraryId, wanted])
+            return try Self.confirmed(db, libraryId: libraryId, among: wanted)
         }
     }
 
     public func confirmedDeletions(userId: Int64, libraryId: String, among versions: [Int64]) async throws -> [Int64] {
         try await pool.read { db in
             try Self.requireLibrary(db, userId: userId, libraryId: libraryId)
-            return try Self.confirmed(db, libraryId: libraryId, among: versions)
+            return try Self.confirmed(db, libraryId: libraryId, among: try Self.jsonArray(versions))
         }
     }
 
@@ -43,8 +42,16 @@ extension SQLiteMetadataStore {
         }
     }
 
-    private static func confirmed(_ db: Database, libraryId: String, among versions: [Int64]) throws -> [Int64] {
-        let lookup = try db.cachedStatement(sql: "SELECT 1 FROM confirmed_deletion WHERE library_id = ? AND seq = ?")
-        return try Set(versions).sorted().filter { try Bool.fetchOne(lookup, arguments: [libraryId, $0]) == true }
+    /// One query for the whole set, as on PostgreSQL (`= ANY`): a mass delete is thousands
+    /// of versions, and one argument holds them all (no limit on bound parameters).
+    private static func confirmed(_ db: Database, libraryId: String, among versions: String) throws -> [Int64] {
+        try Int64.fetchAll(db, sql: """
+            SELECT seq FROM confirmed_deletion WHERE library_id = ? AND seq IN (SELECT value FROM json_each(?)) ORDER BY seq
+            """, arguments: [libraryId, versions])
+    }
+
+    /// `versions` as the JSON array `json_each` reads.
+    private static func jsonArray(_ versions: [Int64]) throws -> String {
+        String(decoding: try JSONEncoder().encode(versions), as: UTF8.self)
     }
 }

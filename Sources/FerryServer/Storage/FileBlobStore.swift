@@ -237,6 +237,20 @@ public final class FileBlobStore: BlobStore {
         try isFile(hash) || inline.contains(hash)
     }
 
+    /// A blob's size from its file's metadata or its inline row, without reading a file's
+    /// bytes (what `migrate` needs before it copies one). Throws `BlobError.notFound`.
+    func size(of hash: ContentHash) async throws -> Int64 {
+        let path = path(of: hash)
+        let inline = inline
+        return try await pool.runIfActive {
+            var info = stat()
+            if stat(path, &info) == 0 { return Int64(info.st_size) }
+            guard errno == ENOENT else { throw Posix.blobError("stat blob", errno) }
+            guard let bytes = try inline.bytes(hash) else { throw BlobError.notFound(hash) }
+            return Int64(bytes.count)
+        }
+    }
+
     public func verify(_ hash: ContentHash) async throws -> (size: Int64, intact: Bool) {
         let path = path(of: hash)
         let inline = inline

@@ -313,15 +313,15 @@ public final class SQLiteMetadataStore: MetadataStore {
 
     public func list(libraryId: String, directory: FerryPath?, after: String?, limit: Int) async throws -> ListResponse {
         try await pool.read { db in
-            // Paths under "a/" sort between "a/" and "a0"; a child has no further '/'.
-            let prefix = directory.map { $0.string + "/" } ?? ""
-            let upper = directory.map { $0.string + "0" } ?? "\u{10FFFF}"
+            // The paths beneath (`StoreRules.Subtree`); a child has no further '/'.
+            let tree = StoreRules.Subtree(directory)
             let rows = try Row.fetchAll(db, sql: """
                 SELECT v.* FROM entry e JOIN version v ON v.library_id = e.library_id AND v.seq = e.seq
                 WHERE e.library_id = ? AND e.path >= ? AND e.path < ? AND e.path > ? AND e.deleted = 0
                   AND instr(substr(e.path, ?), '/') = 0
                 ORDER BY e.path LIMIT ?
-                """, arguments: [libraryId, prefix, upper, max(after ?? "", prefix), prefix.unicodeScalars.count + 1, limit + 1])
+                """, arguments: [libraryId, tree.prefix, tree.upper, max(after ?? "", tree.prefix), tree.prefix.unicodeScalars.count + 1,
+                                 limit + 1])
             let entries = try rows.prefix(limit).map(VersionRow.decode)
             return ListResponse(entries: entries, nextAfter: rows.count > limit ? entries.last?.path.string : nil)
         }
@@ -329,10 +329,8 @@ public final class SQLiteMetadataStore: MetadataStore {
 
     public func trash(libraryId: String, directory: FerryPath?, after: String?, limit: Int) async throws -> TrashResponse {
         try await pool.read { db in
-            // The directory itself, then the paths under "d/" (they sort between "d/" and "d0").
-            let exact = directory?.string ?? ""
-            let prefix = directory.map { $0.string + "/" } ?? ""
-            let upper = directory.map { $0.string + "0" } ?? "\u{10FFFF}"
+            // The directory itself, then the paths beneath it.
+            let tree = StoreRules.Subtree(directory)
             let rows = try Row.fetchAll(db, sql: """
                 SELECT e.path, t.seq AS deleted_seq, t.committed_at AS deleted_at, t.device_id AS deleted_by, l.seq, l.kind, l.size
                 FROM entry e
@@ -341,11 +339,10 @@ public final class SQLiteMetadataStore: MetadataStore {
                     SELECT max(seq) FROM version WHERE library_id = e.library_id AND path = e.path AND seq < e.seq AND deleted = 0)
                 WHERE e.library_id = ? AND e.deleted = 1 AND (e.path = ? OR (e.path >= ? AND e.path < ?)) AND e.path > ?
                 ORDER BY e.path LIMIT ?
-                """, arguments: [libraryId, exact, prefix, upper, after ?? "", limit + 1])
+                """, arguments: [libraryId, tree.exact, tree.prefix, tree.upper, after ?? "", limit + 1])
             let entries = try rows.prefix(limit).map { row in
-                guard let kind = EntryKind(rawValue: row["kind"]) else { throw MetadataError.invalid("unknown entry kind in database") }
-                return TrashEntry(path: try FerryPath(row["path"] as String), kind: kind, version: row["seq"], size: row["size"],
-                                  deletedVersion: row["deleted_seq"], deletedAt: row["deleted_at"], deletedBy: row["deleted_by"])
+                TrashEntry(path: try FerryPath(row["path"] as String), kind: try StoreRules.kind(row["kind"]), version: row["seq"], size: row["size"],
+                           deletedVersion: row["deleted_seq"], deletedAt: row["deleted_at"], deletedBy: row["deleted_by"])
             }
             return TrashResponse(entries: entries, nextAfter: rows.count > limit ? entries.last?.path.string : nil)
         }

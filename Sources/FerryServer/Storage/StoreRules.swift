@@ -18,6 +18,30 @@ enum StoreRules {
         lastSeen.map { now.timeIntervalSince($0) > 60 } ?? true
     }
 
+    /// The paths at and beneath a directory (nil: the whole library) as a range in byte
+    /// order, SQLite's and PostgreSQL's "C" collation alike: the paths under "d/" sort between
+    /// "d/" and "d0", '0' being the byte after '/'.
+    struct Subtree {
+        /// The directory itself ("" for the root).
+        let exact: String
+        /// "d/": every path beneath sorts at or after it ("" for the root).
+        let prefix: String
+        /// "d0": every path beneath sorts before it (past every path for the root).
+        let upper: String
+
+        init(_ directory: FerryPath?) {
+            exact = directory?.string ?? ""
+            prefix = directory.map { $0.string + "/" } ?? ""
+            upper = directory.map { $0.string + "0" } ?? "\u{10FFFF}"
+        }
+    }
+
+    /// An entry kind as a `kind` column stores it.
+    static func kind(_ stored: String) throws -> EntryKind {
+        guard let kind = EntryKind(rawValue: stored) else { throw MetadataError.invalid("unknown entry kind in database") }
+        return kind
+    }
+
     /// One `chunk` row as gc sees it.
     struct ChunkRow {
         let hash: ContentHash

@@ -391,14 +391,13 @@ public final class PostgresMetadataStore: MetadataStore {
     }
 
     public func list(libraryId: String, directory: FerryPath?, after: String?, limit: Int) async throws -> ListResponse {
-        // Paths under "a/" sort between "a/" and "a0" (the "C" collation); a child has no further '/'.
-        let prefix = directory.map { $0.string + "/" } ?? ""
-        let upper = directory.map { $0.string + "0" } ?? "\u{10FFFF}"
+        // The paths beneath (`StoreRules.Subtree`); a child has no further '/'.
+        let tree = StoreRules.Subtree(directory)
         return try await read { connection in
             let rows = try await PostgresDatabase.rows(connection, """
                 SELECT v.* FROM entry e JOIN version v ON v.library_id = e.library_id AND v.seq = e.seq
-                WHERE e.library_id = \(libraryId) AND e.path >= \(prefix) AND e.path < \(upper) AND e.path > \(max(after ?? "", prefix)) AND NOT e.deleted
-                  AND strpos(substr(e.path, \(Int32(prefix.unicodeScalars.count + 1))), '/') = 0
+                WHERE e.library_id = \(libraryId) AND e.path >= \(tree.prefix) AND e.path < \(tree.upper) AND e.path > \(max(after ?? "", tree.prefix))
+                  AND NOT e.deleted AND strpos(substr(e.path, \(Int32(tree.prefix.unicodeScalars.count + 1))), '/') = 0
                 ORDER BY e.path LIMIT \(Int64(limit) + 1)
                 """, logger: logger)
             let entries = try rows.prefix(limit).map(PostgresRows.version)
@@ -407,10 +406,8 @@ public final class PostgresMetadataStore: MetadataStore {
     }
 
     public func trash(libraryId: String, directory: FerryPath?, after: String?, limit: Int) async throws -> TrashResponse {
-        // The directory itself, then the paths under "d/" (they sort between "d/" and "d0").
-        let exact = directory?.string ?? ""
-        let prefix = directory.map { $0.string + "/" } ?? ""
-        let upper = directory.map { $0.string + "0" } ?? "\u{10FFFF}"
+        // The directory itself, then the paths beneath it.
+        let tree = StoreRules.Subtree(directory)
         return try await read { connection in
             let rows = try await PostgresDatabase.rows(connection, """
                 SELECT e.path, t.seq AS deleted_seq, t.committed_at AS deleted_at, t.device_id AS deleted_by, l.seq, l.kind, l.size
@@ -419,14 +416,14 @@ public final class PostgresMetadataStore: MetadataStore {
                 JOIN LATERAL (
                     SELECT v.seq, v.kind, v.size FROM version v
                     WHERE v.library_id = e.library_id AND v.path = e.path AND v.seq < e.seq AND NOT v.deleted ORDER BY v.seq DESC LIMIT 1) l ON true
-                WHERE e.library_id = \(libraryId) AND e.deleted AND (e.path = \(exact) OR (e.path >= \(prefix) AND e.path < \(upper)))
+                WHERE e.library_id = \(libraryId) AND e.deleted AND (e.path = \(tree.exact) OR (e.path >= \(tree.prefix) AND e.path < \(tree.upper)))
                   AND e.path > \(after ?? "")
                 ORDER BY e.path LIMIT \(Int64(limit) + 1)
                 """, logger: logger)
             let entries = try rows.prefix(limit).map { row in
-                guard let kind = EntryKind(rawValue: try row.get("kind", as: String.self)) else { throw MetadataError.invalid("unknown entry kind in database") }
-                return TrashEntry(path: try FerryPath(try row.get("path", as: String.self)), kind: kind, version: try row.get("seq"), size: try row.get("size"),
-                                  deletedVersion: try row.get("deleted_seq"), deletedAt: try row.get("deleted_at"), deletedBy: try row.get("deleted_by"))
+                TrashEntry(path: try FerryPath(try row.get("path", as: String.self)), kind: try StoreRules.kind(row.get("kind")), version: try row.get("seq"),
+                           size: try row.get("size"), deletedVersion: try row.get("deleted_seq"), deletedAt: try row.get("deleted_at"),
+                           deletedBy: try row.get("deleted_by"))
             }
             return TrashResponse(entries: entries, nextAfter: rows.count > limit ? entries.last?.path.string : nil)
         }

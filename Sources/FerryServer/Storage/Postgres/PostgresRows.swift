@@ -16,7 +16,7 @@ enum PostgresRows {
     /// A `version` row.
     static func version(_ row: PostgresRandomAccessRow) throws -> FileVersion {
         let path = try FerryPath(try row.get("path", as: String.self))
-        guard let kind = EntryKind(rawValue: try row.get("kind", as: String.self)) else { throw MetadataError.invalid("unknown entry kind in database") }
+        let kind = try StoreRules.kind(row.get("kind"))
         let chunks = try row.get("chunks", as: ByteBuffer.self)
         return FileVersion(
             version: try row.get("seq"), path: path, kind: kind, deleted: try row.get("deleted"), size: try row.get("size"),

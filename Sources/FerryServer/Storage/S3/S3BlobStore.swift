@@ -1,3 +1,4 @@
+import Crypto
 import FerryCore
 import Foundation
 import NIOCore
@@ -44,13 +45,14 @@ public final class S3BlobStore: BlobStore {
         return "\(client.location.prefix)blobs/\(hex.prefix(2))/\(hex)"
     }
 
-    /// Puts verified bytes at their final key: one PUT, or parts above the threshold.
-    func place(_ bytes: ByteBuffer, hash: ContentHash) async throws {
+    /// Puts verified bytes at their final key: one PUT with `md5`, their `Content-MD5` taken
+    /// with their SHA-256, or parts above the threshold (each part declares its own SHA-256).
+    func place(_ bytes: ByteBuffer, hash: ContentHash, md5: String) async throws {
         do {
             if bytes.readableBytes > multipartThreshold {
                 try await client.putMultipart(key: key(of: hash), body: bytes, partSize: partSize)
             } else {
-                try await client.put(key: key(of: hash), body: bytes, sha256: hash)
+                try await client.put(key: key(of: hash), body: bytes, sha256: hash, md5: md5)
             }
         } catch let failure as S3Client.Failure {
             throw BlobError.io("store blob \(hash.hex) in S3: \(failure)")
@@ -67,19 +69,25 @@ public final class S3BlobStore: BlobStore {
         return true
     }
 
+    /// Checks each blob against its name and takes its `Content-MD5`, in one trip to the blob
+    /// threads, then PUTs the good ones, up to `parallelPuts` at a time.
     public func stageBatch(_ items: [(hash: ContentHash, bytes: ByteBuffer)]) async throws -> (staged: [StagedBlob], mismatched: [ContentHash]) {
         let (good, mismatched) = try await threadPool.runIfActive {
-            var good: [(hash: ContentHash, bytes: ByteBuffer)] = []
+            var good: [(hash: ContentHash, bytes: ByteBuffer, md5: String)] = []
             var mismatched: [ContentHash] = []
             for item in items {
-                if item.bytes.withUnsafeReadableBytes({ ContentHash.of($0) }) == item.hash { good.append(item) } else { mismatched.append(item.hash) }
+                guard ContentHash.of(item.bytes.readableBytesView) == item.hash else {
+                    mismatched.append(item.hash)
+                    continue
+                }
+                good.append((item.hash, item.bytes, S3Client.md5(item.bytes)))
             }
             return (good, mismatched)
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (n, item) in good.enumerated() {
                 if n >= Self.parallelPuts { try await group.next() }
-                group.addTask { try await self.place(item.bytes, hash: item.hash) }
+                group.addTask { try await self.place(item.bytes, hash: item.hash, md5: item.md5) }
             }
             try await group.waitForAll()
         }
@@ -157,6 +165,8 @@ public final class S3BlobStore: BlobStore {
 final class S3BlobWriter: BlobWriter {
     private struct State {
         var hasher = StreamingHasher()
+        /// The `Content-MD5` of the PUT, taken as the bytes arrive, with the SHA-256.
+        var md5 = Insecure.MD5()
         var bytes = ByteBuffer()
         var size: Int64 = 0
     }
@@ -173,20 +183,23 @@ final class S3BlobWriter: BlobWriter {
         try state.withLock { s in
             s.size += Int64(buffer.readableBytes)
             if s.size > limit { throw BlobError.tooLarge(limit: limit) }
-            buffer.withUnsafeReadableBytes { s.hasher.update($0) }
+            buffer.withUnsafeReadableBytes {
+                s.hasher.update($0)
+                s.md5.update(bufferPointer: $0)
+            }
             var copy = buffer
             s.bytes.writeBuffer(&copy)
         }
     }
 
     func finish(expected: ContentHash?) async throws -> StagedBlob {
-        let (bytes, hasher) = state.withLock { s in
+        let (bytes, hasher, md5) = state.withLock { s in
             defer { s.bytes = ByteBuffer() }
-            return (s.bytes, s.hasher)
+            return (s.bytes, s.hasher, s.md5)
         }
         let actual = hasher.finalize()
         if let expected, expected != actual { throw BlobError.hashMismatch(expected: expected, actual: actual) }
-        try await store.place(bytes, hash: actual)
+        try await store.place(bytes, hash: actual, md5: Data(md5.finalize()).base64EncodedString())
         return StagedBlob(placed: actual, size: Int64(bytes.readableBytes))
     }
 
