@@ -98,9 +98,7 @@ struct ChangesTests {
             // The waiter asks for up to two minutes; it must come back with the change, not an empty page.
             async let waited = api.changes(lib, since: 0, wait: 120, token: token)
             // Commit once the request is parked on the notifier (an event, not a sleep).
-            let deadline = ContinuousClock.now + .seconds(30)
-            while server.services.notifier.waiterCount == 0 && ContinuousClock.now < deadline { await Task.yield() }
-            #expect(server.services.notifier.waiterCount == 1)
+            #expect(await eventuallyTrue(timeout: .seconds(30)) { server.services.notifier.waiterCount == 1 })
             _ = try await api.commit(lib, [CommitOperation(op: .put, path: try FerryPath("new"), base: nil, kind: .directory)], token: token)
             let result = try await waited
             #expect(result.changes.map(\.path.string) == ["new"])
@@ -111,7 +109,7 @@ struct ChangesTests {
     @Test func notifierWakesOnlyWaitersBehindTheHead() async {
         let notifier = ChangeNotifier()
         async let behind = notifier.wait(library: "a", after: 4, timeout: .seconds(600))
-        while notifier.waiterCount < 1 { await Task.yield() }
+        #expect(await eventuallyTrue(timeout: .seconds(120)) { notifier.waiterCount == 1 })
         notifier.notify(library: "b", head: 10)  // another library: no effect
         #expect(notifier.waiterCount == 1)
         notifier.notify(library: "a", head: 5)
@@ -176,7 +174,7 @@ struct ChangesTests {
         let start = ContinuousClock.now
         async let first = notifier.wait(library: "a", after: 0, timeout: .seconds(300))
         async let second = notifier.wait(library: "b", after: 5, timeout: .seconds(300))
-        while notifier.waiterCount < 2 { await Task.yield() }
+        #expect(await eventuallyTrue(timeout: .seconds(120)) { notifier.waiterCount == 2 })
         notifier.shutdown()
         _ = await (first, second)
         #expect(notifier.waiterCount == 0)

@@ -36,6 +36,10 @@ struct DeleteConfirmationTests {
             #expect(try api.decode(ConfirmedDeletions.self, seen).versions == tombstones.sorted())
             let again = try await api.call(.post, "/libraries/\(lib)/confirmed-deletes", token: device, json: ConfirmedDeletions(versions: [tombstones[0]]))
             #expect(try api.decode(ConfirmedDeletions.self, again).versions == [tombstones[0]])
+            // Asked out of order and twice over, each is answered once, ascending.
+            let shuffled = ConfirmedDeletions(versions: [tombstones[1], live, tombstones[0], tombstones[1]])
+            let once = try await api.call(.post, "/libraries/\(lib)/confirmed-deletes/lookup", token: device, json: shuffled)
+            #expect(try api.decode(ConfirmedDeletions.self, once).versions == tombstones.sorted())
         }
     }
 

@@ -395,6 +395,17 @@ struct FilesAndChunksTests {
             #expect(try await poll.value.status == .ok)
             let after = String(buffer: try await api.call(.get, "/metrics", token: admin).body)
             #expect(after.contains("ferry_changes_waiting 0"))
+
+            // A streamed upload (curl -T, the dashboard, a task attachment) is a commit too,
+            // and wakes a long-poll like one.
+            let woken = Task { try await api.call(.get, "/libraries/\(lib)/changes?since=2&wait=60", token: token) }
+            #expect(await eventuallyTrue { server.services.notifier.waiterCount == 1 })
+            let upload = try await api.call(.put, "/libraries/\(lib)/files?path=streamed.txt", token: token, body: ByteBuffer(string: "streamed"))
+            #expect(upload.status == .created)
+            #expect(try await woken.value.status == .ok)
+            let uploaded = String(buffer: try await api.call(.get, "/metrics", token: admin).body)
+            #expect(uploaded.contains("ferry_commit_operations_total 3"))
+            #expect(uploaded.contains("ferry_commit_duration_seconds_count 3"))
         }
     }
 }

@@ -91,6 +91,32 @@ struct SecurityTests {
         if case .success = try await limiter.reserve(username: "alice", address: "10.0.0.1", now: now) { Issue.record("the earlier failure was forgotten") }
     }
 
+    /// Through the route: a sign-in answered 503 because the password gate was full is
+    /// withdrawn, so the caller's next attempt is judged, and the limit still holds after it.
+    @Test func aSignInTheServerWasTooBusyToCheckCostsNoAttempt() async throws {
+        let server = try await TestServer.make {
+            $0.auth.maxConcurrentPasswordChecks = 1
+            $0.auth.loginFailureLimit = 1
+            $0.auth.loginDelaySeconds = 60  // no delay runs out while the test runs
+        }
+        defer { server.removeData() }
+        try await server.addUser("alice")
+        let gate = server.services.passwordGate
+        let latch = Latch()
+        // One check running and a full queue behind it: the next sign-in is refused as busy.
+        let fillers = (0...gate.maxWaiting).map { n in Task { try await gate.run(key: "filler \(n)") { await latch.wait() } } }
+        #expect(await eventuallyTrue(timeout: .seconds(120)) { gate.running == 1 && gate.waiting == gate.maxWaiting })
+        try await server.run { api in
+            let busy = try await api.call(.post, "/auth/login", json: LoginRequest(username: "alice", password: "wrong"))
+            #expect(busy.status == .serviceUnavailable && String(buffer: busy.body).contains("busy"), "\(busy.status)")
+            await latch.open()
+            for filler in fillers { try await filler.value }
+            #expect(try await api.call(.post, "/auth/login", json: LoginRequest(username: "alice", password: "wrong")).status == .unauthorized,
+                    "the busy attempt was counted")
+            #expect(try await api.call(.post, "/auth/login", json: LoginRequest(username: "alice", password: "wrong")).status == .tooManyRequests)
+        }
+    }
+
     @Test func forwardedForIsBelievedOnlyFromTrustedProxies() throws {
         let none = TrustedProxies.none
         #expect(none.clientAddress(peer: "127.0.0.1", forwardedFor: ["203.0.113.9"]) == "127.0.0.1")

@@ -150,14 +150,18 @@ struct LongPollCloser: Service {
 extension FerryServerApp {
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
     public static func serve(_ services: ServerServices) async throws {
-        var parts: [any Service] = [buildApplication(services), LongPollCloser(notifier: services.notifier), services.dispatcher,
-                                    UpkeepService(services: services)]
+        var parts = running(buildApplication(services), services)
+        // SIGHUP is the operator's; an in-process server (`withRunningServer`) leaves it alone.
         if let certificate = services.certificate {
             parts.append(CertificateReloader(certificate: certificate, threadPool: services.threadPool, logger: services.logger))
         }
-        let group = ServiceGroup(configuration: .init(
-            services: parts + services.backgroundServices, gracefulShutdownSignals: [.sigterm, .sigint], logger: services.logger))
+        let group = ServiceGroup(configuration: .init(services: parts, gracefulShutdownSignals: [.sigterm, .sigint], logger: services.logger))
         try await group.run()
+    }
+
+    /// What runs beside the HTTP application `app`, in `serve` and in `withRunningServer` alike.
+    static func running(_ app: some Service, _ services: ServerServices) -> [any Service] {
+        [app, LongPollCloser(notifier: services.notifier), services.dispatcher, UpkeepService(services: services)] + services.backgroundServices
     }
 
     /// Runs the server (port taken from its configuration; 0 picks a free one) while `body`
@@ -169,9 +173,7 @@ extension FerryServerApp {
             portReady.yield(channel.localAddress?.port ?? 0)
             portReady.finish()
         }
-        let group = ServiceGroup(configuration: .init(services: [app, LongPollCloser(notifier: services.notifier), services.dispatcher, UpkeepService(services: services)]
-                                                          + services.backgroundServices,
-                                                      gracefulShutdownSignals: [], logger: services.logger))
+        let group = ServiceGroup(configuration: .init(services: running(app, services), gracefulShutdownSignals: [], logger: services.logger))
         return try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             var iterator = ports.makeAsyncIterator()

@@ -101,13 +101,13 @@ struct FileRoutes {
         let base = try request.intQuery("base", in: 1...Int64.max)
         let mtime = try request.intQuery("mtime_ns", in: Int64.min...Int64.max)
         let mode = try request.intQuery("mode", in: 0...0o777).map { Int32($0) }
-        let version = try await storeUpload(request, user: user, libraryId: library.id, path: path, base: base, mtimeNs: mtime, mode: mode)
+        let version = try await storeUpload(request, user: user, library: library, path: path, base: base, mtimeNs: mtime, mode: mode)
         return EditedResponse(status: .created, response: VersionResponse(version: version))
     }
 
     /// Chunks and stores a streamed body, then commits it at `path`. Without a base the
     /// upload replaces whatever is current (the old content stays in history).
-    func storeUpload(_ request: Request, user: Identity, libraryId: String, path: FerryPath, base: Int64?, mtimeNs mtime: Int64?, mode: Int32?) async throws -> FileVersion {
+    func storeUpload(_ request: Request, user: Identity, library: LibraryInfo, path: FerryPath, base: Int64?, mtimeNs mtime: Int64?, mode: Int32?) async throws -> FileVersion {
         // A body of unknown length (chunked, `curl -T -`) is checked per chunk as it is stored.
         try services.ensureSpace(for: request.headers[.contentLength].flatMap(Int64.init) ?? Int64(FerryProtocol.maxChunkSize))
 
@@ -137,10 +137,8 @@ struct FileRoutes {
         while true {
             attempts += 1
             var effectiveBase = base
-            if effectiveBase == nil { effectiveBase = try await services.store.current(libraryId: libraryId, path: path)?.version }
-            let response = try await services.store.commit(userId: user.userId, libraryId: libraryId, deviceId: user.deviceId, operations: [put(effectiveBase)])
-            let result = response.results[0]
-            services.notifier.notify(library: libraryId, head: response.head)
+            if effectiveBase == nil { effectiveBase = try await services.store.current(libraryId: library.id, path: path)?.version }
+            let result = try await services.commit([put(effectiveBase)], by: user, to: library).results[0]
             switch result.status {
             case .ok: return result.version!
             case .conflict where base == nil && attempts < 5: continue

@@ -78,9 +78,9 @@ struct TaskRoutes {
             // Check the task first so an upload for a task the caller cannot see stores nothing.
             _ = try await services.store.task(userId: user.userId, id: taskId)
             guard let libraryId = request.query("library") else { throw APIError.badRequest("a direct upload needs the query parameter 'library'") }
-            guard try await services.store.library(userId: user.userId, id: libraryId) != nil else { throw APIError.notFound("library '\(libraryId)' not found") }
+            guard let library = try await services.store.library(userId: user.userId, id: libraryId) else { throw APIError.notFound("library '\(libraryId)' not found") }
             let path = try FileRoutes.path(request)
-            let version = try await FileRoutes(services: services).storeUpload(request, user: user, libraryId: libraryId, path: path, base: nil, mtimeNs: nil, mode: nil)
+            let version = try await FileRoutes(services: services).storeUpload(request, user: user, library: library, path: path, base: nil, mtimeNs: nil, mode: nil)
             attach = AttachRequest(library: libraryId, path: path, version: version.version, follow: request.query("follow") == "true")
         }
         return EditedResponse(status: .created, response: try await services.store.attach(userId: user.userId, taskId: taskId, attach))

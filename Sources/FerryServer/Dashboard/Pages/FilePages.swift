@@ -118,7 +118,7 @@ struct FilePages {
         let library = try await services.library(context)
         let path = try FileRoutes.path(request)
         let mtime = try request.intQuery("mtime_ns", in: 0...Int64.max)
-        let version = try await FileRoutes(services: services).storeUpload(request, user: try context.user(), libraryId: library.id, path: path,
+        let version = try await FileRoutes(services: services).storeUpload(request, user: try context.user(), library: library, path: path,
                                                                            base: nil, mtimeNs: mtime, mode: nil)
         return Response(status: .created, headers: [.contentType: "text/plain; charset=utf-8"],
                         body: .init(byteBuffer: ByteBuffer(string: "stored '\(path)' as version \(version.version)\n")))
