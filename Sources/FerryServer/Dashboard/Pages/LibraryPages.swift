@@ -83,7 +83,7 @@ struct LibraryPages {
 
     @Sendable func folder(_ request: Request, context: FerryRequestContext) async throws -> Response {
         let library = try await services.library(context)
-        let directory = try Self.directory(request)
+        let directory = try FileRoutes.directory(request)
         if let directory, let current = try await services.store.current(libraryId: library.id, path: directory), !current.deleted, current.kind != .directory {
             return seeOther(LibraryLinks(library: library.id).file(directory))
         }
@@ -110,7 +110,7 @@ struct LibraryPages {
     @Sendable func trash(_ request: Request, context: FerryRequestContext) async throws -> Response {
         let user = try context.user()
         let library = try await services.library(context)
-        let directory = try Self.directory(request)
+        let directory = try FileRoutes.directory(request)
         let page = try await services.store.trash(libraryId: library.id, directory: directory, after: request.query("after"), limit: Self.pageSize)
         let devices = try await services.deviceNames(userId: user.userId)
         let links = LibraryLinks(library: library.id)
@@ -135,12 +135,6 @@ struct LibraryPages {
     static func relative(_ path: FerryPath, to directory: FerryPath?) -> String {
         guard let directory, path != directory else { return LibraryLinks.name(of: path) }
         return String(path.string.dropFirst(directory.string.count + 1))
-    }
-
-    /// `?path=` as a folder: absent or empty for the library's root.
-    static func directory(_ request: Request) throws -> FerryPath? {
-        guard let raw = request.query("path"), !raw.isEmpty else { return nil }
-        return try FerryPath(raw)
     }
 }
 

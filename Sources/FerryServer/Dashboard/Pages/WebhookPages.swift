@@ -117,9 +117,7 @@ struct WebhookPages {
     }
 
     @Sendable func redeliver(_ request: Request, context: FerryRequestContext) async throws -> Response {
-        let raw = try context.parameters.require("id")
-        guard let id = Int64(raw), id > 0 else { throw APIError.badRequest("a delivery id is a positive integer") }
-        let delivery = try await services.store.redeliver(userId: try WebhookRoutes.session(context).user.userId, deliveryId: id)
+        let delivery = try await services.store.redeliver(userId: try WebhookRoutes.session(context).user.userId, deliveryId: try WebhookRoutes.deliveryId(context))
         return seeOther("/webhooks/\(DashboardFormat.segment(delivery.webhookId))")
     }
 
