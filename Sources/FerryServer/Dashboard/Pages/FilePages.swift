@@ -59,9 +59,9 @@ struct FilePages {
         guard let current = try await services.store.current(libraryId: library.id, path: path), !history.versions.isEmpty || before != nil else {
             throw APIError.notFound("'\(path)' not found")
         }
-        if !current.deleted, current.kind == .directory { return seeOther(LibraryLinks(library: library.id).folder(path)) }
-        let devices = try await services.deviceNames(userId: user.userId)
         let links = LibraryLinks(library: library.id)
+        if !current.deleted, current.kind == .directory { return seeOther(links.folder(path)) }
+        let devices = try await services.deviceNames(userId: user.userId)
         let live = !current.deleted
         let preview = live && current.kind == .file ? Preview.of(path) : .downloadOnly
         var text: String?
@@ -81,12 +81,12 @@ struct FilePages {
         let modified = DashboardFormat.date(nanoseconds: current.mtimeNs)
         let view = FileView(
             name: LibraryLinks.name(of: path), path: path.string,
-            crumbs: Crumb.trail(library: library, path: path, link: links.folder), live: live, deleted: current.deleted,
+            crumbs: Crumb.trail(library: library, path: path) { links.folder($0) }, live: live, deleted: current.deleted,
             isSymlink: current.kind == .symlink, target: current.target, size: DashboardFormat.size(current.size),
             modified: DashboardFormat.time(modified), modifiedISO: DashboardFormat.iso(modified),
             downloadHref: links.download(path), imageHref: preview.isImage ? links.preview(path, version: current.version) : nil,
             text: text, truncated: truncated, versions: rows,
-            olderHref: history.nextBefore.map { links.file(path) + "&before=\($0)" }, restoreHref: links.restore, deleteHref: links.delete)
+            olderHref: history.nextBefore.map { links.file(path, before: $0) }, restoreHref: links.restore, deleteHref: links.delete)
         return services.dashboard.page("file", title: view.name, section: .libraries, content: view, context: context)
     }
 

@@ -96,13 +96,11 @@ struct LibraryPages {
                            modified: DashboardFormat.time(DashboardFormat.date(nanoseconds: entry.mtimeNs)),
                            modifiedISO: DashboardFormat.iso(DashboardFormat.date(nanoseconds: entry.mtimeNs)), target: entry.target)
         }
-        let folderLink = links.folder(directory)
-        let joiner = directory == nil ? "?" : "&"
         let view = FolderView(
             heading: directory.map(LibraryLinks.name(of:)) ?? library.name,
-            crumbs: Crumb.trail(library: library, path: directory, link: links.folder), entries: rows,
-            nextHref: page.nextAfter.map { folderLink + joiner + "after=" + DashboardFormat.query($0) },
-            firstHref: after == nil ? nil : folderLink, trashHref: links.trash(directory), eventsHref: links.events(since: library.head),
+            crumbs: Crumb.trail(library: library, path: directory) { links.folder($0) }, entries: rows,
+            nextHref: page.nextAfter.map { links.folder(directory, after: $0) },
+            firstHref: after == nil ? nil : links.folder(directory), trashHref: links.trash(directory), eventsHref: links.events(since: library.head),
             uploadHref: links.upload, directory: directory?.string ?? "")
         return services.dashboard.page("folder", title: view.heading, section: .libraries, content: view, context: context)
     }
@@ -121,12 +119,11 @@ struct LibraryPages {
                           isDirectory: entry.kind == .directory, browseHref: links.trash(entry.path), deleted: DashboardFormat.time(entry.deletedAt),
                           deletedISO: DashboardFormat.iso(entry.deletedAt), device: devices.name(entry.deletedBy))
         }
-        let trashLink = links.trash(directory)
         let view = TrashView(
             heading: directory.map { "Trash of " + LibraryLinks.name(of: $0) } ?? "Trash",
-            crumbs: Crumb.trail(library: library, path: directory, linkLast: true, link: links.folder) + [Crumb(name: "Trash", href: nil)],
+            crumbs: Crumb.trail(library: library, path: directory, linkLast: true) { links.folder($0) } + [Crumb(name: "Trash", href: nil)],
             entries: rows,
-            nextHref: page.nextAfter.map { trashLink + (directory == nil ? "?" : "&") + "after=" + DashboardFormat.query($0) },
+            nextHref: page.nextAfter.map { links.trash(directory, after: $0) },
             folderHref: links.folder(directory), restoreHref: links.restore)
         return services.dashboard.page("trash", title: view.heading, section: .libraries, content: view, context: context)
     }
