@@ -91,10 +91,10 @@ struct LibraryPages {
         let page = try await services.store.list(libraryId: library.id, directory: directory, after: after, limit: Self.pageSize)
         let links = LibraryLinks(library: library.id)
         let rows = page.entries.map { entry in
-            FolderView.Row(name: LibraryLinks.name(of: entry.path), href: entry.kind == .directory ? links.folder(entry.path) : links.file(entry.path),
-                           kind: entry.kind.rawValue, size: entry.kind == .file ? DashboardFormat.size(entry.size) : "—",
-                           modified: DashboardFormat.time(DashboardFormat.date(nanoseconds: entry.mtimeNs)),
-                           modifiedISO: DashboardFormat.iso(DashboardFormat.date(nanoseconds: entry.mtimeNs)), target: entry.target)
+            let modified = DashboardFormat.date(nanoseconds: entry.mtimeNs)
+            return FolderView.Row(name: LibraryLinks.name(of: entry.path), href: entry.kind == .directory ? links.folder(entry.path) : links.file(entry.path),
+                                  kind: entry.kind.rawValue, size: entry.kind == .file ? DashboardFormat.size(entry.size) : "—",
+                                  modified: DashboardFormat.time(modified), modifiedISO: DashboardFormat.iso(modified), target: entry.target)
         }
         let view = FolderView(
             heading: directory.map(LibraryLinks.name(of:)) ?? library.name,
