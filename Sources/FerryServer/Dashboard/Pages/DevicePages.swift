@@ -39,16 +39,16 @@ struct DevicePages {
     @Sendable func revoke(_ request: Request, context: FerryRequestContext) async throws -> Response {
         let user = try context.user()
         let id = try context.parameters.require("id")
-        let form = try await DashboardForm.read(request)
-        guard let device = try await services.store.devices(userId: user.userId).first(where: { $0.id == id && $0.revokedAt == nil }) else {
-            throw APIError.notFound("device '\(id)' not found or already revoked")
-        }
-        guard form.isConfirmed else {
+        guard try await DashboardForm.read(request).isConfirmed else {
+            guard let device = try await services.store.devices(userId: user.userId).first(where: { $0.id == id && $0.revokedAt == nil }) else {
+                throw APIError.notFound("device '\(id)' not found or already revoked")
+            }
             let view = ConfirmView(heading: "Revoke \(device.name)?",
                                    message: "Its token stops working at once: the device stops syncing until someone signs in on it again with 'ferry login'.",
                                    action: "/devices/\(DashboardFormat.segment(id))/revoke", fields: [], button: "Revoke", cancelHref: "/devices")
             return services.dashboard.page("confirm", title: view.heading, section: .devices, content: view, context: context)
         }
+        // Answers the same 404 for a device that is someone else's or already revoked.
         try await services.revokeDevice(id, by: user, address: context.remoteAddress)
         return seeOther("/devices")
     }

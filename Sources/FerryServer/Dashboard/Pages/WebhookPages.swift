@@ -68,9 +68,7 @@ struct WebhookPages {
     @Sendable func show(_ request: Request, context: FerryRequestContext) async throws -> Response {
         let user = try context.user()
         let id = try context.parameters.require("id")
-        guard let webhook = try await services.store.webhooks(userId: user.userId).first(where: { $0.id == id }) else {
-            throw APIError.notFound("webhook '\(id)' not found")
-        }
+        let webhook = try await self.webhook(id, of: user)
         let before = try request.intQuery("before", in: 1...Int64.max)
         let log = try await services.store.deliveries(userId: user.userId, webhookId: id, before: before, limit: Self.deliveriesPerPage)
         let older = log.nextBefore.map { "/webhooks/\(DashboardFormat.segment(id))?before=\($0)" }
@@ -103,11 +101,8 @@ struct WebhookPages {
     @Sendable func remove(_ request: Request, context: FerryRequestContext) async throws -> Response {
         let user = try WebhookRoutes.session(context).user
         let id = try context.parameters.require("id")
-        let form = try await DashboardForm.read(request)
-        guard let webhook = try await services.store.webhooks(userId: user.userId).first(where: { $0.id == id }) else {
-            throw APIError.notFound("webhook '\(id)' not found")
-        }
-        guard form.isConfirmed else {
+        guard try await DashboardForm.read(request).isConfirmed else {
+            let webhook = try await self.webhook(id, of: user)
             let view = ConfirmView(heading: "Remove the webhook to \(webhook.url)?", message: "Its delivery log goes with it; events stop being sent there.",
                                    action: "/webhooks/\(DashboardFormat.segment(id))/remove", fields: [], button: "Remove", cancelHref: "/webhooks")
             return services.dashboard.page("confirm", title: "Remove webhook", section: .webhooks, content: view, context: context)
@@ -119,6 +114,14 @@ struct WebhookPages {
     @Sendable func redeliver(_ request: Request, context: FerryRequestContext) async throws -> Response {
         let delivery = try await services.store.redeliver(userId: try WebhookRoutes.session(context).user.userId, deliveryId: try WebhookRoutes.deliveryId(context))
         return seeOther("/webhooks/\(DashboardFormat.segment(delivery.webhookId))")
+    }
+
+    /// One of the caller's endpoints (the store lists them; there are few).
+    private func webhook(_ id: String, of user: Identity) async throws -> WebhookInfo {
+        guard let webhook = try await services.store.webhooks(userId: user.userId).first(where: { $0.id == id }) else {
+            throw APIError.notFound("webhook '\(id)' not found")
+        }
+        return webhook
     }
 
     private func endpoint(_ webhook: WebhookInfo, _ log: DeliveryListResponse, more: Bool, olderHref: String?) -> View.Endpoint {
