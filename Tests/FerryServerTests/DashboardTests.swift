@@ -365,6 +365,7 @@ struct DashboardTests {
             #expect(try await browser.post(taskPage + "/attachments", [("library", lib), ("path", "report.pdf")]).status == .seeOther)
             let shown = try await browser.get(taskPage)
             #expect(shown.text.contains("<h1>Review it</h1>") && shown.text.contains("In progress") && shown.text.contains("due 2026-12-31"))
+            #expect(shown.text.contains(#"<nav aria-label="Breadcrumbs" class="crumbs"><ol><li><a href="/tasks">Tasks</a></li><li><span aria-current="page">Review it</span></li></ol></nav>"#))
             let link = try #require(shown.text.firstMatch(of: /href="(\/attachments\/[^"]+\/download)">Download</).map { String($0.1) })
             let file = try await browser.get(link)
             #expect(String(buffer: file.body) == "%PDF report" && file.headers[.contentDisposition]?.hasPrefix("attachment;") == true)

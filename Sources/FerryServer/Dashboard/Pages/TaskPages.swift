@@ -50,6 +50,7 @@ struct TaskPages {
             let id: String
             let name: String
         }
+        let crumbs: [Crumb]
         let title: String
         let statusLabel: String
         let project: String
@@ -126,6 +127,7 @@ struct TaskPages {
             TaskView.Status(value: $0.rawValue, label: Self.label($0), selected: $0 == task.status)
         }
         let view = TaskView(
+            crumbs: [Crumb(name: "Tasks", href: "/tasks"), Crumb(name: task.title, href: nil)],
             title: task.title, statusLabel: Self.label(task.status), project: projectName, createdBy: task.createdBy,
             assignees: task.assignees.isEmpty ? nil : task.assignees.joined(separator: ", "), due: task.dueDate, dueValue: task.dueDate ?? "",
             description: task.description, about: task.description.isEmpty ? nil : task.description,

@@ -64,7 +64,7 @@ enum AccountTemplates {
 
     static let task = #"""
     {{<layout}}{{$body}}{{#content}}
-    <nav aria-label="Breadcrumbs" class="crumbs"><ol><li><a href="/tasks">Tasks</a></li><li><span aria-current="page">{{title}}</span></li></ol></nav>
+    {{> crumbs}}
     <h1>{{title}}</h1>
     <p class="meta">{{statusLabel}} · {{project}} · created by {{createdBy}}{{#assignees}} · assigned to {{assignees}}{{/assignees}}{{#due}} · due {{due}}{{/due}}</p>
     {{#about}}<p>{{about}}</p>{{/about}}

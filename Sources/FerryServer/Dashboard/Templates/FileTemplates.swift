@@ -1,10 +1,6 @@
 /// Libraries, a folder, its trash and a file's page.
 enum FileTemplates {
-    static let all: [(String, String)] = [("crumbs", crumbs), ("libraries", libraries), ("folder", folder), ("trash", trash), ("file", file)]
-
-    static let crumbs = #"""
-    <nav aria-label="Breadcrumbs" class="crumbs"><ol>{{#crumbs}}<li>{{#href}}<a href="{{href}}">{{name}}</a>{{/href}}{{^href}}<span aria-current="page">{{name}}</span>{{/href}}</li>{{/crumbs}}</ol></nav>
-    """#
+    static let all: [(String, String)] = [("libraries", libraries), ("folder", folder), ("trash", trash), ("file", file)]
 
     static let libraries = #"""
     {{<layout}}{{$body}}{{#content}}
