@@ -173,6 +173,43 @@ struct DashboardTests {
         }
     }
 
+    @Test func aTokenCountsOnlyWhereItWasMadeFor() async throws {
+        let server = try await Self.make()
+        defer { server.removeData() }
+        let (_, password) = try await server.addUser("alice")
+        try await server.run { api in
+            let browser = try await DashboardBrowser.signIn(api, "alice", password)
+            let create = [("name", "docs")]
+            // The header, when sent, is the one judged: the form's good token does not rescue a forged one.
+            #expect(try await browser.post("/libraries", create, headers: [DashboardMiddleware.csrfHeader: "forged-token"]).status == .forbidden)
+            let upload = try await browser.send(.put, "/libraries/x/upload?path=a", headers: [DashboardMiddleware.csrfHeader: "forged-token"],
+                                                body: ByteBuffer(string: "x"))
+            #expect(upload.status == .forbidden)
+            // A sign-in form's token is no session token.
+            let signInForm = try await DashboardBrowser(api).get("/signin")
+            #expect(try await browser.post("/libraries", create, csrf: try #require(DashboardBrowser.formToken(in: signInForm))).status == .forbidden)
+            #expect(try await server.services.store.libraries(userId: 1).isEmpty)
+
+            // Sign-in: a token bound to another form's cookie, or a form posted from another site, signs nobody in.
+            let other = try await DashboardBrowser(api).get("/signin")
+            let nonce = try #require(DashboardBrowser.cookie(DashboardCookie.signIn, in: signInForm) ?? nil)
+            func signIn(token: String, _ extra: HTTPFields = [:]) async throws -> TestResponse {
+                var headers: HTTPFields = [.contentType: "application/x-www-form-urlencoded", .cookie: "\(DashboardCookie.signIn)=\(nonce)", .accept: "text/html"]
+                headers.append(contentsOf: extra)
+                return try await DashboardBrowser(api).send(.post, "/signin", headers: headers,
+                                              body: ByteBuffer(string: DashboardBrowser.encode([("csrf", token), ("username", "alice"), ("password", password)])))
+            }
+            let crossed = try await signIn(token: try #require(DashboardBrowser.formToken(in: other)))
+            #expect(crossed.status == .forbidden && crossed.text.contains("expired"))
+            #expect(DashboardBrowser.setCookie(DashboardCookie.session, in: crossed) == nil)
+            let token = try #require(DashboardBrowser.formToken(in: signInForm))
+            let foreign = try await signIn(token: token, [DashboardMiddleware.secFetchSite: "cross-site"])
+            #expect(foreign.status == .forbidden && DashboardBrowser.setCookie(DashboardCookie.session, in: foreign) == nil)
+            // The same form, sent as itself, does sign in: the refusals above were for what they changed.
+            #expect(try await signIn(token: token).status == .seeOther)
+        }
+    }
+
     @Test func signingOutEndsTheSessionOnTheServer() async throws {
         let server = try await Self.make()
         defer { server.removeData() }
