@@ -24,16 +24,19 @@ struct DashboardTests {
         }
     }
 
-    /// A fresh server where alice has the library "docs": her API token, and a browser
-    /// signed in to the dashboard as her.
-    static func withAlice(_ body: @Sendable (TestServer, API, _ token: String, _ library: String, DashboardBrowser) async throws -> Void) async throws {
+    /// A fresh server with the user alice, and a browser signed in to the dashboard as her.
+    static func withSignedIn(_ body: @Sendable (TestServer, API, DashboardBrowser, _ password: String) async throws -> Void) async throws {
         let server = try await make()
         defer { server.removeData() }
         let (_, password) = try await server.addUser("alice")
-        try await server.run { api in
+        try await server.run { api in try await body(server, api, try await DashboardBrowser.signIn(api, "alice", password), password) }
+    }
+
+    /// The same, where alice also has the library "docs" and an API token.
+    static func withAlice(_ body: @Sendable (TestServer, API, _ token: String, _ library: String, DashboardBrowser) async throws -> Void) async throws {
+        try await withSignedIn { server, api, browser, password in
             let token = try await api.login("alice", password).accessToken
-            let lib = try await api.createLibrary("docs", token: token).id
-            try await body(server, api, token, lib, try await DashboardBrowser.signIn(api, "alice", password))
+            try await body(server, api, token, try await api.createLibrary("docs", token: token).id, browser)
         }
     }
 
@@ -60,12 +63,8 @@ struct DashboardTests {
     }
 
     @Test func everyPageSendsTheStrictPolicyAndNoInlineScript() async throws {
-        let server = try await Self.make()
-        defer { server.removeData() }
-        let (_, password) = try await server.addUser("alice")
-        try await server.run { api in
+        try await Self.withSignedIn { _, api, browser, _ in
             let signIn = try await DashboardBrowser(api).get("/signin")
-            let browser = try await DashboardBrowser.signIn(api, "alice", password)
             for page in [signIn, try await browser.get("/libraries"), try await browser.get("/nowhere-\(UUID())/x")] where page.status != .notFound
                 || page.headers[.contentType]?.hasPrefix("text/html") == true {
                 #expect(page.headers[.contentSecurityPolicy] == DashboardMiddleware.contentSecurityPolicy)
@@ -146,11 +145,7 @@ struct DashboardTests {
     }
 
     @Test func changesNeedTheSessionsTokenFromThisOrigin() async throws {
-        let server = try await Self.make()
-        defer { server.removeData() }
-        let (_, password) = try await server.addUser("alice")
-        try await server.run { api in
-            let browser = try await DashboardBrowser.signIn(api, "alice", password)
+        try await Self.withSignedIn { server, api, browser, password in
             let create = [("name", "docs")]
             #expect(try await browser.post("/libraries", create, csrf: "").status == .forbidden)
             #expect(try await browser.post("/libraries", create, csrf: "forged-token").status == .forbidden)
@@ -174,11 +169,7 @@ struct DashboardTests {
     }
 
     @Test func aTokenCountsOnlyWhereItWasMadeFor() async throws {
-        let server = try await Self.make()
-        defer { server.removeData() }
-        let (_, password) = try await server.addUser("alice")
-        try await server.run { api in
-            let browser = try await DashboardBrowser.signIn(api, "alice", password)
+        try await Self.withSignedIn { server, api, browser, password in
             let create = [("name", "docs")]
             // The header, when sent, is the one judged: the form's good token does not rescue a forged one.
             #expect(try await browser.post("/libraries", create, headers: [DashboardMiddleware.csrfHeader: "forged-token"]).status == .forbidden)
@@ -211,11 +202,7 @@ struct DashboardTests {
     }
 
     @Test func signingOutEndsTheSessionOnTheServer() async throws {
-        let server = try await Self.make()
-        defer { server.removeData() }
-        let (_, password) = try await server.addUser("alice")
-        try await server.run { api in
-            let browser = try await DashboardBrowser.signIn(api, "alice", password)
+        try await Self.withSignedIn { server, _, browser, _ in
             let out = try await browser.post("/signout")
             #expect(out.status == .seeOther && out.headers[.location] == "/signin")
             #expect(DashboardBrowser.setCookie(DashboardCookie.session, in: out)?.contains("Max-Age=0") == true)
@@ -226,11 +213,8 @@ struct DashboardTests {
     }
 
     @Test func aPasswordChangeEndsDashboardSessionsToo() async throws {
-        let server = try await Self.make()
-        defer { server.removeData() }
-        let (user, password) = try await server.addUser("alice")
-        try await server.run { api in
-            let browser = try await DashboardBrowser.signIn(api, "alice", password)
+        try await Self.withSignedIn { server, _, browser, _ in
+            let user = try #require(try await server.services.store.user(named: "alice"))
             try await server.services.store.setPassword(userId: user.id, passwordHash: try server.services.passwords.hash("new-one"), revokeDevices: false)
             #expect(try await browser.get("/libraries").status == .seeOther)
         }
@@ -410,11 +394,7 @@ struct DashboardTests {
     }
 
     @Test func webhooksAreManagedWithTheirDeliveryLog() async throws {
-        let server = try await Self.make()
-        defer { server.removeData() }
-        let (_, password) = try await server.addUser("alice")
-        try await server.run { api in
-            let browser = try await DashboardBrowser.signIn(api, "alice", password)
+        try await Self.withSignedIn { server, _, browser, _ in
             #expect(try await browser.post("/webhooks", [("url", "http://127.0.0.1:9/hook"), ("events", "file.*, nonsense")]).text.contains("Unknown event &#39;nonsense&#39;"))
             #expect(try await browser.post("/webhooks", [("url", "http://169.254.169.254/"), ("events", "file.*")]).status == .badRequest)
             let added = try await browser.post("/webhooks", [("url", "http://127.0.0.1:9/hook"), ("events", "file.*, task.created")])
