@@ -235,11 +235,15 @@ struct DashboardTests {
             let folder = try await browser.get("/libraries/\(lib)?path=notes")
             #expect(folder.text.contains(#"href="/libraries/\#(lib)/file?path=notes/a%20b%26c.txt">a b&amp;c.txt</a>"#), "\(folder.text)")
             #expect(folder.text.contains(#"<label for="upload-input">Upload files</label>"#) && folder.text.contains(">Trash</a>"))
+            // Times read as UTC without the script, and carry the ISO form it rewrites them from.
+            let stamp = /<time datetime="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ">\d{4}-\d\d-\d\d \d\d:\d\d UTC<\/time>/
+            #expect(folder.text.contains(stamp))
 
             let page = try await browser.get("/libraries/\(lib)/file?path=notes/a%20b%26c.txt")
             #expect(page.text.contains("<h1>a b&amp;c.txt</h1>") && page.text.contains("<caption>History</caption>"))
             #expect(page.text.contains("second &amp; &lt;b&gt;last&lt;/b&gt;"), "the text preview, escaped")
             #expect(page.text.components(separatedBy: ">Restore</button>").count == 2, "Restore on every row but the current one")
+            #expect(page.text.matches(of: stamp).count == 3, "modified, and each version's time")
 
             let download = try await browser.get("/libraries/\(lib)/download?path=notes/a%20b%26c.txt&version=\(v1)")
             #expect(Array(download.body.readableBytesView) == first)

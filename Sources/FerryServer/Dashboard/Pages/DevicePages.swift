@@ -10,10 +10,9 @@ struct DevicePages {
     struct View {
         struct Row {
             let name: String
-            let lastSeen: String
-            let lastSeenISO: String?
-            let registered: String
-            let registeredISO: String
+            /// Nil: never.
+            let lastSeen: Stamp?
+            let registered: Stamp
             let active: Bool
             let revoked: String
             let revokeHref: String
@@ -28,9 +27,7 @@ struct DevicePages {
 
     @Sendable func list(_ request: Request, context: FerryRequestContext) async throws -> Response {
         let rows = try await services.store.devices(userId: try context.user().userId).map { device in
-            View.Row(name: device.name, lastSeen: device.lastSeenAt.map(DashboardFormat.time) ?? "never",
-                     lastSeenISO: device.lastSeenAt.map(DashboardFormat.iso), registered: DashboardFormat.time(device.createdAt),
-                     registeredISO: DashboardFormat.iso(device.createdAt), active: device.revokedAt == nil,
+            View.Row(name: device.name, lastSeen: device.lastSeenAt.map(Stamp.init), registered: Stamp(device.createdAt), active: device.revokedAt == nil,
                      revoked: device.revokedAt.map(DashboardFormat.time) ?? "", revokeHref: "/devices/\(DashboardFormat.segment(device.id))/revoke")
         }
         return services.dashboard.page("devices", title: "Devices", section: .devices, content: View(devices: rows), context: context)

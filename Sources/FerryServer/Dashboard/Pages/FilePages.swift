@@ -13,8 +13,7 @@ struct FilePages {
     struct FileView {
         struct Row {
             let version: Int64
-            let time: String
-            let timeISO: String
+            let time: Stamp
             let size: String
             let device: String
             let current: Bool
@@ -29,8 +28,7 @@ struct FilePages {
         let isSymlink: Bool
         let target: String?
         let size: String
-        let modified: String
-        let modifiedISO: String
+        let modified: Stamp
         let downloadHref: String
         let imageHref: String?
         let text: String?
@@ -73,17 +71,16 @@ struct FilePages {
             truncated = current.size > shown
         }
         let rows = history.versions.map { version in
-            FileView.Row(version: version.version, time: DashboardFormat.time(version.committedAt), timeISO: DashboardFormat.iso(version.committedAt),
+            FileView.Row(version: version.version, time: Stamp(version.committedAt),
                          size: version.deleted ? "—" : DashboardFormat.size(version.size), device: devices.name(version.deviceId),
                          current: live && version.version == current.version, restorable: !version.deleted && version.version != current.version,
                          isDeletion: version.deleted)
         }
-        let modified = DashboardFormat.date(nanoseconds: current.mtimeNs)
         let view = FileView(
             name: LibraryLinks.name(of: path), path: path.string,
             crumbs: Crumb.trail(library: library, path: path) { links.folder($0) }, live: live, deleted: current.deleted,
             isSymlink: current.kind == .symlink, target: current.target, size: DashboardFormat.size(current.size),
-            modified: DashboardFormat.time(modified), modifiedISO: DashboardFormat.iso(modified),
+            modified: Stamp(DashboardFormat.date(nanoseconds: current.mtimeNs)),
             downloadHref: links.download(path), imageHref: preview.isImage ? links.preview(path, version: current.version) : nil,
             text: text, truncated: truncated, versions: rows,
             olderHref: history.nextBefore.map { links.file(path, before: $0) }, restoreHref: links.restore, deleteHref: links.delete)

@@ -13,8 +13,7 @@ struct LibraryPages {
         struct Row {
             let name: String
             let href: String
-            let created: String
-            let createdISO: String
+            let created: Stamp
         }
         let libraries: [Row]
         let hasLibraries: Bool
@@ -26,8 +25,7 @@ struct LibraryPages {
             let href: String
             let kind: String
             let size: String
-            let modified: String
-            let modifiedISO: String
+            let modified: Stamp
             let target: String?
         }
         let heading: String
@@ -48,8 +46,7 @@ struct LibraryPages {
             let version: Int64
             let isDirectory: Bool
             let browseHref: String
-            let deleted: String
-            let deletedISO: String
+            let deleted: Stamp
             let device: String
         }
         let heading: String
@@ -70,7 +67,7 @@ struct LibraryPages {
     @Sendable func libraries(_ request: Request, context: FerryRequestContext) async throws -> Response {
         let rows = try await services.store.libraries(userId: try context.user().userId).map { library in
             LibrariesView.Row(name: library.name, href: LibraryLinks(library: library.id).base,
-                              created: DashboardFormat.time(library.createdAt), createdISO: DashboardFormat.iso(library.createdAt))
+                              created: Stamp(library.createdAt))
         }
         return services.dashboard.page("libraries", title: "Libraries", section: .libraries, content: LibrariesView(libraries: rows, hasLibraries: !rows.isEmpty), context: context)
     }
@@ -91,10 +88,9 @@ struct LibraryPages {
         let page = try await services.store.list(libraryId: library.id, directory: directory, after: after, limit: Self.pageSize)
         let links = LibraryLinks(library: library.id)
         let rows = page.entries.map { entry in
-            let modified = DashboardFormat.date(nanoseconds: entry.mtimeNs)
-            return FolderView.Row(name: LibraryLinks.name(of: entry.path), href: entry.kind == .directory ? links.folder(entry.path) : links.file(entry.path),
-                                  kind: entry.kind.rawValue, size: entry.kind == .file ? DashboardFormat.size(entry.size) : "—",
-                                  modified: DashboardFormat.time(modified), modifiedISO: DashboardFormat.iso(modified), target: entry.target)
+            FolderView.Row(name: LibraryLinks.name(of: entry.path), href: entry.kind == .directory ? links.folder(entry.path) : links.file(entry.path),
+                           kind: entry.kind.rawValue, size: entry.kind == .file ? DashboardFormat.size(entry.size) : "—",
+                           modified: Stamp(DashboardFormat.date(nanoseconds: entry.mtimeNs)), target: entry.target)
         }
         let view = FolderView(
             heading: directory.map(LibraryLinks.name(of:)) ?? library.name,
@@ -116,8 +112,8 @@ struct LibraryPages {
         // path below the folder, not only its last component.
         let rows = page.entries.map { entry in
             TrashView.Row(name: Self.relative(entry.path, to: directory), path: entry.path.string, version: entry.deletedVersion,
-                          isDirectory: entry.kind == .directory, browseHref: links.trash(entry.path), deleted: DashboardFormat.time(entry.deletedAt),
-                          deletedISO: DashboardFormat.iso(entry.deletedAt), device: devices.name(entry.deletedBy))
+                          isDirectory: entry.kind == .directory, browseHref: links.trash(entry.path), deleted: Stamp(entry.deletedAt),
+                          device: devices.name(entry.deletedBy))
         }
         let view = TrashView(
             heading: directory.map { "Trash of " + LibraryLinks.name(of: $0) } ?? "Trash",

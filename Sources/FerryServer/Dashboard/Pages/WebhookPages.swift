@@ -18,8 +18,7 @@ struct WebhookPages {
                 let attempts: Int
                 let status: String
                 let latency: String
-                let time: String
-                let timeISO: String
+                let time: Stamp
                 let redeliverHref: String
             }
             let id: String
@@ -131,8 +130,8 @@ struct WebhookPages {
             return View.Endpoint.Delivery(
                 event: delivery.eventType, state: delivery.state.rawValue, attempts: delivery.attempts.count,
                 status: last.map { $0.status.map(String.init) ?? ($0.error ?? "no answer") } ?? "—",
-                latency: last.map { "\($0.latencyMs) ms" } ?? "—", time: DashboardFormat.time(delivery.createdAt),
-                timeISO: DashboardFormat.iso(delivery.createdAt), redeliverHref: "/deliveries/\(delivery.id)/redeliver")
+                latency: last.map { "\($0.latencyMs) ms" } ?? "—", time: Stamp(delivery.createdAt),
+                redeliverHref: "/deliveries/\(delivery.id)/redeliver")
         }
         return View.Endpoint(id: webhook.id, url: webhook.url, events: webhook.events.patterns.joined(separator: ", "), active: webhook.active,
                              reason: webhook.disabledReason, deliveries: deliveries, moreHref: more ? base : nil, olderHref: olderHref,

@@ -15,7 +15,7 @@ enum DashboardTemplates {
 /// The layout, the sign-in page and the pages every section shares.
 enum LayoutTemplates {
     static let all: [(String, String)] = [
-        ("layout", layout), ("csrf", csrf), ("crumbs", crumbs), ("signin", signIn), ("error", error), ("confirm", confirm),
+        ("layout", layout), ("csrf", csrf), ("crumbs", crumbs), ("time", time), ("signin", signIn), ("error", error), ("confirm", confirm),
     ]
 
     static let layout = #"""
@@ -46,6 +46,9 @@ enum LayoutTemplates {
     """#
 
     static let csrf = #"<input type="hidden" name="csrf" value="{{csrf}}">"#
+
+    /// A `Stamp`, inside its section: `{{#modified}}{{> time}}{{/modified}}`.
+    static let time = #"<time datetime="{{iso}}">{{shown}}</time>"#
 
     /// A page's `crumbs` (`[Crumb]`): links up to the page, which is the last step.
     static let crumbs = #"""
