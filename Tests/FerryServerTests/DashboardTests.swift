@@ -349,7 +349,7 @@ struct DashboardTests {
             let device = try await api.registerDevice("old laptop", token: token)
             let browser = try await DashboardBrowser.signIn(api, "alice", password)
             let list = try await browser.get("/devices")
-            #expect(list.text.contains("old laptop") && list.text.contains(">Revoke</button>") && list.text.contains("data-confirm="))
+            #expect(list.text.contains("<td>old laptop</td><td>never</td>") && list.text.contains(">Revoke</button>") && list.text.contains("data-confirm="))
             let ask = try await browser.post("/devices/\(device.device.id)/revoke")
             #expect(ask.status == .ok && ask.text.contains("Revoke old laptop?"))
             #expect(try await api.call(.get, "/auth/me", token: device.token).status == .ok)
