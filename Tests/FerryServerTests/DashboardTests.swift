@@ -24,16 +24,19 @@ struct DashboardTests {
         }
     }
 
-    /// A fresh server where alice has the library "docs": her API token, and a browser
-    /// signed in to the dashboard as her.
-    static func withAlice(_ body: @Sendable (TestServer, API, _ token: String, _ library: String, DashboardBrowser) async throws -> Void) async throws {
+    /// A fresh server with the user alice, and a browser signed in to the dashboard as her.
+    static func withSignedIn(_ body: @Sendable (TestServer, API, DashboardBrowser, _ password: String) async throws -> Void) async throws {
         let server = try await make()
         defer { server.removeData() }
         let (_, password) = try await server.addUser("alice")
-        try await server.run { api in
+        try await server.run { api in try await body(server, api, try await DashboardBrowser.signIn(api, "alice", password), password) }
+    }
+
+    /// The same, where alice also has the library "docs" and an API token.
+    static func withAlice(_ body: @Sendable (TestServer, API, _ token: String, _ library: String, DashboardBrowser) async throws -> Void) async throws {
+        try await withSignedIn { server, api, browser, password in
             let token = try await api.login("alice", password).accessToken
-            let lib = try await api.createLibrary("docs", token: token).id
-            try await body(server, api, token, lib, try await DashboardBrowser.signIn(api, "alice", password))
+            try await body(server, api, token, try await api.createLibrary("docs", token: token).id, browser)
         }
     }
 
@@ -60,12 +63,8 @@ struct DashboardTests {
     }
 
     @Test func everyPageSendsTheStrictPolicyAndNoInlineScript() async throws {
-        let server = try await Self.make()
-        defer { server.removeData() }
-        let (_, password) = try await server.addUser("alice")
-        try await server.run { api in
+        try await Self.withSignedIn { _, api, browser, _ in
             let signIn = try await DashboardBrowser(api).get("/signin")
-            let browser = try await DashboardBrowser.signIn(api, "alice", password)
             for page in [signIn, try await browser.get("/libraries"), try await browser.get("/nowhere-\(UUID())/x")] where page.status != .notFound
                 || page.headers[.contentType]?.hasPrefix("text/html") == true {
                 #expect(page.headers[.contentSecurityPolicy] == DashboardMiddleware.contentSecurityPolicy)
@@ -146,11 +145,7 @@ struct DashboardTests {
     }
 
     @Test func changesNeedTheSessionsTokenFromThisOrigin() async throws {
-        let server = try await Self.make()
-        defer { server.removeData() }
-        let (_, password) = try await server.addUser("alice")
-        try await server.run { api in
-            let browser = try await DashboardBrowser.signIn(api, "alice", password)
+        try await Self.withSignedIn { server, api, browser, password in
             let create = [("name", "docs")]
             #expect(try await browser.post("/libraries", create, csrf: "").status == .forbidden)
             #expect(try await browser.post("/libraries", create, csrf: "forged-token").status == .forbidden)
@@ -173,12 +168,41 @@ struct DashboardTests {
         }
     }
 
+    @Test func aTokenCountsOnlyWhereItWasMadeFor() async throws {
+        try await Self.withSignedIn { server, api, browser, password in
+            let create = [("name", "docs")]
+            // The header, when sent, is the one judged: the form's good token does not rescue a forged one.
+            #expect(try await browser.post("/libraries", create, headers: [DashboardMiddleware.csrfHeader: "forged-token"]).status == .forbidden)
+            let upload = try await browser.send(.put, "/libraries/x/upload?path=a", headers: [DashboardMiddleware.csrfHeader: "forged-token"],
+                                                body: ByteBuffer(string: "x"))
+            #expect(upload.status == .forbidden)
+            // A sign-in form's token is no session token.
+            let signInForm = try await DashboardBrowser(api).get("/signin")
+            #expect(try await browser.post("/libraries", create, csrf: try #require(DashboardBrowser.formToken(in: signInForm))).status == .forbidden)
+            #expect(try await server.services.store.libraries(userId: 1).isEmpty)
+
+            // Sign-in: a token bound to another form's cookie, or a form posted from another site, signs nobody in.
+            let other = try await DashboardBrowser(api).get("/signin")
+            let nonce = try #require(DashboardBrowser.cookie(DashboardCookie.signIn, in: signInForm) ?? nil)
+            func signIn(token: String, _ extra: HTTPFields = [:]) async throws -> TestResponse {
+                var headers: HTTPFields = [.contentType: "application/x-www-form-urlencoded", .cookie: "\(DashboardCookie.signIn)=\(nonce)", .accept: "text/html"]
+                headers.append(contentsOf: extra)
+                return try await DashboardBrowser(api).send(.post, "/signin", headers: headers,
+                                              body: ByteBuffer(string: DashboardBrowser.encode([("csrf", token), ("username", "alice"), ("password", password)])))
+            }
+            let crossed = try await signIn(token: try #require(DashboardBrowser.formToken(in: other)))
+            #expect(crossed.status == .forbidden && crossed.text.contains("expired"))
+            #expect(DashboardBrowser.setCookie(DashboardCookie.session, in: crossed) == nil)
+            let token = try #require(DashboardBrowser.formToken(in: signInForm))
+            let foreign = try await signIn(token: token, [DashboardMiddleware.secFetchSite: "cross-site"])
+            #expect(foreign.status == .forbidden && DashboardBrowser.setCookie(DashboardCookie.session, in: foreign) == nil)
+            // The same form, sent as itself, does sign in: the refusals above were for what they changed.
+            #expect(try await signIn(token: token).status == .seeOther)
+        }
+    }
+
     @Test func signingOutEndsTheSessionOnTheServer() async throws {
-        let server = try await Self.make()
-        defer { server.removeData() }
-        let (_, password) = try await server.addUser("alice")
-        try await server.run { api in
-            let browser = try await DashboardBrowser.signIn(api, "alice", password)
+        try await Self.withSignedIn { server, _, browser, _ in
             let out = try await browser.post("/signout")
             #expect(out.status == .seeOther && out.headers[.location] == "/signin")
             #expect(DashboardBrowser.setCookie(DashboardCookie.session, in: out)?.contains("Max-Age=0") == true)
@@ -189,11 +213,8 @@ struct DashboardTests {
     }
 
     @Test func aPasswordChangeEndsDashboardSessionsToo() async throws {
-        let server = try await Self.make()
-        defer { server.removeData() }
-        let (user, password) = try await server.addUser("alice")
-        try await server.run { api in
-            let browser = try await DashboardBrowser.signIn(api, "alice", password)
+        try await Self.withSignedIn { server, _, browser, _ in
+            let user = try #require(try await server.services.store.user(named: "alice"))
             try await server.services.store.setPassword(userId: user.id, passwordHash: try server.services.passwords.hash("new-one"), revokeDevices: false)
             #expect(try await browser.get("/libraries").status == .seeOther)
         }
@@ -214,11 +235,15 @@ struct DashboardTests {
             let folder = try await browser.get("/libraries/\(lib)?path=notes")
             #expect(folder.text.contains(#"href="/libraries/\#(lib)/file?path=notes/a%20b%26c.txt">a b&amp;c.txt</a>"#), "\(folder.text)")
             #expect(folder.text.contains(#"<label for="upload-input">Upload files</label>"#) && folder.text.contains(">Trash</a>"))
+            // Times read as UTC without the script, and carry the ISO form it rewrites them from.
+            let stamp = /<time datetime="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ">\d{4}-\d\d-\d\d \d\d:\d\d UTC<\/time>/
+            #expect(folder.text.contains(stamp))
 
             let page = try await browser.get("/libraries/\(lib)/file?path=notes/a%20b%26c.txt")
             #expect(page.text.contains("<h1>a b&amp;c.txt</h1>") && page.text.contains("<caption>History</caption>"))
             #expect(page.text.contains("second &amp; &lt;b&gt;last&lt;/b&gt;"), "the text preview, escaped")
             #expect(page.text.components(separatedBy: ">Restore</button>").count == 2, "Restore on every row but the current one")
+            #expect(page.text.matches(of: stamp).count == 3, "modified, and each version's time")
 
             let download = try await browser.get("/libraries/\(lib)/download?path=notes/a%20b%26c.txt&version=\(v1)")
             #expect(Array(download.body.readableBytesView) == first)
@@ -324,7 +349,7 @@ struct DashboardTests {
             let device = try await api.registerDevice("old laptop", token: token)
             let browser = try await DashboardBrowser.signIn(api, "alice", password)
             let list = try await browser.get("/devices")
-            #expect(list.text.contains("old laptop") && list.text.contains(">Revoke</button>") && list.text.contains("data-confirm="))
+            #expect(list.text.contains("<td>old laptop</td><td>never</td>") && list.text.contains(">Revoke</button>") && list.text.contains("data-confirm="))
             let ask = try await browser.post("/devices/\(device.device.id)/revoke")
             #expect(ask.status == .ok && ask.text.contains("Revoke old laptop?"))
             #expect(try await api.call(.get, "/auth/me", token: device.token).status == .ok)
@@ -365,6 +390,7 @@ struct DashboardTests {
             #expect(try await browser.post(taskPage + "/attachments", [("library", lib), ("path", "report.pdf")]).status == .seeOther)
             let shown = try await browser.get(taskPage)
             #expect(shown.text.contains("<h1>Review it</h1>") && shown.text.contains("In progress") && shown.text.contains("due 2026-12-31"))
+            #expect(shown.text.contains(#"<nav aria-label="Breadcrumbs" class="crumbs"><ol><li><a href="/tasks">Tasks</a></li><li><span aria-current="page">Review it</span></li></ol></nav>"#))
             let link = try #require(shown.text.firstMatch(of: /href="(\/attachments\/[^"]+\/download)">Download</).map { String($0.1) })
             let file = try await browser.get(link)
             #expect(String(buffer: file.body) == "%PDF report" && file.headers[.contentDisposition]?.hasPrefix("attachment;") == true)
@@ -372,11 +398,7 @@ struct DashboardTests {
     }
 
     @Test func webhooksAreManagedWithTheirDeliveryLog() async throws {
-        let server = try await Self.make()
-        defer { server.removeData() }
-        let (_, password) = try await server.addUser("alice")
-        try await server.run { api in
-            let browser = try await DashboardBrowser.signIn(api, "alice", password)
+        try await Self.withSignedIn { server, _, browser, _ in
             #expect(try await browser.post("/webhooks", [("url", "http://127.0.0.1:9/hook"), ("events", "file.*, nonsense")]).text.contains("Unknown event &#39;nonsense&#39;"))
             #expect(try await browser.post("/webhooks", [("url", "http://169.254.169.254/"), ("events", "file.*")]).status == .badRequest)
             let added = try await browser.post("/webhooks", [("url", "http://127.0.0.1:9/hook"), ("events", "file.*, task.created")])

@@ -4,6 +4,19 @@ import Glibc
 import FerryCore
 import Foundation
 
+/// A moment as a page shows it: UTC to the minute for readers without JavaScript, and the
+/// ISO form for `<time datetime>`, from which the script rewrites it in the reader's time
+/// zone. Templates show one with the `time` partial.
+struct Stamp {
+    let shown: String
+    let iso: String
+
+    init(_ date: Date) {
+        shown = DashboardFormat.time(date)
+        iso = DashboardFormat.iso(date)
+    }
+}
+
 /// How the dashboard writes sizes, times and query strings.
 enum DashboardFormat {
     /// `512 B`, `1.5 KiB`, `20 MiB`, …

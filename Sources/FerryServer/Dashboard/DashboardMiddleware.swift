@@ -15,6 +15,10 @@ struct DashboardMiddleware: RouterMiddleware {
     let requireSession: Bool
 
     static let secFetchSite = HTTPField.Name("Sec-Fetch-Site")!
+    static let csrfHeader = HTTPField.Name(CSRFToken.header)!
+    static let referrerPolicy = HTTPField.Name("Referrer-Policy")!
+    static let frameOptions = HTTPField.Name("X-Frame-Options")!
+    static let openerPolicy = HTTPField.Name("Cross-Origin-Opener-Policy")!
     /// `script-src 'self'` and no `unsafe-inline` anywhere: the pages carry no inline script or style.
     static let contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
         + "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -57,7 +61,7 @@ struct DashboardMiddleware: RouterMiddleware {
     /// The session's token in `X-CSRF-Token` (scripts) or in the form's `csrf` field (forms,
     /// whose body is read here and handed on unchanged).
     static func checkCSRF(_ request: Request, expected: String) async throws -> Request {
-        if let header = request.headers[HTTPField.Name(CSRFToken.header)!] {
+        if let header = request.headers[csrfHeader] {
             guard CSRFToken.matches(header, expected) else { throw APIError.forbidden("the page's security token is out of date; reload the page and try again") }
             return request
         }
@@ -77,9 +81,9 @@ struct DashboardMiddleware: RouterMiddleware {
         if headers[.contentSecurityPolicy] == nil { headers[.contentSecurityPolicy] = contentSecurityPolicy }
         if headers[.cacheControl] == nil { headers[.cacheControl] = "no-store" }
         headers[.xContentTypeOptions] = "nosniff"
-        headers[HTTPField.Name("Referrer-Policy")!] = "same-origin"
-        headers[HTTPField.Name("X-Frame-Options")!] = "DENY"
-        headers[HTTPField.Name("Cross-Origin-Opener-Policy")!] = "same-origin"
+        headers[referrerPolicy] = "same-origin"
+        headers[frameOptions] = "DENY"
+        headers[openerPolicy] = "same-origin"
     }
 
     /// A page for a person, a sentence for a script, a redirect to sign in.

@@ -194,7 +194,7 @@ struct FileRoutes {
     /// The live entries directly inside `?path=` (the root when absent), paged by name.
     @Sendable func list(_ request: Request, context: FerryRequestContext) async throws -> ListResponse {
         let library = try await services.library(context)
-        let directory = try request.query("path").flatMap { $0.isEmpty ? nil : try FerryPath($0) }
+        let directory = try Self.directory(request)
         let limit = Int(try request.intQuery("limit", in: 1...5000, default: 1000)!)
         return try await services.store.list(libraryId: library.id, directory: directory, after: request.query("after"), limit: limit)
     }
@@ -202,7 +202,7 @@ struct FileRoutes {
     /// Deleted entries at and beneath `?path=` (the whole library when absent), paged by path.
     @Sendable func trash(_ request: Request, context: FerryRequestContext) async throws -> TrashResponse {
         let library = try await services.library(context)
-        let directory = try request.query("path").flatMap { $0.isEmpty ? nil : try FerryPath($0) }
+        let directory = try Self.directory(request)
         let limit = Int(try request.intQuery("limit", in: 1...5000, default: 1000)!)
         return try await services.store.trash(libraryId: library.id, directory: directory, after: request.query("after"), limit: limit)
     }
@@ -214,6 +214,12 @@ struct FileRoutes {
         let outcome = try await services.restore(body, by: user, in: library)
         return EditedResponse(status: .created, response: VersionResponse(
             version: outcome.version, restoredEntries: outcome.version.kind == .directory ? outcome.restoredEntries : nil))
+    }
+
+    /// `?path=` as a directory: absent or empty for the library's root.
+    static func directory(_ request: Request) throws -> FerryPath? {
+        guard let raw = request.query("path"), !raw.isEmpty else { return nil }
+        return try FerryPath(raw)
     }
 
     static func path(_ request: Request) throws -> FerryPath {

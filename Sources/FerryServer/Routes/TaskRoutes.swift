@@ -44,12 +44,7 @@ struct TaskRoutes {
     }
 
     @Sendable func listTasks(_ request: Request, context: FerryRequestContext) async throws -> TaskListResponse {
-        let status = try request.query("status").map { raw in
-            guard let s = TaskStatus(rawValue: raw) else {
-                throw APIError.badRequest("status must be one of: \(TaskStatus.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            return s
-        }
+        let status = try request.query("status").map(Self.status)
         let limit = Int(try request.intQuery("limit", in: 1...500, default: 100)!)
         return try await services.store.tasks(userId: try context.user().userId, project: request.query("project"), status: status,
                                               assignee: request.query("assignee"), after: try request.intQuery("after", in: 0...Int64.max), limit: limit)
@@ -111,6 +106,14 @@ struct TaskRoutes {
             throw APIError.badRequest("\(field) must be 1 to \(max) characters without control characters")
         }
         return value
+    }
+
+    /// A task status as sent (`todo`, `in_progress`, …), or a message naming them all.
+    static func status(_ raw: String) throws -> TaskStatus {
+        guard let status = TaskStatus(rawValue: raw) else {
+            throw APIError.badRequest("status must be one of: \(TaskStatus.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return status
     }
 
     static func check(description: String?, dueDate: String?, assignees: [String]?) throws {

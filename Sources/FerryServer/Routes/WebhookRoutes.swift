@@ -56,9 +56,14 @@ struct WebhookRoutes {
     }
 
     @Sendable func redeliver(_ request: Request, context: FerryRequestContext) async throws -> EditedResponse<DeliveryInfo> {
-        let raw = try context.parameters.require("id")
-        guard let id = Int64(raw), id > 0 else { throw APIError.badRequest("a delivery id is a positive integer") }
+        let id = try Self.deliveryId(context)
         return EditedResponse(status: .accepted, response: try await services.store.redeliver(userId: try Self.session(context).user.userId, deliveryId: id))
+    }
+
+    /// A delivery's `{id}`: a positive integer.
+    static func deliveryId(_ context: FerryRequestContext) throws -> Int64 {
+        guard let id = Int64(try context.parameters.require("id")), id > 0 else { throw APIError.badRequest("a delivery id is a positive integer") }
+        return id
     }
 
     /// Endpoints are managed from a signed-in session only. A device token lives on disk for

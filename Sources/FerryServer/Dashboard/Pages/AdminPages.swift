@@ -11,8 +11,7 @@ struct AdminPages {
         struct User {
             let name: String
             let admin: Bool
-            let created: String
-            let createdISO: String
+            let created: Stamp
             let stored: String
             let chunks: Int
         }
@@ -38,7 +37,7 @@ struct AdminPages {
         let use = try await services.store.storageUse()
         let stored = Dictionary(use.users.map { ($0.username, $0) }, uniquingKeysWith: { a, _ in a })
         let users = try await services.store.users().map { user in
-            View.User(name: user.username, admin: user.isAdmin, created: DashboardFormat.time(user.createdAt), createdISO: DashboardFormat.iso(user.createdAt),
+            View.User(name: user.username, admin: user.isAdmin, created: Stamp(user.createdAt),
                       stored: DashboardFormat.size(stored[user.username]?.bytes ?? 0), chunks: stored[user.username]?.chunks ?? 0)
         }
         let view = View(status: health.status, healthy: health.status == "ok", database: health.database,

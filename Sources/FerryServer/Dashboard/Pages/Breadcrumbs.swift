@@ -25,19 +25,25 @@ struct LibraryLinks {
 
     var base: String { "/libraries/" + DashboardFormat.segment(library) }
 
-    func folder(_ path: FerryPath?) -> String { path.map { base + "?path=" + DashboardFormat.query($0.string) } ?? base }
-    func file(_ path: FerryPath) -> String { base + "/file?path=" + DashboardFormat.query(path.string) }
-    func trash(_ path: FerryPath?) -> String { base + "/trash" + (path.map { "?path=" + DashboardFormat.query($0.string) } ?? "") }
+    /// A folder's listing (nil: the root), from the entry after `after` on.
+    func folder(_ path: FerryPath?, after: String? = nil) -> String { address("", ("path", path?.string), ("after", after)) }
+    /// A file's page, its history from the version before `before` on.
+    func file(_ path: FerryPath, before: Int64? = nil) -> String { address("/file", ("path", path.string), ("before", before.map(String.init))) }
+    func trash(_ path: FerryPath?, after: String? = nil) -> String { address("/trash", ("path", path?.string), ("after", after)) }
     func download(_ path: FerryPath, version: Int64? = nil) -> String {
-        base + "/download?path=" + DashboardFormat.query(path.string) + (version.map { "&version=\($0)" } ?? "")
+        address("/download", ("path", path.string), ("version", version.map(String.init)))
     }
-    func preview(_ path: FerryPath, version: Int64) -> String {
-        base + "/preview?path=" + DashboardFormat.query(path.string) + "&version=\(version)"
-    }
+    func preview(_ path: FerryPath, version: Int64) -> String { address("/preview", ("path", path.string), ("version", String(version))) }
     var restore: String { base + "/restore" }
     var delete: String { base + "/delete" }
     var upload: String { base + "/upload" }
-    func events(since head: Int64) -> String { base + "/events?since=\(head)" }
+    func events(since head: Int64) -> String { address("/events", ("since", String(head))) }
+
+    /// `base` and `page`, then the query's present values, percent-encoded.
+    private func address(_ page: String, _ query: (String, String?)...) -> String {
+        let pairs = query.compactMap { name, value in value.map { name + "=" + DashboardFormat.query($0) } }
+        return base + page + (pairs.isEmpty ? "" : "?" + pairs.joined(separator: "&"))
+    }
 
     /// The folder holding `path` (nil: the root).
     static func parent(of path: FerryPath) -> FerryPath? {

@@ -19,8 +19,7 @@ struct ConflictPages {
             let theirsVersion: Int64
             let theirsSize: String
             let theirsDevice: String
-            let detected: String
-            let detectedISO: String
+            let detected: Stamp
             let resolveHref: String
         }
         let conflicts: [Row]
@@ -42,8 +41,8 @@ struct ConflictPages {
                             copyPath: conflict.mine.path.string, copyHref: links.file(conflict.mine.path),
                             mineSize: DashboardFormat.size(conflict.mine.size), mineDevice: devices.name(conflict.mine.deviceId),
                             theirsVersion: conflict.theirs.version, theirsSize: DashboardFormat.size(conflict.theirs.size),
-                            theirsDevice: devices.name(conflict.theirs.deviceId), detected: DashboardFormat.time(conflict.detectedAt),
-                            detectedISO: DashboardFormat.iso(conflict.detectedAt), resolveHref: "/conflicts/\(DashboardFormat.segment(conflict.id))/resolve")
+                            theirsDevice: devices.name(conflict.theirs.deviceId), detected: Stamp(conflict.detectedAt),
+                            resolveHref: "/conflicts/\(DashboardFormat.segment(conflict.id))/resolve")
         }
         return services.dashboard.page("conflicts", title: "Conflicts", section: .conflicts, content: View(conflicts: rows), context: context)
     }

@@ -13,8 +13,7 @@ struct FilePages {
     struct FileView {
         struct Row {
             let version: Int64
-            let time: String
-            let timeISO: String
+            let time: Stamp
             let size: String
             let device: String
             let current: Bool
@@ -29,8 +28,7 @@ struct FilePages {
         let isSymlink: Bool
         let target: String?
         let size: String
-        let modified: String
-        let modifiedISO: String
+        let modified: Stamp
         let downloadHref: String
         let imageHref: String?
         let text: String?
@@ -59,9 +57,9 @@ struct FilePages {
         guard let current = try await services.store.current(libraryId: library.id, path: path), !history.versions.isEmpty || before != nil else {
             throw APIError.notFound("'\(path)' not found")
         }
-        if !current.deleted, current.kind == .directory { return seeOther(LibraryLinks(library: library.id).folder(path)) }
-        let devices = try await services.deviceNames(userId: user.userId)
         let links = LibraryLinks(library: library.id)
+        if !current.deleted, current.kind == .directory { return seeOther(links.folder(path)) }
+        let devices = try await services.deviceNames(userId: user.userId)
         let live = !current.deleted
         let preview = live && current.kind == .file ? Preview.of(path) : .downloadOnly
         var text: String?
@@ -73,20 +71,19 @@ struct FilePages {
             truncated = current.size > shown
         }
         let rows = history.versions.map { version in
-            FileView.Row(version: version.version, time: DashboardFormat.time(version.committedAt), timeISO: DashboardFormat.iso(version.committedAt),
+            FileView.Row(version: version.version, time: Stamp(version.committedAt),
                          size: version.deleted ? "—" : DashboardFormat.size(version.size), device: devices.name(version.deviceId),
                          current: live && version.version == current.version, restorable: !version.deleted && version.version != current.version,
                          isDeletion: version.deleted)
         }
-        let modified = DashboardFormat.date(nanoseconds: current.mtimeNs)
         let view = FileView(
             name: LibraryLinks.name(of: path), path: path.string,
-            crumbs: Crumb.trail(library: library, path: path, link: links.folder), live: live, deleted: current.deleted,
+            crumbs: Crumb.trail(library: library, path: path) { links.folder($0) }, live: live, deleted: current.deleted,
             isSymlink: current.kind == .symlink, target: current.target, size: DashboardFormat.size(current.size),
-            modified: DashboardFormat.time(modified), modifiedISO: DashboardFormat.iso(modified),
+            modified: Stamp(DashboardFormat.date(nanoseconds: current.mtimeNs)),
             downloadHref: links.download(path), imageHref: preview.isImage ? links.preview(path, version: current.version) : nil,
             text: text, truncated: truncated, versions: rows,
-            olderHref: history.nextBefore.map { links.file(path) + "&before=\($0)" }, restoreHref: links.restore, deleteHref: links.delete)
+            olderHref: history.nextBefore.map { links.file(path, before: $0) }, restoreHref: links.restore, deleteHref: links.delete)
         return services.dashboard.page("file", title: view.name, section: .libraries, content: view, context: context)
     }
 

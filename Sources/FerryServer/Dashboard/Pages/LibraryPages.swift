@@ -13,8 +13,7 @@ struct LibraryPages {
         struct Row {
             let name: String
             let href: String
-            let created: String
-            let createdISO: String
+            let created: Stamp
         }
         let libraries: [Row]
         let hasLibraries: Bool
@@ -26,8 +25,7 @@ struct LibraryPages {
             let href: String
             let kind: String
             let size: String
-            let modified: String
-            let modifiedISO: String
+            let modified: Stamp
             let target: String?
         }
         let heading: String
@@ -48,8 +46,7 @@ struct LibraryPages {
             let version: Int64
             let isDirectory: Bool
             let browseHref: String
-            let deleted: String
-            let deletedISO: String
+            let deleted: Stamp
             let device: String
         }
         let heading: String
@@ -70,7 +67,7 @@ struct LibraryPages {
     @Sendable func libraries(_ request: Request, context: FerryRequestContext) async throws -> Response {
         let rows = try await services.store.libraries(userId: try context.user().userId).map { library in
             LibrariesView.Row(name: library.name, href: LibraryLinks(library: library.id).base,
-                              created: DashboardFormat.time(library.createdAt), createdISO: DashboardFormat.iso(library.createdAt))
+                              created: Stamp(library.createdAt))
         }
         return services.dashboard.page("libraries", title: "Libraries", section: .libraries, content: LibrariesView(libraries: rows, hasLibraries: !rows.isEmpty), context: context)
     }
@@ -83,7 +80,7 @@ struct LibraryPages {
 
     @Sendable func folder(_ request: Request, context: FerryRequestContext) async throws -> Response {
         let library = try await services.library(context)
-        let directory = try Self.directory(request)
+        let directory = try FileRoutes.directory(request)
         if let directory, let current = try await services.store.current(libraryId: library.id, path: directory), !current.deleted, current.kind != .directory {
             return seeOther(LibraryLinks(library: library.id).file(directory))
         }
@@ -93,16 +90,13 @@ struct LibraryPages {
         let rows = page.entries.map { entry in
             FolderView.Row(name: LibraryLinks.name(of: entry.path), href: entry.kind == .directory ? links.folder(entry.path) : links.file(entry.path),
                            kind: entry.kind.rawValue, size: entry.kind == .file ? DashboardFormat.size(entry.size) : "—",
-                           modified: DashboardFormat.time(DashboardFormat.date(nanoseconds: entry.mtimeNs)),
-                           modifiedISO: DashboardFormat.iso(DashboardFormat.date(nanoseconds: entry.mtimeNs)), target: entry.target)
+                           modified: Stamp(DashboardFormat.date(nanoseconds: entry.mtimeNs)), target: entry.target)
         }
-        let folderLink = links.folder(directory)
-        let joiner = directory == nil ? "?" : "&"
         let view = FolderView(
             heading: directory.map(LibraryLinks.name(of:)) ?? library.name,
-            crumbs: Crumb.trail(library: library, path: directory, link: links.folder), entries: rows,
-            nextHref: page.nextAfter.map { folderLink + joiner + "after=" + DashboardFormat.query($0) },
-            firstHref: after == nil ? nil : folderLink, trashHref: links.trash(directory), eventsHref: links.events(since: library.head),
+            crumbs: Crumb.trail(library: library, path: directory) { links.folder($0) }, entries: rows,
+            nextHref: page.nextAfter.map { links.folder(directory, after: $0) },
+            firstHref: after == nil ? nil : links.folder(directory), trashHref: links.trash(directory), eventsHref: links.events(since: library.head),
             uploadHref: links.upload, directory: directory?.string ?? "")
         return services.dashboard.page("folder", title: view.heading, section: .libraries, content: view, context: context)
     }
@@ -110,7 +104,7 @@ struct LibraryPages {
     @Sendable func trash(_ request: Request, context: FerryRequestContext) async throws -> Response {
         let user = try context.user()
         let library = try await services.library(context)
-        let directory = try Self.directory(request)
+        let directory = try FileRoutes.directory(request)
         let page = try await services.store.trash(libraryId: library.id, directory: directory, after: request.query("after"), limit: Self.pageSize)
         let devices = try await services.deviceNames(userId: user.userId)
         let links = LibraryLinks(library: library.id)
@@ -118,15 +112,14 @@ struct LibraryPages {
         // path below the folder, not only its last component.
         let rows = page.entries.map { entry in
             TrashView.Row(name: Self.relative(entry.path, to: directory), path: entry.path.string, version: entry.deletedVersion,
-                          isDirectory: entry.kind == .directory, browseHref: links.trash(entry.path), deleted: DashboardFormat.time(entry.deletedAt),
-                          deletedISO: DashboardFormat.iso(entry.deletedAt), device: devices.name(entry.deletedBy))
+                          isDirectory: entry.kind == .directory, browseHref: links.trash(entry.path), deleted: Stamp(entry.deletedAt),
+                          device: devices.name(entry.deletedBy))
         }
-        let trashLink = links.trash(directory)
         let view = TrashView(
             heading: directory.map { "Trash of " + LibraryLinks.name(of: $0) } ?? "Trash",
-            crumbs: Crumb.trail(library: library, path: directory, linkLast: true, link: links.folder) + [Crumb(name: "Trash", href: nil)],
+            crumbs: Crumb.trail(library: library, path: directory, linkLast: true) { links.folder($0) } + [Crumb(name: "Trash", href: nil)],
             entries: rows,
-            nextHref: page.nextAfter.map { trashLink + (directory == nil ? "?" : "&") + "after=" + DashboardFormat.query($0) },
+            nextHref: page.nextAfter.map { links.trash(directory, after: $0) },
             folderHref: links.folder(directory), restoreHref: links.restore)
         return services.dashboard.page("trash", title: view.heading, section: .libraries, content: view, context: context)
     }
@@ -135,12 +128,6 @@ struct LibraryPages {
     static func relative(_ path: FerryPath, to directory: FerryPath?) -> String {
         guard let directory, path != directory else { return LibraryLinks.name(of: path) }
         return String(path.string.dropFirst(directory.string.count + 1))
-    }
-
-    /// `?path=` as a folder: absent or empty for the library's root.
-    static func directory(_ request: Request) throws -> FerryPath? {
-        guard let raw = request.query("path"), !raw.isEmpty else { return nil }
-        return try FerryPath(raw)
     }
 }
 

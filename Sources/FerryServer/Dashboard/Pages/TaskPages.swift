@@ -50,6 +50,7 @@ struct TaskPages {
             let id: String
             let name: String
         }
+        let crumbs: [Crumb]
         let title: String
         let statusLabel: String
         let project: String
@@ -88,12 +89,7 @@ struct TaskPages {
 
     @Sendable func list(_ request: Request, context: FerryRequestContext) async throws -> Response {
         let user = try context.user()
-        let only = try request.query("status").map { raw in
-            guard let status = TaskStatus(rawValue: raw) else {
-                throw APIError.badRequest("status must be one of: \(TaskStatus.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            return status
-        }
+        let only = try request.query("status").map(TaskRoutes.status)
         let after = try request.intQuery("after", in: 0...Int64.max)
         var columns: [ListView.Column] = []
         for status in only.map({ [$0] }) ?? TaskStatus.allCases {
@@ -131,6 +127,7 @@ struct TaskPages {
             TaskView.Status(value: $0.rawValue, label: Self.label($0), selected: $0 == task.status)
         }
         let view = TaskView(
+            crumbs: [Crumb(name: "Tasks", href: "/tasks"), Crumb(name: task.title, href: nil)],
             title: task.title, statusLabel: Self.label(task.status), project: projectName, createdBy: task.createdBy,
             assignees: task.assignees.isEmpty ? nil : task.assignees.joined(separator: ", "), due: task.dueDate, dueValue: task.dueDate ?? "",
             description: task.description, about: task.description.isEmpty ? nil : task.description,
@@ -144,10 +141,7 @@ struct TaskPages {
         let id = try context.parameters.require("id")
         var update = UpdateTaskRequest()
         update.title = try TaskRoutes.text(form.fields["title"] ?? "", field: "title", max: 500)
-        if let raw = form.optional("status") {
-            guard let status = TaskStatus(rawValue: raw) else { throw APIError.badRequest("status must be one of: \(TaskStatus.allCases.map(\.rawValue).joined(separator: ", "))") }
-            update.status = status
-        }
+        update.status = try form.optional("status").map(TaskRoutes.status)
         update.description = form.fields["description"].map { $0.replacingOccurrences(of: "\r\n", with: "\n") }
         update.dueDate = form.optional("due_date") ?? ""
         try TaskRoutes.check(description: update.description, dueDate: form.optional("due_date"), assignees: nil)

@@ -18,8 +18,7 @@ struct WebhookPages {
                 let attempts: Int
                 let status: String
                 let latency: String
-                let time: String
-                let timeISO: String
+                let time: Stamp
                 let redeliverHref: String
             }
             let id: String
@@ -68,9 +67,7 @@ struct WebhookPages {
     @Sendable func show(_ request: Request, context: FerryRequestContext) async throws -> Response {
         let user = try context.user()
         let id = try context.parameters.require("id")
-        guard let webhook = try await services.store.webhooks(userId: user.userId).first(where: { $0.id == id }) else {
-            throw APIError.notFound("webhook '\(id)' not found")
-        }
+        let webhook = try await self.webhook(id, of: user)
         let before = try request.intQuery("before", in: 1...Int64.max)
         let log = try await services.store.deliveries(userId: user.userId, webhookId: id, before: before, limit: Self.deliveriesPerPage)
         let older = log.nextBefore.map { "/webhooks/\(DashboardFormat.segment(id))?before=\($0)" }
@@ -103,11 +100,8 @@ struct WebhookPages {
     @Sendable func remove(_ request: Request, context: FerryRequestContext) async throws -> Response {
         let user = try WebhookRoutes.session(context).user
         let id = try context.parameters.require("id")
-        let form = try await DashboardForm.read(request)
-        guard let webhook = try await services.store.webhooks(userId: user.userId).first(where: { $0.id == id }) else {
-            throw APIError.notFound("webhook '\(id)' not found")
-        }
-        guard form.isConfirmed else {
+        guard try await DashboardForm.read(request).isConfirmed else {
+            let webhook = try await self.webhook(id, of: user)
             let view = ConfirmView(heading: "Remove the webhook to \(webhook.url)?", message: "Its delivery log goes with it; events stop being sent there.",
                                    action: "/webhooks/\(DashboardFormat.segment(id))/remove", fields: [], button: "Remove", cancelHref: "/webhooks")
             return services.dashboard.page("confirm", title: "Remove webhook", section: .webhooks, content: view, context: context)
@@ -117,10 +111,16 @@ struct WebhookPages {
     }
 
     @Sendable func redeliver(_ request: Request, context: FerryRequestContext) async throws -> Response {
-        let raw = try context.parameters.require("id")
-        guard let id = Int64(raw), id > 0 else { throw APIError.badRequest("a delivery id is a positive integer") }
-        let delivery = try await services.store.redeliver(userId: try WebhookRoutes.session(context).user.userId, deliveryId: id)
+        let delivery = try await services.store.redeliver(userId: try WebhookRoutes.session(context).user.userId, deliveryId: try WebhookRoutes.deliveryId(context))
         return seeOther("/webhooks/\(DashboardFormat.segment(delivery.webhookId))")
+    }
+
+    /// One of the caller's endpoints (the store lists them; there are few).
+    private func webhook(_ id: String, of user: Identity) async throws -> WebhookInfo {
+        guard let webhook = try await services.store.webhooks(userId: user.userId).first(where: { $0.id == id }) else {
+            throw APIError.notFound("webhook '\(id)' not found")
+        }
+        return webhook
     }
 
     private func endpoint(_ webhook: WebhookInfo, _ log: DeliveryListResponse, more: Bool, olderHref: String?) -> View.Endpoint {
@@ -130,8 +130,8 @@ struct WebhookPages {
             return View.Endpoint.Delivery(
                 event: delivery.eventType, state: delivery.state.rawValue, attempts: delivery.attempts.count,
                 status: last.map { $0.status.map(String.init) ?? ($0.error ?? "no answer") } ?? "—",
-                latency: last.map { "\($0.latencyMs) ms" } ?? "—", time: DashboardFormat.time(delivery.createdAt),
-                timeISO: DashboardFormat.iso(delivery.createdAt), redeliverHref: "/deliveries/\(delivery.id)/redeliver")
+                latency: last.map { "\($0.latencyMs) ms" } ?? "—", time: Stamp(delivery.createdAt),
+                redeliverHref: "/deliveries/\(delivery.id)/redeliver")
         }
         return View.Endpoint(id: webhook.id, url: webhook.url, events: webhook.events.patterns.joined(separator: ", "), active: webhook.active,
                              reason: webhook.disabledReason, deliveries: deliveries, moreHref: more ? base : nil, olderHref: olderHref,

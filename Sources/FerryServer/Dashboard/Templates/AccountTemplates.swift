@@ -13,7 +13,7 @@ enum AccountTemplates {
     <caption class="visually-hidden">Your devices</caption>
     <thead><tr><th scope="col">Name</th><th scope="col">Last seen</th><th scope="col" class="hide-narrow">Registered</th><th scope="col"><span class="visually-hidden">Action</span></th></tr></thead>
     <tbody>
-    {{#devices}}<tr><td>{{name}}</td><td>{{#lastSeenISO}}<time datetime="{{lastSeenISO}}">{{lastSeen}}</time>{{/lastSeenISO}}{{^lastSeenISO}}{{lastSeen}}{{/lastSeenISO}}</td><td class="hide-narrow"><time datetime="{{registeredISO}}">{{registered}}</time></td>
+    {{#devices}}<tr><td>{{name}}</td><td>{{#lastSeen}}{{> time}}{{/lastSeen}}{{^lastSeen}}never{{/lastSeen}}</td><td class="hide-narrow">{{#registered}}{{> time}}{{/registered}}</td>
     <td>{{#active}}<form class="inline" method="post" action="{{revokeHref}}" data-confirm="Revoke {{name}}? Its token stops working at once, and it must sign in again to sync.">{{> csrf}}<button type="submit" class="danger">Revoke</button></form>{{/active}}{{^active}}revoked {{revoked}}{{/active}}</td></tr>
     {{/devices}}
     </tbody>
@@ -28,7 +28,7 @@ enum AccountTemplates {
     {{^conflicts}}<p>No open conflicts.</p>{{/conflicts}}
     {{#conflicts}}<article class="conflict">
     <h2><a href="{{fileHref}}">{{path}}</a> <span class="meta">in {{library}}</span></h2>
-    <p>Both sides changed it. <strong>Theirs</strong>: version {{theirsVersion}}, {{theirsSize}}, from {{theirsDevice}}. <strong>Mine</strong>: kept as <a href="{{copyHref}}">{{copyPath}}</a>, {{mineSize}}, from {{mineDevice}}. Found <time datetime="{{detectedISO}}">{{detected}}</time>.</p>
+    <p>Both sides changed it. <strong>Theirs</strong>: version {{theirsVersion}}, {{theirsSize}}, from {{theirsDevice}}. <strong>Mine</strong>: kept as <a href="{{copyHref}}">{{copyPath}}</a>, {{mineSize}}, from {{mineDevice}}. Found {{#detected}}{{> time}}{{/detected}}.</p>
     <form class="buttons" method="post" action="{{resolveHref}}">{{> csrf}}
     <button type="submit" name="keep" value="mine">Keep mine</button>
     <button type="submit" name="keep" value="theirs">Keep theirs</button>
@@ -64,7 +64,7 @@ enum AccountTemplates {
 
     static let task = #"""
     {{<layout}}{{$body}}{{#content}}
-    <nav aria-label="Breadcrumbs" class="crumbs"><ol><li><a href="/tasks">Tasks</a></li><li><span aria-current="page">{{title}}</span></li></ol></nav>
+    {{> crumbs}}
     <h1>{{title}}</h1>
     <p class="meta">{{statusLabel}} · {{project}} · created by {{createdBy}}{{#assignees}} · assigned to {{assignees}}{{/assignees}}{{#due}} · due {{due}}{{/due}}</p>
     {{#about}}<p>{{about}}</p>{{/about}}
@@ -126,7 +126,7 @@ enum AccountTemplates {
     <caption>Delivery log of {{url}}</caption>
     <thead><tr><th scope="col">Event</th><th scope="col">State</th><th scope="col">Attempts</th><th scope="col">Status</th><th scope="col">Latency</th><th scope="col" class="hide-narrow">Time</th><th scope="col"><span class="visually-hidden">Action</span></th></tr></thead>
     <tbody>
-    {{#deliveries}}<tr><td>{{event}}</td><td>{{state}}</td><td>{{attempts}}</td><td>{{status}}</td><td>{{latency}}</td><td class="hide-narrow"><time datetime="{{timeISO}}">{{time}}</time></td>
+    {{#deliveries}}<tr><td>{{event}}</td><td>{{state}}</td><td>{{attempts}}</td><td>{{status}}</td><td>{{latency}}</td><td class="hide-narrow">{{#time}}{{> time}}{{/time}}</td>
     <td><form class="inline" method="post" action="{{redeliverHref}}">{{> csrf}}<button type="submit">Redeliver</button></form></td></tr>
     {{/deliveries}}
     </tbody>
@@ -166,7 +166,7 @@ enum AccountTemplates {
     <caption>Users</caption>
     <thead><tr><th scope="col">User</th><th scope="col">Administrator</th><th scope="col">Uploaded</th><th scope="col" class="hide-narrow">Created</th></tr></thead>
     <tbody>
-    {{#users}}<tr><td>{{name}}</td><td>{{#admin}}yes{{/admin}}{{^admin}}no{{/admin}}</td><td>{{stored}} <span class="meta">({{chunks}} chunks)</span></td><td class="hide-narrow"><time datetime="{{createdISO}}">{{created}}</time></td></tr>
+    {{#users}}<tr><td>{{name}}</td><td>{{#admin}}yes{{/admin}}{{^admin}}no{{/admin}}</td><td>{{stored}} <span class="meta">({{chunks}} chunks)</span></td><td class="hide-narrow">{{#created}}{{> time}}{{/created}}</td></tr>
     {{/users}}
     </tbody>
     </table>

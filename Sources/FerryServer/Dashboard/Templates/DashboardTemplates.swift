@@ -14,7 +14,9 @@ enum DashboardTemplates {
 
 /// The layout, the sign-in page and the pages every section shares.
 enum LayoutTemplates {
-    static let all: [(String, String)] = [("layout", layout), ("csrf", csrf), ("signin", signIn), ("error", error), ("confirm", confirm)]
+    static let all: [(String, String)] = [
+        ("layout", layout), ("csrf", csrf), ("crumbs", crumbs), ("time", time), ("signin", signIn), ("error", error), ("confirm", confirm),
+    ]
 
     static let layout = #"""
     <!doctype html>
@@ -44,6 +46,14 @@ enum LayoutTemplates {
     """#
 
     static let csrf = #"<input type="hidden" name="csrf" value="{{csrf}}">"#
+
+    /// A `Stamp`, inside its section: `{{#modified}}{{> time}}{{/modified}}`.
+    static let time = #"<time datetime="{{iso}}">{{shown}}</time>"#
+
+    /// A page's `crumbs` (`[Crumb]`): links up to the page, which is the last step.
+    static let crumbs = #"""
+    <nav aria-label="Breadcrumbs" class="crumbs"><ol>{{#crumbs}}<li>{{#href}}<a href="{{href}}">{{name}}</a>{{/href}}{{^href}}<span aria-current="page">{{name}}</span>{{/href}}</li>{{/crumbs}}</ol></nav>
+    """#
 
     static let signIn = #"""
     {{<layout}}{{$body}}{{#content}}

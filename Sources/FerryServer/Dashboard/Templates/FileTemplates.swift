@@ -1,16 +1,12 @@
 /// Libraries, a folder, its trash and a file's page.
 enum FileTemplates {
-    static let all: [(String, String)] = [("crumbs", crumbs), ("libraries", libraries), ("folder", folder), ("trash", trash), ("file", file)]
-
-    static let crumbs = #"""
-    <nav aria-label="Breadcrumbs" class="crumbs"><ol>{{#crumbs}}<li>{{#href}}<a href="{{href}}">{{name}}</a>{{/href}}{{^href}}<span aria-current="page">{{name}}</span>{{/href}}</li>{{/crumbs}}</ol></nav>
-    """#
+    static let all: [(String, String)] = [("libraries", libraries), ("folder", folder), ("trash", trash), ("file", file)]
 
     static let libraries = #"""
     {{<layout}}{{$body}}{{#content}}
     <h1>Libraries</h1>
     {{#hasLibraries}}<ul class="libraries">
-    {{#libraries}}<li><a href="{{href}}">{{name}}</a> <span class="meta">created <time datetime="{{createdISO}}">{{created}}</time></span></li>
+    {{#libraries}}<li><a href="{{href}}">{{name}}</a> <span class="meta">created {{#created}}{{> time}}{{/created}}</span></li>
     {{/libraries}}
     </ul>{{/hasLibraries}}
     {{^libraries}}<p>No libraries yet. Create one here, or run <code>ferry folder add DIR</code> on a workstation.</p>{{/libraries}}
@@ -34,7 +30,7 @@ enum FileTemplates {
     <caption class="visually-hidden">Contents of {{heading}}</caption>
     <thead><tr><th scope="col">Name</th><th scope="col">Size</th><th scope="col">Modified</th></tr></thead>
     <tbody>
-    {{#entries}}<tr><td><span class="icon {{kind}}" aria-hidden="true"></span><a href="{{href}}">{{name}}</a>{{#target}} <span class="meta">→ {{target}}</span>{{/target}}</td><td>{{size}}</td><td><time datetime="{{modifiedISO}}">{{modified}}</time></td></tr>
+    {{#entries}}<tr><td><span class="icon {{kind}}" aria-hidden="true"></span><a href="{{href}}">{{name}}</a>{{#target}} <span class="meta">→ {{target}}</span>{{/target}}</td><td>{{size}}</td><td>{{#modified}}{{> time}}{{/modified}}</td></tr>
     {{/entries}}
     </tbody>
     </table>
@@ -67,7 +63,7 @@ enum FileTemplates {
     <caption class="visually-hidden">Deleted files</caption>
     <thead><tr><th scope="col">Name</th><th scope="col">Deleted</th><th scope="col">By</th><th scope="col"><span class="visually-hidden">Action</span></th></tr></thead>
     <tbody>
-    {{#entries}}<tr><td>{{#isDirectory}}<span class="icon directory" aria-hidden="true"></span><a href="{{browseHref}}">{{name}}</a>{{/isDirectory}}{{^isDirectory}}{{name}}{{/isDirectory}}</td><td><time datetime="{{deletedISO}}">{{deleted}}</time></td><td>{{device}}</td>
+    {{#entries}}<tr><td>{{#isDirectory}}<span class="icon directory" aria-hidden="true"></span><a href="{{browseHref}}">{{name}}</a>{{/isDirectory}}{{^isDirectory}}{{name}}{{/isDirectory}}</td><td>{{#deleted}}{{> time}}{{/deleted}}</td><td>{{device}}</td>
     <td><form class="inline" method="post" action="{{restoreHref}}">{{> csrf}}<input type="hidden" name="path" value="{{path}}"><input type="hidden" name="deleted" value="{{version}}"><button type="submit">Restore</button></form></td></tr>
     {{/entries}}
     </tbody>
@@ -83,7 +79,7 @@ enum FileTemplates {
     {{> crumbs}}
     <h1>{{name}}</h1>
     {{#deleted}}<p class="notice">This file is in the trash. Restore one of its versions to bring it back.</p>{{/deleted}}
-    {{#live}}<p class="actions">{{^isSymlink}}<a href="{{downloadHref}}">Download</a>{{/isSymlink}} <span class="meta">{{size}}, modified <time datetime="{{modifiedISO}}">{{modified}}</time></span></p>{{/live}}
+    {{#live}}<p class="actions">{{^isSymlink}}<a href="{{downloadHref}}">Download</a>{{/isSymlink}} <span class="meta">{{size}}, modified {{#modified}}{{> time}}{{/modified}}</span></p>{{/live}}
     {{#isSymlink}}<p>A symbolic link to <code>{{target}}</code>.</p>{{/isSymlink}}
     {{#imageHref}}<figure class="preview"><img src="{{imageHref}}" alt="Preview of {{name}}"></figure>{{/imageHref}}
     {{#text}}<section aria-label="Preview"><pre class="preview">{{text}}</pre>{{#truncated}}<p class="meta">The first 64 KiB are shown; download the file for the rest.</p>{{/truncated}}</section>{{/text}}
@@ -92,7 +88,7 @@ enum FileTemplates {
     <caption>History</caption>
     <thead><tr><th scope="col">Version</th><th scope="col">Time</th><th scope="col">Size</th><th scope="col">Device</th><th scope="col"><span class="visually-hidden">Action</span></th></tr></thead>
     <tbody>
-    {{#versions}}<tr><td>{{version}}</td><td><time datetime="{{timeISO}}">{{time}}</time></td><td>{{size}}</td><td>{{device}}</td>
+    {{#versions}}<tr><td>{{version}}</td><td>{{#time}}{{> time}}{{/time}}</td><td>{{size}}</td><td>{{device}}</td>
     <td>{{#current}}current{{/current}}{{#isDeletion}}deleted{{/isDeletion}}{{#restorable}}<form class="inline" method="post" action="{{restoreHref}}">{{> csrf}}<input type="hidden" name="path" value="{{path}}"><input type="hidden" name="version" value="{{version}}"><button type="submit">Restore</button></form>{{/restorable}}</td></tr>
     {{/versions}}
     </tbody>
