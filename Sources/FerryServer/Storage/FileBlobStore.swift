@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import CFerrySystem
+import CoreFoundation
 import Crypto
 import Foundation
 import FerryCore
