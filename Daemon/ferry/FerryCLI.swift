@@ -284,7 +284,7 @@ struct Folder: AsyncParsableCommand {
             if case .failed(let why) = DaemonControl.reload(socketPath: options.locations.socketPath) {
                 throw CLIError("\(path) was removed from the configuration, but the running ferryd still syncs it (\(why)); restart ferryd")
             }
-            if let index = try? LocalIndex(path: options.locations.stateDirectory + "/index.sqlite") { try index.forget(folder: path) }
+            if let index = try? LocalIndex(path: options.locations.indexFile) { try index.forget(folder: path) }
             print("No longer syncing \(path); its files are untouched.")
         }
     }
@@ -321,7 +321,7 @@ struct Sync: AsyncParsableCommand {
     func run() async throws {
         let config = try options.load()
         guard !config.folders.isEmpty else { throw CLIError("no folders to sync; add one with 'ferry folder add DIR'") }
-        let index = try LocalIndex(path: options.locations.stateDirectory + "/index.sqlite")
+        let index = try LocalIndex(path: options.locations.indexFile)
         let tty = isatty(STDOUT_FILENO) == 1 && !json
         var results: [String: PassReport] = [:]
         var plans: [String: FolderPlan] = [:]
@@ -337,9 +337,8 @@ struct Sync: AsyncParsableCommand {
                     await drawing.value
                 }
                 do {
-                    let sync = try FolderSync(folder: folder, index: index, api: api, deviceName: config.deviceName,
-                                              parallelism: config.uploadParallelism, policy: folder.policy,
-                                              lockTimeout: .seconds(waitSeconds), progress: progress, logger: quietLogger())
+                    let sync = try FolderSync(folder: folder, of: config, index: index, api: api, lockTimeout: .seconds(waitSeconds),
+                                              progress: progress, logger: quietLogger())
                     if dryRun {
                         let plan = try await sync.dryRun(allowMassDelete: allowMassDelete)
                         plans[folder.path] = FolderPlan(actions: plan.actions.map { PlannedLine(action: $0.summary.kind, path: $0.summary.path, bytes: $0.summary.bytes) },
@@ -439,10 +438,9 @@ struct Status: AsyncParsableCommand {
         if let why {
             let config = try options.load()
             let target = try SyncedPath(why, config: config)
-            let index = try LocalIndex(path: options.locations.stateDirectory + "/index.sqlite")
+            let index = try LocalIndex(path: options.locations.indexFile)
             let answer = try await options.withAPI(config) { api in
-                let sync = try FolderSync(folder: target.folder, index: index, api: api, deviceName: config.deviceName,
-                                          policy: target.folder.policy, logger: quietLogger())
+                let sync = try FolderSync(folder: target.folder, of: config, index: index, api: api, logger: quietLogger())
                 return try await sync.explain(target.path.string)
             }
             if json { return try printJSON(["path": target.path.string, "why": answer]) }
@@ -657,7 +655,7 @@ struct Conflicts: AsyncParsableCommand {
         func run() async throws {
             let config = try options.load()
             let target = try SyncedPath(path, config: config)
-            let index = try LocalIndex(path: options.locations.stateDirectory + "/index.sqlite")
+            let index = try LocalIndex(path: options.locations.indexFile)
             let resolved = try await options.withAPI(config) { api -> ConflictInfo in
                 let open = try await api.conflicts(library: target.folder.libraryId)
                 let matches = open.filter { $0.mine.path == target.path } + open.filter { $0.path == target.path }
@@ -673,8 +671,7 @@ struct Conflicts: AsyncParsableCommand {
                     throw CLIError(e.description)
                 }
                 let resolved = try await api.resolveConflict(id: conflict.id, keep: resolution)
-                let sync = try FolderSync(folder: target.folder, index: index, api: api, deviceName: config.deviceName,
-                                          policy: target.folder.policy, logger: quietLogger())
+                let sync = try FolderSync(folder: target.folder, of: config, index: index, api: api, logger: quietLogger())
                 _ = try await sync.syncUntilSettled()
                 return resolved
             }
@@ -1004,10 +1001,9 @@ struct Attach: AsyncParsableCommand {
     func run() async throws {
         let config = try options.load()
         let target = try SyncedPath(path, config: config)
-        let index = try LocalIndex(path: options.locations.stateDirectory + "/index.sqlite")
+        let index = try LocalIndex(path: options.locations.indexFile)
         let attachment = try await options.withAPI(config) { api -> AttachmentInfo in
-            let sync = try FolderSync(folder: target.folder, index: index, api: api, deviceName: config.deviceName,
-                                      policy: target.folder.policy, logger: quietLogger())
+            let sync = try FolderSync(folder: target.folder, of: config, index: index, api: api, logger: quietLogger())
             let report = try await sync.syncUntilSettled()
             if let problem = report.problems[target.path.string] { throw CLIError("\(target.path) could not be synced: \(problem)") }
             return try await api.attach(task: task, AttachRequest(library: target.folder.libraryId, path: target.path, follow: follow))

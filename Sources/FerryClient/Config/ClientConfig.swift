@@ -120,6 +120,9 @@ public struct ClientLocations: Sendable {
     public var stateDirectory: String
     public var socketPath: String
 
+    /// The local index (SQLite) of every folder, shared by `ferryd` and `ferry`.
+    public var indexFile: String { stateDirectory + "/index.sqlite" }
+
     public init(configFile: String, stateDirectory: String, socketPath: String) {
         self.configFile = configFile
         self.stateDirectory = stateDirectory

@@ -48,7 +48,7 @@ public final class FerryDaemon: Sendable {
     /// `reload` on the control socket (what `ferry folder add` and `remove` send) or a change
     /// to the file seen within two seconds starts and stops folder loops without a restart.
     public func run() async throws {
-        let index = try LocalIndex(path: locations.stateDirectory + "/index.sqlite")
+        let index = try LocalIndex(path: locations.indexFile)
         let (reloads, requestReload) = AsyncStream<ReloadTicket>.makeStream()
         let socket = try ControlSocket(path: locations.socketPath) { [board, passTriggers] request in
             Self.answer(request, board: board, triggers: passTriggers, reload: requestReload)

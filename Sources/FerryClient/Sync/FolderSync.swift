@@ -83,6 +83,14 @@ public final class FolderSync: Sendable {
         try index.attach(folder: folder.path, library: folder.libraryId)
     }
 
+    /// One of `config`'s folders, synced as this device with its settings (device name,
+    /// upload parallelism, the folder's guard): what `ferryd` and every `ferry` command use.
+    public convenience init(folder: FolderConfig, of config: ClientConfig, index: LocalIndex, api: ServerAPI, lockTimeout: Duration = .seconds(120),
+                            progress: TransferProgress = TransferProgress(), logger: Logger) throws {
+        try self.init(folder: folder, index: index, api: api, deviceName: config.deviceName, parallelism: config.uploadParallelism,
+                      policy: folder.policy, lockTimeout: lockTimeout, progress: progress, logger: logger)
+    }
+
     var root: String { folder.path }
 
     /// Hashing and file reads and writes: a hash of a large file holds a thread for seconds,
