@@ -83,7 +83,7 @@ struct CommonOptions: ParsableArguments {
 
     /// Runs `body` with an API client for the configured server, device token and pinned certificate.
     func withAPI<T>(_ config: ClientConfig, _ body: (ServerAPI) async throws -> T) async throws -> T {
-        let api = ServerAPI.open(serverURL: config.serverURL, token: config.deviceToken, pin: config.certificatePin)
+        let api = ServerAPI.open(for: config)
         do {
             let result = try await body(api)
             await api.close()

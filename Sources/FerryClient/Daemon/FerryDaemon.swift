@@ -68,10 +68,10 @@ public final class FerryDaemon: Sendable {
             }
         }
         var settings = config
-        var connection = DaemonConnection(settings)
+        var api = ServerAPI.open(for: settings)
         let loops = FolderLoops()
         await withTaskCancellationHandler {
-            await loops.apply(settings.folders) { start($0, settings: settings, connection: connection, index: index) }
+            await loops.apply(settings.folders) { start($0, settings: settings, api: api, index: index) }
             for await ticket in reloads {
                 let fresh: ClientConfig
                 do { fresh = try ClientConfig.load(from: configFile) } catch {
@@ -83,14 +83,14 @@ public final class FerryDaemon: Sendable {
                 if !Self.sameSettings(fresh, settings) {
                     // Another server, token, certificate or tuning: every loop starts again with it.
                     await loops.stopAll()
-                    await connection.close()
-                    connection = DaemonConnection(fresh)
+                    await api.close()
+                    api = ServerAPI.open(for: fresh)
                     board.reset(server: fresh.serverURL, device: fresh.deviceName)
                 }
                 settings = fresh
                 board.setFolders(fresh.folders)
-                let current = settings, client = connection
-                let (started, stopped) = await loops.apply(fresh.folders) { start($0, settings: current, connection: client, index: index) }
+                let current = settings, client = api
+                let (started, stopped) = await loops.apply(fresh.folders) { start($0, settings: current, api: client, index: index) }
                 if !started.isEmpty || !stopped.isEmpty {
                     logger.info("configuration reloaded", metadata: ["started": "\(started)", "stopped": "\(stopped)"])
                 }
@@ -101,15 +101,14 @@ public final class FerryDaemon: Sendable {
         }
         watch.cancel()
         await loops.stopAll()
-        await connection.close()
+        await api.close()
     }
 
     /// Starts one folder's loop; a folder that cannot be opened is shown in error instead.
-    func start(_ folder: FolderConfig, settings: ClientConfig, connection: DaemonConnection, index: LocalIndex) -> Task<Void, Never> {
+    func start(_ folder: FolderConfig, settings: ClientConfig, api: ServerAPI, index: LocalIndex) -> Task<Void, Never> {
         do {
             // A `ferry sync` of the folder is waited for; past this the pass is retried later.
-            let sync = try FolderSync(folder: folder, index: index, api: connection.api, deviceName: settings.deviceName,
-                                      parallelism: settings.uploadParallelism, policy: folder.policy, lockTimeout: .seconds(600), logger: logger)
+            let sync = try FolderSync(folder: folder, of: settings, index: index, api: api, lockTimeout: .seconds(600), logger: logger)
             board.track(folder.path, sync.progress)
             return Task { await self.runFolder(sync, settings: settings) }
         } catch {
@@ -317,18 +316,6 @@ public final class FerryDaemon: Sendable {
             }
         }
     }
-}
-
-/// The HTTP client and API of the daemon's current server and token.
-struct DaemonConnection: Sendable {
-    let api: ServerAPI
-
-    init(_ config: ClientConfig) {
-        let client = ServerAPI.makeClient(pin: config.certificatePin)
-        api = ServerAPI(serverURL: config.serverURL, token: config.deviceToken, client: client, pin: config.certificatePin)
-    }
-
-    func close() async { try? await api.client.shutdown() }
 }
 
 /// A request to read the configuration again, answered once it is applied (or has failed).
