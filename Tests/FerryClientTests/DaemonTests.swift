@@ -147,6 +147,21 @@ struct DaemonTests {
         #expect(try ControlSocket.request(path: dir + "/s.sock", ControlRequest(command: "status")) == Data("{}".utf8))
     }
 
+    /// The config watch reports a change once, and none that a reload already read.
+    @Test func theConfigWatchSkipsAChangeAReloadAlreadyRead() throws {
+        let file = scratchDirectory("config") + "/config.json"
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: file))
+        let watch = ConfigFileWatch(path: file)
+        #expect(!watch.changedSinceRead())
+        try AtomicFile.write(Data("{ }".utf8), to: file, mode: 0o600)
+        #expect(watch.changedSinceRead())
+        #expect(!watch.changedSinceRead())
+        // Saved, then read by a reload: nothing left for the watch.
+        try AtomicFile.write(Data("{  }".utf8), to: file, mode: 0o600)
+        watch.markRead()
+        #expect(!watch.changedSinceRead())
+    }
+
     @Test func backoffGrowsWithJitterAndIsCapped() {
         var backoff = Backoff(base: .seconds(1), cap: .seconds(60))
         var last = Duration.zero

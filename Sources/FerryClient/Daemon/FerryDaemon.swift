@@ -56,15 +56,11 @@ public final class FerryDaemon: Sendable {
         logger.info("ferryd started", metadata: ["folders": "\(config.folders.count)", "socket": "\(socket.path)"])
         defer { socket.stop() }
         let configFile = locations.configFile
+        let configWatch = ConfigFileWatch(path: configFile)
         let watch = Task {
-            var seen = FileIdentity(path: configFile)
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(2))
-                let now = FileIdentity(path: configFile)
-                if now != seen {
-                    seen = now
-                    requestReload.yield(ReloadTicket())
-                }
+                if configWatch.changedSinceRead() { requestReload.yield(ReloadTicket()) }
             }
         }
         var settings = config
@@ -74,6 +70,7 @@ public final class FerryDaemon: Sendable {
             await loops.apply(settings.folders) { start($0, settings: settings, api: api, index: index) }
             for await ticket in reloads {
                 let fresh: ClientConfig
+                configWatch.markRead()
                 do { fresh = try ClientConfig.load(from: configFile) } catch {
                     let message = "\(error); the folders synced stay as they were"
                     logger.error("\(message)")
