@@ -260,12 +260,11 @@ struct Folder: AsyncParsableCommand {
 
         func run() async throws {
             let path = URL(fileURLWithPath: directory).standardizedFileURL.resolvingSymlinksInPath().path
-            let answer: Data
-            do { answer = try ControlSocket.request(path: options.locations.socketPath, ControlRequest(command: "confirm-deletes", folder: path)) } catch {
-                throw CLIError("ferryd is not running; without it, run 'ferry sync --allow-mass-delete'")
+            switch DaemonControl.confirmDeletes(socketPath: options.locations.socketPath, folder: path) {
+            case .notRunning: throw CLIError("ferryd is not running; without it, run 'ferry sync --allow-mass-delete'")
+            case .nothingWaiting: throw CLIError("\(path) has no deletes waiting for confirmation")
+            case .confirmed: print("Confirmed: ferryd carries out the held deletes in \(path) now.")
             }
-            if String(decoding: answer, as: UTF8.self).contains("\"error\"") { throw CLIError("\(path) has no deletes waiting for confirmation") }
-            print("Confirmed: ferryd carries out the held deletes in \(path) now.")
         }
     }
 
@@ -448,14 +447,11 @@ struct Status: AsyncParsableCommand {
         }
         _ = try options.load()  // "not logged in" before "ferryd is not running"
         let socket = options.locations.socketPath
-        let data: Data
-        do { data = try ControlSocket.request(path: socket, ControlRequest(command: "status")) } catch {
+        guard let data = DaemonControl.statusDocument(socketPath: socket) else {
             throw CLIError("ferryd is not running (no answer on \(socket)); start it with 'systemctl --user start ferryd' or 'ferryd'")
         }
         if json { return print(String(decoding: data, as: UTF8.self)) }
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        let status = try decoder.decode(DaemonStatus.self, from: data)
+        let status = try DaemonStatus(json: data)
         print("ferryd: device '\(status.device)' → \(status.server)")
         for f in status.folders {
             var line = "\(f.path) [\(f.library)]: \(f.state.rawValue)"
