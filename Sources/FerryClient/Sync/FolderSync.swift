@@ -506,7 +506,7 @@ public final class FolderSync: Sendable {
     func applyLocal(_ actions: [PlannedAction], index entries: [String: IndexEntry], report: inout PassReport) async throws {
         var update = IndexUpdate()
         let sources = LocalChunkSources(root: root, entries: entries)
-        let (early, late) = Self.orderDeletes(actions)
+        let (early, late) = LocalDeleteOrder.split(actions)
         removeAll(early, report: &report, update: &update)
         for action in actions {
             do {
@@ -540,39 +540,6 @@ public final class FolderSync: Sendable {
         }
         removeAll(late, report: &report, update: &update)
         try index.apply(folder: root, update)
-    }
-
-    /// The plan's local deletes in two groups, each deepest first: those that must go before
-    /// any download (a non-directory where a download needs a directory above it; anything
-    /// inside a directory a download turns into a file or link), and the rest.
-    static func orderDeletes(_ actions: [PlannedAction]) -> (early: [IndexEntry], late: [IndexEntry]) {
-        var ancestors = Set<String>()
-        var becomingLeaves = Set<String>()
-        for action in actions {
-            let placed: FileVersion
-            switch action {
-            case .download(let v), .conflict(_, let v): placed = v
-            default: continue
-            }
-            let path = placed.path.string
-            if placed.kind != .directory { becomingLeaves.insert(path) }
-            var slash = path.lastIndex(of: "/")
-            while let s = slash {
-                ancestors.insert(String(path[..<s]))
-                slash = path[..<s].lastIndex(of: "/")
-            }
-        }
-        var early: [IndexEntry] = [], late: [IndexEntry] = []
-        for case .deleteLocal(let e) in actions {
-            var first = e.kind != .directory && ancestors.contains(e.path)
-            var slash = e.path.lastIndex(of: "/")
-            while !first, let s = slash {
-                first = becomingLeaves.contains(String(e.path[..<s]))
-                slash = e.path[..<s].lastIndex(of: "/")
-            }
-            if first { early.append(e) } else { late.append(e) }
-        }
-        return (early.sorted { $0.path > $1.path }, late.sorted { $0.path > $1.path })
     }
 
     /// Removes `deletes` (already deepest first) and records what happened.
