@@ -1040,7 +1040,10 @@ public final class FolderSync: Sendable {
     /// Appends `size` bytes of the file at `path` in the folder `root` from `offset` to
     /// `buffer`, opened through `FolderFS`. False, with `buffer` as it was, when the file is
     /// gone, shorter, or beneath something that is no longer a directory.
-    static func readRange(root: String, path: String, offset: Int64, size: Int64, appendingTo buffer: inout ByteBuffer) throws -> Bool {
+    /// With `accepting`, the opened file must also pass it (checked on the descriptor, so it
+    /// is the file read), or nothing is read.
+    static func readRange(root: String, path: String, offset: Int64, size: Int64, appendingTo buffer: inout ByteBuffer,
+                          accepting: ((LocalFile) -> Bool)? = nil) throws -> Bool {
         guard size >= 0, offset >= 0 else { return false }
         let fd: Int32
         do { fd = try FolderFS(root: root).open(path, flags: O_RDONLY) } catch let failure as SystemCallError where failure.errno == ENOENT || failure.errno == ELOOP {
@@ -1049,6 +1052,10 @@ public final class FolderSync: Sendable {
             return false
         }
         defer { close(fd) }
+        if let accepting {
+            var st = Glibc.stat()
+            guard fstat(fd, &st) == 0, let opened = LocalFile(path: path, stat: st, target: nil), accepting(opened) else { return false }
+        }
         let start = buffer.writerIndex
         let wanted = Int(size)
         let read = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: wanted) { raw -> Int in
@@ -1125,15 +1132,14 @@ struct LocalChunkSources: Sendable {
         locations = map
     }
 
-    static func read(root: String, path: String, offset: Int64, size: Int64) -> ByteBuffer? {
-        var buffer = ByteBuffer()
-        return (try? FolderSync.readRange(root: root, path: path, offset: offset, size: size, appendingTo: &buffer)) == true ? buffer : nil
-    }
-
+    /// The chunk's bytes from a local file the index says holds them, if one still is what
+    /// the index saw (checked on the opened file: one walk of the path, not a stat and then
+    /// an open) and the bytes still hash right.
     func read(_ chunk: ChunkRef) -> ByteBuffer? {
         for (e, offset) in locations[chunk.sha256] ?? [] {
-            guard let now = LocalScanner.stat(root: root, path: e.path), now.sameStat(size: e.size, mtimeNs: e.mtimeNs, inode: e.inode, ctimeNs: e.ctimeNs),
-                  let bytes = Self.read(root: root, path: e.path, offset: offset, size: chunk.size),
+            var bytes = ByteBuffer()
+            let unchanged = { (now: LocalFile) in now.sameStat(size: e.size, mtimeNs: e.mtimeNs, inode: e.inode, ctimeNs: e.ctimeNs) }
+            guard (try? FolderSync.readRange(root: root, path: e.path, offset: offset, size: chunk.size, appendingTo: &bytes, accepting: unchanged)) == true,
                   ContentHash.of(bytes.readableBytesView) == chunk.sha256
             else { continue }
             return bytes
