@@ -185,6 +185,23 @@ struct DaemonTests {
         #expect(!watch.changedSinceRead())
     }
 
+    /// A reload keeps the folder loops running only when nothing but the folder list changed.
+    @Test func onlyAChangedFolderListKeepsTheLoopsRunning() {
+        let base = ClientConfig(serverURL: "https://nas:8720", username: "u", deviceId: "d", deviceName: "n", deviceToken: "t")
+        var folders = base
+        folders.folders = [FolderConfig(path: "/f", libraryId: "l", libraryName: "f")]
+        #expect(FerryDaemon.sameSettings(base, folders))
+        var tuned = base
+        tuned.settleMilliseconds = 1000
+        #expect(!FerryDaemon.sameSettings(base, tuned))
+        var token = folders
+        token.deviceToken = "t2"
+        #expect(!FerryDaemon.sameSettings(folders, token))
+        var server = base
+        server.serverURL = "https://other:8720"
+        #expect(!FerryDaemon.sameSettings(server, base))
+    }
+
     @Test func backoffGrowsWithJitterAndIsCapped() {
         var backoff = Backoff(base: .seconds(1), cap: .seconds(60))
         var last = Duration.zero

@@ -35,7 +35,7 @@ public struct FolderConfig: Codable, Sendable, Hashable {
 }
 
 /// `config.json`: the server, this device's token and the folders. Mode 0600 (it holds the token).
-public struct ClientConfig: Codable, Sendable {
+public struct ClientConfig: Codable, Sendable, Equatable {
     public var serverURL: String
     public var username: String
     public var deviceId: String

@@ -119,11 +119,12 @@ public final class FerryDaemon: Sendable {
         }
     }
 
-    /// Everything but the folder list is the same: the loops may go on as they are.
+    /// Everything but the folder list is the same: the loops may go on as they are. (Every
+    /// other field, so a setting added to the config restarts the loops without being listed here.)
     static func sameSettings(_ a: ClientConfig, _ b: ClientConfig) -> Bool {
-        a.serverURL == b.serverURL && a.deviceToken == b.deviceToken && a.deviceName == b.deviceName && a.certificatePin == b.certificatePin
-            && a.uploadParallelism == b.uploadParallelism && a.rescanIntervalSeconds == b.rescanIntervalSeconds
-            && a.settleMilliseconds == b.settleMilliseconds
+        var a = a
+        a.folders = b.folders
+        return a == b
     }
 
     /// One control-socket request, answered on the socket's thread.
