@@ -83,7 +83,7 @@ struct CommonOptions: ParsableArguments {
 
     /// Runs `body` with an API client for the configured server, device token and pinned certificate.
     func withAPI<T>(_ config: ClientConfig, _ body: (ServerAPI) async throws -> T) async throws -> T {
-        let api = ServerAPI.open(serverURL: config.serverURL, token: config.deviceToken, pin: config.certificatePin)
+        let api = ServerAPI.open(for: config)
         do {
             let result = try await body(api)
             await api.close()
@@ -260,12 +260,11 @@ struct Folder: AsyncParsableCommand {
 
         func run() async throws {
             let path = URL(fileURLWithPath: directory).standardizedFileURL.resolvingSymlinksInPath().path
-            let answer: Data
-            do { answer = try ControlSocket.request(path: options.locations.socketPath, ControlRequest(command: "confirm-deletes", folder: path)) } catch {
-                throw CLIError("ferryd is not running; without it, run 'ferry sync --allow-mass-delete'")
+            switch DaemonControl.confirmDeletes(socketPath: options.locations.socketPath, folder: path) {
+            case .notRunning: throw CLIError("ferryd is not running; without it, run 'ferry sync --allow-mass-delete'")
+            case .nothingWaiting: throw CLIError("\(path) has no deletes waiting for confirmation")
+            case .confirmed: print("Confirmed: ferryd carries out the held deletes in \(path) now.")
             }
-            if String(decoding: answer, as: UTF8.self).contains("\"error\"") { throw CLIError("\(path) has no deletes waiting for confirmation") }
-            print("Confirmed: ferryd carries out the held deletes in \(path) now.")
         }
     }
 
@@ -284,7 +283,7 @@ struct Folder: AsyncParsableCommand {
             if case .failed(let why) = DaemonControl.reload(socketPath: options.locations.socketPath) {
                 throw CLIError("\(path) was removed from the configuration, but the running ferryd still syncs it (\(why)); restart ferryd")
             }
-            if let index = try? LocalIndex(path: options.locations.stateDirectory + "/index.sqlite") { try index.forget(folder: path) }
+            if let index = try? LocalIndex(path: options.locations.indexFile) { try index.forget(folder: path) }
             print("No longer syncing \(path); its files are untouched.")
         }
     }
@@ -321,7 +320,7 @@ struct Sync: AsyncParsableCommand {
     func run() async throws {
         let config = try options.load()
         guard !config.folders.isEmpty else { throw CLIError("no folders to sync; add one with 'ferry folder add DIR'") }
-        let index = try LocalIndex(path: options.locations.stateDirectory + "/index.sqlite")
+        let index = try LocalIndex(path: options.locations.indexFile)
         let tty = isatty(STDOUT_FILENO) == 1 && !json
         var results: [String: PassReport] = [:]
         var plans: [String: FolderPlan] = [:]
@@ -337,9 +336,8 @@ struct Sync: AsyncParsableCommand {
                     await drawing.value
                 }
                 do {
-                    let sync = try FolderSync(folder: folder, index: index, api: api, deviceName: config.deviceName,
-                                              parallelism: config.uploadParallelism, policy: folder.policy,
-                                              lockTimeout: .seconds(waitSeconds), progress: progress, logger: quietLogger())
+                    let sync = try FolderSync(folder: folder, of: config, index: index, api: api, lockTimeout: .seconds(waitSeconds),
+                                              progress: progress, logger: quietLogger())
                     if dryRun {
                         let plan = try await sync.dryRun(allowMassDelete: allowMassDelete)
                         plans[folder.path] = FolderPlan(actions: plan.actions.map { PlannedLine(action: $0.summary.kind, path: $0.summary.path, bytes: $0.summary.bytes) },
@@ -439,10 +437,9 @@ struct Status: AsyncParsableCommand {
         if let why {
             let config = try options.load()
             let target = try SyncedPath(why, config: config)
-            let index = try LocalIndex(path: options.locations.stateDirectory + "/index.sqlite")
+            let index = try LocalIndex(path: options.locations.indexFile)
             let answer = try await options.withAPI(config) { api in
-                let sync = try FolderSync(folder: target.folder, index: index, api: api, deviceName: config.deviceName,
-                                          policy: target.folder.policy, logger: quietLogger())
+                let sync = try FolderSync(folder: target.folder, of: config, index: index, api: api, logger: quietLogger())
                 return try await sync.explain(target.path.string)
             }
             if json { return try printJSON(["path": target.path.string, "why": answer]) }
@@ -450,14 +447,11 @@ struct Status: AsyncParsableCommand {
         }
         _ = try options.load()  // "not logged in" before "ferryd is not running"
         let socket = options.locations.socketPath
-        let data: Data
-        do { data = try ControlSocket.request(path: socket, ControlRequest(command: "status")) } catch {
+        guard let data = DaemonControl.statusDocument(socketPath: socket) else {
             throw CLIError("ferryd is not running (no answer on \(socket)); start it with 'systemctl --user start ferryd' or 'ferryd'")
         }
         if json { return print(String(decoding: data, as: UTF8.self)) }
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        let status = try decoder.decode(DaemonStatus.self, from: data)
+        let status = try DaemonStatus(json: data)
         print("ferryd: device '\(status.device)' → \(status.server)")
         for f in status.folders {
             var line = "\(f.path) [\(f.library)]: \(f.state.rawValue)"
@@ -657,7 +651,7 @@ struct Conflicts: AsyncParsableCommand {
         func run() async throws {
             let config = try options.load()
             let target = try SyncedPath(path, config: config)
-            let index = try LocalIndex(path: options.locations.stateDirectory + "/index.sqlite")
+            let index = try LocalIndex(path: options.locations.indexFile)
             let resolved = try await options.withAPI(config) { api -> ConflictInfo in
                 let open = try await api.conflicts(library: target.folder.libraryId)
                 let matches = open.filter { $0.mine.path == target.path } + open.filter { $0.path == target.path }
@@ -673,8 +667,7 @@ struct Conflicts: AsyncParsableCommand {
                     throw CLIError(e.description)
                 }
                 let resolved = try await api.resolveConflict(id: conflict.id, keep: resolution)
-                let sync = try FolderSync(folder: target.folder, index: index, api: api, deviceName: config.deviceName,
-                                          policy: target.folder.policy, logger: quietLogger())
+                let sync = try FolderSync(folder: target.folder, of: config, index: index, api: api, logger: quietLogger())
                 _ = try await sync.syncUntilSettled()
                 return resolved
             }
@@ -1004,10 +997,9 @@ struct Attach: AsyncParsableCommand {
     func run() async throws {
         let config = try options.load()
         let target = try SyncedPath(path, config: config)
-        let index = try LocalIndex(path: options.locations.stateDirectory + "/index.sqlite")
+        let index = try LocalIndex(path: options.locations.indexFile)
         let attachment = try await options.withAPI(config) { api -> AttachmentInfo in
-            let sync = try FolderSync(folder: target.folder, index: index, api: api, deviceName: config.deviceName,
-                                      policy: target.folder.policy, logger: quietLogger())
+            let sync = try FolderSync(folder: target.folder, of: config, index: index, api: api, logger: quietLogger())
             let report = try await sync.syncUntilSettled()
             if let problem = report.problems[target.path.string] { throw CLIError("\(target.path) could not be synced: \(problem)") }
             return try await api.attach(task: task, AttachRequest(library: target.folder.libraryId, path: target.path, follow: follow))

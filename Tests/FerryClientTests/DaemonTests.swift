@@ -39,10 +39,8 @@ struct DaemonTests {
             #expect(await eventually { !b.exists("new/hello.txt") })
 
             // `ferry status` reads the same board over the control socket.
-            let answer = try ControlSocket.request(path: Self.locations(a).socketPath, ControlRequest(command: "status"))
-            let decoder = JSONDecoder()
-            decoder.dateDecodingStrategy = .iso8601
-            let status = try decoder.decode(DaemonStatus.self, from: answer)
+            let answer = try #require(DaemonControl.statusDocument(socketPath: Self.locations(a).socketPath))
+            let status = try DaemonStatus(json: answer)
             #expect(status.device == "a")
             #expect(status.folders.map(\.path) == [a.root])
         }
@@ -145,6 +143,63 @@ struct DaemonTests {
         defer { first.stop() }
         #expect(throws: ClientError.self) { _ = try ControlSocket(path: dir + "/s.sock") { _ in Data() } }
         #expect(try ControlSocket.request(path: dir + "/s.sock", ControlRequest(command: "status")) == Data("{}".utf8))
+    }
+
+    /// `ferry folder confirm-deletes`: a folder's held deletes are let through, and its pass
+    /// started, only where the guard holds some; no daemon and nothing held are told apart.
+    @Test func confirmDeletesReachesOnlyAFolderThatHoldsDeletes() async throws {
+        let socket = scratchDirectory("socket") + "/s.sock"
+        #expect(DaemonControl.confirmDeletes(socketPath: socket, folder: "/f") == .notRunning)
+        let board = StatusBoard(server: "s", device: "d", folders: [FolderConfig(path: "/f", libraryId: "l", libraryName: "f")])
+        let triggers = TriggerTable()
+        let (passes, startPass) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        triggers.register("/f", startPass)
+        let (_, reload) = AsyncStream<ReloadTicket>.makeStream()
+        let control = try ControlSocket(path: socket) { FerryDaemon.answer($0, board: board, triggers: triggers, reload: reload) }
+        defer { control.stop() }
+
+        #expect(DaemonControl.confirmDeletes(socketPath: socket, folder: "/f") == .nothingWaiting)
+        #expect(!board.takeConfirmation("/f"))
+        board.update("/f") { $0.massDelete = MassDeletePause(remoteDeletes: 0, localDeletes: 120, entries: 150) }
+        #expect(DaemonControl.confirmDeletes(socketPath: socket, folder: "/other") == .nothingWaiting)
+        #expect(DaemonControl.confirmDeletes(socketPath: socket, folder: "/f") == .confirmed)
+        #expect(board.takeConfirmation("/f"))
+        startPass.finish()
+        var started = 0
+        for await _ in passes { started += 1 }
+        #expect(started == 1)
+    }
+
+    /// The config watch reports a change once, and none that a reload already read.
+    @Test func theConfigWatchSkipsAChangeAReloadAlreadyRead() throws {
+        let file = scratchDirectory("config") + "/config.json"
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: file))
+        let watch = ConfigFileWatch(path: file)
+        #expect(!watch.changedSinceRead())
+        try AtomicFile.write(Data("{ }".utf8), to: file, mode: 0o600)
+        #expect(watch.changedSinceRead())
+        #expect(!watch.changedSinceRead())
+        // Saved, then read by a reload: nothing left for the watch.
+        try AtomicFile.write(Data("{  }".utf8), to: file, mode: 0o600)
+        watch.markRead()
+        #expect(!watch.changedSinceRead())
+    }
+
+    /// A reload keeps the folder loops running only when nothing but the folder list changed.
+    @Test func onlyAChangedFolderListKeepsTheLoopsRunning() {
+        let base = ClientConfig(serverURL: "https://nas:8720", username: "u", deviceId: "d", deviceName: "n", deviceToken: "t")
+        var folders = base
+        folders.folders = [FolderConfig(path: "/f", libraryId: "l", libraryName: "f")]
+        #expect(FerryDaemon.sameSettings(base, folders))
+        var tuned = base
+        tuned.settleMilliseconds = 1000
+        #expect(!FerryDaemon.sameSettings(base, tuned))
+        var token = folders
+        token.deviceToken = "t2"
+        #expect(!FerryDaemon.sameSettings(folders, token))
+        var server = base
+        server.serverURL = "https://other:8720"
+        #expect(!FerryDaemon.sameSettings(server, base))
     }
 
     @Test func backoffGrowsWithJitterAndIsCapped() {

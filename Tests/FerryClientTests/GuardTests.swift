@@ -3,6 +3,7 @@ import FerryCore
 import FerryTestSupport
 import Foundation
 import Logging
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -82,6 +83,26 @@ struct GuardTests {
             let followed = try await c.sync()
             #expect(followed.massDelete == nil && followed.deletedLocal == 120)
             #expect(b.tree() == c.tree() && Self.fileCount(c) == 30)
+        }
+    }
+
+    /// Recording a confirmation the server refuses costs the other devices a question, never
+    /// the pass: nothing is thrown, and the warning names the library.
+    @Test func aConfirmationTheServerRefusesIsLoggedAndThePassGoesOn() async throws {
+        try await Cloud.with { cloud in
+            let user = try await cloud.user("rec")
+            let a = try await Device.make(cloud, user: user, name: "a")
+            defer { Task { await a.close() } }
+            let logged = LoggedMessages()
+            let logger = Logger(label: "gate") { _ in logged }
+            await MassDeleteGate(api: a.api, library: "no-such-library", logger: logger).record([1, 2])
+            let warnings = logged.messages.filter { $0.level == .warning }
+            #expect(warnings.count == 1)
+            #expect(warnings.first?.text.contains("could not record the confirmed deletions") == true)
+            #expect(warnings.first?.metadata["library"] == "no-such-library")
+            // Nothing to record asks the server nothing, and says nothing.
+            await MassDeleteGate(api: a.api, library: "no-such-library", logger: logger).record([])
+            #expect(logged.messages.count == 1)
         }
     }
 
@@ -198,5 +219,37 @@ struct GuardTests {
             try await a.sync()
             #expect(try await a.sync.explain("copy.txt").hasPrefix("copy.txt is in sync"))
         }
+    }
+}
+
+/// A log handler that keeps what it is given, for tests of what is logged.
+final class LoggedMessages: LogHandler, Sendable {
+    struct Message: Sendable {
+        let level: Logger.Level
+        let text: String
+        let metadata: [String: String]
+    }
+
+    private let kept = Mutex<[Message]>([])
+    var messages: [Message] { kept.withLock { $0 } }
+
+    var logLevel: Logger.Level {
+        get { .trace }
+        set {}
+    }
+
+    var metadata: Logger.Metadata {
+        get { [:] }
+        set {}
+    }
+
+    subscript(metadataKey _: String) -> Logger.Metadata.Value? {
+        get { nil }
+        set {}
+    }
+
+    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
+        let entry = Message(level: level, text: message.description, metadata: (metadata ?? [:]).mapValues(\.description))
+        kept.withLock { $0.append(entry) }
     }
 }

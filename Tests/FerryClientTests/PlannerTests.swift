@@ -136,6 +136,33 @@ struct PlannerTests {
         #expect(Planner.plan(index: index, local: local, remote: remote, policy: policy).massDelete?.localDeletes == 120)
     }
 
+    /// What must make way for a download is removed before it, deepest first; the rest after.
+    @Test func localDeletesThatBlockADownloadGoFirst() throws {
+        func entry(_ path: String, _ kind: EntryKind) -> IndexEntry {
+            IndexEntry(path: path, kind: kind, size: 0, mtimeNs: 0, inode: 0, ctimeNs: 0, mode: 0o644, sha256: nil, chunks: [],
+                       target: kind == .symlink ? "t" : nil, version: 1)
+        }
+        func version(_ path: String, _ kind: EntryKind) throws -> FileVersion {
+            FileVersion(version: 2, path: try FerryPath(path), kind: kind, deleted: false, size: 0, sha256: kind == .file ? .empty : nil,
+                        mtimeNs: 0, mode: 0o644, chunks: [], target: kind == .symlink ? "t" : nil, deviceId: nil, committedAt: Date())
+        }
+        let actions: [PlannedAction] = [
+            .deleteLocal(entry("s", .symlink)),  // a link where s/x.txt needs a directory
+            .download(try version("s/x.txt", .file)),
+            .deleteLocal(entry("k/f.txt", .file)),  // inside k, which becomes a file
+            .deleteLocal(entry("k/sub", .directory)),
+            .deleteLocal(entry("k", .directory)),  // the directory itself: materialize removes it once empty
+            .download(try version("k", .file)),
+            .deleteLocal(entry("m", .directory)),  // an ancestor, but a directory already: nothing in the way
+            .download(try version("m/g.txt", .file)),
+            .deleteLocal(entry("old/a.txt", .file)),  // unrelated: after the downloads
+            .deleteLocal(entry("old", .directory)),
+        ]
+        let (early, late) = LocalDeleteOrder.split(actions)
+        #expect(early.map(\.path) == ["s", "k/sub", "k/f.txt"])
+        #expect(late.map(\.path) == ["old/a.txt", "old", "m", "k"])
+    }
+
     @Test func conflictNamesKeepTheExtensionAndMarkTheDevice() {
         let date = Date(timeIntervalSince1970: 1_795_000_000)  // 2026-11-18 11:06:40 UTC
         #expect(ConflictName.make(for: "docs/plan.txt", device: "my laptop", at: date) == "docs/plan.conflict-my-laptop-20261118-110640.txt")

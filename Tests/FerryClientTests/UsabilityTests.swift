@@ -43,9 +43,7 @@ struct UsabilityTests {
     static func status(_ home: Home) async throws -> DaemonStatus? {
         let run = try await home.ferry("status", "--json")
         guard run.status == 0 else { return nil }
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        return try decoder.decode(DaemonStatus.self, from: Data(run.out.utf8))
+        return try DaemonStatus(json: Data(run.out.utf8))
     }
 
     static func write(_ path: String, _ text: String) throws {

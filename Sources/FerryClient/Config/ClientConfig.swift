@@ -35,7 +35,7 @@ public struct FolderConfig: Codable, Sendable, Hashable {
 }
 
 /// `config.json`: the server, this device's token and the folders. Mode 0600 (it holds the token).
-public struct ClientConfig: Codable, Sendable {
+public struct ClientConfig: Codable, Sendable, Equatable {
     public var serverURL: String
     public var username: String
     public var deviceId: String
@@ -119,6 +119,9 @@ public struct ClientLocations: Sendable {
     public var configFile: String
     public var stateDirectory: String
     public var socketPath: String
+
+    /// The local index (SQLite) of every folder, shared by `ferryd` and `ferry`.
+    public var indexFile: String { stateDirectory + "/index.sqlite" }
 
     public init(configFile: String, stateDirectory: String, socketPath: String) {
         self.configFile = configFile

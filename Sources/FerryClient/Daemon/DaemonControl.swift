@@ -33,4 +33,38 @@ public enum DaemonControl {
         if reply.error == "unknown command" { return .failed("this ferryd is older than ferry and cannot reload; restart it") }
         return .failed(reply.error ?? "ferryd did not say what went wrong; see its log")
     }
+
+    /// How a confirmation of a folder's held deletes went.
+    public enum ConfirmOutcome: Equatable, Sendable {
+        /// No daemon answers on the socket.
+        case notRunning
+        /// The daemon carries out the held deletes on its next pass, which starts now.
+        case confirmed
+        /// The daemon holds no deletes of that folder.
+        case nothingWaiting
+    }
+
+    /// Lets the daemon carry out the deletes its mass-delete guard holds in `folder` (absolute).
+    public static func confirmDeletes(socketPath: String, folder: String) -> ConfirmOutcome {
+        guard let answer = try? ControlSocket.request(path: socketPath, ControlRequest(command: "confirm-deletes", folder: folder)) else {
+            return .notRunning
+        }
+        struct Reply: Decodable { let ok: Bool? }
+        return (try? JSONDecoder().decode(Reply.self, from: answer))?.ok == true ? .confirmed : .nothingWaiting
+    }
+
+    /// The daemon's status document as it sent it (what `ferry status --json` prints); nil
+    /// when no daemon answers. `DaemonStatus(json:)` reads it.
+    public static func statusDocument(socketPath: String) -> Data? {
+        try? ControlSocket.request(path: socketPath, ControlRequest(command: "status"))
+    }
+}
+
+extension DaemonStatus {
+    /// Reads the status document the control socket sends.
+    public init(json: Data) throws {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        self = try decoder.decode(DaemonStatus.self, from: json)
+    }
 }

@@ -48,7 +48,7 @@ public final class FerryDaemon: Sendable {
     /// `reload` on the control socket (what `ferry folder add` and `remove` send) or a change
     /// to the file seen within two seconds starts and stops folder loops without a restart.
     public func run() async throws {
-        let index = try LocalIndex(path: locations.stateDirectory + "/index.sqlite")
+        let index = try LocalIndex(path: locations.indexFile)
         let (reloads, requestReload) = AsyncStream<ReloadTicket>.makeStream()
         let socket = try ControlSocket(path: locations.socketPath) { [board, passTriggers] request in
             Self.answer(request, board: board, triggers: passTriggers, reload: requestReload)
@@ -56,24 +56,21 @@ public final class FerryDaemon: Sendable {
         logger.info("ferryd started", metadata: ["folders": "\(config.folders.count)", "socket": "\(socket.path)"])
         defer { socket.stop() }
         let configFile = locations.configFile
+        let configWatch = ConfigFileWatch(path: configFile)
         let watch = Task {
-            var seen = FileIdentity(path: configFile)
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(2))
-                let now = FileIdentity(path: configFile)
-                if now != seen {
-                    seen = now
-                    requestReload.yield(ReloadTicket())
-                }
+                if configWatch.changedSinceRead() { requestReload.yield(ReloadTicket()) }
             }
         }
         var settings = config
-        var connection = DaemonConnection(settings)
+        var api = ServerAPI.open(for: settings)
         let loops = FolderLoops()
         await withTaskCancellationHandler {
-            await loops.apply(settings.folders) { start($0, settings: settings, connection: connection, index: index) }
+            await loops.apply(settings.folders) { start($0, settings: settings, api: api, index: index) }
             for await ticket in reloads {
                 let fresh: ClientConfig
+                configWatch.markRead()
                 do { fresh = try ClientConfig.load(from: configFile) } catch {
                     let message = "\(error); the folders synced stay as they were"
                     logger.error("\(message)")
@@ -83,14 +80,14 @@ public final class FerryDaemon: Sendable {
                 if !Self.sameSettings(fresh, settings) {
                     // Another server, token, certificate or tuning: every loop starts again with it.
                     await loops.stopAll()
-                    await connection.close()
-                    connection = DaemonConnection(fresh)
+                    await api.close()
+                    api = ServerAPI.open(for: fresh)
                     board.reset(server: fresh.serverURL, device: fresh.deviceName)
                 }
                 settings = fresh
                 board.setFolders(fresh.folders)
-                let current = settings, client = connection
-                let (started, stopped) = await loops.apply(fresh.folders) { start($0, settings: current, connection: client, index: index) }
+                let current = settings, client = api
+                let (started, stopped) = await loops.apply(fresh.folders) { start($0, settings: current, api: client, index: index) }
                 if !started.isEmpty || !stopped.isEmpty {
                     logger.info("configuration reloaded", metadata: ["started": "\(started)", "stopped": "\(stopped)"])
                 }
@@ -101,15 +98,14 @@ public final class FerryDaemon: Sendable {
         }
         watch.cancel()
         await loops.stopAll()
-        await connection.close()
+        await api.close()
     }
 
     /// Starts one folder's loop; a folder that cannot be opened is shown in error instead.
-    func start(_ folder: FolderConfig, settings: ClientConfig, connection: DaemonConnection, index: LocalIndex) -> Task<Void, Never> {
+    func start(_ folder: FolderConfig, settings: ClientConfig, api: ServerAPI, index: LocalIndex) -> Task<Void, Never> {
         do {
             // A `ferry sync` of the folder is waited for; past this the pass is retried later.
-            let sync = try FolderSync(folder: folder, index: index, api: connection.api, deviceName: settings.deviceName,
-                                      parallelism: settings.uploadParallelism, policy: folder.policy, lockTimeout: .seconds(600), logger: logger)
+            let sync = try FolderSync(folder: folder, of: settings, index: index, api: api, lockTimeout: .seconds(600), logger: logger)
             board.track(folder.path, sync.progress)
             return Task { await self.runFolder(sync, settings: settings) }
         } catch {
@@ -123,11 +119,12 @@ public final class FerryDaemon: Sendable {
         }
     }
 
-    /// Everything but the folder list is the same: the loops may go on as they are.
+    /// Everything but the folder list is the same: the loops may go on as they are. (Every
+    /// other field, so a setting added to the config restarts the loops without being listed here.)
     static func sameSettings(_ a: ClientConfig, _ b: ClientConfig) -> Bool {
-        a.serverURL == b.serverURL && a.deviceToken == b.deviceToken && a.deviceName == b.deviceName && a.certificatePin == b.certificatePin
-            && a.uploadParallelism == b.uploadParallelism && a.rescanIntervalSeconds == b.rescanIntervalSeconds
-            && a.settleMilliseconds == b.settleMilliseconds
+        var a = a
+        a.folders = b.folders
+        return a == b
     }
 
     /// One control-socket request, answered on the socket's thread.
@@ -317,18 +314,6 @@ public final class FerryDaemon: Sendable {
             }
         }
     }
-}
-
-/// The HTTP client and API of the daemon's current server and token.
-struct DaemonConnection: Sendable {
-    let api: ServerAPI
-
-    init(_ config: ClientConfig) {
-        let client = ServerAPI.makeClient(pin: config.certificatePin)
-        api = ServerAPI(serverURL: config.serverURL, token: config.deviceToken, client: client, pin: config.certificatePin)
-    }
-
-    func close() async { try? await api.client.shutdown() }
 }
 
 /// A request to read the configuration again, answered once it is applied (or has failed).

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// The folder loops a daemon runs now, one task each, started and stopped as its
 /// configuration changes (`ferry folder add` or `remove`, or an edited config file), so a
@@ -53,5 +54,36 @@ struct FileIdentity: Equatable {
         inode = UInt64(st.st_ino)
         size = Int64(st.st_size)
         mtimeNs = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
+    }
+}
+
+/// The config file as the daemon last read it. A reload on the control socket reads it, so
+/// the two-second watch does not read it again for the same change (`ferry folder add`
+/// saves, then asks for a reload: one read, not two).
+final class ConfigFileWatch: Sendable {
+    let path: String
+    private let read: Mutex<FileIdentity?>
+
+    /// Starts from the file as it is now, which the daemon was started with.
+    init(path: String) {
+        self.path = path
+        read = Mutex(FileIdentity(path: path))
+    }
+
+    /// Called just before the file is read. A change made between this and the read is
+    /// seen once more by `changedSinceRead`, never missed.
+    func markRead() {
+        let now = FileIdentity(path: path)
+        read.withLock { $0 = now }
+    }
+
+    /// Whether the file changed since it was last read; a change is reported once.
+    func changedSinceRead() -> Bool {
+        let now = FileIdentity(path: path)
+        return read.withLock { last in
+            guard now != last else { return false }
+            last = now
+            return true
+        }
     }
 }

@@ -59,17 +59,20 @@ public enum LocalScanner {
     /// `found` is called with each entry as it is taken into the result (on the walking
     /// thread), so work on it can start before the walk ends.
     ///
-    /// Each directory is opened through `FolderFS` (never through a link) and its entries
-    /// are looked at relative to its descriptor.
+    /// Each directory is opened through `FolderFS` (never through a link) from its parent's
+    /// descriptor, not walked to from the root again, and its entries are looked at relative
+    /// to its own. A directory waiting to be listed keeps its parent open: depth-first, that
+    /// is the current directory's ancestors, so the descriptors held stay bounded by depth.
     public static func scan(root: String, rules: IgnoreRules, found: (LocalFile) -> Void = { _ in }) -> ScanResult {
         var result = ScanResult()
         let fs = FolderFS(root: root)
-        var pending: [String] = [""]
-        while let relative = pending.popLast() {
+        var pending: [(parent: FolderFS.Directory?, name: String)] = [(nil, "")]
+        while let (parent, name) = pending.popLast() {
+            let relative = parent?.child(name) ?? ""
             let directory: FolderFS.Directory
             let listing: OpaquePointer?
             do {
-                directory = try fs.directory(relative)
+                directory = try parent?.subdirectory(name) ?? fs.directory("")
                 listing = fdopendir(dup(directory.fd))
                 if listing == nil { throw SystemCallError("list \(relative)", errno: errno) }
             } catch {
@@ -116,7 +119,7 @@ public enum LocalScanner {
                 }
                 result.entries[path] = file
                 found(file)
-                if file.kind == .directory { pending.append(path) }
+                if file.kind == .directory { pending.append((directory, name)) }
             }
         }
         return result

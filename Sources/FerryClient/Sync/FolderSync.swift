@@ -83,6 +83,14 @@ public final class FolderSync: Sendable {
         try index.attach(folder: folder.path, library: folder.libraryId)
     }
 
+    /// One of `config`'s folders, synced as this device with its settings (device name,
+    /// upload parallelism, the folder's guard): what `ferryd` and every `ferry` command use.
+    public convenience init(folder: FolderConfig, of config: ClientConfig, index: LocalIndex, api: ServerAPI, lockTimeout: Duration = .seconds(120),
+                            progress: TransferProgress = TransferProgress(), logger: Logger) throws {
+        try self.init(folder: folder, index: index, api: api, deviceName: config.deviceName, parallelism: config.uploadParallelism,
+                      policy: folder.policy, lockTimeout: lockTimeout, progress: progress, logger: logger)
+    }
+
     var root: String { folder.path }
 
     /// Hashing and file reads and writes: a hash of a large file holds a thread for seconds,
@@ -498,7 +506,7 @@ public final class FolderSync: Sendable {
     func applyLocal(_ actions: [PlannedAction], index entries: [String: IndexEntry], report: inout PassReport) async throws {
         var update = IndexUpdate()
         let sources = LocalChunkSources(root: root, entries: entries)
-        let (early, late) = Self.orderDeletes(actions)
+        let (early, late) = LocalDeleteOrder.split(actions)
         removeAll(early, report: &report, update: &update)
         for action in actions {
             do {
@@ -532,39 +540,6 @@ public final class FolderSync: Sendable {
         }
         removeAll(late, report: &report, update: &update)
         try index.apply(folder: root, update)
-    }
-
-    /// The plan's local deletes in two groups, each deepest first: those that must go before
-    /// any download (a non-directory where a download needs a directory above it; anything
-    /// inside a directory a download turns into a file or link), and the rest.
-    static func orderDeletes(_ actions: [PlannedAction]) -> (early: [IndexEntry], late: [IndexEntry]) {
-        var ancestors = Set<String>()
-        var becomingLeaves = Set<String>()
-        for action in actions {
-            let placed: FileVersion
-            switch action {
-            case .download(let v), .conflict(_, let v): placed = v
-            default: continue
-            }
-            let path = placed.path.string
-            if placed.kind != .directory { becomingLeaves.insert(path) }
-            var slash = path.lastIndex(of: "/")
-            while let s = slash {
-                ancestors.insert(String(path[..<s]))
-                slash = path[..<s].lastIndex(of: "/")
-            }
-        }
-        var early: [IndexEntry] = [], late: [IndexEntry] = []
-        for case .deleteLocal(let e) in actions {
-            var first = e.kind != .directory && ancestors.contains(e.path)
-            var slash = e.path.lastIndex(of: "/")
-            while !first, let s = slash {
-                first = becomingLeaves.contains(String(e.path[..<s]))
-                slash = e.path[..<s].lastIndex(of: "/")
-            }
-            if first { early.append(e) } else { late.append(e) }
-        }
-        return (early.sorted { $0.path > $1.path }, late.sorted { $0.path > $1.path })
     }
 
     /// Removes `deletes` (already deepest first) and records what happened.
@@ -1065,7 +1040,10 @@ public final class FolderSync: Sendable {
     /// Appends `size` bytes of the file at `path` in the folder `root` from `offset` to
     /// `buffer`, opened through `FolderFS`. False, with `buffer` as it was, when the file is
     /// gone, shorter, or beneath something that is no longer a directory.
-    static func readRange(root: String, path: String, offset: Int64, size: Int64, appendingTo buffer: inout ByteBuffer) throws -> Bool {
+    /// With `accepting`, the opened file must also pass it (checked on the descriptor, so it
+    /// is the file read), or nothing is read.
+    static func readRange(root: String, path: String, offset: Int64, size: Int64, appendingTo buffer: inout ByteBuffer,
+                          accepting: ((LocalFile) -> Bool)? = nil) throws -> Bool {
         guard size >= 0, offset >= 0 else { return false }
         let fd: Int32
         do { fd = try FolderFS(root: root).open(path, flags: O_RDONLY) } catch let failure as SystemCallError where failure.errno == ENOENT || failure.errno == ELOOP {
@@ -1074,6 +1052,10 @@ public final class FolderSync: Sendable {
             return false
         }
         defer { close(fd) }
+        if let accepting {
+            var st = Glibc.stat()
+            guard fstat(fd, &st) == 0, let opened = LocalFile(path: path, stat: st, target: nil), accepting(opened) else { return false }
+        }
         let start = buffer.writerIndex
         let wanted = Int(size)
         let read = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: wanted) { raw -> Int in
@@ -1150,15 +1132,14 @@ struct LocalChunkSources: Sendable {
         locations = map
     }
 
-    static func read(root: String, path: String, offset: Int64, size: Int64) -> ByteBuffer? {
-        var buffer = ByteBuffer()
-        return (try? FolderSync.readRange(root: root, path: path, offset: offset, size: size, appendingTo: &buffer)) == true ? buffer : nil
-    }
-
+    /// The chunk's bytes from a local file the index says holds them, if one still is what
+    /// the index saw (checked on the opened file: one walk of the path, not a stat and then
+    /// an open) and the bytes still hash right.
     func read(_ chunk: ChunkRef) -> ByteBuffer? {
         for (e, offset) in locations[chunk.sha256] ?? [] {
-            guard let now = LocalScanner.stat(root: root, path: e.path), now.sameStat(size: e.size, mtimeNs: e.mtimeNs, inode: e.inode, ctimeNs: e.ctimeNs),
-                  let bytes = Self.read(root: root, path: e.path, offset: offset, size: chunk.size),
+            var bytes = ByteBuffer()
+            let unchanged = { (now: LocalFile) in now.sameStat(size: e.size, mtimeNs: e.mtimeNs, inode: e.inode, ctimeNs: e.ctimeNs) }
+            guard (try? FolderSync.readRange(root: root, path: e.path, offset: offset, size: chunk.size, appendingTo: &bytes, accepting: unchanged)) == true,
                   ContentHash.of(bytes.readableBytesView) == chunk.sha256
             else { continue }
             return bytes

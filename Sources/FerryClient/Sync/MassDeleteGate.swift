@@ -61,9 +61,6 @@ struct MassDeleteGate: Sendable {
 
     /// The server's deletion versions behind held local deletes.
     static func tombstones(_ held: [PlannedAction], remote: [String: FileVersion]) -> [Int64] {
-        held.compactMap { action in
-            guard case .deleteLocal(let e) = action, let tombstone = remote[e.path], tombstone.deleted else { return nil }
-            return tombstone.version
-        }
+        held.compactMap { $0.followedDeletion(in: remote) }
     }
 }

@@ -31,6 +31,13 @@ public enum PlannedAction: Sendable, Equatable {
         }
     }
 
+    /// For a local delete that follows a deletion on the server, that deletion's version
+    /// (what the mass-delete guard's confirmations are recorded by); nil otherwise.
+    func followedDeletion(in remote: [String: FileVersion]) -> Int64? {
+        guard case .deleteLocal(let e) = self, let tombstone = remote[e.path], tombstone.deleted else { return nil }
+        return tombstone.version
+    }
+
     /// The file bytes this action moves (uploads, downloads, the download of a conflict);
     /// nil for what moves no file content.
     public var fileBytes: Int64? {
@@ -121,8 +128,7 @@ public enum Planner {
         }
         /// A local delete that follows a server deletion the user confirmed elsewhere.
         func confirmed(_ action: PlannedAction) -> Bool {
-            guard case .deleteLocal(let e) = action, let tombstone = remote[e.path], tombstone.deleted else { return false }
-            return policy.confirmedDeletions.contains(tombstone.version)
+            action.followedDeletion(in: remote).map(policy.confirmedDeletions.contains) ?? false
         }
         let remoteDeletes = actions.filter { if case .deleteRemote = $0 { true } else { false } }
         let localDeletes = actions.filter { if case .deleteLocal = $0 { !confirmed($0) } else { false } }

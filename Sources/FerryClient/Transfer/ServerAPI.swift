@@ -98,6 +98,12 @@ public struct ServerAPI: Sendable {
         ServerAPI(serverURL: serverURL, token: token, client: makeClient(timeouts: timeouts, pin: pin), pin: pin)
     }
 
+    /// An API for the configured server, device token and pinned certificate, with its own
+    /// HTTP client; call `close()` when done.
+    public static func open(for config: ClientConfig, timeouts: Timeouts = Timeouts()) -> ServerAPI {
+        open(serverURL: config.serverURL, token: config.deviceToken, timeouts: timeouts, pin: config.certificatePin)
+    }
+
     /// The same server and client with another token.
     public func with(token: String) -> ServerAPI { ServerAPI(baseURL: baseURL, token: token, client: client, pin: pin, announced: announced) }
 
