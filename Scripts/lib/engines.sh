@@ -12,7 +12,7 @@ start_postgres() {
     PG_DIR=$(mktemp -d /tmp/ferry-pg.XXXXXX)
     chown postgres: "$PG_DIR"
     chmod 700 "$PG_DIR"
-    PG_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    PG_PORT=$(free_port)
     local password=ferry-test
     echo "$password" > "$PG_DIR/pw"
     chown postgres: "$PG_DIR/pw"

@@ -1,4 +1,5 @@
 import FerryCore
+import FerryTestSupport
 import Foundation
 
 #if canImport(Glibc)
@@ -102,10 +103,7 @@ final class FaultProxy: @unchecked Sendable {
             let client = accept(listener, nil, nil)
             guard client >= 0 else { continue }
             let upstream = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = loopbackAddress(port: upstreamPort)
-            let connected = withUnsafePointer(to: &address) { p in
-                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(upstream, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-            }
+            let connected = connectLoopback(upstream, port: upstreamPort)
             guard connected, register([client, upstream]) else {
                 Self.reset(client)
                 close(upstream)

@@ -1,5 +1,6 @@
 @testable import FerryClient
 import FerryCore
+import FerryTestSupport
 import Foundation
 import GRDB
 import NIOPosix
@@ -37,26 +38,6 @@ func runTool(_ binary: String, _ arguments: [String], environment: [String: Stri
         process.waitUntilExit()
         return ToolRun(status: process.terminationStatus, out: String(decoding: o, as: UTF8.self), err: String(decoding: e, as: UTF8.self))
     }
-}
-
-/// 127.0.0.1:`port` as a socket address.
-func loopbackAddress(port: Int) -> sockaddr_in {
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = UInt16(port).bigEndian
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    return address
-}
-
-/// Binds `fd` to a free port on 127.0.0.1 and returns the port.
-func bindLoopback(_ fd: Int32, port: Int = 0) throws -> Int {
-    var address = loopbackAddress(port: port)
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) { p in
-        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-    }
-    guard bound else { throw SystemCallError("bind", errno: errno) }
-    return Int(UInt16(bigEndian: address.sin_port))
 }
 
 /// The next port `freeLoopbackPort` tries: one sequence for the test process, from a random

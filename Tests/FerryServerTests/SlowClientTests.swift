@@ -1,4 +1,5 @@
 import FerryCore
+import FerryTestSupport
 import Foundation
 import Logging
 import NIOPosix
@@ -17,16 +18,10 @@ final class RawConnection: @unchecked Sendable {
 
     init(port: Int) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(port).bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let ok = withUnsafePointer(to: &address) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-        guard ok else {
+        guard connectLoopback(fd, port: port) else {
+            let code = errno  // before close() can change it
             close(fd)
-            throw SystemCallError("connect", errno: errno)
+            throw SystemCallError("connect", errno: code)
         }
     }
 
@@ -189,15 +184,8 @@ struct SlowClientTests {
     @Test func theServerSideCountSeesAnOpenConnection() throws {
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(listener) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && listen(listener, 4) == 0 && getsockname(listener, $0, &length) == 0 }
-        }
-        try #require(bound)
-        let port = Int(UInt16(bigEndian: address.sin_port))
+        let port = try bindLoopback(listener)
+        try #require(listen(listener, 4) == 0)
         #expect(Self.serverSideConnections(port: port) == 0)
         var client: RawConnection? = try RawConnection(port: port)
         #expect(Self.serverSideConnections(port: port) == 1)
