@@ -85,4 +85,12 @@ struct HashTests {
         #expect(try JSONDecoder().decode([ContentHash].self, from: data) == [h])
         #expect(throws: DecodingError.self) { try JSONDecoder().decode([ContentHash].self, from: Data(#"["xyz"]"#.utf8)) }
     }
+
+    @Test func hexIsLowercaseTwoDigitsPerByte() {
+        let every = (0...255).map { UInt8($0) }
+        #expect(Hex.lowercase(every) == every.map { String(format: "%02x", $0) }.joined())
+        #expect(Hex.lowercase([UInt8]()) == "")
+        let digest = ContentHash.of(Array("abc".utf8))
+        digest.withUnsafeBytes { #expect(Hex.lowercase($0) == digest.hex) }
+    }
 }

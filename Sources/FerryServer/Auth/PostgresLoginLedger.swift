@@ -1,3 +1,4 @@
+import FerryCore
 import Crypto
 import Foundation
 import PostgresNIO
@@ -92,7 +93,7 @@ public final class PostgresLoginLedger: LoginAttemptLedger {
         }
     }
 
-    static func stored(_ name: String) -> String { SHA256.hash(data: Data(name.utf8)).map { String(format: "%02x", $0) }.joined() }
+    static func stored(_ name: String) -> String { Hex.lowercase(SHA256.hash(data: Data(name.utf8))) }
     static func micros(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1e6).rounded()) }
     static func date(_ micros: Int64) -> Date { Date(timeIntervalSince1970: Double(micros) / 1e6) }
 }

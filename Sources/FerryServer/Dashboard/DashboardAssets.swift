@@ -1,3 +1,4 @@
+import FerryCore
 import Crypto
 import Foundation
 import HTTPTypes
@@ -21,6 +22,6 @@ enum DashboardAssets {
     }
 
     private static func version(_ text: String) -> String {
-        SHA256.hash(data: Array(text.utf8)).prefix(6).map { String(format: "%02x", $0) }.joined()
+        Hex.lowercase(SHA256.hash(data: Array(text.utf8)).prefix(6))
     }
 }

@@ -1,3 +1,4 @@
+import FerryCore
 import Crypto
 import Foundation
 
@@ -39,7 +40,7 @@ public enum WebhookSigner {
     /// Hex HMAC-SHA256 of the body, keyed by the secret's UTF-8 bytes.
     public static func legacySignature(secret: String, body: Data) -> String {
         let mac = HMAC<SHA256>.authenticationCode(for: body, using: SymmetricKey(data: Data(secret.utf8)))
-        return mac.map { String(format: "%02x", $0) }.joined()
+        return Hex.lowercase(mac)
     }
 
     /// Base64 HMAC-SHA256 of `id.timestamp.body`, keyed by the decoded `whsec_` secret.
