@@ -62,11 +62,13 @@ public enum MetadataError: Error, Equatable, Sendable {
     case stateConflict(String)
     /// Visible to the caller but not theirs to change.
     case forbidden(String)
+    /// An upload's chunk was being removed by gc when it was placed: upload it again.
+    case collected(String)
 }
 
 /// Everything the server remembers apart from blob bytes. Intent-named so a PostgreSQL
 /// backend can follow; every method that touches user data takes the user id and filters by it.
-public protocol MetadataStore: ConflictStore, WebhookStore, TaskStore, DeleteConfirmationStore {
+public protocol MetadataStore: ConflictStore, WebhookStore, TaskStore, DeleteConfirmationStore, BlobTrashStore {
     // Users
     func createUser(username: String, passwordHash: String, isAdmin: Bool) async throws -> StoredUser
     func user(named username: String) async throws -> StoredUser?
@@ -105,10 +107,10 @@ public protocol MetadataStore: ConflictStore, WebhookStore, TaskStore, DeleteCon
 
     // Chunks
     func missingChunks(userId: Int64, among hashes: [ContentHash]) async throws -> [ContentHash]
-    /// Records that `userId` uploaded `chunks`, in one write transaction: `makeVisible`
-    /// publishes their blobs under the same write lock (returning, per chunk, whether its
-    /// blob was new) before the rows that reference them commit.
-    func recordChunks(userId: Int64, _ chunks: [ChunkRef], makeVisible: @escaping @Sendable () throws -> [Bool]) async throws -> [Bool]
+    // Recording uploaded chunks: `recordChunks(userId:_:placedSince:makeVisible:)` (BlobTrashStore)
+    // records that `userId` uploaded `chunks`, in one write transaction: `makeVisible`
+    // publishes their blobs under the same write lock (returning, per chunk, whether its
+    // blob was new) before the rows that reference them commit.
     /// The chunk's size if this user may read it.
     func chunkSize(userId: Int64, hash: ContentHash) async throws -> Int64?
 
