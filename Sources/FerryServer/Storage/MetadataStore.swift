@@ -49,6 +49,11 @@ public struct GarbageReport: Sendable, Equatable {
     /// Blobs with no chunk row at all: an upload whose blob was published but whose
     /// metadata transaction then failed (a full disk, a crash) left them behind.
     public var removedOrphans: Int = 0
+    /// Objects deleted from an object store: this run's and what an interrupted run left in
+    /// the trash table (always 0 with the file blob store, whose trash is a directory).
+    public var objectsDeleted: Int = 0
+    /// Hashes in the trash table that a chunk row named again: their objects were kept.
+    public var keptFromTrash: Int = 0
 }
 
 /// Failures of the metadata store that map to API errors.
