@@ -188,4 +188,28 @@ struct S3GarbageCollectionTests {
         }
         #expect(try await Maintenance.collectGarbage(store: store, blobs: blobs, grace: 3600).objectsDeleted == 1)
     }
+
+    /// A gc cancelled while it deletes (the admin command interrupted, a server stopping)
+    /// gives the run lock up and leaves its trash to the next run, which finishes it.
+    @Test(.eachBackend) func aCancelledGcFreesItsLockAndTheNextFinishesItsTrash() async throws {
+        let server = try await Self.server()
+        defer { server.removeData() }
+        let store = server.services.store, blobs = server.services.blobs
+        let orphan = Array("left by a cancelled run".utf8)
+        _ = try await Self.place(orphan, in: blobs)
+        let (reached, signal) = AsyncStream<Void>.makeStream()
+        let run = Task {
+            try await Maintenance.collectObjects(store: store, blobs: blobs, grace: 3600) { _ in
+                signal.yield()
+                try await Task.sleep(for: .seconds(600))  // until cancelled
+            }
+        }
+        for await _ in reached { break }
+        run.cancel()
+        await #expect(throws: BlobError.self) { _ = try await run.value }
+        #expect(try await Self.trash(server) == [ContentHash.of(orphan)])
+        let next = try await Maintenance.collectGarbage(store: store, blobs: blobs, grace: 3600)
+        #expect(next.objectsDeleted == 1)
+        #expect(try await !blobs.exists(ContentHash.of(orphan)))
+    }
 }

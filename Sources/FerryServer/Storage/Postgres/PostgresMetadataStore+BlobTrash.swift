@@ -86,11 +86,18 @@ extension PostgresMetadataStore {
             do {
                 result = try await body({ try await connection.query("SELECT 1", logger: logger) })
             } catch {
-                _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.gcRunLock))", logger: logger)
+                await Self.releaseRunLock(connection, logger: logger)
                 throw error
             }
-            _ = try await connection.query("SELECT pg_advisory_unlock(\(Self.gcRunLock))", logger: logger)
+            await Self.releaseRunLock(connection, logger: logger)
             return result
         }
+    }
+
+    /// Gives the run lock up, whether the run ended well or not: a lock left on a pooled
+    /// connection would refuse every later gc. A connection that cannot unlock is closed,
+    /// which releases the lock too.
+    static func releaseRunLock(_ connection: PostgresConnection, logger: Logger) async {
+        do { _ = try await connection.query("SELECT pg_advisory_unlock(\(Self.gcRunLock))", logger: logger) } catch { try? await connection.close() }
     }
 }
