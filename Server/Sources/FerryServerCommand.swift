@@ -200,6 +200,10 @@ struct GC: AsyncParsableCommand {
         let report = try await Maintenance.collectGarbage(store: store, blobs: blobs, grace: grace)
         print("removed \(report.removedChunks) chunks (\(report.removedBytes) bytes) and \(report.removedOrphans) blobs no chunk named; "
               + "kept \(report.keptInGrace) recent unreferenced chunks")
+        if blobs is any FencedBlobStore {
+            print("deleted \(report.objectsDeleted) objects from the bucket (with any an interrupted gc left); "
+                  + "kept \(report.keptFromTrash) that a chunk names again")
+        }
     }
 }
 

@@ -233,17 +233,7 @@ struct StorageTests {
     @Test(.eachBackend) func gcRemovesOnlyUnreferencedChunksPastTheGracePeriod() async throws {
         let server = try await TestServer.make()
         defer { server.removeData() }
-        let orphan = Array("uploaded, never committed".utf8)
-        let kept = Array("committed".utf8)
-        let replaced = Array("replaced but in history".utf8)
-        try await server.run { api in
-            let token = try await api.newUser("alice")
-            let lib = try await api.createLibrary("docs", token: token).id
-            #expect(try await api.call(.put, "/chunks/\(ContentHash.of(orphan).hex)", token: token, body: ByteBuffer(bytes: orphan)).status == .created)
-            try await api.putFile(lib, "k", kept, base: nil, token: token)
-            try await api.putFile(lib, "r", replaced, base: nil, token: token)
-            try await api.putFile(lib, "r", kept, base: 2, token: token)
-        }
+        let (orphan, kept, replaced) = try await server.populateForGC()
         let store = server.services.store, blobs = server.services.blobs
         // Within the grace period an unreferenced chunk may belong to an upload in flight.
         let early = try await Maintenance.collectGarbage(store: store, blobs: blobs, grace: 3600)
@@ -478,5 +468,23 @@ struct StorageTests {
             // The full upload afterwards succeeds.
             #expect(try await api.call(.put, "/chunks/\(hash.hex)", token: token, body: ByteBuffer(bytes: body)).status == .created)
         }
+    }
+}
+
+extension TestServer {
+    /// What the gc tests start from, for user 1: a chunk uploaded and never committed, a
+    /// committed file `k`, and a file `r` whose first content was replaced by `k`'s (history
+    /// keeps it). Returns the three contents.
+    func populateForGC() async throws -> (unreferenced: [UInt8], kept: [UInt8], replaced: [UInt8]) {
+        let unreferenced = Array("uploaded, never committed".utf8), kept = Array("committed".utf8), replaced = Array("replaced but in history".utf8)
+        try await run { api in
+            let token = try await api.newUser("alice")
+            let lib = try await api.createLibrary("docs", token: token).id
+            #expect(try await api.call(.put, "/chunks/\(ContentHash.of(unreferenced).hex)", token: token, body: ByteBuffer(bytes: unreferenced)).status == .created)
+            try await api.putFile(lib, "k", kept, base: nil, token: token)
+            try await api.putFile(lib, "r", replaced, base: nil, token: token)
+            try await api.putFile(lib, "r", kept, base: 2, token: token)
+        }
+        return (unreferenced, kept, replaced)
     }
 }

@@ -67,6 +67,7 @@ public struct APIError: Error, Sendable {
             case .invalid(let message): return .badRequest(message)
             case .stateConflict(let message): return .conflict(message)
             case .forbidden(let message): return .forbidden(message)
+            case .collected(let message): return .init(.serviceUnavailable, "blob_collected", message, retryAfter: 1)
             }
         case let e as DecodingError: return .badRequest(JSONCoding.describe(e), code: "invalid_json")
         case let e as DatabaseError where e.resultCode == .SQLITE_FULL: return .outOfSpace

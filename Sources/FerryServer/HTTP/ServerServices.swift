@@ -61,6 +61,13 @@ public struct ServerServices: Sendable {
         if free - incoming < configuration.storage.reserveBytes { throw APIError.outOfSpace }
     }
 
+    /// The gc epoch an upload reads before it places objects in an object store, for the fence
+    /// of `recordChunks`; nil with the file blob store, which publishes under gc's lock.
+    func blobEpoch() async throws -> Int64? {
+        guard blobs is any FencedBlobStore else { return nil }
+        return try await store.blobEpoch()
+    }
+
     /// The caller's library, or 404 (also for other users' libraries: their existence is not revealed).
     func library(_ context: FerryRequestContext) async throws -> LibraryInfo {
         let user = try context.user()

@@ -47,10 +47,42 @@ public enum Maintenance {
     /// Deletes chunks no version references, keeping those uploaded within `grace` seconds
     /// (an upload whose commit has not arrived yet).
     public static func collectGarbage(store: any MetadataStore, blobs: any BlobStore, grace: TimeInterval) async throws -> GarbageReport {
-        guard blobs.collectsGarbage else { throw BlobError.io("gc is not available with S3 blob storage yet: nothing was removed") }
+        if let objects = blobs as? any FencedBlobStore {
+            return try await collectObjects(store: store, blobs: objects, grace: grace) { try await objects.delete($0) }
+        }
         let listed = try await blobs.storedHashes()
         let report = try await store.collectGarbage(grace: grace, listed: listed) { try blobs.moveToTrash($0) }
         _ = try blobs.emptyTrash { _ in false }
         return report
+    }
+
+    /// Keys per DeleteObjects request (S3's limit).
+    static let deleteBatch = 1000
+
+    /// gc for an object store (docs/architecture.md, "gc on S3"), holding the gc run lock: the
+    /// decision puts hashes into the trash table in one transaction, then the whole trash
+    /// (with what an interrupted run left) is re-checked and deleted in batches, each taken
+    /// out of the trash, and the epoch bumped, only once the store acknowledged it. `delete`
+    /// is the store's DeleteObjects (tests make it fail).
+    static func collectObjects(store: any MetadataStore, blobs: any BlobStore, grace: TimeInterval,
+                               delete: @Sendable ([ContentHash]) async throws -> Void) async throws -> GarbageReport {
+        try await store.withGarbageCollectionRun { confirm in
+            let listed = try await blobs.storedHashes()
+            var report = try await store.trashGarbage(grace: grace, listed: listed)
+            let (pending, kept) = try await store.settleBlobTrash()
+            report.keptFromTrash = kept
+            var start = 0
+            while start < pending.count {
+                let batch = Array(pending[start..<min(start + deleteBatch, pending.count)])
+                try await confirm()
+                do { try await delete(batch) } catch {
+                    throw BlobError.io("deleting \(batch.count) objects failed (\(error)); \(pending.count - start) stay in gc's trash and the next gc deletes them")
+                }
+                try await store.finishBlobTrash(batch)
+                report.objectsDeleted += batch.count
+                start += batch.count
+            }
+            return report
+        }
     }
 }

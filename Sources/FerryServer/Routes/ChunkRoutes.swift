@@ -62,11 +62,12 @@ struct ChunkRoutes {
         guard !frames.isEmpty else { throw APIError.badRequest("the batch holds no chunks", code: "invalid_batch") }
         let items = frames.map { (hash: $0.hash, bytes: body.getSlice(at: body.readerIndex + $0.range.lowerBound, length: $0.range.count)!) }
         let blobs = services.blobs
+        let epoch = try await services.blobEpoch()
         let (staged, mismatched) = try await blobs.stageBatch(items)
         let refs = staged.map { ChunkRef(sha256: $0.hash, size: $0.size) }
         if !staged.isEmpty {
             do {
-                _ = try await services.store.recordChunks(userId: user.userId, refs) { try blobs.publishBatch(staged) }
+                _ = try await services.store.recordChunks(userId: user.userId, refs, placedSince: epoch) { try blobs.publishBatch(staged) }
                 services.metrics.chunkUploads.increment(by: staged.count)
                 services.metrics.chunkBytesReceived.increment(by: Int(staged.reduce(0) { $0 + $1.size }))
             } catch {
@@ -105,6 +106,7 @@ struct ChunkRoutes {
         _ body: some AsyncSequence<ByteBuffer, any Error>, expecting hash: ContentHash?, for userId: Int64, services: ServerServices
     ) async throws -> StagedBlob {
         let writer = try await services.blobs.makeWriter()
+        let epoch = try await services.blobEpoch()
         let staged: StagedBlob
         do {
             for try await buffer in body { try await writer.write(buffer) }
@@ -113,15 +115,16 @@ struct ChunkRoutes {
             await writer.abort()
             throw error
         }
-        try await record(staged, for: userId, services: services)
+        try await record(staged, for: userId, placedSince: epoch, services: services)
         return staged
     }
 
     /// Publishes a staged blob and records ownership; discards the staged file on failure.
-    static func record(_ staged: StagedBlob, for userId: Int64, services: ServerServices) async throws {
+    /// `epoch` is the gc epoch read before an object store placed the blob (nil for files).
+    static func record(_ staged: StagedBlob, for userId: Int64, placedSince epoch: Int64?, services: ServerServices) async throws {
         let blobs = services.blobs
         do {
-            _ = try await services.store.recordChunks(userId: userId, [ChunkRef(sha256: staged.hash, size: staged.size)]) {
+            _ = try await services.store.recordChunks(userId: userId, [ChunkRef(sha256: staged.hash, size: staged.size)], placedSince: epoch) {
                 [try blobs.publish(staged)]
             }
             services.metrics.chunkUploads.increment()

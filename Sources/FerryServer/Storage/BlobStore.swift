@@ -42,12 +42,16 @@ public protocol BlobStore: Sendable {
     /// Reads `spans`, in order, into one buffer (a download's piece). Throws
     /// `BlobError.notFound` or `.io` when a blob is gone or shorter than a span.
     func readTogether(_ spans: [BlobSpan]) async throws -> ByteBuffer
-    /// Whether `gc` may remove blobs from this store (`moveToTrash`, `emptyTrash`).
-    var collectsGarbage: Bool { get }
 }
 
-extension BlobStore {
-    public var collectsGarbage: Bool { true }
+/// A blob store whose objects are placed at their final name before any metadata lock (an
+/// object store's PUT), so gc cannot remove them under that lock: uploads read the gc epoch
+/// before placing, and gc deletes after its transaction through the trash table
+/// (`BlobTrashStore`, docs/architecture.md "gc on S3"). `moveToTrash` is not used for it.
+public protocol FencedBlobStore: BlobStore {
+    /// Deletes the objects of at most 1,000 blobs in one request; one already gone is no
+    /// error. Throws when the store deleted not all of them.
+    func delete(_ hashes: [ContentHash]) async throws
 }
 
 /// Streams the bytes of one blob into staging while hashing them.

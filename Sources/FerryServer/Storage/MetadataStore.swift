@@ -49,6 +49,11 @@ public struct GarbageReport: Sendable, Equatable {
     /// Blobs with no chunk row at all: an upload whose blob was published but whose
     /// metadata transaction then failed (a full disk, a crash) left them behind.
     public var removedOrphans: Int = 0
+    /// Objects deleted from an object store: this run's and what an interrupted run left in
+    /// the trash table (always 0 with the file blob store, whose trash is a directory).
+    public var objectsDeleted: Int = 0
+    /// Hashes in the trash table that a chunk row named again: their objects were kept.
+    public var keptFromTrash: Int = 0
 }
 
 /// Failures of the metadata store that map to API errors.
@@ -62,11 +67,13 @@ public enum MetadataError: Error, Equatable, Sendable {
     case stateConflict(String)
     /// Visible to the caller but not theirs to change.
     case forbidden(String)
+    /// An upload's chunk was being removed by gc when it was placed: upload it again.
+    case collected(String)
 }
 
 /// Everything the server remembers apart from blob bytes. Intent-named so a PostgreSQL
 /// backend can follow; every method that touches user data takes the user id and filters by it.
-public protocol MetadataStore: ConflictStore, WebhookStore, TaskStore, DeleteConfirmationStore {
+public protocol MetadataStore: ConflictStore, WebhookStore, TaskStore, DeleteConfirmationStore, BlobTrashStore {
     // Users
     func createUser(username: String, passwordHash: String, isAdmin: Bool) async throws -> StoredUser
     func user(named username: String) async throws -> StoredUser?
@@ -105,10 +112,10 @@ public protocol MetadataStore: ConflictStore, WebhookStore, TaskStore, DeleteCon
 
     // Chunks
     func missingChunks(userId: Int64, among hashes: [ContentHash]) async throws -> [ContentHash]
-    /// Records that `userId` uploaded `chunks`, in one write transaction: `makeVisible`
-    /// publishes their blobs under the same write lock (returning, per chunk, whether its
-    /// blob was new) before the rows that reference them commit.
-    func recordChunks(userId: Int64, _ chunks: [ChunkRef], makeVisible: @escaping @Sendable () throws -> [Bool]) async throws -> [Bool]
+    // Recording uploaded chunks: `recordChunks(userId:_:placedSince:makeVisible:)` (BlobTrashStore)
+    // records that `userId` uploaded `chunks`, in one write transaction: `makeVisible`
+    // publishes their blobs under the same write lock (returning, per chunk, whether its
+    // blob was new) before the rows that reference them commit.
     /// The chunk's size if this user may read it.
     func chunkSize(userId: Int64, hash: ContentHash) async throws -> Int64?
 

@@ -251,10 +251,12 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
-    public func recordChunks(userId: Int64, _ chunks: [ChunkRef], makeVisible: @escaping @Sendable () throws -> [Bool]) async throws -> [Bool] {
+    public func recordChunks(userId: Int64, _ chunks: [ChunkRef], placedSince epoch: Int64?,
+                             makeVisible: @escaping @Sendable () throws -> [Bool]) async throws -> [Bool] {
         // Formatted once: a Date is turned into text each time it is bound.
         let now = String.fromDatabaseValue(Date().databaseValue)!
         return try await pool.write { db in
+            if let epoch { try Self.checkBlobFence(db, chunks.map(\.sha256), placedSince: epoch) }
             let isNew = try makeVisible()
             var chunk = DirectStatement(try db.cachedStatement(sql: """
                 INSERT INTO chunk (sha256, size, created_at, touched_at) VALUES (?, ?, ?, ?)
@@ -427,17 +429,24 @@ public final class SQLiteMetadataStore: MetadataStore {
                                remove: @escaping @Sendable ([ContentHash]) throws -> Void) async throws -> GarbageReport {
         let cutoff = Date().addingTimeInterval(-grace)
         return try await pool.write { db in
-            let referenced = try Self.referenced(db)
-            let rows = try Row.fetchAll(db, sql: "SELECT sha256, size, touched_at FROM chunk").compactMap { row in
-                ContentHash(bytes: row["sha256"] as Data).map { StoreRules.ChunkRow(hash: $0, size: row["size"], touchedAt: row["touched_at"]) }
-            }
-            let (deleted, removed, report) = StoreRules.garbage(rows: rows, referenced: referenced, listed: listed, cutoff: cutoff)
-            let delete = try db.cachedStatement(sql: "DELETE FROM chunk WHERE sha256 = ?")
-            for hash in deleted { try delete.execute(arguments: [hash.data]) }
+            let (removed, report) = try Self.deleteGarbageRows(db, listed: listed, cutoff: cutoff)
             // Rows go first inside the transaction; the blobs go while the write lock still
             // holds, so no upload can re-reference them in between.
             try remove(removed)
             return report
         }
+    }
+
+    /// Decides what gc removes and deletes those chunk rows; returns every blob to remove
+    /// (the rows' and the listed orphans').
+    static func deleteGarbageRows(_ db: Database, listed: [ContentHash], cutoff: Date) throws -> ([ContentHash], GarbageReport) {
+        let referenced = try Self.referenced(db)
+        let rows = try Row.fetchAll(db, sql: "SELECT sha256, size, touched_at FROM chunk").compactMap { row in
+            ContentHash(bytes: row["sha256"] as Data).map { StoreRules.ChunkRow(hash: $0, size: row["size"], touchedAt: row["touched_at"]) }
+        }
+        let (deleted, removed, report) = StoreRules.garbage(rows: rows, referenced: referenced, listed: listed, cutoff: cutoff)
+        let delete = try db.cachedStatement(sql: "DELETE FROM chunk WHERE sha256 = ?")
+        for hash in deleted { try delete.execute(arguments: [hash.data]) }
+        return (removed, report)
     }
 }

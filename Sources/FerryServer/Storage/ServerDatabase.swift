@@ -338,6 +338,16 @@ public enum ServerDatabase {
                 ) WITHOUT ROWID;
                 """)
         }
+        // gc with blobs in an object store (architecture.md, "gc on S3"): the hashes it
+        // decided to delete whose objects may still exist, and the epoch bumped after each
+        // acknowledged delete, which uploads read before they place an object.
+        m.registerMigration("v9-blob-trash") { db in
+            try db.execute(sql: """
+                CREATE TABLE blob_trash (sha256 BLOB PRIMARY KEY NOT NULL CHECK (length(sha256) = 32)) WITHOUT ROWID;
+                CREATE TABLE blob_gc (id INTEGER PRIMARY KEY CHECK (id = 1), epoch INTEGER NOT NULL CHECK (epoch >= 0));
+                INSERT INTO blob_gc (id, epoch) VALUES (1, 0);
+                """)
+        }
         return m
     }
 }

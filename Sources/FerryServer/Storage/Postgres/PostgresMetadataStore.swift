@@ -295,7 +295,8 @@ public final class PostgresMetadataStore: MetadataStore {
     /// Publishes the blobs and inserts their rows in one transaction that holds the gc lock
     /// shared: gc, which holds it exclusively, either saw these rows or runs after the blobs
     /// are in place (docs/architecture.md).
-    public func recordChunks(userId: Int64, _ chunks: [ChunkRef], makeVisible: @escaping @Sendable () throws -> [Bool]) async throws -> [Bool] {
+    public func recordChunks(userId: Int64, _ chunks: [ChunkRef], placedSince epoch: Int64?,
+                             makeVisible: @escaping @Sendable () throws -> [Bool]) async throws -> [Bool] {
         let now = Date()
         var sizes: [ContentHash: Int64] = [:]
         for c in chunks { sizes[c.sha256] = c.size }
@@ -304,6 +305,7 @@ public final class PostgresMetadataStore: MetadataStore {
         let threadPool = self.threadPool
         return try await write { connection in
             try await connection.query("SELECT pg_advisory_xact_lock_shared(\(Self.gcLock))", logger: logger)
+            if let epoch { try await Self.checkBlobFence(connection, sorted, placedSince: epoch, logger: logger) }
             let isNew = try await threadPool.runIfActive { try makeVisible() }
             try await connection.query("""
                 INSERT INTO chunk (sha256, size, created_at, touched_at)
@@ -516,19 +518,27 @@ public final class PostgresMetadataStore: MetadataStore {
         let cutoff = Date().addingTimeInterval(-grace)
         let threadPool = self.threadPool
         return try await write { connection in
-            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.gcLock))", logger: logger)
-            let referenced = try await Self.referenced(connection, logger: logger)
-            var rows: [StoreRules.ChunkRow] = []
-            for try await (sha, size, touched) in try await connection.query("SELECT sha256, size, touched_at FROM chunk", logger: logger)
-                .decode((ByteBuffer, Int64, Date).self) {
-                if let hash = PostgresRows.hash(sha) { rows.append(.init(hash: hash, size: size, touchedAt: touched)) }
-            }
-            let (deleted, removed, report) = StoreRules.garbage(rows: rows, referenced: referenced, listed: listed, cutoff: cutoff)
-            if !deleted.isEmpty {
-                try await connection.query("DELETE FROM chunk WHERE sha256 = ANY(\(deleted.map(PostgresRows.bytes))::bytea[])", logger: logger)
-            }
+            let (removed, report) = try await Self.deleteGarbageRows(connection, listed: listed, cutoff: cutoff, logger: logger)
             try await threadPool.runIfActive { try remove(removed) }
             return report
         }
+    }
+
+    /// Takes the gc lock exclusively, decides what gc removes and deletes those chunk rows;
+    /// returns every blob to remove (the rows' and the listed orphans').
+    static func deleteGarbageRows(_ connection: PostgresConnection, listed: [ContentHash], cutoff: Date,
+                                  logger: Logger) async throws -> ([ContentHash], GarbageReport) {
+        try await connection.query("SELECT pg_advisory_xact_lock(\(Self.gcLock))", logger: logger)
+        let referenced = try await Self.referenced(connection, logger: logger)
+        var rows: [StoreRules.ChunkRow] = []
+        for try await (sha, size, touched) in try await connection.query("SELECT sha256, size, touched_at FROM chunk", logger: logger)
+            .decode((ByteBuffer, Int64, Date).self) {
+            if let hash = PostgresRows.hash(sha) { rows.append(.init(hash: hash, size: size, touchedAt: touched)) }
+        }
+        let (deleted, removed, report) = StoreRules.garbage(rows: rows, referenced: referenced, listed: listed, cutoff: cutoff)
+        if !deleted.isEmpty {
+            try await connection.query("DELETE FROM chunk WHERE sha256 = ANY(\(deleted.map(PostgresRows.bytes))::bytea[])", logger: logger)
+        }
+        return (removed, report)
     }
 }

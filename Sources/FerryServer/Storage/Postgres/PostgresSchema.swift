@@ -282,5 +282,10 @@ enum PostgresSchema {
             )
             """,
         ]),
+        ("v9-blob-trash", [
+            "CREATE TABLE blob_trash (sha256 BYTEA PRIMARY KEY CHECK (octet_length(sha256) = 32))",
+            "CREATE TABLE blob_gc (id INT PRIMARY KEY CHECK (id = 1), epoch BIGINT NOT NULL CHECK (epoch >= 0))",
+            "INSERT INTO blob_gc (id, epoch) VALUES (1, 0)",
+        ]),
     ]
 }

@@ -14,10 +14,9 @@ import Synchronization
 /// row names; it is never deleted by the upload itself, since another upload of the same
 /// bytes may already reference it.
 ///
-/// Garbage collection is not implemented for this store (see `collectsGarbage`): deleting an
-/// object safely needs a fence between gc's delete and an upload that saw the object before
-/// it, which the metadata stores do not have yet.
-public final class S3BlobStore: BlobStore {
+/// gc deletes objects after its transaction, fenced against uploads by the metadata store's
+/// trash table and epoch (`FencedBlobStore`, docs/architecture.md "gc on S3").
+public final class S3BlobStore: FencedBlobStore {
     public let client: S3Client
     /// Hashing of batches and of whole blobs (`verify`) runs here, off the event loops.
     let threadPool: NIOThreadPool
@@ -36,8 +35,6 @@ public final class S3BlobStore: BlobStore {
         self.multipartThreshold = multipartThreshold
         self.partSize = partSize
     }
-
-    public var collectsGarbage: Bool { false }
 
     /// The object key of a blob; the two-character level spreads keys over 256 prefixes.
     public func key(of hash: ContentHash) -> String {
@@ -111,13 +108,19 @@ public final class S3BlobStore: BlobStore {
         return (Int64(bytes.readableBytes), actual == hash)
     }
 
+    /// Objects are not moved under a lock: gc deletes them after its transaction (`delete`).
     public func moveToTrash(_ hashes: [ContentHash]) throws {
-        throw BlobError.io("garbage collection is not available with S3 blob storage yet")
+        throw BlobError.io("objects in S3 are deleted through gc's trash table, not moved")
     }
 
+    /// The trash is a table of the metadata store (`BlobTrashStore`), settled by the next gc.
     public func emptyTrash(isKnown: (ContentHash) throws -> Bool) throws -> Int { 0 }
 
     public func trashContents() throws -> [ContentHash] { [] }
+
+    public func delete(_ hashes: [ContentHash]) async throws {
+        try await s3 { try await client.delete(keys: hashes.map(key(of:))) }
+    }
 
     public func storedHashes() async throws -> [ContentHash] {
         let prefix = client.location.prefix + "blobs/"
