@@ -19,6 +19,8 @@ struct LoadBenchmark: AsyncParsableCommand {
         var seconds: Double
         var bytes: Int
         var ok: Bool
+        /// Why it failed, when it did.
+        var failure: String? = nil
     }
 
     /// Paths uploaded so far, for downloads and deletes to pick from.
@@ -65,6 +67,16 @@ struct LoadBenchmark: AsyncParsableCommand {
         var megabytesPerSecond: Double { Double(succeeded.reduce(0) { $0 + $1.bytes }) / 1e6 / wall }
         /// A latency percentile of the successful operations, in milliseconds.
         func latency(_ p: Int) -> Double { percentile(succeeded.map { $0.seconds * 1000 }, p) }
+
+        /// Writes how many operations failed and the first few distinct reasons to stderr,
+        /// so a success rate under 100 % comes with its cause.
+        func reportFailures(_ phase: String) {
+            let reasons = outcomes.compactMap(\.failure)
+            guard !reasons.isEmpty else { return }
+            var distinct: [String] = []
+            for reason in reasons where !distinct.contains(reason) && distinct.count < 3 { distinct.append(reason) }
+            FileHandle.standardError.write(Data("ferry-bench: \(phase): \(reasons.count) failed, e.g. \(distinct.joined(separator: "; "))\n".utf8))
+        }
     }
 
     func run() async throws {
@@ -77,6 +89,7 @@ struct LoadBenchmark: AsyncParsableCommand {
             for (index, phase) in Self.phases(quick: quick).enumerated() {
                 let before = process.residentBytes
                 let result = await Self.measure(phase, index: index, server: server, stored: stored)
+                result.reportFailures(phase.name)
                 let after = process.residentBytes
                 let name = phase.name
                 rows.append(BenchRow(name: "\(name): success", value: result.successPercent, unit: "%", goal: "100 %"))
@@ -123,6 +136,7 @@ struct LoadBenchmark: AsyncParsableCommand {
         let started = ContinuousClock.now
         var bytes = 0
         var ok = true
+        var failure: String?
         do {
             switch op {
             case .upload:
@@ -145,13 +159,15 @@ struct LoadBenchmark: AsyncParsableCommand {
                     let response: CommitResponse = try await server.json(
                         .POST, "/libraries/\(server.library)/commit", CommitRequest(operations: [.delete(try FerryPath(path), base: version.version)]))
                     ok = response.results.first?.status == .ok
+                    if !ok { failure = "delete of \(path): \(response.results.first.map { "\($0.status)" } ?? "no result")" }
                 }
             }
         } catch {
             ok = false
+            failure = "\(op) of \(path): \(error)"
         }
         let d = ContinuousClock.now - started
-        return Outcome(seconds: Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18, bytes: bytes, ok: ok)
+        return Outcome(seconds: Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18, bytes: bytes, ok: ok, failure: failure)
     }
 }
 

@@ -107,6 +107,7 @@ struct ScaleOutBenchmark: AsyncParsableCommand {
         var metrics: [Metric] = []
         for (index, phase) in LoadBenchmark.phases(quick: quick, clientDivisor: quick ? 4 : 1).enumerated() {
             let result = await LoadBenchmark.measure(phase, index: index, server: server, stored: stored)
+            result.reportFailures(phase.name)
             metrics += [
                 Metric(name: "\(phase.name): success", value: result.successPercent, unit: "%", goal: "100 %"),
                 Metric(name: "\(phase.name): throughput", value: result.opsPerSecond, unit: "ops/s"),
