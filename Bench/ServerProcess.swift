@@ -22,34 +22,57 @@ struct ServerProcess {
     static func with<T: Sendable>(root: String, tls: Bool = false, metadataURL: String? = nil,
                                   configure: (inout ServerConfiguration) -> Void = { _ in },
                                   _ body: (ServerProcess, BenchServer) async throws -> T) async throws -> T {
+        let server = try await start(root: root, name: tls ? "server-process-tls" : "server-process", tls: tls) { settings in
+            settings.metadata.url = metadataURL
+            configure(&settings)
+        }
+        defer { server.stop() }
+        let pin = tls ? try CertificatePin(pem: String(contentsOfFile: server.dataDirectory + "/tls.crt", encoding: .utf8)) : nil
+        return try await BenchServer.connect(port: server.port, pin: pin) { try await body(server, $0) }
+    }
+
+    /// Starts `ferry-server serve` on a free loopback port with the data directory
+    /// `root/name` and the configuration `root/name.json`, and waits until it listens; the
+    /// caller stops it. `addUser`: first adds the user "bench" (once per metadata store: a
+    /// second instance over the same database finds it there).
+    static func start(root: String, name: String, tls: Bool = false, addUser: Bool = true,
+                      configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> ServerProcess {
         guard let binary = SyncBenchmark.sibling("ferry-server") else {
             throw BenchError("ferry-server is not built next to ferry-bench; run 'swift build' first")
         }
-        let name = tls ? "server-process-tls" : "server-process"
         let data = root + "/" + name
         let config = root + "/\(name).json"
         var settings = ServerConfiguration()
         settings.dataDirectory = data
         settings.storage.reserveBytes = 0
         settings.auth.pbkdf2Iterations = 1000
-        settings.metadata.url = metadataURL
         configure(&settings)
         try JSONEncoder().encode(settings).write(to: URL(fileURLWithPath: config))
-        let passwordFile = root + "/password"
-        try Data((BenchServer.password + "\n").utf8).write(to: URL(fileURLWithPath: passwordFile))
-        let add = try runWithInput(binary, ["user", "add", "bench", "--password-stdin", "--data", data, "--config", config], input: passwordFile)
-        guard add == 0 else { throw BenchError("ferry-server user add failed (\(add))") }
+        if addUser {
+            let passwordFile = root + "/password"
+            try Data((BenchServer.password + "\n").utf8).write(to: URL(fileURLWithPath: passwordFile))
+            let add = try runWithInput(binary, ["user", "add", "bench", "--password-stdin", "--data", data, "--config", config], input: passwordFile)
+            guard add == 0 else { throw BenchError("ferry-server user add failed (\(add))") }
+        }
         let port = try freePort()
         let pid = try spawn(binary, ["serve", "--data", data, "--config", config, "--port", String(port)] + (tls ? ["--tls"] : []),
                             stdout: "/dev/null", stderr: root + "/\(name).log", environment: ["LOG_LEVEL": "error"])
         let server = ServerProcess(pid: pid, port: port, dataDirectory: data)
-        defer {
-            kill(pid, SIGTERM)
-            _ = try? wait(for: pid)
+        do {
+            guard try await SyncBenchmark.poll(timeout: .seconds(30), { server.isListening }) else {
+                throw BenchError("ferry-server did not start; see \(root)/\(name).log")
+            }
+        } catch {
+            server.stop()
+            throw error
         }
-        guard try await SyncBenchmark.poll(timeout: .seconds(30), { server.isListening }) else { throw BenchError("ferry-server did not start") }
-        let pin = tls ? try CertificatePin(pem: String(contentsOfFile: data + "/tls.crt", encoding: .utf8)) : nil
-        return try await BenchServer.connect(port: port, pin: pin) { try await body(server, $0) }
+        return server
+    }
+
+    /// Stops the server (SIGTERM) and waits for it to exit.
+    func stop() {
+        kill(pid, SIGTERM)
+        _ = try? wait(for: pid)
     }
 
     /// The plain server, and with `tls` a second one over HTTPS beside it.
@@ -63,11 +86,7 @@ struct ServerProcess {
     /// Resident memory of the server process, in bytes.
     var residentBytes: Int { SyncBenchmark.residentBytes(pid) }
 
-    var isListening: Bool {
-        guard let fd = try? Loopback.socket() else { return false }
-        defer { close(fd) }
-        return Loopback.connect(fd, port: port)
-    }
+    var isListening: Bool { acceptsConnections(port: port) }
 
     /// Drops the server's stored files from the page cache, so the next reads come from disk.
     func evictPageCache() {
@@ -80,6 +99,13 @@ struct ServerProcess {
             close(fd)
         }
     }
+}
+
+/// Whether something accepts TCP connections on 127.0.0.1:`port`.
+func acceptsConnections(port: Int) -> Bool {
+    guard let fd = try? Loopback.socket() else { return false }
+    defer { close(fd) }
+    return Loopback.connect(fd, port: port)
 }
 
 /// A loopback port free right now.

@@ -42,24 +42,12 @@ struct SyncBenchmark: AsyncParsableCommand {
             let url = "http://127.0.0.1:\(port)"
             var rows: [BenchRow] = []
             func folder(_ name: String) async throws -> (FolderSync, ServerAPI) {
-                let (api, device) = try await ServerAPI.enroll(serverURL: url, username: "bench", password: password, deviceName: "bench-\(name)")
-                _ = device
-                let library = try await api.library(named: name)
-                let path = root + "/" + name
-                try FileManager.default.createDirectory(atPath: path + "/.ferry", withIntermediateDirectories: true)
-                let index = try LocalIndex(path: root + "/state-\(name)/index.sqlite")
-                let sync = try FolderSync(folder: FolderConfig(path: path, libraryId: library.id, libraryName: name), index: index, api: api,
-                                          deviceName: "bench-\(name)", logger: logger)
-                return (sync, api)
+                try await Self.folder(name, serverURL: url, password: password, root: root, logger: logger)
             }
 
             // 1. Initial sync of many small files (1–8 KiB, 100 directories).
             let (small, smallAPI) = try await folder("small")
-            try Self.writeSmallFiles(in: small.folder.path, count: smallCount, from: 0)
-            sync()  // the inputs on disk first, as in writeRandomFile
-            var smallReport = PassReport()
-            let smallSeconds = try await seconds { smallReport = try await small.syncUntilSettled() }
-            guard smallReport.uploadedFiles == smallCount else { throw BenchError("small-file sync uploaded \(smallReport.uploadedFiles) of \(smallCount)") }
+            let smallSeconds = try await Self.initialSync(small, smallFiles: smallCount)
             rows.append(BenchRow(name: "initial sync, \(smallCount) small files (1–8 KiB)", value: Double(smallCount) / smallSeconds, unit: "files/s",
                                  goal: "≥ 3,000 files/s"))
 
@@ -79,8 +67,7 @@ struct SyncBenchmark: AsyncParsableCommand {
 
             // 3. Initial sync of one large file, next to the disk's fsync'd write rate.
             let (large, largeAPI) = try await folder("large")
-            try writeRandomFile(large.folder.path + "/large.bin", size: largeSize)
-            let largeSeconds = try await seconds { _ = try await large.syncUntilSettled() }
+            let largeSeconds = try await Self.initialSync(large, largeFile: largeSize)
             rows.append(BenchRow(name: "initial sync, one \(largeSize >> 20) MiB file", value: Double(largeSize) / largeSeconds / 1e6, unit: "MB/s",
                                  reference: "dd bs=1M conv=fsync, same disk", referenceValue: ddRate, goal: "≥ 70 % of dd"))
             await largeAPI.close()
@@ -95,6 +82,37 @@ struct SyncBenchmark: AsyncParsableCommand {
             return rows
         }
         try BenchReport(benchmark: "sync", mode: quick ? "quick" : "full", machine: BenchReport.machine(), rows: rows).emit(json: options.json)
+    }
+
+    /// A folder of its own syncing with the server at `serverURL` (`http://HOST:PORT`): a
+    /// device enrolled as "bench", the library `name`, the folder `root/name` and its index.
+    static func folder(_ name: String, serverURL url: String, password: String, root: String, logger: Logger) async throws -> (FolderSync, ServerAPI) {
+        let (api, _) = try await ServerAPI.enroll(serverURL: url, username: "bench", password: password, deviceName: "bench-\(name)")
+        let library = try await api.library(named: name)
+        let path = root + "/" + name
+        try FileManager.default.createDirectory(atPath: path + "/.ferry", withIntermediateDirectories: true)
+        let index = try LocalIndex(path: root + "/state-\(name)/index.sqlite")
+        let sync = try FolderSync(folder: FolderConfig(path: path, libraryId: library.id, libraryName: name), index: index, api: api,
+                                  deviceName: "bench-\(name)", logger: logger)
+        return (sync, api)
+    }
+
+    /// Writes `count` small files (1–8 KiB, 100 directories) into an empty synced folder and
+    /// times its sync until settled; seconds.
+    static func initialSync(_ folder: FolderSync, smallFiles count: Int) async throws -> Double {
+        try writeSmallFiles(in: folder.folder.path, count: count, from: 0)
+        sync()  // the inputs on disk first, as in writeRandomFile
+        var report = PassReport()
+        let elapsed = try await seconds { report = try await folder.syncUntilSettled() }
+        guard report.uploadedFiles == count else { throw BenchError("small-file sync uploaded \(report.uploadedFiles) of \(count)") }
+        return elapsed
+    }
+
+    /// Writes one random file of `size` bytes into an empty synced folder and times its sync
+    /// until settled; seconds.
+    static func initialSync(_ folder: FolderSync, largeFile size: Int) async throws -> Double {
+        try writeRandomFile(folder.folder.path + "/large.bin", size: size)
+        return try await seconds { _ = try await folder.syncUntilSettled() }
     }
 
     static func writeSmallFiles(in folder: String, count: Int, from start: Int) throws {

@@ -177,6 +177,21 @@ public final class S3Client: Sendable {
         }
     }
 
+    /// Deletes every object under the location's prefix, then the bucket itself; a bucket
+    /// that is gone already is fine. For benchmarks and tests that made their own bucket.
+    public func deleteBucket() async throws {
+        do {
+            while true {
+                let (objects, _) = try await list(prefix: location.prefix, continuation: nil)
+                guard !objects.isEmpty else { break }
+                try await delete(keys: objects.map(\.key))
+            }
+        } catch let failure as Failure where failure.status == 404 {
+            return
+        }
+        _ = try await send("DELETE", key: "", expect: [200, 204, 404])
+    }
+
     // MARK: Requests
 
     struct Answer {
