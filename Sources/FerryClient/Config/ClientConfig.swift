@@ -15,11 +15,19 @@ public struct FolderConfig: Codable, Sendable, Hashable {
     public var massDeletePercent: Double?
     /// …and minimum count (default 100) above which deletes wait for confirmation.
     public var massDeleteMinimum: Int?
+    /// Selective sync: the library's subtrees this folder syncs (absent: the whole library).
+    public var only: Selection?
 
     public init(path: String, libraryId: String, libraryName: String) {
         self.path = path
         self.libraryId = libraryId
         self.libraryName = libraryName
+    }
+
+    /// What this folder syncs of its library; setting the whole library clears `only`.
+    public var selection: Selection {
+        get { only ?? .everything }
+        set { only = newValue.isEverything ? nil : newValue }
     }
 
     /// The guard settings for this folder.
@@ -28,7 +36,7 @@ public struct FolderConfig: Codable, Sendable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case path
+        case path, only
         case libraryId = "library_id", libraryName = "library_name"
         case massDeletePercent = "mass_delete_percent", massDeleteMinimum = "mass_delete_minimum"
     }
