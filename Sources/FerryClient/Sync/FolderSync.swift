@@ -31,6 +31,10 @@ public struct PassReport: Sendable, Codable, Equatable {
     public var problems: [String: String] = [:]
     /// Deletes held back by the mass-delete guard, if any.
     public var massDelete: MassDeletePause?
+    /// Local files and links outside the folder's selection, not synced (nil without a selection).
+    public var outsideSelection: Int?
+    /// Synced files removed here, unchanged, because their subtree left the selection.
+    public var removedOutsideSelection: Int?
     /// The versions this pass's deletions got on the server (not in the JSON).
     public var remoteDeleteVersions: [Int64] = []
 
@@ -48,6 +52,7 @@ public struct PassReport: Sendable, Codable, Equatable {
         case uploadedFiles = "uploaded_files", uploadedBytes = "uploaded_bytes", downloadedFiles = "downloaded_files"
         case downloadedBytes = "downloaded_bytes", reusedLocalBytes = "reused_local_bytes"
         case deletedRemote = "deleted_remote", deletedLocal = "deleted_local"
+        case outsideSelection = "outside_selection", removedOutsideSelection = "removed_outside_selection"
     }
 }
 
@@ -155,6 +160,10 @@ public final class FolderSync: Sendable {
         public var problems: [String: String]
         /// Sends the chunks of what was hashed; it may still be sending its last groups.
         public var early: EarlySender?
+        /// Synced entries whose subtree left the folder's selection, deepest first.
+        public var leaving: [IndexEntry] = []
+        /// Local files and links outside the selection, which are not synced.
+        public var outsideSelection: Set<String> = []
 
         /// Waits for the chunks sent while hashing; returns the bytes the server stored.
         public func earlyUploads() async -> Int64 { await early?.finish() ?? 0 }
@@ -166,6 +175,7 @@ public final class FolderSync: Sendable {
         try checkRoot()
         let rules = IgnoreRules(userPatterns: (try? String(contentsOfFile: root + "/.ferryignore", encoding: .utf8)) ?? "")
         let root = self.root
+        let selection = folder.selection
         // The walk and the index reads are independent: run them on two threads at once.
         // Files are hashed as the walk finds them, so hashing (and the server's storing)
         // starts with the first directory instead of after the last.
@@ -177,7 +187,7 @@ public final class FolderSync: Sendable {
             return try await FolderSync.ioPool.runIfActive {
                 var group = FoundGroup()
                 let result = LocalScanner.scan(root: root, rules: rules) { file in
-                    if file.kind == .file, group.add(file) { foundSink.yield(group.take()) }
+                    if file.kind == .file, selection.includes(file.path), group.add(file) { foundSink.yield(group.take()) }
                 }
                 if !group.files.isEmpty { foundSink.yield(group.take()) }
                 return result
@@ -260,7 +270,7 @@ public final class FolderSync: Sendable {
             throw error
         }
         sweepStalePartials(scan.partialDownloads)
-        for (path, file) in scan.entries where file.kind != .file {
+        for (path, file) in scan.entries where file.kind != .file && selection.includes(path) {
             local[path] = LocalState(file: file, sha256: nil, chunks: [])
         }
         // Ferry's own names and what `.ferryignore` ignores are out of the plan on the other
@@ -271,12 +281,16 @@ public final class FolderSync: Sendable {
             scan.entries[path] == nil && (RemoteCheck.isFerrysOwn(path) || rules.isIgnored(path, isDirectory: isDirectory))
         }
         var invalid: [String: String] = [:]
+        // Outside the selection (`Selection`) the same holds; the mirror keeps those versions,
+        // so a subtree that joins the selection later is downloaded from it.
         remote = remote.filter { path, v in
-            if outOfScope(path, isDirectory: v.kind == .directory) { return false }
+            if outOfScope(path, isDirectory: v.kind == .directory) || !selection.includes(path) { return false }
             if let problem = RemoteCheck.problem(with: v) { invalid[path] = problem }
             return true
         }
         entries = entries.filter { !outOfScope($0.key, isDirectory: $0.value.kind == .directory) }
+        let leaving: [IndexEntry]
+        (entries, leaving) = selection.split(entries)
         // A large file is hashed by several threads already; they go one at a time.
         for file in large {
             let outcome = await Result(awaiting: {
@@ -289,7 +303,7 @@ public final class FolderSync: Sendable {
             })
             record(file, outcome)
         }
-        let problems = scan.problems.merging(failed) { a, _ in a }.merging(invalid) { a, _ in a }
+        let problems = scan.problems.filter { selection.place(of: $0.key) != .outside }.merging(failed) { a, _ in a }.merging(invalid) { a, _ in a }
         // Not waited for here: planning and the journal go on while the last groups are stored.
         sender?.close()
         // A path that could not be read, or sits in a directory that could not be listed,
@@ -303,7 +317,8 @@ public final class FolderSync: Sendable {
         entries = entries.filter { !isSkipped($0.key) }
         remote = remote.filter { !isSkipped($0.key) }
         local = local.filter { !isSkipped($0.key) }
-        return Inputs(index: entries, local: local, remote: remote, problems: problems, early: sender)
+        return Inputs(index: entries, local: local, remote: remote, problems: problems, early: sender, leaving: leaving,
+                      outsideSelection: selection.outsideFiles(scan.entries))
     }
 
     /// Files the walk found, handed on together: up to `maxFiles`, or fewer once they hold
@@ -371,6 +386,7 @@ public final class FolderSync: Sendable {
                 throw error
             }
         }
+        try leaveSelection(inputs, report: &report)
         try index.recordProblems(folder: root, report.problems)
         return report
     }
@@ -430,6 +446,7 @@ public final class FolderSync: Sendable {
             let source = IgnoreRules.defaultPatterns.contains(pattern) ? "Ferry's default ignore list" : ".ferryignore"
             return "\(path) is ignored by the pattern '\(pattern)' in \(source)."
         }
+        if !folder.selection.includes(path) { return Self.outsideSelection(path, folder.selection) }
         let plan = try await dryRun()
         if let reason = plan.held[path] { return "\(path) is not synced: \(reason)." }
         if let problem = try index.problem(folder: root, path: path), plan.actions.contains(where: { $0.path == path }) {
@@ -1105,6 +1122,8 @@ extension PassReport {
         deletedRemote += other.deletedRemote
         deletedLocal += other.deletedLocal
         conflicts += other.conflicts
+        if let n = other.removedOutsideSelection { removedOutsideSelection = (removedOutsideSelection ?? 0) + n }
+        outsideSelection = other.outsideSelection
         deferred = other.deferred
         massDelete = other.massDelete
     }
