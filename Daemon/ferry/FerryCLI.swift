@@ -208,13 +208,17 @@ struct Login: AsyncParsableCommand {
 // MARK: folders
 
 struct Folder: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Choose the folders this device syncs.", subcommands: [Add.self, List.self, Remove.self, ConfirmDeletes.self])
+    static let configuration = CommandConfiguration(abstract: "Choose the folders this device syncs.", subcommands: [Add.self, List.self, Select.self, Remove.self, ConfirmDeletes.self])
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Sync a local folder with a library (created if needed).")
         @Argument(help: "The local folder.") var directory: String
         @Option(help: "Library name (default: the folder's name).") var library: String?
+        @Option(parsing: .upToNextOption, help: "Sync only these library paths, each with everything below it (default: the whole library).")
+        var only: [String] = []
         @OptionGroup var options: CommonOptions
+
+        func validate() throws { _ = try Folder.selection(only) }
 
         func run() async throws {
             var config = try options.load()
@@ -229,11 +233,14 @@ struct Folder: AsyncParsableCommand {
             let name = library ?? (path as NSString).lastPathComponent
             let info = try await options.withAPI(config) { try await $0.library(named: name) }
             try FileManager.default.createDirectory(atPath: path + "/" + LocalScanner.markerName, withIntermediateDirectories: true)
-            config.folders.append(FolderConfig(path: path, libraryId: info.id, libraryName: info.name))
+            var folder = FolderConfig(path: path, libraryId: info.id, libraryName: info.name)
+            folder.selection = try Folder.selection(only)
+            config.folders.append(folder)
             try config.save(to: options.locations.configFile)
+            let what = folder.selection.isEverything ? "library '\(info.name)'" : "\(folder.selection) of library '\(info.name)'"
             switch DaemonControl.reload(socketPath: options.locations.socketPath) {
-            case .reloaded: print("Syncing \(path) with library '\(info.name)'; the running ferryd has started on it.")
-            case .notRunning: print("Syncing \(path) with library '\(info.name)'; start ferryd, or run 'ferry sync', to sync it now.")
+            case .reloaded: print("Syncing \(path) with \(what); the running ferryd has started on it.")
+            case .notRunning: print("Syncing \(path) with \(what); start ferryd, or run 'ferry sync', to sync it now.")
             case .failed(let why): throw CLIError("\(path) was added to the configuration, but the running ferryd did not take it up: \(why)")
             }
         }
@@ -248,7 +255,7 @@ struct Folder: AsyncParsableCommand {
             let config = try options.load()
             if json { return try printJSON(config.folders) }
             if config.folders.isEmpty { print("No folders; add one with 'ferry folder add DIR'.") }
-            for f in config.folders { print("\(f.path)\t\(f.libraryName)") }
+            for f in config.folders { print("\(f.path)\t\(f.libraryName)" + (f.only.map { "\tonly: \($0)" } ?? "")) }
         }
     }
 
@@ -390,6 +397,9 @@ struct Sync: AsyncParsableCommand {
         }
         let unsettled = results.filter { $0.value.deferred > 0 || !$0.value.problems.isEmpty || $0.value.massDelete != nil }
         if !json {
+            for (path, report) in results.sorted(by: { $0.key < $1.key }) {
+                if let outside = report.outsideSelection, outside > 0 { print("\(path): outside the selection: \(outside) local file(s) not synced") }
+            }
             for (path, report) in unsettled.sorted(by: { $0.key < $1.key }) {
                 for (file, why) in report.problems.sorted(by: { $0.key < $1.key }) {
                     FileHandle.standardError.write(Data("\(path)/\(file): \(why)\n".utf8))
@@ -467,6 +477,7 @@ struct Status: AsyncParsableCommand {
             print(line)
             if let e = f.lastError { print("  error: \(e)") }
             if let pause = f.massDelete { print("  paused: \(pause.description), or 'ferry folder confirm-deletes \(f.path)'") }
+            if let outside = f.lastPass?.outsideSelection, outside > 0 { print("  outside the selection: \(outside) local file(s) not synced") }
             for (path, why) in f.problems.sorted(by: { $0.key < $1.key }).prefix(20) { print("  \(path): \(why)") }
         }
     }
