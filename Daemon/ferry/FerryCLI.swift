@@ -255,7 +255,7 @@ struct Folder: AsyncParsableCommand {
             let config = try options.load()
             if json { return try printJSON(config.folders) }
             if config.folders.isEmpty { print("No folders; add one with 'ferry folder add DIR'.") }
-            for f in config.folders { print("\(f.path)\t\(f.libraryName)" + (f.only.map { "\tonly: \($0)" } ?? "")) }
+            for f in config.folders { print("\(f.path)\t\(f.libraryName)" + (f.selection.isEverything ? "" : "\tonly: \(f.selection)")) }
         }
     }
 
