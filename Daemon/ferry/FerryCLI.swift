@@ -321,7 +321,8 @@ struct Sync: AsyncParsableCommand {
         let actions: [PlannedLine]
         let held: [String: String]
         let massDelete: MassDeletePause?
-        enum CodingKeys: String, CodingKey { case actions, held, massDelete = "mass_delete" }
+        let leavingSelection: [String]
+        enum CodingKeys: String, CodingKey { case actions, held, massDelete = "mass_delete", leavingSelection = "leaving_selection" }
     }
 
     func run() async throws {
@@ -348,7 +349,7 @@ struct Sync: AsyncParsableCommand {
                     if dryRun {
                         let plan = try await sync.dryRun(allowMassDelete: allowMassDelete)
                         plans[folder.path] = FolderPlan(actions: plan.actions.map { PlannedLine(action: $0.summary.kind, path: $0.summary.path, bytes: $0.summary.bytes) },
-                                                        held: plan.held, massDelete: plan.massDelete)
+                                                        held: plan.held, massDelete: plan.massDelete, leavingSelection: plan.leavingSelection)
                         continue
                     }
                     let report = try await sync.syncUntilSettled(allowMassDelete: allowMassDelete) { holder in
@@ -382,8 +383,9 @@ struct Sync: AsyncParsableCommand {
                 try printJSON(Output(folders: plans, errors: failures))
             } else {
                 for (path, plan) in plans.sorted(by: { $0.key < $1.key }) {
-                    print("\(path): \(Self.headline(actions: plan.actions.count, held: plan.held.count, paused: plan.massDelete != nil))")
+                    print("\(path): \(Self.headline(actions: plan.actions.count + plan.leavingSelection.count, held: plan.held.count, paused: plan.massDelete != nil))")
                     for line in plan.actions { print("  \(line.action)\t\(line.path)\(line.bytes > 0 ? "\t\(line.bytes) bytes" : "")") }
+                    for file in plan.leavingSelection { print("  left the selection (removed here if unchanged)\t\(file)") }
                     for (file, why) in plan.held.sorted(by: { $0.key < $1.key }) { print("  held\t\(file)\t\(why)") }
                     if let pause = plan.massDelete { print("  paused: \(pause.description)") }
                 }

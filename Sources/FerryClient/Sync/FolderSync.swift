@@ -430,6 +430,7 @@ public final class FolderSync: Sendable {
         var plan = try await MassDeleteGate(api: api, library: folder.libraryId, logger: logger)
             .decide(index: inputs.index, local: inputs.local, remote: inputs.remote, policy: policy).plan
         plan.held.merge(inputs.problems) { a, _ in a }
+        plan.leavingSelection = inputs.leaving.map(\.path)
         return plan
     }
 

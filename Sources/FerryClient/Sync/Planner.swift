@@ -107,6 +107,9 @@ public struct Plan: Sendable, Equatable {
     public var massDelete: MassDeletePause?
     /// The deletes the mass-delete guard holds back (what confirming it lets through).
     public var heldDeletes: [PlannedAction] = []
+    /// Synced paths that left the folder's selection: removed here where unchanged, never on
+    /// the server (filled by a dry run; a pass applies them after the plan).
+    public var leavingSelection: [String] = []
 }
 
 /// The three-way decision of SPEC §2, as a pure function of what the index last synced, what
