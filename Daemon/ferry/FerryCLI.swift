@@ -15,7 +15,7 @@ struct FerryCLI: AsyncParsableCommand {
         commandName: "ferry",
         abstract: "Sync folders with a Ferry server.",
         version: FerryVersion.description,
-        subcommands: [Login.self, Folder.self, Sync.self, Status.self, History.self, Restore.self, Trash.self, Conflicts.self, Device.self, Project.self, TaskCommand.self, Attach.self, Webhook.self])
+        subcommands: [Login.self, Folder.self, Sync.self, Status.self, History.self, Restore.self, Trash.self, Conflicts.self, Device.self, Project.self, TaskCommand.self, Attach.self, Webhook.self, LibraryCommand.self])
 
     /// Bare `ferry` is a usage error: the help, on standard error, and exit code 2.
     func run() async throws {

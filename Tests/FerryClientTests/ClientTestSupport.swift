@@ -219,20 +219,6 @@ func eventually(timeout: Duration = .seconds(20), _ condition: () async throws -
     return try await condition()
 }
 
-/// SplitMix64: a small seeded generator, so a test's random choices replay exactly.
-struct SeededRandom {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    mutating func pick<T>(_ items: [T]) -> T? { items.isEmpty ? nil : items[below(items.count)] }
-}
-
 /// Random bytes from a seeded generator, so tests are reproducible.
 func seededBytes(_ count: Int, seed: UInt64) -> Data {
     var rng = SeededRandom(state: seed)

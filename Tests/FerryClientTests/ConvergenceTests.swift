@@ -1,5 +1,6 @@
 @testable import FerryClient
 import FerryCore
+import FerryTestSupport
 import Foundation
 import Testing
 

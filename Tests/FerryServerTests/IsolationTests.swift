@@ -146,6 +146,8 @@ struct EveryRouteIsolationTests {
                 "POST /api/v1/libraries/{lib}/confirmed-deletes": Probe(.post, "/libraries/\(lib)/confirmed-deletes", #"{"versions":[1]}"#, .notFound),
                 "POST /api/v1/libraries/{lib}/confirmed-deletes/lookup": Probe(.post, "/libraries/\(lib)/confirmed-deletes/lookup", #"{"versions":[1]}"#, .notFound),
                 "GET /api/v1/libraries/{lib}/trash": Probe(.get, "/libraries/\(lib)/trash", nil, .notFound),
+                "GET /api/v1/libraries/{lib}/retention": Probe(.get, "/libraries/\(lib)/retention", nil, .notFound),
+                "PUT /api/v1/libraries/{lib}/retention": Probe(.put, "/libraries/\(lib)/retention", #"{"keep_versions":1}"#, .notFound),
                 "GET /api/v1/conflicts": Probe(.get, "/conflicts?state=all", nil, .ownOnly),
                 "POST /api/v1/conflicts/{id}/resolve": Probe(.post, "/conflicts/\(conflict.id)/resolve", #"{"keep":"mine"}"#, .notFound),
                 "POST /api/v1/projects": Probe(.post, "/projects", #"{"name":"bobs"}"#, .ownOnly),
@@ -184,6 +186,8 @@ struct EveryRouteIsolationTests {
                 "POST /libraries": Probe(.post, "/libraries", "name=bobs-pages", .ownOnly),
                 "GET /libraries/{lib}": Probe(.get, "/libraries/\(lib)", nil, .notFound),
                 "GET /libraries/{lib}/trash": Probe(.get, "/libraries/\(lib)/trash", nil, .notFound),
+                "GET /libraries/{lib}/retention": Probe(.get, "/libraries/\(lib)/retention", nil, .notFound),
+                "POST /libraries/{lib}/retention": Probe(.post, "/libraries/\(lib)/retention", "keep_versions=1", .notFound),
                 "GET /libraries/{lib}/file": Probe(.get, "/libraries/\(lib)/file?path=s.txt", nil, .notFound),
                 "GET /libraries/{lib}/download": Probe(.get, "/libraries/\(lib)/download?path=s.txt", nil, .notFound),
                 "GET /libraries/{lib}/preview": Probe(.get, "/libraries/\(lib)/preview?path=s.txt", nil, .notFound),
@@ -267,6 +271,7 @@ struct EveryRouteIsolationTests {
             // alice's things are as she left them.
             #expect(try await api.changes(lib, token: alice).head == head)
             let still = try api.decode(TaskInfo.self, try await api.call(.get, "/tasks/\(task.id)", token: alice))
+            #expect(try api.decode(LibraryRetention.self, try await api.call(.get, "/libraries/\(lib)/retention", token: alice)).policy == .keepAll)
             #expect(still.title == "alice's task")
             let hooks = try api.decode(WebhookListResponse.self, try await api.call(.get, "/webhooks", token: alice)).webhooks
             #expect(hooks.map(\.url) == ["http://127.0.0.1:9/hook"])

@@ -132,6 +132,10 @@ public final class FolderSync: Sendable {
             let page: ChangesResponse
             do {
                 page = try await api.changes(library: folder.libraryId, since: since, limit: 1000, wait: first ? wait : 0)
+            } catch let refusal as APIFailure where refusal.code == "cursor_expired" {
+                // Retention removed deletions this device has not seen: compare the whole listing.
+                try await rereadWholeFeed()
+                return true
             } catch let refusal as APIFailure where refusal.code == "cursor_ahead" {
                 // The server forgot changes this device saw. Guessing which side is right
                 // could overwrite or delete; stop and say how to compare by content instead.
@@ -149,6 +153,26 @@ public final class FolderSync: Sendable {
             any = any || !page.changes.isEmpty
             since = page.cursor
             if !page.hasMore { return any }
+        }
+    }
+
+    /// Reads the feed from 0 into the mirror; what the whole listing lacks is gone from the
+    /// server (`LocalIndex.dropMissingRemote`). The cursor ends at the head the last page
+    /// was read at: every change up to it is in the listing.
+    func rereadWholeFeed() async throws {
+        var since: Int64 = 0
+        var listed = Set<String>()
+        while true {
+            let page = try await api.changes(library: folder.libraryId, since: since, limit: 1000)
+            var update = IndexUpdate()
+            update.remote = page.changes
+            try index.apply(folder: root, update)
+            listed.formUnion(page.changes.lazy.map(\.path.string))
+            since = page.cursor
+            if !page.hasMore {
+                try index.dropMissingRemote(folder: root, listed: listed, cursor: max(page.cursor, page.head))
+                return
+            }
         }
     }
 

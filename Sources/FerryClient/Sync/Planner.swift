@@ -199,7 +199,7 @@ public enum Planner {
             return nil
         case (true, false):
             if let local {
-                return .upload(local, base: index?.version ?? remote?.version)
+                return .upload(local, base: index?.version ?? base(remote))
             }
             guard let index else { return nil }
             return live == nil ? .forget(path: index.path) : .deleteRemote(path: index.path, base: index.version)
@@ -211,11 +211,17 @@ public enum Planner {
             switch (local, live) {
             case (nil, nil): return .forget(path: index?.path ?? remote?.path.string ?? "")
             case (nil, let live?): return .download(live)  // modify beats delete
-            case (let local?, nil): return .upload(local, base: remote?.version)  // modify beats delete
+            case (let local?, nil): return .upload(local, base: base(remote))  // modify beats delete
             case (let local?, let live?):
                 return sameContent(local, live) ? .adopt(local, remote: live) : .conflict(local, remote: live)
             }
         }
+    }
+
+    /// The server version an upload is based on: none for a path the server no longer has
+    /// at all (`LocalIndex.removedByServer`), which is created anew.
+    static func base(_ remote: FileVersion?) -> Int64? {
+        remote.flatMap { $0.version == LocalIndex.removedByServer ? nil : $0.version }
     }
 
     /// Same content as the synced entry: kind, bytes or link target, and the executable bit.

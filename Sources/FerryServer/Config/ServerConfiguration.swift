@@ -22,7 +22,15 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         public var reserveBytes: Int64 = 1 << 30
         /// `gc` keeps unreferenced chunks uploaded more recently than this (in-flight uploads).
         public var gcGraceSeconds: Double = 24 * 3600
+        /// How often the running server applies libraries' retention policies (SPEC §10).
+        public var retentionIntervalSeconds: Double = 3600
         public init() {}
+
+        func validate() throws {
+            guard (1...7 * 86400).contains(retentionIntervalSeconds) else {
+                throw ConfigurationError("storage.retentionIntervalSeconds must be between 1 and 604800 (a week)")
+            }
+        }
     }
 
     public struct Auth: Codable, Sendable, Equatable {
@@ -259,6 +267,7 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
     public func validate() throws {
         guard (0...65535).contains(port) else { throw ConfigurationError("port must be 0 to 65535") }
         guard !host.isEmpty else { throw ConfigurationError("host must not be empty") }
+        try storage.validate()
         try auth.validate()
         try webhooks.validate()
         try http.validate()
@@ -313,12 +322,13 @@ extension ServerConfiguration {
 }
 
 extension ServerConfiguration.Storage {
-    enum CodingKeys: String, CodingKey { case reserveBytes, gcGraceSeconds }
+    enum CodingKeys: String, CodingKey { case reserveBytes, gcGraceSeconds, retentionIntervalSeconds }
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self, section: "storage")
         let c = try decoder.container(keyedBy: CodingKeys.self)
         reserveBytes = try c.decodeIfPresent(Int64.self, forKey: .reserveBytes) ?? reserveBytes
         gcGraceSeconds = try c.decodeIfPresent(Double.self, forKey: .gcGraceSeconds) ?? gcGraceSeconds
+        retentionIntervalSeconds = try c.decodeIfPresent(Double.self, forKey: .retentionIntervalSeconds) ?? retentionIntervalSeconds
     }
 }
 

@@ -13,6 +13,7 @@ struct DashboardRoutes {
         let pages = router.group().add(middleware: DashboardMiddleware(services: services, requireSession: true))
         SignInPages(services: services).addSignedIn(to: pages)
         LibraryPages(services: services).add(to: pages)
+        RetentionPages(services: services).add(to: pages)
         FilePages(services: services).add(to: pages)
         LiveUpdates(services: services).add(to: pages)
         DevicePages(services: services).add(to: pages)

@@ -99,6 +99,7 @@ public enum FerryServerApp {
         FileRoutes(services: services).add(to: authed)
         ConflictRoutes(services: services).add(to: authed)
         DeleteConfirmationRoutes(services: services).add(to: authed)
+        RetentionRoutes(services: services).add(to: authed)
         WebhookRoutes(services: services).add(to: authed)
         TaskRoutes(services: services).add(to: authed)
         AdminRoutes(services: services).add(to: authed)
@@ -161,7 +162,7 @@ extension FerryServerApp {
 
     /// What runs beside the HTTP application `app`, in `serve` and in `withRunningServer` alike.
     static func running(_ app: some Service, _ services: ServerServices) -> [any Service] {
-        [app, LongPollCloser(notifier: services.notifier), services.dispatcher, UpkeepService(services: services)] + services.backgroundServices
+        [app, LongPollCloser(notifier: services.notifier), services.dispatcher, UpkeepService(services: services), RetentionService(services: services)] + services.backgroundServices
     }
 
     /// Runs the server (port taken from its configuration; 0 picks a free one) while `body`

@@ -19,6 +19,8 @@ public final class ServerMetrics: Sendable {
     let commitOperations: Metrics.Counter
     /// Long-polls on `/changes` parked right now (set when scraped): what idle devices hold.
     let waitingLongPolls: Metrics.Gauge
+    /// Versions retention removed (SPEC §10).
+    let retentionPurgedVersions: Metrics.Counter
     private let requestCounters = Mutex<[String: Metrics.Counter]>([:])
 
     public init() {
@@ -35,6 +37,7 @@ public final class ServerMetrics: Sendable {
         commitLatency = Metrics.Timer(label: "ferry_commit_duration_seconds", dimensions: [], factory: factory)
         commitOperations = Metrics.Counter(label: "ferry_commit_operations_total", dimensions: [], factory: factory)
         waitingLongPolls = Metrics.Gauge(label: "ferry_changes_waiting", dimensions: [], factory: factory)
+        retentionPurgedVersions = Metrics.Counter(label: "ferry_retention_purged_versions_total", dimensions: [], factory: factory)
     }
 
     /// Counts one answered request by method and status.

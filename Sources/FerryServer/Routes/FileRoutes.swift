@@ -175,12 +175,16 @@ struct FileRoutes {
             throw APIError(.conflict, "cursor_ahead",
                            "the cursor \(since) is past this library's head \(first.head): the server was restored from an older backup; start over from 0")
         }
+        // Checked after each read: a purge that ran before it is seen (docs/architecture.md, "Retention").
+        try await services.checkCursorKept(since, library: library)
         guard first.changes.isEmpty, wait > 0 else { return first }
         let head = await services.notifier.wait(library: library.id, after: max(since, first.head), timeout: .seconds(wait))
         let store = services.store
-        return try await services.wokenReads.value(for: .init(library: library.id, since: since, limit: limit, head: head)) {
+        let woken = try await services.wokenReads.value(for: .init(library: library.id, since: since, limit: limit, head: head)) {
             try await store.changes(libraryId: library.id, since: since, limit: limit)
         }
+        try await services.checkCursorKept(since, library: library)
+        return woken
     }
 
     @Sendable func history(_ request: Request, context: FerryRequestContext) async throws -> HistoryResponse {

@@ -348,6 +348,16 @@ public enum ServerDatabase {
                 INSERT INTO blob_gc (id, epoch) VALUES (1, 0);
                 """)
         }
+        // Retention per library (SPEC §10, RetentionStore): each limit null = keep; and the
+        // highest deletion retention removed, below which a change-feed cursor is refused.
+        m.registerMigration("v11-library-retention") { db in
+            try db.execute(sql: """
+                ALTER TABLE library ADD COLUMN keep_versions INTEGER CHECK (keep_versions IS NULL OR keep_versions >= 1);
+                ALTER TABLE library ADD COLUMN keep_days INTEGER CHECK (keep_days IS NULL OR keep_days >= 0);
+                ALTER TABLE library ADD COLUMN trash_days INTEGER CHECK (trash_days IS NULL OR trash_days >= 1);
+                ALTER TABLE library ADD COLUMN purged_through INTEGER NOT NULL DEFAULT 0 CHECK (purged_through >= 0);
+                """)
+        }
         return m
     }
 }

@@ -34,6 +34,8 @@ struct LibraryPages {
         let nextHref: String?
         let firstHref: String?
         let trashHref: String
+        /// The library's retention page, linked from its root.
+        let retentionHref: String?
         let eventsHref: String
         let uploadHref: String
         let directory: String
@@ -96,7 +98,8 @@ struct LibraryPages {
             heading: directory.map(LibraryLinks.name(of:)) ?? library.name,
             crumbs: Crumb.trail(library: library, path: directory) { links.folder($0) }, entries: rows,
             nextHref: page.nextAfter.map { links.folder(directory, after: $0) },
-            firstHref: after == nil ? nil : links.folder(directory), trashHref: links.trash(directory), eventsHref: links.events(since: library.head),
+            firstHref: after == nil ? nil : links.folder(directory), trashHref: links.trash(directory),
+            retentionHref: directory == nil ? links.base + "/retention" : nil, eventsHref: links.events(since: library.head),
             uploadHref: links.upload, directory: directory?.string ?? "")
         return services.dashboard.page("folder", title: view.heading, section: .libraries, content: view, context: context)
     }

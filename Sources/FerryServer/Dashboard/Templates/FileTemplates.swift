@@ -23,7 +23,7 @@ enum FileTemplates {
     {{<layout}}{{$body}}{{#content}}
     {{> crumbs}}
     <h1>{{heading}}</h1>
-    <p class="actions"><a href="{{trashHref}}">Trash</a></p>
+    <p class="actions"><a href="{{trashHref}}">Trash</a>{{#retentionHref}} <a href="{{retentionHref}}">Retention</a>{{/retentionHref}}</p>
     <div id="listing" data-live="{{eventsHref}}">
     <div class="table-wrap">
     <table>

@@ -287,5 +287,12 @@ enum PostgresSchema {
             "CREATE TABLE blob_gc (id INT PRIMARY KEY CHECK (id = 1), epoch BIGINT NOT NULL CHECK (epoch >= 0))",
             "INSERT INTO blob_gc (id, epoch) VALUES (1, 0)",
         ]),
+        // Retention per library (RetentionStore): each limit null = keep.
+        ("v11-library-retention", [
+            "ALTER TABLE library ADD COLUMN keep_versions BIGINT CHECK (keep_versions IS NULL OR keep_versions >= 1)",
+            "ALTER TABLE library ADD COLUMN keep_days BIGINT CHECK (keep_days IS NULL OR keep_days >= 0)",
+            "ALTER TABLE library ADD COLUMN trash_days BIGINT CHECK (trash_days IS NULL OR trash_days >= 1)",
+            "ALTER TABLE library ADD COLUMN purged_through BIGINT NOT NULL DEFAULT 0 CHECK (purged_through >= 0)",
+        ]),
     ]
 }

@@ -1,0 +1,23 @@
+import FerryCore
+import Foundation
+import NIOHTTP1
+
+extension ServerAPI {
+    /// A library's retention policy (owner only).
+    public func retention(library: String) async throws -> LibraryRetention {
+        try await json(.GET, "/libraries/\(Self.escape(library))/retention", Optional<Int>.none)
+    }
+
+    /// Replaces a library's retention policy (owner only); answers the stored one.
+    public func setRetention(library: String, _ policy: RetentionPolicy) async throws -> LibraryRetention {
+        try await json(.PUT, "/libraries/\(Self.escape(library))/retention", policy)
+    }
+
+    /// The user's library with this name, or an error naming it (nothing is created).
+    public func existingLibrary(named name: String) async throws -> LibraryInfo {
+        guard let library = try await libraries().first(where: { $0.name == name }) else {
+            throw ClientError.invalidInput("no library named '\(name)' (see 'ferry folder list' for the libraries synced here)")
+        }
+        return library
+    }
+}
