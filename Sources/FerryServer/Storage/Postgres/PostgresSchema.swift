@@ -287,5 +287,15 @@ enum PostgresSchema {
             "CREATE TABLE blob_gc (id INT PRIMARY KEY CHECK (id = 1), epoch BIGINT NOT NULL CHECK (epoch >= 0))",
             "INSERT INTO blob_gc (id, epoch) VALUES (1, 0)",
         ]),
+        // Per-user quotas: the quota (NULL: none) and the counter of the bytes the user holds (QuotaStore).
+        ("v10-user-quota", [
+            "ALTER TABLE ferry_user ADD COLUMN quota_bytes BIGINT CHECK (quota_bytes IS NULL OR quota_bytes >= 0)",
+            "ALTER TABLE ferry_user ADD COLUMN used_bytes BIGINT NOT NULL DEFAULT 0 CHECK (used_bytes >= 0)",
+            """
+            UPDATE ferry_user f SET used_bytes = p.bytes FROM (
+                SELECT uc.user_id, sum(c.size) AS bytes FROM user_chunk uc JOIN chunk c ON c.sha256 = uc.sha256 GROUP BY uc.user_id
+            ) p WHERE p.user_id = f.id
+            """,
+        ]),
     ]
 }
