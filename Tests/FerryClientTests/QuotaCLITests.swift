@@ -50,11 +50,16 @@ struct QuotaCLITests {
 
             let daemon = try UsabilityTests.Daemon(home)
             defer { daemon.stop() }
+            // Read in one go: between tries the folder is `syncing` again for a moment.
+            var refused: FolderStatus?
             #expect(try await eventually(timeout: .seconds(60)) {
-                try await UsabilityTests.status(home)?.folders.first?.lastError?.contains("quota exceeded") == true
+                guard let folder = try await UsabilityTests.status(home)?.folders.first, folder.state == .error,
+                      folder.lastError?.contains("quota exceeded") == true else { return false }
+                refused = folder
+                return true
             }, "\(daemon.log)")
-            let status = try #require(try await UsabilityTests.status(home)?.folders.first)
-            #expect(status.state == .error && status.retryAt != nil)
+            let status = try #require(refused)
+            #expect(status.retryAt != nil)
             #expect(status.lastError?.contains("of 64 KiB used") == true, "\(status.lastError ?? "")")
             let shown = try await home.ferry("status")
             #expect(shown.out.contains("Storage: ") && shown.out.contains(" of 64.0 KiB used"), "\(shown.out)")
