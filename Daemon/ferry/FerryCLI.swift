@@ -457,7 +457,7 @@ struct Status: AsyncParsableCommand {
             if json { return try printJSON(["path": target.path.string, "why": answer]) }
             return print(answer)
         }
-        _ = try options.load()  // "not logged in" before "ferryd is not running"
+        let config = try options.load()  // "not logged in" before "ferryd is not running"
         let socket = options.locations.socketPath
         guard let data = DaemonControl.statusDocument(socketPath: socket) else {
             throw CLIError("ferryd is not running (no answer on \(socket)); start it with 'systemctl --user start ferryd' or 'ferryd'")
@@ -465,6 +465,7 @@ struct Status: AsyncParsableCommand {
         if json { return print(String(decoding: data, as: UTF8.self)) }
         let status = try DaemonStatus(json: data)
         print("ferryd: device '\(status.device)' → \(status.server)")
+        print(await ServerAPI.storageLine(for: config))
         for f in status.folders {
             var line = "\(f.path) [\(f.library)]: \(f.state.rawValue)"
             if let retry = f.retryAt, f.state == .offline || f.state == .error {

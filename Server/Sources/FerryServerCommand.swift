@@ -88,7 +88,7 @@ struct Serve: AsyncParsableCommand {
 
 struct User: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Manage user accounts (works while the server runs).", subcommands: [Add.self, List.self, Passwd.self])
+        abstract: "Manage user accounts (works while the server runs).", subcommands: [Add.self, List.self, Passwd.self, UserQuota.self])
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a user; prints a generated password unless --password-stdin.")
@@ -121,12 +121,22 @@ struct User: AsyncParsableCommand {
         func run() async throws {
             let (store, _, _) = try await options.openStores()
             let users = try await store.users()
+            let accounts = try await store.storageAccounts()
             if json {
-                struct Row: Encodable { let id: Int64; let username: String; let is_admin: Bool; let created_at: Date }
-                let data = try JSONCoding.encoder.encode(users.map { Row(id: $0.id, username: $0.username, is_admin: $0.isAdmin, created_at: $0.createdAt) })
+                struct Row: Encodable {
+                    let id: Int64; let username: String; let is_admin: Bool; let created_at: Date
+                    /// `quota_bytes` is left out for a user without a quota.
+                    let used_bytes: Int64; let quota_bytes: Int64?
+                }
+                let data = try JSONCoding.encoder.encode(users.map {
+                    Row(id: $0.id, username: $0.username, is_admin: $0.isAdmin, created_at: $0.createdAt,
+                        used_bytes: accounts[$0.username]?.usedBytes ?? 0, quota_bytes: accounts[$0.username]?.quotaBytes)
+                })
                 print(String(decoding: data, as: UTF8.self))
             } else {
-                for u in users { print("\(u.id)\t\(u.username)\(u.isAdmin ? "\tadmin" : "")") }
+                for u in users {
+                    print("\(u.id)\t\(u.username)\t\(u.isAdmin ? "admin" : "user")\t\(accounts[u.username].map(\.summary) ?? "")")
+                }
             }
         }
     }
@@ -184,6 +194,7 @@ struct Check: AsyncParsableCommand {
         for h in report.missing { print("missing \(h)") }
         for h in report.corrupt { print("corrupt \(h)") }
         for h in report.wrongSize { print("wrong-size \(h)") }
+        for d in report.usageRepaired { print("usage of '\(d.username)' was counted as \(d.counted) bytes, holds \(d.actual): repaired") }
         if !report.isClean { throw ExitCode(1) }
     }
 }

@@ -251,6 +251,8 @@ struct MigrationTests {
         _ = try await oneBoxStores.store.createWebhook(userId: eve.id, createdBy: .init(kind: .session, id: "s"), url: "https://127.0.0.1:9/hook",
                                                        events: try EventFilter(["ping"]), secret: "a-secret-of-sixteen", active: true,
                                                        keepResponseExcerpts: false, tlsFingerprint: pin)
+        try await oneBoxStores.store.setQuota(userId: eve.id, bytes: 1 << 30)
+        let eveAccount = try #require(try await oneBoxStores.store.storageAccount(userId: eve.id))
         let url = try await Backend.freshDatabase()
         let cluster = scratchDirectory("cluster")
         var configuration = ServerConfiguration()
@@ -270,6 +272,7 @@ struct MigrationTests {
         #expect(check.isClean && check.checked > 0)
         #expect(try await stores.store.dashboardIdentity(cookieHash: cookieHash)?.username == "eve")
         #expect(try await stores.store.webhooks(userId: eve.id).map(\.tlsFingerprint) == [pin])
+        #expect(try await stores.store.storageAccount(userId: eve.id) == eveAccount && eveAccount.usedBytes > 0)
 
         try await Cloud.with(dataDirectory: cluster, configure: { $0.metadata.url = url }) { cloud in
             // The same folder and index, now against the cluster: nothing to send, nothing changed.

@@ -127,6 +127,7 @@ struct EveryRouteIsolationTests {
                 "POST /api/v1/auth/refresh": Probe(.post, "/auth/refresh", #"{"refresh_token":"frt_nothing"}"#, .notAboutOthers),
                 "POST /api/v1/auth/logout": Probe(.post, "/auth/logout", nil, .notAboutOthers),
                 "GET /api/v1/auth/me": Probe(.get, "/auth/me", nil, .ownOnly),
+                "GET /api/v1/account/usage": Probe(.get, "/account/usage", nil, .ownOnly),
                 "POST /api/v1/devices": Probe(.post, "/devices", #"{"name":"bob-phone"}"#, .ownOnly),
                 "GET /api/v1/devices": Probe(.get, "/devices", nil, .ownOnly),
                 "DELETE /api/v1/devices/{id}": Probe(.delete, "/devices/\(device.device.id)", nil, .notFound),

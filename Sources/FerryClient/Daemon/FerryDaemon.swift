@@ -273,8 +273,9 @@ public final class FerryDaemon: Sendable {
                         }
                         logger.error("device token refused; this folder stops syncing until 'ferry login' is run again", metadata: ["folder": "\(path)"])
                         throw TokenRefused()
-                    } catch let failure where failure is ClientError || failure is CertificatePinMismatch {
-                        // Needs the user (a folder gone, a server certificate that changed):
+                    } catch let failure where failure is ClientError || failure is CertificatePinMismatch
+                                || (failure as? APIFailure)?.isQuotaExceeded == true {
+                        // Needs the user (a folder gone, a server certificate that changed, a full quota):
                         // an error state, the work kept queued, and another try after a backoff.
                         let message = String(describing: failure)
                         let wait = backoff.next()

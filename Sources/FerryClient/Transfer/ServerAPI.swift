@@ -26,7 +26,10 @@ public struct APIFailure: Error, CustomStringConvertible, Sendable, Equatable {
     /// The token was revoked or is wrong: retrying cannot help.
     public var isAuthentication: Bool { status == 401 }
     /// Worth retrying later with backoff.
-    public var isTransient: Bool { status >= 500 || status == 429 || status == 408 }
+    public var isTransient: Bool { (status >= 500 || status == 429 || status == 408) && !isQuotaExceeded }
+    /// The upload would pass the user's quota (SPEC §10): the user has to free space or get a
+    /// larger quota; retrying soon changes nothing.
+    public var isQuotaExceeded: Bool { status == 507 && code == "quota_exceeded" }
 }
 
 /// The HTTP API as the client uses it, over async-http-client. Every call is scoped to the

@@ -48,6 +48,7 @@ public struct APIError: Error, Sendable {
         switch error {
         case let e as APIError: return e
         case let e as PathError: return .badRequest(e.description, code: "invalid_path")
+        case let e as QuotaExceeded: return .init(insufficientStorageStatus, "quota_exceeded", e.description)
         case let e as BlobError:
             switch e {
             case .hashMismatch(let expected, let actual):

@@ -103,6 +103,7 @@ public enum FerryServerApp {
         WebhookRoutes(services: services).add(to: authed)
         TaskRoutes(services: services).add(to: authed)
         AdminRoutes(services: services).add(to: authed)
+        AccountRoutes(services: services).add(to: authed)
         DashboardRoutes(services: services).add(to: router)
         return router
     }

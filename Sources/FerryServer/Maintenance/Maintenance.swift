@@ -8,7 +8,9 @@ public struct CheckReport: Sendable, Equatable {
     public var missing: [ContentHash] = []
     public var corrupt: [ContentHash] = []
     public var wrongSize: [ContentHash] = []
-    public var isClean: Bool { missing.isEmpty && corrupt.isEmpty && wrongSize.isEmpty }
+    /// Usage counters that differed from the sum of the user's chunks, now set right.
+    public var usageRepaired: [UsageDrift] = []
+    public var isClean: Bool { missing.isEmpty && corrupt.isEmpty && wrongSize.isEmpty && usageRepaired.isEmpty }
 }
 
 /// Offline-safe upkeep shared by `serve` (recovery on start) and the admin commands.
@@ -27,10 +29,12 @@ public enum Maintenance {
         }
     }
 
-    /// Verifies that every chunk a version references exists and re-hashes to its name.
+    /// Verifies that every chunk a version references exists and re-hashes to its name, and
+    /// sets right each user's usage counter that differs from the sum of their chunks.
     public static func check(store: any MetadataStore, blobs: any BlobStore, progress: (Int, Int) -> Void = { _, _ in }) async throws -> CheckReport {
         let referenced = try await store.referencedChunks()
         var report = CheckReport()
+        report.usageRepaired = try await store.reconcileUsage()
         for (hash, size) in referenced.sorted(by: { $0.key < $1.key }) {
             do {
                 let (actualSize, intact) = try await blobs.verify(hash)

@@ -58,7 +58,7 @@ public struct Migration: Sendable {
     /// Parents before children, as the foreign keys need.
     static let tables: [Table] = [
         Table(source: "user", target: "ferry_user", columns: [("id", .int), ("username", .text), ("password_hash", .text), ("is_admin", .bool),
-                                                            ("created_at", .date), ("password_changed_at", .date)], key: "id"),
+                                                            ("created_at", .date), ("password_changed_at", .date), ("quota_bytes", .int)], key: "id"),
         Table(source: "device", target: "device", columns: [("id", .text), ("user_id", .int), ("name", .text), ("token_hash", .bytes), ("created_at", .date),
                                                         ("last_seen_at", .date), ("revoked_at", .date)], key: "id"),
         Table(source: "session", target: "session", columns: [("id", .text), ("user_id", .int), ("created_at", .date), ("expires_at", .date),
@@ -115,6 +115,8 @@ public struct Migration: Sendable {
                     SELECT setval(pg_get_serial_sequence('\(table)', '\(column)'), coalesce((SELECT max(\(column)) FROM \(table)), 0) + 1, false)
                     """), logger: logger)
             }
+            // Usage counters from the holds as copied (a run again copies only what is missing).
+            try await connection.query(PostgresQuery(unsafeSQL: PostgresSchema.recountUsage), logger: logger)
             // Tokens the one box issued stay valid: the cluster signs with its key.
             let key = ByteBuffer(bytes: try sourceDirectory.signingKey())
             try await connection.query("""

@@ -105,32 +105,37 @@ struct ChunkRoutes {
     static func store(
         _ body: some AsyncSequence<ByteBuffer, any Error>, expecting hash: ContentHash?, for userId: Int64, services: ServerServices
     ) async throws -> StagedBlob {
-        let writer = try await services.blobs.makeWriter()
         let epoch = try await services.blobEpoch()
-        let staged: StagedBlob
+        let staged = try await stage(body, expecting: hash, services: services)
+        try await record([staged], for: userId, placedSince: epoch, services: services)
+        return staged
+    }
+
+    /// Streams bytes into staging and verifies them; nothing is visible or recorded yet.
+    static func stage(_ body: some AsyncSequence<ByteBuffer, any Error>, expecting hash: ContentHash?, services: ServerServices) async throws -> StagedBlob {
+        let writer = try await services.blobs.makeWriter()
         do {
             for try await buffer in body { try await writer.write(buffer) }
-            staged = try await writer.finish(expected: hash)
+            return try await writer.finish(expected: hash)
         } catch {
             await writer.abort()
             throw error
         }
-        try await record(staged, for: userId, placedSince: epoch, services: services)
-        return staged
     }
 
-    /// Publishes a staged blob and records ownership; discards the staged file on failure.
-    /// `epoch` is the gc epoch read before an object store placed the blob (nil for files).
-    static func record(_ staged: StagedBlob, for userId: Int64, placedSince epoch: Int64?, services: ServerServices) async throws {
+    /// Publishes staged blobs and records the user's ownership in one transaction, refused
+    /// as a whole (a quota, gc's fence); discards the staged files on failure. `epoch` is the
+    /// gc epoch read before an object store placed the blobs (nil for files).
+    static func record(_ staged: [StagedBlob], for userId: Int64, placedSince epoch: Int64?, services: ServerServices) async throws {
         let blobs = services.blobs
         do {
-            _ = try await services.store.recordChunks(userId: userId, [ChunkRef(sha256: staged.hash, size: staged.size)], placedSince: epoch) {
-                [try blobs.publish(staged)]
+            _ = try await services.store.recordChunks(userId: userId, staged.map { ChunkRef(sha256: $0.hash, size: $0.size) }, placedSince: epoch) {
+                staged.count == 1 ? [try blobs.publish(staged[0])] : try blobs.publishBatch(staged)
             }
-            services.metrics.chunkUploads.increment()
-            services.metrics.chunkBytesReceived.increment(by: Int(staged.size))
+            services.metrics.chunkUploads.increment(by: staged.count)
+            services.metrics.chunkBytesReceived.increment(by: Int(staged.reduce(0) { $0 + $1.size }))
         } catch {
-            blobs.discard(staged)
+            for blob in staged { blobs.discard(blob) }
             throw error
         }
     }

@@ -111,24 +111,35 @@ struct FileRoutes {
         // A body of unknown length (chunked, `curl -T -`) is checked per chunk as it is stored.
         try services.ensureSpace(for: request.headers[.contentLength].flatMap(Int64.init) ?? Int64(FerryProtocol.maxChunkSize))
 
+        // Every chunk is staged first and all are recorded in one transaction at the end, so
+        // an upload refused there (a quota) leaves nothing recorded.
         var chunker = ContentChunker()
         var pending = ByteBuffer()
         var completed: [ByteBuffer] = []
-        for try await buffer in request.body {
-            buffer.withUnsafeReadableBytes { bytes in
-                chunker.update(bytes) { piece in
-                    pending.writeBytes(piece.bytes)
-                    if piece.completes != nil {
-                        completed.append(pending)
-                        pending = ByteBuffer()
+        var staged: [StagedBlob] = []
+        let epoch = try await services.blobEpoch()
+        let manifest: ContentManifest
+        do {
+            for try await buffer in request.body {
+                buffer.withUnsafeReadableBytes { bytes in
+                    chunker.update(bytes) { piece in
+                        pending.writeBytes(piece.bytes)
+                        if piece.completes != nil {
+                            completed.append(pending)
+                            pending = ByteBuffer()
+                        }
                     }
                 }
+                for chunk in completed { staged.append(try await stageChunk(chunk)) }
+                completed.removeAll()
             }
-            for chunk in completed { try await storeChunk(chunk, userId: user.userId) }
-            completed.removeAll()
+            manifest = chunker.finish { _ in completed.append(pending) }
+            for chunk in completed { staged.append(try await stageChunk(chunk)) }
+        } catch {
+            for blob in staged { services.blobs.discard(blob) }
+            throw error
         }
-        let manifest = chunker.finish { _ in completed.append(pending) }
-        for chunk in completed { try await storeChunk(chunk, userId: user.userId) }
+        try await ChunkRoutes.record(staged, for: user.userId, placedSince: epoch, services: services)
 
         let put = { (base: Int64?) in
             CommitOperation.putFile(path, base: base, manifest: manifest, mtimeNs: mtime ?? CommitRules.nanoseconds(Date()), mode: mode ?? 0o644)
@@ -149,7 +160,7 @@ struct FileRoutes {
         }
     }
 
-    private func storeChunk(_ chunk: ByteBuffer, userId: Int64) async throws {
+    private func stageChunk(_ chunk: ByteBuffer) async throws -> StagedBlob {
         try services.ensureSpace(for: Int64(chunk.readableBytes))
         struct One: AsyncSequence, Sendable {
             let buffer: ByteBuffer
@@ -159,7 +170,7 @@ struct FileRoutes {
             }
             func makeAsyncIterator() -> AsyncIterator { AsyncIterator(buffer: buffer) }
         }
-        _ = try await ChunkRoutes.store(One(buffer: chunk), expecting: nil, for: userId, services: services)
+        return try await ChunkRoutes.stage(One(buffer: chunk), expecting: nil, services: services)
     }
 
     @Sendable func changes(_ request: Request, context: FerryRequestContext) async throws -> ChangesResponse {

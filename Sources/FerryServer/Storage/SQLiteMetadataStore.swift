@@ -257,16 +257,20 @@ public final class SQLiteMetadataStore: MetadataStore {
         let now = String.fromDatabaseValue(Date().databaseValue)!
         return try await pool.write { db in
             if let epoch { try Self.checkBlobFence(db, chunks.map(\.sha256), placedSince: epoch) }
+            try Self.checkQuota(db, userId: userId, chunks)
             let isNew = try makeVisible()
             var chunk = DirectStatement(try db.cachedStatement(sql: """
                 INSERT INTO chunk (sha256, size, created_at, touched_at) VALUES (?, ?, ?, ?)
                 ON CONFLICT (sha256) DO UPDATE SET touched_at = excluded.touched_at
                 """))
             var owner = DirectStatement(try db.cachedStatement(sql: "INSERT OR IGNORE INTO user_chunk (user_id, sha256) VALUES (?, ?)"))
+            var added: Int64 = 0
             for c in chunks {
                 try chunk.run(c.sha256, c.size, now, now)
                 try owner.run(userId, c.sha256)
+                if db.changesCount > 0 { added += c.size }
             }
+            try Self.addUsage(db, userId: userId, added)
             return isNew
         }
     }
@@ -440,7 +444,8 @@ public final class SQLiteMetadataStore: MetadataStore {
     /// Decides what gc removes and deletes those chunk rows; returns every blob to remove
     /// (the rows' and the listed orphans').
     static func deleteGarbageRows(_ db: Database, listed: [ContentHash], cutoff: Date) throws -> ([ContentHash], GarbageReport) {
-        let referenced = try Self.referenced(db)
+        let (referenced, byUser) = try Self.referencedByUser(db)
+        try Self.releaseHolds(db, referencedBy: byUser, cutoff: cutoff)
         let rows = try Row.fetchAll(db, sql: "SELECT sha256, size, touched_at FROM chunk").compactMap { row in
             ContentHash(bytes: row["sha256"] as Data).map { StoreRules.ChunkRow(hash: $0, size: row["size"], touchedAt: row["touched_at"]) }
         }

@@ -348,6 +348,18 @@ public enum ServerDatabase {
                 INSERT INTO blob_gc (id, epoch) VALUES (1, 0);
                 """)
         }
+        // Per-user quotas (SPEC §10): the quota (NULL: none) and the bytes of the chunks the
+        // user holds, a counter moved by the transactions that add and release `user_chunk`
+        // rows (QuotaStore), started from the real sum.
+        m.registerMigration("v10-user-quota") { db in
+            try db.execute(sql: """
+                ALTER TABLE user ADD COLUMN quota_bytes INTEGER CHECK (quota_bytes IS NULL OR quota_bytes >= 0);
+                ALTER TABLE user ADD COLUMN used_bytes INTEGER NOT NULL DEFAULT 0 CHECK (used_bytes >= 0);
+                """)
+            for (userId, bytes) in try SQLiteMetadataStore.actualUsage(db) {
+                try db.execute(sql: "UPDATE user SET used_bytes = ? WHERE id = ?", arguments: [bytes, userId])
+            }
+        }
         // Retention per library (SPEC §10, RetentionStore): each limit null = keep; and the
         // highest deletion retention removed, below which a change-feed cursor is refused.
         m.registerMigration("v11-library-retention") { db in

@@ -14,6 +14,8 @@ struct AdminPages {
             let created: Stamp
             let stored: String
             let chunks: Int
+            /// "4.0 GiB", or "none".
+            let quota: String
         }
         let status: String
         let healthy: Bool
@@ -36,9 +38,11 @@ struct AdminPages {
         let health = await services.health()
         let use = try await services.store.storageUse()
         let stored = Dictionary(use.users.map { ($0.username, $0) }, uniquingKeysWith: { a, _ in a })
+        let accounts = try await services.store.storageAccounts()
         let users = try await services.store.users().map { user in
             View.User(name: user.username, admin: user.isAdmin, created: Stamp(user.createdAt),
-                      stored: DashboardFormat.size(stored[user.username]?.bytes ?? 0), chunks: stored[user.username]?.chunks ?? 0)
+                      stored: DashboardFormat.size(stored[user.username]?.bytes ?? 0), chunks: stored[user.username]?.chunks ?? 0,
+                      quota: accounts[user.username]?.quotaBytes.map(DashboardFormat.size) ?? "none")
         }
         let view = View(status: health.status, healthy: health.status == "ok", database: health.database,
                         diskFree: health.disk.freeBytes < 0 ? "unknown" : DashboardFormat.size(health.disk.freeBytes),

@@ -17,6 +17,8 @@ struct LibraryPages {
         }
         let libraries: [Row]
         let hasLibraries: Bool
+        /// The user's storage use and quota (`StorageAccount.summary`).
+        let storage: String
     }
 
     struct FolderView {
@@ -67,11 +69,14 @@ struct LibraryPages {
     }
 
     @Sendable func libraries(_ request: Request, context: FerryRequestContext) async throws -> Response {
-        let rows = try await services.store.libraries(userId: try context.user().userId).map { library in
+        let userId = try context.user().userId
+        let rows = try await services.store.libraries(userId: userId).map { library in
             LibrariesView.Row(name: library.name, href: LibraryLinks(library: library.id).base,
                               created: Stamp(library.createdAt))
         }
-        return services.dashboard.page("libraries", title: "Libraries", section: .libraries, content: LibrariesView(libraries: rows, hasLibraries: !rows.isEmpty), context: context)
+        let storage = try await services.store.storageAccount(userId: userId)?.summary ?? "unknown"
+        return services.dashboard.page("libraries", title: "Libraries", section: .libraries,
+                                       content: LibrariesView(libraries: rows, hasLibraries: !rows.isEmpty, storage: storage), context: context)
     }
 
     @Sendable func create(_ request: Request, context: FerryRequestContext) async throws -> Response {

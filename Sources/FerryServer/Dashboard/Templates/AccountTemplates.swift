@@ -164,9 +164,9 @@ enum AccountTemplates {
     <div class="table-wrap">
     <table>
     <caption>Users</caption>
-    <thead><tr><th scope="col">User</th><th scope="col">Administrator</th><th scope="col">Uploaded</th><th scope="col" class="hide-narrow">Created</th></tr></thead>
+    <thead><tr><th scope="col">User</th><th scope="col">Administrator</th><th scope="col">Uploaded</th><th scope="col">Quota</th><th scope="col" class="hide-narrow">Created</th></tr></thead>
     <tbody>
-    {{#users}}<tr><td>{{name}}</td><td>{{#admin}}yes{{/admin}}{{^admin}}no{{/admin}}</td><td>{{stored}} <span class="meta">({{chunks}} chunks)</span></td><td class="hide-narrow">{{#created}}{{> time}}{{/created}}</td></tr>
+    {{#users}}<tr><td>{{name}}</td><td>{{#admin}}yes{{/admin}}{{^admin}}no{{/admin}}</td><td>{{stored}} <span class="meta">({{chunks}} chunks)</span></td><td>{{quota}}</td><td class="hide-narrow">{{#created}}{{> time}}{{/created}}</td></tr>
     {{/users}}
     </tbody>
     </table>

@@ -5,6 +5,7 @@ enum FileTemplates {
     static let libraries = #"""
     {{<layout}}{{$body}}{{#content}}
     <h1>Libraries</h1>
+    <p class="meta" id="storage">Storage: {{storage}}</p>
     {{#hasLibraries}}<ul class="libraries">
     {{#libraries}}<li><a href="{{href}}">{{name}}</a> <span class="meta">created {{#created}}{{> time}}{{/created}}</span></li>
     {{/libraries}}

@@ -306,16 +306,21 @@ public final class PostgresMetadataStore: MetadataStore {
         return try await write { connection in
             try await connection.query("SELECT pg_advisory_xact_lock_shared(\(Self.gcLock))", logger: logger)
             if let epoch { try await Self.checkBlobFence(connection, sorted, placedSince: epoch, logger: logger) }
+            try await Self.checkQuota(connection, userId: userId, chunks, logger: logger)
             let isNew = try await threadPool.runIfActive { try makeVisible() }
             try await connection.query("""
                 INSERT INTO chunk (sha256, size, created_at, touched_at)
                 SELECT u.sha256, u.size, \(now), \(now) FROM unnest(\(sorted.map(PostgresRows.bytes))::bytea[], \(sorted.map { sizes[$0]! })::bigint[]) AS u(sha256, size)
                 ON CONFLICT (sha256) DO UPDATE SET touched_at = excluded.touched_at
                 """, logger: logger)
-            try await connection.query("""
+            var added: Int64 = 0
+            for try await bytes in try await connection.query("""
                 INSERT INTO user_chunk (sha256, user_id) SELECT u.sha256, \(userId) FROM unnest(\(sorted.map(PostgresRows.bytes))::bytea[]) AS u(sha256)
-                ON CONFLICT DO NOTHING
-                """, logger: logger)
+                ON CONFLICT DO NOTHING RETURNING sha256
+                """, logger: logger).decode(ByteBuffer.self) {
+                added += PostgresRows.hash(bytes).flatMap { sizes[$0] } ?? 0
+            }
+            try await Self.addUsage(connection, userId: userId, added, logger: logger)
             return isNew
         }
     }
@@ -529,7 +534,8 @@ public final class PostgresMetadataStore: MetadataStore {
     static func deleteGarbageRows(_ connection: PostgresConnection, listed: [ContentHash], cutoff: Date,
                                   logger: Logger) async throws -> ([ContentHash], GarbageReport) {
         try await connection.query("SELECT pg_advisory_xact_lock(\(Self.gcLock))", logger: logger)
-        let referenced = try await Self.referenced(connection, logger: logger)
+        let (referenced, byUser) = try await Self.referencedByUser(connection, logger: logger)
+        try await Self.releaseHolds(connection, referencedBy: byUser, cutoff: cutoff, logger: logger)
         var rows: [StoreRules.ChunkRow] = []
         for try await (sha, size, touched) in try await connection.query("SELECT sha256, size, touched_at FROM chunk", logger: logger)
             .decode((ByteBuffer, Int64, Date).self) {

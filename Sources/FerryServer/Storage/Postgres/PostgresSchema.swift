@@ -3,6 +3,13 @@
 /// "a/" < "a/b" < "a0" holds as it does in SQLite) and the columns only a cluster needs
 /// (webhook leases, the shared signing key, login attempts). Named, append-only migrations.
 enum PostgresSchema {
+    /// Sets every user's usage counter to the sum of the chunks they hold (QuotaStore): when
+    /// the counter starts, and after `migrate` copied the holds.
+    static let recountUsage = """
+        UPDATE ferry_user f SET used_bytes = (
+            SELECT coalesce(sum(c.size), 0)::bigint FROM user_chunk uc JOIN chunk c ON c.sha256 = uc.sha256 WHERE uc.user_id = f.id)
+        """
+
     static let migrations: [(name: String, statements: [String])] = [
         ("v1-core", [
             """
@@ -286,6 +293,12 @@ enum PostgresSchema {
             "CREATE TABLE blob_trash (sha256 BYTEA PRIMARY KEY CHECK (octet_length(sha256) = 32))",
             "CREATE TABLE blob_gc (id INT PRIMARY KEY CHECK (id = 1), epoch BIGINT NOT NULL CHECK (epoch >= 0))",
             "INSERT INTO blob_gc (id, epoch) VALUES (1, 0)",
+        ]),
+        // Per-user quotas: the quota (NULL: none) and the counter of the bytes the user holds (QuotaStore).
+        ("v10-user-quota", [
+            "ALTER TABLE ferry_user ADD COLUMN quota_bytes BIGINT CHECK (quota_bytes IS NULL OR quota_bytes >= 0)",
+            "ALTER TABLE ferry_user ADD COLUMN used_bytes BIGINT NOT NULL DEFAULT 0 CHECK (used_bytes >= 0)",
+            recountUsage,
         ]),
         // Retention per library (RetentionStore): each limit null = keep.
         ("v11-library-retention", [
