@@ -158,7 +158,7 @@ struct QuotaTests {
     /// Deletes alone keep history (and its chunks) until retention purges versions; once no
     /// version in a user's libraries references a chunk, gc releases their hold and their
     /// usage drops, while another user who still uses it keeps it stored.
-    @Test func usageDropsWhenGcReleasesChunksNoVersionOfTheUserReferences() async throws {
+    @Test func usageDropsWhenRetentionAndGcReleaseChunksNoVersionOfTheUserReferences() async throws {
         try await Self.withServer { server, api in
             let store = server.services.store
             let (alice, aliceToken) = try await Self.signIn("alice", server, api)
@@ -182,9 +182,12 @@ struct QuotaTests {
             _ = try await Maintenance.collectGarbage(store: store, blobs: server.services.blobs, grace: 0)
             #expect(try await Self.usage(server, alice.id).usedBytes == 50 * Self.kib, "the stray upload is released, the deleted file's history is not")
 
-            // Its versions purged (what retention does): gc releases alice's hold only.
-            try await server.executeRaw("DELETE FROM entry WHERE library_id = ? AND path = ?", [aliceLib, "shared.bin"])
-            try await server.executeRaw("DELETE FROM version WHERE library_id = ? AND path = ?", [aliceLib, "shared.bin"])
+            // Retention removes the deleted path once its trash time is over: gc then
+            // releases alice's hold only.
+            _ = try #require(try await store.setRetention(userId: alice.id, libraryId: aliceLib, policy: RetentionPolicy(trashDays: 1)))
+            let purged = try await store.purge(libraryId: aliceLib, now: Date().addingTimeInterval(2 * 86_400))
+            #expect(purged.purgedVersions == 2, "the put and the delete of shared.bin")
+            #expect(try await store.current(libraryId: aliceLib, path: FerryPath("shared.bin")) == nil)
             let report = try await Maintenance.collectGarbage(store: store, blobs: server.services.blobs, grace: 0)
             #expect(report.removedChunks == 0, "bob's file still uses the shared chunk")
             #expect(try await Self.usage(server, alice.id).usedBytes == 30 * Self.kib)
