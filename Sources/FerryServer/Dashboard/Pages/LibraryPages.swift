@@ -65,8 +65,9 @@ struct LibraryPages {
     }
 
     @Sendable func libraries(_ request: Request, context: FerryRequestContext) async throws -> Response {
-        let rows = try await services.store.libraries(userId: try context.user().userId).map { library in
-            LibrariesView.Row(name: library.name, href: LibraryLinks(library: library.id).base,
+        // Libraries shared with the caller read OWNER/NAME, as the CLI names them.
+        let rows = try await services.visibleLibraries(for: try context.user()).map { library in
+            LibrariesView.Row(name: library.displayName, href: LibraryLinks(library: library.id).base,
                               created: Stamp(library.createdAt))
         }
         return services.dashboard.page("libraries", title: "Libraries", section: .libraries, content: LibrariesView(libraries: rows, hasLibraries: !rows.isEmpty), context: context)
@@ -79,7 +80,7 @@ struct LibraryPages {
     }
 
     @Sendable func folder(_ request: Request, context: FerryRequestContext) async throws -> Response {
-        let library = try await services.library(context)
+        let library = try await services.library(context, needs: .read)
         let directory = try FileRoutes.directory(request)
         if let directory, let current = try await services.store.current(libraryId: library.id, path: directory), !current.deleted, current.kind != .directory {
             return seeOther(LibraryLinks(library: library.id).file(directory))
@@ -103,7 +104,7 @@ struct LibraryPages {
 
     @Sendable func trash(_ request: Request, context: FerryRequestContext) async throws -> Response {
         let user = try context.user()
-        let library = try await services.library(context)
+        let library = try await services.library(context, needs: .read)
         let directory = try FileRoutes.directory(request)
         let page = try await services.store.trash(libraryId: library.id, directory: directory, after: request.query("after"), limit: Self.pageSize)
         let devices = try await services.deviceNames(userId: user.userId)

@@ -287,5 +287,19 @@ enum PostgresSchema {
             "CREATE TABLE blob_gc (id INT PRIMARY KEY CHECK (id = 1), epoch BIGINT NOT NULL CHECK (epoch >= 0))",
             "INSERT INTO blob_gc (id, epoch) VALUES (1, 0)",
         ]),
+        // Libraries shared with other users (LibrarySharingStore).
+        ("v12-library-members", [
+            """
+            CREATE TABLE library_member (
+                library_id TEXT NOT NULL REFERENCES library(id) ON DELETE CASCADE,
+                user_id BIGINT NOT NULL REFERENCES ferry_user(id) ON DELETE CASCADE,
+                role TEXT NOT NULL CHECK (role IN ('read', 'write')),
+                added_at TIMESTAMPTZ NOT NULL,
+                added_by BIGINT REFERENCES ferry_user(id) ON DELETE SET NULL,
+                PRIMARY KEY (library_id, user_id)
+            )
+            """,
+            "CREATE INDEX library_member_user ON library_member(user_id)",
+        ]),
     ]
 }
