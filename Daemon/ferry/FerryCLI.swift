@@ -15,7 +15,7 @@ struct FerryCLI: AsyncParsableCommand {
         commandName: "ferry",
         abstract: "Sync folders with a Ferry server.",
         version: FerryVersion.description,
-        subcommands: [Login.self, Folder.self, Sync.self, Status.self, History.self, Restore.self, Trash.self, Conflicts.self, Device.self, Project.self, TaskCommand.self, Attach.self, Webhook.self])
+        subcommands: [Login.self, Folder.self, Sync.self, Status.self, History.self, Restore.self, Trash.self, Conflicts.self, Device.self, Project.self, TaskCommand.self, Attach.self, Webhook.self, Library.self])
 
     /// Bare `ferry` is a usage error: the help, on standard error, and exit code 2.
     func run() async throws {
@@ -208,12 +208,12 @@ struct Login: AsyncParsableCommand {
 // MARK: folders
 
 struct Folder: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Choose the folders this device syncs.", subcommands: [Add.self, List.self, Remove.self, ConfirmDeletes.self])
+    static let configuration = CommandConfiguration(abstract: "Choose the folders this device syncs.", subcommands: [Add.self, List.self, Remove.self, ConfirmDeletes.self, FolderRevert.self])
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Sync a local folder with a library (created if needed).")
         @Argument(help: "The local folder.") var directory: String
-        @Option(help: "Library name (default: the folder's name).") var library: String?
+        @Option(help: "Library name (default: the folder's name); OWNER/NAME for one shared with you.") var library: String?
         @OptionGroup var options: CommonOptions
 
         func run() async throws {
@@ -229,11 +229,13 @@ struct Folder: AsyncParsableCommand {
             let name = library ?? (path as NSString).lastPathComponent
             let info = try await options.withAPI(config) { try await $0.library(named: name) }
             try FileManager.default.createDirectory(atPath: path + "/" + LocalScanner.markerName, withIntermediateDirectories: true)
-            config.folders.append(FolderConfig(path: path, libraryId: info.id, libraryName: info.name))
+            var added = FolderConfig(path: path, libraryId: info.id, libraryName: info.displayName)
+            added.sharedRole = info.role == .owner ? nil : info.role
+            config.folders.append(added)
             try config.save(to: options.locations.configFile)
             switch DaemonControl.reload(socketPath: options.locations.socketPath) {
-            case .reloaded: print("Syncing \(path) with library '\(info.name)'; the running ferryd has started on it.")
-            case .notRunning: print("Syncing \(path) with library '\(info.name)'; start ferryd, or run 'ferry sync', to sync it now.")
+            case .reloaded: print("Syncing \(path) with library '\(info.displayName)'; the running ferryd has started on it.")
+            case .notRunning: print("Syncing \(path) with library '\(info.displayName)'; start ferryd, or run 'ferry sync', to sync it now.")
             case .failed(let why): throw CLIError("\(path) was added to the configuration, but the running ferryd did not take it up: \(why)")
             }
         }

@@ -15,6 +15,9 @@ public struct FolderConfig: Codable, Sendable, Hashable {
     public var massDeletePercent: Double?
     /// …and minimum count (default 100) above which deletes wait for confirmation.
     public var massDeleteMinimum: Int?
+    /// Set when the library is another user's, shared with this one (its role then; each
+    /// pass asks the server for the current one): nil for the user's own library.
+    public var sharedRole: LibraryRole?
 
     public init(path: String, libraryId: String, libraryName: String) {
         self.path = path
@@ -31,6 +34,7 @@ public struct FolderConfig: Codable, Sendable, Hashable {
         case path
         case libraryId = "library_id", libraryName = "library_name"
         case massDeletePercent = "mass_delete_percent", massDeleteMinimum = "mass_delete_minimum"
+        case sharedRole = "shared_role"
     }
 }
 

@@ -1,0 +1,8 @@
+import ArgumentParser
+
+/// `ferry library …`: the libraries this account owns or has been given.
+struct Library: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "library", abstract: "List libraries and share them with other users.",
+        subcommands: [LibraryList.self, LibraryShare.self, LibraryUnshare.self, LibraryMembers.self])
+}
