@@ -195,6 +195,42 @@ struct SharingTests {
         }
     }
 
+    /// The dashboard: the owner shares and unshares with CSRF-checked forms; the member
+    /// sees the library marked as shared, its members, and no upload form when reading only.
+    @Test func theDashboardSharesAndShowsSharedLibraries() async throws {
+        let server = try await TestServer.make()
+        defer { server.removeData() }
+        try await server.run { api in
+            let (_, alicePassword) = try await server.addUser("alice")
+            let (_, bobPassword) = try await server.addUser("bob")
+            let aliceToken = try await api.login("alice", alicePassword).accessToken
+            let lib = try await api.createLibrary("team", token: aliceToken).id
+            let alice = try await DashboardBrowser.signIn(api, "alice", alicePassword)
+            let bob = try await DashboardBrowser.signIn(api, "bob", bobPassword)
+
+            #expect(try await alice.post("/libraries/\(lib)/members", [("username", "bob"), ("role", "read")], csrf: "").status == .forbidden)
+            #expect(try await alice.post("/libraries/\(lib)/members", [("username", "bob"), ("role", "owner")]).status == .badRequest)
+            #expect(try await alice.post("/libraries/\(lib)/members", [("username", "nobody"), ("role", "read")]).status == .badRequest)
+            #expect(try await alice.post("/libraries/\(lib)/members", [("username", "bob"), ("role", "read")]).status == .seeOther)
+            let page = String(buffer: try await alice.get("/libraries/\(lib)/members").body)
+            #expect(page.contains("<td>bob</td><td>read</td>") && page.contains(">Share</button>") && page.contains(">Unshare</button>"))
+
+            let list = String(buffer: try await bob.get("/libraries").body)
+            #expect(list.contains(">alice/team</a>") && list.contains("shared with you by alice (read)"))
+            let folder = String(buffer: try await bob.get("/libraries/\(lib)").body)
+            #expect(folder.contains("read only") && !folder.contains("Upload files"))
+            let members = String(buffer: try await bob.get("/libraries/\(lib)/members").body)
+            #expect(members.contains("<td>alice</td><td>owner</td>") && !members.contains(">Share</button>"))
+            #expect(try await bob.post("/libraries/\(lib)/members", [("username", "bob"), ("role", "write")]).status == .forbidden)
+            #expect(try await bob.send(.put, "/libraries/\(lib)/upload?path=x.txt", body: ByteBuffer(string: "x")).status == .forbidden)
+
+            #expect(try await alice.post("/libraries/\(lib)/members/remove", [("username", "bob")]).status == .seeOther)
+            #expect(try await bob.get("/libraries/\(lib)").status == .notFound)
+            #expect(!String(buffer: try await bob.get("/libraries").body).contains("alice/team"))
+            #expect(try await alice.post("/libraries/\(lib)/members/remove", [("username", "bob")]).status == .notFound)
+        }
+    }
+
     /// A server with the users alice and bob, signed in (their access tokens).
     static func withAliceAndBob(_ body: @Sendable (API, _ alice: String, _ bob: String) async throws -> Void) async throws {
         let server = try await TestServer.make { $0.webhooks.allowPrivateTargets = true }

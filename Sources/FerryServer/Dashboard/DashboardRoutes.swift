@@ -14,6 +14,7 @@ struct DashboardRoutes {
         SignInPages(services: services).addSignedIn(to: pages)
         LibraryPages(services: services).add(to: pages)
         FilePages(services: services).add(to: pages)
+        MemberPages(services: services).add(to: pages)
         LiveUpdates(services: services).add(to: pages)
         DevicePages(services: services).add(to: pages)
         ConflictPages(services: services).add(to: pages)

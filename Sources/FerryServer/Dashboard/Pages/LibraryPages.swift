@@ -14,6 +14,9 @@ struct LibraryPages {
             let name: String
             let href: String
             let created: Stamp
+            /// The owner and the caller's role, for a library shared with the caller.
+            let sharedBy: String?
+            let role: String
         }
         let libraries: [Row]
         let hasLibraries: Bool
@@ -37,6 +40,9 @@ struct LibraryPages {
         let eventsHref: String
         let uploadHref: String
         let directory: String
+        let membersHref: String
+        /// Shared with the caller to read only: no upload form.
+        let readOnly: Bool
     }
 
     struct TrashView {
@@ -68,7 +74,8 @@ struct LibraryPages {
         // Libraries shared with the caller read OWNER/NAME, as the CLI names them.
         let rows = try await services.visibleLibraries(for: try context.user()).map { library in
             LibrariesView.Row(name: library.displayName, href: LibraryLinks(library: library.id).base,
-                              created: Stamp(library.createdAt))
+                              created: Stamp(library.createdAt), sharedBy: library.role == .owner ? nil : library.owner,
+                              role: library.role?.rawValue ?? "")
         }
         return services.dashboard.page("libraries", title: "Libraries", section: .libraries, content: LibrariesView(libraries: rows, hasLibraries: !rows.isEmpty), context: context)
     }
@@ -98,7 +105,7 @@ struct LibraryPages {
             crumbs: Crumb.trail(library: library, path: directory) { links.folder($0) }, entries: rows,
             nextHref: page.nextAfter.map { links.folder(directory, after: $0) },
             firstHref: after == nil ? nil : links.folder(directory), trashHref: links.trash(directory), eventsHref: links.events(since: library.head),
-            uploadHref: links.upload, directory: directory?.string ?? "")
+            uploadHref: links.upload, directory: directory?.string ?? "", membersHref: links.members, readOnly: library.role == .read)
         return services.dashboard.page("folder", title: view.heading, section: .libraries, content: view, context: context)
     }
 
