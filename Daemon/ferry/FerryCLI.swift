@@ -15,7 +15,7 @@ struct FerryCLI: AsyncParsableCommand {
         commandName: "ferry",
         abstract: "Sync folders with a Ferry server.",
         version: FerryVersion.description,
-        subcommands: [Login.self, Folder.self, Sync.self, Status.self, History.self, Restore.self, Trash.self, Conflicts.self, Device.self, Project.self, TaskCommand.self, Attach.self, Webhook.self, LibraryCommand.self])
+        subcommands: [Login.self, Folder.self, Sync.self, Status.self, History.self, Restore.self, Trash.self, Conflicts.self, Device.self, Project.self, TaskCommand.self, Attach.self, Webhook.self, Library.self])
 
     /// Bare `ferry` is a usage error: the help, on standard error, and exit code 2.
     func run() async throws {
@@ -208,12 +208,12 @@ struct Login: AsyncParsableCommand {
 // MARK: folders
 
 struct Folder: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Choose the folders this device syncs.", subcommands: [Add.self, List.self, Select.self, Remove.self, ConfirmDeletes.self])
+    static let configuration = CommandConfiguration(abstract: "Choose the folders this device syncs.", subcommands: [Add.self, List.self, Select.self, Remove.self, ConfirmDeletes.self, FolderRevert.self])
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Sync a local folder with a library (created if needed).")
         @Argument(help: "The local folder.") var directory: String
-        @Option(help: "Library name (default: the folder's name).") var library: String?
+        @Option(help: "Library name (default: the folder's name); OWNER/NAME for one shared with you.") var library: String?
         @Option(parsing: .upToNextOption, help: "Sync only these library paths, each with everything below it (default: the whole library).")
         var only: [String] = []
         @OptionGroup var options: CommonOptions
@@ -233,11 +233,12 @@ struct Folder: AsyncParsableCommand {
             let name = library ?? (path as NSString).lastPathComponent
             let info = try await options.withAPI(config) { try await $0.library(named: name) }
             try FileManager.default.createDirectory(atPath: path + "/" + LocalScanner.markerName, withIntermediateDirectories: true)
-            var folder = FolderConfig(path: path, libraryId: info.id, libraryName: info.name)
+            var folder = FolderConfig(path: path, libraryId: info.id, libraryName: info.displayName)
+            folder.sharedRole = info.role == .owner ? nil : info.role
             folder.selection = try Folder.selection(only)
             config.folders.append(folder)
             try config.save(to: options.locations.configFile)
-            let what = folder.selection.isEverything ? "library '\(info.name)'" : "\(folder.selection) of library '\(info.name)'"
+            let what = folder.selection.isEverything ? "library '\(info.displayName)'" : "\(folder.selection) of library '\(info.displayName)'"
             switch DaemonControl.reload(socketPath: options.locations.socketPath) {
             case .reloaded: print("Syncing \(path) with \(what); the running ferryd has started on it.")
             case .notRunning: print("Syncing \(path) with \(what); start ferryd, or run 'ferry sync', to sync it now.")

@@ -17,6 +17,9 @@ public struct FolderConfig: Codable, Sendable, Hashable {
     public var massDeleteMinimum: Int?
     /// Selective sync: the library's subtrees this folder syncs (absent: the whole library).
     public var only: Selection?
+    /// Set when the library is another user's, shared with this one (its role then; each
+    /// pass asks the server for the current one): nil for the user's own library.
+    public var sharedRole: LibraryRole?
 
     public init(path: String, libraryId: String, libraryName: String) {
         self.path = path
@@ -39,6 +42,7 @@ public struct FolderConfig: Codable, Sendable, Hashable {
         case path, only
         case libraryId = "library_id", libraryName = "library_name"
         case massDeletePercent = "mass_delete_percent", massDeleteMinimum = "mass_delete_minimum"
+        case sharedRole = "shared_role"
     }
 }
 

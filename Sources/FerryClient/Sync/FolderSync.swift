@@ -380,8 +380,9 @@ public final class FolderSync: Sendable {
     public func pass(allowMassDelete: Bool = false) async throws -> PassReport {
         progress.beginPass()
         defer { progress.endPass() }
+        let readOnly = try await readOnlyNow()
         try await pullChanges()
-        var inputs = try await gatherInputs()
+        var inputs = try await gatherInputs(uploadEarly: !readOnly)
         inputs.index = try refreshTouched(inputs)
         var policy = self.policy
         policy.allowMassDelete = policy.allowMassDelete || allowMassDelete
@@ -389,13 +390,13 @@ public final class FolderSync: Sendable {
         let decision = try await gate.decide(index: inputs.index, local: inputs.local, remote: inputs.remote, policy: policy)
         let plan = decision.plan
         await gate.record(decision.confirmedTombstones)
-        let actions = plan.actions
+        let (actions, localOnly) = readOnly ? ReadOnlyPlan.split(plan.actions) : (plan.actions, [:])
         let moved = actions.compactMap(\.fileBytes)
         progress.plan(bytes: moved.reduce(0, +), files: moved.count)
         var report = PassReport()
         report.passes = 1
         report.planned = actions.count
-        report.problems = inputs.problems.merging(plan.held) { a, _ in a }
+        report.problems = inputs.problems.merging(plan.held) { a, _ in a }.merging(localOnly) { a, _ in a }
         report.massDelete = plan.massDelete
         if actions.isEmpty {
             report.uploadedBytes = await inputs.earlyUploads()
@@ -455,6 +456,11 @@ public final class FolderSync: Sendable {
             .decide(index: inputs.index, local: inputs.local, remote: inputs.remote, policy: policy).plan
         plan.held.merge(inputs.problems) { a, _ in a }
         plan.leavingSelection = inputs.leaving.map(\.path)
+        if try await readOnlyNow() {
+            let (taken, localOnly) = ReadOnlyPlan.split(plan.actions)
+            plan.actions = taken
+            plan.held.merge(localOnly) { a, _ in a }
+        }
         return plan
     }
 
@@ -825,7 +831,7 @@ public final class FolderSync: Sendable {
                 bytes = local
                 reused += chunk.size
             } else {
-                bytes = try await api.chunk(chunk.sha256)
+                bytes = try await api.chunk(chunk.sha256, library: folder.libraryId, of: v)
                 guard bytes.readableBytes == Int(chunk.size), ContentHash.of(bytes.readableBytesView) == chunk.sha256 else {
                     throw ClientError.io("chunk \(chunk.sha256) of \(v.path) arrived damaged; will retry")
                 }

@@ -135,12 +135,6 @@ public struct ServerAPI: Sendable {
         }
     }
 
-    /// The library with this name, created if the user has none yet.
-    public func library(named name: String) async throws -> LibraryInfo {
-        if let existing = try await libraries().first(where: { $0.name == name }) { return existing }
-        return try await createLibrary(name: name)
-    }
-
     public func registerDevice(name: String) async throws -> RegisterDeviceResponse {
         try await json(.POST, "/devices", RegisterDeviceRequest(name: name))
     }

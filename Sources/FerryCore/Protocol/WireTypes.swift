@@ -475,23 +475,29 @@ public struct DeviceListResponse: Codable, Sendable {
     public init(devices: [DeviceInfo]) { self.devices = devices }
 }
 
-/// A library: a named tree owned by one user.
+/// A library: a named tree owned by one user, possibly shared with others (`role`, `owner`).
 public struct LibraryInfo: Codable, Sendable, Hashable {
     public var id: String
     public var name: String
     /// The latest sequence number committed.
     public var head: Int64
     public var createdAt: Date
+    /// The caller's access, where the server says (absent from servers before sharing).
+    public var role: LibraryRole?
+    /// The owner's user name, where the server says.
+    public var owner: String?
 
-    public init(id: String, name: String, head: Int64, createdAt: Date) {
+    public init(id: String, name: String, head: Int64, createdAt: Date, role: LibraryRole? = nil, owner: String? = nil) {
         self.id = id
         self.name = name
         self.head = head
         self.createdAt = createdAt
+        self.role = role
+        self.owner = owner
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, name, head
+        case id, name, head, role, owner
         case createdAt = "created_at"
     }
 }

@@ -15,6 +15,7 @@ struct DashboardRoutes {
         LibraryPages(services: services).add(to: pages)
         RetentionPages(services: services).add(to: pages)
         FilePages(services: services).add(to: pages)
+        MemberPages(services: services).add(to: pages)
         LiveUpdates(services: services).add(to: pages)
         DevicePages(services: services).add(to: pages)
         ConflictPages(services: services).add(to: pages)

@@ -97,6 +97,7 @@ public enum FerryServerApp {
         DeviceAndLibraryRoutes(services: services).add(to: authed)
         ChunkRoutes(services: services).add(to: authed)
         FileRoutes(services: services).add(to: authed)
+        LibrarySharingRoutes(services: services).add(to: authed)
         ConflictRoutes(services: services).add(to: authed)
         DeleteConfirmationRoutes(services: services).add(to: authed)
         RetentionRoutes(services: services).add(to: authed)

@@ -68,12 +68,18 @@ public struct ServerServices: Sendable {
         return try await store.blobEpoch()
     }
 
-    /// The caller's library, or 404 (also for other users' libraries: their existence is not revealed).
-    func library(_ context: FerryRequestContext) async throws -> LibraryInfo {
+    /// The library of the route as the caller may use it, with `role` and `owner` set: 404
+    /// when it is neither theirs nor shared with them (its existence is not revealed), 403
+    /// when it is shared with them with less than `needed` (SPEC §10).
+    func library(_ context: FerryRequestContext, needs needed: LibraryRole) async throws -> LibraryInfo {
         let user = try context.user()
         let id = try context.parameters.require("lib")
-        guard let library = try await store.library(userId: user.userId, id: id) else {
+        guard let library = try await store.libraryAccess(userId: user.userId, id: id), let role = library.role else {
             throw APIError.notFound("library '\(id)' not found")
+        }
+        guard role.allows(needed) else {
+            throw APIError.forbidden(needed == .owner ? "only the library's owner (\(library.owner ?? "another user")) may do this"
+                                                      : "library '\(library.name)' is shared with you to read only")
         }
         return library
     }

@@ -96,6 +96,8 @@ public struct Migration: Sendable {
                                                                 ("follow", .bool), ("added_by", .int), ("created_at", .date), ("updated_at", .date)], key: "id"),
         Table(source: "confirmed_deletion", target: "confirmed_deletion", columns: [("library_id", .text), ("seq", .int), ("device_id", .text),
                                                                                 ("confirmed_at", .date)], key: "library_id, seq"),
+        Table(source: "library_member", target: "library_member", columns: [("library_id", .text), ("user_id", .int), ("role", .text),
+                                                                        ("added_at", .date), ("added_by", .int)], key: "library_id, user_id"),
     ]
 
     /// Serial columns whose sequences must continue after the copied ids.

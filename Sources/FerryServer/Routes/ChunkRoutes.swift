@@ -84,8 +84,12 @@ struct ChunkRoutes {
         guard let size = try await services.store.chunkSize(userId: user.userId, hash: hash) else {
             throw APIError.notFound("chunk \(hash) not found")
         }
-        let blobs = services.blobs
-        return Response(
+        return Self.serve(hash, size: size, blobs: services.blobs)
+    }
+
+    /// A chunk's bytes as a response, streamed from the blob store.
+    static func serve(_ hash: ContentHash, size: Int64, blobs: any BlobStore) -> Response {
+        Response(
             status: .ok,
             headers: [.contentType: "application/octet-stream", .eTag: "\"\(hash.hex)\""],
             body: ResponseBody(contentLength: Int(size)) { writer in

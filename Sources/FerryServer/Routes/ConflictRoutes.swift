@@ -2,7 +2,7 @@ import FerryCore
 import Foundation
 import Hummingbird
 
-/// `/conflicts`: the conflict records of the caller's libraries.
+/// `/conflicts`: the conflict records of the caller's libraries and those shared with them.
 struct ConflictRoutes {
     let services: ServerServices
 
@@ -18,7 +18,7 @@ struct ConflictRoutes {
             throw APIError.badRequest("state must be one of: \(ConflictState.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         let library = request.query("library")
-        if let library, try await services.store.library(userId: user.userId, id: library) == nil {
+        if let library, try await services.store.libraryAccess(userId: user.userId, id: library) == nil {
             throw APIError.notFound("library '\(library)' not found")
         }
         let limit = Int(try request.intQuery("limit", in: 1...1000, default: 200)!)

@@ -15,7 +15,7 @@ struct DeleteConfirmationRoutes {
     /// Records deletion versions as confirmed by the caller's device; answers those recorded.
     @Sendable func confirm(_ request: Request, context: FerryRequestContext) async throws -> ConfirmedDeletions {
         let user = try context.user()
-        let library = try await services.library(context)
+        let library = try await services.library(context, needs: .write)
         let versions = try await Self.versions(request)
         return ConfirmedDeletions(versions: try await services.store.confirmDeletions(
             userId: user.userId, libraryId: library.id, versions: versions, deviceId: user.deviceId))
@@ -24,7 +24,7 @@ struct DeleteConfirmationRoutes {
     /// Of the versions asked about, those confirmed.
     @Sendable func lookup(_ request: Request, context: FerryRequestContext) async throws -> ConfirmedDeletions {
         let user = try context.user()
-        let library = try await services.library(context)
+        let library = try await services.library(context, needs: .read)
         let versions = try await Self.versions(request)
         return ConfirmedDeletions(versions: try await services.store.confirmedDeletions(userId: user.userId, libraryId: library.id, among: versions))
     }

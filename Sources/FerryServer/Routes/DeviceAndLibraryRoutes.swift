@@ -46,6 +46,6 @@ struct DeviceAndLibraryRoutes {
     }
 
     @Sendable func listLibraries(_ request: Request, context: FerryRequestContext) async throws -> LibraryListResponse {
-        LibraryListResponse(libraries: try await services.store.libraries(userId: try context.user().userId))
+        LibraryListResponse(libraries: try await services.visibleLibraries(for: try context.user()))
     }
 }

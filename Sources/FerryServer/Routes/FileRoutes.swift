@@ -23,7 +23,7 @@ struct FileRoutes {
 
     @Sendable func commit(_ request: Request, context: FerryRequestContext) async throws -> CommitResponse {
         let user = try context.user()
-        let library = try await services.library(context)
+        let library = try await services.library(context, needs: .write)
         let body = try await services.decodeBulk(CommitRequest.self, request, userId: user.userId, limit: services.configuration.http.maxJSONBodyBytes)
         let most = services.limits.commitOperations
         guard (1...most).contains(body.operations.count) else {
@@ -34,7 +34,7 @@ struct FileRoutes {
     }
 
     @Sendable func download(_ request: Request, context: FerryRequestContext) async throws -> Response {
-        let library = try await services.library(context)
+        let library = try await services.library(context, needs: .read)
         let path = try Self.path(request)
         let version: FileVersion?
         if let seq = try request.intQuery("version", in: 1...Int64.max) {
@@ -96,7 +96,7 @@ struct FileRoutes {
     /// Memory stays bounded by one chunk.
     @Sendable func upload(_ request: Request, context: FerryRequestContext) async throws -> EditedResponse<VersionResponse> {
         let user = try context.user()
-        let library = try await services.library(context)
+        let library = try await services.library(context, needs: .write)
         let path = try Self.path(request)
         let base = try request.intQuery("base", in: 1...Int64.max)
         let mtime = try request.intQuery("mtime_ns", in: Int64.min...Int64.max)
@@ -174,7 +174,7 @@ struct FileRoutes {
     }
 
     @Sendable func changes(_ request: Request, context: FerryRequestContext) async throws -> ChangesResponse {
-        let library = try await services.library(context)
+        let library = try await services.library(context, needs: .read)
         let since = try request.intQuery("since", in: 0...Int64.max, default: 0)!
         let limit = Int(try request.intQuery("limit", in: 1...Int64(FerryProtocol.maxChangesLimit), default: 1000)!)
         let wait = try request.intQuery("wait", in: 0...Int64(FerryProtocol.maxWaitSeconds), default: 0)!
@@ -199,7 +199,7 @@ struct FileRoutes {
     }
 
     @Sendable func history(_ request: Request, context: FerryRequestContext) async throws -> HistoryResponse {
-        let library = try await services.library(context)
+        let library = try await services.library(context, needs: .read)
         let path = try Self.path(request)
         let limit = Int(try request.intQuery("limit", in: 1...1000, default: 100)!)
         let before = try request.intQuery("before", in: 1...Int64.max)
@@ -208,7 +208,7 @@ struct FileRoutes {
 
     /// The live entries directly inside `?path=` (the root when absent), paged by name.
     @Sendable func list(_ request: Request, context: FerryRequestContext) async throws -> ListResponse {
-        let library = try await services.library(context)
+        let library = try await services.library(context, needs: .read)
         let directory = try Self.directory(request)
         let limit = Int(try request.intQuery("limit", in: 1...5000, default: 1000)!)
         return try await services.store.list(libraryId: library.id, directory: directory, after: request.query("after"), limit: limit)
@@ -216,7 +216,7 @@ struct FileRoutes {
 
     /// Deleted entries at and beneath `?path=` (the whole library when absent), paged by path.
     @Sendable func trash(_ request: Request, context: FerryRequestContext) async throws -> TrashResponse {
-        let library = try await services.library(context)
+        let library = try await services.library(context, needs: .read)
         let directory = try Self.directory(request)
         let limit = Int(try request.intQuery("limit", in: 1...5000, default: 1000)!)
         return try await services.store.trash(libraryId: library.id, directory: directory, after: request.query("after"), limit: limit)
@@ -224,7 +224,7 @@ struct FileRoutes {
 
     @Sendable func restore(_ request: Request, context: FerryRequestContext) async throws -> EditedResponse<VersionResponse> {
         let user = try context.user()
-        let library = try await services.library(context)
+        let library = try await services.library(context, needs: .write)
         let body = try await request.decodeJSON(RestoreRequest.self, limit: 64 * 1024)
         let outcome = try await services.restore(body, by: user, in: library)
         return EditedResponse(status: .created, response: VersionResponse(

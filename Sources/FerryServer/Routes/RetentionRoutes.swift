@@ -30,9 +30,9 @@ extension LibraryRetention: ResponseEncodable {}
 
 extension ServerServices {
     /// The library whose retention the caller may see and change: their own (only the owner
-    /// decides what a library forgets, also once libraries can be shared). 404 otherwise.
+    /// decides what a library forgets): 403 for a member of a shared library, 404 otherwise.
     func retentionLibrary(_ context: FerryRequestContext) async throws -> LibraryInfo {
-        try await library(context)
+        try await library(context, needs: .owner)
     }
 
     func retention(of library: LibraryInfo, for user: Identity) async throws -> LibraryRetention {

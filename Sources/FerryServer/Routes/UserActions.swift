@@ -107,7 +107,7 @@ extension ServerServices {
     /// Settles an open conflict of the caller's.
     func resolveConflict(_ id: String, keep: ConflictKeep, by user: Identity) async throws -> ConflictInfo {
         let info = try await store.resolveConflict(userId: user.userId, id: id, keep: keep, deviceId: user.deviceId)
-        if let head = try await store.library(userId: user.userId, id: info.library)?.head {
+        if let head = try await store.libraryAccess(userId: user.userId, id: info.library)?.head {
             notifier.notify(library: info.library, head: head)
         }
         return info

@@ -45,6 +45,7 @@ protocol CommitLedger {
 /// Backend-neutral: every read and write goes through the ledger.
 struct CommitEngine<Ledger: CommitLedger> {
     var ledger: Ledger
+    /// The library's owner, whose webhooks hear of the batch (the committer may be a member).
     let userId: Int64
     let libraryId: String
     let deviceId: String?

@@ -10,9 +10,11 @@ public enum ConflictState: String, Sendable, CaseIterable {
 /// Conflict records (SPEC §2, issue 8): written when a device uploads a conflict copy,
 /// settled by `resolve` or by deleting the copy.
 public protocol ConflictStore: Sendable {
-    /// The user's conflicts, newest first, optionally in one library.
+    /// The conflicts of the user's libraries and those shared with them, newest first,
+    /// optionally in one library.
     func conflicts(userId: Int64, libraryId: String?, state: ConflictState, limit: Int) async throws -> [ConflictInfo]
-    /// Settles an open conflict in one transaction; the side given up stays in history.
+    /// Settles an open conflict (of a library the user owns or may write) in one
+    /// transaction; the side given up stays in history.
     func resolveConflict(userId: Int64, id: String, keep: ConflictKeep, deviceId: String?) async throws -> ConflictInfo
 }
 
@@ -26,9 +28,10 @@ extension SQLiteMetadataStore {
             }
             let rows = try Row.fetchAll(db, sql: """
                 SELECT c.* FROM conflict c JOIN library l ON l.id = c.library_id
-                WHERE l.user_id = ? AND (? IS NULL OR c.library_id = ?)\(filter)
+                WHERE (l.user_id = ? OR EXISTS (SELECT 1 FROM library_member m WHERE m.library_id = l.id AND m.user_id = ?))
+                  AND (? IS NULL OR c.library_id = ?)\(filter)
                 ORDER BY c.detected_at DESC, c.id LIMIT ?
-                """, arguments: [userId, libraryId, libraryId, limit])
+                """, arguments: [userId, userId, libraryId, libraryId, limit])
             return try rows.map { try Self.conflictInfo(db, $0) }
         }
     }
@@ -36,8 +39,9 @@ extension SQLiteMetadataStore {
     public func resolveConflict(userId: Int64, id: String, keep: ConflictKeep, deviceId: String?) async throws -> ConflictInfo {
         try await writeAndSignal { db in
             guard let row = try Row.fetchOne(db, sql: """
-                SELECT c.* FROM conflict c JOIN library l ON l.id = c.library_id WHERE c.id = ? AND l.user_id = ?
-                """, arguments: [id, userId])
+                SELECT c.* FROM conflict c JOIN library l ON l.id = c.library_id WHERE c.id = ? AND (l.user_id = ? OR EXISTS (
+                    SELECT 1 FROM library_member m WHERE m.library_id = l.id AND m.user_id = ? AND m.role = 'write'))
+                """, arguments: [id, userId, userId])
             else { throw MetadataError.notFound("conflict '\(id)'") }
             guard (row["resolved_at"] as Date?) == nil else {
                 throw MetadataError.stateConflict("conflict '\(id)' was already resolved (\(row["resolution"] as String? ?? "unknown"))")

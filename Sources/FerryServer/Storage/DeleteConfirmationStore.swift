@@ -19,7 +19,7 @@ public protocol DeleteConfirmationStore: Sendable {
 extension SQLiteMetadataStore {
     public func confirmDeletions(userId: Int64, libraryId: String, versions: [Int64], deviceId: String?) async throws -> [Int64] {
         try await pool.write { db in
-            try Self.requireLibrary(db, userId: userId, libraryId: libraryId)
+            try Self.requireLibrary(db, userId: userId, libraryId: libraryId, role: .write)
             let wanted = try Self.jsonArray(versions)
             try db.execute(sql: """
                 INSERT OR IGNORE INTO confirmed_deletion (library_id, seq, device_id, confirmed_at)
@@ -31,15 +31,15 @@ extension SQLiteMetadataStore {
 
     public func confirmedDeletions(userId: Int64, libraryId: String, among versions: [Int64]) async throws -> [Int64] {
         try await pool.read { db in
-            try Self.requireLibrary(db, userId: userId, libraryId: libraryId)
+            try Self.requireLibrary(db, userId: userId, libraryId: libraryId, role: .read)
             return try Self.confirmed(db, libraryId: libraryId, among: try Self.jsonArray(versions))
         }
     }
 
-    private static func requireLibrary(_ db: Database, userId: Int64, libraryId: String) throws {
-        guard try Bool.fetchOne(db, sql: "SELECT 1 FROM library WHERE id = ? AND user_id = ?", arguments: [libraryId, userId]) == true else {
-            throw MetadataError.notFound("library '\(libraryId)'")
-        }
+    /// The user's library, or one shared with them with at least `role`.
+    private static func requireLibrary(_ db: Database, userId: Int64, libraryId: String, role needed: LibraryRole) throws {
+        guard let role = try libraryRole(db, userId: userId, libraryId: libraryId) else { throw MetadataError.notFound("library '\(libraryId)'") }
+        guard role.allows(needed) else { throw SharingRules.readOnly }
     }
 
     /// One query for the whole set, as on PostgreSQL (`= ANY`): a mass delete is thousands

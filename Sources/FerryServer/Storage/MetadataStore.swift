@@ -73,7 +73,7 @@ public enum MetadataError: Error, Equatable, Sendable {
 
 /// Everything the server remembers apart from blob bytes. Intent-named so a PostgreSQL
 /// backend can follow; every method that touches user data takes the user id and filters by it.
-public protocol MetadataStore: ConflictStore, WebhookStore, TaskStore, DeleteConfirmationStore, BlobTrashStore, RetentionStore, QuotaStore {
+public protocol MetadataStore: ConflictStore, WebhookStore, TaskStore, DeleteConfirmationStore, BlobTrashStore, RetentionStore, QuotaStore, LibrarySharingStore {
     // Users
     func createUser(username: String, passwordHash: String, isAdmin: Bool) async throws -> StoredUser
     func user(named username: String) async throws -> StoredUser?

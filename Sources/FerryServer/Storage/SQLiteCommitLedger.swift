@@ -108,14 +108,18 @@ struct SQLiteCommitLedger: CommitLedger {
 }
 
 extension CommitEngine where Ledger == SQLiteCommitLedger {
-    /// A batch on the library `libraryId` of `userId` (404 when it is not theirs).
+    /// A batch of `userId` on the library `libraryId`, theirs or shared with them to write
+    /// (404 when neither). The committer's chunks count; the owner's webhooks hear of it.
     init(db: Database, userId: Int64, libraryId: String, deviceId: String?) throws {
-        guard let row = try Row.fetchOne(db, sql: "SELECT head, name FROM library WHERE id = ? AND user_id = ?", arguments: [libraryId, userId]) else {
+        let role = try SQLiteMetadataStore.libraryRole(db, userId: userId, libraryId: libraryId)
+        guard let role, let row = try Row.fetchOne(db, sql: "SELECT head, name, user_id FROM library WHERE id = ?", arguments: [libraryId]) else {
             throw MetadataError.notFound("library")
         }
+        guard role.allows(.write) else { throw SharingRules.readOnly }
+        let owner: Int64 = row["user_id"]
         let now = Date()
-        self.init(ledger: try SQLiteCommitLedger(db: db, userId: userId, libraryId: libraryId, now: now), userId: userId, libraryId: libraryId,
-                  deviceId: deviceId, libraryName: row["name"], head: row["head"], subscribers: try Subscribers.load(db, userId: userId),
+        self.init(ledger: try SQLiteCommitLedger(db: db, userId: userId, libraryId: libraryId, now: now), userId: owner, libraryId: libraryId,
+                  deviceId: deviceId, libraryName: row["name"], head: row["head"], subscribers: try Subscribers.load(db, userId: owner),
                   hasFollowers: try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM attachment WHERE library_id = ? AND follow = 1)",
                                                   arguments: [libraryId]) ?? false,
                   now: now)

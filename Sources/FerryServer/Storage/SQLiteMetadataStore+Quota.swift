@@ -79,12 +79,17 @@ extension SQLiteMetadataStore {
     }
 
     /// Every chunk some live file version references, with its size, and per user the chunks
-    /// the versions in their libraries reference: one pass over `version` for gc.
+    /// the versions in their libraries reference: one pass over `version` for gc. A library's
+    /// users here are its owner and its `write` members (who upload into it and pay for what
+    /// they upload, as long as the library references it).
     static func referencedByUser(_ db: Database) throws -> (all: [ContentHash: Int64], byUser: [Int64: Set<ContentHash>]) {
         var all: [ContentHash: Int64] = [:]
         var byUser: [Int64: Set<ContentHash>] = [:]
         let cursor = try Row.fetchCursor(db, sql: """
             SELECT l.user_id, v.chunks FROM version v JOIN library l ON l.id = v.library_id WHERE v.deleted = 0 AND v.kind = 'file'
+            UNION ALL
+            SELECT m.user_id, v.chunks FROM version v JOIN library_member m ON m.library_id = v.library_id AND m.role = 'write'
+            WHERE v.deleted = 0 AND v.kind = 'file'
             """)
         while let row = try cursor.next() {
             try QuotaRules.reference(row["chunks"], owner: row["user_id"], all: &all, byUser: &byUser)

@@ -370,6 +370,21 @@ public enum ServerDatabase {
                 ALTER TABLE library ADD COLUMN purged_through INTEGER NOT NULL DEFAULT 0 CHECK (purged_through >= 0);
                 """)
         }
+        // Libraries shared with other users (SPEC §10, LibrarySharingStore): one row per
+        // member with their role; the owner stays `library.user_id`.
+        m.registerMigration("v12-library-members") { db in
+            try db.execute(sql: """
+                CREATE TABLE library_member (
+                    library_id TEXT NOT NULL REFERENCES library(id) ON DELETE CASCADE,
+                    user_id INTEGER NOT NULL REFERENCES user(id) ON DELETE CASCADE,
+                    role TEXT NOT NULL CHECK (role IN ('read', 'write')),
+                    added_at DATETIME NOT NULL,
+                    added_by INTEGER REFERENCES user(id) ON DELETE SET NULL,
+                    PRIMARY KEY (library_id, user_id)
+                ) WITHOUT ROWID;
+                CREATE INDEX library_member_user ON library_member(user_id);
+                """)
+        }
         return m
     }
 }

@@ -50,7 +50,7 @@ struct FilePages {
 
     @Sendable func file(_ request: Request, context: FerryRequestContext) async throws -> Response {
         let user = try context.user()
-        let library = try await services.library(context)
+        let library = try await services.library(context, needs: .read)
         let path = try FileRoutes.path(request)
         let before = try request.intQuery("before", in: 1...Int64.max)
         let history = try await services.store.history(libraryId: library.id, path: path, before: before, limit: Self.historyPageSize)
@@ -112,7 +112,7 @@ struct FilePages {
 
     /// The body, streamed and chunked as it arrives (any size), committed at `?path=`.
     @Sendable func upload(_ request: Request, context: FerryRequestContext) async throws -> Response {
-        let library = try await services.library(context)
+        let library = try await services.library(context, needs: .write)
         let path = try FileRoutes.path(request)
         let mtime = try request.intQuery("mtime_ns", in: 0...Int64.max)
         let version = try await FileRoutes(services: services).storeUpload(request, user: try context.user(), library: library, path: path,
@@ -125,7 +125,7 @@ struct FilePages {
     /// last content comes back, provided nothing changed the path since).
     @Sendable func restore(_ request: Request, context: FerryRequestContext) async throws -> Response {
         let user = try context.user()
-        let library = try await services.library(context)
+        let library = try await services.library(context, needs: .write)
         let form = try await DashboardForm.read(request)
         let path = try form.path()
         let links = LibraryLinks(library: library.id)
@@ -143,7 +143,7 @@ struct FilePages {
 
     /// Moves a file to the trash, after a confirmation.
     @Sendable func delete(_ request: Request, context: FerryRequestContext) async throws -> Response {
-        let library = try await services.library(context)
+        let library = try await services.library(context, needs: .write)
         let form = try await DashboardForm.read(request)
         let path = try form.path()
         guard let current = try await services.store.current(libraryId: library.id, path: path), !current.deleted else {

@@ -14,6 +14,9 @@ struct LibraryPages {
             let name: String
             let href: String
             let created: Stamp
+            /// The owner and the caller's role, for a library shared with the caller.
+            let sharedBy: String?
+            let role: String
         }
         let libraries: [Row]
         let hasLibraries: Bool
@@ -41,6 +44,9 @@ struct LibraryPages {
         let eventsHref: String
         let uploadHref: String
         let directory: String
+        let membersHref: String
+        /// Shared with the caller to read only: no upload form.
+        let readOnly: Bool
     }
 
     struct TrashView {
@@ -70,9 +76,11 @@ struct LibraryPages {
 
     @Sendable func libraries(_ request: Request, context: FerryRequestContext) async throws -> Response {
         let userId = try context.user().userId
-        let rows = try await services.store.libraries(userId: userId).map { library in
-            LibrariesView.Row(name: library.name, href: LibraryLinks(library: library.id).base,
-                              created: Stamp(library.createdAt))
+        // Libraries shared with the caller read OWNER/NAME, as the CLI names them.
+        let rows = try await services.visibleLibraries(for: try context.user()).map { library in
+            LibrariesView.Row(name: library.displayName, href: LibraryLinks(library: library.id).base,
+                              created: Stamp(library.createdAt), sharedBy: library.role == .owner ? nil : library.owner,
+                              role: library.role?.rawValue ?? "")
         }
         let storage = try await services.store.storageAccount(userId: userId)?.summary ?? "unknown"
         return services.dashboard.page("libraries", title: "Libraries", section: .libraries,
@@ -86,7 +94,7 @@ struct LibraryPages {
     }
 
     @Sendable func folder(_ request: Request, context: FerryRequestContext) async throws -> Response {
-        let library = try await services.library(context)
+        let library = try await services.library(context, needs: .read)
         let directory = try FileRoutes.directory(request)
         if let directory, let current = try await services.store.current(libraryId: library.id, path: directory), !current.deleted, current.kind != .directory {
             return seeOther(LibraryLinks(library: library.id).file(directory))
@@ -104,14 +112,14 @@ struct LibraryPages {
             crumbs: Crumb.trail(library: library, path: directory) { links.folder($0) }, entries: rows,
             nextHref: page.nextAfter.map { links.folder(directory, after: $0) },
             firstHref: after == nil ? nil : links.folder(directory), trashHref: links.trash(directory),
-            retentionHref: directory == nil ? links.base + "/retention" : nil, eventsHref: links.events(since: library.head),
-            uploadHref: links.upload, directory: directory?.string ?? "")
+            retentionHref: directory == nil && library.role == .owner ? links.base + "/retention" : nil, eventsHref: links.events(since: library.head),
+            uploadHref: links.upload, directory: directory?.string ?? "", membersHref: links.members, readOnly: library.role == .read)
         return services.dashboard.page("folder", title: view.heading, section: .libraries, content: view, context: context)
     }
 
     @Sendable func trash(_ request: Request, context: FerryRequestContext) async throws -> Response {
         let user = try context.user()
-        let library = try await services.library(context)
+        let library = try await services.library(context, needs: .read)
         let directory = try FileRoutes.directory(request)
         let page = try await services.store.trash(libraryId: library.id, directory: directory, after: request.query("after"), limit: Self.pageSize)
         let devices = try await services.deviceNames(userId: user.userId)

@@ -22,7 +22,7 @@ struct LiveUpdates {
 
     @Sendable func events(_ request: Request, context: FerryRequestContext) async throws -> Response {
         let user = try context.user()
-        let library = try await services.library(context)
+        let library = try await services.library(context, needs: .read)
         let since = try request.headers[Self.lastEventID].flatMap { Int64($0) } ?? request.intQuery("since", in: 0...Int64.max) ?? library.head
         let streams = services.dashboard.streams
         guard streams.hasRoom(user: user.userId) else {
@@ -40,7 +40,7 @@ struct LiveUpdates {
             try await writer.write(ByteBuffer(string: "retry: 1000\n\n"))
             while ContinuousClock.now < ends, !notifier.isShutDown {
                 await notifier.wait(library: library.id, after: seen, timeout: Self.keepAlive)
-                let head = try await store.library(userId: user.userId, id: library.id)?.head ?? seen
+                let head = try await store.libraryAccess(userId: user.userId, id: library.id)?.head ?? seen
                 if head != seen {
                     // A head below the cursor means a restored backup: the page reloads either way.
                     seen = head

@@ -6,7 +6,7 @@ import Mustache
 enum DashboardTemplates {
     static func library() throws -> MustacheLibrary {
         var library = MustacheLibrary()
-        let all = [LayoutTemplates.all, FileTemplates.all, AccountTemplates.all, RetentionTemplates.all].joined()
+        let all = [LayoutTemplates.all, FileTemplates.all, AccountTemplates.all, RetentionTemplates.all, MemberTemplates.all].joined()
         for (name, text) in all { try library.register(text, named: name) }
         return library
     }

@@ -7,7 +7,7 @@ enum FileTemplates {
     <h1>Libraries</h1>
     <p class="meta" id="storage">Storage: {{storage}}</p>
     {{#hasLibraries}}<ul class="libraries">
-    {{#libraries}}<li><a href="{{href}}">{{name}}</a> <span class="meta">created {{#created}}{{> time}}{{/created}}</span></li>
+    {{#libraries}}<li><a href="{{href}}">{{name}}</a> <span class="meta">{{#sharedBy}}shared with you by {{sharedBy}} ({{role}}), {{/sharedBy}}created {{#created}}{{> time}}{{/created}}</span></li>
     {{/libraries}}
     </ul>{{/hasLibraries}}
     {{^libraries}}<p>No libraries yet. Create one here, or run <code>ferry folder add DIR</code> on a workstation.</p>{{/libraries}}
@@ -24,7 +24,7 @@ enum FileTemplates {
     {{<layout}}{{$body}}{{#content}}
     {{> crumbs}}
     <h1>{{heading}}</h1>
-    <p class="actions"><a href="{{trashHref}}">Trash</a>{{#retentionHref}} <a href="{{retentionHref}}">Retention</a>{{/retentionHref}}</p>
+    <p class="actions"><a href="{{trashHref}}">Trash</a> <a href="{{membersHref}}">Members</a>{{#retentionHref}} <a href="{{retentionHref}}">Retention</a>{{/retentionHref}}</p>
     <div id="listing" data-live="{{eventsHref}}">
     <div class="table-wrap">
     <table>
@@ -39,7 +39,8 @@ enum FileTemplates {
     {{^entries}}<p>This folder is empty.</p>{{/entries}}
     <p class="actions">{{#firstHref}}<a href="{{firstHref}}">First page</a>{{/firstHref}}{{#nextHref}}<a href="{{nextHref}}" rel="next">Next page</a>{{/nextHref}}</p>
     </div>
-    <section aria-labelledby="upload-heading">
+    {{#readOnly}}<p class="hint">This library is shared with you to read only.</p>{{/readOnly}}
+    {{^readOnly}}<section aria-labelledby="upload-heading">
     <h2 id="upload-heading">Upload</h2>
     <form id="upload" data-upload="{{uploadHref}}" data-directory="{{directory}}">
     <div class="dropzone" id="dropzone">
@@ -50,7 +51,7 @@ enum FileTemplates {
     <p class="nojs hint">Uploading needs JavaScript.</p>
     <ul id="upload-progress" aria-live="polite"></ul>
     </form>
-    </section>
+    </section>{{/readOnly}}
     {{/content}}{{/body}}{{/layout}}
     """#
 

@@ -9,7 +9,8 @@ extension PostgresMetadataStore {
         try await read { connection in
             let rows = try await PostgresDatabase.rows(connection, """
                 SELECT c.* FROM conflict c JOIN library l ON l.id = c.library_id
-                WHERE l.user_id = \(userId) AND (\(libraryId)::text IS NULL OR c.library_id = \(libraryId))
+                WHERE (l.user_id = \(userId) OR EXISTS (SELECT 1 FROM library_member m WHERE m.library_id = l.id AND m.user_id = \(userId)))
+                  AND (\(libraryId)::text IS NULL OR c.library_id = \(libraryId))
                 AND (\(state.rawValue) = 'all' OR (\(state.rawValue) = 'open') = (c.resolved_at IS NULL))
                 ORDER BY c.detected_at DESC, c.id LIMIT \(Int64(limit))
                 """, logger: logger)
@@ -22,7 +23,8 @@ extension PostgresMetadataStore {
     public func resolveConflict(userId: Int64, id: String, keep: ConflictKeep, deviceId: String?) async throws -> ConflictInfo {
         try await writeAndSignal { connection in
             guard let found = try await PostgresDatabase.row(connection, """
-                SELECT c.library_id FROM conflict c JOIN library l ON l.id = c.library_id WHERE c.id = \(id) AND l.user_id = \(userId)
+                SELECT c.library_id FROM conflict c JOIN library l ON l.id = c.library_id WHERE c.id = \(id) AND (l.user_id = \(userId) OR EXISTS (
+                    SELECT 1 FROM library_member m WHERE m.library_id = l.id AND m.user_id = \(userId) AND m.role = 'write'))
                 """, logger: logger) else { throw MetadataError.notFound("conflict '\(id)'") }
             // The library first, as every commit takes it, then the conflict: one lock order.
             var batch = try await batch(connection, userId: userId, libraryId: try found.get("library_id"), deviceId: deviceId)

@@ -9,7 +9,7 @@ extension PostgresMetadataStore {
         let wanted = Array(Set(versions))
         let now = Date()
         return try await write { connection in
-            try await requireLibrary(connection, userId: userId, libraryId: libraryId)
+            try await requireLibrary(connection, userId: userId, libraryId: libraryId, role: .write)
             try await connection.query("""
                 INSERT INTO confirmed_deletion (library_id, seq, device_id, confirmed_at)
                 SELECT library_id, seq, \(deviceId), \(now) FROM version
@@ -23,16 +23,17 @@ extension PostgresMetadataStore {
     public func confirmedDeletions(userId: Int64, libraryId: String, among versions: [Int64]) async throws -> [Int64] {
         let wanted = Array(Set(versions))
         return try await read { connection in
-            try await requireLibrary(connection, userId: userId, libraryId: libraryId)
+            try await requireLibrary(connection, userId: userId, libraryId: libraryId, role: .read)
             return try await confirmed(connection, libraryId: libraryId, among: wanted)
         }
     }
 
-    private func requireLibrary(_ connection: PostgresConnection, userId: Int64, libraryId: String) async throws {
-        guard try await PostgresDatabase.row(connection, "SELECT 1 AS one FROM library WHERE id = \(libraryId) AND user_id = \(userId)",
-                                             logger: logger) != nil else {
+    /// The user's library, or one shared with them with at least `role`.
+    private func requireLibrary(_ connection: PostgresConnection, userId: Int64, libraryId: String, role needed: LibraryRole) async throws {
+        guard let role = try await libraryRole(connection, userId: userId, libraryId: libraryId) else {
             throw MetadataError.notFound("library '\(libraryId)'")
         }
+        guard role.allows(needed) else { throw SharingRules.readOnly }
     }
 
     private func confirmed(_ connection: PostgresConnection, libraryId: String, among versions: [Int64]) async throws -> [Int64] {

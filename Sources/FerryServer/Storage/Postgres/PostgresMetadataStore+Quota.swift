@@ -87,13 +87,16 @@ extension PostgresMetadataStore {
     }
 
     /// Every chunk some live file version references, with its size, and per user the chunks
-    /// the versions in their libraries reference: one pass over `version` for gc.
+    /// the versions in their libraries (owned, or shared with them to write) reference: for gc.
     static func referencedByUser(_ connection: PostgresConnection, logger: Logger) async throws
         -> (all: [ContentHash: Int64], byUser: [Int64: Set<ContentHash>]) {
         var all: [ContentHash: Int64] = [:]
         var byUser: [Int64: Set<ContentHash>] = [:]
         for try await (owner, packed) in try await connection.query("""
             SELECT l.user_id, v.chunks FROM version v JOIN library l ON l.id = v.library_id WHERE NOT v.deleted AND v.kind = 'file'
+            UNION ALL
+            SELECT m.user_id, v.chunks FROM version v JOIN library_member m ON m.library_id = v.library_id AND m.role = 'write'
+            WHERE NOT v.deleted AND v.kind = 'file'
             """, logger: logger).decode((Int64, ByteBuffer).self) {
             try QuotaRules.reference(Data(packed.readableBytesView), owner: owner, all: &all, byUser: &byUser)
         }

@@ -342,15 +342,19 @@ public final class PostgresMetadataStore: MetadataStore {
     /// hold the one write lock).
     func batch(_ connection: PostgresConnection, userId: Int64, libraryId: String, deviceId: String?) async throws -> CommitEngine<PostgresCommitLedger> {
         try await connection.query("SELECT pg_advisory_xact_lock_shared(\(Self.gcLock))", logger: logger)
+        // The library's owner or a member allowed to write; the owner's webhooks hear of it.
         guard let row = try await PostgresDatabase.row(connection, """
-            SELECT head, name FROM library WHERE id = \(libraryId) AND user_id = \(userId) FOR UPDATE
-            """, logger: logger) else { throw MetadataError.notFound("library") }
+            SELECT head, name, user_id FROM library WHERE id = \(libraryId) FOR UPDATE
+            """, logger: logger), let role = try await libraryRole(connection, userId: userId, libraryId: libraryId)
+        else { throw MetadataError.notFound("library") }
+        guard role.allows(.write) else { throw SharingRules.readOnly }
+        let owner: Int64 = try row.get("user_id")
         let hasFollowers = try await PostgresDatabase.row(connection, """
             SELECT 1 AS one FROM attachment WHERE library_id = \(libraryId) AND follow LIMIT 1
             """, logger: logger) != nil
-        return CommitEngine(ledger: PostgresCommitLedger(libraryId: libraryId, userId: userId), userId: userId, libraryId: libraryId,
+        return CommitEngine(ledger: PostgresCommitLedger(libraryId: libraryId, userId: userId), userId: owner, libraryId: libraryId,
                             deviceId: deviceId, libraryName: try row.get("name"), head: try row.get("head"),
-                            subscribers: try await PostgresOutbox.subscribers(connection, userId: userId, logger: logger), hasFollowers: hasFollowers)
+                            subscribers: try await PostgresOutbox.subscribers(connection, userId: owner, logger: logger), hasFollowers: hasFollowers)
     }
 
     /// Writes what the batch decided, moves following attachments, and tells every instance

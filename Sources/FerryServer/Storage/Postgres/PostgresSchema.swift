@@ -307,5 +307,19 @@ enum PostgresSchema {
             "ALTER TABLE library ADD COLUMN trash_days BIGINT CHECK (trash_days IS NULL OR trash_days >= 1)",
             "ALTER TABLE library ADD COLUMN purged_through BIGINT NOT NULL DEFAULT 0 CHECK (purged_through >= 0)",
         ]),
+        // Libraries shared with other users (LibrarySharingStore).
+        ("v12-library-members", [
+            """
+            CREATE TABLE library_member (
+                library_id TEXT NOT NULL REFERENCES library(id) ON DELETE CASCADE,
+                user_id BIGINT NOT NULL REFERENCES ferry_user(id) ON DELETE CASCADE,
+                role TEXT NOT NULL CHECK (role IN ('read', 'write')),
+                added_at TIMESTAMPTZ NOT NULL,
+                added_by BIGINT REFERENCES ferry_user(id) ON DELETE SET NULL,
+                PRIMARY KEY (library_id, user_id)
+            )
+            """,
+            "CREATE INDEX library_member_user ON library_member(user_id)",
+        ]),
     ]
 }
