@@ -25,7 +25,7 @@ struct LibraryRetentionCommand: AsyncParsableCommand {
         let change = try RetentionChange(keepVersions: keepVersions, keepDays: keepDays, trashDays: trashDays, keepAll: keepAll)
         let config = try options.load()
         let result = try await options.withAPI(config) { api in
-            let library = try await api.existingLibrary(named: name)
+            let library = try await api.requireLibrary(named: name)
             let current = try await api.retention(library: library.id)
             guard !change.isEmpty else { return current }
             return try await api.setRetention(library: library.id, try change.applied(to: current.policy))

@@ -126,6 +126,21 @@ final class Device: Sendable {
     ) async throws -> Device {
         let (api, registered) = try await ServerAPI.enroll(serverURL: serverURL, username: user.name, password: user.password,
                                                            deviceName: name, timeouts: timeouts, pin: pin)
+        do {
+            return try await make(api: api, registered: registered, serverURL: serverURL, user: user, name: name, library: library,
+                                  root: root, stateDirectory: stateDirectory, parallelism: parallelism, pin: pin)
+        } catch {
+            // An HTTPClient dropped without shutdown traps in debug builds, which took the
+            // whole test process down when a loaded machine timed out a step here.
+            await api.close()
+            throw error
+        }
+    }
+
+    private static func make(
+        api: ServerAPI, registered: RegisterDeviceResponse, serverURL: String, user: (name: String, password: String), name: String,
+        library: String, root: String?, stateDirectory: String?, parallelism: Int, pin: CertificatePin?
+    ) async throws -> Device {
         let info = try await api.library(named: library)
         let root = root ?? scratchDirectory("folder-\(name)")
         try FileManager.default.createDirectory(atPath: root + "/.ferry", withIntermediateDirectories: true)

@@ -82,7 +82,7 @@ struct RetentionTests {
                 #expect(refused.status != 0 && refused.err.contains(message), "\(arguments): \(refused.err)")
             }
             let unknown = try await home.ferry("library", "retention", "nope")
-            #expect(unknown.status != 0 && unknown.err.contains("no library named 'nope'"), "\(unknown.err)")
+            #expect(unknown.status != 0 && unknown.err.contains("no library 'nope'"), "\(unknown.err)")
             // Nothing refused changed the policy; --keep-all clears it.
             let cleared = try await home.ferry("library", "retention", "photos", "--keep-all")
             #expect(cleared.out == "photos: keep every version and every deleted file\n", "\(cleared.out)")

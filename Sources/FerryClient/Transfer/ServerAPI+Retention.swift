@@ -12,12 +12,4 @@ extension ServerAPI {
     public func setRetention(library: String, _ policy: RetentionPolicy) async throws -> LibraryRetention {
         try await json(.PUT, "/libraries/\(Self.escape(library))/retention", policy)
     }
-
-    /// The user's library with this name, or an error naming it (nothing is created).
-    public func existingLibrary(named name: String) async throws -> LibraryInfo {
-        guard let library = try await libraries().first(where: { $0.name == name }) else {
-            throw ClientError.invalidInput("no library named '\(name)' (see 'ferry folder list' for the libraries synced here)")
-        }
-        return library
-    }
 }
