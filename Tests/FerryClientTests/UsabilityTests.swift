@@ -157,10 +157,17 @@ struct UsabilityTests {
         let daemon = try Daemon(home)
         defer { daemon.stop() }
         #expect(try await eventually(timeout: .seconds(60)) { try await Self.status(home)?.folders.first?.state == .offline })
-        let shown = try await home.ferry("status")
+        // Each retry shows the folder as syncing for a moment, and a loaded machine may start
+        // `ferry status` just then: ask until one answer falls in the wait between attempts.
+        let deadline = ContinuousClock.now + .seconds(60)
+        var shown = try await home.ferry("status")
+        while !shown.out.contains(": offline, retrying in "), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+            shown = try await home.ferry("status")
+        }
         #expect(shown.out.contains("\(folder) ["), "\(shown.out)")
         #expect(shown.out.contains(": offline, retrying in ") && shown.out.contains(" s"), "\(shown.out)")
-        #expect(try await Self.status(home)?.folders.first?.retryAt != nil)
+        #expect(try await eventually(timeout: .seconds(60)) { try await Self.status(home)?.folders.first?.retryAt != nil })
         #expect(await eventually { daemon.log.contains("the server at \(url) is not answering; retrying in ") }, "\(daemon.log)")
         #expect(!daemon.log.contains("errno"))
     }
