@@ -86,11 +86,7 @@ public enum LocalScanner {
             guard let dir = listing else { continue }
             defer { closedir(dir) }
             while let item = readdir(dir) {
-                let name = withUnsafeBytes(of: item.pointee.d_name) { raw -> String? in
-                    let bytes = raw.bindMemory(to: UInt8.self)
-                    let length = bytes.firstIndex(of: 0) ?? bytes.count
-                    return String(validating: bytes[..<length], as: UTF8.self)
-                }
+                let name = DirectoryEntry.name(of: item)
                 guard let name else {
                     result.problems[relative.isEmpty ? "?" : relative + "/?"] = "a name in this directory is not valid UTF-8; rename it to sync it"
                     continue

@@ -226,9 +226,7 @@ public final class InotifyWatcher: Sendable {
         guard let dir = opendir(absolute) else { return }
         var subdirectories: [String] = []
         while let item = readdir(dir) {
-            let name = withUnsafeBytes(of: item.pointee.d_name) { raw in
-                String(decoding: raw.bindMemory(to: UInt8.self).prefix { $0 != 0 }, as: UTF8.self)
-            }
+            let name = DirectoryEntry.lossyName(of: item)
             if name == "." || name == ".." { continue }
             let child = path.isEmpty ? name : path + "/" + name
             var st = Glibc.stat()
