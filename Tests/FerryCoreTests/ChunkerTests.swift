@@ -159,3 +159,23 @@ struct ChunkerTests {
         #expect(throws: SystemCallError("open", errno: ENOENT)) { try ContentChunker.manifest(ofFileAt: url.path + ".missing") }
     }
 }
+
+@Suite("Packed chunk list")
+struct PackedChunkListTests {
+    /// `size(of:in:)` finds every record's size, and nothing for hashes the list does not
+    /// hold, including one that only a misaligned read would see.
+    @Test func sizeFindsExactlyTheListedRecords() throws {
+        let refs = (0..<5).map { n in ChunkRef(sha256: ContentHash.of(Array("chunk \(n)".utf8)), size: Int64(n) << 33 | 7) }
+        let packed = PackedChunkList.encode(refs)
+        // 32 bytes starting inside the first record (its last 8 hash bytes, its size and the
+        // next hash's first 16): present in the bytes, yet no record's hash.
+        let straddling = try #require(ContentHash(bytes: Array(packed[24..<56])))
+        packed.withUnsafeBytes { bytes in
+            for ref in refs { #expect(PackedChunkList.size(of: ref.sha256, in: bytes) == ref.size) }
+            #expect(PackedChunkList.size(of: ContentHash.of(Array("absent".utf8)), in: bytes) == nil)
+            #expect(PackedChunkList.size(of: straddling, in: bytes) == nil)
+            #expect(PackedChunkList.size(of: refs[0].sha256, in: UnsafeRawBufferPointer(rebasing: bytes[0..<39])) == nil)
+        }
+        #expect([UInt8]().withUnsafeBytes { PackedChunkList.size(of: refs[0].sha256, in: $0) } == nil)
+    }
+}

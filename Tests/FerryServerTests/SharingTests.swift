@@ -120,6 +120,33 @@ struct SharingTests {
         }
     }
 
+    /// The library chunk route serves every chunk of the version named, and only at that
+    /// version's own path: a member downloads a large file chunk by chunk through it.
+    @Test func theLibraryChunkRouteServesEachChunkOfTheVersionNamed() async throws {
+        try await Self.withAliceAndBob { api, alice, bob in
+            let lib = try await api.createLibrary("team", token: alice).id
+            let content = randomBytes(3 << 20, seed: 24)
+            let manifest = try await api.uploadContent(content, token: alice)
+            #expect(manifest.chunks.count > 1)
+            let op = CommitOperation.putFile(try FerryPath("big.bin"), base: nil, manifest: manifest, mtimeNs: 0, mode: 0o644)
+            #expect(try await api.commit(lib, [op], token: alice).results[0].status == .ok)
+            _ = try await api.putFile(lib, "other.txt", Array("other".utf8), base: nil, token: alice)
+            #expect(try await api.call(.put, "/libraries/\(lib)/members/bob", token: alice, json: ShareLibraryRequest(role: "read")).status == .ok)
+
+            var offset = 0
+            for ref in manifest.chunks {
+                let r = try await api.call(.get, "/libraries/\(lib)/chunks/\(ref.sha256.hex)?path=big.bin&version=1", token: bob)
+                #expect(r.status == .ok && Array(buffer: r.body) == Array(content[offset..<(offset + Int(ref.size))]))
+                offset += Int(ref.size)
+            }
+            let last = try #require(manifest.chunks.last).sha256.hex
+            for query in ["path=other.txt&version=1", "path=big.bin&version=2", "path=big.bin&version=3"] {
+                let r = try await api.call(.get, "/libraries/\(lib)/chunks/\(last)?\(query)", token: bob)
+                #expect(r.status == .notFound, "\(query) answered \(r.status)")
+            }
+        }
+    }
+
     /// A member reaches the shared library and nothing else of the owner's: not her other
     /// libraries, not their chunks (by any route), not her conflicts.
     @Test func aMemberReachesNothingOutsideTheSharedLibrary() async throws {
@@ -223,6 +250,10 @@ struct SharingTests {
             #expect(members.contains("<td>alice</td><td>owner</td>") && !members.contains(">Share</button>"))
             #expect(try await bob.post("/libraries/\(lib)/members", [("username", "bob"), ("role", "write")]).status == .forbidden)
             #expect(try await bob.send(.put, "/libraries/\(lib)/upload?path=x.txt", body: ByteBuffer(string: "x")).status == .forbidden)
+            // The library's conflicts are listed for the member under the name he knows it by.
+            let file = try await api.putFile(lib, "a.txt", [1], base: nil, token: aliceToken)
+            #expect(try await api.commit(lib, [try Self.emptyConflictCopy(of: "a.txt", file)], token: aliceToken).results[0].status == .ok)
+            #expect(String(buffer: try await bob.get("/conflicts").body).contains("in alice/team</span>"))
 
             #expect(try await alice.post("/libraries/\(lib)/members/remove", [("username", "bob")]).status == .seeOther)
             #expect(try await bob.get("/libraries/\(lib)").status == .notFound)

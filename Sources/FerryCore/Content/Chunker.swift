@@ -218,4 +218,15 @@ public enum PackedChunkList {
             }
         }
     }
+
+    /// The size `hash` has in the packed list `bytes`, nil when no record holds it (or
+    /// `bytes` is not a whole number of records). Compares the records in place: asking
+    /// once per chunk of a large file costs no decoded list each time.
+    public static func size(of hash: ContentHash, in bytes: UnsafeRawBufferPointer) -> Int64? {
+        guard bytes.count % 40 == 0 else { return nil }
+        for i in stride(from: 0, to: bytes.count, by: 40) where ContentHash(bytes: UnsafeRawBufferPointer(rebasing: bytes[i..<(i + 32)])) == hash {
+            return Int64(bitPattern: UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: i + 32, as: UInt64.self)))
+        }
+        return nil
+    }
 }

@@ -52,10 +52,10 @@ struct LibrarySharingRoutes {
         guard let seq = try request.intQuery("version", in: 1...Int64.max) else {
             throw APIError.badRequest("query parameter 'version' is required: the version whose chunk this is")
         }
-        guard let version = try await services.store.version(libraryId: library.id, path: path, seq: seq), !version.deleted,
-              let ref = version.chunks.first(where: { $0.sha256 == hash })
-        else { throw APIError.notFound("chunk \(hash) is not part of version \(seq) of '\(path)'") }
-        return ChunkRoutes.serve(hash, size: ref.size, blobs: services.blobs)
+        guard let size = try await services.store.chunkSize(libraryId: library.id, path: path, version: seq, hash: hash) else {
+            throw APIError.notFound("chunk \(hash) is not part of version \(seq) of '\(path)'")
+        }
+        return ChunkRoutes.serve(hash, size: size, blobs: services.blobs)
     }
 
     /// A role a member may be given.

@@ -326,7 +326,15 @@ enum ChunkList {
     static func encode(_ chunks: [ChunkRef]) -> Data { PackedChunkList.encode(chunks) }
 
     static func decode(_ data: Data) throws -> [ChunkRef] {
-        guard let chunks = PackedChunkList.decode(data) else { throw MetadataError.invalid("corrupt chunk list in database") }
+        guard let chunks = PackedChunkList.decode(data) else { throw corrupt }
         return chunks
     }
+
+    /// The size `hash` has in the packed list, nil when the list does not hold it.
+    static func size(of hash: ContentHash, in packed: UnsafeRawBufferPointer) throws -> Int64? {
+        guard packed.count % 40 == 0 else { throw corrupt }
+        return PackedChunkList.size(of: hash, in: packed)
+    }
+
+    private static let corrupt = MetadataError.invalid("corrupt chunk list in database")
 }

@@ -16,6 +16,10 @@ public protocol LibrarySharingStore: Sendable {
     func unshareLibrary(ownerId: Int64, libraryId: String, username: String) async throws -> Bool
     /// The library's owner and members (the caller's access is checked by the route).
     func libraryMembers(libraryId: String) async throws -> LibraryMembersResponse
+    /// The size of chunk `hash` when the live version `seq` of `path` lists it, else nil:
+    /// what a user of the library may read of it. Asked once per chunk a download fetches,
+    /// so the packed list is searched in place, never decoded.
+    func chunkSize(libraryId: String, path: FerryPath, version seq: Int64, hash: ContentHash) async throws -> Int64?
 }
 
 /// The rules of sharing that need no storage, the same on every backend.

@@ -54,6 +54,14 @@ extension SQLiteMetadataStore {
         }
     }
 
+    public func chunkSize(libraryId: String, path: FerryPath, version seq: Int64, hash: ContentHash) async throws -> Int64? {
+        try await pool.read { db in
+            guard let packed = try Data.fetchOne(db, sql: "SELECT chunks FROM version WHERE library_id = ? AND seq = ? AND path = ? AND deleted = 0",
+                                                 arguments: [libraryId, seq, path.string]) else { return nil }
+            return try packed.withUnsafeBytes { try ChunkList.size(of: hash, in: $0) }
+        }
+    }
+
     /// The role `userId` has on `libraryId`, nil when none: the check every library write
     /// makes again inside its transaction, so an unshare takes effect at once.
     static func libraryRole(_ db: Database, userId: Int64, libraryId: String) throws -> LibraryRole? {

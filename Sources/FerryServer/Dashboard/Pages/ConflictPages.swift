@@ -33,7 +33,8 @@ struct ConflictPages {
     @Sendable func list(_ request: Request, context: FerryRequestContext) async throws -> Response {
         let user = try context.user()
         let conflicts = try await services.store.conflicts(userId: user.userId, libraryId: nil, state: .open, limit: 500)
-        let libraries = Dictionary(try await services.store.libraries(userId: user.userId).map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
+        // The conflicts include those of libraries shared with the caller: named OWNER/NAME.
+        let libraries = Dictionary(try await services.visibleLibraries(for: user).map { ($0.id, $0.displayName) }, uniquingKeysWith: { a, _ in a })
         let devices = try await services.deviceNames(userId: user.userId)
         let rows = conflicts.map { conflict in
             let links = LibraryLinks(library: conflict.library)

@@ -1,5 +1,6 @@
 import FerryCore
 import Foundation
+import NIOCore
 import PostgresNIO
 
 /// Library sharing on PostgreSQL, as `SQLiteMetadataStore+Sharing.swift` has it on SQLite.
@@ -57,6 +58,15 @@ extension PostgresMetadataStore {
                 LibraryMember(username: try row.get("username"), role: try SharingRules.role(try row.get("role")), addedAt: try row.get("added_at"))
             }
             return LibraryMembersResponse(owner: owner, members: members)
+        }
+    }
+
+    public func chunkSize(libraryId: String, path: FerryPath, version seq: Int64, hash: ContentHash) async throws -> Int64? {
+        try await read { connection in
+            guard let packed = try await PostgresDatabase.scalar(connection, """
+                SELECT chunks FROM version WHERE library_id = \(libraryId) AND seq = \(seq) AND path = \(path.string) AND NOT deleted
+                """, as: ByteBuffer.self, logger: logger) else { return nil }
+            return try packed.withUnsafeReadableBytes { try ChunkList.size(of: hash, in: $0) }
         }
     }
 
