@@ -257,8 +257,8 @@ public final class SQLiteMetadataStore: MetadataStore {
         let now = String.fromDatabaseValue(Date().databaseValue)!
         return try await pool.write { db in
             if let epoch { try Self.checkBlobFence(db, chunks.map(\.sha256), placedSince: epoch) }
-            try Self.checkQuota(db, userId: userId, chunks)
-            let isNew = try makeVisible()
+            // The rows go first (no one sees them before the commit): the holds they add are
+            // what the quota is charged, before any blob is made visible.
             var chunk = DirectStatement(try db.cachedStatement(sql: """
                 INSERT INTO chunk (sha256, size, created_at, touched_at) VALUES (?, ?, ?, ?)
                 ON CONFLICT (sha256) DO UPDATE SET touched_at = excluded.touched_at
@@ -270,8 +270,8 @@ public final class SQLiteMetadataStore: MetadataStore {
                 try owner.run(userId, c.sha256)
                 if db.changesCount > 0 { added += c.size }
             }
-            try Self.addUsage(db, userId: userId, added)
-            return isNew
+            try Self.charge(db, userId: userId, added)
+            return try makeVisible()
         }
     }
 
