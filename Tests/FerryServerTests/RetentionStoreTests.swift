@@ -84,10 +84,11 @@ struct RetentionStoreTests {
             let after = try await Self.versions(store, lib, paths).mapValues { $0.map(\.version) }
             #expect(after == expected, "seed \(seed) \(policy)")
             // The current version of every path that stays is unchanged; the others are gone from the feed.
-            let feed = try await store.changes(libraryId: lib, since: 0, limit: 1000).changes
+            let read = try await store.changes(libraryId: lib, since: 0, limit: 1000)
+            let feed = read.page.changes
             #expect(Set(feed.map(\.path.string)) == Set(expected.keys), "seed \(seed)")
             for v in feed { #expect(current[v.path.string]?.version == v.version, "seed \(seed)") }
-            #expect(try await store.purgedThrough(libraryId: lib) == (expectedRemoved.max() ?? 0), "seed \(seed)")
+            #expect(read.purgedThrough == (expectedRemoved.max() ?? 0), "seed \(seed)")
             // A second purge at the same time finds nothing more.
             #expect(try await store.purge(libraryId: lib, now: now).purgedVersions == 0, "seed \(seed)")
         }
@@ -187,6 +188,30 @@ struct RetentionStoreTests {
             #expect(try await api.changes(lib, since: whole.head, token: token).changes.isEmpty)
             // A new file at a removed path starts afresh.
             #expect(try await api.putFile(lib, "old.txt", [9], base: nil, token: token).version != nil)
+        }
+    }
+
+    /// The check on the woken read: a deletion committed and purged while a long-poll waits
+    /// past it is answered with 410, not with a page that silently lacks the delete.
+    @Test func aPurgeWhileALongPollWaitsExpiresItsCursor() async throws {
+        let server = try await TestServer.make()
+        defer { server.removeData() }
+        let store = server.services.store
+        try await server.run(.router) { api in
+            let token = try await api.newUser("alice")
+            let lib = try await api.createLibrary("docs", token: token).id
+            let user = try #require(try await store.user(named: "alice"))
+            let old = try #require(try await api.putFile(lib, "old.txt", [1], base: nil, token: token).version)
+            #expect(try await api.call(.put, "/libraries/\(lib)/retention", token: token, json: RetentionPolicy(trashDays: 1)).status == .ok)
+            async let waited = api.call(.get, "/libraries/\(lib)/changes?since=\(old.version)&wait=120", token: token)
+            #expect(await eventuallyTrue(timeout: .seconds(30)) { server.services.notifier.waiterCount == 1 })
+            // Straight to the store, so nothing wakes the poll before the purge is done.
+            let deletion = try await store.commit(userId: user.id, libraryId: lib, deviceId: nil,
+                                                  operations: [.delete(try FerryPath("old.txt"), base: old.version)])
+            #expect(try await store.purgeAll(now: Date().addingTimeInterval(2 * Self.day)).removedPaths == 1)
+            server.services.notifier.notify(library: lib, head: deletion.head)
+            let answer = try await waited
+            #expect(answer.status == .gone && api.errorCode(answer) == "cursor_expired", "\(answer.status)")
         }
     }
 

@@ -25,7 +25,7 @@ public struct ServerServices: Sendable {
     let largeBodies: ConcurrencyGate
     public let notifier: ChangeNotifier
     /// The change-feed reads of long-polls woken together, one query for all of them.
-    let wokenReads = SharedReads<WokenRead, ChangesResponse>()
+    let wokenReads = SharedReads<WokenRead, FeedRead>()
     public let metrics: ServerMetrics
     /// Blocking work (KDF, file I/O) runs here, never on an event loop.
     public let threadPool: NIOThreadPool

@@ -182,20 +182,21 @@ struct FileRoutes {
         // A cursor past the head was read from a newer state of this library than the
         // server now has: it was restored from a backup. Waiting would silently skip every
         // change between the head and that cursor; the client has to start over instead.
-        guard since <= first.head else {
+        guard since <= first.page.head else {
             throw APIError(.conflict, "cursor_ahead",
-                           "the cursor \(since) is past this library's head \(first.head): the server was restored from an older backup; start over from 0")
+                           "the cursor \(since) is past this library's head \(first.page.head): the server was restored from an older backup; start over from 0")
         }
-        // Checked after each read: a purge that ran before it is seen (docs/architecture.md, "Retention").
-        try await services.checkCursorKept(since, library: library)
-        guard first.changes.isEmpty, wait > 0 else { return first }
-        let head = await services.notifier.wait(library: library.id, after: max(since, first.head), timeout: .seconds(wait))
+        // Checked on each read, with the mark that read saw: a purge that ran before it is
+        // seen (docs/architecture.md, "Retention").
+        try FileRoutes.checkCursorKept(since, first)
+        guard first.page.changes.isEmpty, wait > 0 else { return first.page }
+        let head = await services.notifier.wait(library: library.id, after: max(since, first.page.head), timeout: .seconds(wait))
         let store = services.store
         let woken = try await services.wokenReads.value(for: .init(library: library.id, since: since, limit: limit, head: head)) {
             try await store.changes(libraryId: library.id, since: since, limit: limit)
         }
-        try await services.checkCursorKept(since, library: library)
-        return woken
+        try FileRoutes.checkCursorKept(since, woken)
+        return woken.page
     }
 
     @Sendable func history(_ request: Request, context: FerryRequestContext) async throws -> HistoryResponse {

@@ -51,15 +51,15 @@ extension ServerServices {
         logger.info("retention set", metadata: ["library": "\(library.id)", "policy": "\(policy.summary)"])
         return retention
     }
+}
 
+extension FileRoutes {
     /// Refuses a change-feed cursor below the highest deletion retention removed: the
     /// device may have missed that delete and must compare the whole listing (410
     /// `cursor_expired`; `since=0` always works).
-    func checkCursorKept(_ since: Int64, library: LibraryInfo) async throws {
-        guard since > 0 else { return }
-        let purged = try await store.purgedThrough(libraryId: library.id)
-        guard since < purged else { return }
+    static func checkCursorKept(_ since: Int64, _ read: FeedRead) throws {
+        guard since > 0, since < read.purgedThrough else { return }
         throw APIError(.gone, "cursor_expired",
-                       "retention removed deletions up to version \(purged), past the cursor \(since); read the feed again from 0 and compare the whole listing")
+                       "retention removed deletions up to version \(read.purgedThrough), past the cursor \(since); read the feed again from 0 and compare the whole listing")
     }
 }

@@ -121,7 +121,9 @@ public protocol MetadataStore: ConflictStore, WebhookStore, TaskStore, DeleteCon
 
     // Files
     func commit(userId: Int64, libraryId: String, deviceId: String?, operations: [CommitOperation]) async throws -> CommitResponse
-    func changes(libraryId: String, since: Int64, limit: Int) async throws -> ChangesResponse
+    /// A page of the change feed after `since`, and the library's retention mark as the same
+    /// read saw it (after the rows: a purge the rows missed is never hidden from the 410 check).
+    func changes(libraryId: String, since: Int64, limit: Int) async throws -> FeedRead
     func current(libraryId: String, path: FerryPath) async throws -> FileVersion?
     func version(libraryId: String, path: FerryPath, seq: Int64) async throws -> FileVersion?
     func history(libraryId: String, path: FerryPath, before: Int64?, limit: Int) async throws -> HistoryResponse

@@ -4,20 +4,26 @@ import Foundation
 /// Retention per library (SPEC §10): the policy on the library row, and the purge that
 /// applies it in bounded transactions (`RetentionRules` decides; both backends delete
 /// exactly that). Nothing a purge removes is reported to webhooks or the change feed;
-/// `purgedThrough` lets the feed refuse a cursor that may have missed a removed deletion.
+/// `FeedRead.purgedThrough` lets the feed refuse a cursor that may have missed a removed deletion.
 public protocol RetentionStore: Sendable {
     /// The library's policy, if the library is `userId`'s.
     func retention(userId: Int64, libraryId: String) async throws -> LibraryRetention?
     /// Replaces the policy of `userId`'s library (checked by the caller with
     /// `RetentionPolicy.problem`); nil when there is no such library of theirs.
     func setRetention(userId: Int64, libraryId: String, policy: RetentionPolicy) async throws -> LibraryRetention?
-    /// The highest sequence number of a deletion retention removed from the library (0: none).
-    func purgedThrough(libraryId: String) async throws -> Int64
     /// Every library whose policy is not "keep everything".
     func librariesWithRetention() async throws -> [String]
     /// Applies the library's policy to at most `limit` paths after `after` (by path), in one
     /// write transaction, so a big library never holds the write lock for long.
     func purgeBatch(libraryId: String, after: String?, limit: Int, now: Date) async throws -> RetentionBatch
+}
+
+/// One read of a library's change feed (`MetadataStore.changes`): the page, and the highest
+/// sequence number of a deletion retention removed from the library (0: none), read with it
+/// so the feed's 410 check costs no query of its own (every woken long-poll shares the read).
+public struct FeedRead: Sendable, Equatable {
+    public var page: ChangesResponse
+    public var purgedThrough: Int64
 }
 
 extension RetentionStore {

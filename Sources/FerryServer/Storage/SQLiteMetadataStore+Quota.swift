@@ -56,20 +56,16 @@ extension SQLiteMetadataStore {
         return out
     }
 
-    /// `recordChunks`' check, before any blob is made visible: with a quota, the chunks
-    /// `userId` does not hold yet must fit. Without one nothing is read.
-    static func checkQuota(_ db: Database, userId: Int64, _ chunks: [ChunkRef]) throws {
-        guard let row = try Row.fetchOne(db, sql: "SELECT used_bytes, quota_bytes FROM user WHERE id = ?", arguments: [userId]) else {
+    /// `recordChunks`' charge for the bytes of the holds an upload added: the counter moves
+    /// and, with a quota, must stay within it, or the upload is refused (its transaction rolls
+    /// back). One statement, and none for an upload of chunks the user holds already.
+    static func charge(_ db: Database, userId: Int64, _ bytes: Int64) throws {
+        guard bytes > 0 else { return }
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "UPDATE user SET used_bytes = used_bytes + ? WHERE id = ? RETURNING used_bytes, quota_bytes"),
+                                         arguments: [bytes, userId]) else {
             throw MetadataError.notFound("user")
         }
-        guard let quota = row["quota_bytes"] as Int64? else { return }
-        var held = DirectStatement(try db.cachedStatement(sql: "SELECT 1 FROM user_chunk WHERE sha256 = ? AND user_id = ?"))
-        var seen = Set<ContentHash>()
-        var adding: Int64 = 0
-        for c in chunks where seen.insert(c.sha256).inserted {
-            if try held.int64(c.sha256, userId) == nil { adding += c.size }
-        }
-        try QuotaRules.check(quota: quota, used: row["used_bytes"], adding: adding)
+        try QuotaRules.check(quota: row["quota_bytes"], used: row["used_bytes"] - bytes, adding: bytes)
     }
 
     /// Moves a user's counter by `bytes` (negative when holds are released).

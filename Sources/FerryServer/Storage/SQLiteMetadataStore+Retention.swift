@@ -28,12 +28,6 @@ extension SQLiteMetadataStore {
         StoreRules.retentionPolicy(keepVersions: row["keep_versions"], keepDays: row["keep_days"], trashDays: row["trash_days"])
     }
 
-    public func purgedThrough(libraryId: String) async throws -> Int64 {
-        try await pool.read { db in
-            try Int64.fetchOne(db, sql: "SELECT purged_through FROM library WHERE id = ?", arguments: [libraryId]) ?? 0
-        }
-    }
-
     public func librariesWithRetention() async throws -> [String] {
         try await pool.read { db in
             try String.fetchAll(db, sql: """

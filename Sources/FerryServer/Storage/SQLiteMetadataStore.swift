@@ -257,8 +257,8 @@ public final class SQLiteMetadataStore: MetadataStore {
         let now = String.fromDatabaseValue(Date().databaseValue)!
         return try await pool.write { db in
             if let epoch { try Self.checkBlobFence(db, chunks.map(\.sha256), placedSince: epoch) }
-            try Self.checkQuota(db, userId: userId, chunks)
-            let isNew = try makeVisible()
+            // The rows go first (no one sees them before the commit): the holds they add are
+            // what the quota is charged, before any blob is made visible.
             var chunk = DirectStatement(try db.cachedStatement(sql: """
                 INSERT INTO chunk (sha256, size, created_at, touched_at) VALUES (?, ?, ?, ?)
                 ON CONFLICT (sha256) DO UPDATE SET touched_at = excluded.touched_at
@@ -270,8 +270,8 @@ public final class SQLiteMetadataStore: MetadataStore {
                 try owner.run(userId, c.sha256)
                 if db.changesCount > 0 { added += c.size }
             }
-            try Self.addUsage(db, userId: userId, added)
-            return isNew
+            try Self.charge(db, userId: userId, added)
+            return try makeVisible()
         }
     }
 
@@ -293,16 +293,18 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
-    public func changes(libraryId: String, since: Int64, limit: Int) async throws -> ChangesResponse {
+    public func changes(libraryId: String, since: Int64, limit: Int) async throws -> FeedRead {
         try await pool.read { db in
-            let head = try Int64.fetchOne(db, sql: "SELECT head FROM library WHERE id = ?", arguments: [libraryId]) ?? 0
+            // One snapshot: the mark is as current as the rows.
+            let library = try Row.fetchOne(db, sql: "SELECT head, purged_through FROM library WHERE id = ?", arguments: [libraryId])
             let rows = try Row.fetchAll(db, sql: """
                 SELECT v.* FROM entry e JOIN version v ON v.library_id = e.library_id AND v.seq = e.seq
                 WHERE e.library_id = ? AND e.seq > ? ORDER BY e.seq LIMIT ?
                 """, arguments: [libraryId, since, limit + 1])
             let hasMore = rows.count > limit
             let changes = try rows.prefix(limit).map(VersionRow.decode)
-            return ChangesResponse(changes: changes, cursor: changes.last?.version ?? since, hasMore: hasMore, head: head)
+            let page = ChangesResponse(changes: changes, cursor: changes.last?.version ?? since, hasMore: hasMore, head: library?["head"] ?? 0)
+            return FeedRead(page: page, purgedThrough: library?["purged_through"] ?? 0)
         }
     }
 

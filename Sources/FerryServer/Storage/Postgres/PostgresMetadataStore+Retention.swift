@@ -31,12 +31,6 @@ extension PostgresMetadataStore {
         StoreRules.retentionPolicy(keepVersions: try row.get("keep_versions"), keepDays: try row.get("keep_days"), trashDays: try row.get("trash_days"))
     }
 
-    public func purgedThrough(libraryId: String) async throws -> Int64 {
-        try await read { connection in
-            try await PostgresDatabase.scalar(connection, "SELECT purged_through FROM library WHERE id = \(libraryId)", as: Int64.self, logger: logger) ?? 0
-        }
-    }
-
     public func librariesWithRetention() async throws -> [String] {
         try await read { connection in
             try await PostgresDatabase.column(connection, """

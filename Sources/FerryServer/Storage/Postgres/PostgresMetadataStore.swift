@@ -381,7 +381,7 @@ public final class PostgresMetadataStore: MetadataStore {
         }
     }
 
-    public func changes(libraryId: String, since: Int64, limit: Int) async throws -> ChangesResponse {
+    public func changes(libraryId: String, since: Int64, limit: Int) async throws -> FeedRead {
         try await read { connection in
             let head = try await PostgresDatabase.scalar(connection, "SELECT head FROM library WHERE id = \(libraryId)", as: Int64.self, logger: logger) ?? 0
             let rows = try await PostgresDatabase.rows(connection, """
@@ -389,7 +389,12 @@ public final class PostgresMetadataStore: MetadataStore {
                 WHERE e.library_id = \(libraryId) AND e.seq > \(since) ORDER BY e.seq LIMIT \(Int64(limit) + 1)
                 """, logger: logger)
             let changes = try rows.prefix(limit).map(PostgresRows.version)
-            return ChangesResponse(changes: changes, cursor: changes.last?.version ?? since, hasMore: rows.count > limit, head: head)
+            // Read after the rows (each statement sees its own snapshot): a purge that removed
+            // a deletion the rows no longer show has raised the mark by now.
+            let purged = try await PostgresDatabase.scalar(connection, "SELECT purged_through FROM library WHERE id = \(libraryId)",
+                                                           as: Int64.self, logger: logger) ?? 0
+            return FeedRead(page: ChangesResponse(changes: changes, cursor: changes.last?.version ?? since, hasMore: rows.count > limit, head: head),
+                            purgedThrough: purged)
         }
     }
 
