@@ -370,9 +370,14 @@ public final class FolderSync: Sendable {
     /// One pass: pull, scan, plan, apply. Errors that concern single paths are reported in
     /// `problems`; errors that stop the whole folder are thrown.
     public func pass(allowMassDelete: Bool = false) async throws -> PassReport {
+        try await pass(allowMassDelete: allowMassDelete, readOnly: try await readOnlyNow())
+    }
+
+    /// A pass that keeps local changes local when `readOnly` (`readOnlyNow`, asked once per
+    /// run of passes, not per pass).
+    func pass(allowMassDelete: Bool, readOnly: Bool) async throws -> PassReport {
         progress.beginPass()
         defer { progress.endPass() }
-        let readOnly = try await readOnlyNow()
         try await pullChanges()
         var inputs = try await gatherInputs(uploadEarly: !readOnly)
         inputs.index = try refreshTouched(inputs)
@@ -433,6 +438,7 @@ public final class FolderSync: Sendable {
     /// without changing anything: the feed is read but not stored, nothing is uploaded,
     /// downloaded, deleted or journaled.
     public func dryRun(allowMassDelete: Bool = false) async throws -> Plan {
+        let readOnly = try await readOnlyNow()  // first, as in a pass: a library no longer shared is said so
         var newer: [FileVersion] = []
         var since = try index.cursor(folder: root)
         while true {
@@ -448,7 +454,7 @@ public final class FolderSync: Sendable {
             .decide(index: inputs.index, local: inputs.local, remote: inputs.remote, policy: policy).plan
         plan.held.merge(inputs.problems) { a, _ in a }
         plan.leavingSelection = inputs.leaving.map(\.path)
-        if try await readOnlyNow() {
+        if readOnly {
             let (taken, localOnly) = ReadOnlyPlan.split(plan.actions)
             plan.actions = taken
             plan.held.merge(localOnly) { a, _ in a }
@@ -520,15 +526,18 @@ public final class FolderSync: Sendable {
     }
 
     func settle(limit: Int, allowMassDelete: Bool) async throws -> PassReport {
+        // A role the owner changes meanwhile is taken up by the next run; until then the
+        // server itself refuses what a read member sends.
+        let readOnly = try await readOnlyNow()
         var total = PassReport()
         for _ in 0..<limit {
-            let report = try await pass(allowMassDelete: allowMassDelete)
+            let report = try await pass(allowMassDelete: allowMassDelete, readOnly: readOnly)
             total.merge(report)
             total.problems = report.problems
             if report.planned == 0 { return total }
             if report.finishedEverything, !(try await pullChanges()) { return total }
         }
-        let last = try await pass(allowMassDelete: allowMassDelete)
+        let last = try await pass(allowMassDelete: allowMassDelete, readOnly: readOnly)
         total.merge(last)
         total.problems = last.problems
         return total
