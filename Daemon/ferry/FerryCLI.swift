@@ -233,8 +233,7 @@ struct Folder: AsyncParsableCommand {
             let name = library ?? (path as NSString).lastPathComponent
             let info = try await options.withAPI(config) { try await $0.library(named: name) }
             try FileManager.default.createDirectory(atPath: path + "/" + LocalScanner.markerName, withIntermediateDirectories: true)
-            var folder = FolderConfig(path: path, libraryId: info.id, libraryName: info.displayName)
-            folder.sharedRole = info.role == .owner ? nil : info.role
+            var folder = FolderConfig(path: path, library: info)
             folder.selection = try Folder.selection(only)
             config.folders.append(folder)
             try config.save(to: options.locations.configFile)

@@ -50,6 +50,12 @@ struct Cloud {
     /// What `ferry login` needs to trust this server: its fingerprint over HTTPS.
     var loginTrust: [String] { pin.map { ["--fingerprint", $0.fingerprint.description] } ?? [] }
 
+    /// How many `method` requests the server has answered, as its metrics count them.
+    func answered(_ method: String) -> Int {
+        services.metrics.render().split(separator: "\n").filter { $0.hasPrefix("ferry_http_requests_total{method=\"\(method)\"") }
+            .compactMap { Int($0.split(separator: " ").last ?? "") }.reduce(0, +)
+    }
+
     /// A user with a known password.
     func user(_ name: String) async throws -> (name: String, password: String) {
         let password = "pw-\(UUID().uuidString.prefix(8))"
@@ -145,7 +151,7 @@ final class Device: Sendable {
         let root = root ?? scratchDirectory("folder-\(name)")
         try FileManager.default.createDirectory(atPath: root + "/.ferry", withIntermediateDirectories: true)
         let state = stateDirectory ?? scratchDirectory("state-\(name)")
-        let folder = FolderConfig(path: root, libraryId: info.id, libraryName: info.name)
+        let folder = FolderConfig(path: root, library: info)
         var config = ClientConfig(serverURL: serverURL, username: user.name, deviceId: registered.device.id, deviceName: name,
                                   deviceToken: registered.token, folders: [folder])
         config.settleMilliseconds = 50

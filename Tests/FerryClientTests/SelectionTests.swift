@@ -117,4 +117,16 @@ struct SelectionTests {
         let bad = #"{"path": "/f", "library_id": "l", "library_name": "L", "only": ["../x"]}"#
         #expect(throws: DecodingError.self) { try JSONDecoder().decode(FolderConfig.self, from: Data(bad.utf8)) }
     }
+
+    /// `ferry folder add`: a library is named as its user names it, and marked as shared
+    /// (so each pass asks for the role) only when it is someone else's.
+    @Test func aFolderForALibraryIsNamedAndMarkedAsTheServerListsIt() {
+        let now = Date()
+        let own = FolderConfig(path: "/f", library: LibraryInfo(id: "l1", name: "work", head: 0, createdAt: now, role: .owner, owner: "ria"))
+        #expect(own.libraryId == "l1" && own.libraryName == "work" && own.sharedRole == nil)
+        let older = FolderConfig(path: "/f", library: LibraryInfo(id: "l2", name: "work", head: 0, createdAt: now))
+        #expect(older.libraryName == "work" && older.sharedRole == nil)
+        let shared = FolderConfig(path: "/f", library: LibraryInfo(id: "l3", name: "team", head: 0, createdAt: now, role: .read, owner: "alice"))
+        #expect(shared.libraryId == "l3" && shared.libraryName == "alice/team" && shared.sharedRole == .read)
+    }
 }

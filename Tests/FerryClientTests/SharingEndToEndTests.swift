@@ -75,6 +75,8 @@ struct SharingEndToEndTests {
             #expect(unshared.status == 0, "\(unshared.err)")
             let refused = try await bobLaptop.ferry("sync")
             #expect(refused.status == 1 && refused.err.contains("no longer shared with you") && refused.err.contains("kept"), "\(refused.err)")
+            let dryRefused = try await bobLaptop.ferry("sync", "--dry-run")
+            #expect(dryRefused.status == 1 && dryRefused.err.contains("no longer shared with you"), "\(dryRefused.err)")
             #expect(Device.tree(at: laptopFolder) == expected)
             #expect(try await bobLaptop.ferry("library", "list").out.contains("No libraries."))
         }
@@ -143,6 +145,36 @@ struct SharingEndToEndTests {
             #expect(Set(server.keys) == ["notes.txt", "plan.txt", "old.txt"])
             let history = try await aliceHome.ferry("history", aliceFolder + "/plan.txt", "--json")
             #expect(try JSONCoding.decoder.decode([FileVersion].self, from: Data(history.out.utf8)).count == 1)
+        }
+    }
+
+    /// A run of passes asks the server for a shared library's role once, however many
+    /// passes it takes; a folder of the user's own library never asks.
+    @Test func aRunOfPassesAsksForASharedLibrarysRoleOnce() async throws {
+        try await Cloud.with { cloud in
+            let alice = try await cloud.user("alice")
+            let bob = try await cloud.user("bob")
+            let desk = try await Device.make(cloud, user: alice, name: "desk", library: "team")
+            defer { Task { await desk.close() } }
+            _ = try await desk.api.shareLibrary(desk.config.folders[0].libraryId, with: bob.name, role: .write)
+            let member = try await Device.make(cloud, user: bob, name: "bob", library: "alice/team")
+            defer { Task { await member.close() } }
+            #expect(member.config.folders[0].sharedRole == .write && desk.config.folders[0].sharedRole == nil)
+            // The same work on each side: one new file, uploaded by a pass; the feed then
+            // holds that upload, so a second pass runs and finds nothing to do.
+            func reads(_ device: Device, uploading path: String) async throws -> (gets: Int, passes: Int) {
+                try await desk.sync()
+                try await member.sync()
+                try device.write(path, path)
+                let before = cloud.answered("GET")
+                let report = try await device.sync()
+                #expect(report.uploadedFiles == 1)
+                return (cloud.answered("GET") - before, report.passes)
+            }
+            let own = try await reads(desk, uploading: "desk.txt")
+            let shared = try await reads(member, uploading: "bob.txt")
+            #expect(own.passes == 2 && shared.passes == 2)
+            #expect(shared.gets == own.gets + 1, "own library: \(own.gets) GETs, shared: \(shared.gets)")
         }
     }
 

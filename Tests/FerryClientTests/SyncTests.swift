@@ -574,8 +574,7 @@ struct SyncTests {
             let older = ServerAPI(serverURL: cloud.url + "/before-protocol", token: a.api.token, client: a.api.client)
             #expect(try await older.limits() == ServerLimits.legacy)
             // The answer is kept for the API's lifetime, then asked again.
-            func asked() -> Int { cloud.services.metrics.render().split(separator: "\n").filter { $0.hasPrefix("ferry_http_requests_total{method=\"GET\"") }
-                .compactMap { Int($0.split(separator: " ").last ?? "") }.reduce(0, +) }
+            func asked() -> Int { cloud.answered("GET") }
             let before = asked()
             _ = try await a.api.limits()
             #expect(asked() == before)

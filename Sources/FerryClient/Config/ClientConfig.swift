@@ -27,6 +27,13 @@ public struct FolderConfig: Codable, Sendable, Hashable {
         self.libraryName = libraryName
     }
 
+    /// A folder for `library` as the server lists it to this user: named as they name it
+    /// (`OWNER/NAME` when shared with them), and with `sharedRole` set unless it is their own.
+    public init(path: String, library: LibraryInfo) {
+        self.init(path: path, libraryId: library.id, libraryName: library.displayName)
+        sharedRole = library.role == .owner ? nil : library.role
+    }
+
     /// What this folder syncs of its library; setting the whole library clears `only`.
     public var selection: Selection {
         get { only ?? .everything }

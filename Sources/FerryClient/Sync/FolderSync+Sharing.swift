@@ -3,10 +3,11 @@ import Foundation
 
 /// Folders of libraries other users share with this one (SPEC §10).
 extension FolderSync {
-    /// Whether this pass must keep local changes local: the library is shared with this
-    /// user to read only. Asked of the server each pass for a shared library, since its
-    /// owner may change the role; a library no longer shared stops the folder with a
-    /// sentence saying so, and nothing here is touched.
+    /// Whether passes must keep local changes local: the library is shared with this user
+    /// to read only. Free for the user's own library; for a shared one the server is asked
+    /// once per run of passes (`settle`), dry run or revert, since its owner may change the
+    /// role. A library no longer shared stops the folder with a sentence saying so, and
+    /// nothing here is touched.
     func readOnlyNow() async throws -> Bool {
         guard folder.sharedRole != nil else { return false }
         guard let library = try await api.libraries().first(where: { $0.id == folder.libraryId }) else {

@@ -125,54 +125,46 @@ public final class FolderSync: Sendable {
     /// Returns whether anything new arrived.
     @discardableResult
     public func pullChanges(wait: Int = 0) async throws -> Bool {
-        var since = try index.cursor(folder: root)
         var any = false
-        var first = true
-        while true {
-            let page: ChangesResponse
-            do {
-                page = try await api.changes(library: folder.libraryId, since: since, limit: 1000, wait: first ? wait : 0)
-            } catch let refusal as APIFailure where refusal.code == "cursor_expired" {
-                // Retention removed deletions this device has not seen: compare the whole listing.
-                try await rereadWholeFeed()
-                return true
-            } catch let refusal as APIFailure where refusal.code == "cursor_ahead" {
-                // The server forgot changes this device saw. Guessing which side is right
-                // could overwrite or delete; stop and say how to compare by content instead.
-                throw ClientError.folderUnavailable(
-                    "the server's copy of library '\(folder.libraryName)' is older than this folder's record of it (it was probably "
-                        + "restored from a backup); nothing was changed here. To sync again, run 'ferry folder remove \(root)' and "
-                        + "'ferry folder add \(root) --library \(folder.libraryName)': files are then compared by content, and any that differ "
-                        + "are kept as conflict copies")
-            }
-            first = false
-            var update = IndexUpdate()
-            update.remote = page.changes
-            update.cursor = page.cursor
-            try index.apply(folder: root, update)
-            any = any || !page.changes.isEmpty
-            since = page.cursor
-            if !page.hasMore { return any }
+        do {
+            try await readFeed(since: try index.cursor(folder: root), wait: wait, storingCursor: true) { any = any || !$0.changes.isEmpty }
+            return any
+        } catch let refusal as APIFailure where refusal.code == "cursor_expired" {
+            // Retention removed deletions this device has not seen: compare the whole listing.
+            // What it lacks is gone from the server (`LocalIndex.dropMissingRemote`); the
+            // cursor moves only then, to the head the last page was read at.
+            var listed = Set<String>()
+            let last = try await readFeed(since: 0, storingCursor: false) { listed.formUnion($0.changes.lazy.map(\.path.string)) }
+            try index.dropMissingRemote(folder: root, listed: listed, cursor: max(last.cursor, last.head))
+            return true
+        } catch let refusal as APIFailure where refusal.code == "cursor_ahead" {
+            // The server forgot changes this device saw. Guessing which side is right
+            // could overwrite or delete; stop and say how to compare by content instead.
+            throw ClientError.folderUnavailable(
+                "the server's copy of library '\(folder.libraryName)' is older than this folder's record of it (it was probably "
+                    + "restored from a backup); nothing was changed here. To sync again, run 'ferry folder remove \(root)' and "
+                    + "'ferry folder add \(root) --library \(folder.libraryName)': files are then compared by content, and any that differ "
+                    + "are kept as conflict copies")
         }
     }
 
-    /// Reads the feed from 0 into the mirror; what the whole listing lacks is gone from the
-    /// server (`LocalIndex.dropMissingRemote`). The cursor ends at the head the last page
-    /// was read at: every change up to it is in the listing.
-    func rereadWholeFeed() async throws {
-        var since: Int64 = 0
-        var listed = Set<String>()
+    /// Reads the feed's pages from `since` to the head into the mirror, each seen by `page`
+    /// once stored; only the first waits up to `wait` seconds for a change. With
+    /// `storingCursor`, each page's cursor is stored with its changes. Returns the last page.
+    @discardableResult
+    func readFeed(since start: Int64, wait: Int = 0, storingCursor: Bool, _ page: (ChangesResponse) -> Void) async throws -> ChangesResponse {
+        var since = start
+        var wait = wait
         while true {
-            let page = try await api.changes(library: folder.libraryId, since: since, limit: 1000)
+            let read = try await api.changes(library: folder.libraryId, since: since, limit: 1000, wait: wait)
+            wait = 0
             var update = IndexUpdate()
-            update.remote = page.changes
+            update.remote = read.changes
+            if storingCursor { update.cursor = read.cursor }
             try index.apply(folder: root, update)
-            listed.formUnion(page.changes.lazy.map(\.path.string))
-            since = page.cursor
-            if !page.hasMore {
-                try index.dropMissingRemote(folder: root, listed: listed, cursor: max(page.cursor, page.head))
-                return
-            }
+            page(read)
+            since = read.cursor
+            if !read.hasMore { return read }
         }
     }
 
@@ -378,9 +370,14 @@ public final class FolderSync: Sendable {
     /// One pass: pull, scan, plan, apply. Errors that concern single paths are reported in
     /// `problems`; errors that stop the whole folder are thrown.
     public func pass(allowMassDelete: Bool = false) async throws -> PassReport {
+        try await pass(allowMassDelete: allowMassDelete, readOnly: try await readOnlyNow())
+    }
+
+    /// A pass that keeps local changes local when `readOnly` (`readOnlyNow`, asked once per
+    /// run of passes, not per pass).
+    func pass(allowMassDelete: Bool, readOnly: Bool) async throws -> PassReport {
         progress.beginPass()
         defer { progress.endPass() }
-        let readOnly = try await readOnlyNow()
         try await pullChanges()
         var inputs = try await gatherInputs(uploadEarly: !readOnly)
         inputs.index = try refreshTouched(inputs)
@@ -441,6 +438,7 @@ public final class FolderSync: Sendable {
     /// without changing anything: the feed is read but not stored, nothing is uploaded,
     /// downloaded, deleted or journaled.
     public func dryRun(allowMassDelete: Bool = false) async throws -> Plan {
+        let readOnly = try await readOnlyNow()  // first, as in a pass: a library no longer shared is said so
         var newer: [FileVersion] = []
         var since = try index.cursor(folder: root)
         while true {
@@ -456,7 +454,7 @@ public final class FolderSync: Sendable {
             .decide(index: inputs.index, local: inputs.local, remote: inputs.remote, policy: policy).plan
         plan.held.merge(inputs.problems) { a, _ in a }
         plan.leavingSelection = inputs.leaving.map(\.path)
-        if try await readOnlyNow() {
+        if readOnly {
             let (taken, localOnly) = ReadOnlyPlan.split(plan.actions)
             plan.actions = taken
             plan.held.merge(localOnly) { a, _ in a }
@@ -528,15 +526,18 @@ public final class FolderSync: Sendable {
     }
 
     func settle(limit: Int, allowMassDelete: Bool) async throws -> PassReport {
+        // A role the owner changes meanwhile is taken up by the next run; until then the
+        // server itself refuses what a read member sends.
+        let readOnly = try await readOnlyNow()
         var total = PassReport()
         for _ in 0..<limit {
-            let report = try await pass(allowMassDelete: allowMassDelete)
+            let report = try await pass(allowMassDelete: allowMassDelete, readOnly: readOnly)
             total.merge(report)
             total.problems = report.problems
             if report.planned == 0 { return total }
             if report.finishedEverything, !(try await pullChanges()) { return total }
         }
-        let last = try await pass(allowMassDelete: allowMassDelete)
+        let last = try await pass(allowMassDelete: allowMassDelete, readOnly: readOnly)
         total.merge(last)
         total.problems = last.problems
         return total
