@@ -154,6 +154,7 @@ let package = Package(
             dependencies: [
                 "FerryClient",
                 "FerryCore",
+                "FerryHarness",
                 "FerryServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -167,10 +168,19 @@ let package = Package(
             path: "Bench",
             swiftSettings: strict
         ),
-        // Shared by the server and client test targets: which metadata backends tests run on.
+        // Shared by ferry-bench and the test targets, without swift-testing: loopback sockets
+        // and seeded randomness.
+        .target(
+            name: "FerryHarness",
+            dependencies: ["FerryCore"],
+            path: "Tests/FerryHarness",
+            swiftSettings: strict
+        ),
+        // Shared by the server and client test targets: which metadata backends tests run on
+        // (and FerryHarness, re-exported).
         .target(
             name: "FerryTestSupport",
-            dependencies: ["FerryServer", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["FerryHarness", "FerryServer", .product(name: "Logging", package: "swift-log")],
             path: "Tests/FerryTestSupport",
             swiftSettings: strict
         ),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FerryCore
+import FerryHarness
 import Foundation
 import Synchronization
 
@@ -59,11 +60,11 @@ struct LeakBenchmark: AsyncParsableCommand {
                 }
                 for client in 0..<clientCount {
                     group.addTask {
-                        var rng = SplitMix(seed: UInt64(client) &* 7919)
+                        var rng = SeededRandom(seed: UInt64(client) &* 7919)
                         let mix: [LoadBenchmark.Operation] = [.upload, .download, .download, .changes, .history, .delete]
                         var n = 0
                         while ContinuousClock.now < deadline {
-                            let op = mix[Int(rng.next() % UInt64(mix.count))]
+                            let op = mix[rng.below(mix.count)]
                             let outcome = await LoadBenchmark.perform(op, path: "leak/c\(client)/f\(n).bin", seed: rng.next(), server: server,
                                                                       stored: stored, rng: &rng)
                             outcomes.record(outcome.ok)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FerryCore
+import FerryHarness
 import Foundation
 import NIOHTTP1
 import Synchronization
@@ -27,9 +28,9 @@ struct LoadBenchmark: AsyncParsableCommand {
     final class Stored: Sendable {
         let paths = Mutex<[String]>([])
         func add(_ path: String) { paths.withLock { $0.append(path) } }
-        func random(using rng: inout SplitMix) -> String? { paths.withLock { $0.isEmpty ? nil : $0[Int(rng.next() % UInt64($0.count))] } }
-        func take(using rng: inout SplitMix) -> String? {
-            paths.withLock { $0.isEmpty ? nil : $0.remove(at: Int(rng.next() % UInt64($0.count))) }
+        func random(using rng: inout SeededRandom) -> String? { paths.withLock { $0.isEmpty ? nil : $0[rng.below($0.count)] } }
+        func take(using rng: inout SeededRandom) -> String? {
+            paths.withLock { $0.isEmpty ? nil : $0.remove(at: rng.below($0.count)) }
         }
     }
 
@@ -114,10 +115,10 @@ struct LoadBenchmark: AsyncParsableCommand {
             outcomes = await withTaskGroup(of: [Outcome].self) { group in
                 for client in 0..<phase.clients {
                     group.addTask {
-                        var rng = SplitMix(seed: UInt64(index * 10_000 + client))
+                        var rng = SeededRandom(seed: UInt64(index * 10_000 + client))
                         var mine: [Outcome] = []
                         for n in 0..<phase.ops {
-                            let op = phase.mix[Int(rng.next() % UInt64(phase.mix.count))]
+                            let op = phase.mix[rng.below(phase.mix.count)]
                             let path = "load/p\(index)/c\(client)/f\(n).bin"
                             mine.append(await Self.perform(op, path: path, seed: rng.next(), server: server, stored: stored, rng: &rng))
                         }
@@ -132,7 +133,7 @@ struct LoadBenchmark: AsyncParsableCommand {
         return PhaseResult(outcomes: outcomes, wall: wall)
     }
 
-    static func perform(_ op: Operation, path: String, seed: UInt64, server: BenchServer, stored: Stored, rng: inout SplitMix) async -> Outcome {
+    static func perform(_ op: Operation, path: String, seed: UInt64, server: BenchServer, stored: Stored, rng: inout SeededRandom) async -> Outcome {
         let started = ContinuousClock.now
         var bytes = 0
         var ok = true
@@ -168,18 +169,5 @@ struct LoadBenchmark: AsyncParsableCommand {
         }
         let d = ContinuousClock.now - started
         return Outcome(seconds: d.timeInterval, bytes: bytes, ok: ok, failure: failure)
-    }
-}
-
-/// A small seeded generator, so a run's operation mix is reproducible.
-struct SplitMix: Sendable {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

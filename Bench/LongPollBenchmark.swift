@@ -1,6 +1,7 @@
 import ArgumentParser
 import AsyncHTTPClient
 import FerryCore
+import FerryHarness
 import FerryServer
 import Foundation
 import NIOCore

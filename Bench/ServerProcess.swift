@@ -1,5 +1,6 @@
 import FerryClient
 import FerryCore
+import FerryHarness
 import FerryServer
 import Foundation
 import NIOPosix

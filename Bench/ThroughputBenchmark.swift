@@ -2,6 +2,7 @@ import ArgumentParser
 import AsyncHTTPClient
 import FerryClient
 import FerryCore
+import FerryHarness
 import Foundation
 import NIOCore
 import NIOHTTP1

@@ -242,7 +242,7 @@ func eventually(timeout: Duration = .seconds(20), _ condition: () async throws -
 
 /// Random bytes from a seeded generator, so tests are reproducible.
 func seededBytes(_ count: Int, seed: UInt64) -> Data {
-    var rng = SeededRandom(state: seed)
+    var rng = SeededRandom(seed: seed)
     var data = Data(count: count)
     data.withUnsafeMutableBytes { raw in
         let words = raw.bindMemory(to: UInt64.self)

@@ -73,7 +73,7 @@ struct ConvergenceTests {
             let devices = [try await Device.make(cloud, user: user, name: "x"), try await Device.make(cloud, user: user, name: "y"),
                            try await Device.make(cloud, user: user, name: "z")]
             defer { Task { for d in devices { await d.close() } } }
-            var rng = SeededRandom(state: seed)
+            var rng = SeededRandom(seed: seed)
             var log: [String] = []
             // Every content a device held when it synced, and every path ever seen.
             var held: Set<String> = []

@@ -42,7 +42,7 @@ final class FaultProxy: @unchecked Sendable {
         self.mode = mode
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         do {
-            port = try bindLoopback(fd)
+            port = try Loopback.bind(fd)
             guard listen(fd, 64) == 0 else { throw SystemCallError("proxy listen", errno: errno) }
         } catch {
             close(fd)
@@ -103,7 +103,7 @@ final class FaultProxy: @unchecked Sendable {
             let client = accept(listener, nil, nil)
             guard client >= 0 else { continue }
             let upstream = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            let connected = connectLoopback(upstream, port: upstreamPort)
+            let connected = Loopback.connect(upstream, port: upstreamPort)
             guard connected, register([client, upstream]) else {
                 Self.reset(client)
                 close(upstream)

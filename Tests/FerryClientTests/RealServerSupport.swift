@@ -58,7 +58,7 @@ func freeLoopbackPort() throws -> Int {
         }
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
-        if (try? bindLoopback(fd, port: port)) != nil { return port }
+        if (try? Loopback.bind(fd, port: port)) != nil { return port }
     }
     throw SystemCallError("bind", errno: EADDRINUSE)
 }

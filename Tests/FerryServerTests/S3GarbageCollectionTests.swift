@@ -189,6 +189,30 @@ struct S3GarbageCollectionTests {
         #expect(try await Maintenance.collectGarbage(store: store, blobs: blobs, grace: 3600).objectsDeleted == 1)
     }
 
+    /// On PostgreSQL the run lock belongs to a session: a run whose session ended (a dropped
+    /// connection, a restarted server) may no longer hold it, so its check before each delete
+    /// fails; the lock is free again for the next run, which deletes what was left.
+    @Test(.enabled(if: Backend.adminURL != nil)) func aRunThatLostItsPostgresSessionDeletesNothingMore() async throws {
+        let server = try await Backend.$current.withValue(.postgres) { try await Self.server() }
+        defer { server.removeData() }
+        let store = server.services.store, blobs = server.services.blobs
+        let orphan = Array("left by a run that lost its session".utf8)
+        _ = try await Self.place(orphan, in: blobs)
+        let key = PostgresMetadataStore.gcRunLock
+        try await store.withGarbageCollectionRun { confirm in
+            try await confirm()
+            // Ends the session holding the lock, and waits (up to 10 s) until it has ended.
+            try await server.executeRaw("""
+                SELECT pg_terminate_backend(pid, 10000) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
+                  AND classid = \(key >> 32) AND objid = \(key & 0xFFFF_FFFF) AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                """, [])
+            await #expect(throws: (any Error).self) { try await confirm() }
+        }
+        #expect(try await blobs.exists(ContentHash.of(orphan)))
+        #expect(try await Maintenance.collectGarbage(store: store, blobs: blobs, grace: 3600).objectsDeleted == 1)
+        #expect(try await !blobs.exists(ContentHash.of(orphan)))
+    }
+
     /// A gc cancelled while it deletes (the admin command interrupted, a server stopping)
     /// gives the run lock up and leaves its trash to the next run, which finishes it.
     @Test(.eachBackend) func aCancelledGcFreesItsLockAndTheNextFinishesItsTrash() async throws {

@@ -18,7 +18,7 @@ final class RawConnection: @unchecked Sendable {
 
     init(port: Int) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard connectLoopback(fd, port: port) else {
+        guard Loopback.connect(fd, port: port) else {
             let code = errno  // before close() can change it
             close(fd)
             throw SystemCallError("connect", errno: code)
@@ -184,7 +184,7 @@ struct SlowClientTests {
     @Test func theServerSideCountSeesAnOpenConnection() throws {
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(listener) }
-        let port = try bindLoopback(listener)
+        let port = try Loopback.bind(listener)
         try #require(listen(listener, 4) == 0)
         #expect(Self.serverSideConnections(port: port) == 0)
         var client: RawConnection? = try RawConnection(port: port)

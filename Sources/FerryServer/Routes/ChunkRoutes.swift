@@ -61,21 +61,10 @@ struct ChunkRoutes {
         }
         guard !frames.isEmpty else { throw APIError.badRequest("the batch holds no chunks", code: "invalid_batch") }
         let items = frames.map { (hash: $0.hash, bytes: body.getSlice(at: body.readerIndex + $0.range.lowerBound, length: $0.range.count)!) }
-        let blobs = services.blobs
         let epoch = try await services.blobEpoch()
-        let (staged, mismatched) = try await blobs.stageBatch(items)
-        let refs = staged.map { ChunkRef(sha256: $0.hash, size: $0.size) }
-        if !staged.isEmpty {
-            do {
-                _ = try await services.store.recordChunks(userId: user.userId, refs, placedSince: epoch) { try blobs.publishBatch(staged) }
-                services.metrics.chunkUploads.increment(by: staged.count)
-                services.metrics.chunkBytesReceived.increment(by: Int(staged.reduce(0) { $0 + $1.size }))
-            } catch {
-                for blob in staged { blobs.discard(blob) }
-                throw error
-            }
-        }
-        return EditedResponse(status: .ok, response: ChunkBatchResponse(stored: refs, rejected: mismatched))
+        let (staged, mismatched) = try await services.blobs.stageBatch(items)
+        if !staged.isEmpty { try await Self.record(staged, for: user.userId, placedSince: epoch, services: services) }
+        return EditedResponse(status: .ok, response: ChunkBatchResponse(stored: staged.map { ChunkRef(sha256: $0.hash, size: $0.size) }, rejected: mismatched))
     }
 
     @Sendable func download(_ request: Request, context: FerryRequestContext) async throws -> Response {

@@ -1,9 +1,8 @@
-/// SplitMix64: a small seeded generator, so a test's random choices replay exactly (a
-/// failing case names its seed).
-public struct SeededRandom: RandomNumberGenerator {
-    public var state: UInt64
+/// SplitMix64: a small seeded generator, so a test's random choices (or a benchmark's
+/// operation mix) replay exactly; a failing case names its seed.
+public struct SeededRandom: RandomNumberGenerator, Sendable {
+    private var state: UInt64
 
-    public init(state: UInt64) { self.state = state }
     public init(seed: UInt64) { self.state = seed }
 
     public mutating func next() -> UInt64 {
