@@ -84,7 +84,7 @@ extension PostgresMetadataStore {
             }
             let result: T
             do {
-                result = try await body({ try await connection.query("SELECT 1", logger: logger) })
+                result = try await body({ try await Self.confirmSession(connection, logger: logger) })
             } catch {
                 await Self.releaseRunLock(connection, logger: logger)
                 throw error
@@ -94,10 +94,19 @@ extension PostgresMetadataStore {
         }
     }
 
+    /// Proves the session holding the run lock is still there. A query sent on a connection
+    /// the server has already closed (the backend terminated, PostgreSQL restarted) never
+    /// answers in postgres-nio, so a closed connection is refused before asking.
+    static func confirmSession(_ connection: PostgresConnection, logger: Logger) async throws {
+        guard !connection.isClosed else { throw PostgresStoreError("gc lost its PostgreSQL session, and with it the run lock; it stops here") }
+        try await connection.query("SELECT 1", logger: logger)
+    }
+
     /// Gives the run lock up, whether the run ended well or not: a lock left on a pooled
     /// connection would refuse every later gc. A connection that cannot unlock is closed,
     /// which releases the lock too.
     static func releaseRunLock(_ connection: PostgresConnection, logger: Logger) async {
+        guard !connection.isClosed else { return }  // the session, and its lock, are gone already
         do { _ = try await connection.query("SELECT pg_advisory_unlock(\(Self.gcRunLock))", logger: logger) } catch { try? await connection.close() }
     }
 }
