@@ -62,6 +62,7 @@ struct CLIError: Error {
         case let e as APIFailure where e.isAuthentication: "the server refused the credentials (\(e.message)); run 'ferry login' again"
         case let e as APIFailure: e.message
         case let e as ClientError: e.description
+        case let e as any ClientAppError: e.description
         case let e as CertificatePinMismatch: e.description
         case let e as ServerUnreachable: "\(e.description); check that ferry-server is running there and try again"
         case let e as SystemCallError: e.description
