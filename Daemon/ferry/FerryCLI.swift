@@ -139,31 +139,11 @@ struct Login: AsyncParsableCommand {
         // Before any connection or lookup: plain HTTP to another machine would show the password.
         do { try address.checkPlainHTTP(allowed: insecureHTTP) } catch { throw CLIError(error.description) }
         let pin = address.isHTTPS ? try await confirmCertificate(address) : nil
-        let password: String
-        if passwordStdin {
-            password = readLine(strippingNewline: true) ?? ""
-        } else {
-            guard let p = getpass("Password for \(user): ") else { throw CLIError("could not read a password from the terminal; use --password-stdin") }
-            password = String(cString: p)
-        }
-        guard !password.isEmpty else { throw CLIError("the password is empty") }
-        let name = deviceName ?? ProcessInfo.processInfo.hostName
-        let device: RegisterDeviceResponse
-        do {
-            let enrolled = try await ServerAPI.enroll(serverURL: url, username: user, password: password, deviceName: name, pin: pin)
-            device = enrolled.device
-            await enrolled.api.close()
-        } catch let e as APIFailure {
-            throw CLIError(e.status == 401 ? "wrong user name or password" : e.message)
-        }
-        let locations = options.locations
-        var config = ClientConfig(serverURL: url, username: user, deviceId: device.device.id, deviceName: device.device.name, deviceToken: device.token)
-        config.certificatePin = pin
-        if let old = try? ClientConfig.load(from: locations.configFile), old.serverURL == url, old.username == user {
-            config.folders = old.folders
-        }
-        try config.save(to: locations.configFile)
-        print("Logged in as \(user); this device is '\(device.device.name)' (\(device.device.id)). Token stored in \(locations.configFile).")
+        let password = try readPassword(prompt: "Password for \(user): ", fromStdin: passwordStdin)
+        let configFile = options.locations.configFile
+        let config = try await LoginSetup.logIn(serverURL: url, username: user, password: password,
+                                                deviceName: deviceName ?? LoginSetup.defaultDeviceName, pin: pin, configFile: configFile)
+        print("Logged in as \(user); this device is '\(config.deviceName)' (\(config.deviceId)). Token stored in \(configFile).")
         if let pin { print("Pinned the server's certificate \(pin.fingerprint).") }
     }
 
@@ -181,8 +161,7 @@ struct Login: AsyncParsableCommand {
             Its SHA-256 fingerprint is \(presented).
             Compare it with what 'ferry-server tls fingerprint' prints on the server.
             """
-        if let old = try? ClientConfig.load(from: options.locations.configFile), old.serverURL == url,
-           let pinned = old.certificatePin?.fingerprint, pinned != presented {
+        if let pinned = LoginSetup.replacedPin(by: presented, serverURL: url, previous: try? ClientConfig.load(from: options.locations.configFile)) {
             notice += "\nIt replaces the certificate this device pinned before, \(pinned)."
         }
         // The terminal, not stdin: the password may come from stdin. Tests and scripts have none.
@@ -222,24 +201,13 @@ struct Folder: AsyncParsableCommand {
         func validate() throws { _ = try Folder.selection(only) }
 
         func run() async throws {
-            var config = try options.load()
-            let path = URL(fileURLWithPath: directory).standardizedFileURL.resolvingSymlinksInPath().path
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
-                throw CLIError("\(path) is not a directory")
+            let config = try options.load()
+            let path = FolderSetup.canonicalPath(directory)
+            let folder = try await FolderSetup.add(path, libraryName: library, selection: try Folder.selection(only), to: config,
+                                                   configFile: options.locations.configFile) { name in
+                try await options.withAPI(config) { try await $0.library(named: name) }
             }
-            if let clash = config.folders.first(where: { path == $0.path || path.hasPrefix($0.path + "/") || $0.path.hasPrefix(path + "/") }) {
-                throw CLIError("\(path) overlaps \(clash.path), which is already synced; folders cannot nest")
-            }
-            let name = library ?? (path as NSString).lastPathComponent
-            let info = try await options.withAPI(config) { try await $0.library(named: name) }
-            try FileManager.default.createDirectory(atPath: path + "/" + LocalScanner.markerName, withIntermediateDirectories: true)
-            var folder = FolderConfig(path: path, libraryId: info.id, libraryName: info.displayName)
-            folder.sharedRole = info.role == .owner ? nil : info.role
-            folder.selection = try Folder.selection(only)
-            config.folders.append(folder)
-            try config.save(to: options.locations.configFile)
-            let what = folder.selection.isEverything ? "library '\(info.displayName)'" : "\(folder.selection) of library '\(info.displayName)'"
+            let what = folder.selection.isEverything ? "library '\(folder.libraryName)'" : "\(folder.selection) of library '\(folder.libraryName)'"
             switch DaemonControl.reload(socketPath: options.locations.socketPath) {
             case .reloaded: print("Syncing \(path) with \(what); the running ferryd has started on it.")
             case .notRunning: print("Syncing \(path) with \(what); start ferryd, or run 'ferry sync', to sync it now.")
@@ -268,7 +236,7 @@ struct Folder: AsyncParsableCommand {
         @OptionGroup var options: CommonOptions
 
         func run() async throws {
-            let path = URL(fileURLWithPath: directory).standardizedFileURL.resolvingSymlinksInPath().path
+            let path = FolderSetup.canonicalPath(directory)
             switch DaemonControl.confirmDeletes(socketPath: options.locations.socketPath, folder: path) {
             case .notRunning: throw CLIError("ferryd is not running; without it, run 'ferry sync --allow-mass-delete'")
             case .nothingWaiting: throw CLIError("\(path) has no deletes waiting for confirmation")
@@ -283,16 +251,8 @@ struct Folder: AsyncParsableCommand {
         @OptionGroup var options: CommonOptions
 
         func run() async throws {
-            var config = try options.load()
-            let path = URL(fileURLWithPath: directory).standardizedFileURL.resolvingSymlinksInPath().path
-            guard let i = config.folders.firstIndex(where: { $0.path == path }) else { throw CLIError("\(path) is not a synced folder") }
-            config.folders.remove(at: i)
-            try config.save(to: options.locations.configFile)
-            // The daemon stops the folder's loop before answering, so nothing of it still writes to the index below.
-            if case .failed(let why) = DaemonControl.reload(socketPath: options.locations.socketPath) {
-                throw CLIError("\(path) was removed from the configuration, but the running ferryd still syncs it (\(why)); restart ferryd")
-            }
-            if let index = try? LocalIndex(path: options.locations.indexFile) { try index.forget(folder: path) }
+            let path = FolderSetup.canonicalPath(directory)
+            try FolderSetup.remove(path, from: try options.load(), locations: options.locations)
             print("No longer syncing \(path); its files are untouched.")
         }
     }
@@ -489,30 +449,6 @@ struct Status: AsyncParsableCommand {
 }
 
 // MARK: history and restore
-
-/// A path given on the command line, resolved inside a synced folder.
-struct SyncedPath {
-    let folder: FolderConfig
-    let path: FerryPath
-
-    init(_ argument: String, config: ClientConfig) throws {
-        let (folder, relative) = try Self.locate(argument, config: config)
-        guard let relative else {
-            throw CLIError("\(folder.path) is a synced folder itself; name something inside it")
-        }
-        self.folder = folder
-        self.path = relative
-    }
-
-    /// The synced folder `argument` is in, and where in it (nil: the folder's root).
-    static func locate(_ argument: String, config: ClientConfig) throws -> (FolderConfig, FerryPath?) {
-        let absolute = URL(fileURLWithPath: argument).standardizedFileURL.path
-        guard let (folder, relative) = config.folder(containing: absolute) ?? config.folder(containing: URL(fileURLWithPath: argument).resolvingSymlinksInPath().path) else {
-            throw CLIError("\(absolute) is not inside a synced folder (see 'ferry folder list')")
-        }
-        return (folder, relative.isEmpty ? nil : try FerryPath(relative))
-    }
-}
 
 /// Device names by id, to show who did what.
 func deviceNames(_ api: ServerAPI) async throws -> [String: String] {

@@ -35,6 +35,18 @@ struct ClientAppTests {
     }
 
     static let sentences: [Sentence] = [
+        Sentence(error: FolderSetupError.notADirectory("/d/x"), expected: "/d/x is not a directory"),
+        Sentence(error: FolderSetupError.overlaps("/d/a/b", existing: "/d/a"), expected: "/d/a/b overlaps /d/a, which is already synced; folders cannot nest"),
+        Sentence(error: FolderSetupError.notSynced("/d/x"), expected: "/d/x is not a synced folder"),
+        Sentence(error: FolderSetupError.notSyncedToSelect("/d/x", argument: "x"),
+                 expected: "/d/x is not a synced folder; add it with 'ferry folder add x --only PATH…'"),
+        Sentence(error: FolderSetupError.stillSynced("/d/x", why: "timed out"),
+                 expected: "/d/x was removed from the configuration, but the running ferryd still syncs it (timed out); restart ferryd"),
+        Sentence(error: LoginError.wrongCredentials, expected: "wrong user name or password"),
+        Sentence(error: LoginError.refused("registration closed"), expected: "registration closed"),
+        Sentence(error: SyncedPathError.outsideFolders("/d/x"), expected: "/d/x is not inside a synced folder (see 'ferry folder list')"),
+        Sentence(error: SyncedPathError.folderRoot("/d/a"), expected: "/d/a is a synced folder itself; name something inside it"),
+        Sentence(error: SyncedPathError.noFolders, expected: "no synced folders; add one with 'ferry folder add DIR'"),
         Sentence(error: LibraryLookupError.notShared("bob/team"),
                  expected: "no library 'bob/team' is shared with you; 'ferry library list' shows the libraries you can sync"),
         Sentence(error: LibraryLookupError.unknown("team"),
@@ -62,5 +74,306 @@ struct ClientAppTests {
         #expect(LibraryLookup.match("music", in: all) == nil)
         #expect(throws: LibraryLookupError.notShared("bob/music")) { try LibraryLookup.checkCreatable("bob/music") }
         #expect(throws: Never.self) { try LibraryLookup.checkCreatable("music") }
+    }
+
+    // MARK: folder nesting
+
+    struct NestingRow: Sendable, CustomTestStringConvertible {
+        let name: String
+        let path: String
+        /// The configured folder it clashes with; nil: it may be added.
+        let clash: String?
+        var testDescription: String { name }
+    }
+
+    static let configured = ["/data/photos", "/data/work"]
+
+    static let nesting: [NestingRow] = [
+        NestingRow(name: "a sibling", path: "/data/music", clash: nil),
+        NestingRow(name: "the same folder twice", path: "/data/photos", clash: "/data/photos"),
+        NestingRow(name: "inside a synced folder", path: "/data/photos/2024", clash: "/data/photos"),
+        NestingRow(name: "deep inside a synced folder", path: "/data/work/a/b/c", clash: "/data/work"),
+        NestingRow(name: "around a synced folder", path: "/data", clash: "/data/photos"),
+        NestingRow(name: "a name that only starts like a synced folder", path: "/data/photos-old", clash: nil),
+        NestingRow(name: "a synced folder's name cut short", path: "/data/phot", clash: nil),
+    ]
+
+    @Test(arguments: nesting)
+    func foldersCannotNest(_ row: NestingRow) throws {
+        let config = Self.config(Self.configured)
+        #expect(FolderSetup.clash(for: row.path, among: config.folders)?.path == row.clash)
+        let added = Result { () throws(FolderSetupError) in try FolderSetup.adding(Self.folder(row.path), to: config) }
+        switch (added, row.clash) {
+        case (.success(let after), nil):
+            #expect(after.folders.map(\.path) == Self.configured + [row.path])
+        case (.failure(let error), let existing?):
+            #expect(error == .overlaps(row.path, existing: existing))
+        default:
+            Issue.record("\(row.path): \(added)")
+        }
+    }
+
+    @Test func aFolderAroundSeveralSyncedOnesNamesTheFirst() {
+        let config = Self.config(["/data/work/b", "/data/work/a"])
+        #expect(throws: FolderSetupError.overlaps("/data/work", existing: "/data/work/b")) { try FolderSetup.adding(Self.folder("/data/work"), to: config) }
+        #expect(throws: FolderSetupError.overlaps("/data", existing: "/data/work/b")) { try FolderSetup.checkNesting("/data", in: config) }
+    }
+
+    @Test func theFirstFolderNeverClashes() throws {
+        #expect(try FolderSetup.adding(Self.folder("/data"), to: Self.config([])).folders.map(\.path) == ["/data"])
+    }
+
+    // MARK: folder entries, removal, selection
+
+    struct EntryRow: Sendable, CustomTestStringConvertible {
+        let name: String
+        let library: LibraryInfo
+        let libraryName: String
+        let sharedRole: LibraryRole?
+        var testDescription: String { name }
+    }
+
+    static let entries: [EntryRow] = [
+        EntryRow(name: "the user's own library", library: library("photos"), libraryName: "photos", sharedRole: nil),
+        EntryRow(name: "a library from a server before sharing", library: library("photos", role: nil, owner: nil), libraryName: "photos", sharedRole: nil),
+        EntryRow(name: "shared to read", library: library("team", role: .read, owner: "bob"), libraryName: "bob/team", sharedRole: .read),
+        EntryRow(name: "shared to write", library: library("team", role: .write, owner: "bob"), libraryName: "bob/team", sharedRole: .write),
+    ]
+
+    @Test(arguments: entries)
+    func aFolderEntryRecordsTheLibraryAsThePersonNamesIt(_ row: EntryRow) throws {
+        let selection = try Selection(["raw"])
+        let entry = FolderSetup.entry(path: "/data/p", library: row.library, selection: selection)
+        #expect(entry.path == "/data/p" && entry.libraryId == row.library.id && entry.libraryName == row.libraryName)
+        #expect(entry.sharedRole == row.sharedRole)
+        #expect(entry.selection == selection)
+        #expect(FolderSetup.entry(path: "/data/p", library: row.library, selection: .everything).only == nil)
+    }
+
+    @Test func theDefaultLibraryIsNamedLikeTheFolder() {
+        #expect(FolderSetup.defaultLibraryName(forFolder: "/data/Photos 2024") == "Photos 2024")
+        #expect(FolderSetup.defaultLibraryName(forFolder: "/home/ann/docs") == "docs")
+    }
+
+    @Test func removingAFolderNeedsOneThatIsSynced() throws {
+        let config = Self.config(Self.configured)
+        #expect(try FolderSetup.removing("/data/photos", from: config).folders.map(\.path) == ["/data/work"])
+        #expect(throws: FolderSetupError.notSynced("/data/music")) { try FolderSetup.removing("/data/music", from: config) }
+        #expect(throws: FolderSetupError.notSynced("/data/photos/2024")) { try FolderSetup.removing("/data/photos/2024", from: config) }
+        #expect(throws: FolderSetupError.notSynced("/data")) { try FolderSetup.removing("/data", from: config) }
+        #expect(try FolderSetup.synced("/data/work", in: config).path == "/data/work")
+        #expect(throws: FolderSetupError.notSynced("/data/work/a")) { try FolderSetup.synced("/data/work/a", in: config) }
+    }
+
+    @Test func selectingChangesOneFolderAndNamesTheArgumentWhenThereIsNone() throws {
+        let config = Self.config(Self.configured)
+        let only = try Selection(["raw", "edits"])
+        let selected = try FolderSetup.selecting(only, for: "/data/work", argument: "work", in: config)
+        #expect(selected.folders.map(\.selection) == [.everything, only])
+        #expect(try FolderSetup.selecting(.everything, for: "/data/work", argument: "work", in: selected).folders[1].only == nil)
+        #expect(throws: FolderSetupError.notSyncedToSelect("/data/music", argument: "../music")) {
+            try FolderSetup.selecting(only, for: "/data/music", argument: "../music", in: config)
+        }
+    }
+
+    // MARK: adding and removing on disk
+
+    /// Records the names `FolderSetup.add` looks up, and answers with `answer`.
+    actor Lookups {
+        var names: [String] = []
+        func find(_ name: String, answer: Result<LibraryInfo, LibraryLookupError>) throws -> LibraryInfo {
+            names.append(name)
+            return try answer.get()
+        }
+    }
+
+    @Test func addingAFolderMarksItsRootAndSavesItButOnlyOnce() async throws {
+        let root = scratchDirectory("app-add")
+        let configFile = root + "/config.json"
+        let photos = root + "/photos"
+        try FileManager.default.createDirectory(atPath: photos + "/2024", withIntermediateDirectories: true)
+        let lookups = Lookups()
+        let found = Self.library("photos")
+        let added = try await FolderSetup.add(photos, libraryName: nil, selection: .everything, to: Self.config([]), configFile: configFile) {
+            try await lookups.find($0, answer: .success(found))
+        }
+        #expect(added == FolderSetup.entry(path: photos, library: found, selection: .everything))
+        #expect(await lookups.names == ["photos"])
+        var isDirectory: ObjCBool = false
+        #expect(FileManager.default.fileExists(atPath: photos + "/" + LocalScanner.markerName, isDirectory: &isDirectory) && isDirectory.boolValue)
+        let saved = try ClientConfig.load(from: configFile)
+        #expect(saved.folders == [added])
+
+        // Again, inside it, around it: refused before any lookup, and nothing saved.
+        for (path, existing) in [(photos, photos), (photos + "/2024", photos), (root, photos)] {
+            await #expect(throws: FolderSetupError.overlaps(path, existing: existing)) {
+                try await FolderSetup.add(path, libraryName: "other", selection: .everything, to: saved, configFile: configFile) {
+                    try await lookups.find($0, answer: .success(found))
+                }
+            }
+        }
+        #expect(await lookups.names == ["photos"])
+        #expect(try ClientConfig.load(from: configFile) == saved)
+        #expect(!FileManager.default.fileExists(atPath: root + "/" + LocalScanner.markerName))
+    }
+
+    @Test func aFolderThatIsNoDirectoryOrWhoseLibraryIsNotFoundIsNotAdded() async throws {
+        let root = scratchDirectory("app-add-refused")
+        let configFile = root + "/config.json"
+        let file = root + "/notes.txt"
+        #expect(FileManager.default.createFile(atPath: file, contents: Data("x".utf8)))
+        let lookups = Lookups()
+        for path in [file, root + "/missing"] {
+            await #expect(throws: FolderSetupError.notADirectory(path)) {
+                try await FolderSetup.add(path, libraryName: nil, selection: .everything, to: Self.config([]), configFile: configFile) {
+                    try await lookups.find($0, answer: .success(Self.library("x")))
+                }
+            }
+        }
+        #expect(await lookups.names.isEmpty)
+
+        let team = root + "/team"
+        try FileManager.default.createDirectory(atPath: team, withIntermediateDirectories: true)
+        await #expect(throws: LibraryLookupError.notShared("bob/team")) {
+            try await FolderSetup.add(team, libraryName: "bob/team", selection: .everything, to: Self.config([]), configFile: configFile) {
+                try await lookups.find($0, answer: .failure(.notShared($0)))
+            }
+        }
+        #expect(await lookups.names == ["bob/team"])
+        #expect(!FileManager.default.fileExists(atPath: team + "/" + LocalScanner.markerName))
+        #expect(!FileManager.default.fileExists(atPath: configFile))
+    }
+
+    @Test func removingAFolderWithoutARunningDaemonSavesTheRestAndLeavesItsFiles() throws {
+        let root = scratchDirectory("app-remove")
+        let locations = ClientLocations(configFile: root + "/config.json", stateDirectory: root + "/state", socketPath: root + "/none.sock")
+        let photos = root + "/photos"
+        try FileManager.default.createDirectory(atPath: photos, withIntermediateDirectories: true)
+        try FolderSetup.createMarker(in: photos)
+        let config = Self.config([photos, root + "/work"])
+        try config.save(to: locations.configFile)
+
+        #expect(throws: FolderSetupError.notSynced(root + "/music")) { try FolderSetup.remove(root + "/music", from: config, locations: locations) }
+        #expect(try ClientConfig.load(from: locations.configFile) == config)
+
+        try FolderSetup.remove(photos, from: config, locations: locations)
+        #expect(try ClientConfig.load(from: locations.configFile).folders.map(\.path) == [root + "/work"])
+        #expect(FileManager.default.fileExists(atPath: photos + "/" + LocalScanner.markerName))
+    }
+
+    // MARK: login
+
+    static func registered(_ id: String) -> RegisterDeviceResponse {
+        RegisterDeviceResponse(device: DeviceInfo(id: id, name: "laptop", createdAt: Date(timeIntervalSince1970: 0), lastSeenAt: nil, revokedAt: nil),
+                               token: "token-" + id)
+    }
+
+    static func pin() throws -> CertificatePin {
+        try CertificatePin(pem: try SelfSignedCertificate.make(names: ["localhost"], addresses: ["127.0.0.1"]).certificatePEM)
+    }
+
+    struct LoginRow: Sendable, CustomTestStringConvertible {
+        let name: String
+        let previous: ClientConfig?
+        let server: String
+        let user: String
+        let keepsFolders: Bool
+        var testDescription: String { name }
+    }
+
+    static let logins: [LoginRow] = [
+        LoginRow(name: "first login", previous: nil, server: "https://nas:8720", user: "ann", keepsFolders: false),
+        LoginRow(name: "again, same server and user", previous: config(["/data/a", "/data/b"]), server: "https://nas:8720", user: "ann", keepsFolders: true),
+        LoginRow(name: "same server, another user", previous: config(["/data/a"]), server: "https://nas:8720", user: "bob", keepsFolders: false),
+        LoginRow(name: "same user, another server", previous: config(["/data/a"]), server: "https://other:8720", user: "ann", keepsFolders: false),
+        LoginRow(name: "same user, server spelled otherwise", previous: config(["/data/a"]), server: "https://nas:8720/", user: "ann", keepsFolders: false),
+    ]
+
+    @Test(arguments: logins)
+    func aLoginKeepsTheFoldersOnlyForTheSameServerAndUser(_ row: LoginRow) throws {
+        for pin in [nil, try Self.pin()] {
+            var previous = row.previous
+            previous?.certificatePin = try Self.pin()
+            let config = LoginSetup.config(after: Self.registered("dev-new"), serverURL: row.server, username: row.user, pin: pin, previous: previous)
+            #expect(config.serverURL == row.server && config.username == row.user)
+            // The device is always the one just registered: never the previous one's id or token.
+            #expect(config.deviceId == "dev-new" && config.deviceName == "laptop" && config.deviceToken == "token-dev-new")
+            #expect(config.certificatePin == pin)
+            #expect(config.folders == (row.keepsFolders ? row.previous?.folders ?? [] : []))
+        }
+    }
+
+    @Test func theNoticeNamesTheCertificateALoginWouldReplace() throws {
+        let old = try Self.pin(), new = try Self.pin()
+        var pinned = Self.config([])
+        pinned.certificatePin = old
+        #expect(LoginSetup.replacedPin(by: new.fingerprint, serverURL: pinned.serverURL, previous: pinned) == old.fingerprint)
+        #expect(LoginSetup.replacedPin(by: old.fingerprint, serverURL: pinned.serverURL, previous: pinned) == nil)
+        #expect(LoginSetup.replacedPin(by: new.fingerprint, serverURL: "https://other:8720", previous: pinned) == nil)
+        #expect(LoginSetup.replacedPin(by: new.fingerprint, serverURL: pinned.serverURL, previous: Self.config([])) == nil)
+        #expect(LoginSetup.replacedPin(by: new.fingerprint, serverURL: pinned.serverURL, previous: nil) == nil)
+    }
+
+    // MARK: paths on the command line
+
+    struct PathRow: Sendable, CustomTestStringConvertible {
+        let argument: String
+        /// The folder and path inside it, or the error.
+        let expected: Result<(folder: String, path: String?), SyncedPathError>
+        var testDescription: String { argument }
+    }
+
+    static let paths: [PathRow] = [
+        PathRow(argument: "/data/photos/a/b.jpg", expected: .success(("/data/photos", "a/b.jpg"))),
+        PathRow(argument: "/data/photos/./a/b.jpg", expected: .success(("/data/photos", "a/b.jpg"))),
+        PathRow(argument: "/data/work/x/../y.txt", expected: .success(("/data/work", "y.txt"))),
+        PathRow(argument: "/data/photos", expected: .success(("/data/photos", nil))),
+        PathRow(argument: "/data/photos/", expected: .success(("/data/photos", nil))),
+        PathRow(argument: "/data/photos/../music/a.mp3", expected: .failure(.outsideFolders("/data/music/a.mp3"))),
+        PathRow(argument: "/data/photos-old/a.jpg", expected: .failure(.outsideFolders("/data/photos-old/a.jpg"))),
+        PathRow(argument: "/data", expected: .failure(.outsideFolders("/data"))),
+    ]
+
+    @Test(arguments: paths)
+    func anArgumentNamesAFolderAndAPathInIt(_ row: PathRow) throws {
+        let config = Self.config(Self.configured)
+        switch row.expected {
+        case .success(let (folder, path)):
+            let (found, relative) = try SyncedPath.locate(row.argument, config: config)
+            #expect(found.path == folder && relative?.string == path)
+            if let path {
+                let target = try SyncedPath(row.argument, config: config)
+                #expect(target.folder.path == folder && target.path.string == path)
+            } else {
+                #expect(throws: SyncedPathError.folderRoot(folder)) { try SyncedPath(row.argument, config: config) }
+            }
+        case .failure(let error):
+            #expect(throws: error) { try SyncedPath.locate(row.argument, config: config) }
+            #expect(throws: error) { try SyncedPath(row.argument, config: config) }
+        }
+    }
+
+    @Test func aPathTheLibraryCannotHoldIsRefusedWithItsRule() {
+        let config = Self.config(Self.configured)
+        #expect(throws: PathError.self) { try SyncedPath("/data/photos/" + String(repeating: "x", count: 300), config: config) }
+    }
+
+    @Test func aFolderReachedThroughASymbolicLinkIsFound() throws {
+        let root = scratchDirectory("app-link")
+        let photos = root + "/photos"
+        try FileManager.default.createDirectory(atPath: photos + "/2024", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: root + "/link", withDestinationPath: photos)
+        let config = Self.config([photos])
+        let target = try SyncedPath(root + "/link/2024", config: config)
+        #expect(target.folder.path == photos && target.path.string == "2024")
+    }
+
+    @Test func scopesAreOnePlaceOrEveryFolderFromItsRoot() throws {
+        let config = Self.config(Self.configured)
+        #expect(try SyncedPath.scopes(nil, config: config).map { [$0.0.path, $0.1?.string ?? "-"] } == [["/data/photos", "-"], ["/data/work", "-"]])
+        #expect(try SyncedPath.scopes("/data/work/old", config: config).map { [$0.0.path, $0.1?.string ?? "-"] } == [["/data/work", "old"]])
+        #expect(try SyncedPath.scopes("/data/work", config: config).map { [$0.0.path, $0.1?.string ?? "-"] } == [["/data/work", "-"]])
+        #expect(throws: SyncedPathError.outsideFolders("/elsewhere")) { try SyncedPath.scopes("/elsewhere", config: config) }
+        #expect(throws: SyncedPathError.noFolders) { try SyncedPath.scopes(nil, config: Self.config([])) }
     }
 }
