@@ -526,22 +526,9 @@ struct Restore: AsyncParsableCommand {
         let config = try options.load()
         let target = try SyncedPath(path, config: config)
         let restored = try await options.withAPI(config) { api -> VersionResponse in
-            let history = try await api.history(library: target.folder.libraryId, path: target.path, limit: 1000)
-            guard let current = history.versions.first else { throw CLIError("\(target.path) has no history on the server") }
-            let wanted: Int64
-            if let version = version?.value {
-                // A file with more versions than listed here is left to the server to check.
-                guard history.versions.count >= 1000 || history.versions.contains(where: { $0.version == version }) else {
-                    throw CLIError("\(target.path) has no version \(version); 'ferry history \(path)' lists its versions")
-                }
-                wanted = version
-            } else {
-                guard let previous = history.versions.dropFirst().first(where: { !$0.deleted }) else {
-                    throw CLIError("\(target.path) has no earlier version to restore")
-                }
-                wanted = previous.version
-            }
-            return try await api.restore(library: target.folder.libraryId, path: target.path, version: wanted, base: current.version)
+            let history = try await api.history(library: target.folder.libraryId, path: target.path, limit: RestoreChoice.historyLimit)
+            let (wanted, current) = try RestoreChoice.choose(version?.value, of: target.path, argument: path, history: history.versions)
+            return try await api.restore(library: target.folder.libraryId, path: target.path, version: wanted, base: current)
         }
         let beneath = restored.restoredEntries.map { $0 > 0 ? " with \($0) entr\($0 == 1 ? "y" : "ies") beneath it" : "" } ?? ""
         print("Restored \(target.path)\(beneath) as version \(restored.version.version); run 'ferry sync' or let ferryd bring it to disk.")
@@ -606,14 +593,7 @@ struct Conflicts: AsyncParsableCommand {
             let index = try LocalIndex(path: options.locations.indexFile)
             let resolved = try await options.withAPI(config) { api -> ConflictInfo in
                 let open = try await api.conflicts(library: target.folder.libraryId)
-                let matches = open.filter { $0.mine.path == target.path } + open.filter { $0.path == target.path }
-                guard let conflict = matches.first else {
-                    throw CLIError("\(target.path) has no open conflict; 'ferry conflicts' lists them")
-                }
-                guard matches.count == 1 || conflict.mine.path == target.path else {
-                    throw CLIError("\(target.path) has \(matches.count) open conflicts; name the conflict copy instead: "
-                                   + matches.map(\.mine.path.string).joined(separator: ", "))
-                }
+                let conflict = try ConflictLookup.conflict(for: target.path, among: open)
                 let resolution: ConflictKeep
                 do { resolution = try ConflictPerspective(conflict, deviceId: config.deviceId).resolution(for: keep, names: try await deviceNames(api)) } catch let e as ClientError {
                     throw CLIError(e.description)
@@ -815,20 +795,10 @@ struct Project: AsyncParsableCommand {
         func run() async throws {
             let config = try options.load()
             let updated = try await options.withAPI(config) { api in
-                try await api.addProjectMember(project: try await Project.resolve(project, api: api), username: user)
+                try await api.addProjectMember(project: try await ProjectLookup.id(for: project, api: api), username: user)
             }
             print("\(updated.name) members: \(updated.members.joined(separator: ", "))")
         }
-    }
-
-    /// A project named by id, or by a name that only one of the caller's projects has.
-    static func resolve(_ nameOrId: String, api: ServerAPI) async throws -> String {
-        let projects = try await api.projects()
-        if projects.contains(where: { $0.id == nameOrId }) { return nameOrId }
-        let named = projects.filter { $0.name == nameOrId }
-        guard let first = named.first else { throw CLIError("no project '\(nameOrId)'; 'ferry project list' shows yours") }
-        guard named.count == 1 else { throw CLIError("several projects are named '\(nameOrId)'; give its id: " + named.map(\.id).joined(separator: ", ")) }
-        return first.id
     }
 }
 
@@ -857,7 +827,7 @@ struct TaskCommand: AsyncParsableCommand {
         func run() async throws {
             let config = try options.load()
             let task = try await options.withAPI(config) { api in
-                let projectId = try await project.asyncMap { try await Project.resolve($0, api: api) }
+                let projectId = try await project.asyncMap { try await ProjectLookup.id(for: $0, api: api) }
                 return try await api.createTask(CreateTaskRequest(project: projectId, title: title, description: description,
                                                                   assignees: assign.isEmpty ? nil : assign, dueDate: due))
             }
@@ -877,7 +847,7 @@ struct TaskCommand: AsyncParsableCommand {
         func run() async throws {
             let config = try options.load()
             let tasks = try await options.withAPI(config) { api -> [TaskInfo] in
-                let projectId = try await project.asyncMap { try await Project.resolve($0, api: api) }
+                let projectId = try await project.asyncMap { try await ProjectLookup.id(for: $0, api: api) }
                 var all: [TaskInfo] = []
                 var after: Int64?
                 repeat {

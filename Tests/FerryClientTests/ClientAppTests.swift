@@ -47,6 +47,15 @@ struct ClientAppTests {
         Sentence(error: SyncedPathError.outsideFolders("/d/x"), expected: "/d/x is not inside a synced folder (see 'ferry folder list')"),
         Sentence(error: SyncedPathError.folderRoot("/d/a"), expected: "/d/a is a synced folder itself; name something inside it"),
         Sentence(error: SyncedPathError.noFolders, expected: "no synced folders; add one with 'ferry folder add DIR'"),
+        Sentence(error: ProjectLookupError.unknown("web"), expected: "no project 'web'; 'ferry project list' shows yours"),
+        Sentence(error: ProjectLookupError.ambiguous("web", ids: ["p1", "p2"]), expected: "several projects are named 'web'; give its id: p1, p2"),
+        Sentence(error: RestoreChoiceError.noHistory(path("a.txt")), expected: "a.txt has no history on the server"),
+        Sentence(error: RestoreChoiceError.noSuchVersion(path("a.txt"), version: 9, argument: "docs/a.txt"),
+                 expected: "a.txt has no version 9; 'ferry history docs/a.txt' lists its versions"),
+        Sentence(error: RestoreChoiceError.noEarlierVersion(path("a.txt")), expected: "a.txt has no earlier version to restore"),
+        Sentence(error: ConflictLookupError.none(path("a.txt")), expected: "a.txt has no open conflict; 'ferry conflicts' lists them"),
+        Sentence(error: ConflictLookupError.ambiguous(path("a.txt"), copies: [path("a.c1.txt"), path("a.c2.txt")]),
+                 expected: "a.txt has 2 open conflicts; name the conflict copy instead: a.c1.txt, a.c2.txt"),
         Sentence(error: LibraryLookupError.notShared("bob/team"),
                  expected: "no library 'bob/team' is shared with you; 'ferry library list' shows the libraries you can sync"),
         Sentence(error: LibraryLookupError.unknown("team"),
@@ -375,5 +384,84 @@ struct ClientAppTests {
         #expect(try SyncedPath.scopes("/data/work", config: config).map { [$0.0.path, $0.1?.string ?? "-"] } == [["/data/work", "-"]])
         #expect(throws: SyncedPathError.outsideFolders("/elsewhere")) { try SyncedPath.scopes("/elsewhere", config: config) }
         #expect(throws: SyncedPathError.noFolders) { try SyncedPath.scopes(nil, config: Self.config([])) }
+    }
+
+    // MARK: projects, versions, conflicts
+
+    static func project(_ id: String, _ name: String) -> ProjectInfo {
+        ProjectInfo(id: id, name: name, owner: "ann", members: [], createdAt: Date(timeIntervalSince1970: 0))
+    }
+
+    @Test func aProjectIsNamedByIdOrByItsOnlyName() throws {
+        let projects = [Self.project("p1", "web"), Self.project("p2", "web"), Self.project("p3", "app"), Self.project("p4", "p1")]
+        #expect(try ProjectLookup.id(for: "p2", among: projects) == "p2")
+        #expect(try ProjectLookup.id(for: "app", among: projects) == "p3")
+        // An id wins over a project named like it.
+        #expect(try ProjectLookup.id(for: "p1", among: projects) == "p1")
+        #expect(throws: ProjectLookupError.ambiguous("web", ids: ["p1", "p2"])) { try ProjectLookup.id(for: "web", among: projects) }
+        #expect(throws: ProjectLookupError.unknown("docs")) { try ProjectLookup.id(for: "docs", among: projects) }
+        #expect(throws: ProjectLookupError.unknown("app")) { try ProjectLookup.id(for: "app", among: []) }
+    }
+
+    static func version(_ n: Int64, deleted: Bool = false) -> FileVersion {
+        FileVersion(version: n, path: path("a.txt"), kind: .file, deleted: deleted, size: 1, sha256: nil, mtimeNs: 0, mode: 0o644, chunks: [],
+                    target: nil, deviceId: nil, committedAt: Date(timeIntervalSince1970: 0))
+    }
+
+    struct RestoreRow: Sendable, CustomTestStringConvertible {
+        let name: String
+        let wanted: Int64?
+        /// Newest first.
+        let history: [FileVersion]
+        let expected: Result<[Int64], RestoreChoiceError>
+        var testDescription: String { name }
+    }
+
+    static let a = path("a.txt")
+    static let restores: [RestoreRow] = [
+        RestoreRow(name: "the one before the current", wanted: nil, history: [version(7), version(5), version(2)], expected: .success([5, 7])),
+        RestoreRow(name: "deletions are skipped", wanted: nil, history: [version(7), version(6, deleted: true), version(2)], expected: .success([2, 7])),
+        RestoreRow(name: "back from a deletion", wanted: nil, history: [version(7, deleted: true), version(5)], expected: .success([5, 7])),
+        RestoreRow(name: "a version asked for", wanted: 2, history: [version(7), version(5), version(2)], expected: .success([2, 7])),
+        RestoreRow(name: "the current version asked for", wanted: 7, history: [version(7), version(5)], expected: .success([7, 7])),
+        RestoreRow(name: "no history", wanted: nil, history: [], expected: .failure(.noHistory(a))),
+        RestoreRow(name: "no history, a version asked for", wanted: 3, history: [], expected: .failure(.noHistory(a))),
+        RestoreRow(name: "only the current version", wanted: nil, history: [version(7)], expected: .failure(.noEarlierVersion(a))),
+        RestoreRow(name: "only deletions before", wanted: nil, history: [version(7), version(6, deleted: true)], expected: .failure(.noEarlierVersion(a))),
+        RestoreRow(name: "a version it does not have", wanted: 4, history: [version(7), version(5)],
+                   expected: .failure(.noSuchVersion(a, version: 4, argument: "docs/a.txt"))),
+        RestoreRow(name: "a version beyond a full page is the server's to check", wanted: 1,
+                   history: (2...Int64(RestoreChoice.historyLimit + 1)).reversed().map { version($0) },
+                   expected: .success([1, Int64(RestoreChoice.historyLimit + 1)])),
+    ]
+
+    @Test(arguments: restores)
+    func theVersionARestoreBringsBack(_ row: RestoreRow) {
+        let chosen = Result { () throws(RestoreChoiceError) in try RestoreChoice.choose(row.wanted, of: Self.a, argument: "docs/a.txt", history: row.history) }
+        #expect(chosen.map { [$0.version, $0.base] } == row.expected)
+    }
+
+    static func conflict(_ id: String, on path: String, copy: String) -> ConflictInfo {
+        ConflictInfo(id: id, library: "lib", path: Self.path(path),
+                     mine: ConflictSide(path: Self.path(copy), version: 2, deviceId: "d1", sha256: nil, size: 1),
+                     theirs: ConflictSide(path: Self.path(path), version: 3, deviceId: "d2", sha256: nil, size: 1),
+                     detectedAt: Date(timeIntervalSince1970: 0), resolvedAt: nil, resolution: nil)
+    }
+
+    @Test func aConflictIsNamedByItsFileOrByItsCopy() throws {
+        let one = Self.conflict("c1", on: "a.txt", copy: "a.conflict-1.txt")
+        let two = Self.conflict("c2", on: "a.txt", copy: "a.conflict-2.txt")
+        let other = Self.conflict("c3", on: "b.txt", copy: "b.conflict-1.txt")
+        #expect(try ConflictLookup.conflict(for: Self.path("b.txt"), among: [one, other]) == other)
+        #expect(try ConflictLookup.conflict(for: Self.path("a.conflict-2.txt"), among: [one, two, other]) == two)
+        #expect(try ConflictLookup.conflict(for: Self.path("b.conflict-1.txt"), among: [one, other]) == other)
+        #expect(throws: ConflictLookupError.ambiguous(Self.path("a.txt"), copies: [Self.path("a.conflict-1.txt"), Self.path("a.conflict-2.txt")])) {
+            try ConflictLookup.conflict(for: Self.path("a.txt"), among: [one, two, other])
+        }
+        #expect(throws: ConflictLookupError.none(Self.path("c.txt"))) { try ConflictLookup.conflict(for: Self.path("c.txt"), among: [one, two, other]) }
+        #expect(throws: ConflictLookupError.none(Self.path("a.txt"))) { try ConflictLookup.conflict(for: Self.path("a.txt"), among: []) }
+        // A file that is one conflict's copy and another's path: the copy wins.
+        let copyOfCopy = Self.conflict("c4", on: "a.conflict-1.txt", copy: "a.conflict-1.conflict-9.txt")
+        #expect(try ConflictLookup.conflict(for: Self.path("a.conflict-1.txt"), among: [copyOfCopy, one]) == one)
     }
 }
