@@ -352,29 +352,23 @@ struct Sync: AsyncParsableCommand {
                     if let pause = plan.massDelete { print("  paused: \(pause.description)") }
                 }
             }
-            if let (path, message) = failures.sorted(by: { $0.key < $1.key }).first { throw CLIError("\(path): \(message)") }
-            return
+            return try SyncVerdict.check(results: [:], failures: failures)
         }
         if json {
             struct Output: Encodable { let folders: [String: PassReport]; let errors: [String: String] }
             try printJSON(Output(folders: results, errors: failures))
         }
-        let unsettled = results.filter { $0.value.deferred > 0 || !$0.value.problems.isEmpty || $0.value.massDelete != nil }
         if !json {
             for (path, report) in results.sorted(by: { $0.key < $1.key }) {
                 if let outside = report.outsideSelection, outside > 0 { print("\(path): outside the selection: \(outside) local file(s) not synced") }
             }
-            for (path, report) in unsettled.sorted(by: { $0.key < $1.key }) {
+            for (path, report) in SyncVerdict.unsettled(results) {
                 for (file, why) in report.problems.sorted(by: { $0.key < $1.key }) {
                     FileHandle.standardError.write(Data("\(path)/\(file): \(why)\n".utf8))
                 }
             }
         }
-        if let (path, message) = failures.sorted(by: { $0.key < $1.key }).first { throw CLIError("\(path): \(message)") }
-        if let (path, report) = results.sorted(by: { $0.key < $1.key }).first(where: { $0.value.massDelete != nil }), let pause = report.massDelete {
-            throw CLIError("\(path): \(pause.description)")
-        }
-        if !unsettled.isEmpty { throw CLIError("\(unsettled.count) folder(s) are not fully in sync; see the messages above") }
+        try SyncVerdict.check(results: results, failures: failures)
     }
 }
 

@@ -60,6 +60,10 @@ struct ClientAppTests {
                  expected: "no library 'bob/team' is shared with you; 'ferry library list' shows the libraries you can sync"),
         Sentence(error: LibraryLookupError.unknown("team"),
                  expected: "no library 'team'; 'ferry library list' shows yours and those shared with you (as OWNER/NAME)"),
+        Sentence(error: SyncVerdictError.failed("/d/a", message: "disk full"), expected: "/d/a: disk full"),
+        Sentence(error: SyncVerdictError.paused("/d/a", MassDeletePause(remoteDeletes: 0, localDeletes: 120, entries: 150)),
+                 expected: "/d/a: " + MassDeletePause(remoteDeletes: 0, localDeletes: 120, entries: 150).description),
+        Sentence(error: SyncVerdictError.unsettled(2), expected: "2 folder(s) are not fully in sync; see the messages above"),
     ]
 
     @Test(arguments: sentences)
@@ -463,5 +467,34 @@ struct ClientAppTests {
         // A file that is one conflict's copy and another's path: the copy wins.
         let copyOfCopy = Self.conflict("c4", on: "a.conflict-1.txt", copy: "a.conflict-1.conflict-9.txt")
         #expect(try ConflictLookup.conflict(for: Self.path("a.conflict-1.txt"), among: [copyOfCopy, one]) == one)
+    }
+
+    // MARK: the verdict of a sync
+
+    static let pause = MassDeletePause(remoteDeletes: 200, localDeletes: 0, entries: 210)
+
+    static func report(deferred: Int = 0, problems: [String: String] = [:], paused: Bool = false) -> PassReport {
+        var report = PassReport()
+        report.deferred = deferred
+        report.problems = problems
+        report.massDelete = paused ? pause : nil
+        return report
+    }
+
+    @Test func aSyncSucceedsOnlyWhenEveryFolderSettled() {
+        let settled = Self.report(), deferred = Self.report(deferred: 1), problem = Self.report(problems: ["x": "too long"])
+        let paused = Self.report(paused: true)
+        #expect(SyncVerdict.isSettled(settled) && !SyncVerdict.isSettled(deferred) && !SyncVerdict.isSettled(problem) && !SyncVerdict.isSettled(paused))
+        #expect(throws: Never.self) { try SyncVerdict.check(results: ["/a": settled, "/b": settled], failures: [:]) }
+        #expect(throws: Never.self) { try SyncVerdict.check(results: [:], failures: [:]) }
+        #expect(SyncVerdict.unsettled(["/c": problem, "/a": settled, "/b": deferred]).map(\.path) == ["/b", "/c"])
+        #expect(throws: SyncVerdictError.unsettled(2)) { try SyncVerdict.check(results: ["/c": problem, "/a": settled, "/b": deferred], failures: [:]) }
+        // A paused folder is named before the count, the first failure before both.
+        #expect(throws: SyncVerdictError.paused("/b", Self.pause)) {
+            try SyncVerdict.check(results: ["/c": paused, "/b": paused, "/a": deferred], failures: [:])
+        }
+        #expect(throws: SyncVerdictError.failed("/d", message: "gone")) {
+            try SyncVerdict.check(results: ["/a": paused, "/b": deferred], failures: ["/e": "refused", "/d": "gone"])
+        }
     }
 }
