@@ -62,6 +62,7 @@ struct CLIError: Error {
         case let e as APIFailure where e.isAuthentication: "the server refused the credentials (\(e.message)); run 'ferry login' again"
         case let e as APIFailure: e.message
         case let e as ClientError: e.description
+        case let e as any ClientAppError: e.description
         case let e as CertificatePinMismatch: e.description
         case let e as ServerUnreachable: "\(e.description); check that ferry-server is running there and try again"
         case let e as SystemCallError: e.description
@@ -138,31 +139,11 @@ struct Login: AsyncParsableCommand {
         // Before any connection or lookup: plain HTTP to another machine would show the password.
         do { try address.checkPlainHTTP(allowed: insecureHTTP) } catch { throw CLIError(error.description) }
         let pin = address.isHTTPS ? try await confirmCertificate(address) : nil
-        let password: String
-        if passwordStdin {
-            password = readLine(strippingNewline: true) ?? ""
-        } else {
-            guard let p = getpass("Password for \(user): ") else { throw CLIError("could not read a password from the terminal; use --password-stdin") }
-            password = String(cString: p)
-        }
-        guard !password.isEmpty else { throw CLIError("the password is empty") }
-        let name = deviceName ?? ProcessInfo.processInfo.hostName
-        let device: RegisterDeviceResponse
-        do {
-            let enrolled = try await ServerAPI.enroll(serverURL: url, username: user, password: password, deviceName: name, pin: pin)
-            device = enrolled.device
-            await enrolled.api.close()
-        } catch let e as APIFailure {
-            throw CLIError(e.status == 401 ? "wrong user name or password" : e.message)
-        }
-        let locations = options.locations
-        var config = ClientConfig(serverURL: url, username: user, deviceId: device.device.id, deviceName: device.device.name, deviceToken: device.token)
-        config.certificatePin = pin
-        if let old = try? ClientConfig.load(from: locations.configFile), old.serverURL == url, old.username == user {
-            config.folders = old.folders
-        }
-        try config.save(to: locations.configFile)
-        print("Logged in as \(user); this device is '\(device.device.name)' (\(device.device.id)). Token stored in \(locations.configFile).")
+        let password = try readPassword(prompt: "Password for \(user): ", fromStdin: passwordStdin)
+        let configFile = options.locations.configFile
+        let config = try await LoginSetup.logIn(serverURL: url, username: user, password: password,
+                                                deviceName: deviceName ?? LoginSetup.defaultDeviceName, pin: pin, configFile: configFile)
+        print("Logged in as \(user); this device is '\(config.deviceName)' (\(config.deviceId)). Token stored in \(configFile).")
         if let pin { print("Pinned the server's certificate \(pin.fingerprint).") }
     }
 
@@ -180,8 +161,7 @@ struct Login: AsyncParsableCommand {
             Its SHA-256 fingerprint is \(presented).
             Compare it with what 'ferry-server tls fingerprint' prints on the server.
             """
-        if let old = try? ClientConfig.load(from: options.locations.configFile), old.serverURL == url,
-           let pinned = old.certificatePin?.fingerprint, pinned != presented {
+        if let pinned = LoginSetup.replacedPin(by: presented, serverURL: url, previous: try? ClientConfig.load(from: options.locations.configFile)) {
             notice += "\nIt replaces the certificate this device pinned before, \(pinned)."
         }
         // The terminal, not stdin: the password may come from stdin. Tests and scripts have none.
@@ -221,23 +201,13 @@ struct Folder: AsyncParsableCommand {
         func validate() throws { _ = try Folder.selection(only) }
 
         func run() async throws {
-            var config = try options.load()
-            let path = URL(fileURLWithPath: directory).standardizedFileURL.resolvingSymlinksInPath().path
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
-                throw CLIError("\(path) is not a directory")
+            let config = try options.load()
+            let path = FolderSetup.canonicalPath(directory)
+            let folder = try await FolderSetup.add(path, libraryName: library, selection: try Folder.selection(only), to: config,
+                                                   configFile: options.locations.configFile) { name in
+                try await options.withAPI(config) { try await $0.library(named: name) }
             }
-            if let clash = config.folders.first(where: { path == $0.path || path.hasPrefix($0.path + "/") || $0.path.hasPrefix(path + "/") }) {
-                throw CLIError("\(path) overlaps \(clash.path), which is already synced; folders cannot nest")
-            }
-            let name = library ?? (path as NSString).lastPathComponent
-            let info = try await options.withAPI(config) { try await $0.library(named: name) }
-            try FileManager.default.createDirectory(atPath: path + "/" + LocalScanner.markerName, withIntermediateDirectories: true)
-            var folder = FolderConfig(path: path, library: info)
-            folder.selection = try Folder.selection(only)
-            config.folders.append(folder)
-            try config.save(to: options.locations.configFile)
-            let what = folder.selection.isEverything ? "library '\(info.displayName)'" : "\(folder.selection) of library '\(info.displayName)'"
+            let what = folder.selection.isEverything ? "library '\(folder.libraryName)'" : "\(folder.selection) of library '\(folder.libraryName)'"
             switch DaemonControl.reload(socketPath: options.locations.socketPath) {
             case .reloaded: print("Syncing \(path) with \(what); the running ferryd has started on it.")
             case .notRunning: print("Syncing \(path) with \(what); start ferryd, or run 'ferry sync', to sync it now.")
@@ -266,7 +236,7 @@ struct Folder: AsyncParsableCommand {
         @OptionGroup var options: CommonOptions
 
         func run() async throws {
-            let path = URL(fileURLWithPath: directory).standardizedFileURL.resolvingSymlinksInPath().path
+            let path = FolderSetup.canonicalPath(directory)
             switch DaemonControl.confirmDeletes(socketPath: options.locations.socketPath, folder: path) {
             case .notRunning: throw CLIError("ferryd is not running; without it, run 'ferry sync --allow-mass-delete'")
             case .nothingWaiting: throw CLIError("\(path) has no deletes waiting for confirmation")
@@ -281,16 +251,8 @@ struct Folder: AsyncParsableCommand {
         @OptionGroup var options: CommonOptions
 
         func run() async throws {
-            var config = try options.load()
-            let path = URL(fileURLWithPath: directory).standardizedFileURL.resolvingSymlinksInPath().path
-            guard let i = config.folders.firstIndex(where: { $0.path == path }) else { throw CLIError("\(path) is not a synced folder") }
-            config.folders.remove(at: i)
-            try config.save(to: options.locations.configFile)
-            // The daemon stops the folder's loop before answering, so nothing of it still writes to the index below.
-            if case .failed(let why) = DaemonControl.reload(socketPath: options.locations.socketPath) {
-                throw CLIError("\(path) was removed from the configuration, but the running ferryd still syncs it (\(why)); restart ferryd")
-            }
-            if let index = try? LocalIndex(path: options.locations.indexFile) { try index.forget(folder: path) }
+            let path = FolderSetup.canonicalPath(directory)
+            try FolderSetup.remove(path, from: try options.load(), locations: options.locations)
             print("No longer syncing \(path); its files are untouched.")
         }
     }
@@ -390,29 +352,23 @@ struct Sync: AsyncParsableCommand {
                     if let pause = plan.massDelete { print("  paused: \(pause.description)") }
                 }
             }
-            if let (path, message) = failures.sorted(by: { $0.key < $1.key }).first { throw CLIError("\(path): \(message)") }
-            return
+            return try SyncVerdict.check(results: [:], failures: failures)
         }
         if json {
             struct Output: Encodable { let folders: [String: PassReport]; let errors: [String: String] }
             try printJSON(Output(folders: results, errors: failures))
         }
-        let unsettled = results.filter { $0.value.deferred > 0 || !$0.value.problems.isEmpty || $0.value.massDelete != nil }
         if !json {
             for (path, report) in results.sorted(by: { $0.key < $1.key }) {
                 if let outside = report.outsideSelection, outside > 0 { print("\(path): outside the selection: \(outside) local file(s) not synced") }
             }
-            for (path, report) in unsettled.sorted(by: { $0.key < $1.key }) {
+            for (path, report) in SyncVerdict.unsettled(results) {
                 for (file, why) in report.problems.sorted(by: { $0.key < $1.key }) {
                     FileHandle.standardError.write(Data("\(path)/\(file): \(why)\n".utf8))
                 }
             }
         }
-        if let (path, message) = failures.sorted(by: { $0.key < $1.key }).first { throw CLIError("\(path): \(message)") }
-        if let (path, report) = results.sorted(by: { $0.key < $1.key }).first(where: { $0.value.massDelete != nil }), let pause = report.massDelete {
-            throw CLIError("\(path): \(pause.description)")
-        }
-        if !unsettled.isEmpty { throw CLIError("\(unsettled.count) folder(s) are not fully in sync; see the messages above") }
+        try SyncVerdict.check(results: results, failures: failures)
     }
 }
 
@@ -487,30 +443,6 @@ struct Status: AsyncParsableCommand {
 }
 
 // MARK: history and restore
-
-/// A path given on the command line, resolved inside a synced folder.
-struct SyncedPath {
-    let folder: FolderConfig
-    let path: FerryPath
-
-    init(_ argument: String, config: ClientConfig) throws {
-        let (folder, relative) = try Self.locate(argument, config: config)
-        guard let relative else {
-            throw CLIError("\(folder.path) is a synced folder itself; name something inside it")
-        }
-        self.folder = folder
-        self.path = relative
-    }
-
-    /// The synced folder `argument` is in, and where in it (nil: the folder's root).
-    static func locate(_ argument: String, config: ClientConfig) throws -> (FolderConfig, FerryPath?) {
-        let absolute = URL(fileURLWithPath: argument).standardizedFileURL.path
-        guard let (folder, relative) = config.folder(containing: absolute) ?? config.folder(containing: URL(fileURLWithPath: argument).resolvingSymlinksInPath().path) else {
-            throw CLIError("\(absolute) is not inside a synced folder (see 'ferry folder list')")
-        }
-        return (folder, relative.isEmpty ? nil : try FerryPath(relative))
-    }
-}
 
 /// Device names by id, to show who did what.
 func deviceNames(_ api: ServerAPI) async throws -> [String: String] {
@@ -588,22 +520,9 @@ struct Restore: AsyncParsableCommand {
         let config = try options.load()
         let target = try SyncedPath(path, config: config)
         let restored = try await options.withAPI(config) { api -> VersionResponse in
-            let history = try await api.history(library: target.folder.libraryId, path: target.path, limit: 1000)
-            guard let current = history.versions.first else { throw CLIError("\(target.path) has no history on the server") }
-            let wanted: Int64
-            if let version = version?.value {
-                // A file with more versions than listed here is left to the server to check.
-                guard history.versions.count >= 1000 || history.versions.contains(where: { $0.version == version }) else {
-                    throw CLIError("\(target.path) has no version \(version); 'ferry history \(path)' lists its versions")
-                }
-                wanted = version
-            } else {
-                guard let previous = history.versions.dropFirst().first(where: { !$0.deleted }) else {
-                    throw CLIError("\(target.path) has no earlier version to restore")
-                }
-                wanted = previous.version
-            }
-            return try await api.restore(library: target.folder.libraryId, path: target.path, version: wanted, base: current.version)
+            let history = try await api.history(library: target.folder.libraryId, path: target.path, limit: RestoreChoice.historyLimit)
+            let (wanted, current) = try RestoreChoice.choose(version?.value, of: target.path, argument: path, history: history.versions)
+            return try await api.restore(library: target.folder.libraryId, path: target.path, version: wanted, base: current)
         }
         let beneath = restored.restoredEntries.map { $0 > 0 ? " with \($0) entr\($0 == 1 ? "y" : "ies") beneath it" : "" } ?? ""
         print("Restored \(target.path)\(beneath) as version \(restored.version.version); run 'ferry sync' or let ferryd bring it to disk.")
@@ -668,14 +587,7 @@ struct Conflicts: AsyncParsableCommand {
             let index = try LocalIndex(path: options.locations.indexFile)
             let resolved = try await options.withAPI(config) { api -> ConflictInfo in
                 let open = try await api.conflicts(library: target.folder.libraryId)
-                let matches = open.filter { $0.mine.path == target.path } + open.filter { $0.path == target.path }
-                guard let conflict = matches.first else {
-                    throw CLIError("\(target.path) has no open conflict; 'ferry conflicts' lists them")
-                }
-                guard matches.count == 1 || conflict.mine.path == target.path else {
-                    throw CLIError("\(target.path) has \(matches.count) open conflicts; name the conflict copy instead: "
-                                   + matches.map(\.mine.path.string).joined(separator: ", "))
-                }
+                let conflict = try ConflictLookup.conflict(for: target.path, among: open)
                 let resolution: ConflictKeep
                 do { resolution = try ConflictPerspective(conflict, deviceId: config.deviceId).resolution(for: keep, names: try await deviceNames(api)) } catch let e as ClientError {
                     throw CLIError(e.description)
@@ -877,20 +789,10 @@ struct Project: AsyncParsableCommand {
         func run() async throws {
             let config = try options.load()
             let updated = try await options.withAPI(config) { api in
-                try await api.addProjectMember(project: try await Project.resolve(project, api: api), username: user)
+                try await api.addProjectMember(project: try await ProjectLookup.id(for: project, api: api), username: user)
             }
             print("\(updated.name) members: \(updated.members.joined(separator: ", "))")
         }
-    }
-
-    /// A project named by id, or by a name that only one of the caller's projects has.
-    static func resolve(_ nameOrId: String, api: ServerAPI) async throws -> String {
-        let projects = try await api.projects()
-        if projects.contains(where: { $0.id == nameOrId }) { return nameOrId }
-        let named = projects.filter { $0.name == nameOrId }
-        guard let first = named.first else { throw CLIError("no project '\(nameOrId)'; 'ferry project list' shows yours") }
-        guard named.count == 1 else { throw CLIError("several projects are named '\(nameOrId)'; give its id: " + named.map(\.id).joined(separator: ", ")) }
-        return first.id
     }
 }
 
@@ -919,7 +821,7 @@ struct TaskCommand: AsyncParsableCommand {
         func run() async throws {
             let config = try options.load()
             let task = try await options.withAPI(config) { api in
-                let projectId = try await project.asyncMap { try await Project.resolve($0, api: api) }
+                let projectId = try await project.asyncMap { try await ProjectLookup.id(for: $0, api: api) }
                 return try await api.createTask(CreateTaskRequest(project: projectId, title: title, description: description,
                                                                   assignees: assign.isEmpty ? nil : assign, dueDate: due))
             }
@@ -939,7 +841,7 @@ struct TaskCommand: AsyncParsableCommand {
         func run() async throws {
             let config = try options.load()
             let tasks = try await options.withAPI(config) { api -> [TaskInfo] in
-                let projectId = try await project.asyncMap { try await Project.resolve($0, api: api) }
+                let projectId = try await project.asyncMap { try await ProjectLookup.id(for: $0, api: api) }
                 var all: [TaskInfo] = []
                 var after: Int64?
                 repeat {

@@ -14,8 +14,8 @@ struct FolderRevert: AsyncParsableCommand {
 
     func run() async throws {
         let config = try options.load()
-        let path = URL(fileURLWithPath: directory).standardizedFileURL.resolvingSymlinksInPath().path
-        guard let folder = config.folders.first(where: { $0.path == path }) else { throw CLIError("\(path) is not a synced folder") }
+        let path = FolderSetup.canonicalPath(directory)
+        let folder = try FolderSetup.synced(path, in: config)
         let index = try LocalIndex(path: options.locations.indexFile)
         let report = try await options.withAPI(config) { api in
             try await FolderSync(folder: folder, of: config, index: index, api: api, progress: TransferProgress(), logger: quietLogger()).revert()

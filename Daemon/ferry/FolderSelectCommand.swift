@@ -32,16 +32,10 @@ extension Folder {
         }
 
         func run() async throws {
-            var config = try options.load()
-            let path = URL(fileURLWithPath: directory).standardizedFileURL.resolvingSymlinksInPath().path
-            guard let i = config.folders.firstIndex(where: { $0.path == path }) else {
-                throw CLIError("\(path) is not a synced folder; add it with 'ferry folder add \(directory) --only PATH…'")
-            }
-            if all || !paths.isEmpty {
-                config.folders[i].selection = all ? .everything : try Folder.selection(paths)
-                try config.save(to: options.locations.configFile)
-            }
-            let folder = config.folders[i]
+            let config = try options.load()
+            let path = FolderSetup.canonicalPath(directory)
+            let change = all ? .everything : paths.isEmpty ? nil : try Folder.selection(paths)
+            let folder = try FolderSetup.select(change, for: path, argument: directory, in: config, configFile: options.locations.configFile)
             if json { return try printJSON(Shown(folder: path, library: folder.libraryName, only: folder.selection.paths.map(\.string))) }
             let what = "\(path) syncs \(folder.selection) of library '\(folder.libraryName)'"
             guard all || !paths.isEmpty else { return print(what + ".") }

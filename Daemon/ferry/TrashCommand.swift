@@ -20,13 +20,7 @@ struct Trash: AsyncParsableCommand {
 
     func run() async throws {
         let config = try options.load()
-        let targets: [(FolderConfig, FerryPath?)]
-        if let directory {
-            targets = [try SyncedPath.locate(directory, config: config)]
-        } else {
-            guard !config.folders.isEmpty else { throw CLIError("no synced folders; add one with 'ferry folder add DIR'") }
-            targets = config.folders.map { ($0, nil) }
-        }
+        let targets = try SyncedPath.scopes(directory, config: config)
         let (found, names) = try await options.withAPI(config) { api in
             var found: [FolderTrash] = []
             for (folder, within) in targets {
