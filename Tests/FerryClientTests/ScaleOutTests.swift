@@ -104,12 +104,18 @@ struct ScaleOutTests {
                 let user = try await a.user("dee")
                 let device = try await Device.make(a, user: user, name: "laptop")
                 defer { Task { await device.close() } }
-                _ = try await device.session().createWebhook(url: url, events: try EventFilter(["file.*"]))
+                let session = try await device.session()
+                let hook = try await session.createWebhook(url: url, events: try EventFilter(["file.*"])).webhook.id
                 for n in 0..<20 { try device.write("f\(n).txt", "content \(n)") }
                 try await device.sync()
-                try await waitUntil(seconds: 20) { await log.of(type: "file.created").count >= 20 }
-                // Both dispatchers run; give a duplicate time to show up.
-                try await Task.sleep(for: .milliseconds(500))
+                // Both dispatchers run. Once every delivery is recorded as delivered, no
+                // instance holds one or will send it again: a duplicate would have arrived.
+                try await waitUntil(seconds: 20) {
+                    let recorded = try await session.deliveries(webhook: hook, limit: 100).deliveries.filter { $0.eventType == "file.created" }
+                    return recorded.count == 20 && recorded.allSatisfy { $0.state == .delivered }
+                }
+                let attempts = try await session.deliveries(webhook: hook, limit: 100).deliveries.filter { $0.eventType == "file.created" }.map(\.attempts.count)
+                #expect(attempts == Array(repeating: 1, count: 20), "attempts per delivery: \(attempts)")
                 let created = await log.of(type: "file.created")
                 let ids = created.compactMap { $0.headers["webhook-id"] }
                 #expect(created.count == 20 && Set(ids).count == 20, "\(created.count) deliveries of \(Set(ids).count) events")
