@@ -230,8 +230,10 @@ final class Device: Sendable {
     func close() async { await api.close() }
 }
 
-/// Polls `condition` every 20 ms until it holds or `timeout` passes.
-func eventually(timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async rethrows -> Bool {
+/// Polls `condition` every 20 ms until it holds or `timeout` passes. The default is generous:
+/// it bounds a wait for something that must happen, and a CI run sharing 2 cores with builds
+/// took 80 s for a daemon test that takes 4 s alone. A passing test never waits it out.
+func eventually(timeout: Duration = .seconds(60), _ condition: () async throws -> Bool) async rethrows -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if try await condition() { return true }
