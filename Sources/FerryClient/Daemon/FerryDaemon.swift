@@ -129,25 +129,18 @@ public final class FerryDaemon: Sendable {
 
     /// One control-socket request, answered on the socket's thread.
     static func answer(_ request: ControlRequest, board: StatusBoard, triggers: TriggerTable,
-                       reload: AsyncStream<ReloadTicket>.Continuation) -> Data {
-        switch request.command {
-        case "status", "ping":
-            let encoder = JSONEncoder()
-            encoder.dateEncodingStrategy = .iso8601
-            encoder.outputFormatting = [.sortedKeys]
-            return (try? encoder.encode(board.snapshot)) ?? Data("{}".utf8)
-        case "confirm-deletes":
-            guard let folder = request.folder, board.confirmDeletes(folder) else {
-                return Data(#"{"error":"that folder has no deletes waiting for confirmation"}"#.utf8)
-            }
+                       reload: AsyncStream<ReloadTicket>.Continuation) -> ControlAnswer {
+        switch request {
+        case .ping: return .pong
+        case .status: return .status(board.snapshot)
+        case .confirmDeletes(let folder):
+            guard board.confirmDeletes(folder) else { return .refused("that folder has no deletes waiting for confirmation") }
             triggers.fire(folder)
-            return Data(#"{"ok":true}"#.utf8)
-        case "reload":
+            return .confirmed
+        case .reload:
             let ticket = ReloadTicket()
             reload.yield(ticket)
             return ticket.answer(waitingUpTo: 60)
-        default:
-            return Data(#"{"error":"unknown command"}"#.utf8)
         }
     }
 
@@ -333,29 +326,15 @@ final class ReloadTicket: Sendable {
     }
 
     /// The control socket's answer: the folders now synced, or why the reload failed.
-    func answer(waitingUpTo seconds: Int) -> Data {
+    func answer(waitingUpTo seconds: Int) -> ControlAnswer {
         _ = done.wait(timeout: .now() + .seconds(seconds))
-        let reply: [String: ReloadReply] = switch outcome.withLock({ $0 }) {
-        case .applied(let folders)?: ["folders": .folders(folders)]
-        case .failed(let message)?: ["error": .message(message)]
-        case nil: ["error": .message("ferryd did not finish reloading within \(seconds) s; see its log")]
-        }
-        return (try? JSONEncoder().encode(reply)) ?? Data(#"{"error":"could not encode the answer"}"#.utf8)
-    }
-
-    enum ReloadReply: Encodable {
-        case folders([String])
-        case message(String)
-        func encode(to encoder: any Encoder) throws {
-            var c = encoder.singleValueContainer()
-            switch self {
-            case .folders(let f): try c.encode(f)
-            case .message(let m): try c.encode(m)
-            }
+        return switch outcome.withLock({ $0 }) {
+        case .applied(let folders)?: .reloaded(folders: folders)
+        case .failed(let message)?: .refused(message)
+        case nil: .refused("ferryd did not finish reloading within \(seconds) s; see its log")
         }
     }
 }
-
 
 /// State shared by the tasks of one folder's loop.
 final class FolderSignals: Sendable {
