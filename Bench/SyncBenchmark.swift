@@ -176,10 +176,8 @@ struct SyncBenchmark: AsyncParsableCommand {
     }
 
     static func firstPassDone(_ socket: String) -> Bool {
-        guard let data = try? ControlSocket.request(path: socket, ControlRequest(command: "status"), timeoutSeconds: 2) else { return false }
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        return (try? decoder.decode(DaemonStatus.self, from: data))?.folders.allSatisfy { $0.lastSyncAt != nil } ?? false
+        guard case .status(let status)? = try? ControlSocket.ask(path: socket, .status, timeoutSeconds: 2) else { return false }
+        return status.folders.allSatisfy { $0.lastSyncAt != nil }
     }
 
     static func poll(timeout: Duration, _ condition: () -> Bool) async throws -> Bool {

@@ -3,6 +3,8 @@ import FerryClient
 import FerryCore
 import Foundation
 import Logging
+import ServiceLifecycle
+import UnixSignals
 
 /// `ferryd`: the sync daemon, in the foreground (systemd runs it as a user service).
 @main
@@ -33,17 +35,9 @@ struct FerrydCommand: AsyncParsableCommand {
             logger.warning("no folders configured; add one with 'ferry folder add DIR'")
         }
         let daemon = FerryDaemon(config: configuration, locations: locations, logger: logger)
-        // SIGTERM/SIGINT end the run: cancel the daemon's tasks so the socket is removed.
-        let task = Task { try await daemon.run() }
-        let signals = [SIGTERM, SIGINT].map { sig -> any DispatchSourceSignal in
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig)
-            source.setEventHandler { task.cancel() }
-            source.resume()
-            return source
-        }
-        defer { signals.forEach { $0.cancel() } }
-        do { try await task.value } catch is CancellationError {} catch {
+        // SIGTERM/SIGINT shut the daemon down gracefully: loops stopped, socket removed, index closed.
+        let group = ServiceGroup(configuration: .init(services: [daemon], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do { try await group.run() } catch {
             logger.error("\(error)")
             throw ExitCode.failure
         }

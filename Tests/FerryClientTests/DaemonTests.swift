@@ -139,10 +139,10 @@ struct DaemonTests {
 
     @Test func aSecondDaemonOnTheSameSocketIsRefused() async throws {
         let dir = scratchDirectory("socket")
-        let first = try ControlSocket(path: dir + "/s.sock") { _ in Data("{}".utf8) }
+        let first = try ControlSocket(path: dir + "/s.sock") { _ in .refused("first") }
         defer { first.stop() }
-        #expect(throws: ClientError.self) { _ = try ControlSocket(path: dir + "/s.sock") { _ in Data() } }
-        #expect(try ControlSocket.request(path: dir + "/s.sock", ControlRequest(command: "status")) == Data("{}".utf8))
+        #expect(throws: ClientError.self) { _ = try ControlSocket(path: dir + "/s.sock") { _ in .refused("second") } }
+        #expect(try ControlSocket.ask(path: dir + "/s.sock", .status) == .refused("first"))
     }
 
     /// `ferry folder confirm-deletes`: a folder's held deletes are let through, and its pass

@@ -46,6 +46,18 @@ struct FaultInjectionTests {
     }
 
     /// Bytes of the chunks the server does not hold yet: exactly what a resumed sync should send.
+    /// A home logged in as `user` through `proxy` (device "desk"), syncing a fresh folder
+    /// with library "docs"; returns the home and the folder.
+    static func desk(_ cloud: Cloud, user: (name: String, password: String), via proxy: FaultProxy) async throws -> (CLITests.Home, String) {
+        let home = CLITests.Home()
+        let login = try await home.ferry(["login", cloud.url(via: proxy.port), "--user", user.name, "--device-name", "desk", "--password-stdin"]
+                                         + cloud.loginTrust, stdin: user.password + "\n")
+        try #require(login.status == 0, "\(login.err)")
+        let folder = scratchDirectory("desk-folder")
+        try #require(try await home.ferry("folder", "add", folder, "--library", "docs").status == 0)
+        return (home, folder)
+    }
+
     static func bytesStillMissing(_ api: ServerAPI, root: String) async throws -> (missing: Int64, total: Int64) {
         try await bytesStillMissing(api, of: try chunks(under: root))
     }
@@ -133,12 +145,7 @@ struct FaultInjectionTests {
             let user = try await cloud.user("bea")
             let proxy = try FaultProxy(upstreamPort: cloud.port, mode: .slow(bytesPerSecond: 12 << 20))
             defer { proxy.stop() }
-            let home = CLITests.Home()
-            let login = try await home.ferry(["login", cloud.url(via: proxy.port), "--user", user.name, "--device-name", "desk", "--password-stdin"]
-                                             + cloud.loginTrust, stdin: user.password + "\n")
-            try #require(login.status == 0, "\(login.err)")
-            let folder = scratchDirectory("killed-client")
-            try #require(try await home.ferry("folder", "add", folder, "--library", "docs").status == 0)
+            let (home, folder) = try await Self.desk(cloud, user: user, via: proxy)
             // Twice the server test's size: uploads go in 8 MiB batches, several at once, and a
             // batch the server has fully received completes even after the client dies, so
             // a kill point needs batches still unsent behind it.

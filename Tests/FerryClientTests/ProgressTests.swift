@@ -104,7 +104,7 @@ struct ProgressTests {
             try await a.sync()
             #expect(await eventually { b.exists("report.bin") && daemon.board.snapshot.folders[0].transferredBytes == 70_000 })
 
-            let answer = try ControlSocket.request(path: DaemonTests.locations(b).socketPath, ControlRequest(command: "status"))
+            let answer = try ControlSocket.request(path: DaemonTests.locations(b).socketPath, .status)
             let text = String(decoding: answer, as: UTF8.self)
             #expect(text.contains("\"transferred_bytes\":70000") && text.contains("\"queued_bytes\":0"), "\(text)")
         }

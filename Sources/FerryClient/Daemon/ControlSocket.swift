@@ -6,17 +6,6 @@ import Synchronization
 import Glibc
 #endif
 
-/// A request on the control socket: one JSON line.
-public struct ControlRequest: Codable, Sendable {
-    public var command: String
-    /// The folder a command is about (`confirm-deletes`).
-    public var folder: String?
-    public init(command: String, folder: String? = nil) {
-        self.command = command
-        self.folder = folder
-    }
-}
-
 /// The daemon's Unix control socket (`$XDG_RUNTIME_DIR/ferry/ferryd.sock`, mode 0600): one
 /// JSON request line in, one JSON document out, then the connection closes. Served by one
 /// dedicated thread; each request is small and bounded (64 KiB).
@@ -26,12 +15,14 @@ public final class ControlSocket: Sendable {
     private let stopped = StopFlag()
 
     /// Binds the socket. A stale socket from a crashed daemon is replaced; a live one is
-    /// refused so two daemons never share a state directory.
-    public init(path: String, handler: @escaping @Sendable (ControlRequest) -> Data) throws {
+    /// refused so two daemons never share a state directory. A client gets `idleTimeout` to
+    /// send its line; past it, it is told so and the connection closes.
+    public init(path: String, idleTimeout: Duration = .seconds(5),
+                handler: @escaping @Sendable (ControlRequest) -> ControlAnswer) throws {
         self.path = path
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
                                                 withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        if (try? ControlSocket.request(path: path, ControlRequest(command: "ping"), timeoutSeconds: 1)) != nil {
+        if (try? ControlSocket.request(path: path, .ping, timeoutSeconds: 1)) != nil {
             throw ClientError.invalidInput("another ferryd is already running (socket \(path))")
         }
         unlink(path)
@@ -52,22 +43,34 @@ public final class ControlSocket: Sendable {
                 let client = accept(fd, nil, nil)
                 if client < 0 { if errno == EINTR || errno == ECONNABORTED { continue } else { break } }
                 _ = fcntl(client, F_SETFD, FD_CLOEXEC)
-                var timeout = timeval(tv_sec: 5, tv_usec: 0)
-                setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-                setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-                let line = ControlSocket.readLine(client, limit: 64 * 1024)
-                let reply: Data
-                if let line, let request = try? JSONDecoder().decode(ControlRequest.self, from: line) {
-                    reply = handler(request)
-                } else {
-                    reply = Data(#"{"error":"send one JSON line such as {\"command\":\"status\"}"}"#.utf8)
+                ControlSocket.setTimeout(client, idleTimeout)
+                let answer: ControlAnswer = switch ControlSocket.readRequest(client, idleTimeout: idleTimeout) {
+                case .success(let request): handler(request)
+                case .failure(let problem): .refused(problem.description)
                 }
-                ControlSocket.writeAll(client, reply + Data("\n".utf8))
+                ControlSocket.writeAll(client, answer.json + Data("\n".utf8))
                 close(client)
             }
         }
         thread.name = "ferryd-control"
         thread.start()
+    }
+
+    /// The largest request line the socket reads.
+    static let requestLimit = 64 * 1024
+
+    /// Reads one request from a client, or says what was wrong with what it sent.
+    static func readRequest(_ client: Int32, idleTimeout: Duration) -> Result<ControlRequest, ControlProtocolError> {
+        switch readLine(client, limit: requestLimit) {
+        case .line(let line):
+            do { return .success(try JSONDecoder().decode(ControlRequest.self, from: line)) } catch let e as ControlProtocolError {
+                return .failure(e)
+            } catch {
+                return .failure(.notARequest)
+            }
+        case .tooLong: return .failure(.requestTooLong(limit: requestLimit))
+        case .nothing: return .failure(.noRequest(seconds: idleTimeout.timeInterval))
+        }
     }
 
     /// Stops accepting and removes the socket file.
@@ -78,21 +81,37 @@ public final class ControlSocket: Sendable {
         unlink(path)
     }
 
-    /// Sends one request to a running daemon and returns its answer.
+    /// Sends one request to a running daemon and returns its answer as sent (what `ferry
+    /// status --json` prints).
     public static func request(path: String, _ request: ControlRequest, timeoutSeconds: Int = 10) throws -> Data {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemCallError("socket", errno: errno) }
         defer { close(fd) }
-        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setTimeout(fd, .seconds(timeoutSeconds), sending: false)
         var address = try address(path)
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard connected == 0 else { throw SystemCallError("connect \(path)", errno: errno) }
         writeAll(fd, try JSONEncoder().encode(request) + Data("\n".utf8))
-        guard let answer = readLine(fd, limit: 64 << 20) else { throw ClientError.io("ferryd closed the control socket without answering") }
+        guard case .line(let answer) = readLine(fd, limit: 64 << 20) else {
+            throw ClientError.io("ferryd closed the control socket without answering")
+        }
         return answer
+    }
+
+    /// Sends one request to a running daemon and reads its answer. Throws `SystemCallError`
+    /// when no daemon listens, `ClientError` when one connected but did not answer, and
+    /// `ControlProtocolError.unreadableAnswer` when the answer cannot be read.
+    public static func ask(path: String, _ request: ControlRequest, timeoutSeconds: Int = 10) throws -> ControlAnswer {
+        try ControlAnswer(json: self.request(path: path, request, timeoutSeconds: timeoutSeconds), answering: request)
+    }
+
+    static func setTimeout(_ fd: Int32, _ duration: Duration, sending: Bool = true) {
+        let (seconds, attoseconds) = duration.components
+        var timeout = timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        if sending { setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size)) }
     }
 
     static func address(_ path: String) throws -> sockaddr_un {
@@ -108,18 +127,31 @@ public final class ControlSocket: Sendable {
         return address
     }
 
-    static func readLine(_ fd: Int32, limit: Int) -> Data? {
+    /// What came in up to the first newline.
+    enum LineRead: Equatable {
+        /// A line (or, at end of input, what came before it).
+        case line(Data)
+        /// More than the limit without a newline.
+        case tooLong
+        /// Nothing before end of input or the receive timeout.
+        case nothing
+    }
+
+    static func readLine(_ fd: Int32, limit: Int) -> LineRead {
         var data = Data()
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-        while data.count < limit {
+        while true {
             let n = read(fd, &buffer, buffer.count)
             if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
+            if n < 0 { return .nothing }  // the timeout: a half-sent line is no request either
+            if n == 0 { return data.isEmpty ? .nothing : .line(data) }
+            if let newline = buffer[..<n].firstIndex(of: 10) {
+                data.append(contentsOf: buffer[..<newline])
+                return data.count <= limit ? .line(data) : .tooLong
+            }
             data.append(contentsOf: buffer[..<n])
-            if buffer[..<n].contains(10) { break }
+            if data.count > limit { return .tooLong }
         }
-        guard let end = data.firstIndex(of: 10) else { return data.isEmpty ? nil : data }
-        return data[..<end]
     }
 
     static func writeAll(_ fd: Int32, _ data: Data) {

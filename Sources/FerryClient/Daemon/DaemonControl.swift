@@ -15,23 +15,22 @@ public enum DaemonControl {
     /// Asks the daemon to read its configuration again, and waits until it has started and
     /// stopped folder loops to match (ferryd answers once that is done).
     public static func reload(socketPath: String) -> ReloadOutcome {
-        let answer: Data
-        do { answer = try ControlSocket.request(path: socketPath, ControlRequest(command: "reload"), timeoutSeconds: 70) } catch let e as ClientError {
+        do {
+            switch try ControlSocket.ask(path: socketPath, .reload, timeoutSeconds: 70) {
+            case .reloaded(let folders): return .reloaded(folders: folders)
+            case .refused(let why) where why.hasPrefix("unknown command"):
+                return .failed("this ferryd is older than ferry and cannot reload; restart it")
+            case .refused(let why): return .failed(why)
+            default: return .failed(ControlProtocolError.unreadableAnswer.description)
+            }
+        } catch let e as ControlProtocolError {
+            return .failed(e.description)
+        } catch let e as ClientError {
             // Connected, but no answer came (a daemon stuck, or gone meanwhile).
             return .failed(e.description)
         } catch {
             return .notRunning  // nothing listens on the socket
         }
-        struct Reply: Decodable {
-            let folders: [String]?
-            let error: String?
-        }
-        guard let reply = try? JSONDecoder().decode(Reply.self, from: answer) else {
-            return .failed("ferryd gave an answer this ferry cannot read; restart it ('systemctl --user restart ferryd')")
-        }
-        if let folders = reply.folders { return .reloaded(folders: folders) }
-        if reply.error == "unknown command" { return .failed("this ferryd is older than ferry and cannot reload; restart it") }
-        return .failed(reply.error ?? "ferryd did not say what went wrong; see its log")
     }
 
     /// How a confirmation of a folder's held deletes went.
@@ -46,17 +45,19 @@ public enum DaemonControl {
 
     /// Lets the daemon carry out the deletes its mass-delete guard holds in `folder` (absolute).
     public static func confirmDeletes(socketPath: String, folder: String) -> ConfirmOutcome {
-        guard let answer = try? ControlSocket.request(path: socketPath, ControlRequest(command: "confirm-deletes", folder: folder)) else {
+        do {
+            return try ControlSocket.ask(path: socketPath, .confirmDeletes(folder: folder)) == .confirmed ? .confirmed : .nothingWaiting
+        } catch is ControlProtocolError {
+            return .nothingWaiting
+        } catch {
             return .notRunning
         }
-        struct Reply: Decodable { let ok: Bool? }
-        return (try? JSONDecoder().decode(Reply.self, from: answer))?.ok == true ? .confirmed : .nothingWaiting
     }
 
     /// The daemon's status document as it sent it (what `ferry status --json` prints); nil
     /// when no daemon answers. `DaemonStatus(json:)` reads it.
     public static func statusDocument(socketPath: String) -> Data? {
-        try? ControlSocket.request(path: socketPath, ControlRequest(command: "status"))
+        try? ControlSocket.request(path: socketPath, .status)
     }
 }
 

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import FerryCore
 import Foundation
 import Logging
+import ServiceLifecycle
 import Synchronization
 
 /// Exponential backoff with full jitter: 1 s, 2 s, 4 s … capped at `cap`, each wait drawn
@@ -28,8 +29,9 @@ public struct Backoff: Sendable {
 
 /// `ferryd`: one loop per folder that runs a pass whenever the watcher, the server's change
 /// feed or the periodic rescan says something may have changed; backs off while the server
-/// is unreachable; serves its status on the control socket.
-public final class FerryDaemon: Sendable {
+/// is unreachable; serves its status on the control socket. A `Service`: ferryd runs it in a
+/// `ServiceGroup` that shuts it down gracefully on SIGTERM and SIGINT.
+public final class FerryDaemon: Service, Sendable {
     public let config: ClientConfig
     public let locations: ClientLocations
     public let board: StatusBoard
@@ -44,9 +46,11 @@ public final class FerryDaemon: Sendable {
         self.board = StatusBoard(server: config.serverURL, device: config.deviceName, folders: config.folders)
     }
 
-    /// Runs until the task is cancelled. The folder list follows the config file: a
-    /// `reload` on the control socket (what `ferry folder add` and `remove` send) or a change
-    /// to the file seen within two seconds starts and stops folder loops without a restart.
+    /// Runs until the task is cancelled or its service group shuts down gracefully. The
+    /// folder list follows the config file: a `reload` on the control socket (what `ferry
+    /// folder add` and `remove` send) or a change to the file seen within two seconds starts
+    /// and stops folder loops without a restart. On the way out the folder loops are stopped
+    /// and awaited, the control socket is closed and its file removed, and the index closed.
     public func run() async throws {
         let index = try LocalIndex(path: locations.indexFile)
         let (reloads, requestReload) = AsyncStream<ReloadTicket>.makeStream()
@@ -57,48 +61,56 @@ public final class FerryDaemon: Sendable {
         defer { socket.stop() }
         let configFile = locations.configFile
         let configWatch = ConfigFileWatch(path: configFile)
-        let watch = Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(2))
-                if configWatch.changedSinceRead() { requestReload.yield(ReloadTicket()) }
-            }
-        }
         var settings = config
         var api = ServerAPI.open(for: settings)
         let loops = FolderLoops()
-        await withTaskCancellationHandler {
-            await loops.apply(settings.folders) { start($0, settings: settings, api: api, index: index) }
-            for await ticket in reloads {
-                let fresh: ClientConfig
-                configWatch.markRead()
-                do { fresh = try ClientConfig.load(from: configFile) } catch {
-                    let message = "\(error); the folders synced stay as they were"
-                    logger.error("\(message)")
-                    ticket.finish(.failed(message))
-                    continue
+        // Either way out ends the stream of reloads, and so the loop that serves it.
+        await withGracefulShutdownHandler {
+            await withTaskCancellationHandler {
+                await withDiscardingTaskGroup { group in
+                    group.addTask {
+                        while !Task.isCancelled {
+                            try? await Task.sleep(for: .seconds(2))
+                            if configWatch.changedSinceRead() { requestReload.yield(ReloadTicket()) }
+                        }
+                    }
+                    await loops.apply(settings.folders) { start($0, settings: settings, api: api, index: index) }
+                    for await ticket in reloads {
+                        let fresh: ClientConfig
+                        configWatch.markRead()
+                        do { fresh = try ClientConfig.load(from: configFile) } catch {
+                            let message = "\(error); the folders synced stay as they were"
+                            logger.error("\(message)")
+                            ticket.finish(.failed(message))
+                            continue
+                        }
+                        if !Self.sameSettings(fresh, settings) {
+                            // Another server, token, certificate or tuning: every loop starts again with it.
+                            await loops.stopAll()
+                            await api.close()
+                            api = ServerAPI.open(for: fresh)
+                            board.reset(server: fresh.serverURL, device: fresh.deviceName)
+                        }
+                        settings = fresh
+                        board.setFolders(fresh.folders)
+                        let current = settings, client = api
+                        let (started, stopped) = await loops.apply(fresh.folders) { start($0, settings: current, api: client, index: index) }
+                        if !started.isEmpty || !stopped.isEmpty {
+                            logger.info("configuration reloaded", metadata: ["started": "\(started)", "stopped": "\(stopped)"])
+                        }
+                        ticket.finish(.applied(loops.paths))
+                    }
+                    group.cancelAll()
                 }
-                if !Self.sameSettings(fresh, settings) {
-                    // Another server, token, certificate or tuning: every loop starts again with it.
-                    await loops.stopAll()
-                    await api.close()
-                    api = ServerAPI.open(for: fresh)
-                    board.reset(server: fresh.serverURL, device: fresh.deviceName)
-                }
-                settings = fresh
-                board.setFolders(fresh.folders)
-                let current = settings, client = api
-                let (started, stopped) = await loops.apply(fresh.folders) { start($0, settings: current, api: client, index: index) }
-                if !started.isEmpty || !stopped.isEmpty {
-                    logger.info("configuration reloaded", metadata: ["started": "\(started)", "stopped": "\(stopped)"])
-                }
-                ticket.finish(.applied(loops.paths))
+            } onCancel: {
+                requestReload.finish()
             }
-        } onCancel: {
+        } onGracefulShutdown: {
             requestReload.finish()
         }
-        watch.cancel()
         await loops.stopAll()
         await api.close()
+        try? index.close()
     }
 
     /// Starts one folder's loop; a folder that cannot be opened is shown in error instead.
@@ -129,25 +141,18 @@ public final class FerryDaemon: Sendable {
 
     /// One control-socket request, answered on the socket's thread.
     static func answer(_ request: ControlRequest, board: StatusBoard, triggers: TriggerTable,
-                       reload: AsyncStream<ReloadTicket>.Continuation) -> Data {
-        switch request.command {
-        case "status", "ping":
-            let encoder = JSONEncoder()
-            encoder.dateEncodingStrategy = .iso8601
-            encoder.outputFormatting = [.sortedKeys]
-            return (try? encoder.encode(board.snapshot)) ?? Data("{}".utf8)
-        case "confirm-deletes":
-            guard let folder = request.folder, board.confirmDeletes(folder) else {
-                return Data(#"{"error":"that folder has no deletes waiting for confirmation"}"#.utf8)
-            }
+                       reload: AsyncStream<ReloadTicket>.Continuation) -> ControlAnswer {
+        switch request {
+        case .ping: return .pong
+        case .status: return .status(board.snapshot)
+        case .confirmDeletes(let folder):
+            guard board.confirmDeletes(folder) else { return .refused("that folder has no deletes waiting for confirmation") }
             triggers.fire(folder)
-            return Data(#"{"ok":true}"#.utf8)
-        case "reload":
+            return .confirmed
+        case .reload:
             let ticket = ReloadTicket()
-            reload.yield(ticket)
+            if case .terminated = reload.yield(ticket) { return .refused("ferryd is shutting down") }
             return ticket.answer(waitingUpTo: 60)
-        default:
-            return Data(#"{"error":"unknown command"}"#.utf8)
         }
     }
 
@@ -156,6 +161,8 @@ public final class FerryDaemon: Sendable {
         let board = self.board
         let path = sync.folder.path
         let (triggers, trigger) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        // Passes asked for after a wait (a retry, a recheck): each is a timer of this loop's.
+        let (retries, retryAfter) = AsyncStream<Duration>.makeStream()
         let signals = FolderSignals()
         let settle = Duration.milliseconds(config.settleMilliseconds)
         passTriggers.register(path, trigger)
@@ -222,6 +229,18 @@ public final class FerryDaemon: Sendable {
                     }
                 }
             }
+            // The timers of retries and rechecks, ended with the loop.
+            group.addTask {
+                await withDiscardingTaskGroup { timers in
+                    for await wait in retries {
+                        timers.addTask {
+                            try? await Task.sleep(for: wait)
+                            trigger.yield()
+                        }
+                    }
+                    timers.cancelAll()
+                }
+            }
             // The passes.
             group.addTask { [logger, board] in
                 var backoff = Backoff()
@@ -246,7 +265,7 @@ public final class FerryDaemon: Sendable {
                         }
                         if let pause = report.massDelete, pause.localDeletes > 0 {
                             let wait = recheck.next()
-                            Task { try? await Task.sleep(for: wait); trigger.yield() }
+                            retryAfter.yield(wait)
                         } else {
                             recheck.reset()
                         }
@@ -285,7 +304,7 @@ public final class FerryDaemon: Sendable {
                             s.retryAt = Date() + wait.timeInterval
                         }
                         logger.error("\(message)")
-                        Task { try? await Task.sleep(for: wait); trigger.yield() }
+                        retryAfter.yield(wait)
                     } catch {
                         let wait = backoff.next()
                         board.update(path) { s in
@@ -299,7 +318,7 @@ public final class FerryDaemon: Sendable {
                         } else {
                             logger.warning("sync failed; \(retry)", metadata: ["folder": "\(path)", "error": "\(FolderSync.describe(error))"])
                         }
-                        Task { try? await Task.sleep(for: wait); trigger.yield() }
+                        retryAfter.yield(wait)
                     }
                 }
             }
@@ -333,29 +352,15 @@ final class ReloadTicket: Sendable {
     }
 
     /// The control socket's answer: the folders now synced, or why the reload failed.
-    func answer(waitingUpTo seconds: Int) -> Data {
+    func answer(waitingUpTo seconds: Int) -> ControlAnswer {
         _ = done.wait(timeout: .now() + .seconds(seconds))
-        let reply: [String: ReloadReply] = switch outcome.withLock({ $0 }) {
-        case .applied(let folders)?: ["folders": .folders(folders)]
-        case .failed(let message)?: ["error": .message(message)]
-        case nil: ["error": .message("ferryd did not finish reloading within \(seconds) s; see its log")]
-        }
-        return (try? JSONEncoder().encode(reply)) ?? Data(#"{"error":"could not encode the answer"}"#.utf8)
-    }
-
-    enum ReloadReply: Encodable {
-        case folders([String])
-        case message(String)
-        func encode(to encoder: any Encoder) throws {
-            var c = encoder.singleValueContainer()
-            switch self {
-            case .folders(let f): try c.encode(f)
-            case .message(let m): try c.encode(m)
-            }
+        return switch outcome.withLock({ $0 }) {
+        case .applied(let folders)?: .reloaded(folders: folders)
+        case .failed(let message)?: .refused(message)
+        case nil: .refused("ferryd did not finish reloading within \(seconds) s; see its log")
         }
     }
 }
-
 
 /// State shared by the tasks of one folder's loop.
 final class FolderSignals: Sendable {

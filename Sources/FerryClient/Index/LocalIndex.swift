@@ -65,6 +65,11 @@ public final class LocalIndex: Sendable {
         try Self.migrator.migrate(pool)
     }
 
+    /// Closes the database (the daemon, on its way out); any later use of this index throws.
+    public func close() throws {
+        try pool.close()
+    }
+
     static var migrator: DatabaseMigrator {
         var m = DatabaseMigrator()
         m.registerMigration("v1-index") { db in
