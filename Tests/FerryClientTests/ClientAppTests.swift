@@ -109,6 +109,7 @@ struct ClientAppTests {
         NestingRow(name: "around a synced folder", path: "/data", clash: "/data/photos"),
         NestingRow(name: "a name that only starts like a synced folder", path: "/data/photos-old", clash: nil),
         NestingRow(name: "a synced folder's name cut short", path: "/data/phot", clash: nil),
+        NestingRow(name: "the root, around every folder", path: "/", clash: "/data/photos"),
     ]
 
     @Test(arguments: nesting)
@@ -124,6 +125,11 @@ struct ClientAppTests {
         default:
             Issue.record("\(row.path): \(added)")
         }
+    }
+
+    /// `/` as a synced folder holds every other folder (its "/" + "/" prefix matched nothing).
+    @Test func aFolderInsideASyncedRootIsRefused() {
+        #expect(FolderSetup.clash(for: "/data/photos", among: Self.config(["/"]).folders)?.path == "/")
     }
 
     @Test func aFolderAroundSeveralSyncedOnesNamesTheFirst() {

@@ -39,7 +39,12 @@ public enum FolderSetup {
     /// The configured folder `path` would clash with: the same folder, one above it or one
     /// below it. Pure; `path` and the configured paths are canonical.
     public static func clash(for path: String, among folders: [FolderConfig]) -> FolderConfig? {
-        folders.first { path == $0.path || path.hasPrefix($0.path + "/") || $0.path.hasPrefix(path + "/") }
+        folders.first { path == $0.path || isInside(path, $0.path) || isInside($0.path, path) }
+    }
+
+    /// Whether `path` lies below `folder` (`/` holds every other absolute path).
+    static func isInside(_ path: String, _ folder: String) -> Bool {
+        path.hasPrefix(folder.hasSuffix("/") ? folder : folder + "/")
     }
 
     /// Refuses a new folder at `path` that nests with a configured folder. Pure.
