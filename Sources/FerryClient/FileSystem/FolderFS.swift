@@ -11,6 +11,10 @@ import Glibc
 /// So a symbolic link (or a file) standing where a directory should be stops the walk with
 /// `NotADirectory`: nothing Ferry writes, renames, unlinks or reads in the folder ever goes
 /// through a link to somewhere else, whatever a server or another device put in the library.
+///
+/// These calls stay on Glibc rather than swift-system's `FileDescriptor`, which opens only
+/// by path (no `openat`, `mkdirat`, `renameat`, `fdopendir`); reads, writes and fsyncs of
+/// what they open go through `FileIO`.
 public struct FolderFS: Sendable {
     /// The folder's root, absolute. It is the user's choice, so it may itself be a link.
     public let root: String

@@ -774,15 +774,22 @@ public final class FolderSync: Sendable {
                          timespec(tv_sec: Int(v.mtimeNs / 1_000_000_000), tv_nsec: Int(v.mtimeNs % 1_000_000_000))]
             if v.mtimeNs < 0 { times[1] = timespec(tv_sec: 0, tv_nsec: Int(utimeOmit)) }
             _ = futimens(fd, &times)
-            guard fsync(fd) == 0 else {
-                if errno == ENOSPC || errno == EDQUOT { throw ClientError.io("the local disk is full; free space to download \(v.path) (nothing was replaced)") }
-                throw SystemCallError("fsync \(shown)", errno: errno)
-            }
+            try Self.writing(v) { try FileIO.sync(fd, call: "fsync \(shown)") }
         } catch let error as ClientError {
             directory.remove(temp)  // a full disk needs the space back; a wrong whole-file hash is not worth resuming
             throw error
         }
         return (fetched, reused)
+    }
+
+    /// Runs a write or fsync of `v`'s download, reporting a full disk as the `ClientError`
+    /// that has its temp file removed to give the space back.
+    static func writing(_ v: FileVersion, _ body: () throws -> Void) throws {
+        do {
+            try body()
+        } catch let error as SystemCallError where error.isOutOfSpace {
+            throw ClientError.io("the local disk is full; free space to download \(v.path) (nothing was replaced)")
+        }
     }
 
     /// The temp name a download of `target` (a path or a name) uses: fixed per target, so a
@@ -841,18 +848,7 @@ public final class FolderSync: Sendable {
             progress.received(chunk.size)
             try bytes.withUnsafeReadableBytes { raw in
                 hasher.update(raw)
-                var offset = 0
-                while offset < raw.count {
-                    let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        if errno == ENOSPC || errno == EDQUOT {
-                            throw ClientError.io("the local disk is full; free space to download \(v.path) (nothing was replaced)")
-                        }
-                        throw SystemCallError("write \(temp)", errno: errno)
-                    }
-                    offset += n
-                }
+                try Self.writing(v) { try FileIO.writeAll(fd, raw, call: "write \(temp)") }
             }
             bytes.moveReaderIndex(to: bytes.writerIndex)
         }
@@ -1107,15 +1103,8 @@ public final class FolderSync: Sendable {
         }
         let start = buffer.writerIndex
         let wanted = Int(size)
-        let read = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: wanted) { raw -> Int in
-            var done = 0
-            while done < wanted {
-                let n = pread(fd, raw.baseAddress! + done, wanted - done, off_t(offset) + off_t(done))
-                if n < 0 { if errno == EINTR { continue }; throw SystemCallError("read \(path)", errno: errno) }
-                if n == 0 { break }
-                done += n
-            }
-            return done
+        let read = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: wanted) { raw in
+            try FileIO.readFully(fd, at: offset, into: UnsafeMutableRawBufferPointer(rebasing: raw[..<wanted]), call: "read \(path)")
         }
         guard read == wanted else {
             buffer.moveWriterIndex(to: start)

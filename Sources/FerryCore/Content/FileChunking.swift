@@ -6,19 +6,6 @@ import Glibc
 import Darwin
 #endif
 
-/// An error from a system call, with the call's name and `errno`.
-public struct SystemCallError: Error, Sendable, CustomStringConvertible, Equatable {
-    public let call: String
-    public let errno: Int32
-
-    public init(_ call: String, errno: Int32) {
-        self.call = call
-        self.errno = errno
-    }
-
-    public var description: String { "\(call) failed: \(String(cString: strerror(errno)))" }
-}
-
 extension ContentChunker {
     /// Chunks and hashes a whole file in one sequential read with bounded memory (three
     /// buffers of `bufferSize`). Every byte needs two SHA-256 passes (its chunk's and the
@@ -37,8 +24,7 @@ extension ContentChunker {
         onChunk: ((ChunkRef, Int64) -> Void)? = nil,
         content: ((ArraySlice<UInt8>) -> Void)? = nil
     ) throws -> ContentManifest {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw SystemCallError("open", errno: errno) }
+        let fd = try FileIO.open(path, O_RDONLY, call: "open")
         defer { close(fd) }
         return try manifest(ofFileDescriptor: fd, parameters: parameters, bufferSize: bufferSize, onChunk: onChunk, content: content)
     }
@@ -64,7 +50,7 @@ extension ContentChunker {
         let reader = Mutex(ReadAhead(buffer: [UInt8](repeating: 0, count: bufferSize)))
 
         var block = [UInt8](repeating: 0, count: bufferSize)
-        var filled = try block.withUnsafeMutableBytes { try readFully(fd, into: $0) }
+        var filled = try block.withUnsafeMutableBytes { try FileIO.readFully(fd, into: $0, call: "read") }
         var reported = 0
         var offset: Int64 = 0
         func report(_ chunks: ArraySlice<ChunkRef>) {
@@ -99,7 +85,7 @@ extension ContentChunker {
         guard fstat(fd, &info) == 0, info.st_size < bufferSize else { return nil }
         let expected = Int(info.st_size)
         var bytes = [UInt8](repeating: 0, count: expected + 1)
-        let n = try bytes.withUnsafeMutableBytes { try readFully(fd, into: $0) }
+        let n = try bytes.withUnsafeMutableBytes { try FileIO.readFully(fd, into: $0, call: "read") }
         guard n <= expected else {
             guard lseek(fd, 0, SEEK_SET) == 0 else { throw SystemCallError("lseek", errno: errno) }
             return nil
@@ -133,24 +119,9 @@ extension ContentChunker {
             case 1: block.withUnsafeBytes { bytes in chunker.withLock { $0.update(UnsafeRawBufferPointer(rebasing: bytes[..<count])) } }
             default:
                 reader.withLock { next in
-                    do { next.filled = try next.buffer.withUnsafeMutableBytes { try readFully(fd, into: $0) } } catch { next.error = error }
+                    do { next.filled = try next.buffer.withUnsafeMutableBytes { try FileIO.readFully(fd, into: $0, call: "read") } } catch { next.error = error }
                 }
             }
         }
-    }
-
-    /// Reads until `buffer` is full or the file ends; returns the bytes read.
-    private static func readFully(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        var total = 0
-        while total < buffer.count {
-            let n = read(fd, buffer.baseAddress! + total, buffer.count - total)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw SystemCallError("read", errno: errno)
-            }
-            if n == 0 { break }
-            total += n
-        }
-        return total
     }
 }

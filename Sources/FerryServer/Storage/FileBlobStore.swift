@@ -219,17 +219,7 @@ public final class FileBlobStore: BlobStore {
         }
         defer { close(fd) }
         let n = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: want) { ptr in
-            var done = 0
-            while done < want {
-                let n = pread(fd, ptr.baseAddress! + done, want - done, off_t(span.offset) + off_t(done))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw Posix.blobError("read blob", errno)
-                }
-                if n == 0 { break }
-                done += n
-            }
-            return done
+            try Posix.blob { try FileIO.readFully(fd, at: span.offset, into: UnsafeMutableRawBufferPointer(rebasing: ptr[..<want]), call: "read blob") }
         }
         guard n == want else { throw BlobError.io("blob \(span.hash.hex) is shorter than its recorded size") }
     }
@@ -267,11 +257,7 @@ public final class FileBlobStore: BlobStore {
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
             defer { buffer.deallocate() }
             while true {
-                let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw Posix.blobError("read blob", errno)
-                }
+                let n = try Posix.blob { try FileIO.readSome(fd, into: buffer, call: "read blob") }
                 if n == 0 { break }
                 hasher.update(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
             }
@@ -427,7 +413,7 @@ final class FileBlobWriter: BlobWriter {
         do {
             try await pool.runIfActive { [direct] in
                 if let pending { try pending.withUnsafeReadableBytes { try direct.write(fd, $0) } }
-                guard fsync(fd) == 0 else { throw Posix.blobError("sync staged blob", errno) }
+                try Posix.blob { try FileIO.sync(fd, call: "sync staged blob") }
                 close(fd)
             }
         } catch {
@@ -497,17 +483,18 @@ final class DirectWriter: Sendable {
             while done < aligned {
                 let n = min(Self.bufferSize, aligned - done)
                 buffer.memory.baseAddress!.copyMemory(from: bytes.baseAddress! + done, byteCount: n)
-                let written = Glibc.write(fd, buffer.memory.baseAddress, n)
-                if written == n {
-                    done += n
-                    continue
-                }
-                if written < 0 && errno == EINTR { continue }
                 // Refused (EINVAL: an alignment this file system does not take) or short:
                 // the rest goes the ordinary way from where the file now ends.
-                if written < 0 && errno != EINVAL { throw Posix.blobError("write", errno) }
-                if written > 0 { done += written }
-                break
+                let written: Int
+                do {
+                    written = try FileIO.writeSome(fd, UnsafeRawBufferPointer(rebasing: buffer.memory[..<n]), call: "write")
+                } catch where error.errno == EINVAL {
+                    break
+                } catch {
+                    throw Posix.blobError(error.call, error.errno)
+                }
+                done += written
+                if written < n { break }
             }
         }
         try Posix.writeAll(fd, UnsafeRawBufferPointer(rebasing: bytes[done...]))
@@ -518,76 +505,5 @@ final class DirectWriter: Sendable {
         let flags = fcntl(fd, F_GETFL)
         guard flags >= 0 else { return false }
         return fcntl(fd, F_SETFL, on ? flags | ferry_o_direct() : flags & ~ferry_o_direct()) == 0
-    }
-}
-
-/// Small POSIX helpers with durable semantics.
-enum Posix {
-    static func blobError(_ what: String, _ code: Int32) -> BlobError {
-        if code == ENOSPC || code == EDQUOT { return .outOfSpace }
-        return .io("\(what): \(String(cString: strerror(code)))")
-    }
-
-    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw blobError("write", errno)
-            }
-            offset += n
-        }
-    }
-
-    /// fsyncs a directory so a rename or create inside it survives a power cut.
-    static func syncDirectory(_ path: String) throws {
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw blobError("open directory \(path)", errno) }
-        defer { close(fd) }
-        guard fsync(fd) == 0 else { throw blobError("sync directory \(path)", errno) }
-    }
-
-    /// Flushes the whole file system holding `path` (data and metadata): one call instead of
-    /// an fsync per file and directory of a batch.
-    static func syncFileSystem(_ path: String) throws {
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw blobError("open directory \(path)", errno) }
-        defer { close(fd) }
-        guard ferry_syncfs(fd) == 0 else { throw blobError("sync file system of \(path)", errno) }
-    }
-
-    /// Creates a directory if missing; with `durable`, syncs its parent after creating it.
-    static func makeDirectory(_ path: String, durable: Bool) throws {
-        if mkdir(path, 0o700) == 0 {
-            if durable, let slash = path.lastIndex(of: "/") {
-                try syncDirectory(slash == path.startIndex ? "/" : String(path[..<slash]))
-            }
-        } else if errno != EEXIST {
-            throw blobError("create directory \(path)", errno)
-        }
-    }
-
-    static func listDirectory(_ path: String) throws -> [String] {
-        guard let dir = opendir(path) else { throw blobError("open directory \(path)", errno) }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = DirectoryEntry.lossyName(of: entry)
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
-    }
-
-    static func freeBytes(at path: String) throws -> Int64 {
-        var s = statvfs()
-        guard statvfs(path, &s) == 0 else { throw blobError("statvfs \(path)", errno) }
-        return Int64(s.f_bavail) * Int64(s.f_frsize)
-    }
-
-    /// 128 random bits as hex, for unguessable temporary names.
-    static func randomToken() -> String {
-        var g = SystemRandomNumberGenerator()
-        return String(g.next() as UInt64, radix: 16) + String(g.next() as UInt64, radix: 16)
     }
 }
