@@ -67,6 +67,34 @@ struct InotifyWatcherTests {
         #expect(inside.contains(.changed("new/inside.txt")))
     }
 
+    /// A new directory renamed on before the watcher read its creation: the watch is added
+    /// where the rename took it, so what changes inside later is still reported.
+    @Test func aDirectoryMovedOnBeforeItIsWatchedIsWatchedWhereItWent() async throws {
+        let root = Self.folder()
+        let watcher = try InotifyWatcher(root: root)
+        defer { watcher.stop() }
+        // Made faster than the watcher reads: most renames come before their creation is read.
+        for i in 0..<100 {
+            try FileManager.default.createDirectory(atPath: root + "/p\(i)/new/deep", withIntermediateDirectories: true)
+            try FileManager.default.moveItem(atPath: root + "/p\(i)", toPath: root + "/q\(i)")
+        }
+        for i in 0..<100 { try Data("x".utf8).write(to: URL(fileURLWithPath: root + "/q\(i)/new/deep/f.txt")) }
+        var missing = Set((0..<100).map { "q\($0)/new/deep/f.txt" })
+        var seen: [WatchEvent] = []
+        let hangGuard = Task {
+            try await Task.sleep(for: .seconds(20))
+            watcher.stop()  // ends the stream below
+        }
+        defer { hangGuard.cancel() }
+        for await batch in watcher.events {
+            seen += batch
+            for case .changed(let path) in batch { missing.remove(path) }
+            if missing.isEmpty { break }
+        }
+        #expect(missing.isEmpty, "\(missing.count) missed; seen \(seen.filter { if case .changed = $0 { false } else { true } })")
+        #expect(watcher.watchedDirectoryCount == 301)
+    }
+
     @Test func movesOutOfAndIntoTheRoot() async throws {
         let root = Self.folder(), outside = Self.folder()
         try Data("x".utf8).write(to: URL(fileURLWithPath: root + "/leaving.txt"))

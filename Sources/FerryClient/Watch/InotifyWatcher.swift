@@ -39,6 +39,11 @@ public final class InotifyWatcher: Sendable {
     private let wakeWrite: Int32
     private let stopped = Atomic<Bool>(false)
     private let directories = Mutex<[Int32: String]>([:])
+    /// New directories that were gone from their path before they could be watched: moved
+    /// on (their ancestor's rename is then further down the queue, or about to be queued) or
+    /// deleted. Retried under the paths later renames give them, each time the queue is
+    /// drained, until `movePairing` after they were first missed (then they are gone).
+    private let unwatched = Mutex<[String: ContinuousClock.Instant]>([:])
     private let isIgnored: @Sendable (String, Bool) -> Bool
 
     // <sys/inotify.h> values (not all are imported as Swift constants).
@@ -111,7 +116,7 @@ public final class InotifyWatcher: Sendable {
         var pendingMoves: [UInt32: (path: String, isDirectory: Bool, at: ContinuousClock.Instant)] = [:]
         while !stopped.load(ordering: .acquiring) {
             var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
-            let timeout: Int32 = pendingMoves.isEmpty ? -1 : 20
+            let timeout: Int32 = pendingMoves.isEmpty && unwatched.withLock({ $0.isEmpty }) ? -1 : 20
             let ready = poll(&fds, 2, timeout)
             if ready < 0 && errno != EINTR { break }
             if fds[1].revents != 0 { break }
@@ -129,6 +134,14 @@ public final class InotifyWatcher: Sendable {
                 pendingMoves[cookie] = nil
                 if move.isDirectory { forgetTree(move.path) }
                 batch.append(.removed(move.path))
+            }
+            // The renames made before a watch failed are read by now (the queue is drained),
+            // but for one whose rename is still under way: it is tried again shortly.
+            for (path, since) in unwatched.withLock({ $0.sorted { $0.key < $1.key } }) {
+                guard unwatched.withLock({ $0.removeValue(forKey: path) }) != nil else { continue }  // a retry above took it
+                if !watchTree(at: path, retrying: true, into: &batch), now - since < Self.movePairing {
+                    unwatched.withLock { $0[path] = since }
+                }
             }
             if !batch.isEmpty { deliver(batch) }
         }
@@ -210,27 +223,44 @@ public final class InotifyWatcher: Sendable {
     // MARK: the watch tree
 
     /// Watches a new directory and everything below it, reporting what is already inside.
-    private func watchTree(at path: String, into batch: inout [WatchEvent]) {
+    /// A directory that is no longer at `path` is retried after the queue is drained
+    /// (`unwatched`); a retry returns whether it found it.
+    @discardableResult
+    private func watchTree(at path: String, retrying: Bool = false, into batch: inout [WatchEvent]) -> Bool {
         let wd = inotify_add_watch(fd, root + "/" + path, Self.mask)
         if wd < 0 {
             if errno == ENOSPC { batch.append(.watchLimitReached(path)) }
-            return
+            if errno == ENOENT && !retrying { missed(path) }
+            return false
         }
         directories.withLock { $0[wd] = path }
-        watchTree(below: path, report: true, into: &batch)
+        if !watchTree(below: path, report: true, into: &batch) {
+            // Watched, but moved before it was listed: what is inside is listed under its new path.
+            if !retrying { missed(path) }
+            return false
+        }
+        return true
     }
 
-    /// Adds watches for every subdirectory of `path` (which is watched already).
-    private func watchTree(below path: String, report: Bool, into batch: inout [WatchEvent]) {
+    private func missed(_ path: String) {
+        let now = ContinuousClock.now
+        unwatched.withLock { $0[path] = $0[path] ?? now }
+    }
+
+    /// Adds watches for every subdirectory of `path` (which is watched already). Returns
+    /// false when `path` could not be listed.
+    @discardableResult
+    private func watchTree(below path: String, report: Bool, into batch: inout [WatchEvent]) -> Bool {
         let absolute = path.isEmpty ? root : root + "/" + path
-        guard let dir = opendir(absolute) else { return }
+        guard let dir = opendir(absolute) else { return false }
         var subdirectories: [String] = []
         while let item = readdir(dir) {
             let name = DirectoryEntry.lossyName(of: item)
             if name == "." || name == ".." { continue }
             let child = path.isEmpty ? name : path + "/" + name
+            // Relative to the open directory: a rename of it or above meanwhile changes nothing here.
             var st = Glibc.stat()
-            guard lstat(absolute + "/" + name, &st) == 0 else { continue }
+            guard fstatat(dirfd(dir), name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
             let isDirectory = st.st_mode & S_IFMT == S_IFDIR
             if isIgnored(child, isDirectory) { continue }
             if isDirectory {
@@ -245,11 +275,13 @@ public final class InotifyWatcher: Sendable {
             let wd = inotify_add_watch(fd, root + "/" + child, Self.mask)
             if wd < 0 {
                 if errno == ENOSPC { batch.append(.watchLimitReached(child)) }
+                if errno == ENOENT { missed(child) }
                 continue
             }
             directories.withLock { $0[wd] = child }
-            watchTree(below: child, report: report, into: &batch)
+            if !watchTree(below: child, report: report, into: &batch) { missed(child) }
         }
+        return true
     }
 
     /// A directory moved within the root: its watches stay, their paths change.
@@ -257,6 +289,12 @@ public final class InotifyWatcher: Sendable {
         directories.withLock { map in
             for (wd, path) in map where path == from || path.hasPrefix(from + "/") {
                 map[wd] = to + path.dropFirst(from.count)
+            }
+        }
+        unwatched.withLock { paths in
+            for (path, since) in paths where path == from || path.hasPrefix(from + "/") {
+                paths[path] = nil
+                paths[to + path.dropFirst(from.count)] = since
             }
         }
     }
@@ -270,5 +308,6 @@ public final class InotifyWatcher: Sendable {
             inotify_rm_watch(fd, wd)
             _ = directories.withLock { $0.removeValue(forKey: wd) }
         }
+        unwatched.withLock { $0 = $0.filter { $0.key != path && !$0.key.hasPrefix(path + "/") } }
     }
 }
