@@ -46,6 +46,42 @@ struct DaemonTests {
         }
     }
 
+    /// While the watcher runs, a change is synced by passes over its paths alone (on the
+    /// device that made it, and on the one the feed told), and what the watcher could not
+    /// report (a file its old ignore rules left out) is found by the full pass that follows
+    /// an edit of `.ferryignore`, after which the watcher reports such names.
+    @Test func passesLookOnlyAtWhatChangedAndAnIgnoreEditBringsAFullOne() async throws {
+        try await Cloud.with { cloud in
+            let user = try await cloud.user("sam")
+            let a = try await Device.make(cloud, user: user, name: "a")
+            let b = try await Device.make(cloud, user: user, name: "b")
+            defer { Task { await a.close(); await b.close() } }
+            try a.write(".ferryignore", "*.tmp\n")
+            for i in 0..<50 { try a.write("tree/\(i % 5)/\(i).txt", "file \(i)") }
+            let da = Self.daemon(a), db = Self.daemon(b)
+            let runA = Task { try await da.run() }
+            let runB = Task { try await db.run() }
+            defer { runA.cancel(); runB.cancel() }
+            #expect(await eventually { b.read("tree/4/49.txt") == "file 49" })
+
+            try a.write("tree/2/12.txt", "edited")
+            try a.move("tree/3", "moved")
+            #expect(await eventually { b.read("tree/2/12.txt") == "edited" && b.read("moved/13.txt") == "file 13" && !b.exists("tree/3") })
+            #expect(await eventually { (da.board.snapshot.folders[0].lastPass?.scopedPasses ?? 0) > 0 })
+            #expect(await eventually { (db.board.snapshot.folders[0].lastPass?.scopedPasses ?? 0) > 0 })
+
+            try a.write("draft.tmp", "ignored for now")
+            try a.write("after.txt", "after the draft")
+            #expect(await eventually { b.read("after.txt") == "after the draft" })
+            #expect(!b.exists("draft.tmp"))
+            try a.write(".ferryignore", "# nothing ignored\n")
+            #expect(await eventually { b.read("draft.tmp") == "ignored for now" })
+            // The watcher started again with the new rules: it reports such names now.
+            try a.write("later.tmp", "seen by the watcher")
+            #expect(await eventually { b.read("later.tmp") == "seen by the watcher" })
+        }
+    }
+
     @Test func workMadeWhileTheServerIsDownIsSentWhenItReturns() async throws {
         let data = scratchDirectory("server")
         let (a, b, port) = try await Cloud.with(dataDirectory: data) { cloud in

@@ -170,18 +170,28 @@ public final class FerryDaemon: Service, Sendable {
 
         struct TokenRefused: Error {}
         await withThrowingTaskGroup(of: Void.self) { group in
-            // Local changes: inotify, restarted whenever the root comes back.
+            // Local changes: inotify, restarted whenever the root comes back or `.ferryignore`
+            // changes (its rules decide what is watched). While it runs, a pass looks only at
+            // the paths it reported and the feed brought (`ScopeTracker`); from its start on,
+            // the next pass is a full one, which covers what changed before it watched.
             group.addTask { [logger] in
                 while !Task.isCancelled {
+                    var rulesChanged = false
                     do {
                         try sync.checkRoot()
                         let rules = IgnoreRules(userPatterns: (try? String(contentsOfFile: path + "/.ferryignore", encoding: .utf8)) ?? "")
                         let watcher = try InotifyWatcher(root: path) { p, isDirectory in
                             p == LocalScanner.markerName || p.hasPrefix(LocalScanner.markerName + "/") || rules.isIgnored(p, isDirectory: isDirectory)
                         }
-                        defer { watcher.stop() }
+                        defer {
+                            watcher.stop()
+                            sync.scopes.watchStopped()
+                        }
+                        sync.scopes.watchStarted()
+                        trigger.yield()
                         var limitLogged = false
                         for await batch in watcher.events {
+                            rulesChanged = sync.scopes.noted(batch)
                             for event in batch {
                                 if case .watchLimitReached(let dir) = event, !limitLogged {
                                     limitLogged = true
@@ -195,11 +205,12 @@ public final class FerryDaemon: Service, Sendable {
                             }
                             signals.lastLocalEvent.withLock { $0 = .now }
                             trigger.yield()
+                            if rulesChanged { break }
                         }
                     } catch {
                         logger.debug("watcher unavailable", metadata: ["folder": "\(path)", "error": "\(error)"])
                     }
-                    try? await Task.sleep(for: .seconds(5))
+                    if !rulesChanged { try? await Task.sleep(for: .seconds(5)) }
                 }
             }
             // Remote changes: long-poll the change feed.
@@ -225,6 +236,7 @@ public final class FerryDaemon: Service, Sendable {
                     waited += 10
                     if waited >= config.rescanIntervalSeconds || (signals.fallbackRescan.load(ordering: .relaxed) && waited >= 60) {
                         waited = 0
+                        sync.scopes.requireFull()
                         trigger.yield()
                     }
                 }

@@ -143,56 +143,89 @@ public final class LocalIndex: Sendable {
     // MARK: entries
 
     public func entries(folder: String) throws -> [String: IndexEntry] {
-        try pool.read { db in
-            var out: [String: IndexEntry] = [:]
-            let rows = try Row.fetchCursor(db, sql: """
-                SELECT path, kind, size, mtime_ns, inode, mode, sha256, chunks, target, version, ctime_ns FROM entry WHERE folder = ?
-                """, arguments: [folder])
-            while let row = try rows.next() {
-                let e = IndexEntry(
-                    path: row[0], kind: EntryKind(rawValue: row[1]) ?? .file, size: row[2], mtimeNs: row[3],
-                    inode: UInt64(bitPattern: row[4] as Int64), ctimeNs: row[10], mode: row[5],
-                    sha256: (row[6] as Data?).flatMap { ContentHash(bytes: $0) },
-                    chunks: PackedChunkList.decode(row[7]) ?? [], target: row[8], version: row[9])
-                out[e.path] = e
-            }
-            return out
-        }
+        try readAll(folder: folder, Self.readEntries)
     }
 
     /// The server's current tree as last read from the feed (tombstones included).
     public func remote(folder: String) throws -> [String: FileVersion] {
+        try readAll(folder: folder, Self.readRemote)
+    }
+
+    public func journal(folder: String) throws -> [String: JournalEntry] {
+        try readAll(folder: folder, Self.readJournal)
+    }
+
+    /// The rows a scoped pass looks at (`PassScope`), from one snapshot: those of `paths`
+    /// (none beneath another) and of everything beneath them.
+    public func rows(folder: String, under paths: [String]) throws
+        -> (entries: [String: IndexEntry], remote: [String: FileVersion], journal: [String: JournalEntry]) {
         try pool.read { db in
-            var out: [String: FileVersion] = [:]
-            let rows = try Row.fetchCursor(db, sql: """
-                SELECT path, version, kind, deleted, size, sha256, mtime_ns, mode, chunks, target, device_id, committed_at
-                FROM remote WHERE folder = ?
-                """, arguments: [folder])
-            while let row = try rows.next() {
-                let raw: String = row[0]
-                guard let path = try? FerryPath(raw) else { continue }
-                out[raw] = FileVersion(
-                    version: row[1], path: path, kind: EntryKind(rawValue: row[2]) ?? .file, deleted: row[3], size: row[4],
-                    sha256: (row[5] as Data?).flatMap { ContentHash(bytes: $0) }, mtimeNs: row[6], mode: row[7],
-                    chunks: PackedChunkList.decode(row[8]) ?? [], target: row[9], deviceId: row[10],
-                    committedAt: Date(timeIntervalSince1970: row[11]))
+            var entries: [String: IndexEntry] = [:], remote: [String: FileVersion] = [:], journal: [String: JournalEntry] = [:]
+            for path in paths {
+                // Beneath `path`: from "path/" up to "path0" ("0" follows "/" in every encoding SQLite compares).
+                let within = (sql: "folder = ? AND (path = ? OR (path >= ? AND path < ?))", arguments: [folder, path, path + "/", path + "0"])
+                try Self.readEntries(db, within, into: &entries)
+                try Self.readRemote(db, within, into: &remote)
+                try Self.readJournal(db, within, into: &journal)
             }
+            return (entries, remote, journal)
+        }
+    }
+
+    /// Which rows a read takes: a condition and its arguments.
+    typealias Within = (sql: String, arguments: [String])
+
+    private func readAll<Value>(folder: String, _ reader: (Database, Within, inout [String: Value]) throws -> Void) throws -> [String: Value] {
+        try pool.read { db in
+            var out: [String: Value] = [:]
+            try reader(db, ("folder = ?", [folder]), &out)
             return out
         }
     }
 
-    public func journal(folder: String) throws -> [String: JournalEntry] {
-        try pool.read { db in
-            var out: [String: JournalEntry] = [:]
-            let rows = try Row.fetchCursor(db, sql: "SELECT * FROM journal WHERE folder = ?", arguments: [folder])
-            while let row = try rows.next() {
-                guard let sha = ContentHash(bytes: row["sha256"] as Data) else { continue }
-                let e = JournalEntry(path: row["path"], inode: UInt64(bitPattern: row["inode"] as Int64), size: row["size"],
-                                     mtimeNs: row["mtime_ns"], ctimeNs: row["ctime_ns"], sha256: sha, chunks: PackedChunkList.decode(row["chunks"]) ?? [])
-                out[e.path] = e
-            }
-            return out
+    private static func readEntries(_ db: Database, _ within: Within, into out: inout [String: IndexEntry]) throws {
+        let rows = try Row.fetchCursor(db, sql: """
+            SELECT path, kind, size, mtime_ns, inode, mode, sha256, chunks, target, version, ctime_ns FROM entry WHERE \(within.sql)
+            """, arguments: StatementArguments(within.arguments))
+        while let row = try rows.next() {
+            let e = IndexEntry(
+                path: row[0], kind: EntryKind(rawValue: row[1]) ?? .file, size: row[2], mtimeNs: row[3],
+                inode: UInt64(bitPattern: row[4] as Int64), ctimeNs: row[10], mode: row[5],
+                sha256: (row[6] as Data?).flatMap { ContentHash(bytes: $0) },
+                chunks: PackedChunkList.decode(row[7]) ?? [], target: row[8], version: row[9])
+            out[e.path] = e
         }
+    }
+
+    private static func readRemote(_ db: Database, _ within: Within, into out: inout [String: FileVersion]) throws {
+        let rows = try Row.fetchCursor(db, sql: """
+            SELECT path, version, kind, deleted, size, sha256, mtime_ns, mode, chunks, target, device_id, committed_at
+            FROM remote WHERE \(within.sql)
+            """, arguments: StatementArguments(within.arguments))
+        while let row = try rows.next() {
+            let raw: String = row[0]
+            guard let path = try? FerryPath(raw) else { continue }
+            out[raw] = FileVersion(
+                version: row[1], path: path, kind: EntryKind(rawValue: row[2]) ?? .file, deleted: row[3], size: row[4],
+                sha256: (row[5] as Data?).flatMap { ContentHash(bytes: $0) }, mtimeNs: row[6], mode: row[7],
+                chunks: PackedChunkList.decode(row[8]) ?? [], target: row[9], deviceId: row[10],
+                committedAt: Date(timeIntervalSince1970: row[11]))
+        }
+    }
+
+    private static func readJournal(_ db: Database, _ within: Within, into out: inout [String: JournalEntry]) throws {
+        let rows = try Row.fetchCursor(db, sql: "SELECT * FROM journal WHERE \(within.sql)", arguments: StatementArguments(within.arguments))
+        while let row = try rows.next() {
+            guard let sha = ContentHash(bytes: row["sha256"] as Data) else { continue }
+            let e = JournalEntry(path: row["path"], inode: UInt64(bitPattern: row["inode"] as Int64), size: row["size"],
+                                 mtimeNs: row["mtime_ns"], ctimeNs: row["ctime_ns"], sha256: sha, chunks: PackedChunkList.decode(row["chunks"]) ?? [])
+            out[e.path] = e
+        }
+    }
+
+    /// How many entries the folder has synced (the mass-delete guard's measure).
+    public func entryCount(folder: String) throws -> Int {
+        try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM entry WHERE folder = ?", arguments: [folder]) ?? 0 }
     }
 
     /// Remembers that `copy` holds the local side of a conflict on `origin.path`.

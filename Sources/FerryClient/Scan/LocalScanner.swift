@@ -65,8 +65,49 @@ public enum LocalScanner {
     /// is the current directory's ancestors, so the descriptors held stay bounded by depth.
     public static func scan(root: String, rules: IgnoreRules, found: (LocalFile) -> Void = { _ in }) -> ScanResult {
         var result = ScanResult()
+        walk(FolderFS(root: root), from: [(nil, "")], rules: rules, into: &result, found: found)
+        return result
+    }
+
+    /// The walk of a scoped pass (`PassScope`): each of `paths` (none beneath another) as
+    /// the full walk would find it, and a directory's subtree. A path that is gone, or
+    /// beneath something that is not a directory, is simply not found; one beneath a
+    /// directory that cannot be opened marks that directory unreadable, as the full walk does.
+    public static func scan(root: String, rules: IgnoreRules, paths: [String], found: (LocalFile) -> Void = { _ in }) -> ScanResult {
+        var result = ScanResult()
         let fs = FolderFS(root: root)
-        var pending: [(parent: FolderFS.Directory?, name: String)] = [(nil, "")]
+        var pending: [(parent: FolderFS.Directory?, name: String)] = []
+        for path in paths {
+            if path.isEmpty {
+                pending.append((nil, ""))
+                continue
+            }
+            if path == markerName || path.hasPrefix(markerName + "/") { continue }
+            let (parentPath, _) = FolderFS.split(path)
+            // An ignored directory above: the full walk never enters it.
+            if !parentPath.isEmpty, rules.isIgnored(parentPath, isDirectory: true) { continue }
+            let directory: FolderFS.Directory, name: String
+            do {
+                (directory, name) = try fs.parent(of: path)
+            } catch let failure as SystemCallError where failure.errno != ENOENT {
+                result.unreadableDirectories.insert(parentPath)
+                result.problems[parentPath] = "cannot list this directory: \(String(cString: strerror(failure.errno)))"
+                continue
+            } catch {
+                continue  // gone, or beneath a file or link
+            }
+            guard let file = admit(name, in: directory, rules: rules, into: &result) else { continue }
+            found(file)
+            if file.kind == .directory { pending.append((directory, name)) }
+        }
+        walk(fs, from: pending, rules: rules, into: &result, found: found)
+        return result
+    }
+
+    /// Lists the pending directories and everything beneath them, depth-first.
+    private static func walk(_ fs: FolderFS, from start: [(parent: FolderFS.Directory?, name: String)], rules: IgnoreRules,
+                             into result: inout ScanResult, found: (LocalFile) -> Void) {
+        var pending = start
         while let (parent, name) = pending.popLast() {
             let relative = parent?.child(name) ?? ""
             let directory: FolderFS.Directory
@@ -93,32 +134,39 @@ public enum LocalScanner {
                 }
                 if name == "." || name == ".." { continue }
                 if relative.isEmpty && name == markerName { continue }
-                let path = directory.child(name)
-                guard let file = directory.status(name) else {
-                    if errno != ENOENT { result.problems[path] = "cannot read: \(String(cString: strerror(errno)))" }
-                    continue
-                }
-                if file.kind == .file && name.hasPrefix(partialPrefix) {
-                    result.partialDownloads[path] = file.mtimeNs
-                    continue
-                }
-                if rules.ignoresEntry(path, isDirectory: file.kind == .directory) { continue }
-                do {
-                    let checked = try FerryPath(path)
-                    guard checked.string == path else {
-                        result.problems[path] = "the name is not in Unicode NFC form; rename it to sync it"
-                        continue
-                    }
-                } catch {
-                    result.problems[path] = "the server refuses this name: \(error)"
-                    continue
-                }
-                result.entries[path] = file
+                guard let file = admit(name, in: directory, rules: rules, into: &result) else { continue }
                 found(file)
                 if file.kind == .directory { pending.append((directory, name)) }
             }
         }
-        return result
+    }
+
+    /// `name` in `directory` as a walk takes it: recorded in `result` and returned, or nil
+    /// when it is not synced (gone, a partial download, ignored, or a name the server
+    /// refuses, which is reported).
+    private static func admit(_ name: String, in directory: FolderFS.Directory, rules: IgnoreRules, into result: inout ScanResult) -> LocalFile? {
+        let path = directory.child(name)
+        guard let file = directory.status(name) else {
+            if errno != ENOENT { result.problems[path] = "cannot read: \(String(cString: strerror(errno)))" }
+            return nil
+        }
+        if file.kind == .file && name.hasPrefix(partialPrefix) {
+            result.partialDownloads[path] = file.mtimeNs
+            return nil
+        }
+        if rules.ignoresEntry(path, isDirectory: file.kind == .directory) { return nil }
+        do {
+            let checked = try FerryPath(path)
+            guard checked.string == path else {
+                result.problems[path] = "the name is not in Unicode NFC form; rename it to sync it"
+                return nil
+            }
+        } catch {
+            result.problems[path] = "the server refuses this name: \(error)"
+            return nil
+        }
+        result.entries[path] = file
+        return file
     }
 
     /// `lstat` of `root/path` as a `LocalFile`, or nil (errno set) when it is gone, unreadable

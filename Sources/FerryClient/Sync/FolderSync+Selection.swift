@@ -43,6 +43,7 @@ extension FolderSync {
             }
             try index.apply(folder: root, update)
         }
+        scopes.record(outsideSelection: outside)
         report.outsideSelection = outside.count
         report.removedOutsideSelection = removed
     }

@@ -13,6 +13,8 @@ public struct PassReport: Sendable, Codable, Equatable {
     /// Passes run (a sync runs passes until the folder is settled). Not in the JSON, which
     /// older `ferry status` must keep reading.
     public var passes = 0
+    /// Of those, passes over the paths the watcher and the feed named (`PassScope`); not in the JSON.
+    public var scopedPasses = 0
     public var planned = 0
     public var uploadedFiles = 0
     /// Chunk bytes sent to the server (chunks it already had are not sent).
@@ -72,6 +74,8 @@ public final class FolderSync: Sendable {
     public let lockTimeout: Duration
     /// What the passes count as they go, for a progress line or `ferry status` to read.
     public let progress: TransferProgress
+    /// What the next pass looks at: told by the daemon's watcher, by the feed and by passes.
+    public let scopes = ScopeTracker()
 
     public init(folder: FolderConfig, index: LocalIndex, api: ServerAPI, deviceName: String, parallelism: Int = 4,
                 policy: SafetyPolicy = SafetyPolicy(), lockTimeout: Duration = .seconds(120), progress: TransferProgress = TransferProgress(),
@@ -136,6 +140,7 @@ public final class FolderSync: Sendable {
             var listed = Set<String>()
             let last = try await readFeed(since: 0, storingCursor: false) { listed.formUnion($0.changes.lazy.map(\.path.string)) }
             try index.dropMissingRemote(folder: root, listed: listed, cursor: max(last.cursor, last.head))
+            scopes.requireFull()
             return true
         } catch let refusal as APIFailure where refusal.code == "cursor_ahead" {
             // The server forgot changes this device saw. Guessing which side is right
@@ -162,6 +167,7 @@ public final class FolderSync: Sendable {
             update.remote = read.changes
             if storingCursor { update.cursor = read.cursor }
             try index.apply(folder: root, update)
+            if storingCursor { scopes.pulled(read.changes.lazy.map(\.path.string), since: since, cursor: read.cursor) }
             page(read)
             since = read.cursor
             if !read.hasMore { return read }
@@ -180,6 +186,8 @@ public final class FolderSync: Sendable {
         public var leaving: [IndexEntry] = []
         /// Local files and links outside the selection, which are not synced.
         public var outsideSelection: Set<String> = []
+        /// What the walk and the index reads covered.
+        public var scope: PassScope = .everything
 
         /// Waits for the chunks sent while hashing; returns the bytes the server stored.
         public func earlyUploads() async -> Int64 { await early?.finish() ?? 0 }
@@ -187,7 +195,8 @@ public final class FolderSync: Sendable {
 
     /// `newer`: server versions read but not stored (a dry run), laid over the mirror.
     /// `uploadEarly`: chunks start uploading as files are hashed (never in a dry run).
-    public func gatherInputs(newer: [FileVersion] = [], uploadEarly: Bool = true) async throws -> Inputs {
+    /// `scope`: the paths the walk and the index reads cover (a scoped pass walks only them).
+    public func gatherInputs(newer: [FileVersion] = [], uploadEarly: Bool = true, scope: PassScope = .everything) async throws -> Inputs {
         try checkRoot()
         let rules = IgnoreRules(userPatterns: (try? String(contentsOfFile: root + "/.ferryignore", encoding: .utf8)) ?? "")
         let root = self.root
@@ -198,18 +207,24 @@ public final class FolderSync: Sendable {
         let index = self.index
         // Found files travel in groups (`FoundGroup`): one task switch per group, not per file.
         let (found, foundSink) = AsyncStream<[LocalFile]>.makeStream()
+        let roots: [String]? = if case .paths(let paths) = scope { PassScope.roots(paths) } else { nil }
         async let walked: ScanResult = {
             defer { foundSink.finish() }  // also when the pool refuses the walk
             return try await FolderSync.ioPool.runIfActive {
                 var group = FoundGroup()
-                let result = LocalScanner.scan(root: root, rules: rules) { file in
+                let found: (LocalFile) -> Void = { file in
                     if file.kind == .file, selection.includes(file.path), group.add(file) { foundSink.yield(group.take()) }
                 }
+                let result = roots.map { LocalScanner.scan(root: root, rules: rules, paths: $0, found: found) }
+                    ?? LocalScanner.scan(root: root, rules: rules, found: found)
                 if !group.files.isEmpty { foundSink.yield(group.take()) }
                 return result
             }
         }()
-        async let stored = FolderSync.ioPool.runIfActive { (try index.entries(folder: root), try index.remote(folder: root), try index.journal(folder: root)) }
+        async let stored = FolderSync.ioPool.runIfActive {
+            if let roots { return try index.rows(folder: root, under: roots) }
+            return (try index.entries(folder: root), try index.remote(folder: root), try index.journal(folder: root))
+        }
         var (entries, remote, journal) = try await stored
         for v in newer where (remote[v.path.string]?.version ?? 0) < v.version { remote[v.path.string] = v }
         var local: [String: LocalState] = [:]
@@ -333,8 +348,9 @@ public final class FolderSync: Sendable {
         entries = entries.filter { !isSkipped($0.key) }
         remote = remote.filter { !isSkipped($0.key) }
         local = local.filter { !isSkipped($0.key) }
+        let outside = selection.isEverything ? [] : scopes.outsideSelection(after: scope, found: selection.outsideFiles(scan.entries))
         return Inputs(index: entries, local: local, remote: remote, problems: problems, early: sender, leaving: leaving,
-                      outsideSelection: selection.outsideFiles(scan.entries))
+                      outsideSelection: outside, scope: scope)
     }
 
     /// Files the walk found, handed on together: up to `maxFiles`, or fewer once they hold
@@ -378,13 +394,29 @@ public final class FolderSync: Sendable {
     func pass(allowMassDelete: Bool, readOnly: Bool) async throws -> PassReport {
         progress.beginPass()
         defer { progress.endPass() }
+        do {
+            let report = try await scopedPass(allowMassDelete: allowMassDelete, readOnly: readOnly)
+            scopes.finished(report)
+            return report
+        } catch {
+            scopes.requireFull()  // what it had taken is looked at again, with everything else
+            throw error
+        }
+    }
+
+    /// A pass over what `scopes` says may have changed: the whole folder, or the paths the
+    /// watcher and the feed named since the last pass.
+    private func scopedPass(allowMassDelete: Bool, readOnly: Bool) async throws -> PassReport {
         try await pullChanges()
-        var inputs = try await gatherInputs(uploadEarly: !readOnly)
+        let scope = scopes.take(storedCursor: try index.cursor(folder: root))
+        var inputs = try await gatherInputs(uploadEarly: !readOnly, scope: scope)
         inputs.index = try refreshTouched(inputs)
         var policy = self.policy
         policy.allowMassDelete = policy.allowMassDelete || allowMassDelete
         let gate = MassDeleteGate(api: api, library: folder.libraryId, logger: logger)
-        let decision = try await gate.decide(index: inputs.index, local: inputs.local, remote: inputs.remote, policy: policy)
+        let (index, root) = (self.index, self.root)
+        let decision = try await gate.decide(index: inputs.index, local: inputs.local, remote: inputs.remote, policy: policy,
+                                             synced: scope == .everything ? nil : { try index.entryCount(folder: root) })
         let plan = decision.plan
         await gate.record(decision.confirmedTombstones)
         let (actions, localOnly) = readOnly ? ReadOnlyPlan.split(plan.actions) : (plan.actions, [:])
@@ -392,6 +424,7 @@ public final class FolderSync: Sendable {
         progress.plan(bytes: moved.reduce(0, +), files: moved.count)
         var report = PassReport()
         report.passes = 1
+        report.scopedPasses = scope == .everything ? 0 : 1
         report.planned = actions.count
         report.problems = inputs.problems.merging(plan.held) { a, _ in a }.merging(localOnly) { a, _ in a }
         report.massDelete = plan.massDelete
@@ -984,12 +1017,15 @@ public final class FolderSync: Sendable {
             // its answer's head, so counting them is enough.)
             handed.formUnion(update.remote.lazy.map(\.version).filter { $0 > cursor })
             head = max(head, response.head)
+            let movedFrom = cursor
             if head > cursor, Int64(handed.count) == head - cursor {
                 update.cursor = head
                 cursor = head
                 handed.removeAll()
             }
             try index.apply(folder: root, update)
+            // This process stored that cursor, past versions it recorded itself.
+            if let moved = update.cursor { scopes.pulled([], since: movedFrom, cursor: moved) }
             operations.append(contentsOf: again)
         }
         try await journaled  // also when every file was torn and nothing was committed
@@ -1134,6 +1170,7 @@ public final class FolderSync: Sendable {
 extension PassReport {
     mutating func merge(_ other: PassReport) {
         passes += other.passes
+        scopedPasses += other.scopedPasses
         planned += other.planned
         uploadedFiles += other.uploadedFiles
         uploadedBytes += other.uploadedBytes

@@ -23,18 +23,28 @@ struct MassDeleteGate: Sendable {
 
     /// The plan under the guard: deletions confirmed elsewhere pass, and with
     /// `policy.allowMassDelete` what the guard held passes too and is to be recorded.
-    func decide(index: [String: IndexEntry], local: [String: LocalState], remote: [String: FileVersion], policy: SafetyPolicy) async throws -> Decision {
+    /// `synced`: the entries the folder has synced in all, when `index` holds only a scoped
+    /// pass's (`Planner.plan`); asked at most once.
+    func decide(index: [String: IndexEntry], local: [String: LocalState], remote: [String: FileVersion], policy: SafetyPolicy,
+                synced: (() throws -> Int)? = nil) async throws -> Decision {
+        var count: Int?
+        func total() throws -> Int {
+            if let count { return count }
+            let n = try synced?() ?? index.count
+            count = n
+            return n
+        }
         var guarded = policy
         guarded.allowMassDelete = false
-        var plan = Planner.plan(index: index, local: local, remote: remote, policy: guarded)
+        var plan = try Planner.plan(index: index, local: local, remote: remote, policy: guarded, synced: total)
         if let pause = plan.massDelete, pause.localDeletes > 0 {
             guarded.confirmedDeletions = try await confirmed(among: Self.tombstones(plan.heldDeletes, remote: remote))
-            if !guarded.confirmedDeletions.isEmpty { plan = Planner.plan(index: index, local: local, remote: remote, policy: guarded) }
+            if !guarded.confirmedDeletions.isEmpty { plan = try Planner.plan(index: index, local: local, remote: remote, policy: guarded, synced: total) }
         }
         guard policy.allowMassDelete, plan.massDelete != nil else { return Decision(plan: plan) }
         var allowed = guarded
         allowed.allowMassDelete = true
-        return Decision(plan: Planner.plan(index: index, local: local, remote: remote, policy: allowed),
+        return Decision(plan: try Planner.plan(index: index, local: local, remote: remote, policy: allowed, synced: total),
                         confirmedTombstones: Self.tombstones(plan.heldDeletes, remote: remote),
                         confirmsRemoteDeletes: plan.heldDeletes.contains { if case .deleteRemote = $0 { true } else { false } })
     }

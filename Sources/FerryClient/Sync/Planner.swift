@@ -120,6 +120,14 @@ public enum Planner {
     /// while its mtime stayed) is never uploaded over content, and a pass that would delete
     /// more than the policy allows in either direction holds those deletes back.
     public static func plan(index: [String: IndexEntry], local: [String: LocalState], remote: [String: FileVersion], policy: SafetyPolicy) -> Plan {
+        plan(index: index, local: local, remote: remote, policy: policy, synced: { index.count })
+    }
+
+    /// The same, for a pass over part of the folder (`PassScope`): `index` holds only the
+    /// entries it looks at, and `synced` tells how many the folder has in all, the measure
+    /// of a mass delete (asked only when a direction has at least the guard's minimum).
+    public static func plan(index: [String: IndexEntry], local: [String: LocalState], remote: [String: FileVersion], policy: SafetyPolicy,
+                            synced: () throws -> Int) rethrows -> Plan {
         var held: [String: String] = [:]
         var actions: [PlannedAction] = []
         for action in plan(index: index, local: local, remote: remote) {
@@ -135,12 +143,13 @@ public enum Planner {
         }
         let remoteDeletes = actions.filter { if case .deleteRemote = $0 { true } else { false } }
         let localDeletes = actions.filter { if case .deleteLocal = $0 { !confirmed($0) } else { false } }
+        let total = max(remoteDeletes.count, localDeletes.count) >= policy.massDeleteMinimum ? try synced() : index.count
         func excessive(_ n: Int) -> Bool {
-            n >= policy.massDeleteMinimum && Double(n) > policy.massDeleteFraction * Double(index.count)
+            n >= policy.massDeleteMinimum && Double(n) > policy.massDeleteFraction * Double(total)
         }
         let holdRemote = excessive(remoteDeletes.count), holdLocal = excessive(localDeletes.count)
         guard !policy.allowMassDelete, holdRemote || holdLocal else { return Plan(actions: actions, held: held, massDelete: nil) }
-        let pause = MassDeletePause(remoteDeletes: holdRemote ? remoteDeletes.count : 0, localDeletes: holdLocal ? localDeletes.count : 0, entries: index.count)
+        let pause = MassDeletePause(remoteDeletes: holdRemote ? remoteDeletes.count : 0, localDeletes: holdLocal ? localDeletes.count : 0, entries: total)
         func holds(_ action: PlannedAction) -> Bool {
             switch action {
             case .deleteRemote: holdRemote
