@@ -79,6 +79,16 @@ struct ScopedPassTests {
         }
     }
 
+    @Test func aBurstOfManyPathsIsWalkedWhole() {
+        let tracker = ScopeTracker()
+        tracker.watchStarted()
+        _ = tracker.take(storedCursor: 0)
+        tracker.noted((0..<ScopeTracker.scopeLimit).map { .changed("f\($0)") })
+        #expect(tracker.take(storedCursor: 0) != .everything)
+        tracker.noted((0...ScopeTracker.scopeLimit).map { .changed("f\($0)") })
+        #expect(tracker.take(storedCursor: 0) == .everything)
+    }
+
     @Test func pathsAPassCouldNotSyncAreLookedAtAgain() {
         let tracker = ScopeTracker()
         tracker.watchStarted()

@@ -161,12 +161,15 @@ public final class LocalIndex: Sendable {
         -> (entries: [String: IndexEntry], remote: [String: FileVersion], journal: [String: JournalEntry]) {
         try pool.read { db in
             var entries: [String: IndexEntry] = [:], remote: [String: FileVersion] = [:], journal: [String: JournalEntry] = [:]
+            // Two lookups per path, each a search of the primary key: the path itself, and
+            // what is beneath it, from "path/" up to "path0" ("0" follows "/").
             for path in paths {
-                // Beneath `path`: from "path/" up to "path0" ("0" follows "/" in every encoding SQLite compares).
-                let within = (sql: "folder = ? AND (path = ? OR (path >= ? AND path < ?))", arguments: [folder, path, path + "/", path + "0"])
-                try Self.readEntries(db, within, into: &entries)
-                try Self.readRemote(db, within, into: &remote)
-                try Self.readJournal(db, within, into: &journal)
+                for within in [(sql: "folder = ? AND path = ?", arguments: [folder, path]),
+                               (sql: "folder = ? AND path >= ? AND path < ?", arguments: [folder, path + "/", path + "0"])] {
+                    try Self.readEntries(db, within, into: &entries)
+                    try Self.readRemote(db, within, into: &remote)
+                    try Self.readJournal(db, within, into: &journal)
+                }
             }
             return (entries, remote, journal)
         }
@@ -184,9 +187,9 @@ public final class LocalIndex: Sendable {
     }
 
     private static func readEntries(_ db: Database, _ within: Within, into out: inout [String: IndexEntry]) throws {
-        let rows = try Row.fetchCursor(db, sql: """
+        let rows = try Row.fetchCursor(db.cachedStatement(sql: """
             SELECT path, kind, size, mtime_ns, inode, mode, sha256, chunks, target, version, ctime_ns FROM entry WHERE \(within.sql)
-            """, arguments: StatementArguments(within.arguments))
+            """), arguments: StatementArguments(within.arguments))
         while let row = try rows.next() {
             let e = IndexEntry(
                 path: row[0], kind: EntryKind(rawValue: row[1]) ?? .file, size: row[2], mtimeNs: row[3],
@@ -198,10 +201,10 @@ public final class LocalIndex: Sendable {
     }
 
     private static func readRemote(_ db: Database, _ within: Within, into out: inout [String: FileVersion]) throws {
-        let rows = try Row.fetchCursor(db, sql: """
+        let rows = try Row.fetchCursor(db.cachedStatement(sql: """
             SELECT path, version, kind, deleted, size, sha256, mtime_ns, mode, chunks, target, device_id, committed_at
             FROM remote WHERE \(within.sql)
-            """, arguments: StatementArguments(within.arguments))
+            """), arguments: StatementArguments(within.arguments))
         while let row = try rows.next() {
             let raw: String = row[0]
             guard let path = try? FerryPath(raw) else { continue }
@@ -214,7 +217,7 @@ public final class LocalIndex: Sendable {
     }
 
     private static func readJournal(_ db: Database, _ within: Within, into out: inout [String: JournalEntry]) throws {
-        let rows = try Row.fetchCursor(db, sql: "SELECT * FROM journal WHERE \(within.sql)", arguments: StatementArguments(within.arguments))
+        let rows = try Row.fetchCursor(db.cachedStatement(sql: "SELECT * FROM journal WHERE \(within.sql)"), arguments: StatementArguments(within.arguments))
         while let row = try rows.next() {
             guard let sha = ContentHash(bytes: row["sha256"] as Data) else { continue }
             let e = JournalEntry(path: row["path"], inode: UInt64(bitPattern: row["inode"] as Int64), size: row["size"],

@@ -65,6 +65,12 @@ public final class ScopeTracker: Sendable {
 
     private let state = Mutex(State())
 
+    /// Paths above which a pass looks at everything instead: a whole walk costs about 10 µs
+    /// an entry, a look at one path about ten times that (its own stat and index lookups),
+    /// so a burst of this many changes (a download of thousands of files, an unpacked
+    /// archive) is cheaper walked once in a folder of 100,000 files or more.
+    static let scopeLimit = 10_000
+
     public init() {}
 
     /// The watcher is running: from the next (full) pass on, passes may be scoped.
@@ -131,8 +137,9 @@ public final class ScopeTracker: Sendable {
                 s.remote = []
                 s.full = false
             }
-            // A stored cursor past this process's: another process read the feed.
-            guard s.watching, !s.full, let last = s.cursor, last >= storedCursor else {
+            // A stored cursor past this process's: another process read the feed. And past
+            // `scopeLimit` paths, one walk of everything costs less than a look at each.
+            guard s.watching, !s.full, let last = s.cursor, last >= storedCursor, s.local.count + s.remote.count <= Self.scopeLimit else {
                 // Everything up to the stored cursor is in the mirror the full pass reads.
                 s.cursor = max(s.cursor ?? storedCursor, storedCursor)
                 return .everything
