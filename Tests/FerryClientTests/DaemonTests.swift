@@ -13,10 +13,12 @@ struct DaemonTests {
                         socketPath: device.stateDirectory + "/ferryd.sock")
     }
 
-    static func daemon(_ device: Device) -> FerryDaemon {
+    static func daemon(_ device: Device, fullPasses: Bool = false) -> FerryDaemon {
         var logger = Logger(label: "ferryd-test-\(device.name)")
         logger.logLevel = .critical
-        return FerryDaemon(config: device.config, locations: locations(device), logger: logger)
+        var config = device.config
+        config.fullPasses = fullPasses
+        return FerryDaemon(config: config, locations: locations(device), logger: logger)
     }
 
     @Test func aRunningDaemonPropagatesANewFileToAnother() async throws {
@@ -79,6 +81,30 @@ struct DaemonTests {
             // The watcher started again with the new rules: it reports such names now.
             try a.write("later.tmp", "seen by the watcher")
             #expect(await eventually { b.read("later.tmp") == "seen by the watcher" })
+        }
+    }
+
+    /// `full_passes` (a folder on a network mount): every pass walks the whole folder.
+    @Test func fullPassesKeepEveryPassWhole() async throws {
+        try await Cloud.with { cloud in
+            let user = try await cloud.user("lee")
+            let a = try await Device.make(cloud, user: user, name: "a")
+            let b = try await Device.make(cloud, user: user, name: "b")
+            defer { Task { await a.close(); await b.close() } }
+            let da = Self.daemon(a, fullPasses: true), db = Self.daemon(b, fullPasses: true)
+            let runA = Task { try await da.run() }
+            let runB = Task { try await db.run() }
+            defer { runA.cancel(); runB.cancel() }
+            #expect(await eventually { da.board.snapshot.folders[0].lastSyncAt != nil && db.board.snapshot.folders[0].lastSyncAt != nil })
+            for i in 0..<3 {
+                try a.write("f\(i).txt", "\(i)")
+                #expect(await eventually { b.read("f\(i).txt") == "\(i)" })
+            }
+            #expect(da.board.snapshot.folders[0].lastPass?.scopedPasses == 0)
+            #expect(db.board.snapshot.folders[0].lastPass?.scopedPasses == 0)
+            let saved = #"{"server_url":"u","username":"n","device_id":"d","device_name":"x","device_token":"t""#
+            #expect(try JSONDecoder().decode(ClientConfig.self, from: Data((saved + #","full_passes":true}"#).utf8)).fullPasses)
+            #expect(try JSONDecoder().decode(ClientConfig.self, from: Data((saved + "}").utf8)).fullPasses == false)
         }
     }
 

@@ -67,6 +67,9 @@ public struct ClientConfig: Codable, Sendable, Equatable {
     public var rescanIntervalSeconds: Int
     /// Quiet time after the last change to a path before it is uploaded.
     public var settleMilliseconds: Int
+    /// Every pass walks the whole folder, even while the watcher runs (`PassScope`): for a
+    /// folder on a network mount, where inotify does not see what other machines change.
+    public var fullPasses: Bool
     /// The server's certificate as pinned by `ferry login` (absent when the system's trust
     /// roots vouch for it, or for plain HTTP).
     public var certificatePin: CertificatePin?
@@ -81,13 +84,14 @@ public struct ClientConfig: Codable, Sendable, Equatable {
         self.uploadParallelism = 4
         self.rescanIntervalSeconds = 3600
         self.settleMilliseconds = 300
+        self.fullPasses = false
     }
 
     enum CodingKeys: String, CodingKey {
         case folders, username
         case serverURL = "server_url", deviceId = "device_id", deviceName = "device_name", deviceToken = "device_token"
         case uploadParallelism = "upload_parallelism", rescanIntervalSeconds = "rescan_interval_seconds"
-        case settleMilliseconds = "settle_milliseconds"
+        case settleMilliseconds = "settle_milliseconds", fullPasses = "full_passes"
         case certificatePin = "pinned_certificate"
     }
 
@@ -103,6 +107,7 @@ public struct ClientConfig: Codable, Sendable, Equatable {
         rescanIntervalSeconds = max(try c.decodeIfPresent(Int.self, forKey: .rescanIntervalSeconds) ?? 3600, 10)
         settleMilliseconds = min(max(try c.decodeIfPresent(Int.self, forKey: .settleMilliseconds) ?? 300, 0), 60_000)
         certificatePin = try c.decodeIfPresent(CertificatePin.self, forKey: .certificatePin)
+        fullPasses = try c.decodeIfPresent(Bool.self, forKey: .fullPasses) ?? false
     }
 
     /// Reads the config, with one actionable sentence when it is missing or broken.

@@ -174,7 +174,7 @@ public final class FerryDaemon: Service, Sendable {
             // changes (its rules decide what is watched). While it runs, a pass looks only at
             // the paths it reported and the feed brought (`ScopeTracker`); from its start on,
             // the next pass is a full one, which covers what changed before it watched.
-            group.addTask { [logger] in
+            group.addTask { [logger, config] in
                 while !Task.isCancelled {
                     var rulesChanged = false
                     do {
@@ -187,7 +187,7 @@ public final class FerryDaemon: Service, Sendable {
                             watcher.stop()
                             sync.scopes.watchStopped()
                         }
-                        sync.scopes.watchStarted()
+                        if !config.fullPasses { sync.scopes.watchStarted() }
                         trigger.yield()
                         var limitLogged = false
                         for await batch in watcher.events {
