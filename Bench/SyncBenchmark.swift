@@ -16,6 +16,8 @@ struct SyncBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "sync", abstract: "Initial sync, no-op rescan, daemon propagation latency and RSS.")
 
     @OptionGroup var options: BenchOptions
+    @Option(help: "Files in the large-archive phase (default 1,000,000; 5,000 with --quick; 0 leaves it out).") var archiveFiles: Int?
+    @Flag(help: "Run only the large-archive phase.") var onlyArchive = false
 
     func run() async throws {
         let root = try options.makeScratch()
@@ -25,6 +27,7 @@ struct SyncBenchmark: AsyncParsableCommand {
         let rescanCount = quick ? 2000 : 100_000
         let largeSize = quick ? 64 << 20 : 1 << 30
         let propagationCount = quick ? 20 : 100
+        let archiveCount = archiveFiles ?? (quick ? 5000 : 1_000_000)
         guard let ferryd = Self.sibling("ferryd") else { throw BenchError("ferryd is not built next to ferry-bench; run 'swift build' first") }
 
         var configuration = ServerConfiguration()
@@ -44,6 +47,13 @@ struct SyncBenchmark: AsyncParsableCommand {
             func folder(_ name: String) async throws -> (FolderSync, ServerAPI) {
                 try await Self.folder(name, serverURL: url, password: password, root: root, logger: logger)
             }
+            // 5. (First when alone.) The large archive: scoped against full passes.
+            func archive() async throws -> [BenchRow] {
+                guard archiveCount > 0 else { return [] }
+                return try await ArchiveBenchmark(url: url, password: password, root: root, ferryd: ferryd, count: archiveCount,
+                                                  changes: quick ? 10 : 50, fullPassChanges: quick ? 3 : 5, logger: logger).run()
+            }
+            if onlyArchive { return try await archive() }
 
             // 1. Initial sync of many small files (1–8 KiB, 100 directories).
             let (small, smallAPI) = try await folder("small")
@@ -79,7 +89,7 @@ struct SyncBenchmark: AsyncParsableCommand {
                                  goal: "p50 < 250 ms"))
             rows.append(BenchRow(name: "propagation between two ferryd, p99", value: sorted[min(sorted.count - 1, sorted.count * 99 / 100)] * 1000, unit: "ms"))
             rows.append(BenchRow(name: "ferryd RSS after propagation (largest of two)", value: Double(rss) / 1048576, unit: "MiB", goal: "< 64 MiB"))
-            return rows
+            return rows + (try await archive())
         }
         try BenchReport(benchmark: "sync", mode: quick ? "quick" : "full", machine: BenchReport.machine(), rows: rows).emit(json: options.json)
     }
