@@ -82,7 +82,7 @@ struct InotifyWatcherTests {
         var missing = Set((0..<100).map { "q\($0)/new/deep/f.txt" })
         var seen: [WatchEvent] = []
         let hangGuard = Task {
-            try await Task.sleep(for: .seconds(20))
+            try await Task.sleep(for: .seconds(120))
             watcher.stop()  // ends the stream below
         }
         defer { hangGuard.cancel() }

@@ -140,9 +140,10 @@ struct ScopedPassTests {
             changed = []  // made before the watcher ran
             let watcher = try InotifyWatcher(root: root) { p, _ in p == LocalScanner.markerName || p.hasPrefix(LocalScanner.markerName + "/") }
             defer { watcher.stop() }
-            // A hang guard: a watcher that never reports a change ends, and the round says what it missed.
+            // A hang guard (generous: the 64 seeds run at once, beside the other suites): a watcher
+            // that never reports a change ends, and the round says what it missed.
             let guardTask = Task {
-                try await Task.sleep(for: .seconds(20))
+                try await Task.sleep(for: .seconds(120))
                 watcher.stop()
             }
             defer { guardTask.cancel() }
