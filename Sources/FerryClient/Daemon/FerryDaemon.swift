@@ -166,15 +166,17 @@ public final class FerryDaemon: Service, Sendable {
         let signals = FolderSignals()
         let settle = Duration.milliseconds(config.settleMilliseconds)
         passTriggers.register(path, trigger)
-        trigger.yield()
 
         struct TokenRefused: Error {}
         await withThrowingTaskGroup(of: Void.self) { group in
             // Local changes: inotify, restarted whenever the root comes back or `.ferryignore`
             // changes (its rules decide what is watched). While it runs, a pass looks only at
             // the paths it reported and the feed brought (`ScopeTracker`); from its start on,
-            // the next pass is a full one, which covers what changed before it watched.
+            // the next pass is a full one, which covers what changed before it watched. The
+            // loop's first pass waits for the watcher (or its failure, which that pass then
+            // reports): started before it, it would be a full pass followed by another.
             group.addTask { [logger, config] in
+                var firstTry = true
                 while !Task.isCancelled {
                     var rulesChanged = false
                     do {
@@ -209,7 +211,9 @@ public final class FerryDaemon: Service, Sendable {
                         }
                     } catch {
                         logger.debug("watcher unavailable", metadata: ["folder": "\(path)", "error": "\(error)"])
+                        if firstTry { trigger.yield() }
                     }
+                    firstTry = false
                     if !rulesChanged { try? await Task.sleep(for: .seconds(5)) }
                 }
             }
