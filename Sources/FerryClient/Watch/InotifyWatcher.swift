@@ -137,8 +137,8 @@ public final class InotifyWatcher: Sendable {
             }
             // The renames made before a watch failed are read by now (the queue is drained),
             // but for one whose rename is still under way: it is tried again shortly.
-            for (path, since) in unwatched.withLock({ $0.sorted { $0.key < $1.key } }) {
-                guard unwatched.withLock({ $0.removeValue(forKey: path) }) != nil else { continue }  // a retry above took it
+            let due = unwatched.withLock { paths in defer { paths = [:] }; return paths }
+            for (path, since) in due.sorted(by: { $0.key < $1.key }) {
                 if !watchTree(at: path, retrying: true, into: &batch), now - since < Self.movePairing {
                     unwatched.withLock { $0[path] = since }
                 }
