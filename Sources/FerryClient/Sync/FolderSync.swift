@@ -623,7 +623,7 @@ public final class FolderSync: Sendable {
                 report.deferred += 1
             }
         }
-        try await download(files, index: entries, sources: sources, report: &report, update: &update)
+        await download(files, index: entries, sources: sources, report: &report, update: &update)
         removeAll(late, report: &report, update: &update)
         try index.apply(folder: root, update)
     }
@@ -632,9 +632,9 @@ public final class FolderSync: Sendable {
     /// mostly waiting, on the server and on two fsyncs, and one at a time a second device
     /// fetched an archive of small files at a few hundred files a second.
     func download(_ files: [FileVersion], index entries: [String: IndexEntry], sources: LocalChunkSources,
-                  report: inout PassReport, update: inout IndexUpdate) async throws {
+                  report: inout PassReport, update: inout IndexUpdate) async {
         typealias Outcome = (path: String, placed: Bool, report: PassReport, update: IndexUpdate, error: (any Error)?)
-        try await withThrowingTaskGroup(of: Outcome.self) { group in
+        await withTaskGroup(of: Outcome.self) { group in
             func record(_ o: Outcome) {
                 if let error = o.error {
                     report.problems[o.path] = Self.describe(error)
@@ -651,7 +651,7 @@ public final class FolderSync: Sendable {
             }
             var inFlight = 0
             for remote in files {
-                if inFlight == Self.downloadWindow, let done = try await group.next() {
+                if inFlight == Self.downloadWindow, let done = await group.next() {
                     record(done)
                     inFlight -= 1
                 }
@@ -666,7 +666,7 @@ public final class FolderSync: Sendable {
                     }
                 }
             }
-            while let done = try await group.next() { record(done) }
+            while let done = await group.next() { record(done) }
         }
     }
 
