@@ -41,12 +41,7 @@ struct ArchiveBenchmark {
         let initial = try await seconds { report = try await folderSync.syncUntilSettled() }
         guard report.uploadedFiles == count else { throw BenchError("the archive's sync uploaded \(report.uploadedFiles) of \(count)") }
         rows.append(BenchRow(name: "archive: initial sync, \(label) files (1–4 KiB)", value: Double(count) / initial, unit: "files/s", goal: "≥ 15,000 files/s"))
-        var best = Double.infinity
-        for _ in 0..<2 {
-            var planned = -1
-            best = min(best, try await seconds { planned = try await folderSync.pass().planned })
-            guard planned == 0 else { throw BenchError("a no-op pass planned \(planned) actions") }
-        }
+        let best = try await SyncBenchmark.noOpPass(folderSync, tries: 2)
         rows.append(BenchRow(name: "archive: no-op full pass over \(label) files", value: best, unit: "s", goal: "< 6 s"))
         try index.close()
         await a.api.close()
@@ -199,11 +194,7 @@ struct ArchiveBenchmark {
             let dir = folder + "/d\(i / 100)"
             if i % 100 == 0 { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
             let size = 1024 + (i &* 7919) % 3072
-            var state = UInt64(i + 1) &* 0x9E37_79B9_7F4A_7C15
-            for j in 0..<size {
-                state ^= state << 13; state ^= state >> 7; state ^= state << 17
-                bytes[j] = UInt8(truncatingIfNeeded: state)
-            }
+            SyncBenchmark.fill(&bytes, count: size, seed: i + 1)
             let fd = open(dir + "/f\(i).bin", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
             guard fd >= 0 else { throw BenchError("cannot write \(dir)/f\(i).bin") }
             defer { close(fd) }

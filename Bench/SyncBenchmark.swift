@@ -66,12 +66,7 @@ struct SyncBenchmark: AsyncParsableCommand {
                 try Self.writeSmallFiles(in: small.folder.path, count: rescanCount - smallCount, from: smallCount)
                 _ = try await small.syncUntilSettled()
             }
-            var best = Double.infinity
-            for _ in 0..<3 {
-                var planned = -1
-                best = min(best, try await seconds { planned = try await small.pass().planned })
-                guard planned == 0 else { throw BenchError("a no-op pass planned \(planned) actions") }
-            }
+            let best = try await Self.noOpPass(small, tries: 3)
             rows.append(BenchRow(name: "no-op pass over \(rescanCount) synced files (scan + plan)", value: best, unit: "s", goal: "< 1 s"))
             await smallAPI.close()
 
@@ -125,16 +120,32 @@ struct SyncBenchmark: AsyncParsableCommand {
         return try await seconds { _ = try await folder.syncUntilSettled() }
     }
 
+    /// The best time of `tries` passes over a synced folder that must find nothing to do; seconds.
+    static func noOpPass(_ folder: FolderSync, tries: Int) async throws -> Double {
+        var best = Double.infinity
+        for _ in 0..<tries {
+            var planned = -1
+            best = min(best, try await seconds { planned = try await folder.pass().planned })
+            guard planned == 0 else { throw BenchError("a no-op pass planned \(planned) actions") }
+        }
+        return best
+    }
+
+    /// Fills `bytes[..<count]` with file `seed`'s pseudo-random content (xorshift).
+    static func fill(_ bytes: inout [UInt8], count: Int, seed: Int) {
+        var state = UInt64(seed) &* 0x9E37_79B9_7F4A_7C15
+        for j in 0..<count {
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17
+            bytes[j] = UInt8(truncatingIfNeeded: state)
+        }
+    }
+
     static func writeSmallFiles(in folder: String, count: Int, from start: Int) throws {
         for i in start..<(start + count) {
             let dir = folder + "/d\(i % 100)"
             if i < start + 100 { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
             var bytes = [UInt8](repeating: 0, count: 1024 + (i * 7919) % 7168)
-            var state = UInt64(i) &* 0x9E37_79B9_7F4A_7C15
-            for j in bytes.indices {
-                state ^= state << 13; state ^= state >> 7; state ^= state << 17
-                bytes[j] = UInt8(truncatingIfNeeded: state)
-            }
+            fill(&bytes, count: bytes.count, seed: i)
             guard FileManager.default.createFile(atPath: dir + "/f\(i).bin", contents: Data(bytes)) else { throw BenchError("cannot write \(dir)/f\(i).bin") }
         }
     }
