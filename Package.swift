@@ -71,7 +71,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // Linux calls Glibc's Swift module leaves out (syncfs).
+        // Linux calls Glibc's Swift module leaves out (syncfs, O_DIRECT, closefrom on spawn).
         .target(name: "CFerrySystem"),
         // The NAS server: HTTP routes, auth, metadata and blob stores, change feed.
         .target(
@@ -177,7 +177,7 @@ let package = Package(
         // and seeded randomness.
         .target(
             name: "FerryHarness",
-            dependencies: ["FerryCore"],
+            dependencies: ["CFerrySystem", "FerryCore"],
             path: "Tests/FerryHarness",
             swiftSettings: strict
         ),

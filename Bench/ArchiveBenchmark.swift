@@ -1,5 +1,6 @@
 import FerryClient
 import FerryCore
+import FerryHarness
 import Foundation
 import Logging
 
@@ -51,7 +52,7 @@ struct ArchiveBenchmark {
         // files, starts from a copy of it and only hashes it), then changes flow one by one.
         let copied = count > Self.downloadLimit
         if copied {
-            guard try wait(for: try spawn("/bin/cp", ["-a", a.folder + "/.", b.folder + "/"], stdout: "/dev/null", stderr: b.home + "/cp.log")) == 0
+            guard try Child.wait(for: try Child.spawn("/bin/cp", ["-a", a.folder + "/.", b.folder + "/"], stdout: "/dev/null", stderr: b.home + "/cp.log")) == .exited(0)
             else { throw BenchError("cannot copy the archive; see \(b.home)/cp.log") }
         }
         var scoped = try await Daemons(a: a, b: b, fullPasses: false, benchmark: self)
@@ -105,8 +106,8 @@ struct ArchiveBenchmark {
             config.settleMilliseconds = 50
             config.fullPasses = fullPasses
             try config.save(to: home + "/config.json")
-            return try spawn(ferryd, ["--config", home + "/config.json", "--log-level", "warning"], stdout: home + "/out.log", stderr: home + "/err.log",
-                             environment: ["XDG_STATE_HOME": stateHome, "XDG_RUNTIME_DIR": home + "/run"])
+            return try Child.spawn(ferryd, ["--config", home + "/config.json", "--log-level", "warning"], stdout: home + "/out.log", stderr: home + "/err.log",
+                             environment: Child.inherited(adding: ["XDG_STATE_HOME": stateHome, "XDG_RUNTIME_DIR": home + "/run"]))
         }
     }
 
@@ -172,7 +173,7 @@ struct ArchiveBenchmark {
 
         mutating func stop() {
             for pid in pids { kill(pid, SIGTERM) }
-            for pid in pids { _ = try? wait(for: pid) }
+            for pid in pids { _ = try? Child.wait(for: pid) }
             pids = []
         }
 

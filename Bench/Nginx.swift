@@ -1,3 +1,4 @@
+import FerryHarness
 import Foundation
 
 #if canImport(Glibc)
@@ -50,7 +51,7 @@ struct Nginx {
 
             """
         try Data(configuration.utf8).write(to: URL(fileURLWithPath: directory + "/nginx.conf"))
-        let pid = try spawn(binary, ["-p", directory, "-e", directory + "/logs/error.log", "-c", directory + "/nginx.conf", "-g", "daemon off;"],
+        let pid = try Child.spawn(binary, ["-p", directory, "-e", directory + "/logs/error.log", "-c", directory + "/nginx.conf", "-g", "daemon off;"],
                             stdout: directory + "/logs/stdout.log", stderr: directory + "/logs/stderr.log")
         let nginx = Nginx(pid: pid, port: port, directory: directory)
         do {
@@ -75,6 +76,6 @@ struct Nginx {
     /// Stops nginx (SIGTERM: the master stops its workers first) and waits for it to exit.
     func stop() {
         kill(pid, SIGTERM)
-        _ = try? wait(for: pid)
+        _ = try? Child.wait(for: pid)
     }
 }

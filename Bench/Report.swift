@@ -1,5 +1,6 @@
 import ArgumentParser
 import FerryCore
+import FerryHarness
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -83,54 +84,10 @@ func run(_ executable: String, _ arguments: [String]) throws -> (out: String, er
         try? FileManager.default.removeItem(atPath: outPath)
         try? FileManager.default.removeItem(atPath: errPath)
     }
-    let pid = try spawn(executable, arguments, stdout: outPath, stderr: errPath)
-    let exit = try wait(for: pid)
+    let exit = try Child.wait(for: try Child.spawn(executable, arguments, stdout: outPath, stderr: errPath)).status
     let out = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
     let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
     return (out, err, exit)
-}
-
-/// Starts a program with stdin from /dev/null, output to the given files, an empty signal
-/// mask and default signal handling, and `environment` added to this process's.
-func spawn(_ executable: String, _ arguments: [String], stdout: String, stderr: String, environment: [String: String] = [:]) throws -> pid_t {
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-    posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-    var attributes = posix_spawnattr_t()
-    posix_spawnattr_init(&attributes)
-    defer { posix_spawnattr_destroy(&attributes) }
-    var none = sigset_t(), all = sigset_t()
-    sigemptyset(&none)
-    sigfillset(&all)
-    posix_spawnattr_setsigmask(&attributes, &none)
-    posix_spawnattr_setsigdefault(&attributes, &all)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-
-    var env = ProcessInfo.processInfo.environment
-    env.merge(environment) { _, new in new }
-    let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
-    let envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-    defer {
-        argv.forEach { free($0) }
-        envp.forEach { free($0) }
-    }
-    var pid = pid_t()
-    let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
-    guard spawned == 0 else { throw SystemCallError("posix_spawn \(executable)", errno: spawned) }
-    return pid
-}
-
-/// Waits for a child and returns its exit status (128 + signal when killed).
-@discardableResult
-func wait(for pid: pid_t) throws -> Int32 {
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) < 0 {
-        guard errno == EINTR else { throw SystemCallError("waitpid", errno: errno) }
-    }
-    return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
 }
 
 /// Finds a program on PATH.

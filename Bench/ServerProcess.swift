@@ -56,8 +56,8 @@ struct ServerProcess {
             guard add == 0 else { throw BenchError("ferry-server user add failed (\(add))") }
         }
         let port = try freePort()
-        let pid = try spawn(binary, ["serve", "--data", data, "--config", config, "--port", String(port)] + (tls ? ["--tls"] : []),
-                            stdout: "/dev/null", stderr: root + "/\(name).log", environment: ["LOG_LEVEL": "error"])
+        let pid = try Child.spawn(binary, ["serve", "--data", data, "--config", config, "--port", String(port)] + (tls ? ["--tls"] : []),
+                            stdout: "/dev/null", stderr: root + "/\(name).log", environment: Child.inherited(adding: ["LOG_LEVEL": "error"]))
         let server = ServerProcess(pid: pid, port: port, dataDirectory: data)
         do {
             guard try await SyncBenchmark.poll(timeout: .seconds(30), { server.isListening }) else {
@@ -73,7 +73,7 @@ struct ServerProcess {
     /// Stops the server (SIGTERM) and waits for it to exit.
     func stop() {
         kill(pid, SIGTERM)
-        _ = try? wait(for: pid)
+        _ = try? Child.wait(for: pid)
     }
 
     /// The plain server, and with `tls` a second one over HTTPS beside it.
@@ -118,13 +118,5 @@ func freePort() throws -> Int {
 
 /// Runs a program with standard input from a file; returns its exit status.
 func runWithInput(_ executable: String, _ arguments: [String], input: String) throws -> Int32 {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    process.standardInput = FileHandle(forReadingAtPath: input)
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    process.waitUntilExit()
-    return process.terminationStatus
+    try Child.wait(for: try Child.spawn(executable, arguments, stdin: input)).status
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import FerryClient
 import FerryCore
+import FerryHarness
 import FerryServer
 import Foundation
 import Logging
@@ -157,7 +158,7 @@ struct SyncBenchmark: AsyncParsableCommand {
         var folders: [String] = []
         defer {
             for pid in pids { kill(pid, SIGTERM) }
-            for pid in pids { _ = try? wait(for: pid) }
+            for pid in pids { _ = try? Child.wait(for: pid) }
         }
         for name in ["pa", "pb"] {
             let (api, device) = try await ServerAPI.enroll(serverURL: url, username: "bench", password: password, deviceName: name)
@@ -170,8 +171,8 @@ struct SyncBenchmark: AsyncParsableCommand {
                                       folders: [FolderConfig(path: folder, libraryId: library.id, libraryName: "propagation")])
             config.settleMilliseconds = 50
             try config.save(to: home + "/config.json")
-            let pid = try spawn(ferryd, ["--config", home + "/config.json", "--log-level", "warning"], stdout: home + "/out.log", stderr: home + "/err.log",
-                                environment: ["XDG_STATE_HOME": home + "/state", "XDG_RUNTIME_DIR": home + "/run"])
+            let pid = try Child.spawn(ferryd, ["--config", home + "/config.json", "--log-level", "warning"], stdout: home + "/out.log", stderr: home + "/err.log",
+                                environment: Child.inherited(adding: ["XDG_STATE_HOME": home + "/state", "XDG_RUNTIME_DIR": home + "/run"]))
             pids.append(pid)
             folders.append(folder)
         }

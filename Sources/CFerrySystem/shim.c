@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <spawn.h>
 #include <unistd.h>
 #include "CFerrySystem.h"
 
@@ -12,4 +13,10 @@ int ferry_syncfs(int fd) {
 /// The O_DIRECT open flag, which Glibc's Swift module leaves out.
 int ferry_o_direct(void) {
     return O_DIRECT;
+}
+
+/// A spawn action closing every descriptor from `from` up in the child (glibc 2.34 and
+/// later), without listing /proc/self/fd in the parent.
+int ferry_spawn_close_from(posix_spawn_file_actions_t *actions, int from) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, from);
 }

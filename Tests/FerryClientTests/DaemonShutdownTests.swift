@@ -1,5 +1,6 @@
 @testable import FerryClient
 import FerryCore
+import FerryHarness
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -53,7 +54,7 @@ struct DaemonShutdownTests {
                 return (queued ?? 0) > 0 && RealServer.storedBlobBytes(in: data) >= Int64(8 << 20)
             })
             let signalled = ContinuousClock.now
-            kill(first.process.processIdentifier, SIGTERM)
+            first.process.terminate()
             // Promptly: the rest of the upload would take seconds more through the proxy.
             #expect(await eventually(timeout: .seconds(10)) { !first.process.isRunning })
             first.stop()
@@ -61,7 +62,7 @@ struct DaemonShutdownTests {
             // Bytes the daemon had handed to the kernel must not trickle in later.
             proxy.resetAll()
             #expect(await eventually { proxy.openConnections == 0 })
-            #expect(first.process.terminationReason == .exit && first.process.terminationStatus == 0, "\(first.log)")
+            #expect(try first.process.wait() == .exited(0), "\(first.log)")
             #expect(!FileManager.default.fileExists(atPath: socket))
             #expect(first.log.contains("ferryd stopped"), "\(first.log)")
 

@@ -1,5 +1,6 @@
 @testable import FerryClient
 import FerryCore
+import FerryHarness
 import FerryServer
 import NIOCore
 import Foundation
@@ -152,17 +153,9 @@ struct FaultInjectionTests {
             try Self.writeWorkload(root: folder, megabytes: 48, seed: 62)
 
             // The real `ferry sync`, killed with SIGKILL once `share` of the bytes are stored.
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: CLITests.binary("ferry"))
-            process.arguments = ["sync"]
-            process.environment = home.environment
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
+            let process = try ChildProcess(CLITests.binary("ferry"), ["sync"], environment: home.environment)
             #expect(await eventually { RealServer.storedBlobBytes(in: data) >= Int64(share * Double(48 << 20)) })
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            #expect(process.terminationReason == .uncaughtSignal)
+            #expect(try process.stop(SIGKILL) == .signalled(SIGKILL))
             // The dead client's sockets are gone; the bytes it had already handed to the kernel
             // must not trickle in later.
             proxy.resetAll()

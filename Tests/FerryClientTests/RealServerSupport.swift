@@ -19,24 +19,19 @@ struct ToolRun {
 }
 
 /// Runs a product binary to completion on the blocking thread pool (never on the
-/// cooperative pool), feeding it `stdin`.
+/// cooperative pool), feeding it `stdin`. Its streams go through files: nothing can fill up
+/// and stall it while the other is read.
 func runTool(_ binary: String, _ arguments: [String], environment: [String: String]? = nil, stdin: String? = nil) async throws -> ToolRun {
     try await NIOThreadPool.singleton.runIfActive {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
-        if let environment { process.environment = environment }
-        let out = Pipe(), err = Pipe(), input = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = input
-        try process.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try input.fileHandleForWriting.close()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return ToolRun(status: process.terminationStatus, out: String(decoding: o, as: UTF8.self), err: String(decoding: e, as: UTF8.self))
+        let files = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-tool-\(UUID().uuidString)").path
+        let input = files + ".in", out = files + ".out", err = files + ".err"
+        defer { for file in [input, out, err] { try? FileManager.default.removeItem(atPath: file) } }
+        try Data((stdin ?? "").utf8).write(to: URL(fileURLWithPath: input))
+        let pid = try Child.spawn(binary, arguments, stdin: input, stdout: out, stderr: err,
+                                  environment: environment ?? ProcessInfo.processInfo.environment)
+        let ended = try Child.wait(for: pid)
+        func text(_ file: String) -> String { (try? String(contentsOfFile: file, encoding: .utf8)) ?? "" }
+        return ToolRun(status: ended.status, out: text(out), err: text(err))
     }
 }
 
@@ -143,28 +138,19 @@ struct RealServer {
     }
 
     final class Running: Sendable {
-        let process: Process
+        let process: ChildProcess
 
         init(_ server: RealServer, arguments: [String], logLevel: String) throws {
-            process = Process()
-            process.executableURL = URL(fileURLWithPath: CLITests.binary("ferry-server"))
-            process.arguments = ["serve", "--data", server.data, "--config", server.config, "--port", String(server.port)] + arguments
-            process.environment = ["LOG_LEVEL": logLevel, "PATH": "/usr/bin:/bin"]
-            _ = FileManager.default.createFile(atPath: server.config + ".log", contents: nil)
-            process.standardError = FileHandle(forWritingAtPath: server.config + ".log")
-            process.standardOutput = FileHandle.nullDevice
-            try process.run()
+            process = try ChildProcess(CLITests.binary("ferry-server"),
+                                       ["serve", "--data", server.data, "--config", server.config, "--port", String(server.port)] + arguments,
+                                       stderr: server.config + ".log", environment: ["LOG_LEVEL": logLevel, "PATH": "/usr/bin:/bin"])
         }
 
         /// Sends a signal (SIGHUP: reload the certificate).
-        func signal(_ number: Int32) { kill(process.processIdentifier, number) }
+        func signal(_ number: Int32) { process.signal(number) }
 
         /// SIGKILL: no shutdown handler, no flush; what was not durable is gone.
-        func kill9() {
-            guard process.isRunning else { return }
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        func kill9() { _ = try? process.stop(SIGKILL) }
     }
 }
 

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 @testable import FerryClient
 import FerryCore
+import FerryHarness
 import FerryServer
 import Foundation
 import NIOCore
@@ -79,7 +80,7 @@ struct ServerHardeningTests {
         let second = try await runTool(CLITests.binary("ferry-server"),
                                        ["serve", "--data", other.data, "--config", other.config, "--port", String(other.port)])
         #expect(second.status != 0)
-        #expect(second.err.contains("already serving") && second.err.contains("pid \(first.process.processIdentifier)"), "\(second.err)")
+        #expect(second.err.contains("already serving") && second.err.contains("pid \(first.process.pid)"), "\(second.err)")
         // Admin commands still work beside it.
         #expect(try await server.tool("user", "list").status == 0)
     }

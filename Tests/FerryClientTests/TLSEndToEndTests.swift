@@ -1,5 +1,6 @@
 @testable import FerryClient
 import FerryCore
+import FerryHarness
 @testable import FerryServer
 import FerryTLS
 import Foundation
@@ -81,7 +82,7 @@ struct TLSEndToEndTests {
         #expect(try await home.ferry("sync").status == 0)
 
         let daemon = try Self.startDaemon(home)
-        defer { daemon.terminate(); daemon.waitUntilExit() }
+        defer { _ = try? daemon.stop() }
         #expect(await eventually { (try? await Self.status(home))?.folders.first?.lastSyncAt != nil })
 
         // The NAS gets a new certificate (its files removed: the next start makes another).
@@ -107,11 +108,10 @@ struct TLSEndToEndTests {
         #expect(try await Self.serverTree(server)["after.txt"] == nil)
 
         // Pinned again: the daemon, started anew, sends the work it kept.
-        daemon.terminate()
-        daemon.waitUntilExit()
+        try daemon.stop()
         #expect(try await Self.login(home, server, "--fingerprint", new.description).status == 0)
         let again = try Self.startDaemon(home)
-        defer { again.terminate(); again.waitUntilExit() }
+        defer { _ = try? again.stop() }
         #expect(try await eventually(timeout: .seconds(30)) { try await Self.serverTree(server)["after.txt"] != nil })
     }
 
@@ -200,14 +200,8 @@ struct TLSEndToEndTests {
         #expect(try await Self.presented(port: server.port) == second)
     }
 
-    static func startDaemon(_ home: CLITests.Home) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: CLITests.binary("ferryd"))
-        process.environment = home.environment
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        return process
+    static func startDaemon(_ home: CLITests.Home) throws -> ChildProcess {
+        try ChildProcess(CLITests.binary("ferryd"), environment: home.environment)
     }
 
     /// `ferry status --json`, decoded.

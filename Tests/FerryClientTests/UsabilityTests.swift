@@ -1,5 +1,6 @@
 @testable import FerryClient
 import FerryCore
+import FerryHarness
 import Foundation
 import Testing
 
@@ -15,27 +16,18 @@ struct UsabilityTests {
 
     /// A `ferryd` of `home`, its log (at info) in a file.
     final class Daemon: Sendable {
-        let process: Process
+        let process: ChildProcess
         let logFile: String
 
         init(_ home: Home) throws {
             logFile = home.path + "/ferryd.log"
-            _ = FileManager.default.createFile(atPath: logFile, contents: nil)
-            process = Process()
-            process.executableURL = URL(fileURLWithPath: CLITests.binary("ferryd"))
-            process.arguments = ["--log-level", "info"]
-            process.environment = home.environment
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle(forWritingAtPath: logFile)
-            try process.run()
+            process = try ChildProcess(CLITests.binary("ferryd"), ["--log-level", "info"], stderr: logFile, environment: home.environment)
         }
 
         var log: String { (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? "" }
 
         func stop() {
-            guard process.isRunning else { return }
-            process.terminate()
-            process.waitUntilExit()
+            _ = try? process.stop()
         }
     }
 
