@@ -225,7 +225,7 @@ struct FaultInjectionTests {
             let bait = scratchDirectory("bait") + "/precious.txt"
             try Data("not yours".utf8).write(to: URL(fileURLWithPath: bait))
             try b.mkdir("sub")
-            try FileManager.default.createSymbolicLink(atPath: b.root + "/sub/" + FolderSync.partialName(for: b.root + "/sub/report.txt"),
+            try FileManager.default.createSymbolicLink(atPath: b.root + "/sub/" + Downloads.partialName(for: b.root + "/sub/report.txt"),
                                                        withDestinationPath: bait)
             try a.write("sub/report.txt", "the real report")
             try await a.sync()

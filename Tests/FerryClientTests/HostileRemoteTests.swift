@@ -151,14 +151,14 @@ struct HostileRemoteTests {
             for v in [try version("l/a.txt", .file), try version("l/new/b.txt", .file), try version("l/d", .directory), try version("l/k", .symlink)] {
                 var report = PassReport(), update = IndexUpdate()
                 await #expect(throws: (any Error).self, "\(v.path)") {
-                    _ = try await b.sync.materialize(v, expected: nil, sources: sources, report: &report, update: &update)
+                    _ = try await b.sync.downloads.materialize(v, expected: nil, sources: sources, report: &report, update: &update)
                 }
             }
             // The linked directory's empty `sub` looks like the synced directory `l/sub`: it is
             // not in the folder, so there is nothing to remove, and it stays where it is.
             let synced = IndexEntry(path: "l/sub", kind: .directory, size: 0, mtimeNs: 0, inode: 0, ctimeNs: 0, mode: 0o755, sha256: nil,
                                     chunks: [], target: nil, version: 1)
-            _ = b.sync.removeLocal(synced)
+            _ = b.sync.downloads.removeLocal(synced)
             #expect(Self.contents(of: outside) == ["sub"])
             #expect(LocalScanner.stat(root: b.root, path: "l/sub") == nil)
         }
@@ -177,7 +177,7 @@ struct HostileRemoteTests {
                                     sha256: kind == .file ? .empty : nil, mtimeNs: 0, mode: mode, chunks: [], target: nil, deviceId: nil,
                                     committedAt: Date())
                 var report = PassReport(), update = IndexUpdate()
-                #expect(try await b.sync.materialize(v, expected: nil, sources: sources, report: &report, update: &update))
+                #expect(try await b.sync.downloads.materialize(v, expected: nil, sources: sources, report: &report, update: &update))
                 // The bits on disk, all twelve (the scanner reports only the nine it syncs).
                 let attributes = try FileManager.default.attributesOfItem(atPath: b.root + "/" + name)
                 let placed = Int32(try #require(attributes[.posixPermissions] as? Int))

@@ -285,12 +285,12 @@ struct SyncTests {
         }
         let limits = ServerLimits(batchChunks: 10, batchContentBytes: 1 << 20, commitOperations: 5, jsonBodyBytes: 64 << 10)
         let small = try (0..<12).map { try put("s/\($0) \"quoted\"/é\u{1}.txt", chunks: 1) }
-        #expect(FolderSync.commitEnd(small, from: 5, limits: limits) == 9)
-        #expect(FolderSync.commitEnd(small, from: 10, limits: limits) == 11)
+        #expect(CommitPipeline.commitEnd(small, from: 5, limits: limits) == 9)
+        #expect(CommitPipeline.commitEnd(small, from: 10, limits: limits) == 11)
         // The first and last ones are smaller: 12 operations go as 1, 1, 2, 4, 2, 1, 1.
         var cuts: [Int] = [], at = 0
         while at < small.count {
-            let end = FolderSync.commitEnd(small, from: at, limits: limits)
+            let end = CommitPipeline.commitEnd(small, from: at, limits: limits)
             cuts.append(end - at)
             at = end
         }
@@ -300,26 +300,26 @@ struct SyncTests {
         at = 0
         let files = try (0..<20_000).map { try put("f\($0)", chunks: 1) }
         while at < files.count {
-            let end = FolderSync.commitEnd(files, from: at, limits: many)
+            let end = CommitPipeline.commitEnd(files, from: at, limits: many)
             sizes.append(end - at)
             at = end
         }
         #expect(sizes == [500, 500, 1000, 2000, 4000, 4000, 4000, 2000, 1000, 500, 500])
         let large = try (0..<6).map { try put("big/\($0).bin", chunks: 100) }
-        let end = FolderSync.commitEnd(large, from: 0, limits: limits)
+        let end = CommitPipeline.commitEnd(large, from: 0, limits: limits)
         #expect((1..<5).contains(end))
         let json = try JSONCoding.encode(CommitRequest(operations: large[0..<end].map(\.0)))
         #expect(json.count <= limits.jsonBodyBytes / 2)
         for (op, _) in small + large { #expect(try JSONCoding.encode(op).count <= op.jsonSizeBound) }
         let huge = [try put("huge.bin", chunks: 1000)] + small
-        #expect(FolderSync.commitEnd(huge, from: 0, limits: limits) == 1)
+        #expect(CommitPipeline.commitEnd(huge, from: 0, limits: limits) == 1)
     }
 
     /// The walk hands files on in groups of at most 32, closed early at 1 MiB so that larger
     /// files still spread over the pool's threads.
     @Test func foundFilesGoInGroupsBoundedByCountAndBytes() {
         func file(_ i: Int, _ size: Int64) -> LocalFile { LocalFile(path: "f\(i)", kind: .file, size: size, mtimeNs: 1, inode: UInt64(i + 1), mode: 0o644, target: nil) }
-        var group = FolderSync.FoundGroup()
+        var group = InputGatherer.FoundGroup()
         let fills = (0..<32).map { group.add(file($0, 100)) }
         #expect(fills == Array(repeating: false, count: 31) + [true])
         let full = group.take()
@@ -334,13 +334,13 @@ struct SyncTests {
     /// Only files of at least `journalMinimumSize` are journaled: a small one is hashed
     /// again faster than its row is written and cleared.
     @Test func onlyFilesWorthHashingOnceAreJournaled() {
-        let sizes: [Int64] = [0, 4096, FolderSync.journalMinimumSize - 1, FolderSync.journalMinimumSize, 64 << 20]
+        let sizes: [Int64] = [0, 4096, CommitPipeline.journalMinimumSize - 1, CommitPipeline.journalMinimumSize, 64 << 20]
         let files = sizes.enumerated().map { i, size in
             LocalState(file: LocalFile(path: "f\(i)", kind: .file, size: size, mtimeNs: 1, inode: UInt64(i + 1), mode: 0o644, target: nil),
                        sha256: .empty, chunks: [])
         }
-        #expect(FolderSync.worthJournaling(files).map(\.path) == ["f3", "f4"])
-        #expect(FolderSync.worthJournaling(files).map(\.size) == [FolderSync.journalMinimumSize, 64 << 20])
+        #expect(CommitPipeline.worthJournaling(files).map(\.path) == ["f3", "f4"])
+        #expect(CommitPipeline.worthJournaling(files).map(\.size) == [CommitPipeline.journalMinimumSize, 64 << 20])
     }
 
     @Test func restartAfterChunksWereSentDoesNotSendThemAgain() async throws {
@@ -356,7 +356,7 @@ struct SyncTests {
                                                                     mtimeNs: state.file.mtimeNs, ctimeNs: state.file.ctimeNs, sha256: state.sha256!, chunks: state.chunks)])
             for (i, chunk) in state.chunks.enumerated() {
                 let offset = state.chunks[..<i].reduce(Int64(0)) { $0 + $1.size }
-                let bytes = try #require(try FolderSync.readRange(a.root + "/video.bin", offset: offset, size: chunk.size))
+                let bytes = try #require(try FolderFS.readRange(a.root + "/video.bin", offset: offset, size: chunk.size))
                 try await a.api.putChunk(chunk.sha256, bytes)
             }
             // A new process: fresh FolderSync over the same index.
@@ -377,7 +377,7 @@ struct SyncTests {
             let a = try await Device.make(cloud, user: user, name: "a")
             let b = try await Device.make(cloud, user: user, name: "b")
             defer { Task { await a.close(); await b.close() } }
-            let big = seededBytes(Int(FolderSync.journalMinimumSize) * 2, seed: 5)
+            let big = seededBytes(Int(CommitPipeline.journalMinimumSize) * 2, seed: 5)
             try a.write("big.bin", big)
             try a.write("small.txt", "small")
             // Another connection to the index makes every journal row fail, as a full disk would.
@@ -471,7 +471,7 @@ struct SyncTests {
             // Rewritten between the hash and the upload (same size, other bytes).
             try a.write("log.bin", seededBytes(3 << 20, seed: 12))
             var report = PassReport()
-            try await a.sync.applyRemote([.upload(planned, base: nil)], report: &report)
+            try await a.sync.commits.apply([.upload(planned, base: nil)], report: &report)
             #expect(report.uploadedFiles == 0)
             #expect(report.problems["log.bin"]?.contains("changed") == true)
             let history = try await a.api.history(library: a.config.folders[0].libraryId, path: try FerryPath("log.bin"))
@@ -505,7 +505,7 @@ struct SyncTests {
             try a.write("late.txt", "late")
             let planned = try #require(try await a.sync.gatherInputs(uploadEarly: false).local["late.txt"])
             var report = PassReport()
-            try await a.sync.applyRemote([.upload(planned, base: nil)], report: &report)
+            try await a.sync.commits.apply([.upload(planned, base: nil)], report: &report)
             #expect(report.uploadedFiles == 1)
             #expect(try a.index.cursor(folder: a.root) == head)
             #expect(try await a.sync.pullChanges() == true)
@@ -715,7 +715,7 @@ struct SyncTests {
             #expect(Set(try await a.api.missingChunks(hashes)) == Set(hashes))
 
             var report = PassReport()
-            try await a.sync.applyRemote([.upload(planned, base: nil)], waitingFor: inputs.early, report: &report)
+            try await a.sync.commits.apply([.upload(planned, base: nil)], waitingFor: inputs.early, report: &report)
             #expect(report.uploadedFiles == 1)
             #expect(report.problems.isEmpty)
             #expect(report.uploadedBytes == 2 * Int64(bytes.count))  // early, and again after the collection

@@ -176,3 +176,17 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
         }
     }
 }
+
+extension ClientError {
+    /// The sentence a user is shown for `error`: the failure's own description for Ferry's
+    /// errors, Swift's rendering for anything else.
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case let e as ClientError: e.description
+        case let e as APIFailure: e.description
+        case let e as SystemCallError: e.description
+        case let e as ServerUnreachable: e.description
+        default: "\(error)"
+        }
+    }
+}

@@ -121,7 +121,7 @@ public final class FerryDaemon: Service, Sendable {
             board.track(folder.path, sync.progress)
             return Task { await self.runFolder(sync, settings: settings) }
         } catch {
-            let message = FolderSync.describe(error)
+            let message = ClientError.describe(error)
             board.update(folder.path) { s in
                 s.state = .error
                 s.lastError = message
@@ -325,14 +325,14 @@ public final class FerryDaemon: Service, Sendable {
                         let wait = backoff.next()
                         board.update(path) { s in
                             s.state = .offline
-                            s.lastError = FolderSync.describe(error)
+                            s.lastError = ClientError.describe(error)
                             s.retryAt = Date() + wait.timeInterval
                         }
                         let retry = "retrying in \(Int(wait.timeInterval.rounded(.up))) s"
                         if let unreachable = error as? ServerUnreachable {
                             logger.warning("\(unreachable.description); \(retry)", metadata: ["folder": "\(path)"])
                         } else {
-                            logger.warning("sync failed; \(retry)", metadata: ["folder": "\(path)", "error": "\(FolderSync.describe(error))"])
+                            logger.warning("sync failed; \(retry)", metadata: ["folder": "\(path)", "error": "\(ClientError.describe(error))"])
                         }
                         retryAfter.yield(wait)
                     }

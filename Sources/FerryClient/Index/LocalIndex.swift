@@ -35,6 +35,14 @@ public struct IndexEntry: Sendable, Equatable {
     }
 }
 
+extension IndexEntry {
+    /// The entry for a local file, link or directory as synced at `version`.
+    init(_ l: LocalState, version: Int64) {
+        self.init(path: l.path, kind: l.kind, size: l.file.size, mtimeNs: l.file.mtimeNs, inode: l.file.inode, ctimeNs: l.file.ctimeNs,
+                  mode: l.file.mode, sha256: l.sha256, chunks: l.chunks, target: l.file.target, version: version)
+    }
+}
+
 /// A hashed local file waiting to be committed: written before its chunks are uploaded so a
 /// restart after `kill -9` reuses the manifest (no re-hash) and the server's missing-chunk
 /// answer skips every chunk already sent.

@@ -53,6 +53,18 @@ public struct ScanResult: Sendable {
 public enum LocalScanner {
     /// The folder's marker and state directory (SPEC §6), never synced.
     public static let markerName = ".ferry"
+
+    /// The folder's root and its `.ferry/` marker must both be there; otherwise nothing is
+    /// done at all (an unmounted disk must not look like a folder whose files were deleted).
+    static func checkRoot(_ root: String) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ClientError.folderUnavailable("folder \(root) is missing (renamed, deleted or on a disk that is not mounted); nothing was synced or deleted")
+        }
+        guard FileManager.default.fileExists(atPath: root + "/" + markerName, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ClientError.folderUnavailable("folder \(root) has lost its .ferry marker (is this the right disk?); nothing was synced or deleted — restore it or run 'ferry folder add' again")
+        }
+    }
     /// Downloads are written beside their target under this prefix, then renamed.
     public static let partialPrefix = ".ferry-partial-"
 

@@ -56,7 +56,7 @@ enum ChunkUpload {
     /// `progress` is told which file each stored chunk belongs to.
     static func send(_ items: [ChunkLocation], root: String, api: ServerAPI, progress: TransferProgress? = nil) async throws
         -> (stored: Int64, present: [ContentHash], torn: [String]) {
-        var (body, sent, torn) = try await FolderSync.ioPool.runIfActive { batchBody(items, root: root) }
+        var (body, sent, torn) = try await SyncIO.pool.runIfActive { batchBody(items, root: root) }
         guard sent > 0 else { return (0, [], torn) }
         let answer = try await api.putChunks(body: body)
         let rejected = Set(answer.rejected)
@@ -83,7 +83,7 @@ enum ChunkUpload {
                 sent += 1
                 continue
             }
-            let read = (try? FolderSync.readRange(root: root, path: item.path, offset: item.offset, size: item.chunk.size, appendingTo: &body)) ?? false
+            let read = (try? FolderFS.readRange(root: root, path: item.path, offset: item.offset, size: item.chunk.size, appendingTo: &body)) ?? false
             if read {
                 sent += 1
             } else {

@@ -11,7 +11,7 @@ extension FolderSync {
     /// deleted on the server, and the mass-delete guard does not count these (they are not
     /// deletions). A file edited since it was synced is kept: it is then a local file outside
     /// the selection, logged now and counted in `outsideSelection`.
-    func leaveSelection(_ inputs: Inputs, report: inout PassReport) throws {
+    func leaveSelection(_ inputs: PassInputs, report: inout PassReport) throws {
         let selection = folder.selection
         guard !selection.isEverything else { return }
         var outside = inputs.outsideSelection
@@ -20,7 +20,7 @@ extension FolderSync {
             var update = IndexUpdate()
             var gone: [String] = []
             for e in inputs.leaving {
-                switch removeLocal(e) {
+                switch downloads.removeLocal(e) {
                 case .removed:
                     gone.append(e.path)
                     if outside.remove(e.path) != nil { removed += 1 }

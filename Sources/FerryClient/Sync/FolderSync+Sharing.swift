@@ -27,8 +27,8 @@ extension FolderSync {
         guard try await readOnlyNow() else {
             throw ClientError.invalidInput("\(root) syncs a library you may change; its local changes are uploaded, so there is nothing to revert")
         }
-        try await pullChanges()
-        var inputs = try await gatherInputs(uploadEarly: false)
+        try await feed.pull()
+        var inputs = try await gatherer.gather(uploadEarly: false)
         inputs.index = try refreshTouched(inputs)
         let plan = Planner.plan(index: inputs.index, local: inputs.local, remote: inputs.remote, policy: policy)
         let actions = ReadOnlyPlan.reverting(plan.actions, remote: inputs.remote)
@@ -36,7 +36,7 @@ extension FolderSync {
         report.passes = 1
         report.planned = actions.count
         report.problems = inputs.problems
-        try await applyLocal(actions, index: inputs.index, report: &report)
+        try await downloads.apply(actions, index: inputs.index, report: &report)
         return report
     }
 }

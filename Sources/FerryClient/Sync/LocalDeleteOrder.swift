@@ -1,7 +1,7 @@
 import FerryCore
 
 /// The order in which a pass removes local entries, so that every step of
-/// `FolderSync.applyLocal` finds its ancestors real directories: what must make way for a
+/// `Downloads.apply` finds its ancestors real directories: what must make way for a
 /// download goes before the downloads, the rest after them (so moved files' chunks can still
 /// be copied from where they were). Pure: the plan in, the two groups out.
 enum LocalDeleteOrder {

@@ -55,7 +55,7 @@ struct MassDeleteGate: Sendable {
         guard !versions.isEmpty else { return }
         do { _ = try await api.confirmDeletions(library: library, versions: versions) } catch {
             logger.warning("could not record the confirmed deletions on the server; other devices will ask again",
-                           metadata: ["library": "\(library)", "error": "\(FolderSync.describe(error))"])
+                           metadata: ["library": "\(library)", "error": "\(ClientError.describe(error))"])
         }
     }
 

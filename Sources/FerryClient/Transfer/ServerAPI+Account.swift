@@ -12,7 +12,7 @@ extension ServerAPI {
         let api = ServerAPI.open(for: config, timeouts: .init(connect: .seconds(3), stall: .seconds(5)))
         let line: String
         do { line = try await api.accountUsage().storageLine } catch {
-            line = "Storage: not known (\(FolderSync.describe(error)))"
+            line = "Storage: not known (\(ClientError.describe(error)))"
         }
         await api.close()
         return line
