@@ -89,6 +89,85 @@ struct ScopedPassTests {
         #expect(tracker.take(storedCursor: 0) == .everything)
     }
 
+    @Test func whatAPassWroteItselfIsNoChangeWhileItIsStillAsWritten() {
+        let tracker = ScopeTracker()
+        tracker.watchStarted()
+        _ = tracker.take(storedCursor: 0)
+        func file(_ path: String, mtime: Int64) -> IndexEntry {
+            IndexEntry(path: path, kind: .file, size: 3, mtimeNs: mtime, inode: 7, ctimeNs: mtime, mode: 0o644, sha256: nil, chunks: [], target: nil, version: 1)
+        }
+        func onDisk(_ e: IndexEntry) -> LocalFile {
+            var f = LocalFile(path: e.path, kind: e.kind, size: e.size, mtimeNs: e.mtimeNs, inode: e.inode, mode: e.mode, target: e.target)
+            f.ctimeNs = e.ctimeNs
+            return f
+        }
+        let downloaded = file("down.txt", mtime: 100), adopted = file("adopted.txt", mtime: 100), late = file("late.txt", mtime: 100)
+        let directory = IndexEntry(path: "dir", kind: .directory, size: 0, mtimeNs: 1, inode: 9, ctimeNs: 1, mode: 0o755, sha256: nil, chunks: [],
+                                   target: nil, version: 1)
+        var update = IndexUpdate()
+        update.synced = [downloaded, adopted, directory, late]
+        update.unsynced = ["deleted.txt", "forgotten.txt"]
+        tracker.left(update, recordedOnly: ["adopted.txt", "forgotten.txt"])
+        var disk: [String: LocalFile] = [:]
+        for e in [downloaded, adopted, directory, late] { disk[e.path] = onDisk(e) }
+        disk["edited.txt"] = onDisk(file("edited.txt", mtime: 5))
+        let now: (String) -> OnDisk = { disk[$0].map(OnDisk.entry) ?? .nothing }
+        // The watcher reports the pass's own writes, one of them through its temp name, and a
+        // user's edit; "adopted" and "forgotten" were recorded without a write.
+        tracker.noted([.renamed(from: LocalScanner.partialPrefix + "1", to: "down.txt", isDirectory: false), .directoryCreated("dir"),
+                       .removed("deleted.txt"), .changed("edited.txt"), .changed("adopted.txt"), .removed("forgotten.txt")])
+        #expect(tracker.take(storedCursor: 0, now: now) == .paths(["edited.txt", "adopted.txt", "forgotten.txt"]))
+        // A write reported after the pass that took the others is still recognised.
+        tracker.noted([.changed("late.txt")])
+        #expect(tracker.take(storedCursor: 0, now: now) == .paths([]))
+        // Once recognised, a path's next report is a change again.
+        tracker.noted([.changed("late.txt")])
+        #expect(tracker.take(storedCursor: 0, now: now) == .paths(["late.txt"]))
+        // Changed since it was written: looked at.
+        tracker.left(update)
+        disk["down.txt"]?.mtimeNs = 200
+        disk["dir"] = onDisk(file("dir", mtime: 1))  // a file where the directory was
+        tracker.noted([.changed("down.txt"), .changed("dir"), .changed("deleted.txt")])
+        disk["deleted.txt"] = onDisk(file("deleted.txt", mtime: 9))
+        #expect(tracker.take(storedCursor: 0, now: now) == .paths(["down.txt", "dir", "deleted.txt"]))
+        // A full pass looks at everything, and forgets what was written before it.
+        tracker.left(update)
+        tracker.requireFull()
+        #expect(tracker.take(storedCursor: 0, now: now) == .everything)
+        tracker.noted([.changed("late.txt")])
+        #expect(tracker.take(storedCursor: 0, now: now) == .paths(["late.txt"]))
+        // Without a way to look at the disk, or when the look fails, nothing is left out.
+        tracker.left(update)
+        tracker.noted([.changed("late.txt")])
+        #expect(tracker.take(storedCursor: 0) == .paths(["late.txt"]))
+        tracker.left(update)
+        tracker.noted([.changed("late.txt")])
+        #expect(tracker.take(storedCursor: 0) { _ in .unknown } == .paths(["late.txt"]))
+    }
+
+    @Test func aLookAtThePathFindsWhatAWalkFinds() throws {
+        let root = scratchDirectory("look")
+        try FileManager.default.createDirectory(atPath: root + "/d", withIntermediateDirectories: true)
+        try Data("abc".utf8).write(to: URL(fileURLWithPath: root + "/d/f"))
+        try FileManager.default.createSymbolicLink(atPath: root + "/d/l", withDestinationPath: "f")
+        for path in ["d", "d/f", "d/l"] {
+            #expect(OnDisk.look(root: root, path: path) == LocalScanner.stat(root: root, path: path).map(OnDisk.entry), "\(path)")
+        }
+        #expect(OnDisk.look(root: root, path: "d/missing") == .nothing)
+        #expect(OnDisk.look(root: root, path: "d/f/below-a-file") == .nothing)
+    }
+
+    @Test func aPassesOwnBurstOfWritesDoesNotMakeTheNextPassFull() {
+        let tracker = ScopeTracker()
+        tracker.watchStarted()
+        _ = tracker.take(storedCursor: 0)
+        var update = IndexUpdate()
+        update.unsynced = (0...ScopeTracker.scopeLimit).map { "f\($0)" }
+        tracker.left(update)
+        tracker.noted((0...ScopeTracker.scopeLimit).map { .removed("f\($0)") })
+        #expect(tracker.take(storedCursor: 0) { _ in .nothing } == .paths([]))
+    }
+
     @Test func pathsAPassCouldNotSyncAreLookedAtAgain() {
         let tracker = ScopeTracker()
         tracker.watchStarted()
@@ -151,6 +230,7 @@ struct ScopedPassTests {
             try await settle()
             var events = watcher.events.makeAsyncIterator()
             for round in 0..<rounds {
+                try ownWrites()
                 for _ in 0..<(1 + random.below(8)) { try localChange() }
                 try remoteChanges()
                 // Wait until the watcher reported every path changed (a move whose other end
@@ -172,7 +252,8 @@ struct ScopedPassTests {
                 let missed = changed.filter { !PassScope.paths(reported).covers($0) }
                 try #require(missed.isEmpty, "the watcher ended without reporting \(missed)")
                 changed = []
-                let scope = sync.scopes.take(storedCursor: try index.cursor(folder: root))
+                let root = self.root
+                let scope = sync.scopes.take(storedCursor: try index.cursor(folder: root)) { OnDisk.look(root: root, path: $0) }
                 guard case .paths = scope else {
                     Issue.record("round \(round) fell back to a full pass")
                     return
@@ -229,6 +310,54 @@ struct ScopedPassTests {
             gone.version = version
             gone.deleted = true
             return gone
+        }
+
+        /// What a pass of this process writes itself, as a pass does it: versions from the feed
+        /// (stored, and taken by the pass), then on disk new and replaced files (written
+        /// beside and renamed into place) and deletions, recorded in the index and told to the
+        /// tracker (`left`). The user's edits that follow may touch the same paths.
+        func ownWrites() throws {
+            let (files, directories) = entries()
+            let mirror = try index.remote(folder: root)
+            var written: [(path: String, delete: Bool)] = []
+            for _ in 0..<random.below(5) {
+                if random.below(3) == 0, let path = random.pick(files), mirror[path] != nil, !written.contains(where: { $0.path == path }) {
+                    written.append((path, true))
+                } else if random.below(2) == 0, let path = random.pick(files), !written.contains(where: { $0.path == path }) {
+                    written.append((path, false))
+                } else {
+                    written.append((newName(in: random.pick([""] + directories), "own"), false))
+                }
+            }
+            guard !written.isEmpty else { return }
+            // The feed brings them (stored below, with the writes), and the pass that writes them takes them.
+            let since = version
+            version += Int64(written.count)
+            sync.scopes.pulled(written.map(\.path), since: since, cursor: version)
+            _ = sync.scopes.take(storedCursor: version)
+            // The writes, each recorded as a download or a local delete records it.
+            var update = IndexUpdate()
+            for (offset, (path, delete)) in written.enumerated() {
+                let at = since + Int64(offset) + 1
+                let absolute = root + "/" + path
+                changed.append(path)
+                if delete {
+                    try FileManager.default.removeItem(atPath: absolute)
+                    update.remote.append(tombstone(mirror[path]!, version: at))
+                    update.unsynced.append(path)
+                    continue
+                }
+                let temp = (absolute as NSString).deletingLastPathComponent + "/" + LocalScanner.partialPrefix + "\(at)"
+                try bytes().write(to: URL(fileURLWithPath: temp))
+                guard rename(temp, absolute) == 0 else { throw SystemCallError("rename", errno: errno) }
+                let placed = try #require(LocalScanner.stat(root: root, path: path))
+                let state = try #require(try LocalScanner.hash(root: root, file: placed))
+                update.remote.append(remote(path, like: state, version: at))
+                update.synced.append(IndexEntry(state, version: at))
+            }
+            update.cursor = version
+            try index.apply(folder: root, update)
+            sync.scopes.left(update)
         }
 
         /// Another device's edits, new files and deletions, stored as the feed stores them.

@@ -16,6 +16,8 @@ struct Downloads: Sendable {
     let api: ServerAPI
     let deviceName: String
     let progress: TransferProgress
+    /// Told what this stage left on disk, so the watcher's report of it is no change.
+    let scopes: ScopeTracker
     let logger: Logger
 
     var root: String { folder.path }
@@ -29,6 +31,7 @@ struct Downloads: Sendable {
     /// from where they were.
     func apply(_ actions: [PlannedAction], index entries: [String: IndexEntry], report: inout PassReport) async throws {
         var update = IndexUpdate()
+        var recordedOnly = Set<String>()
         let sources = LocalChunkSources(root: root, entries: entries)
         let (early, late) = LocalDeleteOrder.split(actions)
         removeAll(early, report: &report, update: &update)
@@ -54,8 +57,10 @@ struct Downloads: Sendable {
                 case .adopt(let local, let remote):
                     update.synced.append(IndexEntry(local, version: remote.version))
                     update.journalDone.append(local.path)
+                    recordedOnly.insert(local.path)
                 case .forget(let path):
                     update.unsynced.append(path)
+                    recordedOnly.insert(path)
                     update.journalDone.append(path)
                 default:
                     continue
@@ -68,6 +73,7 @@ struct Downloads: Sendable {
         await download(files, index: entries, sources: sources, report: &report, update: &update)
         removeAll(late, report: &report, update: &update)
         try index.apply(folder: root, update)
+        scopes.left(update, recordedOnly: recordedOnly)
     }
 
     /// Plain files to download, `downloadWindow` at a time: a small file's download is

@@ -52,7 +52,7 @@ public final class FolderSync: Sendable {
         self.scopes = scopes
         feed = FeedCursor(folder: folder, index: index, api: api, scopes: scopes)
         gatherer = InputGatherer(folder: folder, index: index, api: api, parallelism: self.parallelism, progress: progress, scopes: scopes)
-        downloads = Downloads(folder: folder, index: index, api: api, deviceName: deviceName, progress: progress, logger: logger)
+        downloads = Downloads(folder: folder, index: index, api: api, deviceName: deviceName, progress: progress, scopes: scopes, logger: logger)
         commits = CommitPipeline(folder: folder, index: index, api: api,
                                  uploader: ChunkUploader(root: folder.path, api: api, parallelism: self.parallelism, progress: progress),
                                  feed: feed, progress: progress)
@@ -113,13 +113,14 @@ public final class FolderSync: Sendable {
     /// watcher and the feed named since the last pass.
     private func scopedPass(allowMassDelete: Bool, readOnly: Bool) async throws -> PassReport {
         try await feed.pull()
-        let scope = scopes.take(storedCursor: try index.cursor(folder: root))
+        let root = self.root
+        let scope = scopes.take(storedCursor: try index.cursor(folder: root)) { OnDisk.look(root: root, path: $0) }
         var inputs = try await gatherer.gather(uploadEarly: !readOnly, scope: scope)
         inputs.index = try refreshTouched(inputs)
         var policy = self.policy
         policy.allowMassDelete = policy.allowMassDelete || allowMassDelete
         let gate = MassDeleteGate(api: api, library: folder.libraryId, logger: logger)
-        let (index, root) = (self.index, self.root)
+        let index = self.index
         let decision = try await gate.decide(index: inputs.index, local: inputs.local, remote: inputs.remote, policy: policy,
                                              synced: scope == .everything ? nil : { try index.entryCount(folder: root) })
         let plan = decision.plan
