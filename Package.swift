@@ -71,7 +71,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // Linux calls Glibc's Swift module leaves out (syncfs, O_DIRECT, closefrom on spawn).
+        // Linux calls Glibc's Swift module leaves out (syncfs, O_DIRECT, closefrom on spawn, malloc_trim).
         .target(name: "CFerrySystem"),
         // The NAS server: HTTP routes, auth, metadata and blob stores, change feed.
         .target(
@@ -117,6 +117,7 @@ let package = Package(
         .target(
             name: "FerryClient",
             dependencies: [
+                "CFerrySystem",
                 "FerryCore",
                 "FerrySQLite",
                 "FerryTLS",

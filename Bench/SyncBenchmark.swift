@@ -193,7 +193,7 @@ struct SyncBenchmark: AsyncParsableCommand {
             let d = ContinuousClock.now - start
             latencies.append(d.timeInterval)
         }
-        let rss = pids.map(Self.residentBytes).max() ?? 0
+        let rss = pids.map { Self.residentBytes($0) }.max() ?? 0
         return (latencies, rss)
     }
 
@@ -211,10 +211,10 @@ struct SyncBenchmark: AsyncParsableCommand {
         return condition()
     }
 
-    /// VmRSS of a process, in bytes.
-    static func residentBytes(_ pid: pid_t) -> Int {
+    /// VmRSS (or another size `field` of /proc/PID/status) of a process, in bytes.
+    static func residentBytes(_ pid: pid_t, field: String = "VmRSS") -> Int {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field + ":") }),
               let kb = Int(line.split(separator: " ").dropFirst().first ?? "")
         else { return 0 }
         return kb * 1024

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <malloc.h>
 #include <spawn.h>
 #include <unistd.h>
 #include "CFerrySystem.h"
@@ -19,4 +20,9 @@ int ferry_o_direct(void) {
 /// later), without listing /proc/self/fd in the parent.
 int ferry_spawn_close_from(posix_spawn_file_actions_t *actions, int from) {
     return posix_spawn_file_actions_addclosefrom_np(actions, from);
+}
+
+/// Gives the heap's free pages back to the kernel, in every arena (see `malloc_trim(3)`).
+int ferry_malloc_trim(void) {
+    return malloc_trim(0);
 }

@@ -7,5 +7,6 @@
 int ferry_syncfs(int fd);
 int ferry_o_direct(void);
 int ferry_spawn_close_from(posix_spawn_file_actions_t *actions, int from);
+int ferry_malloc_trim(void);
 
 #endif

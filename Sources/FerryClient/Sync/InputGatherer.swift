@@ -160,12 +160,13 @@ struct InputGatherer: Sendable {
         var invalid: [String: String] = [:]
         // Outside the selection (`Selection`) the same holds; the mirror keeps those versions,
         // so a subtree that joins the selection later is downloaded from it.
-        remote = remote.filter { path, v in
-            if outOfScope(path, isDirectory: v.kind == .directory) || !selection.includes(path) { return false }
+        // (In place: `filter` would build and hash a new dictionary of a million kept paths.)
+        remote.removeAll { path, v in
+            if outOfScope(path, isDirectory: v.kind == .directory) || !selection.includes(path) { return true }
             if let problem = RemoteCheck.problem(with: v) { invalid[path] = problem }
-            return true
+            return false
         }
-        entries = entries.filter { !outOfScope($0.key, isDirectory: $0.value.kind == .directory) }
+        entries.removeAll { path, e in outOfScope(path, isDirectory: e.kind == .directory) }
         let leaving: [IndexEntry]
         (entries, leaving) = selection.split(entries)
         // A large file is hashed by several threads already; they go one at a time.
@@ -191,9 +192,11 @@ struct InputGatherer: Sendable {
             if skip.contains(path) { return true }
             return blocked.contains { path.hasPrefix($0 + "/") }
         }
-        entries = entries.filter { !isSkipped($0.key) }
-        remote = remote.filter { !isSkipped($0.key) }
-        local = local.filter { !isSkipped($0.key) }
+        if !skip.isEmpty || !blocked.isEmpty {
+            entries.removeAll { path, _ in isSkipped(path) }
+            remote.removeAll { path, _ in isSkipped(path) }
+            local.removeAll { path, _ in isSkipped(path) }
+        }
         let outside = selection.isEverything ? [] : scopes.outsideSelection(after: scope, found: selection.outsideFiles(scan.entries))
         return PassInputs(index: entries, local: local, remote: remote, problems: problems, early: sender, leaving: leaving,
                       outsideSelection: outside, scope: scope)
@@ -224,4 +227,14 @@ struct InputGatherer: Sendable {
     /// threads busy); smaller ones in groups, `hashWindow` groups at a time.
     static let largeFileSize: Int64 = 32 << 20
     static let hashWindow = 8
+}
+
+extension Dictionary {
+    /// Removes the entries `shouldBeRemoved` picks, in place: `filter` builds (and hashes) a
+    /// new dictionary of everything kept, this costs only the removals.
+    mutating func removeAll(where shouldBeRemoved: (Key, Value) throws -> Bool) rethrows {
+        var doomed: [Key] = []
+        for (key, value) in self where try shouldBeRemoved(key, value) { doomed.append(key) }
+        for key in doomed { removeValue(forKey: key) }
+    }
 }
