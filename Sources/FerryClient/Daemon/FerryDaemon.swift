@@ -272,7 +272,7 @@ public final class FerryDaemon: Service, Sendable {
                     board.update(path) { $0.state = .syncing }
                     do {
                         let report = try await sync.syncUntilSettled(allowMassDelete: board.takeConfirmation(path))
-                        if report.passes > report.scopedPasses { HeapRelease.afterFullPass() }
+                        if report.passes > report.scopedPasses { await HeapRelease.afterFullPass() }
                         backoff.reset()
                         // What is open now, as `ferry conflicts` lists it: counting the conflicts
                         // each pass made never counted one settled, here or elsewhere, down.
