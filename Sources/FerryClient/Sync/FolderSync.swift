@@ -18,8 +18,6 @@ public final class FolderSync: Sendable {
     public let folder: FolderConfig
     let index: LocalIndex
     let api: ServerAPI
-    let deviceName: String
-    let parallelism: Int
     let logger: Logger
 
     /// The guards' settings; `allowMassDelete` is set for one confirmed run.
@@ -45,16 +43,15 @@ public final class FolderSync: Sendable {
         self.progress = progress
         self.index = index
         self.api = api
-        self.deviceName = deviceName
-        self.parallelism = max(1, parallelism)
+        let parallelism = max(1, parallelism)
         self.logger = logger
         let scopes = ScopeTracker()
         self.scopes = scopes
         feed = FeedCursor(folder: folder, index: index, api: api, scopes: scopes)
-        gatherer = InputGatherer(folder: folder, index: index, api: api, parallelism: self.parallelism, progress: progress, scopes: scopes)
+        gatherer = InputGatherer(folder: folder, index: index, api: api, parallelism: parallelism, progress: progress, scopes: scopes)
         downloads = Downloads(folder: folder, index: index, api: api, deviceName: deviceName, progress: progress, scopes: scopes, logger: logger)
         commits = CommitPipeline(folder: folder, index: index, api: api,
-                                 uploader: ChunkUploader(root: folder.path, api: api, parallelism: self.parallelism, progress: progress),
+                                 uploader: ChunkUploader(root: folder.path, api: api, parallelism: parallelism, progress: progress),
                                  feed: feed, progress: progress)
         try index.attach(folder: folder.path, library: folder.libraryId)
     }
